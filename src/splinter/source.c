@@ -67,12 +67,11 @@ static int leaf_next(sp_leaf *l, sp_item *it) {
     it->full = 1;
     return 1;
   case SP_BITMAP: {
-    uint32_t nchunks = (uint32_t)(sp_level_cap(nd->level) >> 8);
-    while (l->pos < nchunks) {
-      const uint8_t *q = nd->p + (size_t)l->pos * 32;
+    uint32_t first = nd->bstart / 32, last = (uint32_t)(((uint64_t)nd->bstart + nd->n - 1) / 32);
+    if (l->pos < first) l->pos = first;
+    while (l->pos <= last) {
+      sp__bitmap_chunk(nd, l->pos, it->w);
       l->pos++;
-      it->w[0] = ld_le64(q), it->w[1] = ld_le64(q + 8), it->w[2] = ld_le64(q + 16),
-      it->w[3] = ld_le64(q + 24);
       if (it->w[0] | it->w[1] | it->w[2] | it->w[3]) {
         it->lo = it->hi = (nd->base >> 8) + l->pos - 1;
         it->full = 0;

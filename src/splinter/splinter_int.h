@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* ---- format ---------------------------------------------------------------- */
+/* ---- format (docs/SPLINTER.md) -------------------------------------------------- */
 enum {
   SP_EMPTY = 0,
   SP_FULL = 1,
@@ -34,29 +34,39 @@ enum {
 };
 #define SP_MAGIC0 0xB5
 #define SP_MAGIC1 0x71
+/* Footer: cardinality mod 2^32 (1..4 bytes) | flags | magic (2) | XXH3-64 (8). */
+#define SP_FOOTER_FIXED 11 /* flags + magic + checksum */
 #define SP_KIND(b) ((b)&7u)
-#define SP_WA(b) ((((b) >> 3) & 3u) + 1u)
-#define SP_WB(b) ((((b) >> 5) & 3u) + 1u)
-#define SP_KINDBYTE(kind, wa, wb) ((uint8_t)((kind) | (((wa)-1u) << 3) | (((wb)-1u) << 5)))
+#define SP_FA(b) (((b) >> 3) & 3u)
+#define SP_FB(b) (((b) >> 5) & 3u)
+#define SP_KINDBYTE(kind, fa, fb) ((uint8_t)((kind) | ((fa) << 3) | ((fb) << 5)))
 
-/* A parsed node header. Levels 0 (root, 4-byte values) .. 3 (block, 1 byte). */
+/* A parsed node header. Levels 0 (root, 4-byte values) .. 3 (block, 1 byte).
+ * A node's length always comes from outside (its parent's index, or the
+ * footer for the root), so nodes store no lengths or counts of their own. */
 typedef struct sp_node {
-  const uint8_t *p; /* first byte of the node */
-  size_t len;       /* bytes, kind byte included */
-  uint32_t base;    /* smallest value the node can hold */
-  uint32_t n;       /* ARRAY: values; RUNS: runs; TREE: children */
-  uint8_t level, kind, wa, wb;
-  uint8_t keymode;     /* TREE: 0 sorted key list, 1 32-byte key bitmap, 2 all 256 keys */
-  const uint8_t *keys; /* TREE */
-  const uint8_t *ends; /* TREE: end offsets (wa bytes each) */
-  const uint8_t *cums; /* TREE: cumulative cardinality - 1 (wb bytes each) */
+  const uint8_t *p;            /* first byte of the node */
+  size_t len;                  /* bytes, kind byte included */
+  uint32_t base;               /* smallest value the node can hold */
+  uint32_t n;                  /* ARRAY: values; RUNS: runs; TREE: children; BITMAP: bitmap bytes */
+  uint32_t bstart;             /* BITMAP: index of the node-local byte bits[0] holds */
+  uint8_t level, kind, wa, wb; /* ARRAY: wa value width; RUNS: wa start, wb length width;
+                                  TREE: wa offset, wb cardinality width */
+  uint8_t keymode;             /* TREE: 0 sorted key list, 1 32-byte key bitmap, 2 all 256 keys */
+  const uint8_t *keys;         /* TREE */
+  const uint8_t *ends;         /* TREE: end offsets of children 0..n-2 (wa bytes each) */
+  const uint8_t *cums;         /* TREE: cardinality of children 0..i, for i < n-1 (wb bytes each) */
+  size_t region;               /* TREE: bytes of the children */
 } sp_node;
 
 static inline uint64_t sp_level_cap(int level) { return 1ull << (8 * (4 - level)); }
 static inline uint32_t sp_rd(const uint8_t *p, unsigned w) {
-  uint32_t v = 0;
-  for (unsigned i = 0; i < w; i++) v |= (uint32_t)p[i] << (8 * i);
-  return v;
+  switch (w) {
+  case 1: return p[0];
+  case 2: return ld_le16(p);
+  case 3: return (uint32_t)ld_le16(p) | (uint32_t)p[2] << 16;
+  default: return ld_le32(p);
+  }
 }
 static inline void sp_wr(uint8_t *p, uint32_t v, unsigned w) {
   for (unsigned i = 0; i < w; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -64,6 +74,8 @@ static inline void sp_wr(uint8_t *p, uint32_t v, unsigned w) {
 static inline unsigned sp_bytes_for(uint64_t v) {
   return v < (1u << 8) ? 1 : v < (1u << 16) ? 2 : v < (1u << 24) ? 3 : 4;
 }
+/* BITMAP start field: code 0..3 means 0, 1, 2 or 4 bytes. */
+static inline unsigned sp_bstart_width(unsigned code) { return code == 3 ? 4 : code; }
 
 /* Parses the header of the node occupying p[0..len) at level with the given
  * base. Checks sizes only (not contents). 0 or QUIRE_ECORRUPT. */
@@ -71,9 +83,12 @@ int sp__node_parse(const uint8_t *p, size_t len, int level, uint32_t base, sp_no
 /* Child i of a TREE node (already validated). */
 void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child);
 uint32_t sp__tree_key(const sp_node *t, uint32_t i);
-static inline uint64_t sp__tree_cum(const sp_node *t, uint32_t i) { /* cardinality of children 0..i */
-  return (uint64_t)sp_rd(t->cums + (size_t)i * t->wb, t->wb) + 1;
+/* Cardinality of children 0..i of a tree, for i < n - 1. */
+static inline uint64_t sp__tree_cum(const sp_node *t, uint32_t i) {
+  return sp_rd(t->cums + (size_t)i * t->wb, t->wb);
 }
+/* The 32 bitmap bytes of node-local block c of a BITMAP node, as words. */
+void sp__bitmap_chunk(const sp_node *nd, uint32_t c, uint64_t w[4]);
 /* Root node of a validated view. */
 void sp__view_root(const splinter_view_t *v, sp_node *root);
 
