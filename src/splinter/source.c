@@ -81,15 +81,30 @@ static int leaf_next(sp_leaf *l, sp_item *it) {
     return 0;
   }
   case SP_ARRAY: {
-    if (l->pos >= nd->n) return 0;
-    uint32_t key = (nd->base + arr_at(nd, l->pos)) >> 8;
-    memset(it->w, 0, sizeof it->w);
-    while (l->pos < nd->n) {
-      uint32_t v = nd->base + arr_at(nd, l->pos);
-      if (v >> 8 != key) break;
-      it->w[(v >> 6) & 3] |= 1ull << (v & 63);
-      l->pos++;
+    uint32_t pos = l->pos, n = nd->n, base = nd->base;
+    if (pos >= n) return 0;
+    const uint8_t *q = nd->p;
+    uint64_t w[4] = {0, 0, 0, 0};
+    uint32_t key;
+    if (nd->level == 3) { /* a block: every value is in this one item; ascending, so word by word */
+      key = base >> 8;
+      for (unsigned h = 0; h < 4; h++) {
+        uint64_t acc = 0;
+        unsigned lim = (h + 1) * 64;
+        for (; pos < n && q[pos] < lim; pos++) acc |= 1ull << (q[pos] & 63);
+        w[h] = acc;
+      }
+    } else {
+      unsigned vw = nd->wa;
+      key = (base + sp_rd(q + (size_t)pos * vw, vw)) >> 8;
+      for (; pos < n; pos++) {
+        uint32_t v = base + sp_rd(q + (size_t)pos * vw, vw);
+        if (v >> 8 != key) break;
+        w[(v >> 6) & 3] |= 1ull << (v & 63);
+      }
     }
+    l->pos = pos;
+    memcpy(it->w, w, sizeof w);
     it->lo = it->hi = key;
     it->full = 0;
     return 1;
@@ -177,14 +192,15 @@ static int view_next(sp_src *s, sp_item *it) {
       s->depth--;
       continue;
     }
-    sp_node child;
-    sp__tree_child(&s->fr[f], s->fidx[f]++, &child);
-    if (child.kind == SP_TREE) {
-      s->fr[s->depth] = child;
+    /* parse the child straight into the leaf slot; move it to a frame if it is a tree */
+    sp__tree_child(&s->fr[f], s->fidx[f]++, &s->leaf.node);
+    if (s->leaf.node.kind == SP_TREE) {
+      s->fr[s->depth] = s->leaf.node;
       s->fidx[s->depth] = 0;
       s->depth++;
     } else {
-      leaf_init(&s->leaf, &child);
+      s->leaf.pos = 0;
+      s->leaf.c = 0;
       s->leaf_active = 1;
     }
   }
