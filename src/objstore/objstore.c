@@ -459,10 +459,8 @@ static void race_unref(struct race *r) {
   int last = --r->refs == 0;
   pthread_mutex_unlock(&r->mu);
   if (!last) return;
-  if (r->winner != 2) {
-    quire__free(r->hedge.data);
-    if (r->hedge.ranged) quire__free(r->hedge.buf);
-  }
+  if (r->winner != 2) quire__free(r->hedge.data); /* a winner's data went to the caller */
+  if (r->hedge.ranged) quire__free(r->hedge.buf); /* copied out when it won */
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);
   quire__free(r);
