@@ -685,6 +685,20 @@ static int create_file(lsm_db *db, const lsm_options *o) {
   return rc;
 }
 
+static int unfinished_creation(lsm_db *db) {
+  uint8_t two[2 * LSM_SLOT_SIZE];
+  uint64_t size;
+  if (db->file->ops->size(db->file, &size)) return 0;
+  memset(two, 0, sizeof two);
+  if (db->file->ops->read(db->file, two, size < sizeof two ? (size_t)size : sizeof two, 0)) return 0;
+  for (int s = 0; s < 2; s++) {
+    size_t i = 0;
+    while (i < LSM_SLOT_SIZE && two[s * LSM_SLOT_SIZE + i] == 0) i++;
+    if (i == LSM_SLOT_SIZE) return 1;
+  }
+  return 0;
+}
+
 static int read_header(lsm_db *db) {
   uint8_t two[2 * LSM_SLOT_SIZE];
   int rc = db->file->ops->read(db->file, two, sizeof two, 0);
@@ -738,7 +752,10 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
     }
     if ((rc = create_file(db, opts))) goto fail;
   } else if ((rc = read_header(db))) {
-    goto fail;
+    /* A creation cut short leaves a slot that was never written (all zero)
+     * and no valid one; a file that was ever committed has two slots. */
+    if (rc != QUIRE_ECORRUPT || !opts->create || !unfinished_creation(db)) goto fail;
+    if ((rc = create_file(db, opts))) goto fail;
   }
   lsm_hdr *h = &db->hdr;
   db->pgsz = h->pgsz;
