@@ -53,6 +53,7 @@ int quire__http_client_create(const struct quire_http_client_opts *o, quire_http
   if (!c->o.backoff_ms) c->o.backoff_ms = 50;
   if (!c->o.max_response) c->o.max_response = 64u << 20;
   if (!o->retries) c->o.retries = 3;
+  if (o->no_retry) c->o.retries = 0;
   pthread_mutex_init(&c->mu, NULL);
   *out = c;
   return 0;

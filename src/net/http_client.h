@@ -23,6 +23,7 @@ struct quire_http_client_opts {
   unsigned connect_timeout_ms; /* default 5000 */
   unsigned timeout_ms;         /* whole call, default 30000 */
   unsigned retries;            /* extra attempts for idempotent calls, default 3 */
+  int no_retry;                /* 1: never retry (tests of lost replies) */
   unsigned backoff_ms;         /* first retry delay, doubled each time, default 50 */
   size_t max_response;         /* response body cap, default 64 MiB */
 };
