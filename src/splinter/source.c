@@ -180,6 +180,18 @@ static void leaf_seek(sp_leaf *l, uint32_t key) {
 
 /* ---- sources ------------------------------------------------------------------------ */
 
+/* Key of child idx, given the key of child idx-1 (prev, -1 for none): with a
+ * key bitmap this is the next set bit, not a scan from the start. */
+static uint32_t next_key(const sp_node *t, uint32_t idx, int prev) {
+  if (t->keymode != 1) return sp__tree_key(t, idx);
+  for (uint32_t b = (uint32_t)(prev + 1); b < 256;) {
+    uint64_t x = ld_le64(t->keys + (b >> 6) * 8) >> (b & 63);
+    if (x) return b + (uint32_t)__builtin_ctzll(x);
+    b = (b | 63) + 1;
+  }
+  return 255;
+}
+
 static int view_next(sp_src *s, sp_item *it) {
   for (;;) {
     if (s->leaf_active) {
@@ -193,10 +205,13 @@ static int view_next(sp_src *s, sp_item *it) {
       continue;
     }
     /* parse the child straight into the leaf slot; move it to a frame if it is a tree */
-    sp__tree_child(&s->fr[f], s->fidx[f]++, &s->leaf.node);
+    uint32_t key = next_key(&s->fr[f], s->fidx[f], s->fkey[f]);
+    s->fkey[f] = (int)key;
+    sp_tree_child_k(&s->fr[f], s->fidx[f]++, key, &s->leaf.node);
     if (s->leaf.node.kind == SP_TREE) {
       s->fr[s->depth] = s->leaf.node;
       s->fidx[s->depth] = 0;
+      s->fkey[s->depth] = -1;
       s->depth++;
     } else {
       s->leaf.pos = 0;
@@ -233,11 +248,14 @@ static void view_seek(sp_src *s, uint32_t key) {
       }
       s->fr[s->depth] = nd;
       s->fidx[s->depth] = idx;
+      s->fkey[s->depth] = idx ? (int)sp__tree_key(&nd, idx - 1) : -1;
       s->depth++;
       if (idx >= nd.n) return;
       sp_node child;
-      sp__tree_child(&nd, idx, &child);
+      uint32_t ckey = sp__tree_key(&nd, idx);
+      sp_tree_child_k(&nd, idx, ckey, &child);
       s->fidx[s->depth - 1] = idx + 1;
+      s->fkey[s->depth - 1] = (int)ckey;
       if (!found) constrained = 0;
       if (child.kind == SP_TREE) {
         nd = child;
@@ -295,6 +313,7 @@ void sp__src_init(sp_src *s, splinter_ref_t ref) {
     if (root.kind == SP_TREE) {
       s->fr[0] = root;
       s->fidx[0] = 0;
+      s->fkey[0] = -1;
       s->depth = 1;
     } else if (root.kind != SP_EMPTY) {
       leaf_init(&s->leaf, &root);

@@ -77,12 +77,67 @@ static inline unsigned sp_bytes_for(uint64_t v) {
 /* BITMAP start field: code 0..3 means 0, 1, 2 or 4 bytes. */
 static inline unsigned sp_bstart_width(unsigned code) { return code == 3 ? 4 : code; }
 
+static inline size_t sp_keystore_size(uint32_t k) { return k <= 32 ? k : k < 256 ? 32 : 0; }
+
+/* Fills nd for the node at p[0..len) without checking anything: for bytes
+ * splinter_view_open accepted (and, after its checks, sp__node_parse). */
+static inline void sp_node_fill(const uint8_t *p, size_t len, int level, uint32_t base, sp_node *nd) {
+  uint8_t kb = p[len - 1];
+  nd->p = p;
+  nd->len = len;
+  nd->base = base;
+  nd->level = (uint8_t)level;
+  nd->kind = (uint8_t)SP_KIND(kb);
+  nd->wa = (uint8_t)(SP_FA(kb) + 1);
+  nd->wb = (uint8_t)(SP_FB(kb) + 1);
+  switch (nd->kind) {
+  case SP_ARRAY: {
+    size_t b = len - 1;
+    nd->n = (uint32_t)(nd->wa == 1 ? b : nd->wa == 2 ? b >> 1 : nd->wa == 4 ? b >> 2 : b / 3);
+    break;
+  }
+  case SP_RUNS: nd->n = (uint32_t)((len - 1) / ((size_t)nd->wa + nd->wb)); break;
+  case SP_BITMAP: {
+    unsigned sw = sp_bstart_width(SP_FA(kb));
+    nd->bstart = sw ? sp_rd(p + len - 1 - sw, sw) : 0;
+    nd->n = (uint32_t)(len - 1 - sw);
+    nd->wa = (uint8_t)sw;
+    break;
+  }
+  case SP_TREE: {
+    uint32_t k = (uint32_t)p[len - 2] + 1;
+    size_t ks = sp_keystore_size(k);
+    nd->n = k;
+    nd->keymode = k <= 32 ? 0 : k < 256 ? 1 : 2;
+    nd->keys = p + len - 2 - ks;
+    nd->cums = nd->keys - (size_t)(k - 1) * nd->wb;
+    nd->ends = nd->cums - (size_t)(k - 1) * nd->wa;
+    nd->region = (size_t)(nd->ends - p);
+    break;
+  }
+  default: nd->n = 0; break;
+  }
+}
+
 /* Parses the header of the node occupying p[0..len) at level with the given
  * base. Checks sizes only (not contents). 0 or QUIRE_ECORRUPT. */
 int sp__node_parse(const uint8_t *p, size_t len, int level, uint32_t base, sp_node *out);
-/* Child i of a TREE node (already validated). */
-void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child);
 uint32_t sp__tree_key(const sp_node *t, uint32_t i);
+static inline size_t sp_tree_end(const sp_node *t, uint32_t i) {
+  return i + 1 < t->n ? sp_rd(t->ends + (size_t)i * t->wa, t->wa) : t->region;
+}
+static inline size_t sp_tree_start(const sp_node *t, uint32_t i) {
+  return i ? sp_rd(t->ends + (size_t)(i - 1) * t->wa, t->wa) : 0;
+}
+/* Child i, whose key is key, of a validated TREE node. */
+static inline void sp_tree_child_k(const sp_node *t, uint32_t i, uint32_t key, sp_node *child) {
+  size_t start = sp_tree_start(t, i);
+  sp_node_fill(t->p + start, sp_tree_end(t, i) - start, t->level + 1, t->base | (key << (8 * (3 - t->level))),
+               child);
+}
+static inline void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child) {
+  sp_tree_child_k(t, i, sp__tree_key(t, i), child);
+}
 /* Cardinality of children 0..i of a tree, for i < n - 1. */
 static inline uint64_t sp__tree_cum(const sp_node *t, uint32_t i) {
   return sp_rd(t->cums + (size_t)i * t->wb, t->wb);
@@ -90,7 +145,9 @@ static inline uint64_t sp__tree_cum(const sp_node *t, uint32_t i) {
 /* The 32 bitmap bytes of node-local block c of a BITMAP node, as words. */
 void sp__bitmap_chunk(const sp_node *nd, uint32_t c, uint64_t w[4]);
 /* Root node of a validated view. */
-void sp__view_root(const splinter_view_t *v, sp_node *root);
+static inline void sp__view_root(const splinter_view_t *v, sp_node *root) {
+  sp_node_fill(v->bytes, v->root_len, 0, 0, root);
+}
 
 /* ---- owned form -------------------------------------------------------------- */
 typedef struct sp_blk {
@@ -148,7 +205,8 @@ typedef struct sp_src {
   /* SRC_VIEW */
   const splinter_view_t *view;
   sp_node fr[3];
-  uint32_t fidx[3];
+  uint32_t fidx[3]; /* next child to visit */
+  int fkey[3];      /* key of the child visited last (-1: none) */
   int depth;
   int leaf_active;
   sp_leaf leaf;

@@ -14,41 +14,29 @@
 
 static int corrupt(const char *what) { return quire__err(QUIRE_ECORRUPT, "splinter: %s", what); }
 
-static size_t keystore_size(uint32_t k) { return k <= 32 ? k : k < 256 ? 32 : 0; }
-
 int sp__node_parse(const uint8_t *p, size_t len, int level, uint32_t base, sp_node *out) {
   if (len < 1) return corrupt("empty node");
   uint8_t kb = p[len - 1];
-  unsigned w = 4 - (unsigned)level;
-  out->p = p;
-  out->len = len;
-  out->base = base;
-  out->level = (uint8_t)level;
-  out->kind = (uint8_t)SP_KIND(kb);
-  out->wa = (uint8_t)(SP_FA(kb) + 1);
-  out->wb = (uint8_t)(SP_FB(kb) + 1);
-  out->n = 0;
+  unsigned w = 4 - (unsigned)level, kind = SP_KIND(kb), wa = SP_FA(kb) + 1, wb = SP_FB(kb) + 1;
   if (kb & 0x80) return corrupt("reserved kind bit set");
-  switch (out->kind) {
+  switch (kind) {
   case SP_EMPTY:
   case SP_FULL:
-    if (kb != out->kind) return corrupt("widths on an empty/full node");
+    if (kb != kind) return corrupt("widths on an empty/full node");
     if (len != 1) return corrupt("empty/full node with payload");
-    if (out->kind == SP_EMPTY && level != 0) return corrupt("empty node below the root");
-    return 0;
+    if (kind == SP_EMPTY && level != 0) return corrupt("empty node below the root");
+    break;
   case SP_ARRAY: {
-    if (out->wa > w || SP_FB(kb)) return corrupt("bad array widths");
-    size_t n = (len - 1) / out->wa;
-    if (n == 0 || n * out->wa != len - 1 || n > UINT32_MAX) return corrupt("bad array length");
-    out->n = (uint32_t)n;
-    return 0;
+    if (wa > w || SP_FB(kb)) return corrupt("bad array widths");
+    size_t n = (len - 1) / wa;
+    if (n == 0 || n * wa != len - 1 || n > UINT32_MAX) return corrupt("bad array length");
+    break;
   }
   case SP_RUNS: {
-    if (out->wa > w || out->wb > w) return corrupt("bad runs widths");
-    size_t step = (size_t)out->wa + out->wb, n = (len - 1) / step;
+    if (wa > w || wb > w) return corrupt("bad runs widths");
+    size_t step = (size_t)wa + wb, n = (len - 1) / step;
     if (n == 0 || n * step != len - 1 || n > UINT32_MAX) return corrupt("bad runs length");
-    out->n = (uint32_t)n;
-    return 0;
+    break;
   }
   case SP_BITMAP: {
     unsigned sw = sp_bstart_width(SP_FA(kb));
@@ -56,28 +44,20 @@ int sp__node_parse(const uint8_t *p, size_t len, int level, uint32_t base, sp_no
     if (len < 2 + (size_t)sw) return corrupt("bitmap truncated");
     uint64_t start = sw ? sp_rd(p + len - 1 - sw, sw) : 0, m = len - 1 - sw;
     if (start + m > sp_level_cap(level) / 8) return corrupt("bitmap past the end of its node");
-    out->bstart = (uint32_t)start;
-    out->n = (uint32_t)m;
-    out->wa = (uint8_t)sw;
-    return 0;
+    break;
   }
   case SP_TREE: {
     if (level == 3) return corrupt("tree at block level");
     if (len < 3) return corrupt("tree truncated");
     uint32_t k = (uint32_t)p[len - 2] + 1;
-    size_t ks = keystore_size(k);
-    uint64_t index = 2 + ks + (uint64_t)(k - 1) * (out->wa + out->wb);
+    uint64_t index = 2 + sp_keystore_size(k) + (uint64_t)(k - 1) * (wa + wb);
     if (index + k > len) return corrupt("tree index truncated"); /* every child has >= 1 byte */
-    out->n = k;
-    out->keymode = k <= 32 ? 0 : k < 256 ? 1 : 2;
-    out->keys = p + len - 2 - ks;
-    out->cums = out->keys - (size_t)(k - 1) * out->wb;
-    out->ends = out->cums - (size_t)(k - 1) * out->wa;
-    out->region = len - (size_t)index;
-    return 0;
+    break;
   }
   default: return corrupt("unknown node kind");
   }
+  sp_node_fill(p, len, level, base, out);
+  return 0;
 }
 
 uint32_t sp__tree_key(const sp_node *t, uint32_t i) {
@@ -94,20 +74,6 @@ uint32_t sp__tree_key(const sp_node *t, uint32_t i) {
     seen += c;
   }
   return 255;
-}
-
-static inline size_t tree_end(const sp_node *t, uint32_t i) {
-  return i + 1 < t->n ? sp_rd(t->ends + (size_t)i * t->wa, t->wa) : t->region;
-}
-static inline size_t tree_start(const sp_node *t, uint32_t i) {
-  return i ? sp_rd(t->ends + (size_t)(i - 1) * t->wa, t->wa) : 0;
-}
-
-void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child) {
-  size_t start = tree_start(t, i), end = tree_end(t, i);
-  uint32_t base = t->base | (sp__tree_key(t, i) << (8 * (3 - t->level)));
-  /* Validated by splinter_view_open; cannot fail here. */
-  (void)sp__node_parse(t->p + start, end - start, t->level + 1, base, child);
 }
 
 /* Finds key in a tree: 1 and *idx = its child, or 0 and *idx = children below key. */
@@ -172,14 +138,14 @@ static int validate_tree(const sp_node *t, uint64_t *card) {
   }
   size_t prev = 0;
   for (uint32_t i = 0; i < k; i++) {
-    size_t end = tree_end(t, i);
+    size_t end = sp_tree_end(t, i);
     if (end <= prev) return corrupt("tree child offsets not ascending");
     prev = end;
   }
   uint64_t total = 0;
   for (uint32_t i = 0; i < k; i++) {
     sp_node child;
-    size_t start = tree_start(t, i), end = tree_end(t, i);
+    size_t start = sp_tree_start(t, i), end = sp_tree_end(t, i);
     uint32_t base = t->base | (sp__tree_key(t, i) << (8 * (3 - t->level)));
     int rc = sp__node_parse(t->p + start, end - start, t->level + 1, base, &child);
     if (rc) return rc;
@@ -272,10 +238,6 @@ int splinter_view_open(const void *bytes, size_t len, splinter_view_t *view) {
   return 0;
 }
 
-void sp__view_root(const splinter_view_t *v, sp_node *root) {
-  (void)sp__node_parse(v->bytes, v->root_len, 0, 0, root);
-}
-
 /* ---- queries on nodes ------------------------------------------------------------------ */
 
 static inline uint32_t arr_at(const sp_node *nd, uint32_t i) {
@@ -351,7 +313,7 @@ bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
       uint32_t idx, key = x >> (8 * (3 - nd.level));
       if (!tree_find(&nd, key, &idx)) return false;
       sp_node child;
-      sp__tree_child(&nd, idx, &child);
+      sp_tree_child_k(&nd, idx, key, &child);
       nd = child;
       continue;
     }
