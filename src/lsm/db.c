@@ -359,6 +359,7 @@ static int flush_locked(lsm_db *db) {
 }
 
 int lsm_flush(lsm_db *db) {
+  if (db->read_only) return quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
   pthread_mutex_lock(&db->commit_lock);
   int rc = flush_locked(db);
   pthread_mutex_unlock(&db->commit_lock);
@@ -474,6 +475,7 @@ static int maybe_merge(lsm_db *db) {
 }
 
 int lsm_compact(lsm_db *db) {
+  if (db->read_only) return quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
   pthread_mutex_lock(&db->commit_lock);
   int rc = flush_locked(db);
   if (!rc && (db->cur->n_in + db->cur->n_reg > 1 || db->cur->n_in == 1)) rc = merge_all_locked(db);
@@ -746,7 +748,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   uint64_t size;
   if ((rc = db->file->ops->size(db->file, &size))) goto fail;
   if (size == 0) {
-    if (!opts->create) {
+    if (!opts->create || opts->read_only) {
       rc = quire__err(QUIRE_ECORRUPT, "lsm: %s is empty", path);
       goto fail;
     }
@@ -754,7 +756,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   } else if ((rc = read_header(db))) {
     /* A creation cut short leaves a slot that was never written (all zero)
      * and no valid one; a file that was ever committed has two slots. */
-    if (rc != QUIRE_ECORRUPT || !opts->create || !unfinished_creation(db)) goto fail;
+    if (rc != QUIRE_ECORRUPT || !opts->create || opts->read_only || !unfinished_creation(db)) goto fail;
     if ((rc = create_file(db, opts))) goto fail;
   }
   lsm_hdr *h = &db->hdr;
@@ -765,6 +767,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   db->vinline = (db->usable - 64) / 4;
   db->checksums = !(h->flags & LSM_HDR_NOCHECKSUM);
   db->sync_mode = opts->sync_mode;
+  db->read_only = opts->read_only;
   db->block_pages = opts->block_pages ? opts->block_pages : (h->block_pages ? h->block_pages : 256);
   if (db->block_pages > 65536) db->block_pages = 65536;
   db->txn_budget = opts->txn_mem_bytes ? opts->txn_mem_bytes : (size_t)8 << 20;
@@ -810,9 +813,11 @@ int lsm_close(lsm_db *db) {
   if (!db) return 0;
   int rc = 0;
   pthread_mutex_lock(&db->commit_lock);
+  if (db->read_only) goto done;
   if (db->cur->mem->entries || db->cur->mem->nranges || db->wal_off) rc = flush_locked(db);
   /* write the final state into both slots, so a damaged slot costs nothing */
   for (int i = 0; i < 2 && !rc; i++) rc = write_header(db, db->cur, NULL);
+done:
   pthread_mutex_unlock(&db->commit_lock);
   db_free(db);
   return rc;
@@ -1128,7 +1133,7 @@ static int txn_check(lsm_txn *t, size_t kl) {
 }
 
 static int txn_after_write(lsm_txn *t) {
-  if (t->buf->bytes <= t->db->txn_budget) return 0;
+  if (t->buf->bytes <= t->db->txn_budget || t->db->read_only) return 0;
   int rc = txn_spill(t);
   if (rc) t->failed = rc;
   return rc;
@@ -1293,6 +1298,10 @@ int lsm_txn_commit(lsm_txn *t) {
   quire__buf_init(&rec, (size_t)1 << 32);
   if (rc) goto out;
   if (!t->buf->entries && !t->buf->nranges && !t->npend) goto out; /* read-only */
+  if (db->read_only) {
+    rc = quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
+    goto out;
+  }
   pthread_mutex_lock(&db->commit_lock);
   if ((t->flags & LSM_TXN_OPTIMISTIC) && txn_conflicts(t)) {
     atomic_fetch_add(&db->st_conflicts, 1);

@@ -180,7 +180,7 @@ typedef struct lsm_version {
 struct lsm_db {
   lsm_file *file;
   uint32_t pgsz, usable, reserve, klim, vinline;
-  int checksums, sync_mode;
+  int checksums, sync_mode, read_only;
   uint32_t block_pages;
   size_t txn_budget, mem_budget;
   unsigned max_incoming;
