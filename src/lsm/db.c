@@ -192,6 +192,14 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
   lsm_hdr h = db->hdr;
   h.generation = db->hdr.generation + 1;
   h.npages = atomic_load(&db->npages);
+  {
+    /* the file always spans npages, so open can bound everything by its size */
+    uint64_t size;
+    if ((rc = db->file->ops->size(db->file, &size))) goto out;
+    if (size < (uint64_t)h.npages * db->pgsz &&
+        (rc = db->file->ops->truncate(db->file, (uint64_t)h.npages * db->pgsz)))
+      goto out;
+  }
   h.change_counter = db->last_seq;
   h.fl_page = blob.start;
   h.fl_len = (uint32_t)len;
@@ -677,6 +685,7 @@ static int create_file(lsm_db *db, const lsm_options *o) {
   memcpy(rnd, &t, 8);
   h->file_id = quire__xxh3(rnd, 8) ^ (uint64_t)(uintptr_t)db;
   int rc = db->file->ops->truncate(db->file, (uint64_t)h->npages * pgsz);
+  if (!rc) rc = db->file->ops->sync(db->file); /* the size before any slot names it */
   uint8_t slot[LSM_SLOT_SIZE];
   for (int g = 1; g <= 2 && !rc; g++) {
     h->generation = (uint64_t)g;
@@ -760,7 +769,15 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
     if ((rc = create_file(db, opts))) goto fail;
   }
   lsm_hdr *h = &db->hdr;
+  if ((rc = db->file->ops->size(db->file, &size))) goto fail;
+  if (size < (uint64_t)h->npages * h->pgsz) {
+    rc = quire__err(QUIRE_ECORRUPT, "lsm: %s is shorter (%llu bytes) than its header says (%u pages)", path,
+                    (unsigned long long)size, h->npages);
+    goto fail;
+  }
   db->pgsz = h->pgsz;
+  db->wal_start = h->wal_start;
+  db->wal_pages = h->wal_pages;
   db->reserve = h->reserve;
   db->usable = h->pgsz - h->reserve - LSM_TRAILER;
   db->klim = (db->usable - 64) / 4;

@@ -180,6 +180,7 @@ typedef struct lsm_version {
 struct lsm_db {
   lsm_file *file;
   uint32_t pgsz, usable, reserve, klim, vinline;
+  uint32_t wal_start, wal_pages; /* fixed at creation; readers use these, not hdr */
   int checksums, sync_mode, read_only;
   uint32_t block_pages;
   size_t txn_budget, mem_budget;
