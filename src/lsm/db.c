@@ -691,8 +691,8 @@ static int create_file(lsm_db *db, const lsm_options *o) {
     h->generation = (uint64_t)g;
     rc = lsm__hdr_encode(h, slot);
     if (!rc) rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (uint64_t)(g & 1) * LSM_SLOT_SIZE);
+    if (!rc) rc = db->file->ops->sync(db->file); /* one slot at a time: a cut leaves one whole */
   }
-  if (!rc) rc = db->file->ops->sync(db->file);
   return rc;
 }
 
