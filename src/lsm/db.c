@@ -53,6 +53,7 @@ struct lsm_txn {
 };
 
 static int flush_locked(lsm_db *db);
+static int sync_file(lsm_db *db);
 static int maybe_merge(lsm_db *db);
 
 void lsm_options_init(lsm_options *o) { memset(o, 0, sizeof *o); }
@@ -105,6 +106,48 @@ static void version_swap(lsm_db *db, lsm_version *nv, uint64_t visible) {
   if (visible > db->visible_seq) db->visible_seq = visible;
   pthread_mutex_unlock(&db->lock);
   lsm__version_unref(db, old);
+}
+
+/* Everything up to seq is durable (a header naming it was synced, or the log
+ * was synced after it was written). */
+static void mark_durable(lsm_db *db, uint64_t seq) {
+  pthread_mutex_lock(&db->sync_mu);
+  if (seq > db->synced_seq) db->synced_seq = seq;
+  pthread_cond_broadcast(&db->sync_cv);
+  pthread_mutex_unlock(&db->sync_mu);
+}
+
+/* Waits until commit seq is durable, syncing the log for everyone written
+ * so far if no other committer is already doing it. Then publishes it. */
+static int group_sync(lsm_db *db, uint64_t seq) {
+  int rc = 0;
+  pthread_mutex_lock(&db->sync_mu);
+  while (db->synced_seq < seq && !db->sync_err) {
+    if (db->syncing) {
+      pthread_cond_wait(&db->sync_cv, &db->sync_mu);
+      continue;
+    }
+    db->syncing = 1;
+    uint64_t target = atomic_load(&db->written_seq);
+    pthread_mutex_unlock(&db->sync_mu);
+    rc = sync_file(db);
+    pthread_mutex_lock(&db->sync_mu);
+    db->syncing = 0;
+    if (rc)
+      db->sync_err = rc;
+    else if (target > db->synced_seq)
+      db->synced_seq = target;
+    pthread_cond_broadcast(&db->sync_cv);
+  }
+  uint64_t synced = db->synced_seq;
+  rc = synced >= seq ? 0 : db->sync_err;
+  pthread_mutex_unlock(&db->sync_mu);
+  if (!rc) {
+    pthread_mutex_lock(&db->lock);
+    if (synced > db->visible_seq) db->visible_seq = synced;
+    pthread_mutex_unlock(&db->lock);
+  }
+  return rc;
 }
 
 /* ---- header ------------------------------------------------------------ */
@@ -340,6 +383,8 @@ static int commit_segments(lsm_db *db, lsm_seg **front, size_t nfront, uint64_t 
   }
   db->wal_off = 0;
   db->wal_chain = wal_seed(db);
+  atomic_store(&db->written_seq, seq);
+  mark_durable(db, seq);
   version_swap(db, nv, seq);
   nv = NULL;
 out:
@@ -562,38 +607,59 @@ static int payload_apply(lsm_db *db, const uint8_t *p, size_t len, lsm_mem *m, u
 }
 
 /* Replays the log of the header's epoch into the memtable. */
-static int wal_replay(lsm_db *db, lsm_mem *m) {
-  uint64_t size = (uint64_t)db->hdr.wal_pages * db->pgsz;
-  uint8_t *w = quire__malloc(size);
-  if (!w) return QUIRE_ENOMEM;
-  int rc = db->file->ops->read(db->file, w, size, (uint64_t)(db->hdr.wal_start - 1) * db->pgsz);
-  if (rc == QUIRE_ECORRUPT) {
-    /* a short file: the log region was never fully written; nothing to replay */
-    quire__free(w);
-    return 0;
+/* A window onto the log region, read in chunks as replay advances. */
+typedef struct walbuf {
+  lsm_db *db;
+  uint8_t *b;
+  size_t cap;
+  uint64_t start, len, size; /* window [start, start+len) of a region of size */
+} walbuf;
+
+/* Makes [off, off+n) readable at wb->b + (off - wb->start). 1 ok, 0 past the
+ * region, < 0 error. */
+static int wal_window(walbuf *wb, uint64_t off, uint64_t n) {
+  if (off + n > wb->size) return 0;
+  if (off >= wb->start && off + n <= wb->start + wb->len) return 1;
+  uint64_t want = n > 65536 ? n : 65536;
+  if (want > wb->size - off) want = wb->size - off;
+  if (want > wb->cap) {
+    uint8_t *nb = quire__realloc(wb->b, want);
+    if (!nb) return QUIRE_ENOMEM;
+    wb->b = nb, wb->cap = want;
   }
-  if (rc) goto out;
+  int rc = wb->db->file->ops->read(wb->db->file, wb->b, want,
+                                   (uint64_t)(wb->db->wal_start - 1) * wb->db->pgsz + off);
+  if (rc) return rc;
+  wb->start = off, wb->len = want;
+  return 1;
+}
+
+/* Replays the log of the header's epoch into the memtable. */
+static int wal_replay(lsm_db *db, lsm_mem *m) {
+  walbuf wb = {.db = db, .size = (uint64_t)db->wal_pages * db->pgsz};
   uint64_t off = 0, chain = wal_seed(db), seq = db->last_seq;
+  int rc = 0;
   for (;;) {
-    if (size - off < WAL_HDR) break;
-    uint32_t len = ld_le32(w + off + 8);
-    if (len > size - off - WAL_HDR) break;
-    if (ld_le64(w + off) != quire__xxh3_seeded(w + off + 8, WAL_HDR - 8 + len, chain)) break;
-    if (ld_le64(w + off + 16) != seq + 1 || ld_le32(w + off + 12) != 0) break;
+    if ((rc = wal_window(&wb, off, WAL_HDR)) <= 0) break;
+    uint32_t len = ld_le32(wb.b + (off - wb.start) + 8);
+    if ((rc = wal_window(&wb, off, WAL_HDR + (uint64_t)len)) <= 0) break;
+    const uint8_t *w = wb.b + (off - wb.start);
+    if (ld_le64(w) != quire__xxh3_seeded(w + 8, WAL_HDR - 8 + len, chain)) break;
+    if (ld_le64(w + 16) != seq + 1 || ld_le32(w + 12) != 0) break;
     size_t need;
-    if (payload_apply(db, w + off + WAL_HDR, len, NULL, 0, &need)) break;
-    if ((rc = lsm__mem_reserve(m, need))) goto out;
-    if ((rc = payload_apply(db, w + off + WAL_HDR, len, m, seq + 1, NULL))) goto out;
-    chain = ld_le64(w + off);
+    if (payload_apply(db, w + WAL_HDR, len, NULL, 0, &need)) break;
+    if ((rc = lsm__mem_reserve(m, need))) break;
+    if ((rc = payload_apply(db, w + WAL_HDR, len, m, seq + 1, NULL))) break;
+    chain = ld_le64(w);
     seq++;
     off += WAL_HDR + len;
   }
+  quire__free(wb.b);
+  if (rc < 0) return rc;
   db->wal_off = off;
   db->wal_chain = chain;
   db->last_seq = seq;
-out:
-  quire__free(w);
-  return rc;
+  return 0;
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -660,6 +726,8 @@ static void db_free(lsm_db *db) {
   if (db->file) db->file->ops->close(db->file);
   pthread_mutex_destroy(&db->lock);
   pthread_mutex_destroy(&db->commit_lock);
+  pthread_mutex_destroy(&db->sync_mu);
+  pthread_cond_destroy(&db->sync_cv);
   quire__free(db);
 }
 
@@ -747,6 +815,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   if (!db) return QUIRE_ENOMEM;
   pthread_mutex_init(&db->lock, NULL);
   pthread_mutex_init(&db->commit_lock, NULL);
+  pthread_mutex_init(&db->sync_mu, NULL);
+  pthread_cond_init(&db->sync_cv, NULL);
   const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm__vfs_posix();
   int rc = vfs->open(vfs, path, opts->create, &db->file);
   if (rc) {
@@ -819,6 +889,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   db->wal_chain = wal_seed(db);
   if ((rc = wal_replay(db, db->cur->mem))) goto fail;
   db->visible_seq = db->last_seq;
+  db->synced_seq = db->last_seq;
+  atomic_store(&db->written_seq, db->last_seq);
   *out = db;
   return 0;
 fail:
@@ -1310,7 +1382,8 @@ static int commit_as_segments(lsm_txn *t, uint64_t seq) {
 int lsm_txn_commit(lsm_txn *t) {
   if (!t) return QUIRE_EINVAL;
   lsm_db *db = t->db;
-  int rc = t->failed;
+  int rc = t->failed, group = 0;
+  uint64_t seq = 0;
   quire_buf rec;
   quire__buf_init(&rec, (size_t)1 << 32);
   if (rc) goto out;
@@ -1325,7 +1398,7 @@ int lsm_txn_commit(lsm_txn *t) {
     rc = quire__err(QUIRE_ECONFLICT, "lsm: a conflicting commit landed first");
     goto unlock;
   }
-  uint64_t seq = db->last_seq + 1;
+  seq = db->last_seq + 1;
   uint8_t *hdr;
   if ((rc = quire__buf_extend(&rec, WAL_HDR, &hdr))) goto unlock;
   if ((rc = txn_payload(t->buf, &rec))) goto unlock;
@@ -1359,7 +1432,6 @@ int lsm_txn_commit(lsm_txn *t) {
     rc = db->file->ops->write(db->file, rec.data, rec.len,
                               (uint64_t)(db->hdr.wal_start - 1) * db->pgsz + db->wal_off);
     if (rc) goto unlock;
-    if (db->sync_mode == LSM_SYNC_FULL && (rc = sync_file(db))) goto unlock;
     db->wal_off += rec.len;
     db->wal_chain = chk;
   }
@@ -1367,13 +1439,19 @@ int lsm_txn_commit(lsm_txn *t) {
   rc = payload_apply(db, rec.data + WAL_HDR, plen, m, seq, NULL);
   if (QUIRE_NEVER(rc)) goto unlock;
   db->last_seq = seq;
-  pthread_mutex_lock(&db->lock);
-  db->visible_seq = seq;
-  pthread_mutex_unlock(&db->lock);
+  if (db->sync_mode == LSM_SYNC_FULL) {
+    atomic_store(&db->written_seq, seq);
+    group = 1; /* visible once durable */
+  } else {
+    pthread_mutex_lock(&db->lock);
+    db->visible_seq = seq;
+    pthread_mutex_unlock(&db->lock);
+  }
   if (m->bytes > db->mem_budget) rc = flush_locked(db);
 unlock:
-  if (!rc) atomic_fetch_add(&db->st_commits, 1);
   pthread_mutex_unlock(&db->commit_lock);
+  if (!rc && group) rc = group_sync(db, seq);
+  if (!rc) atomic_fetch_add(&db->st_commits, 1);
 out:
   quire__buf_free(&rec);
   if (rc == 0) pend_release(t);

@@ -191,6 +191,14 @@ struct lsm_db {
   lsm_version *cur;
   uint64_t visible_seq; /* newest commit readers may see (lock) */
 
+  /* Group commit (FULL): committers write their log record under the commit
+   * lock, then share one fdatasync outside it. sync_mu protects these. */
+  pthread_mutex_t sync_mu;
+  pthread_cond_t sync_cv;
+  atomic_ullong written_seq; /* newest record written to the log */
+  uint64_t synced_seq;       /* newest commit known durable */
+  int syncing, sync_err;
+
   /* commit_lock */
   lsm_hdr hdr;        /* as last written */
   uint64_t last_seq;  /* newest commit (in the log or segments) */
