@@ -181,6 +181,13 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
   /* the saved free list: free + pending + zombies + extra (+ the old blob) */
   size_t count = 0;
   pthread_mutex_lock(&db->lock);
+  /* free pages at the end of the file leave it (the file is cut to the new
+   * end once this header is durable) */
+  while (db->free.n && (uint64_t)db->free.v[db->free.n - 1].start + db->free.v[db->free.n - 1].count ==
+                           atomic_load(&db->npages)) {
+    atomic_store(&db->npages, db->free.v[db->free.n - 1].start);
+    db->free.n--;
+  }
   count = db->free.n + db->pending.n + (extra ? extra->n : 0) + 1;
   for (lsm_seg *z = db->zombies; z; z = z->znext) count += z->pages.n;
   pthread_mutex_unlock(&db->lock);
@@ -265,6 +272,10 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
     (void)lsm__extv_insert(&db->free, db->pending.v[i].start, db->pending.v[i].count);
   db->pending.n = 0;
   if (old_fl) (void)lsm__extv_insert(&db->free, old_fl, old_np);
+  {
+    uint64_t size, end = (uint64_t)atomic_load(&db->npages) * db->pgsz;
+    if (!db->file->ops->size(db->file, &size) && size > end) (void)db->file->ops->truncate(db->file, end);
+  }
   pthread_mutex_unlock(&db->lock);
 out:
   if (blob.count) lsm__free_now(db, blob.start, blob.count);
