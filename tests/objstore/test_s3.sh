@@ -28,3 +28,18 @@ for _ in $(seq 1 100); do [ -s "$dir/sigv4.port" ] && break; sleep 0.05; done
 curl -s -X POST "http://127.0.0.1:$(head -1 "$dir/sigv4.port")/done" >/dev/null
 wait "$sig_pid" || { cat "$dir/sigv4.log"; exit 1; }
 cat "$dir/sigv4.log"
+# Retries, timeouts and hedging over real HTTP against a server that
+# misbehaves on purpose.
+python3 "$(dirname "$0")/flaky_server.py" >"$dir/flaky.port" 2>"$dir/flaky.log" &
+flaky_pid=$!
+for _ in $(seq 1 100); do [ -s "$dir/flaky.port" ] && break; sleep 0.05; done
+fport=$(head -1 "$dir/flaky.port")
+"$EXTRA" --flaky "$fport"
+state=$(curl -s "http://127.0.0.1:$fport/state")
+echo "flaky server: $state"
+curl -s -X POST "http://127.0.0.1:$fport/done" >/dev/null || true
+wait "$flaky_pid" || true
+case "$state" in
+  *slow_sent=0*) ;;  # the hedged call did not wait for the slow answer
+  *) echo "FAIL: the hedged GET waited for the slow answer ($state)"; exit 1 ;;
+esac

@@ -183,9 +183,66 @@ static int sigv4_run(const char *port) {
   return test_done("objstore sigv4 client");
 }
 
+/* --flaky PORT: retries, timeouts and hedging over real HTTP against
+ * tests/objstore/flaky_server.py. Every attempt is one HTTP request, so the
+ * store's counters are the server's request counts. */
+static quire_objstore *open_flaky(const char *port, const char *opts) {
+  char url[512];
+  snprintf(url, sizeof url, "s3://quire-test?endpoint=http://127.0.0.1:%s&backoff_ms=1%s", port, opts);
+  quire_objstore *s;
+  CHECK_OK(quire_objstore_open(url, &s));
+  return s;
+}
+
+static int flaky_run(const char *port) {
+  uint8_t *data;
+  size_t len;
+  quire_objstore_stats st;
+  /* 503 twice, then success: three requests */
+  quire_objstore *s = open_flaky(port, "&retries=4");
+  CHECK_OK(quire_objstore_get(s, "fail503-2", &data, &len));
+  CHECK(len == 11 && memcmp(data, "fast answer", 11) == 0);
+  quire_objstore_free(data);
+  quire_objstore_stats_get(s, &st);
+  CHECK(st.attempts[QUIRE_OBJSTORE_OP_GET] == 3 && st.retries == 2);
+  /* 429 once, on a put */
+  CHECK_OK(quire_objstore_put(s, "throttle", "x", 1));
+  quire_objstore_stats_get(s, &st);
+  CHECK(st.attempts[QUIRE_OBJSTORE_OP_PUT] == 2 && st.retries == 3);
+  quire_objstore_close(s);
+  /* more failures than retries: the 503 comes back as unavailable */
+  s = open_flaky(port, "&retries=1");
+  CHECK_RC(quire_objstore_get(s, "fail503-5", &data, &len), QUIRE_EUNAVAILABLE);
+  quire_objstore_stats_get(s, &st);
+  CHECK(st.attempts[QUIRE_OBJSTORE_OP_GET] == 2);
+  quire_objstore_close(s);
+  /* a request timeout is retried, and the deadline ends it */
+  s = open_flaky(port, "&retries=5&timeout_ms=100&deadline_ms=350");
+  CHECK_RC(quire_objstore_head(s, "hang", &(quire_objstore_info){0}), QUIRE_ETIMEDOUT);
+  quire_objstore_stats_get(s, &st);
+  CHECK(st.attempts[QUIRE_OBJSTORE_OP_HEAD] >= 2 && st.attempts[QUIRE_OBJSTORE_OP_HEAD] <= 6);
+  quire_objstore_close(s);
+  /* hedging: the first GET would be answered after 10 s; the hedge sent
+   * after 50 ms is answered at once and wins; the slow request is
+   * cancelled, so the call returns before the slow answer exists */
+  s = open_flaky(port, "&hedge_ms=50");
+  CHECK_OK(quire_objstore_get(s, "slowfirst", &data, &len));
+  CHECK(len == 11 && memcmp(data, "fast answer", 11) == 0);
+  quire_objstore_free(data);
+  quire_objstore_stats_get(s, &st);
+  CHECK(st.hedges == 1 && st.hedge_wins == 1 && st.attempts[QUIRE_OBJSTORE_OP_GET] == 2);
+  quire_objstore_close(s);
+  char url[128];
+  snprintf(url, sizeof url, "s3://quire-test?endpoint=http://127.0.0.1:%s", port);
+  CHECK_OK(quire_objstore_open(url, &s));
+  quire_objstore_close(s);
+  return test_done("objstore s3 flaky");
+}
+
 int main(int argc, char **argv) {
   uint64_t seed = test_seed();
   if (argc == 3 && strcmp(argv[1], "--sigv4") == 0) return sigv4_run(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "--flaky") == 0) return flaky_run(argv[2]);
   if (argc != 2) {
     fprintf(stderr, "usage: %s http://127.0.0.1:PORT\n", argv[0]);
     return 2;
