@@ -157,6 +157,11 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
     /* A server that ignored Range sends more than asked: drop the rest. */
     return total;
   }
+  if (r->down && r->down->cap == 0 && r->have_length && r->content_length <= r->down->limit &&
+      quire__buf_reserve(r->down, (size_t)r->content_length) != 0) {
+    r->overflow = 1; /* no room for the announced body */
+    return 0;
+  }
   if (r->down && quire__buf_append(r->down, data, len) != 0) {
     r->overflow = 1;
     return 0; /* aborts the transfer */
@@ -657,18 +662,9 @@ static int spool_open(void) {
 }
 
 static int sw_write(struct objstore_wimpl *w, const void *data, size_t len) {
-  const uint8_t *p = data;
-  while (len) {
-    ssize_t n = write(w->fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return quire__errno("s3: spool write");
-    }
-    p += n;
-    len -= (size_t)n;
-    w->len += (uint64_t)n;
-  }
-  return 0;
+  int rc = objstore__write_all(w->fd, data, len);
+  if (!rc) w->len += len;
+  return rc;
 }
 
 static void sw_abort(struct objstore_wimpl *w) {
