@@ -6,7 +6,9 @@
  * Options: endpoint (default $AWS_ENDPOINT_URL, else
  * https://s3.<region>.amazonaws.com), region (default $AWS_REGION,
  * $AWS_DEFAULT_REGION, else us-east-1), connect_timeout_ms (5000),
- * timeout_ms (per request, 60000; also bounded by the call's deadline).
+ * timeout_ms (per request, 60000; also bounded by the call's deadline),
+ * list_page (keys per ListObjectsV2 request, 1..1000, default 1000; small
+ * values exercise continuation tokens in tests).
  * Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally
  * AWS_SESSION_TOKEN, read at open. Payloads are sent as UNSIGNED-PAYLOAD.
  *
@@ -52,6 +54,7 @@ struct s3_store {
   char *sigv4;        /* "aws:amz:<region>:s3" */
   char *token_header; /* "x-amz-security-token: ..." or NULL */
   long connect_timeout_ms, timeout_ms;
+  size_t list_page;        /* max-keys per ListObjectsV2 request (1..1000) */
   pthread_mutex_t pool_mu; /* protects pool[] and npool */
   CURL *pool[POOL_MAX];
   int npool;
@@ -563,7 +566,7 @@ static int s3_list(quire_objstore *s, const char *prefix, const char *start_afte
     quire__buf_init(&q, 1 << 16);
     size_t want = limit - out->count;
     char num[32];
-    snprintf(num, sizeof num, "%zu", QUIRE_MIN(want, (size_t)1000));
+    snprintf(num, sizeof num, "%zu", QUIRE_MIN(want, s3->list_page));
     /* parameters in sorted order: the canonical query string */
     if (token) {
       rc = quire__buf_append(&q, "continuation-token=", 19);
@@ -749,10 +752,12 @@ int objstore__s3_open(quire_objstore *s, const char *location, struct objstore_p
   pthread_once(&curl_once, curl_init_once);
   const char *endpoint = objstore__param(p, "endpoint");
   const char *region = objstore__param(p, "region");
-  uint64_t connect_ms, timeout_ms;
+  uint64_t connect_ms, timeout_ms, list_page;
   int rc = objstore__param_u64(p, "connect_timeout_ms", 5000, &connect_ms);
   if (!rc) rc = objstore__param_u64(p, "timeout_ms", 60000, &timeout_ms);
+  if (!rc) rc = objstore__param_u64(p, "list_page", 1000, &list_page);
   if (rc) return rc;
+  if (list_page == 0 || list_page > 1000) return quire__err(QUIRE_EINVAL, "s3: list_page must be 1..1000");
   if (connect_ms == 0 || connect_ms > 600000 || timeout_ms == 0 || timeout_ms > 3600000)
     return quire__err(QUIRE_EINVAL, "s3: timeouts out of range");
   if (!region) region = env("AWS_REGION");
@@ -792,6 +797,7 @@ int objstore__s3_open(quire_objstore *s, const char *location, struct objstore_p
   s->ops = &s3_ops;
   s3->connect_timeout_ms = (long)connect_ms;
   s3->timeout_ms = (long)timeout_ms;
+  s3->list_page = (size_t)list_page;
   char default_ep[128];
   if (!endpoint) {
     snprintf(default_ep, sizeof default_ep, "https://s3.%s.amazonaws.com", region);

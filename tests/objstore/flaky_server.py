@@ -7,6 +7,7 @@ Behaviour is chosen by the last component of the object key:
   throttle    the first request answers 429 SlowDown, then 200
   slowfirst   the first GET is answered after 10 s, later ones at once
   hang        every request is answered after 10 s
+  exists      a PUT answers 412 Precondition Failed (a conditional create lost)
 
 GET /state answers "slow_sent=<0|1> requests=<n>"; POST /done stops the
 server. Prints its port first."""
@@ -46,6 +47,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             count = seen[name] = seen.get(name, 0) + 1
         if name.startswith("fail503-") and count <= int(name.split("-")[1]):
             self.send(503, b"<Error><Code>SlowDown</Code></Error>")
+        elif name == "exists" and self.command == "PUT":
+            self.send(412, b"<Error><Code>PreconditionFailed</Code></Error>")
         elif name == "throttle" and count == 1:
             self.send(429, b"<Error><Code>SlowDown</Code></Error>")
         elif name == "hang" or (name == "slowfirst" and count == 1 and self.command == "GET"):

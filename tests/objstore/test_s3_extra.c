@@ -83,6 +83,7 @@ static void test_errors(void) {
   CHECK_RC(quire_objstore_open("s3://quire-test?endpoint=ftp://x", &t), QUIRE_EINVAL);
   CHECK_RC(quire_objstore_open("s3://quire-test?endpoint=http://x&region=US_EAST", &t), QUIRE_EINVAL);
   CHECK_RC(quire_objstore_open("s3://quire-test?endpoint=http://x&timeout_ms=0", &t), QUIRE_EINVAL);
+  CHECK_RC(quire_objstore_open("s3://quire-test?endpoint=http://x&list_page=1001", &t), QUIRE_EINVAL);
 }
 
 static void test_hedged_http(void) {
@@ -209,6 +210,14 @@ static int flaky_run(const char *port) {
   CHECK_OK(quire_objstore_put(s, "throttle", "x", 1));
   quire_objstore_stats_get(s, &st);
   CHECK(st.attempts[QUIRE_OBJSTORE_OP_PUT] == 2 && st.retries == 3);
+  /* a lost conditional create: 412 is QUIRE_EEXIST, not retried */
+  CHECK_RC(quire_objstore_put_if_absent(s, "exists", "x", 1), QUIRE_EEXIST);
+  quire_objstore_stats_get(s, &st);
+  CHECK(st.attempts[QUIRE_OBJSTORE_OP_PUT_IF_ABSENT] == 1);
+  quire_objstore_writer *w;
+  CHECK_OK(quire_objstore_writer_open(s, "exists", QUIRE_OBJSTORE_IF_ABSENT, &w));
+  CHECK_OK(quire_objstore_writer_write(w, "abc", 3));
+  CHECK_RC(quire_objstore_writer_commit(w), QUIRE_EEXIST);
   quire_objstore_close(s);
   /* more failures than retries: the 503 comes back as unavailable */
   s = open_flaky(port, "&retries=1");
