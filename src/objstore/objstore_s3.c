@@ -101,7 +101,9 @@ struct req {
   quire_buf *down;
   uint8_t *fixed;
   size_t fixed_cap, fixed_len;
-  uint64_t skip; /* bytes of the body to drop (a server that ignored Range) */
+  uint64_t range_off; /* first byte asked for with range */
+  uint64_t skip;      /* bytes of the body still to drop (a 200 to a Range) */
+  int skip_set;
   int overflow;
   int empty_object; /* a 206 for a zero-length object (see on_header) */
   /* results */
@@ -145,6 +147,12 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
     size_t room = r->errbody.limit - r->errbody.len;
     (void)quire__buf_append(&r->errbody, data, QUIRE_MIN(room, len));
     return total;
+  }
+  if (r->range && r->status == 200 && !r->skip_set) {
+    /* The server ignored Range and sends the whole object: drop what
+     * precedes the range (and, below, what follows it). */
+    r->skip = r->range_off;
+    r->skip_set = 1;
   }
   if (r->skip) {
     size_t drop = (size_t)QUIRE_MIN(r->skip, (uint64_t)len);
@@ -459,7 +467,8 @@ static int s3_get_range(quire_objstore *s, const char *key, uint64_t off, size_t
   char range[96];
   snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
            (unsigned long long)(off + len - 1));
-  struct req r = {.method = "GET", .key = key, .range = range, .fixed = buf, .fixed_cap = len};
+  struct req r = {
+      .method = "GET", .key = key, .range = range, .range_off = off, .fixed = buf, .fixed_cap = len};
   int rc = perform(s->impl, &r);
   if (rc) goto out;
   if (r.status == 416) {
@@ -476,15 +485,6 @@ static int s3_get_range(quire_objstore *s, const char *key, uint64_t off, size_t
   }
   rc = map_status(&r);
   if (rc) goto out;
-  if (r.status == 200 && off) {
-    /* The server ignored Range and sent the whole object: redo with a
-     * skip of off bytes (rare; not worth a second code path for speed). */
-    struct req again = {.method = "GET", .key = key, .fixed = buf, .fixed_cap = len, .skip = off};
-    rc = perform(s->impl, &again);
-    if (!rc) rc = map_status(&again);
-    r.fixed_len = again.fixed_len;
-    req_done(&again);
-  }
   if (!rc) *got = r.fixed_len;
 out:
   req_done(&r);

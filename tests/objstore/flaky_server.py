@@ -8,6 +8,7 @@ Behaviour is chosen by the last component of the object key:
   slowfirst   the first GET is answered after 10 s, later ones at once
   hang        every request is answered after 10 s
   exists      a PUT answers 412 Precondition Failed (a conditional create lost)
+  norange     a GET ignores Range and answers 200 with the whole object
 
 GET /state answers "slow_sent=<0|1> requests=<n>"; POST /done stops the
 server. Prints its port first."""
@@ -49,6 +50,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(503, b"<Error><Code>SlowDown</Code></Error>")
         elif name == "exists" and self.command == "PUT":
             self.send(412, b"<Error><Code>PreconditionFailed</Code></Error>")
+        elif name == "norange":
+            self.send(200, b"0123456789abcdefghij")
         elif name == "throttle" and count == 1:
             self.send(429, b"<Error><Code>SlowDown</Code></Error>")
         elif name == "hang" or (name == "slowfirst" and count == 1 and self.command == "GET"):
