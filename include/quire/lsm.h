@@ -1,0 +1,183 @@
+/*
+ * quire/lsm.h — an embedded, transactional, ordered key-value store in one
+ * file (DESIGN.md §5, file format in docs/LSM.md).
+ *
+ * Keys and values are byte strings. Keys compare with memcmp, the shorter
+ * first on a tie; integers inside keys should be big-endian. Keys are 0 ..
+ * lsm_max_key_len(db) bytes (about a quarter of a page); values 0 .. 2^32-1.
+ *
+ * Handles are opaque. Ownership is stated on every call: a handle returned
+ * through an out parameter belongs to the caller and is released by the
+ * matching close/abort/commit call. No global state: several databases may
+ * be open in one process, each file at most once (a second open of the same
+ * file, from this or another process, gets QUIRE_EBUSY).
+ *
+ * Threads: an lsm_db may be used from many threads at once. A single lsm_txn
+ * or lsm_cursor must be used by one thread at a time. Readers never block
+ * writers; commits are serialised.
+ *
+ * Errors: 0 on success, a negative QUIRE_E* code or -errno (quire/common.h);
+ * detail in quire_errmsg(). Corruption is QUIRE_ECORRUPT, never a crash.
+ */
+#ifndef QUIRE_LSM_H
+#define QUIRE_LSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quire/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lsm_db lsm_db;
+typedef struct lsm_txn lsm_txn;
+typedef struct lsm_cursor lsm_cursor;
+struct lsm_vfs; /* file-layer vtable for fault injection, src/lsm/lsm_vfs.h */
+
+/* Durability of a commit (docs/LSM.md, "Sync modes"). */
+enum lsm_sync_mode {
+  LSM_SYNC_FULL = 0,   /* an acknowledged commit survives power loss */
+  LSM_SYNC_NORMAL = 1, /* survives a process crash; power loss may lose recent
+                          commits but never corrupts the file */
+  LSM_SYNC_OFF = 2,    /* no fsync and no log: a crash loses commits since the
+                          last flush (tests, bulk loads); the file stays valid
+                          after a process crash */
+};
+
+enum lsm_seek_op { LSM_SEEK_EQ = 0, LSM_SEEK_LE = 1, LSM_SEEK_GE = 2 };
+
+/* lsm_txn_begin flags */
+#define LSM_TXN_OPTIMISTIC                                                                                   \
+  1u /* commit fails with QUIRE_ECONFLICT if a commit that                                                   \
+        wrote a key this transaction read or wrote (or any                                                   \
+        range delete) landed after it began */
+
+typedef struct lsm_options {
+  /* Used only when the file is created. */
+  uint32_t page_size;     /* power of two 4096..65536; 0 = 4096 */
+  uint32_t reserve_bytes; /* extra trailing bytes per page kept free (0..1024) */
+  uint32_t wal_pages;     /* size of the commit log region in pages; 0 = 2048 */
+  int no_checksums;       /* 1 = do not verify page checksums (they are still written) */
+  /* Used on every open. */
+  int create;                /* create the file if it does not exist */
+  int sync_mode;             /* enum lsm_sync_mode; default FULL */
+  uint32_t block_pages;      /* allocation block size in pages; 0 = 256 */
+  size_t cache_bytes;        /* page cache budget; 0 = 64 MiB */
+  size_t txn_mem_bytes;      /* a transaction spills to disk past this; 0 = 8 MiB */
+  size_t memtable_bytes;     /* committed data kept in memory before a flush; 0 = 32 MiB */
+  unsigned max_incoming;     /* whole-merge when more segments wait; 0 = 8 */
+  const struct lsm_vfs *vfs; /* NULL = the POSIX file layer */
+} lsm_options;
+
+/* Fills o with the defaults (every field 0 means "default"). */
+QUIRE_API void lsm_options_init(lsm_options *o);
+
+/* Opens (or with opts->create, creates) the database at path. opts may be
+ * NULL (defaults, no create). On success *out belongs to the caller; release
+ * with lsm_close. Errors: QUIRE_EBUSY (open elsewhere), QUIRE_ECORRUPT,
+ * QUIRE_EVERSION (unknown format version), QUIRE_EINVAL (bad option),
+ * -ENOENT (missing and not create), QUIRE_ENOMEM, QUIRE_EIO. After a crash,
+ * open replays the commit log and rebuilds the free list if needed. */
+QUIRE_API int lsm_open(const char *path, const lsm_options *opts, lsm_db **out);
+
+/* Flushes committed data, writes both header slots and closes. Every
+ * transaction and cursor must have been finished first. Accepts NULL.
+ * Returns the first error met while flushing (the handle is freed anyway). */
+QUIRE_API int lsm_close(lsm_db *db);
+
+/* Longest key accepted (depends on the page size). */
+QUIRE_API size_t lsm_max_key_len(const lsm_db *db);
+
+/* A value returned by lsm_get / lsm_txn_get. data/len stay valid until
+ * lsm_value_release(); the value holds a pin on a cached page or on the
+ * in-memory table (or a private copy for values larger than a page). */
+typedef struct lsm_value {
+  const void *data;
+  size_t len;
+  void *pin_[3]; /* internal */
+} lsm_value;
+
+/* Releases what v pins; v becomes empty. Accepts an empty/zeroed value. */
+QUIRE_API void lsm_value_release(lsm_value *v);
+
+/* Latest committed value of key. QUIRE_ENOTFOUND if absent. On success the
+ * caller must lsm_value_release(out). Inline values need no allocation. */
+QUIRE_API int lsm_get(lsm_db *db, const void *key, size_t klen, lsm_value *out);
+
+/* Starts a transaction on a snapshot of the latest commit. *out belongs to
+ * the caller until lsm_txn_commit or lsm_txn_abort. flags: LSM_TXN_*. */
+QUIRE_API int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out);
+/* Buffered writes (copied). QUIRE_ETOOLARGE for an over-long key. A large
+ * transaction spills to pending segments on disk past txn_mem_bytes. */
+QUIRE_API int lsm_txn_put(lsm_txn *t, const void *k, size_t kl, const void *v, size_t vl);
+QUIRE_API int lsm_txn_delete(lsm_txn *t, const void *k, size_t kl);
+/* Deletes every key in [lo, hi) with one range tombstone. lo >= hi is a no-op. */
+QUIRE_API int lsm_txn_delete_range(lsm_txn *t, const void *lo, size_t lol, const void *hi, size_t hil);
+/* Reads key as this transaction sees it (its own writes over its snapshot).
+ * QUIRE_ENOTFOUND if absent; release *out with lsm_value_release. */
+QUIRE_API int lsm_txn_get(lsm_txn *t, const void *k, size_t kl, lsm_value *out);
+/* Commits and frees t (always, even on failure). Durable per the sync mode
+ * when it returns 0. QUIRE_ECONFLICT for an optimistic transaction that lost. */
+QUIRE_API int lsm_txn_commit(lsm_txn *t);
+/* Discards t and frees it. Accepts NULL. */
+QUIRE_API void lsm_txn_abort(lsm_txn *t);
+
+/* A cursor over a pinned snapshot of the latest commit (tombstones hidden).
+ * Pages reachable from the snapshot are not reused until it closes. *out
+ * belongs to the caller; close with lsm_cursor_close. A new cursor is not
+ * positioned. */
+QUIRE_API int lsm_cursor_open(lsm_db *db, lsm_cursor **out);
+/* A cursor over what transaction t sees (its writes over its snapshot). Must
+ * be closed before t commits or aborts. */
+QUIRE_API int lsm_txn_cursor_open(lsm_txn *t, lsm_cursor **out);
+/* Moves. Return 0 when positioned on an entry, QUIRE_EEND when there is none
+ * (the cursor is then invalid), or an error. */
+QUIRE_API int lsm_cursor_first(lsm_cursor *c);
+QUIRE_API int lsm_cursor_last(lsm_cursor *c);
+QUIRE_API int lsm_cursor_next(lsm_cursor *c);
+QUIRE_API int lsm_cursor_prev(lsm_cursor *c);
+/* op: LSM_SEEK_EQ (exact), LE (largest key <= k), GE (smallest key >= k).
+ * 0 when positioned, QUIRE_ENOTFOUND when nothing qualifies. */
+QUIRE_API int lsm_cursor_seek(lsm_cursor *c, const void *k, size_t kl, int op);
+QUIRE_API int lsm_cursor_valid(const lsm_cursor *c);
+/* Key of the current entry; the pointer is valid until the cursor moves or
+ * closes. QUIRE_EINVAL if the cursor is not valid. */
+QUIRE_API int lsm_cursor_key(lsm_cursor *c, const void **k, size_t *kl);
+/* Whole value of the current entry, valid until the cursor moves or closes
+ * (values stored on overflow pages are read into a cursor-owned buffer). */
+QUIRE_API int lsm_cursor_value(lsm_cursor *c, const void **v, size_t *vl);
+/* Length of the current value without reading it. */
+QUIRE_API int lsm_cursor_value_len(lsm_cursor *c, uint64_t *len);
+/* Copies value bytes [off, off+n) into buf (fewer at the end of the value)
+ * without reading the rest of a large value; *got = bytes copied. */
+QUIRE_API int lsm_cursor_value_read(lsm_cursor *c, uint64_t off, void *buf, size_t n, size_t *got);
+/* Releases the snapshot and frees c. Accepts NULL. */
+QUIRE_API void lsm_cursor_close(lsm_cursor *c);
+
+/* Writes the in-memory table into a segment and checkpoints the header. */
+QUIRE_API int lsm_flush(lsm_db *db);
+/* Merges every segment into one (dropping tombstones). */
+QUIRE_API int lsm_compact(lsm_db *db);
+
+typedef struct lsm_stats {
+  uint32_t page_size, reserve_bytes;
+  uint64_t pages_total;    /* file end in pages */
+  uint64_t pages_free;     /* in the free list (reusable now or after readers finish) */
+  uint32_t wal_pages;      /* log region */
+  uint64_t wal_bytes_used; /* log bytes since the last flush */
+  uint64_t generation, change_counter, merge_counter;
+  uint32_t incoming, waiting, regular; /* segments per level group */
+  uint64_t mem_bytes, mem_entries;     /* in-memory table */
+  uint64_t commits, flushes, merges, log_syncs, header_writes;
+  uint64_t cache_hits, cache_misses, cache_bytes;
+  uint64_t conflicts;
+} lsm_stats;
+
+QUIRE_API int lsm_stats_get(lsm_db *db, lsm_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

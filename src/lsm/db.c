@@ -1,0 +1,1392 @@
+/*
+ * lsm/db.c — the database: open and recovery, versions and snapshots, the
+ * commit log, transactions, commit, flush and the (part 1) whole merge.
+ *
+ * Commit log (the region wal_start .. wal_start+wal_pages-1, raw bytes, no
+ * page trailers): records appended back to back from offset 0 of the
+ * region after each flush, which also starts a new epoch.
+ *
+ *   off  size  field
+ *   0    8     XXH3-64 of bytes [8, 24+len) seeded with the previous record's
+ *              checksum (the first record of an epoch: XXH3 of the epoch
+ *              seeded with the file id), so stale bytes never validate
+ *   8    4     len, payload bytes
+ *   12   4     0
+ *   16   8     commit sequence (previous + 1)
+ *   24   len   payload: ops, each u8 op (1 put, 2 delete, 3 range delete),
+ *              varint key length, key, then put: varint value length, value;
+ *              range: varint hi length, hi
+ *
+ * Recovery replays records of the header's epoch from sequence
+ * change_counter + 1 on, and stops at the first that does not validate.
+ *
+ * Commit (small transactions): serialise the transaction's net effect,
+ * append it to the log, apply it to the memtable under a new sequence, then
+ * (FULL) fdatasync the log; readers see the commit once it is durable. When
+ * the log or the memtable fills, the memtable is flushed into a segment at
+ * the front of Incoming: data pages, fsync, header slot, fsync (FULL and
+ * NORMAL), and the log starts a new epoch. Large transactions (spilled or
+ * larger than the log) become segments directly, committed the same way.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsm/lsm_int.h"
+
+#define WAL_HDR 24u
+#define MAX_PENDING 8
+#define CONFLICT_BUCKETS (1u << 16)
+
+struct lsm_txn {
+  lsm_db *db;
+  unsigned flags;
+  lsm_version *ver;
+  uint64_t snap;
+  lsm_mem *buf;
+  uint64_t op;
+  lsm_seg *pend[MAX_PENDING + 1]; /* oldest first */
+  size_t npend;
+  uint64_t pend_pages;
+  uint64_t *reads;
+  size_t nreads, capreads;
+  int failed;
+};
+
+static int flush_locked(lsm_db *db);
+static int maybe_merge(lsm_db *db);
+
+void lsm_options_init(lsm_options *o) { memset(o, 0, sizeof *o); }
+
+size_t lsm_max_key_len(const lsm_db *db) { return db->klim; }
+
+/* ---- versions ---------------------------------------------------------- */
+static int version_new(lsm_db *db, lsm_version **out) {
+  (void)db;
+  lsm_version *v = quire__calloc(1, sizeof *v);
+  if (!v) return QUIRE_ENOMEM;
+  atomic_init(&v->refs, 1);
+  *out = v;
+  return 0;
+}
+
+void lsm__version_unref(lsm_db *db, lsm_version *v) {
+  if (!v || atomic_fetch_sub(&v->refs, 1) != 1) return;
+  lsm__mem_unref(v->mem);
+  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) lsm__seg_unref(db, v->segs[i]);
+  quire__free(v);
+}
+
+lsm_version *lsm__pin(lsm_db *db, uint64_t *seq) {
+  pthread_mutex_lock(&db->lock);
+  lsm_version *v = db->cur;
+  atomic_fetch_add(&v->refs, 1);
+  *seq = db->visible_seq;
+  pthread_mutex_unlock(&db->lock);
+  return v;
+}
+
+int lsm__sources(lsm_db *db, lsm_version *v, uint64_t snap, lsm_src **srcs, size_t *n) {
+  int rc = lsm__memcur_open(v->mem, snap, &srcs[(*n)]);
+  if (rc) return rc;
+  (*n)++;
+  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) {
+    if (!v->segs[i]) continue;
+    if ((rc = lsm__segcur_open(db, v->segs[i], &srcs[*n]))) return rc;
+    (*n)++;
+  }
+  return 0;
+}
+
+/* Installs nv as current (takes ownership) and drops the old version. */
+static void version_swap(lsm_db *db, lsm_version *nv, uint64_t visible) {
+  pthread_mutex_lock(&db->lock);
+  lsm_version *old = db->cur;
+  db->cur = nv;
+  if (visible > db->visible_seq) db->visible_seq = visible;
+  pthread_mutex_unlock(&db->lock);
+  lsm__version_unref(db, old);
+}
+
+/* ---- header ------------------------------------------------------------ */
+static void hdr_levels(lsm_hdr *h, const lsm_version *v) {
+  h->n_in = v->n_in;
+  h->n_wait = 0;
+  h->n_reg = v->n_reg;
+  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) {
+    if (v->segs[i])
+      h->seg[i] = v->segs[i]->d;
+    else
+      memset(&h->seg[i], 0, sizeof h->seg[i]);
+  }
+}
+
+static int sync_file(lsm_db *db) {
+  atomic_fetch_add(&db->st_syncs, 1);
+  return db->file->ops->sync(db->file);
+}
+
+/* Writes the next header slot describing version v. extra: pages this header
+ * frees that are not yet on any list (dropped segments); they are saved as
+ * free but become reusable only when their segments are released. Data
+ * pages are synced first, the slot after (FULL and NORMAL). commit_lock. */
+static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra) {
+  int rc = 0;
+  lsm_extv all = {0};
+  lsm_ext blob = {0, 0};
+  uint8_t *bytes = NULL;
+  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
+  /* the saved free list: free + pending + zombies + extra (+ the old blob) */
+  size_t count = 0;
+  pthread_mutex_lock(&db->lock);
+  count = db->free.n + db->pending.n + (extra ? extra->n : 0) + 1;
+  for (lsm_seg *z = db->zombies; z; z = z->znext) count += z->pages.n;
+  pthread_mutex_unlock(&db->lock);
+  size_t len = 4 + 8 * (count + 2);
+  uint32_t np = lsm__blob_pages(db, len);
+  if ((rc = lsm__alloc(db, np, np, &blob))) goto out;
+  pthread_mutex_lock(&db->lock);
+  for (size_t i = 0; i < db->free.n && !rc; i++)
+    rc = lsm__extv_insert(&all, db->free.v[i].start, db->free.v[i].count);
+  for (size_t i = 0; i < db->pending.n && !rc; i++)
+    rc = lsm__extv_insert(&all, db->pending.v[i].start, db->pending.v[i].count);
+  for (lsm_seg *z = db->zombies; z && !rc; z = z->znext)
+    for (size_t i = 0; i < z->pages.n && !rc; i++)
+      rc = lsm__extv_insert(&all, z->pages.v[i].start, z->pages.v[i].count);
+  uint64_t inflight = db->inflight;
+  pthread_mutex_unlock(&db->lock);
+  for (size_t i = 0; extra && i < extra->n && !rc; i++)
+    rc = lsm__extv_insert(&all, extra->v[i].start, extra->v[i].count);
+  if (!rc && db->hdr.fl_page)
+    rc = lsm__extv_insert(&all, db->hdr.fl_page, lsm__blob_pages(db, db->hdr.fl_len));
+  if (rc) goto out;
+  if (all.n > count + 2) {
+    rc = quire__err(QUIRE_EINTERNAL, "lsm: free list grew while saving it");
+    goto out;
+  }
+  len = 4 + 8 * all.n;
+  bytes = quire__calloc(1, len);
+  if (!bytes) {
+    rc = QUIRE_ENOMEM;
+    goto out;
+  }
+  st_le32(bytes, (uint32_t)all.n);
+  for (size_t i = 0; i < all.n; i++) {
+    st_le32(bytes + 4 + 8 * i, all.v[i].start);
+    st_le32(bytes + 8 + 8 * i, all.v[i].count);
+  }
+  {
+    /* write into the pages allocated above */
+    uint8_t *pages = quire__calloc(np, db->pgsz);
+    if (!pages) {
+      rc = QUIRE_ENOMEM;
+      goto out;
+    }
+    for (uint32_t i = 0; i < np; i++) {
+      size_t off = (size_t)i * db->usable, take = len - off < db->usable ? len - off : db->usable;
+      memcpy(pages + (size_t)i * db->pgsz, bytes + off, take);
+    }
+    rc = lsm__write_pages(db, blob.start, np, pages);
+    quire__free(pages);
+    if (rc) goto out;
+  }
+  lsm_hdr h = db->hdr;
+  h.generation = db->hdr.generation + 1;
+  h.npages = atomic_load(&db->npages);
+  h.change_counter = db->last_seq;
+  h.fl_page = blob.start;
+  h.fl_len = (uint32_t)len;
+  h.fl_free = (uint32_t)lsm__extv_pages(&all);
+  h.flags = (h.flags & ~LSM_HDR_FREE_EXACT) | (inflight ? 0 : LSM_HDR_FREE_EXACT);
+  hdr_levels(&h, v);
+  uint8_t slot[LSM_SLOT_SIZE];
+  if ((rc = lsm__hdr_encode(&h, slot))) goto out;
+  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
+  if ((rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (h.generation & 1) * LSM_SLOT_SIZE)))
+    goto out;
+  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
+  atomic_fetch_add(&db->st_hdr, 1);
+  /* the new header is durable: the old blob and pending pages are reusable */
+  uint32_t old_fl = db->hdr.fl_page, old_np = db->hdr.fl_page ? lsm__blob_pages(db, db->hdr.fl_len) : 0;
+  db->hdr = h;
+  blob.count = 0; /* now owned by the header */
+  pthread_mutex_lock(&db->lock);
+  for (size_t i = 0; i < db->pending.n; i++)
+    (void)lsm__extv_insert(&db->free, db->pending.v[i].start, db->pending.v[i].count);
+  db->pending.n = 0;
+  if (old_fl) (void)lsm__extv_insert(&db->free, old_fl, old_np);
+  pthread_mutex_unlock(&db->lock);
+out:
+  if (blob.count) lsm__free_now(db, blob.start, blob.count);
+  lsm__extv_free(&all);
+  quire__free(bytes);
+  return rc;
+}
+
+/* ---- building segments from a memtable --------------------------------- */
+static int range_cmp(const void *a, const void *b) {
+  const lsm_range *x = a, *y = b;
+  return lsm__keycmp(x->lo, x->lol, y->lo, y->lol);
+}
+
+/* Sorted, coalesced copy of m's ranges (pointers into m). */
+static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (!m->nranges) return 0;
+  lsm_range *r = quire__calloc(m->nranges, sizeof *r);
+  if (!r) return QUIRE_ENOMEM;
+  size_t k = 0;
+  for (lsm_mrange *x = atomic_load(&m->ranges); x && k < m->nranges; x = atomic_load(&x->next)) r[k++] = x->r;
+  qsort(r, k, sizeof *r, range_cmp);
+  size_t o = 0;
+  for (size_t i = 0; i < k; i++) {
+    if (o && lsm__keycmp(r[i].lo, r[i].lol, r[o - 1].hi, r[o - 1].hil) <= 0) {
+      if (lsm__keycmp(r[i].hi, r[i].hil, r[o - 1].hi, r[o - 1].hil) > 0)
+        r[o - 1].hi = r[i].hi, r[o - 1].hil = r[i].hil;
+    } else {
+      r[o++] = r[i];
+    }
+  }
+  *out = r;
+  *n = o;
+  return 0;
+}
+
+/* Writes the net effect of m (newest version per key, minus versions its own
+ * newer ranges delete, plus its ranges) as a segment. d->root = 0 and
+ * d->rt_page = 0 when there is nothing. */
+static int build_from_mem(lsm_db *db, lsm_mem *m, lsm_segdesc *d, lsm_extv *pages) {
+  lsm_builder *b;
+  lsm_range *r = NULL;
+  size_t nr = 0;
+  int rc = lsm__build_new(db, &b);
+  if (rc) return rc;
+  lsm_mnode *n = lsm__mem_seek(m, NULL, 0, UINT64_MAX);
+  while (n) {
+    if (!m->nranges || !lsm__mem_covered(m, n->key, n->klen, n->seq, UINT64_MAX)) {
+      if ((rc = lsm__build_add(b, n->key, n->klen, n->kind, n->val, n->vlen))) goto fail;
+    }
+    lsm_mnode *x = lsm__mnext(n);
+    while (x && lsm__keycmp(x->key, x->klen, n->key, n->klen) == 0) x = lsm__mnext(x);
+    n = x;
+  }
+  if ((rc = mem_ranges(m, &r, &nr))) goto fail;
+  if ((rc = lsm__build_ranges(b, r, nr))) goto fail;
+  quire__free(r);
+  return lsm__build_finish(b, d, pages);
+fail:
+  quire__free(r);
+  lsm__build_abort(b);
+  return rc;
+}
+
+/* A new version: v's segments with `front` (newest first) added to Incoming
+ * and a fresh memtable (or v's own when mem is NULL... always fresh here). */
+static int version_with(lsm_db *db, const lsm_version *v, lsm_seg **front, size_t nfront, lsm_mem *mem,
+                        lsm_version **out) {
+  if (v->n_in + v->n_reg + nfront > LSM_MAX_SEGS)
+    return quire__err(QUIRE_ETOOLARGE, "lsm: too many segments");
+  lsm_version *nv;
+  int rc = version_new(db, &nv);
+  if (rc) return rc;
+  nv->mem = mem;
+  lsm__mem_ref(mem);
+  uint32_t k = 0;
+  for (size_t i = 0; i < nfront; i++) {
+    nv->segs[k++] = front[i];
+    atomic_fetch_add(&front[i]->refs, 1);
+  }
+  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) {
+    nv->segs[k++] = v->segs[i];
+    if (v->segs[i]) atomic_fetch_add(&v->segs[i]->refs, 1);
+  }
+  nv->n_in = v->n_in + (uint32_t)nfront;
+  nv->n_reg = v->n_reg;
+  *out = nv;
+  return 0;
+}
+
+static uint64_t wal_seed(lsm_db *db) {
+  uint64_t e = db->hdr.wal_epoch;
+  return quire__xxh3_seeded(&e, sizeof e, db->hdr.file_id);
+}
+
+/* Commits segments `front` (newest first, already written) ahead of the
+ * current Incoming, together with the flushed memtable. commit_lock.
+ * Takes over the references in front. */
+static int commit_segments(lsm_db *db, lsm_seg **front, size_t nfront, uint64_t seq) {
+  lsm_mem *mem = NULL;
+  lsm_version *nv = NULL;
+  int rc = lsm__mem_new(&mem);
+  if (rc) goto out;
+  if ((rc = version_with(db, db->cur, front, nfront, mem, &nv))) goto out;
+  uint64_t old_seq = db->last_seq;
+  uint64_t old_epoch = db->hdr.wal_epoch;
+  db->last_seq = seq;
+  db->hdr.wal_epoch++;
+  rc = write_header(db, nv, NULL);
+  if (rc) {
+    db->last_seq = old_seq;
+    db->hdr.wal_epoch = old_epoch;
+    goto out;
+  }
+  db->wal_off = 0;
+  db->wal_chain = wal_seed(db);
+  version_swap(db, nv, seq);
+  nv = NULL;
+out:
+  lsm__version_unref(db, nv);
+  lsm__mem_unref(mem);
+  for (size_t i = 0; i < nfront; i++) lsm__seg_unref(db, front[i]);
+  return rc;
+}
+
+/* Memtable -> segment at the front of Incoming. commit_lock. */
+static int flush_locked(lsm_db *db) {
+  lsm_mem *m = db->cur->mem;
+  if (!m->entries && !m->nranges && db->wal_off == 0) return 0;
+  lsm_segdesc d;
+  lsm_seg *s = NULL;
+  int rc = build_from_mem(db, m, &d, NULL);
+  if (rc) return rc;
+  if (d.root || d.rt_page) {
+    if ((rc = lsm__seg_load(db, &d, &s))) return rc;
+  }
+  rc = commit_segments(db, &s, s ? 1 : 0, db->last_seq);
+  if (!rc) atomic_fetch_add(&db->st_flushes, 1);
+  if (!rc) rc = maybe_merge(db);
+  return rc;
+}
+
+int lsm_flush(lsm_db *db) {
+  pthread_mutex_lock(&db->commit_lock);
+  int rc = flush_locked(db);
+  pthread_mutex_unlock(&db->commit_lock);
+  return rc;
+}
+
+/* ---- whole merge (part 2 replaces this with levels and partial merges) -- */
+static int merge_all_locked(lsm_db *db) {
+  lsm_version *v = db->cur;
+  uint32_t nseg = v->n_in + v->n_reg;
+  if (nseg == 0) return 0;
+  lsm_src *srcs[LSM_MAX_SEGS];
+  size_t n = 0;
+  lsm_mcur *mc = NULL;
+  lsm_builder *b = NULL;
+  lsm_extv dropped = {0};
+  lsm_seg *ns = NULL;
+  lsm_version *nv = NULL;
+  lsm_mem *mem = v->mem;
+  uint8_t *vbuf = NULL;
+  size_t vcap = 0;
+  int rc = 0;
+  for (uint32_t i = 0; i < nseg && !rc; i++) {
+    if (!v->segs[i]) continue;
+    rc = lsm__segcur_open(db, v->segs[i], &srcs[n]);
+    if (!rc) n++;
+  }
+  if (rc || (rc = lsm__mcur_new(srcs, n, 1, &mc))) {
+    for (size_t i = 0; i < n; i++) srcs[i]->ops->close(srcs[i]);
+    return rc;
+  }
+  if ((rc = lsm__build_new(db, &b))) goto out;
+  for (rc = lsm__mcur_first(mc); !rc && lsm__mcur_cur(mc); rc = lsm__mcur_next(mc)) {
+    lsm_src *s = lsm__mcur_cur(mc);
+    const void *val = s->val;
+    if (s->kind == LSM_V_OVERFLOW) {
+      /* part 1 copies big values; part 2 moves them by reference */
+      if (s->vlen > vcap) {
+        uint8_t *nb = quire__realloc(vbuf, s->vlen);
+        if (!nb) {
+          rc = QUIRE_ENOMEM;
+          break;
+        }
+        vbuf = nb, vcap = s->vlen;
+      }
+      if ((rc = s->ops->value(s, 0, vbuf, s->vlen))) break;
+      val = vbuf;
+    }
+    if ((rc = lsm__build_add(b, s->key, s->klen, LSM_V_INLINE, val, s->vlen))) break;
+  }
+  if (rc) goto out;
+  lsm_segdesc d;
+  rc = lsm__build_finish(b, &d, NULL);
+  b = NULL;
+  if (rc) goto out;
+  for (uint32_t i = 0; i < nseg && !rc; i++)
+    if (v->segs[i]) rc = lsm__seg_pages(db, &v->segs[i]->d, &dropped);
+  if (!rc && d.root) rc = lsm__seg_load(db, &d, &ns);
+  if (!rc) rc = version_new(db, &nv);
+  if (rc) {
+    /* the new segment's pages were never committed */
+    lsm_extv mine = {0};
+    if (d.root && !lsm__seg_pages(db, &d, &mine))
+      for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
+    lsm__extv_free(&mine);
+    goto out;
+  }
+  nv->mem = mem;
+  lsm__mem_ref(mem);
+  nv->n_in = 0;
+  nv->n_reg = ns ? 1 : 0;
+  nv->segs[0] = ns;
+  ns = NULL;
+  db->hdr.merge_counter++;
+  if ((rc = write_header(db, nv, &dropped))) {
+    db->hdr.merge_counter--;
+    goto out;
+  }
+  /* the old segments are out of the durable header: their pages go free when
+   * the last reader lets go */
+  pthread_mutex_lock(&db->lock);
+  for (uint32_t i = 0; i < nseg; i++) {
+    lsm_seg *s = v->segs[i];
+    if (!s) continue;
+    s->dropped = 1;
+    s->znext = db->zombies;
+    s->zprev = NULL;
+    if (db->zombies) db->zombies->zprev = s;
+    db->zombies = s;
+  }
+  /* hand each segment its own pages */
+  pthread_mutex_unlock(&db->lock);
+  for (uint32_t i = 0; i < nseg; i++) {
+    lsm_seg *s = v->segs[i];
+    if (s && lsm__seg_pages(db, &s->d, &s->pages)) QLOG_WARN("lsm: could not list a dropped segment's pages");
+  }
+  atomic_fetch_add(&db->st_merges, 1);
+  version_swap(db, nv, 0);
+  nv = NULL;
+out:
+  lsm__version_unref(db, nv);
+  lsm__seg_unref(db, ns);
+  lsm__build_abort(b);
+  lsm__mcur_free(mc);
+  lsm__extv_free(&dropped);
+  quire__free(vbuf);
+  return rc;
+}
+
+static int maybe_merge(lsm_db *db) {
+  if (db->cur->n_in <= db->max_incoming) return 0;
+  return merge_all_locked(db);
+}
+
+int lsm_compact(lsm_db *db) {
+  pthread_mutex_lock(&db->commit_lock);
+  int rc = flush_locked(db);
+  if (!rc && (db->cur->n_in + db->cur->n_reg > 1 || db->cur->n_in == 1)) rc = merge_all_locked(db);
+  pthread_mutex_unlock(&db->commit_lock);
+  return rc;
+}
+
+/* ---- log records ------------------------------------------------------- */
+enum { OP_PUT = 1, OP_DEL = 2, OP_RANGE = 3 };
+
+/* Serialises t's buffer net effect into buf. */
+static int txn_payload(lsm_mem *m, quire_buf *out) {
+  int rc = 0;
+  lsm_mnode *n = lsm__mem_seek(m, NULL, 0, UINT64_MAX);
+  while (n && !rc) {
+    if (!m->nranges || !lsm__mem_covered(m, n->key, n->klen, n->seq, UINT64_MAX)) {
+      rc = quire__buf_append_u8(out, n->kind == LSM_V_TOMB ? OP_DEL : OP_PUT);
+      if (!rc) rc = quire__buf_append_varint(out, n->klen);
+      if (!rc) rc = quire__buf_append(out, n->key, n->klen);
+      if (!rc && n->kind != LSM_V_TOMB) {
+        rc = quire__buf_append_varint(out, n->vlen);
+        if (!rc) rc = quire__buf_append(out, n->val, n->vlen);
+      }
+    }
+    lsm_mnode *x = lsm__mnext(n);
+    while (x && lsm__keycmp(x->key, x->klen, n->key, n->klen) == 0) x = lsm__mnext(x);
+    n = x;
+  }
+  for (lsm_mrange *r = atomic_load(&m->ranges); r && !rc; r = atomic_load(&r->next)) {
+    rc = quire__buf_append_u8(out, OP_RANGE);
+    if (!rc) rc = quire__buf_append_varint(out, r->r.lol);
+    if (!rc) rc = quire__buf_append(out, r->r.lo, r->r.lol);
+    if (!rc) rc = quire__buf_append_varint(out, r->r.hil);
+    if (!rc) rc = quire__buf_append(out, r->r.hi, r->r.hil);
+  }
+  return rc;
+}
+
+static uint64_t key_hash(const void *k, size_t kl) { return quire__xxh3(k, kl); }
+
+/* Validates a payload (m NULL: also returns the arena bytes needed in *need)
+ * or applies it to m under seq. */
+static int payload_apply(lsm_db *db, const uint8_t *p, size_t len, lsm_mem *m, uint64_t seq, size_t *need) {
+  const uint8_t *end = p + len;
+  size_t total = 0;
+  while (p < end) {
+    uint8_t op = *p++;
+    uint64_t kl, vl = 0;
+    int c = quire__varint_get(p, (size_t)(end - p), &kl);
+    if (c < 0 || op < OP_PUT || op > OP_RANGE || kl > (uint64_t)(end - p - c) || kl > db->klim)
+      return QUIRE_ECORRUPT;
+    p += c;
+    const uint8_t *k = p, *v = NULL;
+    p += kl;
+    if (op != OP_DEL) {
+      c = quire__varint_get(p, (size_t)(end - p), &vl);
+      if (c < 0 || vl > (uint64_t)(end - p - c)) return QUIRE_ECORRUPT;
+      p += c;
+      v = p;
+      p += vl;
+    }
+    total += lsm__mem_need(kl, vl);
+    if (!m) continue;
+    int rc;
+    if (op == OP_RANGE) {
+      rc = lsm__mem_range(m, k, kl, v, vl, seq);
+      db->range_seq = seq;
+    } else {
+      rc = lsm__mem_put(m, k, kl, op == OP_PUT ? LSM_V_INLINE : LSM_V_TOMB, v, vl, seq);
+      db->conflict[key_hash(k, kl) & (CONFLICT_BUCKETS - 1)] = seq;
+    }
+    if (rc) return rc;
+  }
+  if (need) *need = total;
+  return 0;
+}
+
+/* Replays the log of the header's epoch into the memtable. */
+static int wal_replay(lsm_db *db, lsm_mem *m) {
+  uint64_t size = (uint64_t)db->hdr.wal_pages * db->pgsz;
+  uint8_t *w = quire__malloc(size);
+  if (!w) return QUIRE_ENOMEM;
+  int rc = db->file->ops->read(db->file, w, size, (uint64_t)(db->hdr.wal_start - 1) * db->pgsz);
+  if (rc == QUIRE_ECORRUPT) {
+    /* a short file: the log region was never fully written; nothing to replay */
+    quire__free(w);
+    return 0;
+  }
+  if (rc) goto out;
+  uint64_t off = 0, chain = wal_seed(db), seq = db->last_seq;
+  for (;;) {
+    if (size - off < WAL_HDR) break;
+    uint32_t len = ld_le32(w + off + 8);
+    if (len > size - off - WAL_HDR) break;
+    if (ld_le64(w + off) != quire__xxh3_seeded(w + off + 8, WAL_HDR - 8 + len, chain)) break;
+    if (ld_le64(w + off + 16) != seq + 1 || ld_le32(w + off + 12) != 0) break;
+    size_t need;
+    if (payload_apply(db, w + off + WAL_HDR, len, NULL, 0, &need)) break;
+    if ((rc = lsm__mem_reserve(m, need))) goto out;
+    if ((rc = payload_apply(db, w + off + WAL_HDR, len, m, seq + 1, NULL))) goto out;
+    chain = ld_le64(w + off);
+    seq++;
+    off += WAL_HDR + len;
+  }
+  db->wal_off = off;
+  db->wal_chain = chain;
+  db->last_seq = seq;
+out:
+  quire__free(w);
+  return rc;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+static int load_free_list(lsm_db *db) {
+  db->free.n = 0;
+  if (!db->hdr.fl_page) return 0;
+  int rc = lsm__check_run(db, db->hdr.fl_page, db->hdr.fl_len);
+  if (rc) return rc;
+  uint8_t *b = quire__malloc(db->hdr.fl_len);
+  if (!b) return QUIRE_ENOMEM;
+  rc = lsm__blob_read(db, db->hdr.fl_page, 0, b, db->hdr.fl_len);
+  if (!rc) {
+    uint32_t n = db->hdr.fl_len >= 4 ? ld_le32(b) : UINT32_MAX;
+    if (n == UINT32_MAX || 4 + 8 * (uint64_t)n != db->hdr.fl_len) {
+      rc = quire__err(QUIRE_ECORRUPT, "lsm: free list blob malformed");
+    } else {
+      uint64_t prev_end = 0;
+      for (uint32_t i = 0; i < n && !rc; i++) {
+        uint32_t s = ld_le32(b + 4 + 8 * i), c = ld_le32(b + 8 + 8 * i);
+        uint64_t e = (uint64_t)s + c;
+        if (c == 0 || s < 2 || e > db->hdr.npages || s < prev_end ||
+            (s < db->hdr.wal_start + db->hdr.wal_pages && e > db->hdr.wal_start))
+          rc = quire__err(QUIRE_ECORRUPT, "lsm: free list extent out of range");
+        else
+          rc = lsm__extv_push(&db->free, s, c);
+        prev_end = e;
+      }
+    }
+  }
+  quire__free(b);
+  return rc;
+}
+
+/* Rebuilds the free list from what the header's segments reach. */
+static int rebuild_free_list(lsm_db *db) {
+  uint8_t *bits = NULL;
+  int rc = lsm__reachable(db, &db->hdr, &bits, 0, NULL, NULL);
+  if (rc) return rc;
+  db->free.n = 0;
+  uint32_t np = atomic_load(&db->npages);
+  for (uint32_t p = 2; p < np && !rc; p++) {
+    if (bits[p >> 3] & (1u << (p & 7))) continue;
+    uint32_t s = p;
+    while (p + 1 < np && !(bits[(p + 1) >> 3] & (1u << ((p + 1) & 7)))) p++;
+    rc = lsm__extv_push(&db->free, s, p - s + 1);
+  }
+  quire__free(bits);
+  return rc;
+}
+
+static void db_free(lsm_db *db) {
+  if (!db) return;
+  if (db->cur) lsm__version_unref(db, db->cur);
+  while (db->zombies) { /* cannot happen with every cursor closed */
+    lsm_seg *z = db->zombies;
+    db->zombies = z->znext;
+    z->zprev = z->znext = NULL;
+  }
+  lsm__cache_destroy(&db->cache);
+  lsm__extv_free(&db->free);
+  lsm__extv_free(&db->pending);
+  quire__free(db->conflict);
+  quire__free(db->scratch);
+  if (db->file) db->file->ops->close(db->file);
+  pthread_mutex_destroy(&db->lock);
+  pthread_mutex_destroy(&db->commit_lock);
+  quire__free(db);
+}
+
+static int create_file(lsm_db *db, const lsm_options *o) {
+  uint32_t pgsz = o->page_size ? o->page_size : 4096;
+  if (pgsz < 4096 || pgsz > 65536 || (pgsz & (pgsz - 1)))
+    return quire__err(QUIRE_EINVAL, "lsm: page size %u (must be a power of two, 4096..65536)", pgsz);
+  if (o->reserve_bytes > 1024) return quire__err(QUIRE_EINVAL, "lsm: reserve_bytes over 1024");
+  lsm_hdr *h = &db->hdr;
+  memset(h, 0, sizeof *h);
+  h->version = LSM_FORMAT_VERSION;
+  h->pgsz = pgsz;
+  h->reserve = o->reserve_bytes;
+  h->flags = (o->no_checksums ? LSM_HDR_NOCHECKSUM : 0) | LSM_HDR_FREE_EXACT;
+  h->wal_start = 2;
+  h->wal_pages = o->wal_pages ? o->wal_pages : 2048;
+  if (h->wal_pages > (1u << 20)) return quire__err(QUIRE_EINVAL, "lsm: wal_pages too large");
+  h->npages = 2 + h->wal_pages;
+  h->block_pages = o->block_pages ? o->block_pages : 256;
+  h->wal_epoch = 1;
+  uint8_t rnd[8];
+  uint64_t t = quire__wall_ms() ^ quire__mono_ns();
+  memcpy(rnd, &t, 8);
+  h->file_id = quire__xxh3(rnd, 8) ^ (uint64_t)(uintptr_t)db;
+  int rc = db->file->ops->truncate(db->file, (uint64_t)h->npages * pgsz);
+  uint8_t slot[LSM_SLOT_SIZE];
+  for (int g = 1; g <= 2 && !rc; g++) {
+    h->generation = (uint64_t)g;
+    rc = lsm__hdr_encode(h, slot);
+    if (!rc) rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (uint64_t)(g & 1) * LSM_SLOT_SIZE);
+  }
+  if (!rc) rc = db->file->ops->sync(db->file);
+  return rc;
+}
+
+static int unfinished_creation(lsm_db *db) {
+  uint8_t two[2 * LSM_SLOT_SIZE];
+  uint64_t size;
+  if (db->file->ops->size(db->file, &size)) return 0;
+  memset(two, 0, sizeof two);
+  if (db->file->ops->read(db->file, two, size < sizeof two ? (size_t)size : sizeof two, 0)) return 0;
+  for (int s = 0; s < 2; s++) {
+    size_t i = 0;
+    while (i < LSM_SLOT_SIZE && two[s * LSM_SLOT_SIZE + i] == 0) i++;
+    if (i == LSM_SLOT_SIZE) return 1;
+  }
+  return 0;
+}
+
+static int read_header(lsm_db *db) {
+  uint8_t two[2 * LSM_SLOT_SIZE];
+  int rc = db->file->ops->read(db->file, two, sizeof two, 0);
+  if (rc) return rc == QUIRE_ECORRUPT ? quire__err(rc, "lsm: file too short for a header") : rc;
+  lsm_hdr a, b;
+  int ra = lsm__hdr_decode(two, &a), rb = lsm__hdr_decode(two + LSM_SLOT_SIZE, &b);
+  if (ra && rb) {
+    if (ra == QUIRE_EVERSION || rb == QUIRE_EVERSION) {
+      lsm_hdr *x = ra == QUIRE_EVERSION ? &a : &b;
+      (void)x;
+      return lsm__hdr_decode(ra == QUIRE_EVERSION ? two : two + LSM_SLOT_SIZE, &a);
+    }
+    return quire__err(QUIRE_ECORRUPT, "lsm: neither header slot is valid");
+  }
+  if (!ra && !rb)
+    db->hdr = a.generation >= b.generation ? a : b;
+  else
+    db->hdr = ra ? b : a;
+  if ((db->hdr.generation & 1) != (ra ? 1u : 0u) && ra == 0 && rb != 0) {
+    /* slot 0 holds even generations; tolerate, the generation decides */
+  }
+  return 0;
+}
+
+int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
+  lsm_options defaults;
+  if (!path || !out) return QUIRE_EINVAL;
+  if (!opts) {
+    lsm_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (opts->sync_mode < LSM_SYNC_FULL || opts->sync_mode > LSM_SYNC_OFF)
+    return quire__err(QUIRE_EINVAL, "lsm: bad sync mode");
+  lsm_db *db = quire__calloc(1, sizeof *db);
+  if (!db) return QUIRE_ENOMEM;
+  pthread_mutex_init(&db->lock, NULL);
+  pthread_mutex_init(&db->commit_lock, NULL);
+  const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm__vfs_posix();
+  int rc = vfs->open(vfs, path, opts->create, &db->file);
+  if (rc) {
+    db->file = NULL;
+    goto fail;
+  }
+  if ((rc = db->file->ops->lock(db->file))) goto fail;
+  uint64_t size;
+  if ((rc = db->file->ops->size(db->file, &size))) goto fail;
+  if (size == 0) {
+    if (!opts->create) {
+      rc = quire__err(QUIRE_ECORRUPT, "lsm: %s is empty", path);
+      goto fail;
+    }
+    if ((rc = create_file(db, opts))) goto fail;
+  } else if ((rc = read_header(db))) {
+    /* A creation cut short leaves a slot that was never written (all zero)
+     * and no valid one; a file that was ever committed has two slots. */
+    if (rc != QUIRE_ECORRUPT || !opts->create || !unfinished_creation(db)) goto fail;
+    if ((rc = create_file(db, opts))) goto fail;
+  }
+  lsm_hdr *h = &db->hdr;
+  db->pgsz = h->pgsz;
+  db->reserve = h->reserve;
+  db->usable = h->pgsz - h->reserve - LSM_TRAILER;
+  db->klim = (db->usable - 64) / 4;
+  db->vinline = (db->usable - 64) / 4;
+  db->checksums = !(h->flags & LSM_HDR_NOCHECKSUM);
+  db->sync_mode = opts->sync_mode;
+  db->block_pages = opts->block_pages ? opts->block_pages : (h->block_pages ? h->block_pages : 256);
+  if (db->block_pages > 65536) db->block_pages = 65536;
+  db->txn_budget = opts->txn_mem_bytes ? opts->txn_mem_bytes : (size_t)8 << 20;
+  db->mem_budget = opts->memtable_bytes ? opts->memtable_bytes : (size_t)32 << 20;
+  db->max_incoming = opts->max_incoming ? opts->max_incoming : 8;
+  if (db->max_incoming > 16) db->max_incoming = 16;
+  atomic_store(&db->npages, h->npages);
+  db->last_seq = h->change_counter;
+  db->visible_seq = h->change_counter;
+  db->conflict = quire__calloc(CONFLICT_BUCKETS, sizeof *db->conflict);
+  db->scratch = quire__malloc(db->pgsz);
+  if (!db->conflict || !db->scratch) {
+    rc = QUIRE_ENOMEM;
+    goto fail;
+  }
+  if ((rc = lsm__cache_init(&db->cache, opts->cache_bytes ? opts->cache_bytes : (size_t)64 << 20, db->pgsz)))
+    goto fail;
+  /* free space: the saved list, or a reachability walk when it is not exact */
+  if (!(h->flags & LSM_HDR_FREE_EXACT) || (rc = load_free_list(db))) {
+    if (rc == QUIRE_ENOMEM) goto fail;
+    if (rc) QLOG_WARN("lsm: %s: free list unreadable (%s); rebuilding it", path, quire_errmsg());
+    if ((rc = rebuild_free_list(db))) goto fail;
+  }
+  if ((rc = version_new(db, &db->cur))) goto fail;
+  if ((rc = lsm__mem_new(&db->cur->mem))) goto fail;
+  db->cur->n_in = h->n_in + h->n_wait; /* part 1 never writes Waiting */
+  db->cur->n_reg = h->n_reg;
+  for (uint32_t i = 0; i < h->n_in + h->n_wait + h->n_reg; i++) {
+    if (!h->seg[i].root && !h->seg[i].rt_page) continue;
+    if ((rc = lsm__seg_load(db, &h->seg[i], &db->cur->segs[i]))) goto fail;
+  }
+  db->wal_chain = wal_seed(db);
+  if ((rc = wal_replay(db, db->cur->mem))) goto fail;
+  db->visible_seq = db->last_seq;
+  *out = db;
+  return 0;
+fail:
+  db_free(db);
+  return rc;
+}
+
+int lsm_close(lsm_db *db) {
+  if (!db) return 0;
+  int rc = 0;
+  pthread_mutex_lock(&db->commit_lock);
+  if (db->cur->mem->entries || db->cur->mem->nranges || db->wal_off) rc = flush_locked(db);
+  /* write the final state into both slots, so a damaged slot costs nothing */
+  for (int i = 0; i < 2 && !rc; i++) rc = write_header(db, db->cur, NULL);
+  pthread_mutex_unlock(&db->commit_lock);
+  db_free(db);
+  return rc;
+}
+
+/* ---- point reads ------------------------------------------------------- */
+void lsm_value_release(lsm_value *v) {
+  if (!v) return;
+  if (v->pin_[0]) {
+    if (v->pin_[1])
+      lsm__page_put((lsm_db *)v->pin_[1], (lsm_page *)v->pin_[0]);
+    else
+      lsm__mem_unref((lsm_mem *)v->pin_[0]);
+  }
+  quire__free(v->pin_[2]);
+  memset(v, 0, sizeof *v);
+}
+
+/* Point lookup in one segment: 1 found (out filled, kind in *kind), 0 not. */
+static int seg_get(lsm_db *db, lsm_seg *s, const uint8_t *k, size_t kl, lsm_value *out, int *kind) {
+  uint32_t pgno = s->d.root;
+  int want = -1;
+  if (!pgno) return 0;
+  for (int lvl = 0; lvl <= LSM_MAX_DEPTH; lvl++) {
+    lsm_page *pg;
+    int rc = lsm__page_get(db, pgno, &pg);
+    if (rc) return rc;
+    lsm_pview v;
+    uint32_t idx;
+    int eq;
+    lsm_item it;
+    if ((rc = lsm__pview(db, pg->data, &v))) goto done;
+    if (want >= 0 && (int)v.depth != want) {
+      rc = quire__err(QUIRE_ECORRUPT, "lsm: page %u at the wrong depth", pgno);
+      goto done;
+    }
+    if ((rc = lsm__psearch(db, &v, k, kl, &idx, &eq))) goto done;
+    if (idx == v.n || (v.type == LSM_PAGE_LEAF && !eq)) goto done; /* rc 0: absent */
+    if ((rc = lsm__pitem(db, &v, idx, &it))) goto done;
+    if (v.type == LSM_PAGE_PARENT) {
+      pgno = (uint32_t)it.child;
+      want = (int)v.depth - 1;
+      lsm__page_put(db, pg);
+      continue;
+    }
+    *kind = it.kind;
+    if (it.kind == LSM_V_TOMB) goto done_found;
+    if (it.kind == LSM_V_INLINE) {
+      out->data = it.vlen ? it.val : (const void *)"";
+      out->len = it.vlen;
+      out->pin_[0] = pg;
+      out->pin_[1] = db;
+      return 1;
+    }
+    {
+      uint8_t *heap = quire__malloc(it.vlen);
+      if (!heap) {
+        rc = QUIRE_ENOMEM;
+        goto done;
+      }
+      rc = lsm__blob_read(db, it.ovf, 0, heap, it.vlen);
+      if (rc) {
+        quire__free(heap);
+        goto done;
+      }
+      out->data = heap;
+      out->len = it.vlen;
+      out->pin_[2] = heap;
+    }
+  done_found:
+    lsm__page_put(db, pg);
+    return 1;
+  done:
+    lsm__page_put(db, pg);
+    return rc;
+  }
+  return quire__err(QUIRE_ECORRUPT, "lsm: tree too deep");
+}
+
+static int mem_get(lsm_mem *m, uint64_t snap, const uint8_t *k, size_t kl, lsm_value *out, int *kind) {
+  lsm_mnode *n = lsm__mem_find(m, k, kl, snap);
+  if (!n) return 0;
+  if (m->nranges && lsm__mem_covered(m, k, kl, n->seq, snap)) {
+    *kind = LSM_V_TOMB;
+    return 1;
+  }
+  *kind = n->kind;
+  if (n->kind == LSM_V_TOMB) return 1;
+  out->data = n->vlen ? n->val : (const void *)"";
+  out->len = n->vlen;
+  out->pin_[0] = m;
+  lsm__mem_ref(m);
+  return 1;
+}
+
+/* Looks k up in version v at snap, after the sources in front (a txn). */
+static int version_get(lsm_db *db, lsm_version *v, uint64_t snap, const uint8_t *k, size_t kl,
+                       lsm_value *out) {
+  int kind = LSM_V_TOMB, rc;
+  memset(out, 0, sizeof *out);
+  rc = mem_get(v->mem, snap, k, kl, out, &kind);
+  if (rc < 0) return rc;
+  if (rc == 0 && v->mem->nranges && lsm__mem_covered(v->mem, k, kl, 0, snap)) return QUIRE_ENOTFOUND;
+  for (uint32_t i = 0; rc == 0 && i < v->n_in + v->n_reg; i++) {
+    lsm_seg *s = v->segs[i];
+    if (!s) continue;
+    rc = seg_get(db, s, k, kl, out, &kind);
+    if (rc < 0) return rc;
+    if (rc == 0 && s->nranges && lsm__ranges_cover(s->ranges, s->nranges, k, kl)) return QUIRE_ENOTFOUND;
+  }
+  if (rc == 0 || kind == LSM_V_TOMB) {
+    lsm_value_release(out);
+    return QUIRE_ENOTFOUND;
+  }
+  return 0;
+}
+
+int lsm_get(lsm_db *db, const void *key, size_t klen, lsm_value *out) {
+  if (!db || !out || (!key && klen)) return QUIRE_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (klen > db->klim) return QUIRE_ENOTFOUND;
+  uint64_t snap;
+  lsm_version *v = lsm__pin(db, &snap);
+  int rc = version_get(db, v, snap, key, klen, out);
+  lsm__version_unref(db, v);
+  return rc;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out) {
+  if (!db || !out || (flags & ~LSM_TXN_OPTIMISTIC)) return QUIRE_EINVAL;
+  lsm_txn *t = quire__calloc(1, sizeof *t);
+  if (!t) return QUIRE_ENOMEM;
+  int rc = lsm__mem_new(&t->buf);
+  if (rc) {
+    quire__free(t);
+    return rc;
+  }
+  t->db = db;
+  t->flags = flags;
+  t->ver = lsm__pin(db, &t->snap);
+  *out = t;
+  return 0;
+}
+
+static void pend_release(lsm_txn *t) {
+  lsm_db *db = t->db;
+  for (size_t i = 0; i < t->npend; i++) {
+    lsm_seg *s = t->pend[i];
+    if (s->pages.n) {
+      pthread_mutex_lock(&db->lock);
+      db->inflight -= lsm__extv_pages(&s->pages);
+      pthread_mutex_unlock(&db->lock);
+    }
+    t->pend[i] = NULL;
+  }
+  t->npend = 0;
+}
+
+void lsm_txn_abort(lsm_txn *t) {
+  if (!t) return;
+  lsm_db *db = t->db;
+  for (size_t i = 0; i < t->npend; i++) {
+    lsm_seg *s = t->pend[i];
+    pthread_mutex_lock(&db->lock);
+    db->inflight -= lsm__extv_pages(&s->pages);
+    pthread_mutex_unlock(&db->lock);
+    for (size_t j = 0; j < s->pages.n; j++) lsm__free_now(db, s->pages.v[j].start, s->pages.v[j].count);
+    lsm__seg_unref(db, s);
+  }
+  t->npend = 0;
+  lsm__mem_unref(t->buf);
+  lsm__version_unref(db, t->ver);
+  quire__free(t->reads);
+  quire__free(t);
+}
+
+/* Writes the buffer as a pending segment (uncommitted; pages in flight). */
+static int txn_spill(lsm_txn *t) {
+  lsm_db *db = t->db;
+  lsm_segdesc d;
+  lsm_extv pages = {0};
+  lsm_seg *s = NULL;
+  lsm_mem *fresh = NULL;
+  int rc = lsm__mem_new(&fresh);
+  if (rc) return rc;
+  if ((rc = build_from_mem(db, t->buf, &d, &pages))) goto fail;
+  if (d.root || d.rt_page) {
+    if ((rc = lsm__seg_load(db, &d, &s))) {
+      for (size_t j = 0; j < pages.n; j++) lsm__free_now(db, pages.v[j].start, pages.v[j].count);
+      goto fail;
+    }
+    s->pages = pages;
+    pages = (lsm_extv){0};
+    pthread_mutex_lock(&db->lock);
+    db->inflight += lsm__extv_pages(&s->pages);
+    pthread_mutex_unlock(&db->lock);
+    t->pend[t->npend++] = s;
+  }
+  lsm__mem_unref(t->buf);
+  t->buf = fresh;
+  if (t->npend > MAX_PENDING) {
+    /* fold the pending segments into one (keeping tombstones and ranges) */
+    lsm_src *srcs[MAX_PENDING + 1];
+    size_t n = 0;
+    lsm_mcur *mc = NULL;
+    lsm_builder *b = NULL;
+    lsm_range *all = NULL;
+    size_t nall = 0, capall = 0;
+    for (size_t i = t->npend; i-- > 0 && !rc;) {
+      rc = lsm__segcur_open(db, t->pend[i], &srcs[n]);
+      if (!rc) n++;
+    }
+    if (!rc) rc = lsm__mcur_new(srcs, n, 0, &mc);
+    if (rc) {
+      for (size_t i = 0; i < n; i++) srcs[i]->ops->close(srcs[i]);
+      return rc;
+    }
+    uint8_t *vbuf = NULL;
+    rc = lsm__build_new(db, &b);
+    for (rc = rc ? rc : lsm__mcur_first(mc); !rc && lsm__mcur_cur(mc); rc = lsm__mcur_next(mc)) {
+      lsm_src *x = lsm__mcur_cur(mc);
+      if (lsm__mcur_deleted(mc) && x->kind != LSM_V_TOMB) continue; /* under a newer range */
+      const void *val = x->val;
+      if (x->kind == LSM_V_OVERFLOW) {
+        quire__free(vbuf);
+        vbuf = quire__malloc(x->vlen);
+        if (!vbuf) {
+          rc = QUIRE_ENOMEM;
+          break;
+        }
+        if ((rc = x->ops->value(x, 0, vbuf, x->vlen))) break;
+        val = vbuf;
+      }
+      rc =
+          lsm__build_add(b, x->key, x->klen, x->kind == LSM_V_TOMB ? LSM_V_TOMB : LSM_V_INLINE, val, x->vlen);
+    }
+    quire__free(vbuf);
+    for (size_t i = 0; i < t->npend && !rc; i++) {
+      lsm_seg *p = t->pend[i];
+      for (size_t j = 0; j < p->nranges && !rc; j++) {
+        if (nall == capall) {
+          size_t cap = capall ? capall * 2 : 16;
+          lsm_range *r = quire__realloc(all, cap * sizeof *r);
+          if (!r) {
+            rc = QUIRE_ENOMEM;
+            break;
+          }
+          all = r, capall = cap;
+        }
+        all[nall++] = p->ranges[j];
+      }
+    }
+    if (!rc && nall) {
+      qsort(all, nall, sizeof *all, range_cmp);
+      size_t o = 0;
+      for (size_t i = 0; i < nall; i++) {
+        if (o && lsm__keycmp(all[i].lo, all[i].lol, all[o - 1].hi, all[o - 1].hil) <= 0) {
+          if (lsm__keycmp(all[i].hi, all[i].hil, all[o - 1].hi, all[o - 1].hil) > 0)
+            all[o - 1].hi = all[i].hi, all[o - 1].hil = all[i].hil;
+        } else {
+          all[o++] = all[i];
+        }
+      }
+      rc = lsm__build_ranges(b, all, o);
+    }
+    quire__free(all);
+    lsm__mcur_free(mc);
+    lsm_extv np = {0};
+    if (!rc) {
+      rc = lsm__build_finish(b, &d, &np);
+      b = NULL;
+    }
+    lsm__build_abort(b);
+    lsm_seg *merged = NULL;
+    if (!rc && (d.root || d.rt_page)) rc = lsm__seg_load(db, &d, &merged);
+    if (rc) {
+      for (size_t j = 0; j < np.n; j++) lsm__free_now(db, np.v[j].start, np.v[j].count);
+      lsm__extv_free(&np);
+      return rc;
+    }
+    for (size_t i = 0; i < t->npend; i++) {
+      lsm_seg *p = t->pend[i];
+      pthread_mutex_lock(&db->lock);
+      db->inflight -= lsm__extv_pages(&p->pages);
+      pthread_mutex_unlock(&db->lock);
+      for (size_t j = 0; j < p->pages.n; j++) lsm__free_now(db, p->pages.v[j].start, p->pages.v[j].count);
+      lsm__seg_unref(db, p);
+    }
+    t->npend = 0;
+    if (merged) {
+      merged->pages = np;
+      pthread_mutex_lock(&db->lock);
+      db->inflight += lsm__extv_pages(&np);
+      pthread_mutex_unlock(&db->lock);
+      t->pend[t->npend++] = merged;
+    } else {
+      lsm__extv_free(&np);
+    }
+  }
+  return 0;
+fail:
+  lsm__extv_free(&pages);
+  lsm__mem_unref(fresh);
+  return rc;
+}
+
+static int txn_check(lsm_txn *t, size_t kl) {
+  if (!t || t->failed) return t ? t->failed : QUIRE_EINVAL;
+  if (kl > t->db->klim)
+    return quire__err(QUIRE_ETOOLARGE, "lsm: key of %zu bytes (limit %u)", kl, t->db->klim);
+  return 0;
+}
+
+static int txn_after_write(lsm_txn *t) {
+  if (t->buf->bytes <= t->db->txn_budget) return 0;
+  int rc = txn_spill(t);
+  if (rc) t->failed = rc;
+  return rc;
+}
+
+int lsm_txn_put(lsm_txn *t, const void *k, size_t kl, const void *v, size_t vl) {
+  int rc = txn_check(t, kl);
+  if (rc) return rc;
+  if ((!k && kl) || (!v && vl)) return QUIRE_EINVAL;
+  if (vl > UINT32_MAX) return quire__err(QUIRE_ETOOLARGE, "lsm: value over 4 GiB");
+  if ((rc = lsm__mem_put(t->buf, k, kl, LSM_V_INLINE, v, vl, ++t->op))) return rc;
+  return txn_after_write(t);
+}
+
+int lsm_txn_delete(lsm_txn *t, const void *k, size_t kl) {
+  int rc = txn_check(t, kl);
+  if (rc) return rc;
+  if (!k && kl) return QUIRE_EINVAL;
+  if ((rc = lsm__mem_put(t->buf, k, kl, LSM_V_TOMB, NULL, 0, ++t->op))) return rc;
+  return txn_after_write(t);
+}
+
+int lsm_txn_delete_range(lsm_txn *t, const void *lo, size_t lol, const void *hi, size_t hil) {
+  int rc = txn_check(t, lol > hil ? lol : hil);
+  if (rc) return rc;
+  if ((!lo && lol) || (!hi && hil)) return QUIRE_EINVAL;
+  if (lsm__keycmp(lo, lol, hi, hil) >= 0) return 0;
+  if ((rc = lsm__mem_range(t->buf, lo, lol, hi, hil, ++t->op))) return rc;
+  return txn_after_write(t);
+}
+
+static int txn_note_read(lsm_txn *t, const void *k, size_t kl) {
+  if (!(t->flags & LSM_TXN_OPTIMISTIC)) return 0;
+  if (t->nreads == t->capreads) {
+    size_t cap = t->capreads ? t->capreads * 2 : 16;
+    uint64_t *r = quire__realloc(t->reads, cap * sizeof *r);
+    if (!r) return QUIRE_ENOMEM;
+    t->reads = r, t->capreads = cap;
+  }
+  t->reads[t->nreads++] = key_hash(k, kl);
+  return 0;
+}
+
+int lsm_txn_get(lsm_txn *t, const void *k, size_t kl, lsm_value *out) {
+  if (!t || !out || (!k && kl)) return QUIRE_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (kl > t->db->klim) return QUIRE_ENOTFOUND;
+  int rc = txn_note_read(t, k, kl);
+  if (rc) return rc;
+  int kind = LSM_V_TOMB;
+  rc = mem_get(t->buf, UINT64_MAX, k, kl, out, &kind);
+  if (rc == 0 && t->buf->nranges && lsm__mem_covered(t->buf, k, kl, 0, UINT64_MAX)) return QUIRE_ENOTFOUND;
+  for (size_t i = t->npend; rc == 0 && i-- > 0;) {
+    lsm_seg *s = t->pend[i];
+    rc = seg_get(t->db, s, k, kl, out, &kind);
+    if (rc == 0 && s->nranges && lsm__ranges_cover(s->ranges, s->nranges, k, kl)) return QUIRE_ENOTFOUND;
+  }
+  if (rc < 0) return rc;
+  if (rc == 1) {
+    if (kind != LSM_V_TOMB) return 0;
+    lsm_value_release(out);
+    return QUIRE_ENOTFOUND;
+  }
+  return version_get(t->db, t->ver, t->snap, k, kl, out);
+}
+
+int lsm__cursor_make(lsm_db *db, lsm_version *ver, lsm_src **srcs, size_t n, lsm_cursor **out);
+
+int lsm_txn_cursor_open(lsm_txn *t, lsm_cursor **out) {
+  if (!t || !out) return QUIRE_EINVAL;
+  lsm_db *db = t->db;
+  lsm_src *srcs[LSM_MAX_SEGS + MAX_PENDING + 2];
+  size_t n = 0;
+  int rc = lsm__memcur_open(t->buf, UINT64_MAX - 1, &srcs[n]);
+  if (!rc) n++;
+  for (size_t i = t->npend; !rc && i-- > 0;) {
+    rc = lsm__segcur_open(db, t->pend[i], &srcs[n]);
+    if (!rc) n++;
+  }
+  if (!rc) {
+    atomic_fetch_add(&t->ver->refs, 1);
+    rc = lsm__sources(db, t->ver, t->snap, srcs, &n);
+    if (!rc) rc = lsm__cursor_make(db, t->ver, srcs, n, out);
+    if (rc) lsm__version_unref(db, t->ver);
+  }
+  if (rc)
+    for (size_t i = 0; i < n; i++) srcs[i]->ops->close(srcs[i]);
+  return rc;
+}
+
+/* Optimistic check: did a commit after t began write a key t read or wrote? */
+static int txn_conflicts(lsm_txn *t) {
+  lsm_db *db = t->db;
+  if (db->range_seq > t->snap) return 1;
+  for (size_t i = 0; i < t->nreads; i++)
+    if (db->conflict[t->reads[i] & (CONFLICT_BUCKETS - 1)] > t->snap) return 1;
+  for (lsm_mnode *n = lsm__mem_seek(t->buf, NULL, 0, UINT64_MAX); n; n = lsm__mnext(n))
+    if (db->conflict[key_hash(n->key, n->klen) & (CONFLICT_BUCKETS - 1)] > t->snap) return 1;
+  for (size_t i = 0; i < t->npend; i++) {
+    /* spilled writes: walk the pending segment's keys */
+    lsm_src *s;
+    if (lsm__segcur_open(db, t->pend[i], &s)) return 1;
+    int hit = 0;
+    for (int rc = s->ops->first(s); !rc && s->valid && !hit; rc = s->ops->next(s))
+      hit = db->conflict[key_hash(s->key, s->klen) & (CONFLICT_BUCKETS - 1)] > t->snap;
+    s->ops->close(s);
+    if (hit) return 1;
+  }
+  return 0;
+}
+
+/* Big transaction: flush the memtable, then commit the buffer and the
+ * pending segments as segments. commit_lock. */
+static int commit_as_segments(lsm_txn *t, uint64_t seq) {
+  lsm_db *db = t->db;
+  int rc = flush_locked(db);
+  if (rc) return rc;
+  lsm_segdesc d;
+  lsm_extv pages = {0};
+  if ((rc = build_from_mem(db, t->buf, &d, &pages))) return rc;
+  lsm_seg *front[MAX_PENDING + 2];
+  size_t nf = 0;
+  if (d.root || d.rt_page) {
+    if ((rc = lsm__seg_load(db, &d, &front[nf]))) {
+      for (size_t j = 0; j < pages.n; j++) lsm__free_now(db, pages.v[j].start, pages.v[j].count);
+      lsm__extv_free(&pages);
+      return rc;
+    }
+    nf++;
+  }
+  for (size_t i = t->npend; i-- > 0;) {
+    front[nf++] = t->pend[i];
+    atomic_fetch_add(&t->pend[i]->refs, 1);
+  }
+  uint64_t inflight = 0;
+  for (size_t i = 0; i < t->npend; i++) inflight += lsm__extv_pages(&t->pend[i]->pages);
+  pthread_mutex_lock(&db->lock);
+  db->inflight -= inflight; /* counted as committed for the saved free list */
+  pthread_mutex_unlock(&db->lock);
+  rc = commit_segments(db, front, nf, seq);
+  if (rc) {
+    pthread_mutex_lock(&db->lock);
+    db->inflight += inflight;
+    pthread_mutex_unlock(&db->lock);
+    for (size_t j = 0; j < pages.n; j++) lsm__free_now(db, pages.v[j].start, pages.v[j].count);
+  } else {
+    for (size_t i = 0; i < t->npend; i++) {
+      lsm__extv_free(&t->pend[i]->pages); /* committed: no longer the txn's to free */
+      lsm__seg_unref(db, t->pend[i]);
+    }
+    t->npend = 0;
+  }
+  lsm__extv_free(&pages);
+  return rc;
+}
+
+int lsm_txn_commit(lsm_txn *t) {
+  if (!t) return QUIRE_EINVAL;
+  lsm_db *db = t->db;
+  int rc = t->failed;
+  quire_buf rec;
+  quire__buf_init(&rec, (size_t)1 << 32);
+  if (rc) goto out;
+  if (!t->buf->entries && !t->buf->nranges && !t->npend) goto out; /* read-only */
+  pthread_mutex_lock(&db->commit_lock);
+  if ((t->flags & LSM_TXN_OPTIMISTIC) && txn_conflicts(t)) {
+    atomic_fetch_add(&db->st_conflicts, 1);
+    rc = quire__err(QUIRE_ECONFLICT, "lsm: a conflicting commit landed first");
+    goto unlock;
+  }
+  uint64_t seq = db->last_seq + 1;
+  uint8_t *hdr;
+  if ((rc = quire__buf_extend(&rec, WAL_HDR, &hdr))) goto unlock;
+  if ((rc = txn_payload(t->buf, &rec))) goto unlock;
+  size_t plen = rec.len - WAL_HDR;
+  uint64_t region = (uint64_t)db->hdr.wal_pages * db->pgsz;
+  size_t need = 0;
+  if (t->npend || rec.len > region / 2 || plen > UINT32_MAX) {
+    rc = commit_as_segments(t, seq);
+    if (!rc) {
+      for (lsm_mnode *n = lsm__mem_seek(t->buf, NULL, 0, UINT64_MAX); n; n = lsm__mnext(n))
+        db->conflict[key_hash(n->key, n->klen) & (CONFLICT_BUCKETS - 1)] = seq;
+      if (t->buf->nranges) db->range_seq = seq;
+      rc = maybe_merge(db);
+    }
+    goto unlock;
+  }
+  if ((rc = payload_apply(db, rec.data + WAL_HDR, plen, NULL, 0, &need))) goto unlock;
+  lsm_mem *m = db->cur->mem;
+  if (db->sync_mode != LSM_SYNC_OFF && db->wal_off + rec.len > region) {
+    if ((rc = flush_locked(db))) goto unlock;
+    m = db->cur->mem;
+  }
+  if ((rc = lsm__mem_reserve(m, need))) goto unlock;
+  if (db->sync_mode != LSM_SYNC_OFF) {
+    hdr = rec.data; /* the buffer moved while growing */
+    st_le32(hdr + 8, (uint32_t)plen);
+    st_le32(hdr + 12, 0);
+    st_le64(hdr + 16, seq);
+    uint64_t chk = quire__xxh3_seeded(hdr + 8, rec.len - 8, db->wal_chain);
+    st_le64(hdr, chk);
+    rc = db->file->ops->write(db->file, rec.data, rec.len,
+                              (uint64_t)(db->hdr.wal_start - 1) * db->pgsz + db->wal_off);
+    if (rc) goto unlock;
+    if (db->sync_mode == LSM_SYNC_FULL && (rc = sync_file(db))) goto unlock;
+    db->wal_off += rec.len;
+    db->wal_chain = chk;
+  }
+  /* cannot fail: the arena was reserved and the payload validated */
+  rc = payload_apply(db, rec.data + WAL_HDR, plen, m, seq, NULL);
+  if (QUIRE_NEVER(rc)) goto unlock;
+  db->last_seq = seq;
+  pthread_mutex_lock(&db->lock);
+  db->visible_seq = seq;
+  pthread_mutex_unlock(&db->lock);
+  if (m->bytes > db->mem_budget) rc = flush_locked(db);
+unlock:
+  if (!rc) atomic_fetch_add(&db->st_commits, 1);
+  pthread_mutex_unlock(&db->commit_lock);
+out:
+  quire__buf_free(&rec);
+  if (rc == 0) pend_release(t);
+  lsm_txn_abort(t);
+  return rc;
+}
+
+/* ---- stats ------------------------------------------------------------- */
+int lsm_stats_get(lsm_db *db, lsm_stats *o) {
+  if (!db || !o) return QUIRE_EINVAL;
+  memset(o, 0, sizeof *o);
+  pthread_mutex_lock(&db->commit_lock);
+  o->page_size = db->pgsz;
+  o->reserve_bytes = db->reserve;
+  o->wal_pages = db->hdr.wal_pages;
+  o->wal_bytes_used = db->wal_off;
+  o->generation = db->hdr.generation;
+  o->change_counter = db->last_seq;
+  o->merge_counter = db->hdr.merge_counter;
+  pthread_mutex_lock(&db->lock);
+  o->pages_total = atomic_load(&db->npages);
+  o->pages_free = lsm__extv_pages(&db->free) + lsm__extv_pages(&db->pending);
+  for (lsm_seg *z = db->zombies; z; z = z->znext) o->pages_free += lsm__extv_pages(&z->pages);
+  o->incoming = db->cur->n_in;
+  for (uint32_t i = 0; i < db->cur->n_reg; i++) o->regular += db->cur->segs[db->cur->n_in + i] != NULL;
+  o->mem_bytes = db->cur->mem->bytes;
+  o->mem_entries = db->cur->mem->entries;
+  pthread_mutex_unlock(&db->lock);
+  pthread_mutex_unlock(&db->commit_lock);
+  o->commits = atomic_load(&db->st_commits);
+  o->flushes = atomic_load(&db->st_flushes);
+  o->merges = atomic_load(&db->st_merges);
+  o->log_syncs = atomic_load(&db->st_syncs);
+  o->header_writes = atomic_load(&db->st_hdr);
+  o->conflicts = atomic_load(&db->st_conflicts);
+  pthread_mutex_lock(&db->cache.mu);
+  o->cache_hits = db->cache.hits;
+  o->cache_misses = db->cache.misses;
+  o->cache_bytes = db->cache.bytes;
+  pthread_mutex_unlock(&db->cache.mu);
+  return 0;
+}

@@ -1,0 +1,325 @@
+/*
+ * lsm/lsm_int.h — internals of the LSM engine shared by its files.
+ *
+ *   file.c    POSIX file layer, page cache, header slots, free space, blobs
+ *   page.c    leaf/parent page parsing and the one-pass segment builder
+ *   segcur.c  single-segment cursor
+ *   mem.c     skiplist memtable (also the transaction buffer)
+ *   cursor.c  multi-cursor (newest wins) and living cursor (hides deletes)
+ *   db.c      open/recovery, log, transactions, commit, flush, merge
+ *   check.c   reachability walk, free-list rebuild, `lsm check`
+ *
+ * Formats are tabled at the top of file.c (header, blobs) and page.c (pages)
+ * and in docs/LSM.md. Lock order: db->commit_lock, then db->lock, then the
+ * page cache's lock. Readers take db->lock only to pin or unpin a version.
+ */
+#ifndef QUIRE_LSM_INT_H
+#define QUIRE_LSM_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "lsm/lsm_vfs.h"
+#include "quire/lsm.h"
+#include "util/util.h"
+
+#define LSM_FORMAT_VERSION 1u
+#define LSM_MAGIC "QUIRELSM"
+#define LSM_SLOT_SIZE 1024u
+#define LSM_TRAILER 8u /* page checksum, last 8 bytes of every page but page 1 */
+#define LSM_PAGE_LEAF 1u
+#define LSM_PAGE_PARENT 2u
+#define LSM_PAGE_HDR 6u /* type, depth/flags, u16 n, u16 prefix length */
+#define LSM_MAX_DEPTH 20
+#define LSM_MAX_SEGS 48 /* segments in the header (Incoming + Waiting + Regular) */
+#define LSM_MAX_REGULAR 16
+#define LSM_SEQ_OWN UINT64_MAX
+
+#define LSM_HDR_NOCHECKSUM 1u
+#define LSM_HDR_FREE_EXACT 2u /* the saved free list accounts for every page */
+
+enum { LSM_V_INLINE = 0, LSM_V_OVERFLOW = 1, LSM_V_TOMB = 2 };
+
+typedef struct lsm_ext {
+  uint32_t start, count;
+} lsm_ext;
+
+typedef struct lsm_extv {
+  lsm_ext *v;
+  size_t n, cap;
+} lsm_extv;
+
+int lsm__extv_push(lsm_extv *x, uint32_t start, uint32_t count);
+void lsm__extv_free(lsm_extv *x);
+/* Inserts [start, start+count) into a sorted, coalesced list. */
+int lsm__extv_insert(lsm_extv *x, uint32_t start, uint32_t count);
+uint64_t lsm__extv_pages(const lsm_extv *x);
+
+/* ---- page cache -------------------------------------------------------- */
+typedef struct lsm_page {
+  uint32_t pgno;
+  int refs;
+  int hashed;
+  struct lsm_page *hnext, *prev, *next; /* hash chain; LRU of unreferenced pages */
+  uint8_t *data;
+} lsm_page;
+
+typedef struct lsm_cache {
+  pthread_mutex_t mu; /* protects everything here */
+  lsm_page **buckets;
+  size_t nbuckets;
+  size_t bytes, budget;
+  lsm_page lru; /* sentinel: next = most recently released */
+  uint64_t hits, misses;
+} lsm_cache;
+
+/* ---- header ------------------------------------------------------------ */
+typedef struct lsm_segdesc {
+  uint32_t root, rt_page, rt_len;
+} lsm_segdesc;
+
+typedef struct lsm_hdr {
+  uint32_t version, pgsz, reserve, flags, npages, block_pages;
+  uint64_t generation, change_counter, merge_counter, file_id;
+  uint32_t wal_start, wal_pages;
+  uint64_t wal_epoch;
+  uint32_t fl_page, fl_len, fl_free;
+  uint32_t n_in, n_wait, n_reg;
+  lsm_segdesc seg[LSM_MAX_SEGS]; /* Incoming, then Waiting, then Regular (root 0 = empty) */
+} lsm_hdr;
+
+/* ---- range tombstones -------------------------------------------------- */
+typedef struct lsm_range {
+  const uint8_t *lo, *hi;
+  uint32_t lol, hil;
+} lsm_range;
+
+/* ---- segments ---------------------------------------------------------- */
+typedef struct lsm_seg {
+  atomic_int refs;
+  lsm_segdesc d;
+  lsm_range *ranges; /* sorted by lo, disjoint */
+  size_t nranges;
+  uint8_t *range_blob;
+  int dropped;                   /* no longer in the current version; pages below go free */
+  lsm_extv pages;                /* when dropped (or pending): every page it owns */
+  struct lsm_seg *znext, *zprev; /* db->zombies: dropped but still pinned */
+} lsm_seg;
+
+/* ---- memtable ---------------------------------------------------------- */
+#define LSM_MEM_MAXH 16
+typedef struct lsm_mnode {
+  const uint8_t *key, *val;
+  uint64_t seq;
+  uint32_t klen;
+  uint32_t vlen;
+  uint8_t kind, height;
+  _Atomic(struct lsm_mnode *) next[];
+} lsm_mnode;
+
+typedef struct lsm_mrange {
+  _Atomic(struct lsm_mrange *) next;
+  uint64_t seq;
+  lsm_range r;
+} lsm_mrange;
+
+typedef struct lsm_chunk {
+  struct lsm_chunk *next;
+  size_t used, cap;
+  _Alignas(16) uint8_t data[];
+} lsm_chunk;
+
+typedef struct lsm_mem {
+  atomic_int refs;
+  lsm_mnode *head;
+  _Atomic(lsm_mrange *) ranges;
+  atomic_int height;
+  lsm_chunk *chunks;
+  size_t bytes; /* arena bytes in use */
+  uint64_t entries, nranges;
+  uint64_t rng;
+} lsm_mem;
+
+int lsm__mem_new(lsm_mem **out);
+void lsm__mem_ref(lsm_mem *m);
+void lsm__mem_unref(lsm_mem *m);
+/* Bytes of arena an insert of these lengths needs (upper bound). */
+size_t lsm__mem_need(size_t klen, size_t vlen);
+/* Makes sure need more bytes can be inserted without allocation failure. */
+int lsm__mem_reserve(lsm_mem *m, size_t need);
+/* Single writer. Copies key and value. Fails only with ENOMEM (never after a
+ * successful lsm__mem_reserve covering it). */
+int lsm__mem_put(lsm_mem *m, const void *k, size_t kl, int kind, const void *v, size_t vl, uint64_t seq);
+int lsm__mem_range(lsm_mem *m, const void *lo, size_t lol, const void *hi, size_t hil, uint64_t seq);
+/* Newest version of k with seq <= snap; NULL if none. */
+lsm_mnode *lsm__mem_find(lsm_mem *m, const void *k, size_t kl, uint64_t snap);
+/* 1 if a range with after < seq <= snap covers k. */
+int lsm__mem_covered(lsm_mem *m, const void *k, size_t kl, uint64_t after, uint64_t snap);
+/* First node >= (k, snap) in (key asc, seq desc) order; k NULL = first. */
+lsm_mnode *lsm__mem_seek(lsm_mem *m, const void *k, size_t kl, uint64_t snap);
+/* Last node with key < k (k NULL = last node). */
+lsm_mnode *lsm__mem_seek_lt(lsm_mem *m, const void *k, size_t kl);
+static inline lsm_mnode *lsm__mnext(lsm_mnode *n) {
+  return atomic_load_explicit(&n->next[0], memory_order_acquire);
+}
+
+int lsm__keycmp(const void *a, size_t al, const void *b, size_t bl);
+/* Compare k against the split key prefix|suffix. */
+int lsm__keycmp2(const uint8_t *k, size_t kl, const uint8_t *p, size_t pl, const uint8_t *s, size_t sl);
+
+/* ---- versions ---------------------------------------------------------- */
+typedef struct lsm_version {
+  atomic_int refs;
+  lsm_mem *mem;
+  uint32_t n_in, n_reg; /* segs[0..n_in) Incoming newest first, then Regular 0.. (may be NULL) */
+  lsm_seg *segs[LSM_MAX_SEGS];
+} lsm_version;
+
+/* ---- the database ------------------------------------------------------ */
+struct lsm_db {
+  lsm_file *file;
+  uint32_t pgsz, usable, reserve, klim, vinline;
+  int checksums, sync_mode;
+  uint32_t block_pages;
+  size_t txn_budget, mem_budget;
+  unsigned max_incoming;
+
+  pthread_mutex_t commit_lock; /* serialises commits, flushes, merges, header writes */
+  pthread_mutex_t lock;        /* protects cur, free space, zombies, the seq below */
+  lsm_version *cur;
+  uint64_t visible_seq; /* newest commit readers may see (lock) */
+
+  /* commit_lock */
+  lsm_hdr hdr;        /* as last written */
+  uint64_t last_seq;  /* newest commit (in the log or segments) */
+  uint64_t wal_off;   /* append position in the log region */
+  uint64_t wal_chain; /* checksum of the last record: seeds the next */
+  uint64_t *conflict; /* last commit seq per key-hash bucket */
+  uint64_t range_seq; /* last commit with a range delete */
+
+  /* lock */
+  atomic_uint npages; /* file end in pages */
+  lsm_extv free;      /* reusable now */
+  lsm_extv pending;   /* freed by the next header write */
+  lsm_seg *zombies;   /* dropped segments still pinned by readers */
+  uint64_t inflight;  /* pages held by uncommitted pending segments */
+
+  lsm_cache cache;
+  uint8_t *scratch; /* one page, commit_lock */
+  atomic_ullong st_commits, st_flushes, st_merges, st_syncs, st_hdr, st_conflicts;
+};
+
+/* file.c */
+int lsm__cache_init(lsm_cache *c, size_t budget, uint32_t pgsz);
+void lsm__cache_destroy(lsm_cache *c);
+/* Pinned, checksum-verified page; release with lsm__page_put. */
+int lsm__page_get(lsm_db *db, uint32_t pgno, lsm_page **out);
+void lsm__page_put(lsm_db *db, lsm_page *p);
+void lsm__cache_forget(lsm_db *db, uint32_t start, uint32_t count);
+void lsm__page_seal(lsm_db *db, uint8_t *page, uint32_t pgno);
+int lsm__page_verify(lsm_db *db, const uint8_t *page, uint32_t pgno);
+/* Reads count raw pages at pgno into buf and verifies each. */
+int lsm__read_pages(lsm_db *db, uint32_t pgno, uint32_t count, uint8_t *buf);
+/* Seals and writes count pages from buf at pgno. */
+int lsm__write_pages(lsm_db *db, uint32_t pgno, uint32_t count, uint8_t *buf);
+int lsm__hdr_encode(const lsm_hdr *h, uint8_t *slot);
+int lsm__hdr_decode(const uint8_t *slot, lsm_hdr *h);
+int lsm__alloc(lsm_db *db, uint32_t min, uint32_t want, lsm_ext *out);
+void lsm__free_now(lsm_db *db, uint32_t start, uint32_t count);
+/* Blobs: bytes stored across a run of pages (usable bytes of each). */
+uint32_t lsm__blob_pages(const lsm_db *db, uint64_t len);
+int lsm__blob_write(lsm_db *db, const uint8_t *p, size_t len, lsm_extv *used, uint32_t *first);
+int lsm__blob_read(lsm_db *db, uint32_t first, uint64_t off, uint8_t *buf, size_t n);
+int lsm__check_run(lsm_db *db, uint32_t first, uint64_t len);
+
+/* page.c */
+typedef struct lsm_pview {
+  const uint8_t *p;
+  uint32_t type, depth, n, plen;
+  const uint8_t *prefix;
+} lsm_pview;
+typedef struct lsm_item {
+  const uint8_t *suf;
+  uint32_t slen;
+  int kind;
+  const uint8_t *val; /* inline */
+  uint64_t vlen;
+  uint32_t ovf;
+  uint64_t child, leaves, tombs; /* parents */
+} lsm_item;
+int lsm__pview(const lsm_db *db, const uint8_t *page, lsm_pview *v);
+int lsm__pitem(const lsm_db *db, const lsm_pview *v, uint32_t i, lsm_item *it);
+/* Index of the first item >= k (n if none); *eq set on an exact match. */
+int lsm__psearch(const lsm_db *db, const lsm_pview *v, const uint8_t *k, size_t kl, uint32_t *idx, int *eq);
+
+typedef struct lsm_builder lsm_builder;
+int lsm__build_new(lsm_db *db, lsm_builder **out);
+/* Keys strictly ascending (QUIRE_EINVAL otherwise). kind LSM_V_*. */
+int lsm__build_add(lsm_builder *b, const void *k, size_t kl, int kind, const void *v, size_t vl);
+int lsm__build_ranges(lsm_builder *b, const lsm_range *r, size_t n);
+/* Finishes; *d gets the segment (root 0 if nothing was added); every page
+ * written is appended to pages (may be NULL). Frees b. */
+int lsm__build_finish(lsm_builder *b, lsm_segdesc *d, lsm_extv *pages);
+/* Frees what was written and b. */
+void lsm__build_abort(lsm_builder *b);
+
+/* segcur.c */
+typedef struct lsm_src lsm_src;
+struct lsm_src_ops {
+  int (*first)(lsm_src *s);
+  int (*last)(lsm_src *s);
+  int (*next)(lsm_src *s);
+  int (*prev)(lsm_src *s);
+  int (*seek)(lsm_src *s, const uint8_t *k, size_t kl, int ge); /* ge: first >= k, else last <= k */
+  /* 1 if a range delete of this source newer than seq covers k */
+  int (*covers)(lsm_src *s, const uint8_t *k, size_t kl, uint64_t seq);
+  int (*value)(lsm_src *s, uint64_t off, uint8_t *buf, size_t n); /* overflow reads */
+  void (*close)(lsm_src *s);
+};
+struct lsm_src {
+  const struct lsm_src_ops *ops;
+  int valid;
+  const uint8_t *key;
+  size_t klen;
+  int kind;
+  const uint8_t *val;
+  uint64_t vlen;
+  uint32_t ovf; /* overflow: first page of the value's run */
+  uint64_t seq; /* memtable: commit sequence; segments: LSM_SEQ_OWN */
+};
+int lsm__segcur_open(lsm_db *db, lsm_seg *seg, lsm_src **out);
+int lsm__memcur_open(lsm_mem *m, uint64_t snap, lsm_src **out);
+int lsm__ranges_cover(const lsm_range *r, size_t n, const uint8_t *k, size_t kl);
+
+/* segments */
+int lsm__seg_load(lsm_db *db, const lsm_segdesc *d, lsm_seg **out);
+void lsm__seg_unref(lsm_db *db, lsm_seg *s);
+int lsm__seg_pages(lsm_db *db, const lsm_segdesc *d, lsm_extv *out);
+
+/* cursor.c: a merged view over sources ordered newest first */
+typedef struct lsm_mcur lsm_mcur;
+int lsm__mcur_new(lsm_src **srcs, size_t n, int living, lsm_mcur **out);
+void lsm__mcur_free(lsm_mcur *m);
+int lsm__mcur_first(lsm_mcur *m);
+int lsm__mcur_next(lsm_mcur *m);
+int lsm__mcur_last(lsm_mcur *m);
+int lsm__mcur_prev(lsm_mcur *m);
+int lsm__mcur_seek(lsm_mcur *m, const uint8_t *k, size_t kl, int op);
+lsm_src *lsm__mcur_cur(lsm_mcur *m); /* the winning source, or NULL */
+int lsm__mcur_deleted(lsm_mcur *m);  /* current entry is deleted (raw mode) */
+
+/* db.c */
+void lsm__version_unref(lsm_db *db, lsm_version *v);
+/* Pins the current version and visible seq. */
+lsm_version *lsm__pin(lsm_db *db, uint64_t *seq);
+/* Opens sources for (extra..., version at snap), newest first. */
+int lsm__sources(lsm_db *db, lsm_version *v, uint64_t snap, lsm_src **srcs, size_t *n);
+
+/* check.c */
+typedef void (*lsm_report_fn)(void *ctx, const char *msg);
+int lsm__check(lsm_db *db, lsm_report_fn report, void *ctx, uint64_t *leaks);
+/* Bitmap of pages reachable from h's segments (plus page 1, the log). */
+int lsm__reachable(lsm_db *db, const lsm_hdr *h, uint8_t **bits, int strict, lsm_report_fn report, void *ctx);
+
+#endif

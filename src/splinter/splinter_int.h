@@ -1,0 +1,156 @@
+/*
+ * splinter/splinter_int.h — internals shared by the splinter files.
+ *
+ * Two representations meet here:
+ *  - the owned form: a sorted array of 256-value blocks (sp_blk). A block is
+ *    either a bitmap (non-empty, not full) or a span of consecutive full
+ *    blocks. Full spans are merged, so the array is canonical;
+ *  - the serialized form: a 4-level byte trie (docs/SPLINTER.md), read in
+ *    place through sp_node descriptors.
+ * Every generic algorithm (algebra, equality, iteration, copying) runs over a
+ * block source (sp_src): an ascending stream of sp_item, each one bitmap block
+ * or one span of full blocks, produced by either form (or by a plain range).
+ * Files: owned.c (owned form), view.c (validation and in-place queries),
+ * source.c (block sources, iterators), algebra.c, encode.c, dump.c.
+ */
+#ifndef QUIRE_SPLINTER_INT_H
+#define QUIRE_SPLINTER_INT_H
+
+#include "quire/splinter.h"
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- format ---------------------------------------------------------------- */
+enum {
+  SP_EMPTY = 0,
+  SP_FULL = 1,
+  SP_ARRAY = 2,
+  SP_RUNS = 3,
+  SP_BITMAP = 4,
+  SP_TREE = 5,
+};
+#define SP_MAGIC0 0xB5
+#define SP_MAGIC1 0x71
+#define SP_KIND(b) ((b)&7u)
+#define SP_WA(b) ((((b) >> 3) & 3u) + 1u)
+#define SP_WB(b) ((((b) >> 5) & 3u) + 1u)
+#define SP_KINDBYTE(kind, wa, wb) ((uint8_t)((kind) | (((wa)-1u) << 3) | (((wb)-1u) << 5)))
+
+/* A parsed node header. Levels 0 (root, 4-byte values) .. 3 (block, 1 byte). */
+typedef struct sp_node {
+  const uint8_t *p; /* first byte of the node */
+  size_t len;       /* bytes, kind byte included */
+  uint32_t base;    /* smallest value the node can hold */
+  uint32_t n;       /* ARRAY: values; RUNS: runs; TREE: children */
+  uint8_t level, kind, wa, wb;
+  uint8_t keymode;     /* TREE: 0 sorted key list, 1 32-byte key bitmap, 2 all 256 keys */
+  const uint8_t *keys; /* TREE */
+  const uint8_t *ends; /* TREE: end offsets (wa bytes each) */
+  const uint8_t *cums; /* TREE: cumulative cardinality - 1 (wb bytes each) */
+} sp_node;
+
+static inline uint64_t sp_level_cap(int level) { return 1ull << (8 * (4 - level)); }
+static inline uint32_t sp_rd(const uint8_t *p, unsigned w) {
+  uint32_t v = 0;
+  for (unsigned i = 0; i < w; i++) v |= (uint32_t)p[i] << (8 * i);
+  return v;
+}
+static inline void sp_wr(uint8_t *p, uint32_t v, unsigned w) {
+  for (unsigned i = 0; i < w; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline unsigned sp_bytes_for(uint64_t v) {
+  return v < (1u << 8) ? 1 : v < (1u << 16) ? 2 : v < (1u << 24) ? 3 : 4;
+}
+
+/* Parses the header of the node occupying p[0..len) at level with the given
+ * base. Checks sizes only (not contents). 0 or QUIRE_ECORRUPT. */
+int sp__node_parse(const uint8_t *p, size_t len, int level, uint32_t base, sp_node *out);
+/* Child i of a TREE node (already validated). */
+void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child);
+uint32_t sp__tree_key(const sp_node *t, uint32_t i);
+static inline uint64_t sp__tree_cum(const sp_node *t, uint32_t i) { /* cardinality of children 0..i */
+  return (uint64_t)sp_rd(t->cums + (size_t)i * t->wb, t->wb) + 1;
+}
+/* Root node of a validated view. */
+void sp__view_root(const splinter_view_t *v, sp_node *root);
+
+/* ---- owned form -------------------------------------------------------------- */
+typedef struct sp_blk {
+  uint32_t key;   /* value >> 8 of the first block */
+  uint32_t nfull; /* 0: bitmap block in w; n >= 1: n consecutive full blocks */
+  uint64_t w[4];  /* bit v%256 of block: w[v/64] bit v%64 */
+} sp_blk;
+
+struct splinter {
+  sp_blk *b;
+  size_t n, cap;
+  uint64_t card;
+};
+
+static inline uint32_t sp_blk_last(const sp_blk *b) { return b->key + (b->nfull ? b->nfull - 1 : 0); }
+static inline uint64_t sp_blk_card(const sp_blk *b) {
+  return b->nfull ? (uint64_t)b->nfull * 256
+                  : (uint64_t)(__builtin_popcountll(b->w[0]) + __builtin_popcountll(b->w[1]) +
+                               __builtin_popcountll(b->w[2]) + __builtin_popcountll(b->w[3]));
+}
+
+/* ---- block stream -------------------------------------------------------------- */
+typedef struct sp_item {
+  uint32_t lo, hi; /* block keys; lo == hi unless full */
+  int full;
+  uint64_t w[4]; /* when !full */
+} sp_item;
+
+/* Output builder: appends items in ascending order, keeping the canonical form. */
+typedef struct sp_build {
+  sp_blk *b;
+  size_t n, cap;
+  uint64_t card;
+} sp_build;
+int sp__build_bits(sp_build *o, uint32_t key, const uint64_t w[4]);
+int sp__build_full(sp_build *o, uint32_t lo, uint32_t hi);
+int sp__build_item(sp_build *o, const sp_item *it);
+void sp__build_free(sp_build *o);
+/* Moves the built blocks into s (whose old blocks are freed). */
+void sp__build_commit(sp_build *o, splinter_t *s);
+
+enum { SRC_NONE, SRC_OWNED, SRC_VIEW, SRC_RANGE };
+typedef struct sp_leaf {
+  sp_node node;
+  uint32_t pos;
+  uint64_t c; /* RUNS / range: next value to produce */
+} sp_leaf;
+typedef struct sp_src {
+  int type;
+  int has;     /* cur is valid */
+  sp_item cur; /* the current item; consumers may raise cur.lo of a full item */
+  /* SRC_OWNED */
+  const sp_blk *b;
+  size_t n, i;
+  /* SRC_VIEW */
+  const splinter_view_t *view;
+  sp_node fr[3];
+  uint32_t fidx[3];
+  int depth;
+  int leaf_active;
+  sp_leaf leaf;
+  /* SRC_RANGE */
+  uint64_t rlo, rhi;
+} sp_src;
+
+/* Starts a source positioned on its first item (src->has says if any). */
+void sp__src_init(sp_src *s, splinter_ref_t ref);
+void sp__src_init_range(sp_src *s, uint32_t lo, uint32_t hi);
+void sp__src_next(sp_src *s);
+/* Moves to the first item holding a block key >= key (trimming a full span). */
+void sp__src_seek(sp_src *s, uint32_t key);
+
+/* ---- shared helpers ------------------------------------------------------------ */
+int sp__owned_replace(splinter_t *dst, sp_src *src); /* dst = contents of src */
+int sp__op_range(splinter_t *s, uint32_t lo, uint32_t hi, int remove);
+static inline bool sp_ref_ok(splinter_ref_t r) { return (r.owned != NULL) != (r.view != NULL); }
+
+#endif

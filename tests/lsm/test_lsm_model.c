@@ -1,0 +1,222 @@
+/*
+ * Model-based property test of the LSM engine: random put / delete / range
+ * delete / commit / abort / flush / compact / reopen sequences applied to the
+ * engine and to a sorted-array model, with full cursor walks in both
+ * directions, seeks of every kind, point gets and transaction reads compared
+ * after every step. Keys run from empty to the key limit, values from empty
+ * to several pages; small memory budgets force spills, flushes and merges.
+ */
+#include <stdio.h>
+
+#include "lsm/lsm_int.h"
+#include "lsm_testutil.h"
+
+#define NKEYS 160
+
+static size_t klim;
+
+static size_t make_key(unsigned i, uint8_t *buf) {
+  if (i == 0) return 0; /* the empty key */
+  int n = snprintf((char *)buf, 16, "k%03u", i);
+  size_t len = (size_t)n;
+  if (i % 13 == 0) { /* long keys sharing a prefix */
+    size_t pad = ((size_t)i * 131) % (klim - 8);
+    memset(buf + len, 'x', pad);
+    len += pad;
+  }
+  if (i % 29 == 0) buf[len++] = 0xff;
+  return len;
+}
+
+static size_t make_value(uint8_t *buf, size_t cap) {
+  uint64_t r = test_rand_below(100);
+  size_t len;
+  if (r < 60)
+    len = test_rand_below(40);
+  else if (r < 85)
+    len = test_rand_below(1500);
+  else
+    len = test_rand_below(cap);
+  uint8_t b = (uint8_t)test_rand();
+  for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)(b + i * 7);
+  return len;
+}
+
+static void probe_key(uint8_t *buf, size_t *len) {
+  unsigned i = (unsigned)test_rand_below(NKEYS + 5);
+  *len = make_key(i, buf);
+  uint64_t r = test_rand_below(4);
+  if (r == 1)
+    buf[(*len)++] = 0; /* just after a key */
+  else if (r == 2 && *len)
+    (*len)--; /* a prefix of a key */
+}
+
+static void compare_all(lsm_db *db, const model *m, lsm_txn *t, const model *tm) {
+  lsm_cursor *c;
+  CHECK_OK(lsm_cursor_open(db, &c));
+  compare_walks(c, m);
+  uint8_t *k = malloc(klim + 2);
+  for (int i = 0; i < 12; i++) {
+    size_t kl;
+    probe_key(k, &kl);
+    compare_seek(c, m, k, kl);
+    lsm_value v;
+    size_t j = model_lb(m, k, kl);
+    int present = j < m->n && model_cmp(m->e[j].k, m->e[j].kl, k, kl) == 0;
+    int rc = lsm_get(db, k, kl, &v);
+    if (present) {
+      CHECKF(rc == 0, "get: rc %d (%s)", rc, quire_errmsg());
+      CHECK(v.len == m->e[j].vl && (v.len == 0 || memcmp(v.data, m->e[j].v, v.len) == 0));
+      lsm_value_release(&v);
+    } else {
+      CHECK_RC(rc, QUIRE_ENOTFOUND);
+    }
+  }
+  lsm_cursor_close(c);
+  if (t) {
+    lsm_cursor *tc;
+    CHECK_OK(lsm_txn_cursor_open(t, &tc));
+    compare_walks(tc, tm);
+    for (int i = 0; i < 6; i++) {
+      size_t kl;
+      probe_key(k, &kl);
+      compare_seek(tc, tm, k, kl);
+      size_t j = model_lb(tm, k, kl);
+      int present = j < tm->n && model_cmp(tm->e[j].k, tm->e[j].kl, k, kl) == 0;
+      lsm_value v;
+      int rc = lsm_txn_get(t, k, kl, &v);
+      if (present) {
+        CHECKF(rc == 0, "txn get: rc %d (%s)", rc, quire_errmsg());
+        CHECK(v.len == tm->e[j].vl && (v.len == 0 || memcmp(v.data, tm->e[j].v, v.len) == 0));
+        lsm_value_release(&v);
+      } else {
+        CHECK_RC(rc, QUIRE_ENOTFOUND);
+      }
+    }
+    lsm_cursor_close(tc);
+  }
+  free(k);
+}
+
+static void check_file(lsm_db *db) {
+  uint64_t leaks;
+  CHECKF(lsm__check(db, NULL, NULL, &leaks) == 0, "check failed: %s", quire_errmsg());
+}
+
+static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/model-%u-%d.db", dir, pgsz, sync_mode);
+  lsm_options o;
+  lsm_options_init(&o);
+  o.create = 1;
+  o.page_size = pgsz;
+  o.reserve_bytes = pgsz == 8192 ? 16 : 0;
+  o.sync_mode = sync_mode;
+  o.wal_pages = 16;
+  o.txn_mem_bytes = 48 * 1024;
+  o.memtable_bytes = 160 * 1024;
+  o.max_incoming = 3;
+  o.block_pages = 8;
+  o.cache_bytes = 64 * 1024;
+  lsm_db *db;
+  CHECK_OK(lsm_open(path, &o, &db));
+  klim = lsm_max_key_len(db);
+  model m = {0}, tm = {0};
+  lsm_txn *t = NULL;
+  uint8_t *k = malloc(klim + 2), *v = malloc(4 * pgsz);
+  for (int step = 0; step < steps; step++) {
+    uint64_t r = test_rand_below(100);
+    if (!t) {
+      if (r < 4) {
+        CHECK_OK(lsm_close(db));
+        CHECK_OK(lsm_open(path, &o, &db));
+      } else if (r < 6) {
+        CHECK_OK(lsm_flush(db));
+      } else if (r < 7) {
+        CHECK_OK(lsm_compact(db));
+        check_file(db);
+      } else if (r < 40) {
+        /* a small transaction, the common case (goes through the log) */
+        CHECK_OK(lsm_txn_begin(db, 0, &t));
+        size_t kl = make_key((unsigned)test_rand_below(NKEYS), k);
+        if (r < 32) {
+          size_t vl = make_value(v, 2 * pgsz);
+          CHECK_OK(lsm_txn_put(t, k, kl, v, vl));
+          model_put(&m, k, kl, v, vl);
+        } else {
+          CHECK_OK(lsm_txn_delete(t, k, kl));
+          model_del(&m, k, kl);
+        }
+        CHECKF(lsm_txn_commit(t) == 0, "commit: %s", quire_errmsg());
+        t = NULL;
+      } else {
+        CHECK_OK(lsm_txn_begin(db, 0, &t));
+        model_copy(&tm, &m);
+      }
+    } else if (r < 55) {
+      size_t kl = make_key((unsigned)test_rand_below(NKEYS), k);
+      size_t vl = make_value(v, 3 * pgsz + 100);
+      CHECK_OK(lsm_txn_put(t, k, kl, v, vl));
+      model_put(&tm, k, kl, v, vl);
+    } else if (r < 70) {
+      size_t kl = make_key((unsigned)test_rand_below(NKEYS), k);
+      CHECK_OK(lsm_txn_delete(t, k, kl));
+      model_del(&tm, k, kl);
+    } else if (r < 74) {
+      unsigned a = (unsigned)test_rand_below(NKEYS), b = a + (unsigned)test_rand_below(25);
+      uint8_t *hi = malloc(klim + 2);
+      size_t lol = make_key(a, k), hil = make_key(b, hi);
+      CHECK_OK(lsm_txn_delete_range(t, k, lol, hi, hil));
+      if (model_cmp(k, lol, hi, hil) < 0) model_del_range(&tm, k, lol, hi, hil);
+      free(hi);
+    } else if (r < 80) {
+      /* a burst of writes so transactions spill */
+      int n = (int)test_rand_below(120);
+      for (int i = 0; i < n; i++) {
+        size_t kl = make_key((unsigned)test_rand_below(NKEYS), k);
+        size_t vl = make_value(v, 2 * pgsz);
+        CHECK_OK(lsm_txn_put(t, k, kl, v, vl));
+        model_put(&tm, k, kl, v, vl);
+      }
+    } else if (r < 94) {
+      CHECKF(lsm_txn_commit(t) == 0, "commit: %s", quire_errmsg());
+      t = NULL;
+      model_copy(&m, &tm);
+    } else {
+      lsm_txn_abort(t);
+      t = NULL;
+    }
+    compare_all(db, &m, t, &tm);
+  }
+  if (t) lsm_txn_abort(t);
+  check_file(db);
+  lsm_stats st;
+  CHECK_OK(lsm_stats_get(db, &st));
+  printf("  page %u sync %d: %d steps, %zu keys, %llu commits, %llu flushes, %llu merges, %llu pages\n", pgsz,
+         sync_mode, steps, m.n, (unsigned long long)st.commits, (unsigned long long)st.flushes,
+         (unsigned long long)st.merges, (unsigned long long)st.pages_total);
+  CHECK_OK(lsm_close(db));
+  /* reopen once more: everything committed is there */
+  CHECK_OK(lsm_open(path, &o, &db));
+  compare_all(db, &m, NULL, NULL);
+  check_file(db);
+  CHECK_OK(lsm_close(db));
+  model_free(&m);
+  model_free(&tm);
+  free(k);
+  free(v);
+}
+
+int main(void) {
+  test_seed();
+  char *dir = test_tmpdir("lsm_model");
+  int steps = test_long_mode() ? 6000 : 700;
+  run(dir, 4096, steps, LSM_SYNC_NORMAL);
+  run(dir, 8192, steps / 2, LSM_SYNC_OFF);
+  run(dir, 4096, steps / 3, LSM_SYNC_FULL);
+  CHECK(quire__never_count() == 0);
+  test_rmtree(dir);
+  free(dir);
+  return test_done("test_lsm_model");
+}
