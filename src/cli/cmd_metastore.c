@@ -10,7 +10,6 @@
 
 const char quire_cmd_metastore_summary[] = "run the metastore (orders commits per volume)";
 
-#if __has_include("quire/objstore.h") && __has_include("quire/splinter.h")
 #include "metastore/service.h"
 #include "util/log.h"
 
@@ -110,12 +109,3 @@ out:
   quire__cfg_free(opts, NOPTS);
   return status;
 }
-
-#else
-int quire_cmd_metastore(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "quire metastore: not in this build (needs the object store and splinter)\n");
-  return CLI_EXIT_FAIL;
-}
-#endif

@@ -13,18 +13,6 @@
  * latest table and serialises appends (check-then-write must be atomic);
  * reads go straight to the LSM, which is thread-safe.
  */
-#include "metastore/catalog.h"
-#include "util/err.h"
-#include "util/log.h"
-
-#if !__has_include("quire/lsm.h")
-/* The LSM engine is not in this tree yet: keep the catalog in memory. */
-int quire__catalog_lsm_open(const char *path, ms_catalog **out) {
-  QLOG_WARN("metastore: no LSM engine in this build; catalog %s kept in memory", path);
-  return quire__catalog_mem_open(out);
-}
-#else
-
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -270,4 +258,3 @@ int quire__catalog_lsm_open(const char *path, ms_catalog **out) {
   *out = &c->base;
   return 0;
 }
-#endif

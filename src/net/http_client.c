@@ -20,6 +20,7 @@
 #include "util/log.h"
 
 #define IDLE_MAX 32
+#define EXPECT_THRESHOLD (256u << 10)
 
 struct quire_http_client {
   struct quire_http_client_opts o;
@@ -121,8 +122,12 @@ int quire__http_request(quire_http_client *c, const char *method, const char *pa
     t = curl_slist_append(hdrs, ct);
     if (t) hdrs = t;
   }
-  t = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
-  if (t) hdrs = t;
+  /* Small bodies go at once; big ones wait for 100 Continue, so a server
+   * refusing them (413, 503) answers before the body is sent. */
+  if (len < EXPECT_THRESHOLD) {
+    t = curl_slist_append(hdrs, "Expect:");
+    if (t) hdrs = t;
+  }
   struct sink sink = {resp, 0};
   size_t saved_limit = resp->limit;
   if (resp->limit > c->o.max_response) resp->limit = c->o.max_response;
@@ -145,9 +150,10 @@ int quire__http_request(quire_http_client *c, const char *method, const char *pa
   CURLcode cc = curl_easy_perform(h);
   resp->limit = saved_limit;
   int rc = 0;
-  if (cc == CURLE_OK) {
-    long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  long code = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  if (cc == CURLE_OK || (cc == CURLE_SEND_ERROR && code >= 400)) {
+    /* A server may answer (413) and close before the whole body is sent. */
     *status = (int)code;
   } else if (sink.too_large) {
     rc = quire__err(QUIRE_ETOOLARGE, "%s: response over %zu bytes", path, c->o.max_response);
