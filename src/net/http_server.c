@@ -359,9 +359,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   case RS_PARKED:
+    /* Back in flight: shutdown must wait for this answer to go out. */
     pthread_mutex_lock(&s->mu);
     s->parked--;
-    pthread_cond_broadcast(&s->idle);
+    s->inflight++;
+    r->counted = 1;
     pthread_mutex_unlock(&s->mu);
     r->state = RS_RESUMED;
     r->resumed = 1;
@@ -369,6 +371,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   default: break;
   }
   quire__err_clear();
+  if (!r->resumed && quire__mono_ms() > r->deadline_ms) {
+    /* The body took longer to arrive than the whole request may take. */
+    quire__http_respond_error(r, QUIRE_ETIMEDOUT, "request deadline passed before the body arrived");
+    return MHD_YES;
+  }
   r->route->fn(r->route->ctx, r);
   if (r->state == RS_PARKED) return MHD_YES;
   if (QUIRE_NEVER(r->state != RS_ANSWERED))
