@@ -149,12 +149,17 @@ int quire__http_request(quire_http_client *c, const char *method, const char *pa
   }
   CURLcode cc = curl_easy_perform(h);
   resp->limit = saved_limit;
-  int rc = 0;
-  long code = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-  if (cc == CURLE_OK || (cc == CURLE_SEND_ERROR && code >= 400)) {
-    /* A server may answer (413) and close before the whole body is sent. */
+  int rc = 0, reuse = 1;
+  long early = 0;
+  if (cc == CURLE_OK) {
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     *status = (int)code;
+  } else if ((cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR) &&
+             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &early) == CURLE_OK && early >= 400) {
+    /* The server answered (413, 503...) and closed while we were sending. */
+    *status = (int)early;
+    reuse = 0;
   } else if (sink.too_large) {
     rc = quire__err(QUIRE_ETOOLARGE, "%s: response over %zu bytes", path, c->o.max_response);
   } else if (cc == CURLE_OPERATION_TIMEDOUT) {
@@ -165,7 +170,7 @@ int quire__http_request(quire_http_client *c, const char *method, const char *pa
     rc = quire__err(QUIRE_EUNAVAILABLE, "%s: %s", url, curl_easy_strerror(cc));
   }
   curl_slist_free_all(hdrs);
-  if (rc) {
+  if (rc || !reuse) {
     curl_easy_cleanup(h); /* its connection may be half-used */
   } else {
     give_back(c, h);

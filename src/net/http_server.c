@@ -299,11 +299,18 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
     char *end;
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
-    if (errno || *end || n > s->o.max_body) {
+    if (errno || *end || n / DISCARD_FACTOR > s->o.max_body) {
       char msg[96];
       snprintf(msg, sizeof msg, "request body over %zu bytes", s->o.max_body);
       quire__http_respond_error(r, QUIRE_ETOOLARGE, msg);
       return 1;
+    }
+    if (n > s->o.max_body) {
+      /* Read and drop the body, then answer 413: answering before the body
+       * is read makes the close reset the connection, and the client may
+       * never see the status. */
+      r->state = RS_TOO_LARGE;
+      quire__buf_free(&r->body);
     }
   }
   if (strcmp(method, "POST") == 0 && !content_type_ok(r->conn)) {

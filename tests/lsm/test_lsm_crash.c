@@ -216,7 +216,7 @@ static void check_image(const uint8_t *img, size_t len, int mode, const uint64_t
   int rc = lsm_open("crash.db", &o, &db);
   CHECKF(rc == 0, "crash at %ld variant %d: reopen failed: %s (%s)", at, variant, quire_strerror(rc),
          quire_errmsg());
-  uint64_t hsh;
+  uint64_t hsh = 0;
   CHECK_OK(db_hash(db, &hsh));
   int found = -1;
   for (int j = ntxn; j >= 0 && found < 0; j--)

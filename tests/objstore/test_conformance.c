@@ -369,7 +369,7 @@ static void test_threads_race(void) {
     }
     pthread_barrier_destroy(&barrier);
     CHECK(winners == 1);
-    char val[16];
+    char val[32];
     snprintf(val, sizeof val, "racer-%02d", winner);
     check_get(r[0].key, val, strlen(val));
   }
