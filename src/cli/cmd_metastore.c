@@ -53,6 +53,8 @@ int cli_ms_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
   int rc;
   if ((rc = cli_serve_number(cmd, o, n, "threads", 256, &v))) return rc;
   s->threads = v ? (unsigned)v : 1;
+  if ((rc = cli_serve_number(cmd, o, n, "workers", 4096, &v))) return rc;
+  s->workers = v ? (unsigned)v : 1;
   if ((rc = cli_serve_number(cmd, o, n, "max-connections", 1000000, &v))) return rc;
   s->max_connections = (unsigned)v;
   if ((rc = cli_serve_number(cmd, o, n, "max-inflight", 1000000, &v))) return rc;
