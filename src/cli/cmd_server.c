@@ -16,7 +16,6 @@
 
 const char quire_cmd_server_summary[] = "run every service on one machine (the embedded default)";
 
-#if __has_include("quire/objstore.h") && __has_include("quire/splinter.h")
 #include "metastore/service.h"
 #include "util/log.h"
 
@@ -97,12 +96,3 @@ out:
   quire__cfg_free(opts, NOPTS);
   return status;
 }
-
-#else
-int quire_cmd_server(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "quire server: not in this build (needs the object store and splinter)\n");
-  return CLI_EXIT_FAIL;
-}
-#endif

@@ -5,9 +5,16 @@
  * request): the first call allocates a quire_http_req, finds the route and
  * applies the admission checks (closing, overload, Content-Length, content
  * type); later calls append body chunks (discarding them once over the cap);
- * the final call (no more data) runs the handler. A parked request is
- * suspended inside the handler and MHD calls back again after the wake. The
- * completion callback records metrics and frees the request.
+ * the final call (no more data) suspends the connection and hands the
+ * request to a worker pool, so a handler blocked on the object store never
+ * stalls the other connections of its server thread. The handler's answer
+ * is stored in the request and the connection resumed; MHD then calls back
+ * once more and the stored response is queued. A parked request (long poll)
+ * stays suspended until its wake, then goes to a worker again. The completion
+ * callback records metrics and frees the request.
+ *
+ * Every suspend is matched by exactly one resume: by the answer (which is
+ * given exactly once) or by the wake of a parked request.
  *
  * Locking: s->mu protects inflight, parked and closing; s->idle is signalled
  * when both counts may have dropped. No lock is held while a handler runs.
@@ -32,6 +39,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/pool.h"
 
 #define MAX_ROUTES 32
 /* Past the cap a chunked body is read and dropped up to this many times the
@@ -57,7 +65,8 @@ struct quire_http_server {
   void *ready_ctx;
   quire_http_drain_fn drain;
   void *drain_ctx;
-  pthread_mutex_t mu; /* guards inflight, parked, closing */
+  quire_pool *workers; /* runs the handlers */
+  pthread_mutex_t mu;  /* guards inflight, parked, closing */
   pthread_cond_t idle;
   unsigned inflight, parked;
   int closing, stopped;
@@ -77,6 +86,8 @@ struct quire_http_req {
   int status;
   int counted; /* holds an inflight slot */
   int resumed;
+  int deferred;                 /* on a worker, connection suspended: answers are stored */
+  struct MHD_Response *pending; /* a stored answer, queued after the resume */
   void *user;
   void (*user_free)(void *);
 };
@@ -94,14 +105,13 @@ int quire__http_server_create(const struct quire_http_server_opts *opts, quire_h
   if (!s->o.max_body) s->o.max_body = 16u << 20;
   if (!s->o.deadline_ms) s->o.deadline_ms = 30000;
   if (!s->o.idle_timeout_s) s->o.idle_timeout_s = 60;
+  if (!s->o.workers) s->o.workers = 64;
   snprintf(s->name, sizeof s->name, "%s", opts->name ? opts->name : "http");
   s->o.name = s->name;
-  s->o.listen = NULL; /* not kept: copied at start */
+  s->o.listen = NULL; /* copied below */
   s->listen_fd = -1;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->idle, NULL);
-  /* Keep the listen address for start. */
-  s->routes[0].fn = NULL;
   *out = s;
   if (!opts->listen) return 0;
   s->o.listen = quire__strdup(opts->listen);
@@ -147,17 +157,30 @@ int quire__http_server_closing(quire_http_server *s) {
 
 /* --- answering ------------------------------------------------------------- */
 
+/* Set on a worker thread when the handler it runs answers or parks. */
+static _Thread_local int answered_here, parked_here;
+
 static int queue(quire_http_req *r, int status, const char *ctype, const void *body, size_t len,
                  int retry_after) {
   if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (!resp) return QUIRE_ENOMEM;
-  if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-  if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-  MHD_destroy_response(resp);
+  if (resp) {
+    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  }
   r->state = RS_ANSWERED;
   r->status = status;
+  if (r->deferred) {
+    /* On a worker: store the answer and resume; the MHD thread queues it (or,
+     * without a response, closes the connection). r is not ours after this. */
+    answered_here = 1;
+    r->pending = resp;
+    MHD_resume_connection(r->conn);
+    return resp ? 0 : QUIRE_ENOMEM;
+  }
+  if (!resp) return QUIRE_ENOMEM;
+  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+  MHD_destroy_response(resp);
   return ok == MHD_YES ? 0 : QUIRE_EIO;
 }
 
@@ -206,7 +229,8 @@ void quire__http_req_set_user(quire_http_req *r, void *user, void (*free_fn)(voi
 
 void quire__http_req_park(quire_http_req *r) {
   quire_http_server *s = r->srv;
-  MHD_suspend_connection(r->conn);
+  /* Handlers run on workers with the connection already suspended. */
+  parked_here = 1;
   r->state = RS_PARKED;
   pthread_mutex_lock(&s->mu);
   s->parked++;
@@ -320,6 +344,25 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
   return 0;
 }
 
+/* Runs a handler on a worker (the connection is suspended). */
+static void run_handler(void *arg) {
+  quire_http_req *r = arg;
+  answered_here = parked_here = 0;
+  quire__err_clear();
+  r->route->fn(r->route->ctx, r);
+  if (!answered_here && !parked_here && QUIRE_NEVER(1))
+    quire__http_respond_error(r, QUIRE_EINTERNAL, "handler did not answer");
+}
+
+/* Suspends the connection and queues the handler; an answer comes back
+ * through a resume. */
+static void dispatch(quire_http_server *s, quire_http_req *r) {
+  r->deferred = 1;
+  MHD_suspend_connection(r->conn);
+  if (quire__pool_try_submit(s->workers, run_handler, r) != 0)
+    quire__http_respond_error(r, QUIRE_EBUSY, "server overloaded; retry"); /* resumes */
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size,
                                   void **con_cls) {
@@ -358,7 +401,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   switch (r->state) {
-  case RS_ANSWERED: return MHD_YES;
+  case RS_ANSWERED:
+    if (r->deferred) { /* back from a worker with its answer */
+      r->deferred = 0;
+      struct MHD_Response *resp = r->pending;
+      r->pending = NULL;
+      if (!resp) return MHD_NO;
+      enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
+      MHD_destroy_response(resp);
+      return ok;
+    }
+    return MHD_YES;
   case RS_TOO_LARGE: {
     char msg[96];
     snprintf(msg, sizeof msg, "request body over %zu bytes", s->o.max_body);
@@ -366,20 +419,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   case RS_PARKED:
+    /* Back in flight: shutdown must wait for this answer to go out. */
     pthread_mutex_lock(&s->mu);
     s->parked--;
-    pthread_cond_broadcast(&s->idle);
+    s->inflight++;
+    r->counted = 1;
     pthread_mutex_unlock(&s->mu);
     r->state = RS_RESUMED;
     r->resumed = 1;
     break;
   default: break;
   }
-  quire__err_clear();
-  r->route->fn(r->route->ctx, r);
-  if (r->state == RS_PARKED) return MHD_YES;
-  if (QUIRE_NEVER(r->state != RS_ANSWERED))
-    quire__http_respond_error(r, QUIRE_EINTERNAL, "handler did not answer");
+  r->deferred = 0;
+  if (!r->resumed && quire__mono_ms() > r->deadline_ms) {
+    /* The body took longer to arrive than the whole request may take. */
+    quire__http_respond_error(r, QUIRE_ETIMEDOUT, "request deadline passed before the body arrived");
+    return MHD_YES;
+  }
+  dispatch(s, r);
   return MHD_YES;
 }
 
@@ -407,6 +464,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            "HTTP request latency by endpoint (long polls included)", labels,
                            (double)(quire__mono_ns() - r->start_ns) / 1e9);
   }
+  if (r->pending) MHD_destroy_response(r->pending);
   if (r->user_free) r->user_free(r->user);
   quire__buf_free(&r->body);
   quire__free(r);
@@ -470,7 +528,9 @@ out:
 }
 
 int quire__http_server_start(quire_http_server *s) {
-  int rc = bind_listen(s->o.listen ? s->o.listen : "127.0.0.1:0", &s->listen_fd, &s->port);
+  int rc = quire__pool_create(s->o.workers, s->o.max_inflight, s->name, &s->workers);
+  if (rc) return rc;
+  rc = bind_listen(s->o.listen ? s->o.listen : "127.0.0.1:0", &s->listen_fd, &s->port);
   if (rc) return rc;
   unsigned flags =
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -504,6 +564,10 @@ unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms) {
   unsigned left = s->inflight + s->parked;
   pthread_mutex_unlock(&s->mu);
   if (left) QLOG_WARN("%s: stopping with %u requests still running", s->name, left);
+  /* Handlers still running finish (and resume their connections) before
+   * the daemon goes away. */
+  quire__pool_destroy(s->workers);
+  s->workers = NULL;
   MHD_stop_daemon(s->mhd);
   s->mhd = NULL;
   s->stopped = 1;
@@ -515,6 +579,7 @@ unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms) {
 void quire__http_server_destroy(quire_http_server *s) {
   if (!s) return;
   if (s->mhd) quire__http_server_stop(s, 1000);
+  quire__pool_destroy(s->workers);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->idle);
   quire__free((void *)s->o.listen);

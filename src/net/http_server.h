@@ -3,7 +3,9 @@
  * (libmicrohttpd, a pool of threads each with its own epoll loop).
  *
  * A service registers routes (method + exact path → handler) and starts the
- * server. The server owns everything generic: it reads the body up to a cap
+ * server. Handlers run on a pool of worker threads (the connection is
+ * suspended meanwhile), so a slow one holds no server thread. The server
+ * owns everything generic: it reads the body up to a cap
  * (413 past it, answered before the body is read when Content-Length says
  * so), checks the content type of POSTs (415), answers unknown paths (404)
  * and wrong methods (405), refuses work beyond max_inflight with 503 and
@@ -13,7 +15,7 @@
  *
  * Long polls: a handler may park its request (quire__http_req_park) instead of
  * answering; some other thread later calls quire__http_req_wake, and the
- * handler runs again on a server thread with quire__http_req_resumed() true
+ * handler runs again on a worker with quire__http_req_resumed() true
  * and must answer then. Parked requests do not hold a server thread and do
  * not count against max_inflight.
  *
@@ -41,7 +43,8 @@ typedef void (*quire_http_drain_fn)(void *ctx);
 
 struct quire_http_server_opts {
   const char *listen;       /* "HOST:PORT"; PORT 0 picks a free port */
-  unsigned threads;         /* server threads (default 4) */
+  unsigned threads;         /* server threads, each with its own epoll loop (default 4) */
+  unsigned workers;         /* threads running handlers (default 64) */
   unsigned max_connections; /* open connections (default 1024); more are refused */
   unsigned max_inflight;    /* requests being handled (default 256); more get 503 */
   size_t max_body;          /* request body cap in bytes (default 16 MiB) */
