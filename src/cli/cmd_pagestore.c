@@ -78,6 +78,7 @@ int cli_ps_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
   s->ps.upload_concurrency = (unsigned)v[9];
   s->ps.download_concurrency = (unsigned)v[10];
   s->ps.partial_read_percent = (unsigned)v[11];
+  s->ps.no_partial_reads = v[11] == 0;
   return 0;
 }
 
