@@ -12,6 +12,10 @@
  */
 #include "splinter/splinter_int.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 static int corrupt(const char *what) { return quire__err(QUIRE_ECORRUPT, "splinter: %s", what); }
 
 int sp__node_parse(const uint8_t *p, size_t len, int level, uint32_t base, sp_node *out) {
@@ -126,6 +130,44 @@ static uint64_t popcount_bytes(const uint8_t *p, size_t n) {
 
 /* ---- validation --------------------------------------------------------------------- */
 
+/* 1 if the n values (1 or 2 bytes each) at q are not strictly ascending.
+ * Most of a view's validation is this loop, so on x86-64 it compares 16
+ * bytes at a time (SSE2 is part of the x86-64 baseline). */
+static int unsorted_u8(const uint8_t *q, uint32_t n) {
+  uint32_t i = 1;
+  int bad = 0;
+#ifdef __SSE2__
+  const __m128i flip = _mm_set1_epi8((char)0x80);
+  __m128i acc = _mm_setzero_si128();
+  for (; i + 16 <= n; i += 16) { /* q[i..i+15] > q[i-1..i+14], unsigned */
+    __m128i cur = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(q + i)), flip);
+    __m128i prev = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(q + i - 1)), flip);
+    acc = _mm_or_si128(acc, _mm_cmpgt_epi8(prev, cur));
+    acc = _mm_or_si128(acc, _mm_cmpeq_epi8(prev, cur));
+  }
+  bad = _mm_movemask_epi8(acc) != 0;
+#endif
+  for (; i < n; i++) bad |= q[i] <= q[i - 1];
+  return bad;
+}
+static int unsorted_u16(const uint8_t *q, uint32_t n) {
+  uint32_t i = 1;
+  int bad = 0;
+#ifdef __SSE2__
+  const __m128i flip = _mm_set1_epi16((short)0x8000);
+  __m128i acc = _mm_setzero_si128();
+  for (; i + 8 <= n; i += 8) {
+    __m128i cur = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(q + 2 * i)), flip);
+    __m128i prev = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(q + 2 * (i - 1))), flip);
+    acc = _mm_or_si128(acc, _mm_cmpgt_epi16(prev, cur));
+    acc = _mm_or_si128(acc, _mm_cmpeq_epi16(prev, cur));
+  }
+  bad = _mm_movemask_epi8(acc) != 0;
+#endif
+  for (; i < n; i++) bad |= ld_le16(q + 2 * i) <= ld_le16(q + 2 * (i - 1));
+  return bad;
+}
+
 static int validate(const sp_node *nd, uint64_t *card);
 
 static int validate_tree(const sp_node *t, uint64_t *card) {
@@ -167,12 +209,8 @@ static int validate(const sp_node *nd, uint64_t *card) {
     const uint8_t *q = nd->p;
     uint32_t n = nd->n, bad = 0;
     switch (nd->wa) { /* strictly ascending; one loop per width so it vectorizes */
-    case 1:
-      for (uint32_t i = 1; i < n; i++) bad |= q[i] <= q[i - 1];
-      break;
-    case 2:
-      for (uint32_t i = 1; i < n; i++) bad |= ld_le16(q + 2 * i) <= ld_le16(q + 2 * (i - 1));
-      break;
+    case 1: bad = (uint32_t)unsorted_u8(q, n); break;
+    case 2: bad = (uint32_t)unsorted_u16(q, n); break;
     default: {
       unsigned w = nd->wa;
       for (uint32_t i = 1; i < n; i++)
