@@ -8,6 +8,7 @@
 #include "model.h"
 #include "util/checksum.h"
 #include "util/endian.h"
+#include "util/err.h"
 
 static void fix_checksum(uint8_t *p, size_t len) { st_le64(p + len - 8, quire__xxh3(p, len - 8)); }
 
@@ -180,5 +181,6 @@ int main(void) {
   splinter_free(s);
   test_version_and_magic();
   test_array_order();
+  CHECK(quire__never_count() == 0);
   return test_done("test_splinter_corrupt");
 }
