@@ -402,19 +402,26 @@ bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
       x &= (1u << shift) - 1;
       continue;
     }
-    case SP_RUNS: { /* last run starting at or below x */
+    case SP_RUNS: { /* last run starting at or below x: branch-light search, one loop per start width */
       unsigned sw = SP_FA(kb) + 1, lw = SP_FB(kb) + 1, step = sw + lw;
-      uint32_t lo = 0, hi = (uint32_t)sp_div_small(len - 1, step);
-      while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (sp_rd(p + (size_t)mid * step, sw) <= x)
-          lo = mid + 1;
-        else
-          hi = mid;
+      uint32_t lo = 0, n = (uint32_t)sp_div_small(len - 1, step);
+      switch (sw) {
+#define SP_RUNFIND(LD)                                                                                       \
+  while (n > 1) {                                                                                            \
+    uint32_t half = n / 2;                                                                                   \
+    lo = LD(p + (size_t)(lo + half) * step) <= x ? lo + half : lo;                                           \
+    n -= half;                                                                                               \
+  }                                                                                                          \
+  break;
+      case 1: SP_RUNFIND(SP_LD1)
+      case 2: SP_RUNFIND(ld_le16)
+      case 3: SP_RUNFIND(SP_LD3)
+      default: SP_RUNFIND(ld_le32)
+#undef SP_RUNFIND
       }
-      if (lo == 0) return false;
-      const uint8_t *run = p + (size_t)(lo - 1) * step;
-      return (uint64_t)x <= (uint64_t)sp_rd(run, sw) + sp_rd(run + sw, lw);
+      const uint8_t *run = p + (size_t)lo * step;
+      uint32_t start = sp_rd(run, sw);
+      return start <= x && (uint64_t)x <= (uint64_t)start + sp_rd(run + sw, lw);
     }
     default: return false;
     }
