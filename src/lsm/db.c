@@ -439,8 +439,9 @@ static int merge_all_locked(lsm_db *db) {
   size_t n = 0;
   lsm_mcur *mc = NULL;
   lsm_builder *b = NULL;
-  lsm_extv dropped = {0};
+  lsm_extv dropped = {0}, mine = {0}, segpages[LSM_MAX_SEGS];
   lsm_seg *ns = NULL;
+  memset(segpages, 0, sizeof segpages);
   lsm_version *nv = NULL;
   lsm_mem *mem = v->mem;
   uint8_t *vbuf = NULL;
@@ -476,19 +477,22 @@ static int merge_all_locked(lsm_db *db) {
   }
   if (rc) goto out;
   lsm_segdesc d;
-  rc = lsm__build_finish(b, &d, NULL);
+  rc = lsm__build_finish(b, &d, &mine);
   b = NULL;
   if (rc) goto out;
-  for (uint32_t i = 0; i < nseg && !rc; i++)
-    if (v->segs[i]) rc = lsm__seg_pages(db, &v->segs[i]->d, &dropped);
+  /* every page of the old segments, walked once: saved as free by the new
+   * header, handed to each segment for when its readers are gone */
+  for (uint32_t i = 0; i < nseg && !rc; i++) {
+    if (!v->segs[i]) continue;
+    rc = lsm__seg_pages(db, &v->segs[i]->d, &segpages[i]);
+    for (size_t j = 0; !rc && j < segpages[i].n; j++)
+      rc = lsm__extv_push(&dropped, segpages[i].v[j].start, segpages[i].v[j].count);
+  }
   if (!rc && d.root) rc = lsm__seg_load(db, &d, &ns);
   if (!rc) rc = version_new(db, &nv);
   if (rc) {
     /* the new segment's pages were never committed */
-    lsm_extv mine = {0};
-    if (d.root && !lsm__seg_pages(db, &d, &mine))
-      for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
-    lsm__extv_free(&mine);
+    for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
     goto out;
   }
   nv->mem = mem;
@@ -500,6 +504,7 @@ static int merge_all_locked(lsm_db *db) {
   db->hdr.merge_counter++;
   if ((rc = write_header(db, nv, &dropped))) {
     db->hdr.merge_counter--;
+    for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
     goto out;
   }
   /* the old segments are out of the durable header: their pages go free when
@@ -509,17 +514,14 @@ static int merge_all_locked(lsm_db *db) {
     lsm_seg *s = v->segs[i];
     if (!s) continue;
     s->dropped = 1;
+    s->pages = segpages[i];
+    segpages[i] = (lsm_extv){0};
     s->znext = db->zombies;
     s->zprev = NULL;
     if (db->zombies) db->zombies->zprev = s;
     db->zombies = s;
   }
-  /* hand each segment its own pages */
   pthread_mutex_unlock(&db->lock);
-  for (uint32_t i = 0; i < nseg; i++) {
-    lsm_seg *s = v->segs[i];
-    if (s && lsm__seg_pages(db, &s->d, &s->pages)) QLOG_WARN("lsm: could not list a dropped segment's pages");
-  }
   atomic_fetch_add(&db->st_merges, 1);
   version_swap(db, nv, 0);
   nv = NULL;
@@ -529,6 +531,8 @@ out:
   lsm__build_abort(b);
   lsm__mcur_free(mc);
   lsm__extv_free(&dropped);
+  lsm__extv_free(&mine);
+  for (uint32_t i = 0; i < nseg; i++) lsm__extv_free(&segpages[i]);
   quire__free(vbuf);
   return rc;
 }
@@ -1000,7 +1004,7 @@ static int seg_get(lsm_db *db, lsm_seg *s, const uint8_t *k, size_t kl, lsm_valu
 static int mem_get(lsm_mem *m, uint64_t snap, const uint8_t *k, size_t kl, lsm_value *out, int *kind) {
   lsm_mnode *n = lsm__mem_find(m, k, kl, snap);
   if (!n) return 0;
-  if (m->nranges && lsm__mem_covered(m, k, kl, n->seq, snap)) {
+  if (lsm__mem_covered(m, k, kl, n->seq, snap)) {
     *kind = LSM_V_TOMB;
     return 1;
   }
@@ -1020,7 +1024,7 @@ static int version_get(lsm_db *db, lsm_version *v, uint64_t snap, const uint8_t 
   memset(out, 0, sizeof *out);
   rc = mem_get(v->mem, snap, k, kl, out, &kind);
   if (rc < 0) return rc;
-  if (rc == 0 && v->mem->nranges && lsm__mem_covered(v->mem, k, kl, 0, snap)) return QUIRE_ENOTFOUND;
+  if (rc == 0 && lsm__mem_covered(v->mem, k, kl, 0, snap)) return QUIRE_ENOTFOUND;
   for (uint32_t i = 0; rc == 0 && i < v->n_in + v->n_reg; i++) {
     lsm_seg *s = v->segs[i];
     if (!s) continue;
