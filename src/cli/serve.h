@@ -1,0 +1,56 @@
+/*
+ * cli/serve.h — what `quire metastore` and `quire server` share: the HTTP
+ * settings every service takes, and turning resolved settings into numbers.
+ */
+#ifndef QUIRE_CLI_SERVE_H
+#define QUIRE_CLI_SERVE_H
+
+#include "net/config.h"
+
+/* The rows every service command appends to its option table. */
+#define CLI_SERVE_HTTP_OPTS                                                                                  \
+  {"threads", "QUIRE_HTTP_THREADS", "http", "server threads (each with its own epoll loop)", "4", 0, NULL,   \
+   NULL},                                                                                                    \
+      {"workers", "QUIRE_HTTP_WORKERS", "http",                                                    \
+       "threads running request handlers (a handler waiting on the object store holds one)", "64", 0,  \
+       NULL, NULL},                                                                                  \
+      {"max-connections",                                                                                    \
+       "QUIRE_HTTP_MAX_CONNECTIONS",                                                                         \
+       "http",                                                                                               \
+       "open connections at most; more are refused",                                                         \
+       "1024",                                                                                               \
+       0,                                                                                                    \
+       NULL,                                                                                                 \
+       NULL},                                                                                                \
+      {"max-inflight", "QUIRE_HTTP_MAX_INFLIGHT",                                                            \
+       "http",         "requests handled at once; more get 503 with Retry-After",                            \
+       "256",          0,                                                                                    \
+       NULL,           NULL},                                                                                \
+      {"max-body", "QUIRE_HTTP_MAX_BODY",                                                                    \
+       "http",     "request body cap (k/m/g suffixes); more is 413",                                         \
+       "16m",      0,                                                                                        \
+       NULL,       NULL},                                                                                    \
+      {"deadline-ms", "QUIRE_HTTP_DEADLINE_MS", "http", "per-request deadline", "30000", 0, NULL, NULL},     \
+      {"drain-ms", "QUIRE_HTTP_DRAIN_MS",                                                                    \
+       "http",     "on SIGINT/SIGTERM, how long in-flight requests may take to finish",                      \
+       "10000",    0,                                                                                        \
+       NULL,       NULL},                                                                                    \
+      {"poll-interval-ms",                                                                                   \
+       "QUIRE_METASTORE_POLL_MS",                                                                            \
+       "metastore",                                                                                          \
+       "long polls: one object-store GET per volume per interval",                                           \
+       "500",                                                                                                \
+       0,                                                                                                    \
+       NULL,                                                                                                 \
+       NULL},                                                                                                \
+  {                                                                                                          \
+    "config", "QUIRE_CONFIG", "", "INI file with [metastore], [http] and [server] settings", NULL, 0, NULL,  \
+        NULL                                                                                                 \
+  }
+
+/* Parses option name as an unsigned number (k/m/g suffixes) into *out;
+ * returns 2 (usage) after printing an error for a bad value. */
+int cli_serve_number(const char *cmd, const struct quire_cfg_opt *opts, size_t n, const char *name,
+                     unsigned long long max, unsigned long long *out);
+
+#endif

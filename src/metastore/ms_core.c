@@ -1,0 +1,632 @@
+/*
+ * metastore/ms_core.c — the metastore's state machine: volumes, catch-up
+ * from object storage, commit ordering, and the long-poll loops.
+ *
+ * Catch-up (refresh). The catalog holds LSNs 1..L of a volume. Catching up
+ * GETs log/{L+1} alone first (a poll that finds nothing costs one GET), then
+ * batches of 2, 4, ... up to catchup_inflight keys at once on the getter
+ * pool, and stops at the first missing key; LIST is never used. Calls for one volume go through
+ * the keyed limiter, so concurrent catch-ups collapse into one: each call
+ * takes a ticket, and a caller that finds, once it holds the permit, that a
+ * refresh which started after its ticket has completed, returns at once.
+ *
+ * Commit (DESIGN.md §8.3). lsn = base + 1. If the catalog already holds lsn,
+ * or put_if_absent says it exists, the record at lsn decides: the same commit
+ * id (and client) is a retry of a commit that succeeded and returns its
+ * snapshot; anything else is QUIRE_ECONFLICT. put_if_absent is the only
+ * serialisation point, so any number of metastores may share a store.
+ *
+ * Long polls. A parked pull_graft is a waiter on its volume. One poll loop
+ * thread per volume with waiters refreshes every poll_interval_ms and wakes
+ * the waiters a newer commit satisfies; a commit through this instance wakes
+ * them at once; the loop also expires waiters at their deadline. The loop
+ * exits when its volume has no waiters.
+ *
+ * Lock order: ms->vols_mu, then vol->mu. No lock is held across object-store
+ * or catalog I/O. Waiters are parked and woken under vol->mu, so a wake can
+ * never precede its park.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "metastore/ms_int.h"
+#include "util/alloc.h"
+#include "util/checksum.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+struct ms_waiter {
+  struct ms_waiter *next;
+  quire_http_req *req;
+  quire_lsn from;
+  uint64_t deadline_ms;
+};
+
+/* --- object-store calls with metrics -------------------------------------- */
+
+static void store_metrics(quire_metastore *ms, const char *op, int rc, uint64_t t0) {
+  quire_metrics *m = ms->o.metrics;
+  if (!m) return;
+  char labels[48];
+  snprintf(labels, sizeof labels, "op=\"%s\"", op);
+  quire__metrics_count(m, "quire_objstore_calls_total", "object-store calls by operation", labels, 1);
+  if (rc && rc != QUIRE_ENOTFOUND && rc != QUIRE_EEXIST)
+    quire__metrics_count(m, "quire_objstore_errors_total",
+                         "object-store calls that failed (not found / exists excluded)", labels, 1);
+  quire__metrics_observe(m, "quire_objstore_call_seconds", "object-store call latency", labels,
+                         (double)(quire__mono_ns() - t0) / 1e9);
+}
+
+int quire__ms_store_get(quire_metastore *ms, const char *key, uint8_t **data, size_t *len) {
+  uint64_t t0 = quire__mono_ns();
+  int rc = quire_objstore_get(ms->o.store, key, data, len);
+  store_metrics(ms, "get", rc, t0);
+  return rc;
+}
+
+int quire__ms_store_put_if_absent(quire_metastore *ms, const char *key, const void *p, size_t n) {
+  uint64_t t0 = quire__mono_ns();
+  int rc = quire_objstore_put_if_absent(ms->o.store, key, p, n);
+  store_metrics(ms, "put_if_absent", rc, t0);
+  return rc;
+}
+
+/* --- volumes --------------------------------------------------------------- */
+
+static size_t vol_bucket(size_t nbuckets, const quire_gid *vid) {
+  return (size_t)(quire__xxh3(vid->b, QUIRE_GID_SIZE) & (nbuckets - 1));
+}
+
+static void grow_volumes(quire_metastore *ms) {
+  size_t n = ms->nbuckets * 2;
+  struct ms_volume **b = quire__calloc(n, sizeof *b);
+  if (!b) return;
+  for (size_t i = 0; i < ms->nbuckets; i++) {
+    struct ms_volume *v = ms->buckets[i];
+    while (v) {
+      struct ms_volume *next = v->next;
+      size_t h = vol_bucket(n, &v->vid);
+      v->next = b[h];
+      b[h] = v;
+      v = next;
+    }
+  }
+  quire__free(ms->buckets);
+  ms->buckets = b;
+  ms->nbuckets = n;
+}
+
+struct ms_volume *quire__ms_volume(quire_metastore *ms, const quire_gid *vid) {
+  pthread_mutex_lock(&ms->vols_mu);
+  struct ms_volume *v = ms->buckets[vol_bucket(ms->nbuckets, vid)];
+  while (v && quire_gid_cmp(&v->vid, vid) != 0) v = v->next;
+  if (!v) {
+    v = quire__calloc(1, sizeof *v);
+    if (v) {
+      v->vid = *vid;
+      pthread_mutex_init(&v->mu, NULL);
+      pthread_cond_init(&v->cond, NULL);
+      size_t h = vol_bucket(ms->nbuckets, vid);
+      v->next = ms->buckets[h];
+      ms->buckets[h] = v;
+      if (++ms->nvols > ms->nbuckets * 2) grow_volumes(ms);
+    }
+  }
+  pthread_mutex_unlock(&ms->vols_mu);
+  return v;
+}
+
+/* Wakes every waiter newer commits satisfy (all of them with everything).
+ * Call with v->mu held. */
+static void wake_waiters(quire_metastore *ms, struct ms_volume *v, int everything) {
+  struct ms_waiter **pp = &v->waiters;
+  uint64_t now = quire__mono_ms();
+  while (*pp) {
+    struct ms_waiter *w = *pp;
+    if (everything || w->from < v->latest || now >= w->deadline_ms) {
+      *pp = w->next;
+      v->nwaiters--;
+      atomic_fetch_sub(&ms->nwaiters, 1);
+      quire__http_req_wake(w->req);
+      quire__free(w);
+    } else {
+      pp = &w->next;
+    }
+  }
+}
+
+/* Records that the catalog now holds vid up to latest and wakes waiters. */
+static void publish_latest(quire_metastore *ms, struct ms_volume *v, quire_lsn latest) {
+  pthread_mutex_lock(&v->mu);
+  if (latest > v->latest) {
+    v->latest = latest;
+    wake_waiters(ms, v, 0);
+    pthread_cond_broadcast(&v->cond);
+  }
+  pthread_mutex_unlock(&v->mu);
+}
+
+/* --- catch-up -------------------------------------------------------------- */
+
+struct get_batch {
+  pthread_mutex_t mu;
+  pthread_cond_t done;
+  unsigned pending;
+};
+
+struct get_task {
+  quire_metastore *ms;
+  struct get_batch *batch;
+  char key[64];
+  uint8_t *data;
+  size_t len;
+  int rc;
+};
+
+static void run_get(void *arg) {
+  struct get_task *t = arg;
+  t->rc = quire__ms_store_get(t->ms, t->key, &t->data, &t->len);
+  if (t->rc && t->rc != QUIRE_ENOTFOUND)
+    QLOG_DEBUG("metastore: GET %s: %s: %s", t->key, quire_strerror(t->rc), quire_errmsg());
+  pthread_mutex_lock(&t->batch->mu);
+  if (--t->batch->pending == 0) pthread_cond_signal(&t->batch->done);
+  pthread_mutex_unlock(&t->batch->mu);
+}
+
+/* GETs log/{first .. first+k-1} concurrently into tasks[]. */
+static void fetch(quire_metastore *ms, const quire_gid *vid, quire_lsn first, unsigned k,
+                  struct get_task *tasks) {
+  struct get_batch b;
+  pthread_mutex_init(&b.mu, NULL);
+  pthread_cond_init(&b.done, NULL);
+  b.pending = k;
+  for (unsigned i = 0; i < k; i++) {
+    tasks[i] = (struct get_task){.ms = ms, .batch = &b, .rc = QUIRE_EINTERNAL};
+    quire__commit_key(vid, first + i, tasks[i].key);
+  }
+  for (unsigned i = 0; i < k; i++) {
+    /* The last GET (or any the pool refuses) runs on this thread. */
+    if (i + 1 == k || quire__pool_submit(ms->getters, run_get, &tasks[i]) != 0) run_get(&tasks[i]);
+  }
+  pthread_mutex_lock(&b.mu);
+  while (b.pending) pthread_cond_wait(&b.done, &b.mu);
+  pthread_mutex_unlock(&b.mu);
+  pthread_mutex_destroy(&b.mu);
+  pthread_cond_destroy(&b.done);
+}
+
+/* Checks that the object at log/{lsn} of vid is a record for exactly that. */
+static int check_fetched(const quire_gid *vid, quire_lsn lsn, const uint8_t *p, size_t n) {
+  struct quire_commit c;
+  int rc = quire__commit_decode(p, n, &c);
+  if (rc) {
+    char key[64];
+    quire__commit_key(vid, lsn, key);
+    return quire__err(rc == QUIRE_ENOMEM ? rc : QUIRE_ECORRUPT, "%s: %s", key, quire_errmsg());
+  }
+  if (quire_gid_cmp(&c.vid, vid) != 0 || c.lsn != lsn) rc = QUIRE_ECORRUPT;
+  quire__commit_clear(&c);
+  if (rc) {
+    char key[64];
+    quire__commit_key(vid, lsn, key);
+    return quire__err(rc, "%s holds a record for another volume or lsn", key);
+  }
+  return 0;
+}
+
+static int catch_up(quire_metastore *ms, const quire_gid *vid, quire_lsn *latest_out) {
+  quire_lsn latest;
+  int rc = ms_catalog_latest(ms->o.catalog, vid, &latest);
+  if (rc) return rc;
+  unsigned k = 1, inflight = ms->o.catchup_inflight;
+  struct get_task *tasks = quire__calloc(inflight, sizeof *tasks);
+  if (!tasks) return QUIRE_ENOMEM;
+  for (;;) {
+    fetch(ms, vid, latest + 1, k, tasks);
+    const uint8_t *recs[64];
+    size_t lens[64];
+    unsigned found = 0;
+    int err = 0;
+    for (unsigned i = 0; i < k && !err; i++) {
+      if (tasks[i].rc == QUIRE_ENOTFOUND) break;
+      err = tasks[i].rc ? tasks[i].rc : check_fetched(vid, latest + 1 + i, tasks[i].data, tasks[i].len);
+      if (!err) {
+        recs[found] = tasks[i].data;
+        lens[found] = tasks[i].len;
+        found++;
+      }
+    }
+    if (found) err = err ? err : ms_catalog_append(ms->o.catalog, vid, latest + 1, found, recs, lens);
+    if (!err || found) {
+      /* What was appended counts even if a later GET failed. */
+      quire_lsn now;
+      if (ms_catalog_latest(ms->o.catalog, vid, &now) == 0) latest = now;
+    }
+    for (unsigned i = 0; i < k; i++) quire_objstore_free(tasks[i].data);
+    if (err) {
+      rc = err;
+      break;
+    }
+    if (found < k) break;
+    k = QUIRE_MIN(k * 2, inflight); /* 1, 2, 4, ...: a short catch-up wastes few GETs */
+  }
+  quire__free(tasks);
+  *latest_out = latest;
+  return rc;
+}
+
+int quire__ms_refresh(quire_metastore *ms, const quire_gid *vid, quire_lsn *latest_out) {
+  struct ms_volume *v = quire__ms_volume(ms, vid);
+  if (!v) return QUIRE_ENOMEM;
+  pthread_mutex_lock(&v->mu);
+  uint64_t ticket = ++v->tickets;
+  pthread_mutex_unlock(&v->mu);
+  quire_permit permit;
+  int rc = quire__limiter_acquire(ms->catchups, vid->b, QUIRE_GID_SIZE, -1, &permit);
+  if (rc) return rc;
+  pthread_mutex_lock(&v->mu);
+  int done = v->covered >= ticket;
+  uint64_t started = v->tickets;
+  quire_lsn latest = v->latest;
+  pthread_mutex_unlock(&v->mu);
+  if (!done) {
+    rc = catch_up(ms, vid, &latest);
+    if (rc == 0) {
+      pthread_mutex_lock(&v->mu);
+      if (started > v->covered) v->covered = started;
+      pthread_mutex_unlock(&v->mu);
+    }
+    publish_latest(ms, v, latest);
+  }
+  quire__limiter_release(&permit);
+  if (latest_out) *latest_out = latest;
+  return rc;
+}
+
+/* --- reading records ------------------------------------------------------- */
+
+void quire__ms_snapshot_of(const struct quire_commit *rec, struct quire_snapshot *snap) {
+  snap->vid = rec->vid;
+  snap->client_id = rec->client_id;
+  snap->commit_id = rec->commit_id;
+  snap->lsn = rec->lsn;
+  snap->checkpoint_lsn = rec->checkpoint_lsn;
+  snap->page_count = rec->page_count;
+  snap->timestamp_ms = rec->timestamp_ms;
+}
+
+int quire__ms_load(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, quire_buf *buf,
+                   struct quire_commit *rec, struct quire_snapshot *snap) {
+  quire__buf_reset(buf);
+  int rc = ms_catalog_get(ms->o.catalog, vid, lsn, buf);
+  if (rc == QUIRE_ENOTFOUND) {
+    quire_lsn latest;
+    rc = quire__ms_refresh(ms, vid, &latest);
+    if (rc) return rc;
+    if (lsn > latest) {
+      char v[QUIRE_GID_TEXT_LEN + 1];
+      quire_gid_format(vid, v);
+      return quire__err(QUIRE_ENOTFOUND, "volume %s has no lsn %llu (latest %llu)", v,
+                        (unsigned long long)lsn, (unsigned long long)latest);
+    }
+    rc = ms_catalog_get(ms->o.catalog, vid, lsn, buf);
+  }
+  if (rc) return rc;
+  struct quire_commit c;
+  rc = quire__commit_decode(buf->data, buf->len, &c);
+  if (rc) return quire__err(rc == QUIRE_ENOMEM ? rc : QUIRE_ECORRUPT, "catalog: %s", quire_errmsg());
+  if (snap) quire__ms_snapshot_of(&c, snap);
+  if (rec)
+    *rec = c;
+  else
+    quire__commit_clear(&c);
+  return 0;
+}
+
+int quire__ms_record(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, quire_buf *out) {
+  return quire__ms_load(ms, vid, lsn, out, NULL, NULL);
+}
+
+/* --- commit ---------------------------------------------------------------- */
+
+static void count_commit(quire_metastore *ms, const char *result) {
+  char labels[32];
+  snprintf(labels, sizeof labels, "result=\"%s\"", result);
+  quire__metrics_count(ms->o.metrics, "quire_metastore_commits_total",
+                       "commit requests by result (ok, retry = idempotent replay, conflict)", labels, 1);
+}
+
+/* The commit at c->lsn exists: a retry of the same commit, or a conflict. */
+static int resolve_taken(quire_metastore *ms, const struct quire_commit *c, struct quire_snapshot *out) {
+  quire_buf buf;
+  quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
+  struct quire_snapshot there;
+  int rc = quire__ms_load(ms, &c->vid, c->lsn, &buf, NULL, &there);
+  quire__buf_free(&buf);
+  if (rc == QUIRE_ENOTFOUND) /* it existed a moment ago: the store lost it */
+    return quire__err(QUIRE_EUNAVAILABLE, "lsn %llu exists but cannot be read back",
+                      (unsigned long long)c->lsn);
+  if (rc) return rc;
+  if (quire_gid_cmp(&there.commit_id, &c->commit_id) == 0 &&
+      quire_gid_cmp(&there.client_id, &c->client_id) == 0) {
+    *out = there;
+    count_commit(ms, "retry");
+    return 0;
+  }
+  count_commit(ms, "conflict");
+  return quire__err(QUIRE_ECONFLICT, "lsn %llu is taken by another commit; base %llu is out of date",
+                    (unsigned long long)c->lsn, (unsigned long long)(c->lsn - 1));
+}
+
+int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_snapshot *out) {
+  if (atomic_load(&ms->closing)) return quire__err(QUIRE_ECLOSED, "metastore is shutting down");
+  struct ms_volume *v = quire__ms_volume(ms, &c->vid);
+  if (!v) return QUIRE_ENOMEM;
+  quire_lsn latest;
+  int rc = ms_catalog_latest(ms->o.catalog, &c->vid, &latest);
+  if (rc) return rc;
+  if (c->lsn <= latest) return resolve_taken(ms, c, out);
+  if (c->lsn - 1 > latest) { /* the base is newer than what we know: look */
+    rc = quire__ms_refresh(ms, &c->vid, &latest);
+    if (rc) return rc;
+    if (c->lsn <= latest) return resolve_taken(ms, c, out);
+    if (c->lsn - 1 > latest) {
+      count_commit(ms, "conflict");
+      return quire__err(QUIRE_ENOTFOUND, "base lsn %llu does not exist (latest is %llu)",
+                        (unsigned long long)(c->lsn - 1), (unsigned long long)latest);
+    }
+  }
+  /* The base is in the catalog: inherit its checkpoint. */
+  quire_buf buf;
+  quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
+  c->checkpoint_lsn = 0;
+  if (c->lsn > 1) {
+    struct quire_snapshot base;
+    rc = quire__ms_load(ms, &c->vid, c->lsn - 1, &buf, NULL, &base);
+    if (rc) goto out;
+    c->checkpoint_lsn = base.checkpoint_lsn;
+  }
+  c->timestamp_ms = quire__wall_ms();
+  quire__buf_reset(&buf);
+  rc = quire__commit_encode(c, &buf);
+  if (rc) goto out;
+  char key[64];
+  quire__commit_key(&c->vid, c->lsn, key);
+  rc = quire__ms_store_put_if_absent(ms, key, buf.data, buf.len);
+  if (rc == QUIRE_EEXIST) {
+    rc = resolve_taken(ms, c, out);
+    goto out;
+  }
+  if (rc) {
+    /* The write may or may not have happened; the client retries with the
+     * same commit id and resolve_taken sorts it out. */
+    quire__err(rc == QUIRE_ENOMEM ? rc : QUIRE_EUNAVAILABLE, "writing %s: %s", key, quire_errmsg());
+    rc = rc == QUIRE_ENOMEM ? rc : QUIRE_EUNAVAILABLE;
+    goto out;
+  }
+  const uint8_t *recs[1] = {buf.data};
+  size_t lens[1] = {buf.len};
+  rc = ms_catalog_append(ms->o.catalog, &c->vid, c->lsn, 1, recs, lens);
+  if (rc) {
+    /* The commit is durable; only the cache missed it. It catches up later. */
+    QLOG_WARN("metastore: catalog append after commit: %s", quire_errmsg());
+    rc = 0;
+  } else {
+    publish_latest(ms, v, c->lsn);
+  }
+  quire__ms_snapshot_of(c, out);
+  count_commit(ms, "ok");
+out:
+  quire__buf_free(&buf);
+  return rc;
+}
+
+/* --- long polls ------------------------------------------------------------ */
+
+struct poller_arg {
+  quire_metastore *ms;
+  struct ms_volume *v;
+};
+
+static void *poll_loop(void *arg) {
+  struct poller_arg *pa = arg;
+  quire_metastore *ms = pa->ms;
+  struct ms_volume *v = pa->v;
+  quire__free(pa);
+  pthread_mutex_lock(&v->mu);
+  while (v->nwaiters > 0 && !atomic_load(&ms->closing)) {
+    uint64_t now = quire__mono_ms(), next = v->last_poll_ms + ms->o.poll_interval_ms;
+    for (struct ms_waiter *w = v->waiters; w; w = w->next)
+      if (w->deadline_ms < next) next = w->deadline_ms;
+    if (next > now) {
+      struct timespec ts;
+      quire__deadline_after_ms(&ts, next - now);
+      pthread_cond_timedwait(&v->cond, &v->mu, &ts);
+    }
+    wake_waiters(ms, v, 0); /* newer commits and expired deadlines */
+    now = quire__mono_ms();
+    if (v->nwaiters > 0 && now >= v->last_poll_ms + ms->o.poll_interval_ms && !atomic_load(&ms->closing)) {
+      v->last_poll_ms = now;
+      pthread_mutex_unlock(&v->mu);
+      int rc = quire__ms_refresh(ms, &v->vid, NULL); /* wakes waiters itself */
+      if (rc) QLOG_DEBUG("metastore: poll loop: %s: %s", quire_strerror(rc), quire_errmsg());
+      pthread_mutex_lock(&v->mu);
+    }
+  }
+  v->poller_running = 0;
+  pthread_mutex_unlock(&v->mu);
+  pthread_mutex_lock(&ms->pollers_mu);
+  ms->npollers--;
+  pthread_cond_broadcast(&ms->pollers_done);
+  pthread_mutex_unlock(&ms->pollers_mu);
+  return NULL;
+}
+
+/* Starts the volume's poll loop if it is not running. Call with v->mu. */
+static int start_poller(quire_metastore *ms, struct ms_volume *v) {
+  if (v->poller_running) return 0;
+  struct poller_arg *pa = quire__malloc(sizeof *pa);
+  if (!pa) return QUIRE_ENOMEM;
+  pa->ms = ms;
+  pa->v = v;
+  pthread_mutex_lock(&ms->pollers_mu);
+  ms->npollers++;
+  pthread_mutex_unlock(&ms->pollers_mu);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  int e = pthread_create(&t, &attr, poll_loop, pa);
+  pthread_attr_destroy(&attr);
+  if (e) {
+    quire__free(pa);
+    pthread_mutex_lock(&ms->pollers_mu);
+    ms->npollers--;
+    pthread_mutex_unlock(&ms->pollers_mu);
+    errno = e;
+    return quire__errno("starting a poll loop");
+  }
+  v->poller_running = 1;
+  return 0;
+}
+
+int quire__ms_polled_recently(quire_metastore *ms, const quire_gid *vid) {
+  struct ms_volume *v = quire__ms_volume(ms, vid);
+  if (!v) return 0;
+  pthread_mutex_lock(&v->mu);
+  int yes = v->poller_running && quire__mono_ms() <= v->last_poll_ms + ms->o.poll_interval_ms;
+  pthread_mutex_unlock(&v->mu);
+  return yes;
+}
+
+int quire__ms_wait(quire_metastore *ms, const quire_gid *vid, quire_lsn from, unsigned wait_ms,
+                   quire_http_req *req) {
+  struct ms_volume *v = quire__ms_volume(ms, vid);
+  if (!v) return QUIRE_ENOMEM;
+  if (wait_ms > ms->o.max_wait_ms) wait_ms = ms->o.max_wait_ms;
+  int rc = 1;
+  pthread_mutex_lock(&v->mu);
+  if (atomic_load(&ms->closing)) {
+    rc = quire__err(QUIRE_ECLOSED, "metastore is shutting down");
+  } else if (v->latest > from) {
+    rc = 0; /* a commit landed since the caller looked */
+  } else if (atomic_load(&ms->nwaiters) >= ms->o.max_waiters) {
+    rc = quire__err(QUIRE_EBUSY, "too many long polls (%u)", ms->o.max_waiters);
+  } else {
+    struct ms_waiter *w = quire__malloc(sizeof *w);
+    if (!w) {
+      rc = QUIRE_ENOMEM;
+    } else {
+      int e = start_poller(ms, v);
+      if (e) {
+        quire__free(w);
+        rc = e;
+      } else {
+        w->req = req;
+        w->from = from;
+        w->deadline_ms = quire__mono_ms() + wait_ms;
+        w->next = v->waiters;
+        v->waiters = w;
+        v->nwaiters++;
+        atomic_fetch_add(&ms->nwaiters, 1);
+        quire__http_req_park(req);
+        pthread_cond_broadcast(&v->cond); /* the loop recomputes its deadline */
+      }
+    }
+  }
+  pthread_mutex_unlock(&v->mu);
+  return rc;
+}
+
+/* --- life cycle ------------------------------------------------------------ */
+
+static void collect(void *ctx, quire_metrics *m) {
+  quire_metastore *ms = ctx;
+  uint64_t vols = 0, commits = 0;
+  ms->o.catalog->ops->stats(ms->o.catalog, &vols, &commits);
+  quire__metrics_gauge(m, "quire_metastore_catalog_volumes", "volumes in the catalog", "", (int64_t)vols);
+  quire__metrics_gauge(m, "quire_metastore_catalog_commits", "commit records in the catalog", "",
+                       (int64_t)commits);
+  quire__metrics_gauge(m, "quire_metastore_long_polls", "pull_graft long polls waiting", "",
+                       (int64_t)atomic_load(&ms->nwaiters));
+  pthread_mutex_lock(&ms->pollers_mu);
+  unsigned n = ms->npollers;
+  pthread_mutex_unlock(&ms->pollers_mu);
+  quire__metrics_gauge(m, "quire_metastore_poll_loops", "volumes with a running long-poll loop", "",
+                       (int64_t)n);
+}
+
+int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore **out) {
+  *out = NULL;
+  if (!o->store || !o->catalog) return quire__err(QUIRE_EINVAL, "metastore needs a store and a catalog");
+  quire_metastore *ms = quire__calloc(1, sizeof *ms);
+  if (!ms) return QUIRE_ENOMEM;
+  ms->o = *o;
+  if (!ms->o.catchup_inflight) ms->o.catchup_inflight = 4;
+  if (ms->o.catchup_inflight > 64) ms->o.catchup_inflight = 64;
+  if (!ms->o.catchup_threads) ms->o.catchup_threads = 8;
+  if (!ms->o.max_catchups) ms->o.max_catchups = 64;
+  if (!ms->o.poll_interval_ms) ms->o.poll_interval_ms = 500;
+  if (!ms->o.max_wait_ms) ms->o.max_wait_ms = 60000;
+  if (!ms->o.max_waiters) ms->o.max_waiters = 10000;
+  if (!ms->o.max_pull_commits) ms->o.max_pull_commits = 1000;
+  if (!ms->o.max_pull_bytes) ms->o.max_pull_bytes = 4u << 20;
+  pthread_mutex_init(&ms->vols_mu, NULL);
+  pthread_mutex_init(&ms->pollers_mu, NULL);
+  pthread_cond_init(&ms->pollers_done, NULL);
+  ms->nbuckets = 64;
+  ms->buckets = quire__calloc(ms->nbuckets, sizeof *ms->buckets);
+  int rc = ms->buckets ? 0 : QUIRE_ENOMEM;
+  if (!rc) rc = quire__limiter_create(ms->o.max_catchups, &ms->catchups);
+  if (!rc) rc = quire__pool_create(ms->o.catchup_threads, 1024, "ms-get", &ms->getters);
+  if (!rc && ms->o.metrics) rc = quire__metrics_add_collector(ms->o.metrics, collect, ms);
+  if (rc) {
+    quire_metastore_close(ms);
+    return rc;
+  }
+  *out = ms;
+  return 0;
+}
+
+void quire_metastore_drain(quire_metastore *ms) {
+  atomic_store(&ms->closing, 1);
+  pthread_mutex_lock(&ms->vols_mu);
+  for (size_t i = 0; i < ms->nbuckets; i++) {
+    for (struct ms_volume *v = ms->buckets[i]; v; v = v->next) {
+      pthread_mutex_lock(&v->mu);
+      wake_waiters(ms, v, 1);
+      pthread_cond_broadcast(&v->cond);
+      pthread_mutex_unlock(&v->mu);
+    }
+  }
+  pthread_mutex_unlock(&ms->vols_mu);
+}
+
+void quire_metastore_close(quire_metastore *ms) {
+  if (!ms) return;
+  if (ms->buckets) quire_metastore_drain(ms);
+  pthread_mutex_lock(&ms->pollers_mu);
+  while (ms->npollers > 0) pthread_cond_wait(&ms->pollers_done, &ms->pollers_mu);
+  pthread_mutex_unlock(&ms->pollers_mu);
+  quire__metrics_remove_collector(ms->o.metrics, collect, ms);
+  quire__pool_destroy(ms->getters);
+  quire__limiter_destroy(ms->catchups);
+  for (size_t i = 0; ms->buckets && i < ms->nbuckets; i++) {
+    struct ms_volume *v = ms->buckets[i];
+    while (v) {
+      struct ms_volume *next = v->next;
+      pthread_mutex_destroy(&v->mu);
+      pthread_cond_destroy(&v->cond);
+      quire__free(v);
+      v = next;
+    }
+  }
+  quire__free(ms->buckets);
+  pthread_mutex_destroy(&ms->vols_mu);
+  pthread_mutex_destroy(&ms->pollers_mu);
+  pthread_cond_destroy(&ms->pollers_done);
+  quire__free(ms);
+}

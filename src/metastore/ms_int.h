@@ -1,0 +1,76 @@
+/*
+ * metastore/ms_int.h — internals shared by the metastore's files:
+ * ms_core.c (volumes, catch-up, commit, long-poll loops), ms_api.c (request
+ * messages → core → response messages) and ms_http.c (the endpoints).
+ */
+#ifndef QUIRE_METASTORE_INT_H
+#define QUIRE_METASTORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "metastore/metastore.h"
+#include "util/limiter.h"
+#include "util/pool.h"
+
+struct ms_waiter;
+
+/* In-memory state of one volume. Created on first use, freed at close. */
+struct ms_volume {
+  struct ms_volume *next; /* hash chain, under ms->vols_mu */
+  quire_gid vid;
+  pthread_mutex_t mu;  /* guards everything below */
+  pthread_cond_t cond; /* wakes the poll loop: commit, new waiter, drain */
+  quire_lsn latest;    /* highest LSN known to be in the catalog */
+  uint64_t tickets;    /* refresh calls started (see ms_core.c, refresh) */
+  uint64_t covered;    /* every call with a ticket <= covered is satisfied */
+  struct ms_waiter *waiters;
+  unsigned nwaiters;
+  int poller_running;
+  uint64_t last_poll_ms;
+};
+
+struct quire_metastore {
+  struct quire_metastore_opts o;
+  quire_limiter *catchups; /* single flight per volume id */
+  quire_pool *getters;     /* parallel GETs of catch-ups */
+  pthread_mutex_t vols_mu; /* guards the volume table; taken before any vol->mu */
+  struct ms_volume **buckets;
+  size_t nbuckets, nvols;
+  atomic_int closing;
+  atomic_uint nwaiters;
+  pthread_mutex_t pollers_mu; /* guards npollers */
+  pthread_cond_t pollers_done;
+  unsigned npollers;
+};
+
+/* The volume's state, created if new. NULL only on allocation failure. */
+struct ms_volume *quire__ms_volume(quire_metastore *ms, const quire_gid *vid);
+
+/* Decodes the record at (vid, lsn) from the catalog (catching up if
+ * needed) into *snap; the record bytes go to buf, which must outlive any
+ * use of rec (rec may be NULL). */
+int quire__ms_load(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, quire_buf *buf,
+                   struct quire_commit *rec, struct quire_snapshot *snap);
+void quire__ms_snapshot_of(const struct quire_commit *rec, struct quire_snapshot *snap);
+
+/* Commit with the rules of DESIGN.md §8.3; c->lsn is base + 1 and
+ * c->segments already validated. *out is the resulting snapshot (the
+ * earlier one on an idempotent retry). */
+int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_snapshot *out);
+
+/* Long poll: parks req until vid has a commit newer than from or wait_ms
+ * passes. Returns 1 if parked, 0 if such a commit already exists (answer
+ * now), QUIRE_EBUSY over the waiter cap, QUIRE_ECLOSED when draining. */
+int quire__ms_wait(quire_metastore *ms, const quire_gid *vid, quire_lsn from, unsigned wait_ms,
+                   quire_http_req *req);
+
+/* 1 when vid's poll loop is running and polled the store within the last
+ * poll interval: a long poll may then trust the catalog without a GET. */
+int quire__ms_polled_recently(quire_metastore *ms, const quire_gid *vid);
+
+/* Object-store calls with metrics (calls, errors, latency by op). */
+int quire__ms_store_get(quire_metastore *ms, const char *key, uint8_t **data, size_t *len);
+int quire__ms_store_put_if_absent(quire_metastore *ms, const char *key, const void *p, size_t n);
+
+#endif

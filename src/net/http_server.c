@@ -1,0 +1,721 @@
+/*
+ * net/http_server.c — the libmicrohttpd server (see http_server.h).
+ *
+ * Request life cycle in the access callback (MHD calls it several times per
+ * request): the first call allocates a quire_http_req, finds the route and
+ * applies the admission checks (closing, overload, Content-Length, content
+ * type); later calls append body chunks (discarding them once over the cap);
+ * the final call (no more data) suspends the connection and hands the
+ * request to a worker pool, so a handler blocked on the object store never
+ * stalls the other connections of its server thread. The handler's answer
+ * is stored in the request and the connection resumed; MHD then calls back
+ * once more and the stored response is queued. A parked request (long poll)
+ * stays suspended until its wake, then goes to a worker again. The completion
+ * callback records metrics and frees the request.
+ *
+ * Every suspend is matched by exactly one resume: by the answer (which is
+ * given exactly once) or by the wake of a parked request.
+ *
+ * Locking: s->mu protects inflight, parked and closing; s->idle is signalled
+ * when both counts may have dropped. No lock is held while a handler runs.
+ */
+#include "net/http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/errmap.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/pool.h"
+
+#define MAX_ROUTES 32
+/* Past the cap a chunked body is read and dropped up to this many times the
+ * cap (so the client gets its 413), then the connection is closed. */
+#define DISCARD_FACTOR 4
+
+struct route {
+  char method[8];
+  char path[96];
+  quire_http_handler fn;
+  void *ctx;
+};
+
+struct quire_http_server {
+  struct quire_http_server_opts o;
+  char name[32];
+  struct MHD_Daemon *mhd;
+  int listen_fd;
+  uint16_t port;
+  struct route routes[MAX_ROUTES];
+  unsigned nroutes;
+  quire_http_ready_fn ready;
+  void *ready_ctx;
+  quire_http_drain_fn drain;
+  void *drain_ctx;
+  quire_pool *workers; /* runs the handlers */
+  pthread_mutex_t mu;  /* guards inflight, parked, closing */
+  pthread_cond_t idle;
+  unsigned inflight, parked;
+  int closing, stopped;
+};
+
+enum req_state { RS_BODY, RS_TOO_LARGE, RS_ANSWERED, RS_PARKED, RS_RESUMED };
+
+struct quire_http_req {
+  quire_http_server *srv;
+  struct MHD_Connection *conn;
+  const struct route *route;
+  const char *endpoint; /* metrics label */
+  quire_buf body;
+  size_t discarded;
+  uint64_t start_ns, deadline_ms;
+  enum req_state state;
+  int status;
+  int counted; /* holds an inflight slot */
+  int resumed;
+  int deferred;                 /* on a worker, connection suspended: answers are stored */
+  struct MHD_Response *pending; /* a stored answer, queued after the resume */
+  void *user;
+  void (*user_free)(void *);
+};
+
+static const char *const builtin_paths[] = {"/health", "/ready", "/metrics"};
+
+int quire__http_server_create(const struct quire_http_server_opts *opts, quire_http_server **out) {
+  *out = NULL;
+  quire_http_server *s = quire__calloc(1, sizeof *s);
+  if (!s) return QUIRE_ENOMEM;
+  s->o = *opts;
+  if (!s->o.threads) s->o.threads = 4;
+  if (!s->o.max_connections) s->o.max_connections = 1024;
+  if (!s->o.max_inflight) s->o.max_inflight = 256;
+  if (!s->o.max_body) s->o.max_body = 16u << 20;
+  if (!s->o.deadline_ms) s->o.deadline_ms = 30000;
+  if (!s->o.idle_timeout_s) s->o.idle_timeout_s = 60;
+  if (!s->o.workers) s->o.workers = 64;
+  snprintf(s->name, sizeof s->name, "%s", opts->name ? opts->name : "http");
+  s->o.name = s->name;
+  s->o.listen = NULL; /* copied below */
+  s->listen_fd = -1;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->idle, NULL);
+  *out = s;
+  if (!opts->listen) return 0;
+  s->o.listen = quire__strdup(opts->listen);
+  if (!s->o.listen) {
+    quire__http_server_destroy(s);
+    *out = NULL;
+    return QUIRE_ENOMEM;
+  }
+  return 0;
+}
+
+int quire__http_server_route(quire_http_server *s, const char *method, const char *path,
+                             quire_http_handler fn, void *ctx) {
+  if (s->nroutes >= MAX_ROUTES) return quire__err(QUIRE_ETOOLARGE, "too many routes");
+  if (strlen(method) >= sizeof s->routes[0].method || strlen(path) >= sizeof s->routes[0].path)
+    return quire__err(QUIRE_EINVAL, "route too long");
+  struct route *r = &s->routes[s->nroutes++];
+  snprintf(r->method, sizeof r->method, "%s", method);
+  snprintf(r->path, sizeof r->path, "%s", path);
+  r->fn = fn;
+  r->ctx = ctx;
+  return 0;
+}
+
+void quire__http_server_set_ready(quire_http_server *s, quire_http_ready_fn fn, void *ctx) {
+  s->ready = fn;
+  s->ready_ctx = ctx;
+}
+
+void quire__http_server_set_drain(quire_http_server *s, quire_http_drain_fn fn, void *ctx) {
+  s->drain = fn;
+  s->drain_ctx = ctx;
+}
+
+uint16_t quire__http_server_port(const quire_http_server *s) { return s->port; }
+
+int quire__http_server_closing(quire_http_server *s) {
+  pthread_mutex_lock(&s->mu);
+  int c = s->closing;
+  pthread_mutex_unlock(&s->mu);
+  return c;
+}
+
+/* --- answering ------------------------------------------------------------- */
+
+/* Set on a worker thread when the handler it runs answers or parks. */
+static _Thread_local int answered_here, parked_here;
+
+static int queue(quire_http_req *r, int status, const char *ctype, const void *body, size_t len,
+                 int retry_after) {
+  if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (resp) {
+    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  }
+  r->state = RS_ANSWERED;
+  r->status = status;
+  if (r->deferred) {
+    /* On a worker: store the answer and resume; the MHD thread queues it (or,
+     * without a response, closes the connection). r is not ours after this. */
+    answered_here = 1;
+    r->pending = resp;
+    MHD_resume_connection(r->conn);
+    return resp ? 0 : QUIRE_ENOMEM;
+  }
+  if (!resp) return QUIRE_ENOMEM;
+  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return ok == MHD_YES ? 0 : QUIRE_EIO;
+}
+
+int quire__http_respond(quire_http_req *r, int status, const char *content_type, const void *body,
+                        size_t len) {
+  return queue(r, status, content_type, body, len, status == 503);
+}
+
+static int respond_status_error(quire_http_req *r, int status, int rc, const char *message) {
+  quire_buf b;
+  quire__buf_init(&b, 1u << 20);
+  if (quire__errmap_body(rc, message, &b) != 0) {
+    quire__buf_free(&b);
+    return queue(r, status, "text/plain", "error\n", 6, status == 503);
+  }
+  int ret = queue(r, status, QUIRE_CONTENT_PROTOBUF, b.data, b.len, status == 503);
+  quire__buf_free(&b);
+  return ret;
+}
+
+int quire__http_respond_error(quire_http_req *r, int rc, const char *message) {
+  if (!message) message = quire_errmsg();
+  int status = quire__errmap_status(rc);
+  if (status >= 500)
+    QLOG_INFO("%s: %s -> %d %s: %s", r->srv->name, r->endpoint, status, quire_errname(rc), message);
+  else
+    QLOG_DEBUG("%s: %s -> %d %s: %s", r->srv->name, r->endpoint, status, quire_errname(rc), message);
+  return respond_status_error(r, status, rc, message);
+}
+
+/* --- streaming answers ----------------------------------------------------- */
+
+/* Locking: st->mu guards every field. It is taken by the MHD thread in
+ * stream_read/stream_release and by the producer; MHD_suspend/resume are
+ * called under it so that a resume never races a suspend. */
+struct quire_http_stream {
+  pthread_mutex_t mu;
+  pthread_cond_t room;
+  struct MHD_Connection *conn; /* NULL once MHD released the response */
+  quire_buf buf;               /* unsent bytes are buf.data[off .. len) */
+  size_t off, max_buffer;
+  int refs, done, failed, cancelled, suspended;
+};
+
+static void stream_unref(quire_http_stream *st) {
+  pthread_mutex_lock(&st->mu);
+  int left = --st->refs;
+  pthread_mutex_unlock(&st->mu);
+  if (left) return;
+  pthread_mutex_destroy(&st->mu);
+  pthread_cond_destroy(&st->room);
+  quire__buf_free(&st->buf);
+  quire__free(st);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+  (void)pos;
+  quire_http_stream *st = cls;
+  ssize_t n;
+  pthread_mutex_lock(&st->mu);
+  size_t avail = st->buf.len - st->off;
+  if (avail > 0) {
+    n = (ssize_t)(avail < max ? avail : max);
+    memcpy(out, st->buf.data + st->off, (size_t)n);
+    st->off += (size_t)n;
+    if (st->off == st->buf.len) st->off = st->buf.len = 0;
+    pthread_cond_broadcast(&st->room);
+  } else if (st->done) {
+    n = st->failed ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+  } else {
+    st->suspended = 1;
+    MHD_suspend_connection(st->conn);
+    n = 0;
+  }
+  pthread_mutex_unlock(&st->mu);
+  return n;
+}
+
+static void stream_release(void *cls) {
+  quire_http_stream *st = cls;
+  pthread_mutex_lock(&st->mu);
+  st->cancelled = 1;
+  st->conn = NULL;
+  pthread_cond_broadcast(&st->room);
+  pthread_mutex_unlock(&st->mu);
+  stream_unref(st);
+}
+
+static void stream_kick(quire_http_stream *st) {
+  if (st->suspended && st->conn) {
+    st->suspended = 0;
+    MHD_resume_connection(st->conn);
+  }
+}
+
+int quire__http_respond_stream(quire_http_req *r, int status, const char *content_type, size_t max_buffer,
+                               quire_http_stream **out) {
+  *out = NULL;
+  if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
+  quire_http_stream *st = quire__calloc(1, sizeof *st);
+  if (!st) return QUIRE_ENOMEM;
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->room, NULL);
+  quire__buf_init(&st->buf, SIZE_MAX / 2);
+  st->max_buffer = max_buffer ? max_buffer : (1u << 20);
+  st->conn = r->conn;
+  st->refs = 2; /* the response and the producer */
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_release);
+  if (!resp) {
+    st->refs = 1;
+    stream_unref(st);
+    return QUIRE_ENOMEM;
+  }
+  if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+  MHD_destroy_response(resp); /* the connection holds it; stream_release runs when it is done */
+  r->state = RS_ANSWERED;
+  r->status = status;
+  if (ok != MHD_YES) {
+    stream_unref(st); /* release already dropped the response's reference */
+    return QUIRE_EIO;
+  }
+  *out = st;
+  return 0;
+}
+
+int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n) {
+  int rc = 0;
+  pthread_mutex_lock(&st->mu);
+  while (!st->cancelled && st->buf.len - st->off > 0 && st->buf.len - st->off + n > st->max_buffer)
+    pthread_cond_wait(&st->room, &st->mu);
+  if (st->cancelled) {
+    rc = quire__err(QUIRE_ECLOSED, "the client went away");
+  } else {
+    if (st->off > 0) { /* compact: keep the unsent tail at the front */
+      memmove(st->buf.data, st->buf.data + st->off, st->buf.len - st->off);
+      st->buf.len -= st->off;
+      st->off = 0;
+    }
+    rc = quire__buf_append(&st->buf, p, n);
+    stream_kick(st);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return rc;
+}
+
+void quire__http_stream_end(quire_http_stream *st, int failed) {
+  if (!st) return;
+  pthread_mutex_lock(&st->mu);
+  st->done = 1;
+  st->failed = failed;
+  stream_kick(st);
+  pthread_mutex_unlock(&st->mu);
+  stream_unref(st);
+}
+
+int quire__http_stream_cancelled(quire_http_stream *st) {
+  pthread_mutex_lock(&st->mu);
+  int c = st->cancelled;
+  pthread_mutex_unlock(&st->mu);
+  return c;
+}
+
+/* --- request accessors ----------------------------------------------------- */
+
+const uint8_t *quire__http_req_body(const quire_http_req *r, size_t *len) {
+  *len = r->body.len;
+  return r->body.data ? r->body.data : (const uint8_t *)"";
+}
+uint64_t quire__http_req_deadline_ms(const quire_http_req *r) { return r->deadline_ms; }
+const char *quire__http_req_path(const quire_http_req *r) { return r->endpoint; }
+int quire__http_req_resumed(const quire_http_req *r) { return r->resumed; }
+void *quire__http_req_user(const quire_http_req *r) { return r->user; }
+
+void quire__http_req_set_user(quire_http_req *r, void *user, void (*free_fn)(void *)) {
+  r->user = user;
+  r->user_free = free_fn;
+}
+
+void quire__http_req_park(quire_http_req *r) {
+  quire_http_server *s = r->srv;
+  /* Handlers run on workers with the connection already suspended. */
+  parked_here = 1;
+  r->state = RS_PARKED;
+  pthread_mutex_lock(&s->mu);
+  s->parked++;
+  if (r->counted) {
+    r->counted = 0;
+    s->inflight--;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+void quire__http_req_wake(quire_http_req *r) { MHD_resume_connection(r->conn); }
+
+/* --- built-in endpoints ---------------------------------------------------- */
+
+static void serve_builtin(quire_http_req *r, size_t which) {
+  quire_http_server *s = r->srv;
+  if (which == 0) {
+    quire__http_respond(r, 200, "text/plain", "ok\n", 3);
+  } else if (which == 1) {
+    int rc = s->ready ? s->ready(s->ready_ctx) : 0;
+    if (rc == 0 && quire__http_server_closing(s)) rc = QUIRE_ECLOSED;
+    if (rc == 0)
+      quire__http_respond(r, 200, "text/plain", "ready\n", 6);
+    else
+      quire__http_respond_error(r, rc == QUIRE_ECLOSED ? QUIRE_ECLOSED : QUIRE_EUNAVAILABLE, NULL);
+  } else {
+    quire_buf b;
+    quire__buf_init(&b, 64u << 20);
+    int rc = s->o.metrics ? quire__metrics_render(s->o.metrics, &b) : 0;
+    if (rc)
+      quire__http_respond_error(r, rc, "rendering metrics");
+    else
+      quire__http_respond(r, 200, "text/plain; version=0.0.4", b.data ? (void *)b.data : "", b.len);
+    quire__buf_free(&b);
+  }
+}
+
+/* --- the MHD callbacks ----------------------------------------------------- */
+
+static int content_type_ok(struct MHD_Connection *conn) {
+  const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  if (!ct) return 0;
+  size_t n = strlen(QUIRE_CONTENT_PROTOBUF);
+  return strncasecmp(ct, QUIRE_CONTENT_PROTOBUF, n) == 0 && (ct[n] == '\0' || ct[n] == ';');
+}
+
+/* First call: route, admission. Returns 0 to go on reading the body. */
+static int admit(quire_http_server *s, quire_http_req *r, const char *url, const char *method) {
+  for (size_t i = 0; i < QUIRE_ARRAY_LEN(builtin_paths); i++) {
+    if (strcmp(url, builtin_paths[i]) == 0) {
+      r->endpoint = builtin_paths[i];
+      if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return respond_status_error(r, 405, QUIRE_EINVAL, "use GET"), 1;
+      serve_builtin(r, i);
+      return 1;
+    }
+  }
+  const struct route *path_match = NULL;
+  for (unsigned i = 0; i < s->nroutes; i++) {
+    if (strcmp(s->routes[i].path, url) != 0) continue;
+    path_match = &s->routes[i];
+    if (strcmp(s->routes[i].method, method) == 0) {
+      r->route = &s->routes[i];
+      break;
+    }
+  }
+  if (!r->route) {
+    r->endpoint = path_match ? path_match->path : "other";
+    if (path_match) {
+      char msg[64];
+      snprintf(msg, sizeof msg, "use %s", path_match->method);
+      respond_status_error(r, 405, QUIRE_EINVAL, msg);
+    } else {
+      respond_status_error(r, 404, QUIRE_ENOTFOUND, "no such endpoint");
+    }
+    return 1;
+  }
+  r->endpoint = r->route->path;
+  pthread_mutex_lock(&s->mu);
+  int closing = s->closing, busy = s->inflight >= s->o.max_inflight;
+  if (!closing && !busy) {
+    s->inflight++;
+    r->counted = 1;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (closing) return quire__http_respond_error(r, QUIRE_ECLOSED, "server is shutting down"), 1;
+  if (busy) return quire__http_respond_error(r, QUIRE_EBUSY, "server overloaded; retry"), 1;
+  const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl) {
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    if (errno || *end || n / DISCARD_FACTOR > s->o.max_body) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "request body over %zu bytes", s->o.max_body);
+      quire__http_respond_error(r, QUIRE_ETOOLARGE, msg);
+      return 1;
+    }
+    if (n > s->o.max_body) {
+      /* Read and drop the body, then answer 413: answering before the body
+       * is read makes the close reset the connection, and the client may
+       * never see the status. */
+      r->state = RS_TOO_LARGE;
+      quire__buf_free(&r->body);
+    }
+  }
+  if (strcmp(method, "POST") == 0 && !content_type_ok(r->conn)) {
+    respond_status_error(r, 415, QUIRE_EINVAL, "Content-Type must be " QUIRE_CONTENT_PROTOBUF);
+    return 1;
+  }
+  return 0;
+}
+
+/* Runs a handler on a worker (the connection is suspended). */
+static void run_handler(void *arg) {
+  quire_http_req *r = arg;
+  answered_here = parked_here = 0;
+  quire__err_clear();
+  r->route->fn(r->route->ctx, r);
+  if (!answered_here && !parked_here && QUIRE_NEVER(1))
+    quire__http_respond_error(r, QUIRE_EINTERNAL, "handler did not answer");
+}
+
+/* Suspends the connection and queues the handler; an answer comes back
+ * through a resume. */
+static void dispatch(quire_http_server *s, quire_http_req *r) {
+  r->deferred = 1;
+  MHD_suspend_connection(r->conn);
+  if (quire__pool_try_submit(s->workers, run_handler, r) != 0)
+    quire__http_respond_error(r, QUIRE_EBUSY, "server overloaded; retry"); /* resumes */
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size,
+                                  void **con_cls) {
+  (void)version;
+  quire_http_server *s = cls;
+  quire_http_req *r = *con_cls;
+  if (!r) {
+    r = quire__calloc(1, sizeof *r);
+    if (!r) return MHD_NO;
+    r->srv = s;
+    r->conn = conn;
+    r->start_ns = quire__mono_ns();
+    r->deadline_ms = quire__mono_ms() + s->o.deadline_ms;
+    r->endpoint = "other";
+    quire__buf_init(&r->body, s->o.max_body);
+    *con_cls = r;
+    admit(s, r, url, method);
+    return MHD_YES;
+  }
+  if (*upload_size > 0) {
+    size_t n = *upload_size;
+    *upload_size = 0;
+    if (r->state == RS_BODY) {
+      int rc = quire__buf_append(&r->body, upload, n);
+      if (rc == QUIRE_ETOOLARGE) {
+        r->state = RS_TOO_LARGE;
+        r->discarded = r->body.len + n;
+        quire__buf_free(&r->body);
+      } else if (rc) {
+        return MHD_NO;
+      }
+    } else {
+      r->discarded += n;
+      if (r->discarded / DISCARD_FACTOR > s->o.max_body) return MHD_NO;
+    }
+    return MHD_YES;
+  }
+  switch (r->state) {
+  case RS_ANSWERED:
+    if (r->deferred) { /* back from a worker with its answer */
+      r->deferred = 0;
+      struct MHD_Response *resp = r->pending;
+      r->pending = NULL;
+      if (!resp) return MHD_NO;
+      enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
+      MHD_destroy_response(resp);
+      return ok;
+    }
+    return MHD_YES;
+  case RS_TOO_LARGE: {
+    char msg[96];
+    snprintf(msg, sizeof msg, "request body over %zu bytes", s->o.max_body);
+    quire__http_respond_error(r, QUIRE_ETOOLARGE, msg);
+    return MHD_YES;
+  }
+  case RS_PARKED:
+    /* Back in flight: shutdown must wait for this answer to go out. */
+    pthread_mutex_lock(&s->mu);
+    s->parked--;
+    s->inflight++;
+    r->counted = 1;
+    pthread_mutex_unlock(&s->mu);
+    r->state = RS_RESUMED;
+    r->resumed = 1;
+    break;
+  default: break;
+  }
+  r->deferred = 0;
+  if (!r->resumed && quire__mono_ms() > r->deadline_ms) {
+    /* The body took longer to arrive than the whole request may take. */
+    quire__http_respond_error(r, QUIRE_ETIMEDOUT, "request deadline passed before the body arrived");
+    return MHD_YES;
+  }
+  dispatch(s, r);
+  return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)conn;
+  quire_http_server *s = cls;
+  quire_http_req *r = *con_cls;
+  if (!r) return;
+  *con_cls = NULL;
+  pthread_mutex_lock(&s->mu);
+  if (r->counted) s->inflight--;
+  if (r->state == RS_PARKED) s->parked--; /* cut off by shutdown */
+  pthread_cond_broadcast(&s->idle);
+  pthread_mutex_unlock(&s->mu);
+  if (s->o.metrics) {
+    char labels[160];
+    int status = r->status ? r->status : 499; /* 499: the client went away first */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->status) status = 499;
+    snprintf(labels, sizeof labels, "endpoint=\"%s\",status=\"%d\"", r->endpoint, status);
+    quire__metrics_count(s->o.metrics, "quire_http_requests_total", "HTTP requests by endpoint and status",
+                         labels, 1);
+    snprintf(labels, sizeof labels, "endpoint=\"%s\"", r->endpoint);
+    quire__metrics_observe(s->o.metrics, "quire_http_request_duration_seconds",
+                           "HTTP request latency by endpoint (long polls included)", labels,
+                           (double)(quire__mono_ns() - r->start_ns) / 1e9);
+  }
+  if (r->pending) MHD_destroy_response(r->pending);
+  if (r->user_free) r->user_free(r->user);
+  quire__buf_free(&r->body);
+  quire__free(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  quire_http_server *s = cls;
+  if (quire__log_level() < QUIRE_LOG_DEBUG) return;
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  size_t n = strlen(line);
+  while (n && line[n - 1] == '\n') line[--n] = '\0';
+  QLOG_DEBUG("%s: libmicrohttpd: %s", s->name, line);
+}
+
+/* --- start and stop -------------------------------------------------------- */
+
+static int bind_listen(const char *listen_addr, int *fd_out, uint16_t *port_out) {
+  char host[256];
+  const char *colon = strrchr(listen_addr, ':');
+  if (!colon || colon == listen_addr || !colon[1])
+    return quire__err(QUIRE_EINVAL, "listen address '%s': want HOST:PORT", listen_addr);
+  size_t hl = (size_t)(colon - listen_addr);
+  const char *h = listen_addr;
+  if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') h++, hl -= 2;
+  if (hl >= sizeof host) return quire__err(QUIRE_EINVAL, "listen host too long");
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  struct addrinfo hints = {0}, *ai = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  int g = getaddrinfo(host, colon + 1, &hints, &ai);
+  if (g) return quire__err(QUIRE_EINVAL, "listen address '%s': %s", listen_addr, gai_strerror(g));
+  int rc = 0, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    rc = quire__errno("socket");
+    goto out;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    rc = quire__errno("bind %s", listen_addr);
+    goto out;
+  }
+  if (listen(fd, 1024) != 0) {
+    rc = quire__errno("listen %s", listen_addr);
+    goto out;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &sl);
+  *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+  *fd_out = fd;
+  fd = -1;
+out:
+  if (fd >= 0) close(fd);
+  freeaddrinfo(ai);
+  return rc;
+}
+
+int quire__http_server_start(quire_http_server *s) {
+  int rc = quire__pool_create(s->o.workers, s->o.max_inflight, s->name, &s->workers);
+  if (rc) return rc;
+  rc = bind_listen(s->o.listen ? s->o.listen : "127.0.0.1:0", &s->listen_fd, &s->port);
+  if (rc) return rc;
+  unsigned flags =
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, s->o.threads, MHD_OPTION_CONNECTION_LIMIT,
+                            s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->o.idle_timeout_s,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                            s, MHD_OPTION_END);
+  if (!s->mhd) {
+    close(s->listen_fd);
+    s->listen_fd = -1;
+    return quire__err(QUIRE_EIO, "%s: libmicrohttpd failed to start on %s", s->name,
+                      s->o.listen ? s->o.listen : "127.0.0.1:0");
+  }
+  QLOG_INFO("%s: listening on port %u (%u threads)", s->name, s->port, s->o.threads);
+  return 0;
+}
+
+unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms) {
+  if (!s->mhd || s->stopped) return 0;
+  pthread_mutex_lock(&s->mu);
+  s->closing = 1;
+  pthread_mutex_unlock(&s->mu);
+  MHD_quiesce_daemon(s->mhd); /* no new connections; the fd stays ours */
+  if (s->drain) s->drain(s->drain_ctx);
+  struct timespec ts;
+  quire__deadline_after_ms(&ts, drain_ms);
+  pthread_mutex_lock(&s->mu);
+  while (s->inflight + s->parked > 0)
+    if (pthread_cond_timedwait(&s->idle, &s->mu, &ts) == ETIMEDOUT) break;
+  unsigned left = s->inflight + s->parked;
+  pthread_mutex_unlock(&s->mu);
+  if (left) QLOG_WARN("%s: stopping with %u requests still running", s->name, left);
+  /* Handlers still running finish (and resume their connections) before
+   * the daemon goes away. */
+  quire__pool_destroy(s->workers);
+  s->workers = NULL;
+  MHD_stop_daemon(s->mhd);
+  s->mhd = NULL;
+  s->stopped = 1;
+  if (s->listen_fd >= 0) close(s->listen_fd);
+  s->listen_fd = -1;
+  return left;
+}
+
+void quire__http_server_destroy(quire_http_server *s) {
+  if (!s) return;
+  if (s->mhd) quire__http_server_stop(s, 1000);
+  quire__pool_destroy(s->workers);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->idle);
+  quire__free((void *)s->o.listen);
+  quire__free(s);
+}

@@ -1,0 +1,121 @@
+/*
+ * net/http_server.h — the HTTP server every quire service runs on
+ * (libmicrohttpd, a pool of threads each with its own epoll loop).
+ *
+ * A service registers routes (method + exact path → handler) and starts the
+ * server. Handlers run on a pool of worker threads (the connection is
+ * suspended meanwhile), so a slow one holds no server thread. The server
+ * owns everything generic: it reads the body up to a cap
+ * (413 past it, answered before the body is read when Content-Length says
+ * so), checks the content type of POSTs (415), answers unknown paths (404)
+ * and wrong methods (405), refuses work beyond max_inflight with 503 and
+ * Retry-After, serves GET /health, /ready and /metrics, and records
+ * per-endpoint request counts and latencies. Handlers see a complete body and
+ * a deadline, and answer with quire__http_respond*().
+ *
+ * Long polls: a handler may park its request (quire__http_req_park) instead of
+ * answering; some other thread later calls quire__http_req_wake, and the
+ * handler runs again on a worker with quire__http_req_resumed() true
+ * and must answer then. Parked requests do not hold a server thread and do
+ * not count against max_inflight.
+ *
+ * Shutdown (quire__http_server_stop): stop accepting, answer new requests on
+ * open connections with 503, run the drain callback (which must wake every
+ * parked request), wait for in-flight requests up to a deadline, stop.
+ */
+#ifndef QUIRE_NET_HTTP_SERVER_H
+#define QUIRE_NET_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/metrics.h"
+
+typedef struct quire_http_server quire_http_server;
+typedef struct quire_http_req quire_http_req;
+
+/* Runs on a server thread; must answer with quire__http_respond*() or park. */
+typedef void (*quire_http_handler)(void *ctx, quire_http_req *req);
+/* GET /ready: 0 when the service can serve (its object store is reachable). */
+typedef int (*quire_http_ready_fn)(void *ctx);
+/* Called once at the start of shutdown: wake every parked request. */
+typedef void (*quire_http_drain_fn)(void *ctx);
+
+struct quire_http_server_opts {
+  const char *listen;       /* "HOST:PORT"; PORT 0 picks a free port */
+  unsigned threads;         /* server threads, each with its own epoll loop (default 4) */
+  unsigned workers;         /* threads running handlers (default 64) */
+  unsigned max_connections; /* open connections (default 1024); more are refused */
+  unsigned max_inflight;    /* requests being handled (default 256); more get 503 */
+  size_t max_body;          /* request body cap in bytes (default 16 MiB) */
+  unsigned deadline_ms;     /* per-request deadline handlers honour (default 30000) */
+  unsigned idle_timeout_s;  /* idle keep-alive connections close after (default 60) */
+  quire_metrics *metrics;   /* may be NULL; not owned */
+  const char *name;         /* for logs: "metastore" */
+};
+
+#define QUIRE_CONTENT_PROTOBUF "application/x-protobuf"
+
+int quire__http_server_create(const struct quire_http_server_opts *opts, quire_http_server **out);
+/* Before start. method "GET" or "POST"; POST routes require the protobuf
+ * content type. Up to 32 routes. */
+int quire__http_server_route(quire_http_server *s, const char *method, const char *path,
+                             quire_http_handler fn, void *ctx);
+void quire__http_server_set_ready(quire_http_server *s, quire_http_ready_fn fn, void *ctx);
+void quire__http_server_set_drain(quire_http_server *s, quire_http_drain_fn fn, void *ctx);
+/* Binds and starts serving. -errno if the address cannot be bound. */
+int quire__http_server_start(quire_http_server *s);
+/* The bound port (after start). */
+uint16_t quire__http_server_port(const quire_http_server *s);
+/* Graceful stop (see the file comment), waiting at most drain_ms for
+ * in-flight requests. Returns the number of requests cut off. */
+unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms);
+/* Stops if running and frees. Accepts NULL. */
+void quire__http_server_destroy(quire_http_server *s);
+/* 1 once stop has begun. */
+int quire__http_server_closing(quire_http_server *s);
+
+/* --- inside a handler ---------------------------------------------------- */
+const uint8_t *quire__http_req_body(const quire_http_req *r, size_t *len);
+/* Absolute CLOCK_MONOTONIC ms by which the request should be answered. */
+uint64_t quire__http_req_deadline_ms(const quire_http_req *r);
+const char *quire__http_req_path(const quire_http_req *r);
+/* Copies body. Returns 0, or QUIRE_ENOMEM (the connection is then closed). */
+int quire__http_respond(quire_http_req *r, int status, const char *content_type, const void *body,
+                        size_t len);
+/* Status and Error{code, message} for rc; message NULL uses quire_errmsg()
+ * or the code's text. 503 answers carry Retry-After. */
+int quire__http_respond_error(quire_http_req *r, int rc, const char *message);
+
+/* Streaming answers (the pagestore's read_pages). The handler answers with
+ * a stream and hands it to a producer (another thread), which appends bytes
+ * with quire__http_stream_write and finishes with quire__http_stream_end.
+ * While the stream has nothing to send the connection is suspended, so a
+ * slow producer holds no server thread. At most max_buffer bytes wait in the
+ * stream: write blocks while it is full (back-pressure), except that one
+ * write into an empty buffer may be larger. The stream is shared by the
+ * server and the producer; the producer must call _end exactly once and not
+ * touch the stream afterwards. Writes after the client went away return
+ * QUIRE_ECLOSED (quire__http_stream_cancelled tells it early). */
+typedef struct quire_http_stream quire_http_stream;
+int quire__http_respond_stream(quire_http_req *r, int status, const char *content_type, size_t max_buffer,
+                               quire_http_stream **out);
+int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n);
+/* failed != 0 cuts the response off (the client sees a truncated body). */
+void quire__http_stream_end(quire_http_stream *st, int failed);
+int quire__http_stream_cancelled(quire_http_stream *st);
+
+/* Per-request state for a handler (e.g. a long-poll waiter); freed with
+ * free_fn when the request completes. */
+void quire__http_req_set_user(quire_http_req *r, void *user, void (*free_fn)(void *));
+void *quire__http_req_user(const quire_http_req *r);
+
+/* Parks the request (long poll). Call from the handler while holding the
+ * lock that also guards the wake-up, then return without answering. */
+void quire__http_req_park(quire_http_req *r);
+/* Resumes a parked request exactly once; any thread. */
+void quire__http_req_wake(quire_http_req *r);
+/* 1 when the handler runs again after a wake. */
+int quire__http_req_resumed(const quire_http_req *r);
+
+#endif

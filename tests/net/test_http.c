@@ -1,0 +1,318 @@
+/*
+ * The HTTP server and client over real loopback sockets: routing, 404/405/
+ * 413/415, error bodies, overload 503 + Retry-After, long-poll park/wake,
+ * graceful stop with a parked request, garbage on the wire, metrics.
+ */
+#include "test.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "util/util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int slow_entered, slow_release;
+static quire_http_req *parked_req;
+static int parked_woken;
+
+static void h_echo(void *ctx, quire_http_req *r) {
+  (void)ctx;
+  size_t n;
+  const uint8_t *b = quire__http_req_body(r, &n);
+  quire__http_respond(r, 200, QUIRE_CONTENT_PROTOBUF, b, n);
+}
+
+static void h_fail(void *ctx, quire_http_req *r) {
+  (void)ctx;
+  quire__http_respond_error(r, QUIRE_ECONFLICT, "nope");
+}
+
+static void h_slow(void *ctx, quire_http_req *r) {
+  (void)ctx;
+  pthread_mutex_lock(&mu);
+  slow_entered = 1;
+  pthread_cond_broadcast(&cond);
+  while (!slow_release) pthread_cond_wait(&cond, &mu);
+  pthread_mutex_unlock(&mu);
+  quire__http_respond(r, 200, QUIRE_CONTENT_PROTOBUF, "slow", 4);
+}
+
+static void h_park(void *ctx, quire_http_req *r) {
+  (void)ctx;
+  if (quire__http_req_resumed(r)) {
+    quire__http_respond(r, 200, QUIRE_CONTENT_PROTOBUF, "woke", 4);
+    return;
+  }
+  pthread_mutex_lock(&mu);
+  quire__http_req_park(r);
+  parked_req = r;
+  pthread_cond_broadcast(&cond);
+  pthread_mutex_unlock(&mu);
+}
+
+static void wake_parked(void) {
+  pthread_mutex_lock(&mu);
+  if (parked_req) {
+    quire__http_req_wake(parked_req);
+    parked_req = NULL;
+    parked_woken++;
+  }
+  pthread_mutex_unlock(&mu);
+}
+
+static void drain(void *ctx) {
+  (void)ctx;
+  wake_parked();
+}
+
+static quire_http_server *start(quire_metrics *m, unsigned max_inflight, size_t max_body) {
+  struct quire_http_server_opts o = {.listen = "127.0.0.1:0",
+                                     .threads = 2,
+                                     .max_inflight = max_inflight,
+                                     .max_body = max_body,
+                                     .metrics = m,
+                                     .name = "test"};
+  quire_http_server *s;
+  CHECK_OK(quire__http_server_create(&o, &s));
+  CHECK_OK(quire__http_server_route(s, "POST", "/t/echo", h_echo, NULL));
+  CHECK_OK(quire__http_server_route(s, "POST", "/t/fail", h_fail, NULL));
+  CHECK_OK(quire__http_server_route(s, "POST", "/t/slow", h_slow, NULL));
+  CHECK_OK(quire__http_server_route(s, "POST", "/t/park", h_park, NULL));
+  quire__http_server_set_drain(s, drain, NULL);
+  CHECK_OK(quire__http_server_start(s));
+  CHECK(quire__http_server_port(s) != 0);
+  return s;
+}
+
+static quire_http_client *client_for(quire_http_server *s) {
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%u", quire__http_server_port(s));
+  struct quire_http_client_opts o = {.base_url = url, .timeout_ms = 10000, .backoff_ms = 5};
+  quire_http_client *c;
+  CHECK_OK(quire__http_client_create(&o, &c));
+  return c;
+}
+
+/* Sends raw bytes, returns what came back (NUL-terminated, up to cap). */
+static void raw(quire_http_server *s, const char *req, size_t len, char *reply, size_t cap) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(quire__http_server_port(s))};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  struct timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+    if (w <= 0) break; /* the server may close early: fine */
+    off += (size_t)w;
+  }
+  shutdown(fd, SHUT_WR);
+  size_t got = 0;
+  for (;;) {
+    ssize_t r = recv(fd, reply + got, cap - 1 - got, 0);
+    if (r <= 0) break;
+    got += (size_t)r;
+    if (got == cap - 1) break;
+  }
+  reply[got] = '\0';
+  close(fd);
+}
+
+static void test_basics(void) {
+  quire_metrics *m;
+  CHECK_OK(quire__metrics_create(&m));
+  quire_http_server *s = start(m, 64, 1024);
+  quire_http_client *c = client_for(s);
+  quire_buf resp;
+  quire__buf_init(&resp, 1 << 20);
+  int status;
+
+  CHECK_OK(quire__http_call(c, "/t/echo", "hello", 5, 0, 1, &resp));
+  CHECK(resp.len == 5 && memcmp(resp.data, "hello", 5) == 0);
+  CHECK_OK(quire__http_call(c, "/t/echo", "", 0, 0, 1, &resp));
+  CHECK(resp.len == 0);
+
+  CHECK_RC(quire__http_call(c, "/t/fail", "x", 1, 0, 1, &resp), QUIRE_ECONFLICT);
+  CHECK(strcmp(quire_errmsg(), "nope") == 0);
+
+  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, 0, &status, &resp));
+  CHECK(status == 200 && resp.len == 3 && memcmp(resp.data, "ok\n", 3) == 0);
+  CHECK_OK(quire__http_request(c, "GET", "/ready", NULL, NULL, 0, 0, &status, &resp));
+  CHECK(status == 200);
+  CHECK_OK(quire__http_request(c, "POST", "/health", NULL, NULL, 0, 0, &status, &resp));
+  CHECK(status == 405);
+  CHECK_OK(quire__http_request(c, "GET", "/nope", NULL, NULL, 0, 0, &status, &resp));
+  CHECK(status == 404);
+  CHECK_OK(quire__http_request(c, "GET", "/t/echo", NULL, NULL, 0, 0, &status, &resp));
+  CHECK(status == 405);
+  CHECK_OK(quire__http_request(c, "POST", "/t/echo", "text/plain", "x", 1, 0, &status, &resp));
+  CHECK(status == 415);
+  CHECK_OK(quire__http_request(c, "POST", "/t/echo", NULL, "x", 1, 0, &status, &resp));
+  CHECK(status == 415);
+  /* Content-Type with parameters is fine. */
+  CHECK_OK(quire__http_request(c, "POST", "/t/echo", "application/x-protobuf; charset=binary", "x", 1, 0,
+                               &status, &resp));
+  CHECK(status == 200);
+  /* Over the cap by Content-Length: 413 before the body is read. */
+  static char big[4096];
+  CHECK_RC(quire__http_call(c, "/t/echo", big, sizeof big, 0, 1, &resp), QUIRE_ETOOLARGE);
+  CHECK_OK(quire__http_call(c, "/t/echo", big, 1024, 0, 1, &resp));
+  CHECK(resp.len == 1024);
+
+  /* Over the cap in chunks: still a 413, and the server goes on. */
+  char reply[4096];
+  quire_buf chunked;
+  quire__buf_init(&chunked, 1 << 20);
+  const char *head = "POST /t/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  CHECK_OK(quire__buf_append(&chunked, head, strlen(head)));
+  for (int i = 0; i < 4; i++) {
+    CHECK_OK(quire__buf_append(&chunked, "200\r\n", 5));
+    CHECK_OK(quire__buf_append(&chunked, big, 512));
+    CHECK_OK(quire__buf_append(&chunked, "\r\n", 2));
+  }
+  CHECK_OK(quire__buf_append(&chunked, "0\r\n\r\n", 5));
+  raw(s, (const char *)chunked.data, chunked.len, reply, sizeof reply);
+  CHECK(strncmp(reply, "HTTP/1.1 413", 12) == 0);
+  quire__buf_free(&chunked);
+
+  /* Garbage and truncated requests: an error or a closed socket, never a crash. */
+  const char *junk[] = {"GARBAGE\r\n\r\n",
+                        "POST /t/echo HTTP/1.1\r\nContent-Length: 99\r\n\r\nabc",
+                        "POST /t/echo HTTP/1.1\r\nContent-Length: -5\r\nHost: x\r\n\r\n",
+                        "POST /t/echo HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\nHost: x\r\n\r\n",
+                        "\x01\x02\xff\r\n\r\n",
+                        "GET /health HTTP/9.9\r\n\r\n"};
+  for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+    uint64_t t0 = quire__mono_ms();
+    raw(s, junk[i], strlen(junk[i]), reply, sizeof reply);
+    if (getenv("DBG"))
+      fprintf(stderr, "junk %zu: %llu ms %.30s\n", i, (unsigned long long)(quire__mono_ms() - t0), reply);
+    CHECKF(reply[0] == '\0' || strncmp(reply, "HTTP/1.1 4", 10) == 0 ||
+               strncmp(reply, "HTTP/1.0 4", 10) == 0 || strncmp(reply, "HTTP/1.1 5", 10) == 0,
+           "junk %zu got %.40s", i, reply);
+  }
+  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, 0, &status, &resp));
+  CHECK(status == 200);
+
+  /* Metrics count what happened. */
+  CHECK_OK(quire__http_request(c, "GET", "/metrics", NULL, NULL, 0, 0, &status, &resp));
+  CHECK(status == 200);
+  CHECK_OK(quire__buf_append_u8(&resp, 0));
+  CHECK(strstr((char *)resp.data, "quire_http_requests_total{endpoint=\"/t/echo\",status=\"200\"}"));
+  CHECKF(strstr((char *)resp.data, "quire_http_requests_total{endpoint=\"/t/echo\",status=\"415\"}"), "%s",
+         (char *)resp.data);
+  CHECK(strstr((char *)resp.data, "quire_http_request_duration_seconds_bucket{endpoint=\"/t/echo\""));
+
+  quire__buf_free(&resp);
+  quire__http_client_destroy(c);
+  CHECK(quire__http_server_stop(s, 1000) == 0);
+  quire__http_server_destroy(s);
+  quire__metrics_destroy(m);
+}
+
+static void *call_slow(void *arg) {
+  quire_http_client *c = arg;
+  quire_buf resp;
+  quire__buf_init(&resp, 1024);
+  int rc = quire__http_call(c, "/t/slow", "x", 1, 0, 0, &resp);
+  quire__buf_free(&resp);
+  return (void *)(intptr_t)rc;
+}
+
+static void test_overload(void) {
+  quire_http_server *s = start(NULL, 1, 1024);
+  quire_http_client *c = client_for(s);
+  slow_entered = slow_release = 0;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, call_slow, c) == 0);
+  pthread_mutex_lock(&mu);
+  while (!slow_entered) pthread_cond_wait(&cond, &mu);
+  pthread_mutex_unlock(&mu);
+  int status;
+  quire_buf resp;
+  quire__buf_init(&resp, 1 << 16);
+  CHECK_OK(quire__http_request(c, "POST", "/t/echo", QUIRE_CONTENT_PROTOBUF, "x", 1, 0, &status, &resp));
+  CHECK(status == 503);
+  /* Raw, to see the Retry-After header. */
+  char reply[2048];
+  const char *req = "POST /t/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                    "Content-Length: 1\r\nConnection: close\r\n\r\nx";
+  raw(s, req, strlen(req), reply, sizeof reply);
+  CHECK(strncmp(reply, "HTTP/1.1 503", 12) == 0);
+  CHECK(strcasestr(reply, "Retry-After: 1") != NULL);
+  /* Health is not subject to the in-flight cap. */
+  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, 0, &status, &resp));
+  CHECK(status == 200);
+  pthread_mutex_lock(&mu);
+  slow_release = 1;
+  pthread_cond_broadcast(&cond);
+  pthread_mutex_unlock(&mu);
+  void *ret;
+  pthread_join(t, &ret);
+  CHECK((intptr_t)ret == 0);
+  CHECK_OK(quire__http_call(c, "/t/echo", "y", 1, 0, 1, &resp));
+  quire__buf_free(&resp);
+  quire__http_client_destroy(c);
+  quire__http_server_destroy(s);
+}
+
+static void *call_park(void *arg) {
+  quire_http_client *c = arg;
+  quire_buf resp;
+  quire__buf_init(&resp, 1024);
+  int rc = quire__http_call(c, "/t/park", "x", 1, 0, 0, &resp);
+  if (rc == 0 && (resp.len != 4 || memcmp(resp.data, "woke", 4) != 0)) rc = -1;
+  quire__buf_free(&resp);
+  return (void *)(intptr_t)rc;
+}
+
+static void wait_parked(void) {
+  pthread_mutex_lock(&mu);
+  while (!parked_req) pthread_cond_wait(&cond, &mu);
+  pthread_mutex_unlock(&mu);
+}
+
+static void test_park(void) {
+  /* max_inflight 1: a parked request does not hold the slot. */
+  quire_http_server *s = start(NULL, 1, 1024);
+  quire_http_client *c = client_for(s);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, call_park, c) == 0);
+  wait_parked();
+  quire_buf resp;
+  quire__buf_init(&resp, 1024);
+  CHECK_OK(quire__http_call(c, "/t/echo", "z", 1, 0, 0, &resp));
+  wake_parked();
+  void *ret;
+  pthread_join(t, &ret);
+  CHECK((intptr_t)ret == 0);
+
+  /* Stop while a request is parked: the drain callback wakes it, it answers. */
+  CHECK(pthread_create(&t, NULL, call_park, c) == 0);
+  wait_parked();
+  CHECK(quire__http_server_stop(s, 5000) == 0);
+  pthread_join(t, &ret);
+  CHECK((intptr_t)ret == 0);
+  /* Stopped: calls fail cleanly. */
+  CHECK(quire__http_call(c, "/t/echo", "z", 1, 2000, 0, &resp) == QUIRE_EUNAVAILABLE);
+  quire__buf_free(&resp);
+  quire__http_client_destroy(c);
+  quire__http_server_destroy(s);
+}
+
+int main(void) {
+  test_basics();
+  test_overload();
+  test_park();
+  return test_done("net_http");
+}
