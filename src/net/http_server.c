@@ -160,14 +160,9 @@ int quire__http_server_closing(quire_http_server *s) {
 /* Set on a worker thread when the handler it runs answers or parks. */
 static _Thread_local int answered_here, parked_here;
 
-static int queue(quire_http_req *r, int status, const char *ctype, const void *body, size_t len,
-                 int retry_after) {
-  if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
-  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (resp) {
-    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-  }
+/* Answers r with resp (which may be NULL after an allocation failure: the
+ * connection is then closed). Takes over resp. */
+static int queue_response(quire_http_req *r, int status, struct MHD_Response *resp) {
   r->state = RS_ANSWERED;
   r->status = status;
   if (r->deferred) {
@@ -182,6 +177,17 @@ static int queue(quire_http_req *r, int status, const char *ctype, const void *b
   enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
   MHD_destroy_response(resp);
   return ok == MHD_YES ? 0 : QUIRE_EIO;
+}
+
+static int queue(quire_http_req *r, int status, const char *ctype, const void *body, size_t len,
+                 int retry_after) {
+  if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (resp) {
+    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  }
+  return queue_response(r, status, resp);
 }
 
 int quire__http_respond(quire_http_req *r, int status, const char *content_type, const void *body,
@@ -296,13 +302,12 @@ int quire__http_respond_stream(quire_http_req *r, int status, const char *conten
     return QUIRE_ENOMEM;
   }
   if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-  MHD_destroy_response(resp); /* the connection holds it; stream_release runs when it is done */
-  r->state = RS_ANSWERED;
-  r->status = status;
-  if (ok != MHD_YES) {
+  /* Queued now or, on a worker, by the MHD thread after the resume; either
+   * way stream_release runs when the connection is done with it. */
+  int rc = queue_response(r, status, resp);
+  if (rc) {
     stream_unref(st); /* release already dropped the response's reference */
-    return QUIRE_EIO;
+    return rc;
   }
   *out = st;
   return 0;
