@@ -290,15 +290,9 @@ static int range_cmp(const void *a, const void *b) {
   return lsm__keycmp(x->lo, x->lol, y->lo, y->lol);
 }
 
-/* Sorted, coalesced copy of m's ranges (pointers into m). */
-static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
-  *out = NULL;
-  *n = 0;
-  if (!m->nranges) return 0;
-  lsm_range *r = quire__calloc(m->nranges, sizeof *r);
-  if (!r) return QUIRE_ENOMEM;
-  size_t k = 0;
-  for (lsm_mrange *x = atomic_load(&m->ranges); x && k < m->nranges; x = atomic_load(&x->next)) r[k++] = x->r;
+/* Sorts ranges by lo and merges overlapping or touching ones; returns the
+ * new count. */
+static size_t ranges_coalesce(lsm_range *r, size_t k) {
   qsort(r, k, sizeof *r, range_cmp);
   size_t o = 0;
   for (size_t i = 0; i < k; i++) {
@@ -309,8 +303,20 @@ static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
       r[o++] = r[i];
     }
   }
+  return o;
+}
+
+/* Sorted, coalesced copy of m's ranges (pointers into m). */
+static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (!m->nranges) return 0;
+  lsm_range *r = quire__calloc(m->nranges, sizeof *r);
+  if (!r) return QUIRE_ENOMEM;
+  size_t k = 0;
+  for (lsm_mrange *x = atomic_load(&m->ranges); x && k < m->nranges; x = atomic_load(&x->next)) r[k++] = x->r;
   *out = r;
-  *n = o;
+  *n = ranges_coalesce(r, k);
   return 0;
 }
 
@@ -1067,22 +1073,9 @@ int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out) {
   return 0;
 }
 
-static void pend_release(lsm_txn *t) {
-  lsm_db *db = t->db;
-  for (size_t i = 0; i < t->npend; i++) {
-    lsm_seg *s = t->pend[i];
-    if (s->pages.n) {
-      pthread_mutex_lock(&db->lock);
-      db->inflight -= lsm__extv_pages(&s->pages);
-      pthread_mutex_unlock(&db->lock);
-    }
-    t->pend[i] = NULL;
-  }
-  t->npend = 0;
-}
-
-void lsm_txn_abort(lsm_txn *t) {
-  if (!t) return;
+/* Discards the uncommitted pending segments: their pages go free at once
+ * (no header ever named them). */
+static void pend_discard(lsm_txn *t) {
   lsm_db *db = t->db;
   for (size_t i = 0; i < t->npend; i++) {
     lsm_seg *s = t->pend[i];
@@ -1093,6 +1086,12 @@ void lsm_txn_abort(lsm_txn *t) {
     lsm__seg_unref(db, s);
   }
   t->npend = 0;
+}
+
+void lsm_txn_abort(lsm_txn *t) {
+  if (!t) return;
+  lsm_db *db = t->db;
+  pend_discard(t);
   lsm__mem_unref(t->buf);
   lsm__version_unref(db, t->ver);
   quire__free(t->reads);
@@ -1176,17 +1175,7 @@ static int txn_spill(lsm_txn *t) {
       }
     }
     if (!rc && nall) {
-      qsort(all, nall, sizeof *all, range_cmp);
-      size_t o = 0;
-      for (size_t i = 0; i < nall; i++) {
-        if (o && lsm__keycmp(all[i].lo, all[i].lol, all[o - 1].hi, all[o - 1].hil) <= 0) {
-          if (lsm__keycmp(all[i].hi, all[i].hil, all[o - 1].hi, all[o - 1].hil) > 0)
-            all[o - 1].hi = all[i].hi, all[o - 1].hil = all[i].hil;
-        } else {
-          all[o++] = all[i];
-        }
-      }
-      rc = lsm__build_ranges(b, all, o);
+      rc = lsm__build_ranges(b, all, ranges_coalesce(all, nall));
     }
     quire__free(all);
     lsm__mcur_free(mc);
@@ -1203,15 +1192,7 @@ static int txn_spill(lsm_txn *t) {
       lsm__extv_free(&np);
       return rc;
     }
-    for (size_t i = 0; i < t->npend; i++) {
-      lsm_seg *p = t->pend[i];
-      pthread_mutex_lock(&db->lock);
-      db->inflight -= lsm__extv_pages(&p->pages);
-      pthread_mutex_unlock(&db->lock);
-      for (size_t j = 0; j < p->pages.n; j++) lsm__free_now(db, p->pages.v[j].start, p->pages.v[j].count);
-      lsm__seg_unref(db, p);
-    }
-    t->npend = 0;
+    pend_discard(t);
     if (merged) {
       merged->pages = np;
       pthread_mutex_lock(&db->lock);
@@ -1469,7 +1450,6 @@ unlock:
   if (!rc) atomic_fetch_add(&db->st_commits, 1);
 out:
   quire__buf_free(&rec);
-  if (rc == 0) pend_release(t);
   lsm_txn_abort(t);
   return rc;
 }
