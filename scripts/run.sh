@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# scripts/run.sh BUILD_DIR — the main job on the embedded default.
-# Until the metastore and pagestore land this prints the version and says
-# what `make run` will start; the server issue replaces this body with
-# `quire server --data ./data`.
+# scripts/run.sh BUILD_DIR — the main job on the embedded default: runs
+# `quire server --data ./quire-data` in the foreground (object store in
+# ./quire-data/objects, catalogs beside it, services on 127.0.0.1). It prints
+# where each service listens; Ctrl-C stops it gracefully. Extra settings come
+# from QUIRE_* environment variables (see `quire server --help`).
 set -euo pipefail
 Q="$1/quire"
 "$Q" version
-echo "quire: the servers are not built yet. Once the metastore and pagestore land,"
-echo "       'make run' starts 'quire server --data ./quire-data' (both services on the"
-echo "       local filesystem, listening on 127.0.0.1) and prints where they listen."
-echo "       Until then, try: $Q --help   or   $Q gid new --type volume"
+exec "$Q" server --data "${QUIRE_DATA:-./quire-data}"

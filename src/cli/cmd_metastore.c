@@ -10,7 +10,6 @@
 
 const char quire_cmd_metastore_summary[] = "run the metastore (orders commits per volume)";
 
-#if __has_include("quire/objstore.h") && __has_include("quire/splinter.h")
 #include "metastore/service.h"
 #include "util/log.h"
 
@@ -54,6 +53,8 @@ int cli_ms_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
   int rc;
   if ((rc = cli_serve_number(cmd, o, n, "threads", 256, &v))) return rc;
   s->threads = v ? (unsigned)v : 1;
+  if ((rc = cli_serve_number(cmd, o, n, "workers", 4096, &v))) return rc;
+  s->workers = v ? (unsigned)v : 1;
   if ((rc = cli_serve_number(cmd, o, n, "max-connections", 1000000, &v))) return rc;
   s->max_connections = (unsigned)v;
   if ((rc = cli_serve_number(cmd, o, n, "max-inflight", 1000000, &v))) return rc;
@@ -110,12 +111,3 @@ out:
   quire__cfg_free(opts, NOPTS);
   return status;
 }
-
-#else
-int quire_cmd_metastore(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "quire metastore: not in this build (needs the object store and splinter)\n");
-  return CLI_EXIT_FAIL;
-}
-#endif

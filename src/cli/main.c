@@ -10,19 +10,17 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: quire <command> [options]\n"
-          "\n"
-          "quire keeps volumes of 4 KiB pages in object storage and replicates\n"
-          "them lazily to the programs that read them.\n"
-          "\n"
-          "commands:\n");
+  fprintf(f, "usage: quire <command> [options]\n"
+             "\n"
+             "quire keeps volumes of 4 KiB pages in object storage and replicates\n"
+             "them lazily to the programs that read them.\n"
+             "\n"
+             "commands:\n");
   for (const struct cli_command *c = cli_commands; c->name; c++)
     fprintf(f, "  %-12s %s\n", c->name, c->summary);
-  fprintf(f,
-          "\n"
-          "Run 'quire <command> --help' for a command's options.\n"
-          "Environment: QUIRE_LOG=error|warn|info|debug|trace sets the log level.\n");
+  fprintf(f, "\n"
+             "Run 'quire <command> --help' for a command's options.\n"
+             "Environment: QUIRE_LOG=error|warn|info|debug|trace sets the log level.\n");
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -56,9 +54,12 @@ int cli_parse_u64(const char *s, unsigned long long *out) {
   unsigned long long v = strtoull(s, &end, 10);
   if (errno || end == s) return -1;
   unsigned long long mul = 1;
-  if (*end == 'k' || *end == 'K') mul = 1ull << 10, end++;
-  else if (*end == 'm' || *end == 'M') mul = 1ull << 20, end++;
-  else if (*end == 'g' || *end == 'G') mul = 1ull << 30, end++;
+  if (*end == 'k' || *end == 'K')
+    mul = 1ull << 10, end++;
+  else if (*end == 'm' || *end == 'M')
+    mul = 1ull << 20, end++;
+  else if (*end == 'g' || *end == 'G')
+    mul = 1ull << 30, end++;
   if (*end) return -1;
   if (v > ~0ull / mul) return -1;
   *out = v * mul;

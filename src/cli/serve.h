@@ -11,6 +11,9 @@
 #define CLI_SERVE_HTTP_OPTS                                                                                  \
   {"threads", "QUIRE_HTTP_THREADS", "http", "server threads (each with its own epoll loop)", "4", 0, NULL,   \
    NULL},                                                                                                    \
+      {"workers", "QUIRE_HTTP_WORKERS", "http",                                                    \
+       "threads running request handlers (a handler waiting on the object store holds one)", "64", 0,  \
+       NULL, NULL},                                                                                  \
       {"max-connections",                                                                                    \
        "QUIRE_HTTP_MAX_CONNECTIONS",                                                                         \
        "http",                                                                                               \

@@ -65,6 +65,7 @@ int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service *
   if (rc) goto fail;
   struct quire_http_server_opts so = {.listen = s->listen,
                                       .threads = s->threads,
+                                      .workers = s->workers,
                                       .max_connections = s->max_connections,
                                       .max_inflight = s->max_inflight,
                                       .max_body = s->max_body,

@@ -20,6 +20,7 @@
 #include "util/log.h"
 
 #define IDLE_MAX 32
+#define EXPECT_THRESHOLD (256u << 10)
 
 struct quire_http_client {
   struct quire_http_client_opts o;
@@ -121,8 +122,12 @@ int quire__http_request(quire_http_client *c, const char *method, const char *pa
     t = curl_slist_append(hdrs, ct);
     if (t) hdrs = t;
   }
-  t = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
-  if (t) hdrs = t;
+  /* Small bodies go at once; big ones wait for 100 Continue, so a server
+   * refusing them (413, 503) answers before the body is sent. */
+  if (len < EXPECT_THRESHOLD) {
+    t = curl_slist_append(hdrs, "Expect:");
+    if (t) hdrs = t;
+  }
   struct sink sink = {resp, 0};
   size_t saved_limit = resp->limit;
   if (resp->limit > c->o.max_response) resp->limit = c->o.max_response;

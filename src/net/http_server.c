@@ -5,9 +5,16 @@
  * request): the first call allocates a quire_http_req, finds the route and
  * applies the admission checks (closing, overload, Content-Length, content
  * type); later calls append body chunks (discarding them once over the cap);
- * the final call (no more data) runs the handler. A parked request is
- * suspended inside the handler and MHD calls back again after the wake. The
- * completion callback records metrics and frees the request.
+ * the final call (no more data) suspends the connection and hands the
+ * request to a worker pool, so a handler blocked on the object store never
+ * stalls the other connections of its server thread. The handler's answer
+ * is stored in the request and the connection resumed; MHD then calls back
+ * once more and the stored response is queued. A parked request (long poll)
+ * stays suspended until its wake, then goes to a worker again. The completion
+ * callback records metrics and frees the request.
+ *
+ * Every suspend is matched by exactly one resume: by the answer (which is
+ * given exactly once) or by the wake of a parked request.
  *
  * Locking: s->mu protects inflight, parked and closing; s->idle is signalled
  * when both counts may have dropped. No lock is held while a handler runs.
@@ -32,6 +39,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/pool.h"
 
 #define MAX_ROUTES 32
 /* Past the cap a chunked body is read and dropped up to this many times the
@@ -57,7 +65,8 @@ struct quire_http_server {
   void *ready_ctx;
   quire_http_drain_fn drain;
   void *drain_ctx;
-  pthread_mutex_t mu; /* guards inflight, parked, closing */
+  quire_pool *workers; /* runs the handlers */
+  pthread_mutex_t mu;  /* guards inflight, parked, closing */
   pthread_cond_t idle;
   unsigned inflight, parked;
   int closing, stopped;
@@ -77,6 +86,8 @@ struct quire_http_req {
   int status;
   int counted; /* holds an inflight slot */
   int resumed;
+  int deferred;                 /* on a worker, connection suspended: answers are stored */
+  struct MHD_Response *pending; /* a stored answer, queued after the resume */
   void *user;
   void (*user_free)(void *);
 };
@@ -94,14 +105,13 @@ int quire__http_server_create(const struct quire_http_server_opts *opts, quire_h
   if (!s->o.max_body) s->o.max_body = 16u << 20;
   if (!s->o.deadline_ms) s->o.deadline_ms = 30000;
   if (!s->o.idle_timeout_s) s->o.idle_timeout_s = 60;
+  if (!s->o.workers) s->o.workers = 64;
   snprintf(s->name, sizeof s->name, "%s", opts->name ? opts->name : "http");
   s->o.name = s->name;
-  s->o.listen = NULL; /* not kept: copied at start */
+  s->o.listen = NULL; /* copied below */
   s->listen_fd = -1;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->idle, NULL);
-  /* Keep the listen address for start. */
-  s->routes[0].fn = NULL;
   *out = s;
   if (!opts->listen) return 0;
   s->o.listen = quire__strdup(opts->listen);
@@ -147,18 +157,37 @@ int quire__http_server_closing(quire_http_server *s) {
 
 /* --- answering ------------------------------------------------------------- */
 
+/* Set on a worker thread when the handler it runs answers or parks. */
+static _Thread_local int answered_here, parked_here;
+
+/* Answers r with resp (which may be NULL after an allocation failure: the
+ * connection is then closed). Takes over resp. */
+static int queue_response(quire_http_req *r, int status, struct MHD_Response *resp) {
+  r->state = RS_ANSWERED;
+  r->status = status;
+  if (r->deferred) {
+    /* On a worker: store the answer and resume; the MHD thread queues it (or,
+     * without a response, closes the connection). r is not ours after this. */
+    answered_here = 1;
+    r->pending = resp;
+    MHD_resume_connection(r->conn);
+    return resp ? 0 : QUIRE_ENOMEM;
+  }
+  if (!resp) return QUIRE_ENOMEM;
+  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return ok == MHD_YES ? 0 : QUIRE_EIO;
+}
+
 static int queue(quire_http_req *r, int status, const char *ctype, const void *body, size_t len,
                  int retry_after) {
   if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (!resp) return QUIRE_ENOMEM;
-  if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-  if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-  MHD_destroy_response(resp);
-  r->state = RS_ANSWERED;
-  r->status = status;
-  return ok == MHD_YES ? 0 : QUIRE_EIO;
+  if (resp) {
+    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  }
+  return queue_response(r, status, resp);
 }
 
 int quire__http_respond(quire_http_req *r, int status, const char *content_type, const void *body,
@@ -188,6 +217,139 @@ int quire__http_respond_error(quire_http_req *r, int rc, const char *message) {
   return respond_status_error(r, status, rc, message);
 }
 
+/* --- streaming answers ----------------------------------------------------- */
+
+/* Locking: st->mu guards every field. It is taken by the MHD thread in
+ * stream_read/stream_release and by the producer; MHD_suspend/resume are
+ * called under it so that a resume never races a suspend. */
+struct quire_http_stream {
+  pthread_mutex_t mu;
+  pthread_cond_t room;
+  struct MHD_Connection *conn; /* NULL once MHD released the response */
+  quire_buf buf;               /* unsent bytes are buf.data[off .. len) */
+  size_t off, max_buffer;
+  int refs, done, failed, cancelled, suspended;
+};
+
+static void stream_unref(quire_http_stream *st) {
+  pthread_mutex_lock(&st->mu);
+  int left = --st->refs;
+  pthread_mutex_unlock(&st->mu);
+  if (left) return;
+  pthread_mutex_destroy(&st->mu);
+  pthread_cond_destroy(&st->room);
+  quire__buf_free(&st->buf);
+  quire__free(st);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+  (void)pos;
+  quire_http_stream *st = cls;
+  ssize_t n;
+  pthread_mutex_lock(&st->mu);
+  size_t avail = st->buf.len - st->off;
+  if (avail > 0) {
+    n = (ssize_t)(avail < max ? avail : max);
+    memcpy(out, st->buf.data + st->off, (size_t)n);
+    st->off += (size_t)n;
+    if (st->off == st->buf.len) st->off = st->buf.len = 0;
+    pthread_cond_broadcast(&st->room);
+  } else if (st->done) {
+    n = st->failed ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+  } else {
+    st->suspended = 1;
+    MHD_suspend_connection(st->conn);
+    n = 0;
+  }
+  pthread_mutex_unlock(&st->mu);
+  return n;
+}
+
+static void stream_release(void *cls) {
+  quire_http_stream *st = cls;
+  pthread_mutex_lock(&st->mu);
+  st->cancelled = 1;
+  st->conn = NULL;
+  pthread_cond_broadcast(&st->room);
+  pthread_mutex_unlock(&st->mu);
+  stream_unref(st);
+}
+
+static void stream_kick(quire_http_stream *st) {
+  if (st->suspended && st->conn) {
+    st->suspended = 0;
+    MHD_resume_connection(st->conn);
+  }
+}
+
+int quire__http_respond_stream(quire_http_req *r, int status, const char *content_type, size_t max_buffer,
+                               quire_http_stream **out) {
+  *out = NULL;
+  if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
+  quire_http_stream *st = quire__calloc(1, sizeof *st);
+  if (!st) return QUIRE_ENOMEM;
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->room, NULL);
+  quire__buf_init(&st->buf, SIZE_MAX / 2);
+  st->max_buffer = max_buffer ? max_buffer : (1u << 20);
+  st->conn = r->conn;
+  st->refs = 2; /* the response and the producer */
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_release);
+  if (!resp) {
+    st->refs = 1;
+    stream_unref(st);
+    return QUIRE_ENOMEM;
+  }
+  if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  /* Queued now or, on a worker, by the MHD thread after the resume; either
+   * way stream_release runs when the connection is done with it. */
+  int rc = queue_response(r, status, resp);
+  if (rc) {
+    stream_unref(st); /* release already dropped the response's reference */
+    return rc;
+  }
+  *out = st;
+  return 0;
+}
+
+int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n) {
+  int rc = 0;
+  pthread_mutex_lock(&st->mu);
+  while (!st->cancelled && st->buf.len - st->off > 0 && st->buf.len - st->off + n > st->max_buffer)
+    pthread_cond_wait(&st->room, &st->mu);
+  if (st->cancelled) {
+    rc = quire__err(QUIRE_ECLOSED, "the client went away");
+  } else {
+    if (st->off > 0) { /* compact: keep the unsent tail at the front */
+      memmove(st->buf.data, st->buf.data + st->off, st->buf.len - st->off);
+      st->buf.len -= st->off;
+      st->off = 0;
+    }
+    rc = quire__buf_append(&st->buf, p, n);
+    stream_kick(st);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return rc;
+}
+
+void quire__http_stream_end(quire_http_stream *st, int failed) {
+  if (!st) return;
+  pthread_mutex_lock(&st->mu);
+  st->done = 1;
+  st->failed = failed;
+  stream_kick(st);
+  pthread_mutex_unlock(&st->mu);
+  stream_unref(st);
+}
+
+int quire__http_stream_cancelled(quire_http_stream *st) {
+  pthread_mutex_lock(&st->mu);
+  int c = st->cancelled;
+  pthread_mutex_unlock(&st->mu);
+  return c;
+}
+
 /* --- request accessors ----------------------------------------------------- */
 
 const uint8_t *quire__http_req_body(const quire_http_req *r, size_t *len) {
@@ -206,7 +368,8 @@ void quire__http_req_set_user(quire_http_req *r, void *user, void (*free_fn)(voi
 
 void quire__http_req_park(quire_http_req *r) {
   quire_http_server *s = r->srv;
-  MHD_suspend_connection(r->conn);
+  /* Handlers run on workers with the connection already suspended. */
+  parked_here = 1;
   r->state = RS_PARKED;
   pthread_mutex_lock(&s->mu);
   s->parked++;
@@ -320,6 +483,25 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
   return 0;
 }
 
+/* Runs a handler on a worker (the connection is suspended). */
+static void run_handler(void *arg) {
+  quire_http_req *r = arg;
+  answered_here = parked_here = 0;
+  quire__err_clear();
+  r->route->fn(r->route->ctx, r);
+  if (!answered_here && !parked_here && QUIRE_NEVER(1))
+    quire__http_respond_error(r, QUIRE_EINTERNAL, "handler did not answer");
+}
+
+/* Suspends the connection and queues the handler; an answer comes back
+ * through a resume. */
+static void dispatch(quire_http_server *s, quire_http_req *r) {
+  r->deferred = 1;
+  MHD_suspend_connection(r->conn);
+  if (quire__pool_try_submit(s->workers, run_handler, r) != 0)
+    quire__http_respond_error(r, QUIRE_EBUSY, "server overloaded; retry"); /* resumes */
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size,
                                   void **con_cls) {
@@ -358,7 +540,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   switch (r->state) {
-  case RS_ANSWERED: return MHD_YES;
+  case RS_ANSWERED:
+    if (r->deferred) { /* back from a worker with its answer */
+      r->deferred = 0;
+      struct MHD_Response *resp = r->pending;
+      r->pending = NULL;
+      if (!resp) return MHD_NO;
+      enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
+      MHD_destroy_response(resp);
+      return ok;
+    }
+    return MHD_YES;
   case RS_TOO_LARGE: {
     char msg[96];
     snprintf(msg, sizeof msg, "request body over %zu bytes", s->o.max_body);
@@ -366,20 +558,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   case RS_PARKED:
+    /* Back in flight: shutdown must wait for this answer to go out. */
     pthread_mutex_lock(&s->mu);
     s->parked--;
-    pthread_cond_broadcast(&s->idle);
+    s->inflight++;
+    r->counted = 1;
     pthread_mutex_unlock(&s->mu);
     r->state = RS_RESUMED;
     r->resumed = 1;
     break;
   default: break;
   }
-  quire__err_clear();
-  r->route->fn(r->route->ctx, r);
-  if (r->state == RS_PARKED) return MHD_YES;
-  if (QUIRE_NEVER(r->state != RS_ANSWERED))
-    quire__http_respond_error(r, QUIRE_EINTERNAL, "handler did not answer");
+  r->deferred = 0;
+  if (!r->resumed && quire__mono_ms() > r->deadline_ms) {
+    /* The body took longer to arrive than the whole request may take. */
+    quire__http_respond_error(r, QUIRE_ETIMEDOUT, "request deadline passed before the body arrived");
+    return MHD_YES;
+  }
+  dispatch(s, r);
   return MHD_YES;
 }
 
@@ -407,6 +603,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            "HTTP request latency by endpoint (long polls included)", labels,
                            (double)(quire__mono_ns() - r->start_ns) / 1e9);
   }
+  if (r->pending) MHD_destroy_response(r->pending);
   if (r->user_free) r->user_free(r->user);
   quire__buf_free(&r->body);
   quire__free(r);
@@ -470,7 +667,9 @@ out:
 }
 
 int quire__http_server_start(quire_http_server *s) {
-  int rc = bind_listen(s->o.listen ? s->o.listen : "127.0.0.1:0", &s->listen_fd, &s->port);
+  int rc = quire__pool_create(s->o.workers, s->o.max_inflight, s->name, &s->workers);
+  if (rc) return rc;
+  rc = bind_listen(s->o.listen ? s->o.listen : "127.0.0.1:0", &s->listen_fd, &s->port);
   if (rc) return rc;
   unsigned flags =
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -504,6 +703,10 @@ unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms) {
   unsigned left = s->inflight + s->parked;
   pthread_mutex_unlock(&s->mu);
   if (left) QLOG_WARN("%s: stopping with %u requests still running", s->name, left);
+  /* Handlers still running finish (and resume their connections) before
+   * the daemon goes away. */
+  quire__pool_destroy(s->workers);
+  s->workers = NULL;
   MHD_stop_daemon(s->mhd);
   s->mhd = NULL;
   s->stopped = 1;
@@ -515,6 +718,7 @@ unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms) {
 void quire__http_server_destroy(quire_http_server *s) {
   if (!s) return;
   if (s->mhd) quire__http_server_stop(s, 1000);
+  quire__pool_destroy(s->workers);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->idle);
   quire__free((void *)s->o.listen);

@@ -3,7 +3,9 @@
  * (libmicrohttpd, a pool of threads each with its own epoll loop).
  *
  * A service registers routes (method + exact path → handler) and starts the
- * server. The server owns everything generic: it reads the body up to a cap
+ * server. Handlers run on a pool of worker threads (the connection is
+ * suspended meanwhile), so a slow one holds no server thread. The server
+ * owns everything generic: it reads the body up to a cap
  * (413 past it, answered before the body is read when Content-Length says
  * so), checks the content type of POSTs (415), answers unknown paths (404)
  * and wrong methods (405), refuses work beyond max_inflight with 503 and
@@ -13,7 +15,7 @@
  *
  * Long polls: a handler may park its request (quire__http_req_park) instead of
  * answering; some other thread later calls quire__http_req_wake, and the
- * handler runs again on a server thread with quire__http_req_resumed() true
+ * handler runs again on a worker with quire__http_req_resumed() true
  * and must answer then. Parked requests do not hold a server thread and do
  * not count against max_inflight.
  *
@@ -41,7 +43,8 @@ typedef void (*quire_http_drain_fn)(void *ctx);
 
 struct quire_http_server_opts {
   const char *listen;       /* "HOST:PORT"; PORT 0 picks a free port */
-  unsigned threads;         /* server threads (default 4) */
+  unsigned threads;         /* server threads, each with its own epoll loop (default 4) */
+  unsigned workers;         /* threads running handlers (default 64) */
   unsigned max_connections; /* open connections (default 1024); more are refused */
   unsigned max_inflight;    /* requests being handled (default 256); more get 503 */
   size_t max_body;          /* request body cap in bytes (default 16 MiB) */
@@ -83,6 +86,24 @@ int quire__http_respond(quire_http_req *r, int status, const char *content_type,
 /* Status and Error{code, message} for rc; message NULL uses quire_errmsg()
  * or the code's text. 503 answers carry Retry-After. */
 int quire__http_respond_error(quire_http_req *r, int rc, const char *message);
+
+/* Streaming answers (the pagestore's read_pages). The handler answers with
+ * a stream and hands it to a producer (another thread), which appends bytes
+ * with quire__http_stream_write and finishes with quire__http_stream_end.
+ * While the stream has nothing to send the connection is suspended, so a
+ * slow producer holds no server thread. At most max_buffer bytes wait in the
+ * stream: write blocks while it is full (back-pressure), except that one
+ * write into an empty buffer may be larger. The stream is shared by the
+ * server and the producer; the producer must call _end exactly once and not
+ * touch the stream afterwards. Writes after the client went away return
+ * QUIRE_ECLOSED (quire__http_stream_cancelled tells it early). */
+typedef struct quire_http_stream quire_http_stream;
+int quire__http_respond_stream(quire_http_req *r, int status, const char *content_type, size_t max_buffer,
+                               quire_http_stream **out);
+int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n);
+/* failed != 0 cuts the response off (the client sees a truncated body). */
+void quire__http_stream_end(quire_http_stream *st, int failed);
+int quire__http_stream_cancelled(quire_http_stream *st);
 
 /* Per-request state for a handler (e.g. a long-poll waiter); freed with
  * free_fn when the request completes. */

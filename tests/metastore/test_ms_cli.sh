@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# `quire metastore` and `quire server` as commands: help, usage errors (exit
+# 2), settings from flags over QUIRE_* environment over the INI file, start
+# and graceful stop on SIGTERM and SIGINT (exit 0).
+set -u
+Q=$1
+mkdir -p "${QUIRE_TEST_TMP:-/tmp}"
+T=$(mktemp -d "${QUIRE_TEST_TMP:-/tmp}/ms_cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fails=0; passes=0
+ok() { passes=$((passes+1)); }
+bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+expect() { # expect <exit code> <description> -- command...
+  local want=$1 what=$2; shift 3
+  "$@" >"$T/out" 2>&1; local got=$?
+  if [ "$got" -ne "$want" ]; then bad "$what: exit $got, want $want"; cat "$T/out"; else ok; fi
+}
+expect 0 "metastore --help" -- "$Q" metastore --help
+grep -q "QUIRE_METASTORE_LISTEN" "$T/out" && ok || bad "help names the env variable"
+grep -q "\[metastore\] store" "$T/out" && ok || bad "help names the INI key"
+expect 0 "server --help" -- "$Q" server --help
+expect 2 "metastore without --store" -- env -u QUIRE_STORE "$Q" metastore
+expect 2 "metastore unknown flag" -- "$Q" metastore --store mem:// --frob
+expect 2 "metastore missing value" -- "$Q" metastore --store
+expect 2 "metastore positional" -- "$Q" metastore extra
+expect 2 "metastore bad number" -- "$Q" metastore --store mem:// --threads lots
+expect 2 "metastore bad config key" -- bash -c "printf '[metastore]\nfrob = 1\n' > '$T/bad.ini'; '$Q' metastore --config '$T/bad.ini'"
+expect 2 "metastore missing config file" -- "$Q" metastore --config "$T/nope.ini"
+expect 1 "metastore unusable address" -- "$Q" metastore --store mem:// --listen 203.0.113.1:1
+
+# Start with settings from each layer; the first output line says where.
+start() { # start <outfile> <args...>: runs in the background, waits for the line
+  local out=$1; shift
+  "$@" >"$out" 2>"$out.err" &
+  PID=$!
+  for _ in $(seq 1 100); do grep -q "listening on" "$out" 2>/dev/null && return 0; sleep 0.05; done
+  bad "no 'listening on' line from: $*"; cat "$out.err"; return 1
+}
+printf '[metastore]\nlisten = 127.0.0.1:0\nstore = file://%s/objects\n[http]\nthreads = 2\n' "$T" > "$T/ms.ini"
+start "$T/a" "$Q" metastore --config "$T/ms.ini"
+grep -q "listening on http://127.0.0.1:" "$T/a" && ok || bad "INI listen used"
+grep -q "store file://$T/objects" "$T/a" && ok || bad "INI store used"
+port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$T/a")
+curl -sf "http://127.0.0.1:$port/ready" >/dev/null && ok || bad "ready on $port"
+kill -TERM "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "SIGTERM exit status"
+grep -q "stopped" "$T/a" && ok || bad "stopped line"
+
+start "$T/b" env QUIRE_METASTORE_LISTEN=localhost:0 "$Q" metastore --config "$T/ms.ini"
+grep -q "listening on http://localhost:" "$T/b" && ok || bad "env overrides INI"
+kill -INT "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "SIGINT exit status"
+
+start "$T/c" env QUIRE_METASTORE_LISTEN=localhost:0 "$Q" metastore --config "$T/ms.ini" --listen 127.0.0.1:0 --store mem://
+grep -q "listening on http://127.0.0.1:" "$T/c" && ok || bad "flag overrides env"
+grep -q "store mem://" "$T/c" && ok || bad "flag overrides INI store"
+kill -TERM "$PID"; wait "$PID"
+
+start "$T/d" "$Q" server --data "$T/data" --metastore-listen 127.0.0.1:0
+[ -d "$T/data/objects" ] && ok || bad "server made the data directory"
+grep -q "metastore listening on http://127.0.0.1:" "$T/d" && ok || bad "server prints the metastore address"
+kill -TERM "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "server SIGTERM exit status"
+[ -f "$T/data/metastore.catalog" ] && ok || bad "server catalog file"
+
+echo "metastore cli: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]
