@@ -470,7 +470,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   quire__free(r);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap) {
   quire_http_server *s = cls;
   if (quire__log_level() < QUIRE_LOG_DEBUG) return;
   char line[512];
