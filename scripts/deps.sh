@@ -21,6 +21,10 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   # benchmarks: the peers we measure against
   libleveldb-dev librocksdb-dev liblmdb-dev libroaring-dev
+  # S3 tests: node runs s3rver (scripts/s3rver.sh installs s3rver itself
+  # from npm, cached; npm is added below when the command is missing);
+  # python3 checks SigV4 signatures
+  nodejs python3
 )
 
 missing=()
@@ -29,6 +33,12 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# npm: a separate Debian package, but bundled with other builds of nodejs
+# (NodeSource), where installing Debian's npm would conflict.
+if [[ " ${missing[*]-} " == *" nodejs "* ]] || ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -62,6 +62,8 @@ typedef struct lsm_options {
   int no_checksums;       /* 1 = do not verify page checksums (they are still written) */
   /* Used on every open. */
   int create;                /* create the file if it does not exist */
+  int read_only;             /* never write the file: commits fail with QUIRE_EINVAL, recovery
+                                happens in memory only, close writes nothing */
   int sync_mode;             /* enum lsm_sync_mode; default FULL */
   uint32_t block_pages;      /* allocation block size in pages; 0 = 256 */
   size_t cache_bytes;        /* page cache budget; 0 = 64 MiB */

@@ -40,6 +40,7 @@
 #include "quire/common.h"
 #include "quire/ids.h"
 #include "quire/objstore.h"
+#include "quire/splinter.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -204,6 +205,19 @@ typedef struct quire_segment_range {
 QUIRE_API int quire_segment_plan(const quire_segment_view *v, const quire_gid *vid, const quire_pageidx *want,
                                  size_t n, uint32_t max_gap_pages, quire_segment_range **ranges,
                                  size_t *nranges, size_t *missing);
+
+/* ---- page sets (Splinter) ---- */
+
+/* The page indexes of vid in this segment as a new owned splinter (empty if
+ * the segment has no pages of vid); the caller frees it with
+ * splinter_free. Works on index-only and full views. */
+QUIRE_API int quire_segment_volume_pages(const quire_segment_view *v, const quire_gid *vid, splinter_t **out);
+/* quire_segment_plan with the wanted pages as a splinter (owned or view).
+ * Costs O(pages of vid in the segment), whatever the size of want; *missing
+ * counts the wanted pages the segment lacks. */
+QUIRE_API int quire_segment_plan_set(const quire_segment_view *v, const quire_gid *vid, splinter_ref_t want,
+                                     uint32_t max_gap_pages, quire_segment_range **ranges, size_t *nranges,
+                                     uint64_t *missing);
 
 #ifdef __cplusplus
 }

@@ -42,9 +42,10 @@ extern "C" {
 
 /* Format constants (docs/SPLINTER.md). */
 #define SPLINTER_FORMAT_VERSION 1
-#define SPLINTER_FOOTER_SIZE 15
-/* The smallest valid encoding (the empty set) is the root kind byte plus the footer. */
-#define SPLINTER_MIN_SIZE (1 + SPLINTER_FOOTER_SIZE)
+/* The footer is 12..15 bytes (its cardinality field is 1..4 bytes). */
+#define SPLINTER_FOOTER_MAX 15
+/* The smallest valid encoding (the empty set): root kind byte + 12-byte footer. */
+#define SPLINTER_MIN_SIZE 13
 
 typedef struct splinter splinter_t; /* opaque, owned */
 
@@ -52,7 +53,7 @@ typedef struct splinter splinter_t; /* opaque, owned */
 typedef struct splinter_view {
   const uint8_t *bytes; /* the whole encoding, borrowed from the caller */
   size_t len;           /* its length, footer included */
-  size_t root_len;      /* bytes of the root node (= len - SPLINTER_FOOTER_SIZE) */
+  size_t root_len;      /* bytes of the root node (it starts at bytes[0]) */
   uint64_t cardinality; /* number of elements (up to 2^32) */
 } splinter_view_t;
 

@@ -53,6 +53,7 @@ struct lsm_txn {
 };
 
 static int flush_locked(lsm_db *db);
+static int sync_file(lsm_db *db);
 static int maybe_merge(lsm_db *db);
 
 void lsm_options_init(lsm_options *o) { memset(o, 0, sizeof *o); }
@@ -107,6 +108,48 @@ static void version_swap(lsm_db *db, lsm_version *nv, uint64_t visible) {
   lsm__version_unref(db, old);
 }
 
+/* Everything up to seq is durable (a header naming it was synced, or the log
+ * was synced after it was written). */
+static void mark_durable(lsm_db *db, uint64_t seq) {
+  pthread_mutex_lock(&db->sync_mu);
+  if (seq > db->synced_seq) db->synced_seq = seq;
+  pthread_cond_broadcast(&db->sync_cv);
+  pthread_mutex_unlock(&db->sync_mu);
+}
+
+/* Waits until commit seq is durable, syncing the log for everyone written
+ * so far if no other committer is already doing it. Then publishes it. */
+static int group_sync(lsm_db *db, uint64_t seq) {
+  int rc = 0;
+  pthread_mutex_lock(&db->sync_mu);
+  while (db->synced_seq < seq && !db->sync_err) {
+    if (db->syncing) {
+      pthread_cond_wait(&db->sync_cv, &db->sync_mu);
+      continue;
+    }
+    db->syncing = 1;
+    uint64_t target = atomic_load(&db->written_seq);
+    pthread_mutex_unlock(&db->sync_mu);
+    rc = sync_file(db);
+    pthread_mutex_lock(&db->sync_mu);
+    db->syncing = 0;
+    if (rc)
+      db->sync_err = rc;
+    else if (target > db->synced_seq)
+      db->synced_seq = target;
+    pthread_cond_broadcast(&db->sync_cv);
+  }
+  uint64_t synced = db->synced_seq;
+  rc = synced >= seq ? 0 : db->sync_err;
+  pthread_mutex_unlock(&db->sync_mu);
+  if (!rc) {
+    pthread_mutex_lock(&db->lock);
+    if (synced > db->visible_seq) db->visible_seq = synced;
+    pthread_mutex_unlock(&db->lock);
+  }
+  return rc;
+}
+
 /* ---- header ------------------------------------------------------------ */
 static void hdr_levels(lsm_hdr *h, const lsm_version *v) {
   h->n_in = v->n_in;
@@ -138,6 +181,13 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
   /* the saved free list: free + pending + zombies + extra (+ the old blob) */
   size_t count = 0;
   pthread_mutex_lock(&db->lock);
+  /* free pages at the end of the file leave it (the file is cut to the new
+   * end once this header is durable) */
+  while (db->free.n && (uint64_t)db->free.v[db->free.n - 1].start + db->free.v[db->free.n - 1].count ==
+                           atomic_load(&db->npages)) {
+    atomic_store(&db->npages, db->free.v[db->free.n - 1].start);
+    db->free.n--;
+  }
   count = db->free.n + db->pending.n + (extra ? extra->n : 0) + 1;
   for (lsm_seg *z = db->zombies; z; z = z->znext) count += z->pages.n;
   pthread_mutex_unlock(&db->lock);
@@ -192,6 +242,14 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
   lsm_hdr h = db->hdr;
   h.generation = db->hdr.generation + 1;
   h.npages = atomic_load(&db->npages);
+  {
+    /* the file always spans npages, so open can bound everything by its size */
+    uint64_t size;
+    if ((rc = db->file->ops->size(db->file, &size))) goto out;
+    if (size < (uint64_t)h.npages * db->pgsz &&
+        (rc = db->file->ops->truncate(db->file, (uint64_t)h.npages * db->pgsz)))
+      goto out;
+  }
   h.change_counter = db->last_seq;
   h.fl_page = blob.start;
   h.fl_len = (uint32_t)len;
@@ -214,6 +272,10 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
     (void)lsm__extv_insert(&db->free, db->pending.v[i].start, db->pending.v[i].count);
   db->pending.n = 0;
   if (old_fl) (void)lsm__extv_insert(&db->free, old_fl, old_np);
+  {
+    uint64_t size, end = (uint64_t)atomic_load(&db->npages) * db->pgsz;
+    if (!db->file->ops->size(db->file, &size) && size > end) (void)db->file->ops->truncate(db->file, end);
+  }
   pthread_mutex_unlock(&db->lock);
 out:
   if (blob.count) lsm__free_now(db, blob.start, blob.count);
@@ -332,6 +394,8 @@ static int commit_segments(lsm_db *db, lsm_seg **front, size_t nfront, uint64_t 
   }
   db->wal_off = 0;
   db->wal_chain = wal_seed(db);
+  atomic_store(&db->written_seq, seq);
+  mark_durable(db, seq);
   version_swap(db, nv, seq);
   nv = NULL;
 out:
@@ -359,6 +423,7 @@ static int flush_locked(lsm_db *db) {
 }
 
 int lsm_flush(lsm_db *db) {
+  if (db->read_only) return quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
   pthread_mutex_lock(&db->commit_lock);
   int rc = flush_locked(db);
   pthread_mutex_unlock(&db->commit_lock);
@@ -474,6 +539,7 @@ static int maybe_merge(lsm_db *db) {
 }
 
 int lsm_compact(lsm_db *db) {
+  if (db->read_only) return quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
   pthread_mutex_lock(&db->commit_lock);
   int rc = flush_locked(db);
   if (!rc && (db->cur->n_in + db->cur->n_reg > 1 || db->cur->n_in == 1)) rc = merge_all_locked(db);
@@ -552,38 +618,59 @@ static int payload_apply(lsm_db *db, const uint8_t *p, size_t len, lsm_mem *m, u
 }
 
 /* Replays the log of the header's epoch into the memtable. */
-static int wal_replay(lsm_db *db, lsm_mem *m) {
-  uint64_t size = (uint64_t)db->hdr.wal_pages * db->pgsz;
-  uint8_t *w = quire__malloc(size);
-  if (!w) return QUIRE_ENOMEM;
-  int rc = db->file->ops->read(db->file, w, size, (uint64_t)(db->hdr.wal_start - 1) * db->pgsz);
-  if (rc == QUIRE_ECORRUPT) {
-    /* a short file: the log region was never fully written; nothing to replay */
-    quire__free(w);
-    return 0;
+/* A window onto the log region, read in chunks as replay advances. */
+typedef struct walbuf {
+  lsm_db *db;
+  uint8_t *b;
+  size_t cap;
+  uint64_t start, len, size; /* window [start, start+len) of a region of size */
+} walbuf;
+
+/* Makes [off, off+n) readable at wb->b + (off - wb->start). 1 ok, 0 past the
+ * region, < 0 error. */
+static int wal_window(walbuf *wb, uint64_t off, uint64_t n) {
+  if (off + n > wb->size) return 0;
+  if (off >= wb->start && off + n <= wb->start + wb->len) return 1;
+  uint64_t want = n > 65536 ? n : 65536;
+  if (want > wb->size - off) want = wb->size - off;
+  if (want > wb->cap) {
+    uint8_t *nb = quire__realloc(wb->b, want);
+    if (!nb) return QUIRE_ENOMEM;
+    wb->b = nb, wb->cap = want;
   }
-  if (rc) goto out;
+  int rc = wb->db->file->ops->read(wb->db->file, wb->b, want,
+                                   (uint64_t)(wb->db->wal_start - 1) * wb->db->pgsz + off);
+  if (rc) return rc;
+  wb->start = off, wb->len = want;
+  return 1;
+}
+
+/* Replays the log of the header's epoch into the memtable. */
+static int wal_replay(lsm_db *db, lsm_mem *m) {
+  walbuf wb = {.db = db, .size = (uint64_t)db->wal_pages * db->pgsz};
   uint64_t off = 0, chain = wal_seed(db), seq = db->last_seq;
+  int rc = 0;
   for (;;) {
-    if (size - off < WAL_HDR) break;
-    uint32_t len = ld_le32(w + off + 8);
-    if (len > size - off - WAL_HDR) break;
-    if (ld_le64(w + off) != quire__xxh3_seeded(w + off + 8, WAL_HDR - 8 + len, chain)) break;
-    if (ld_le64(w + off + 16) != seq + 1 || ld_le32(w + off + 12) != 0) break;
+    if ((rc = wal_window(&wb, off, WAL_HDR)) <= 0) break;
+    uint32_t len = ld_le32(wb.b + (off - wb.start) + 8);
+    if ((rc = wal_window(&wb, off, WAL_HDR + (uint64_t)len)) <= 0) break;
+    const uint8_t *w = wb.b + (off - wb.start);
+    if (ld_le64(w) != quire__xxh3_seeded(w + 8, WAL_HDR - 8 + len, chain)) break;
+    if (ld_le64(w + 16) != seq + 1 || ld_le32(w + 12) != 0) break;
     size_t need;
-    if (payload_apply(db, w + off + WAL_HDR, len, NULL, 0, &need)) break;
-    if ((rc = lsm__mem_reserve(m, need))) goto out;
-    if ((rc = payload_apply(db, w + off + WAL_HDR, len, m, seq + 1, NULL))) goto out;
-    chain = ld_le64(w + off);
+    if (payload_apply(db, w + WAL_HDR, len, NULL, 0, &need)) break;
+    if ((rc = lsm__mem_reserve(m, need))) break;
+    if ((rc = payload_apply(db, w + WAL_HDR, len, m, seq + 1, NULL))) break;
+    chain = ld_le64(w);
     seq++;
     off += WAL_HDR + len;
   }
+  quire__free(wb.b);
+  if (rc < 0) return rc;
   db->wal_off = off;
   db->wal_chain = chain;
   db->last_seq = seq;
-out:
-  quire__free(w);
-  return rc;
+  return 0;
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -650,6 +737,8 @@ static void db_free(lsm_db *db) {
   if (db->file) db->file->ops->close(db->file);
   pthread_mutex_destroy(&db->lock);
   pthread_mutex_destroy(&db->commit_lock);
+  pthread_mutex_destroy(&db->sync_mu);
+  pthread_cond_destroy(&db->sync_cv);
   quire__free(db);
 }
 
@@ -675,13 +764,14 @@ static int create_file(lsm_db *db, const lsm_options *o) {
   memcpy(rnd, &t, 8);
   h->file_id = quire__xxh3(rnd, 8) ^ (uint64_t)(uintptr_t)db;
   int rc = db->file->ops->truncate(db->file, (uint64_t)h->npages * pgsz);
+  if (!rc) rc = db->file->ops->sync(db->file); /* the size before any slot names it */
   uint8_t slot[LSM_SLOT_SIZE];
   for (int g = 1; g <= 2 && !rc; g++) {
     h->generation = (uint64_t)g;
     rc = lsm__hdr_encode(h, slot);
     if (!rc) rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (uint64_t)(g & 1) * LSM_SLOT_SIZE);
+    if (!rc) rc = db->file->ops->sync(db->file); /* one slot at a time: a cut leaves one whole */
   }
-  if (!rc) rc = db->file->ops->sync(db->file);
   return rc;
 }
 
@@ -736,6 +826,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   if (!db) return QUIRE_ENOMEM;
   pthread_mutex_init(&db->lock, NULL);
   pthread_mutex_init(&db->commit_lock, NULL);
+  pthread_mutex_init(&db->sync_mu, NULL);
+  pthread_cond_init(&db->sync_cv, NULL);
   const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm__vfs_posix();
   int rc = vfs->open(vfs, path, opts->create, &db->file);
   if (rc) {
@@ -746,7 +838,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   uint64_t size;
   if ((rc = db->file->ops->size(db->file, &size))) goto fail;
   if (size == 0) {
-    if (!opts->create) {
+    if (!opts->create || opts->read_only) {
       rc = quire__err(QUIRE_ECORRUPT, "lsm: %s is empty", path);
       goto fail;
     }
@@ -754,17 +846,26 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   } else if ((rc = read_header(db))) {
     /* A creation cut short leaves a slot that was never written (all zero)
      * and no valid one; a file that was ever committed has two slots. */
-    if (rc != QUIRE_ECORRUPT || !opts->create || !unfinished_creation(db)) goto fail;
+    if (rc != QUIRE_ECORRUPT || !opts->create || opts->read_only || !unfinished_creation(db)) goto fail;
     if ((rc = create_file(db, opts))) goto fail;
   }
   lsm_hdr *h = &db->hdr;
+  if ((rc = db->file->ops->size(db->file, &size))) goto fail;
+  if (size < (uint64_t)h->npages * h->pgsz) {
+    rc = quire__err(QUIRE_ECORRUPT, "lsm: %s is shorter (%llu bytes) than its header says (%u pages)", path,
+                    (unsigned long long)size, h->npages);
+    goto fail;
+  }
   db->pgsz = h->pgsz;
+  db->wal_start = h->wal_start;
+  db->wal_pages = h->wal_pages;
   db->reserve = h->reserve;
   db->usable = h->pgsz - h->reserve - LSM_TRAILER;
   db->klim = (db->usable - 64) / 4;
   db->vinline = (db->usable - 64) / 4;
   db->checksums = !(h->flags & LSM_HDR_NOCHECKSUM);
   db->sync_mode = opts->sync_mode;
+  db->read_only = opts->read_only;
   db->block_pages = opts->block_pages ? opts->block_pages : (h->block_pages ? h->block_pages : 256);
   if (db->block_pages > 65536) db->block_pages = 65536;
   db->txn_budget = opts->txn_mem_bytes ? opts->txn_mem_bytes : (size_t)8 << 20;
@@ -799,6 +900,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   db->wal_chain = wal_seed(db);
   if ((rc = wal_replay(db, db->cur->mem))) goto fail;
   db->visible_seq = db->last_seq;
+  db->synced_seq = db->last_seq;
+  atomic_store(&db->written_seq, db->last_seq);
   *out = db;
   return 0;
 fail:
@@ -810,9 +913,11 @@ int lsm_close(lsm_db *db) {
   if (!db) return 0;
   int rc = 0;
   pthread_mutex_lock(&db->commit_lock);
+  if (db->read_only) goto done;
   if (db->cur->mem->entries || db->cur->mem->nranges || db->wal_off) rc = flush_locked(db);
   /* write the final state into both slots, so a damaged slot costs nothing */
   for (int i = 0; i < 2 && !rc; i++) rc = write_header(db, db->cur, NULL);
+done:
   pthread_mutex_unlock(&db->commit_lock);
   db_free(db);
   return rc;
@@ -1128,7 +1233,7 @@ static int txn_check(lsm_txn *t, size_t kl) {
 }
 
 static int txn_after_write(lsm_txn *t) {
-  if (t->buf->bytes <= t->db->txn_budget) return 0;
+  if (t->buf->bytes <= t->db->txn_budget || t->db->read_only) return 0;
   int rc = txn_spill(t);
   if (rc) t->failed = rc;
   return rc;
@@ -1288,18 +1393,23 @@ static int commit_as_segments(lsm_txn *t, uint64_t seq) {
 int lsm_txn_commit(lsm_txn *t) {
   if (!t) return QUIRE_EINVAL;
   lsm_db *db = t->db;
-  int rc = t->failed;
+  int rc = t->failed, group = 0;
+  uint64_t seq = 0;
   quire_buf rec;
   quire__buf_init(&rec, (size_t)1 << 32);
   if (rc) goto out;
   if (!t->buf->entries && !t->buf->nranges && !t->npend) goto out; /* read-only */
+  if (db->read_only) {
+    rc = quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
+    goto out;
+  }
   pthread_mutex_lock(&db->commit_lock);
   if ((t->flags & LSM_TXN_OPTIMISTIC) && txn_conflicts(t)) {
     atomic_fetch_add(&db->st_conflicts, 1);
     rc = quire__err(QUIRE_ECONFLICT, "lsm: a conflicting commit landed first");
     goto unlock;
   }
-  uint64_t seq = db->last_seq + 1;
+  seq = db->last_seq + 1;
   uint8_t *hdr;
   if ((rc = quire__buf_extend(&rec, WAL_HDR, &hdr))) goto unlock;
   if ((rc = txn_payload(t->buf, &rec))) goto unlock;
@@ -1333,7 +1443,6 @@ int lsm_txn_commit(lsm_txn *t) {
     rc = db->file->ops->write(db->file, rec.data, rec.len,
                               (uint64_t)(db->hdr.wal_start - 1) * db->pgsz + db->wal_off);
     if (rc) goto unlock;
-    if (db->sync_mode == LSM_SYNC_FULL && (rc = sync_file(db))) goto unlock;
     db->wal_off += rec.len;
     db->wal_chain = chk;
   }
@@ -1341,13 +1450,19 @@ int lsm_txn_commit(lsm_txn *t) {
   rc = payload_apply(db, rec.data + WAL_HDR, plen, m, seq, NULL);
   if (QUIRE_NEVER(rc)) goto unlock;
   db->last_seq = seq;
-  pthread_mutex_lock(&db->lock);
-  db->visible_seq = seq;
-  pthread_mutex_unlock(&db->lock);
+  if (db->sync_mode == LSM_SYNC_FULL) {
+    atomic_store(&db->written_seq, seq);
+    group = 1; /* visible once durable */
+  } else {
+    pthread_mutex_lock(&db->lock);
+    db->visible_seq = seq;
+    pthread_mutex_unlock(&db->lock);
+  }
   if (m->bytes > db->mem_budget) rc = flush_locked(db);
 unlock:
-  if (!rc) atomic_fetch_add(&db->st_commits, 1);
   pthread_mutex_unlock(&db->commit_lock);
+  if (!rc && group) rc = group_sync(db, seq);
+  if (!rc) atomic_fetch_add(&db->st_commits, 1);
 out:
   quire__buf_free(&rec);
   if (rc == 0) pend_release(t);

@@ -266,7 +266,7 @@ int lsm__page_verify(lsm_db *db, const uint8_t *page, uint32_t pgno) {
 static int pgno_ok(lsm_db *db, uint32_t pgno, uint32_t count) {
   uint64_t end = (uint64_t)pgno + count;
   if (pgno < 2 || end > atomic_load(&db->npages)) return 0;
-  if (pgno < db->hdr.wal_start + db->hdr.wal_pages && end > db->hdr.wal_start) return 0;
+  if (pgno < db->wal_start + db->wal_pages && end > db->wal_start) return 0;
   return 1;
 }
 

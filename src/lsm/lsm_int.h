@@ -180,7 +180,8 @@ typedef struct lsm_version {
 struct lsm_db {
   lsm_file *file;
   uint32_t pgsz, usable, reserve, klim, vinline;
-  int checksums, sync_mode;
+  uint32_t wal_start, wal_pages; /* fixed at creation; readers use these, not hdr */
+  int checksums, sync_mode, read_only;
   uint32_t block_pages;
   size_t txn_budget, mem_budget;
   unsigned max_incoming;
@@ -189,6 +190,14 @@ struct lsm_db {
   pthread_mutex_t lock;        /* protects cur, free space, zombies, the seq below */
   lsm_version *cur;
   uint64_t visible_seq; /* newest commit readers may see (lock) */
+
+  /* Group commit (FULL): committers write their log record under the commit
+   * lock, then share one fdatasync outside it. sync_mu protects these. */
+  pthread_mutex_t sync_mu;
+  pthread_cond_t sync_cv;
+  atomic_ullong written_seq; /* newest record written to the log */
+  uint64_t synced_seq;       /* newest commit known durable */
+  int syncing, sync_err;
 
   /* commit_lock */
   lsm_hdr hdr;        /* as last written */

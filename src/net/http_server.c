@@ -160,6 +160,23 @@ int quire__http_server_closing(quire_http_server *s) {
 /* Set on a worker thread when the handler it runs answers or parks. */
 static _Thread_local int answered_here, parked_here;
 
+/* Gives resp (our reference) to the connection: queued at once on the MHD
+ * thread, or, on a worker, stored and the connection resumed so the MHD
+ * thread queues it (r is not ours after that). */
+static int hand_over(quire_http_req *r, int status, struct MHD_Response *resp) {
+  r->state = RS_ANSWERED;
+  r->status = status;
+  if (r->deferred) {
+    answered_here = 1;
+    r->pending = resp;
+    MHD_resume_connection(r->conn);
+    return 0;
+  }
+  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return ok == MHD_YES ? 0 : QUIRE_EIO;
+}
+
 static int queue(quire_http_req *r, int status, const char *ctype, const void *body, size_t len,
                  int retry_after) {
   if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
@@ -168,20 +185,16 @@ static int queue(quire_http_req *r, int status, const char *ctype, const void *b
     if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   }
-  r->state = RS_ANSWERED;
-  r->status = status;
-  if (r->deferred) {
-    /* On a worker: store the answer and resume; the MHD thread queues it (or,
-     * without a response, closes the connection). r is not ours after this. */
+  if (!resp) {
+    if (!r->deferred) return QUIRE_ENOMEM;
+    /* Without a response the resumed connection is closed. */
+    r->state = RS_ANSWERED;
+    r->status = status;
     answered_here = 1;
-    r->pending = resp;
     MHD_resume_connection(r->conn);
-    return resp ? 0 : QUIRE_ENOMEM;
+    return QUIRE_ENOMEM;
   }
-  if (!resp) return QUIRE_ENOMEM;
-  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-  MHD_destroy_response(resp);
-  return ok == MHD_YES ? 0 : QUIRE_EIO;
+  return hand_over(r, status, resp);
 }
 
 int quire__http_respond(quire_http_req *r, int status, const char *content_type, const void *body,
@@ -209,6 +222,139 @@ int quire__http_respond_error(quire_http_req *r, int rc, const char *message) {
   else
     QLOG_DEBUG("%s: %s -> %d %s: %s", r->srv->name, r->endpoint, status, quire_errname(rc), message);
   return respond_status_error(r, status, rc, message);
+}
+
+/* --- streaming answers ----------------------------------------------------- */
+
+/* Locking: st->mu guards every field. It is taken by the MHD thread in
+ * stream_read/stream_release and by the producer; MHD_suspend/resume are
+ * called under it so that a resume never races a suspend. */
+struct quire_http_stream {
+  pthread_mutex_t mu;
+  pthread_cond_t room;
+  struct MHD_Connection *conn; /* NULL once MHD released the response */
+  quire_buf buf;               /* unsent bytes are buf.data[off .. len) */
+  size_t off, max_buffer;
+  int refs, done, failed, cancelled, suspended;
+};
+
+static void stream_unref(quire_http_stream *st) {
+  pthread_mutex_lock(&st->mu);
+  int left = --st->refs;
+  pthread_mutex_unlock(&st->mu);
+  if (left) return;
+  pthread_mutex_destroy(&st->mu);
+  pthread_cond_destroy(&st->room);
+  quire__buf_free(&st->buf);
+  quire__free(st);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+  (void)pos;
+  quire_http_stream *st = cls;
+  ssize_t n;
+  pthread_mutex_lock(&st->mu);
+  size_t avail = st->buf.len - st->off;
+  if (avail > 0) {
+    n = (ssize_t)(avail < max ? avail : max);
+    memcpy(out, st->buf.data + st->off, (size_t)n);
+    st->off += (size_t)n;
+    if (st->off == st->buf.len) st->off = st->buf.len = 0;
+    pthread_cond_broadcast(&st->room);
+  } else if (st->done) {
+    n = st->failed ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+  } else {
+    st->suspended = 1;
+    MHD_suspend_connection(st->conn);
+    n = 0;
+  }
+  pthread_mutex_unlock(&st->mu);
+  return n;
+}
+
+static void stream_release(void *cls) {
+  quire_http_stream *st = cls;
+  pthread_mutex_lock(&st->mu);
+  st->cancelled = 1;
+  st->conn = NULL;
+  pthread_cond_broadcast(&st->room);
+  pthread_mutex_unlock(&st->mu);
+  stream_unref(st);
+}
+
+static void stream_kick(quire_http_stream *st) {
+  if (st->suspended && st->conn) {
+    st->suspended = 0;
+    MHD_resume_connection(st->conn);
+  }
+}
+
+int quire__http_respond_stream(quire_http_req *r, int status, const char *content_type, size_t max_buffer,
+                               quire_http_stream **out) {
+  *out = NULL;
+  if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
+  quire_http_stream *st = quire__calloc(1, sizeof *st);
+  if (!st) return QUIRE_ENOMEM;
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->room, NULL);
+  quire__buf_init(&st->buf, SIZE_MAX / 2);
+  st->max_buffer = max_buffer ? max_buffer : (1u << 20);
+  st->conn = r->conn;
+  st->refs = 2; /* the response and the producer */
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_release);
+  if (!resp) {
+    st->refs = 1;
+    stream_unref(st);
+    return QUIRE_ENOMEM;
+  }
+  if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  /* The connection holds the response; stream_release runs when it is done.
+   * From a worker the response is queued after the resume; if that fails the
+   * release cancels the stream and the producer's writes get QUIRE_ECLOSED. */
+  if (hand_over(r, status, resp) != 0) {
+    stream_unref(st); /* release already dropped the response's reference */
+    return QUIRE_EIO;
+  }
+  *out = st;
+  return 0;
+}
+
+int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n) {
+  int rc = 0;
+  pthread_mutex_lock(&st->mu);
+  while (!st->cancelled && st->buf.len - st->off > 0 && st->buf.len - st->off + n > st->max_buffer)
+    pthread_cond_wait(&st->room, &st->mu);
+  if (st->cancelled) {
+    rc = quire__err(QUIRE_ECLOSED, "the client went away");
+  } else {
+    if (st->off > 0) { /* compact: keep the unsent tail at the front */
+      memmove(st->buf.data, st->buf.data + st->off, st->buf.len - st->off);
+      st->buf.len -= st->off;
+      st->off = 0;
+    }
+    rc = quire__buf_append(&st->buf, p, n);
+    stream_kick(st);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return rc;
+}
+
+void quire__http_stream_end(quire_http_stream *st, int failed) {
+  if (!st) return;
+  pthread_mutex_lock(&st->mu);
+  st->done = 1;
+  st->failed = failed;
+  stream_kick(st);
+  pthread_mutex_unlock(&st->mu);
+  stream_unref(st);
+}
+
+int quire__http_stream_cancelled(quire_http_stream *st) {
+  pthread_mutex_lock(&st->mu);
+  int c = st->cancelled;
+  pthread_mutex_unlock(&st->mu);
+  return c;
 }
 
 /* --- request accessors ----------------------------------------------------- */

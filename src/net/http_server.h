@@ -87,6 +87,24 @@ int quire__http_respond(quire_http_req *r, int status, const char *content_type,
  * or the code's text. 503 answers carry Retry-After. */
 int quire__http_respond_error(quire_http_req *r, int rc, const char *message);
 
+/* Streaming answers (the pagestore's read_pages). The handler answers with
+ * a stream and hands it to a producer (another thread), which appends bytes
+ * with quire__http_stream_write and finishes with quire__http_stream_end.
+ * While the stream has nothing to send the connection is suspended, so a
+ * slow producer holds no server thread. At most max_buffer bytes wait in the
+ * stream: write blocks while it is full (back-pressure), except that one
+ * write into an empty buffer may be larger. The stream is shared by the
+ * server and the producer; the producer must call _end exactly once and not
+ * touch the stream afterwards. Writes after the client went away return
+ * QUIRE_ECLOSED (quire__http_stream_cancelled tells it early). */
+typedef struct quire_http_stream quire_http_stream;
+int quire__http_respond_stream(quire_http_req *r, int status, const char *content_type, size_t max_buffer,
+                               quire_http_stream **out);
+int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n);
+/* failed != 0 cuts the response off (the client sees a truncated body). */
+void quire__http_stream_end(quire_http_stream *st, int failed);
+int quire__http_stream_cancelled(quire_http_stream *st);
+
 /* Per-request state for a handler (e.g. a long-poll waiter); freed with
  * free_fn when the request completes. */
 void quire__http_req_set_user(quire_http_req *r, void *user, void (*free_fn)(void *));

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- keys ----------------------------------------------------------------- */
 
@@ -386,6 +387,20 @@ int objstore__with_retries(quire_objstore *s, int op, int (*attempt)(void *ctx),
   }
   tl_deadline_ns = saved_deadline;
   return rc;
+}
+
+int objstore__write_all(int fd, const void *data, size_t len) {
+  const uint8_t *p = data;
+  while (len) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return quire__errno("objstore: write");
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
 }
 
 /* ---- operations ----------------------------------------------------------- */

@@ -42,20 +42,6 @@ struct file_store {
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static int write_all(int fd, const void *data, size_t len) {
-  const uint8_t *p = data;
-  while (len) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return quire__errno("file: write");
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 /* The directory part of key ("" for a top-level key) into dir[cap]. */
 static void key_dir(const char *key, char *dir, size_t cap) {
   const char *slash = strrchr(key, '/');
@@ -166,7 +152,7 @@ fail:
 }
 
 static int fw_write(struct objstore_wimpl *w, const void *data, size_t len) {
-  return write_all(w->fd, data, len);
+  return objstore__write_all(w->fd, data, len);
 }
 
 static int publish_errno(struct objstore_wimpl *w, const char *what) {
@@ -235,7 +221,7 @@ static int file_put(quire_objstore *s, const char *key, const void *data, size_t
   struct objstore_wimpl *w;
   int rc = fw_begin(s->impl, key, flags, &w);
   if (rc) return rc;
-  rc = write_all(w->fd, data, len);
+  rc = objstore__write_all(w->fd, data, len);
   if (rc) {
     fw_abort(w);
     return rc;

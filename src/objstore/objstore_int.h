@@ -102,6 +102,9 @@ int objstore__retryable(int rc);
 /* Runs attempt(ctx) under s's retry policy for op; counts attempts. */
 int objstore__with_retries(quire_objstore *s, int op, int (*attempt)(void *ctx), void *ctx);
 
+/* write(2) until done (EINTR retried); -errno on failure. */
+int objstore__write_all(int fd, const void *data, size_t len);
+
 /* Adds one entry to a list result (key copied). */
 int objstore__list_push(quire_objstore_list *out, const char *key, uint64_t size);
 

@@ -14,11 +14,19 @@ static const char *kind_name(int k) {
   return names[k & 7];
 }
 
-static uint64_t node_card(const sp_node *nd) {
+static uint64_t node_card(const sp_node *nd) { /* recursion is bounded by the 4 levels */
   switch (nd->kind) {
   case SP_FULL: return sp_level_cap(nd->level);
   case SP_ARRAY: return nd->n;
-  case SP_TREE: return sp__tree_cum(nd, nd->n - 1);
+  case SP_TREE: {
+    uint64_t c = 0;
+    for (uint32_t i = 0; i < nd->n; i++) {
+      sp_node child;
+      sp__tree_child(nd, i, &child);
+      c += node_card(&child);
+    }
+    return c;
+  }
   case SP_RUNS: {
     uint64_t c = 0;
     size_t step = (size_t)nd->wa + nd->wb;
@@ -27,7 +35,7 @@ static uint64_t node_card(const sp_node *nd) {
   }
   case SP_BITMAP: {
     uint64_t c = 0;
-    for (size_t i = 0; i + 1 < nd->len; i += 8) c += (uint64_t)__builtin_popcountll(ld_le64(nd->p + i));
+    for (size_t i = 0; i < nd->n; i++) c += (uint64_t)__builtin_popcount(nd->p[i]);
     return c;
   }
   default: return 0;
@@ -37,7 +45,9 @@ static uint64_t node_card(const sp_node *nd) {
 static void dump_node(FILE *f, const splinter_view_t *v, const sp_node *nd, int depth) {
   fprintf(f, "%*s%s level=%d base=%" PRIu32 " offset=%zu size=%zu card=%" PRIu64, depth * 2, "",
           kind_name(nd->kind), nd->level, nd->base, (size_t)(nd->p - v->bytes), nd->len, node_card(nd));
-  if (nd->kind == SP_ARRAY) fprintf(f, " n=%" PRIu32 " value_width=%u count_width=%u", nd->n, nd->wa, nd->wb);
+  if (nd->kind == SP_ARRAY) fprintf(f, " n=%" PRIu32 " value_width=%u", nd->n, nd->wa);
+  if (nd->kind == SP_BITMAP)
+    fprintf(f, " first_byte=%" PRIu32 " bytes=%" PRIu32 " start_width=%u", nd->bstart, nd->n, nd->wa);
   if (nd->kind == SP_RUNS)
     fprintf(f, " runs=%" PRIu32 " start_width=%u length_width=%u", nd->n, nd->wa, nd->wb);
   if (nd->kind == SP_TREE)
@@ -59,11 +69,14 @@ int splinter_dump(const void *bytes, size_t len, void *fp, int values) {
   FILE *f = fp;
   const uint8_t *p = bytes;
   fprintf(f, "length: %zu bytes\n", len);
-  if (len >= SPLINTER_FOOTER_SIZE) {
-    const uint8_t *ft = p + len - SPLINTER_FOOTER_SIZE;
-    fprintf(f,
-            "footer: cardinality(mod 2^32)=%" PRIu32 " version=%u magic=%02x%02x checksum=%016" PRIx64 "\n",
-            ld_le32(ft), ft[4], ft[5], ft[6], ld_le64(ft + 7));
+  if (len >= SPLINTER_MIN_SIZE) {
+    unsigned flags = p[len - 11], cw = ((flags >> 4) & 3) + 1;
+    fprintf(f, "footer: version=%u magic=%02x%02x checksum=%016" PRIx64, flags & 15, p[len - 10], p[len - 9],
+            ld_le64(p + len - 8));
+    if (len >= SP_FOOTER_FIXED + cw)
+      fprintf(f, " cardinality(mod 2^32)=%" PRIu32 " (%u bytes)", sp_rd(p + len - SP_FOOTER_FIXED - cw, cw),
+              cw);
+    fprintf(f, "\n");
   }
   splinter_view_t v;
   int rc = splinter_view_open(bytes, len, &v);

@@ -105,7 +105,7 @@ static void ivl_init(ivl *it, const sp_blk *b, size_t i, size_t j, uint64_t klo,
 }
 
 typedef struct stats {
-  uint64_t card, nruns, max_start, max_lenm1, last;
+  uint64_t card, nruns, max_start, max_lenm1, first, last;
 } stats;
 
 static void node_stats(const enc *e, int level, uint64_t klo, size_t i, size_t j, stats *st) {
@@ -115,6 +115,7 @@ static void node_stats(const enc *e, int level, uint64_t klo, size_t i, size_t j
   ivl_init(&it, e->b, i, j, klo, klo + level_blocks(level) - 1);
   uint64_t s, en;
   while (ivl_next(&it, &s, &en)) {
+    if (st->card == 0) st->first = s - base;
     st->card += en - s + 1;
     st->nruns++;
     if (s - base > st->max_start) st->max_start = s - base;
@@ -172,26 +173,27 @@ static int plan(enc *e, int level, uint64_t klo, size_t i, size_t j, uint64_t *s
   if (st.card == cap) {
     best.kind = SP_FULL;
   } else if (st.card > 0) {
-    unsigned vw = sp_bytes_for(st.last), cw = sp_bytes_for(st.card - 1);
-    best = (plan_rec){SP_ARRAY, (uint8_t)vw, (uint8_t)cw, st.card * vw + cw + 1};
-    unsigned rw = sp_bytes_for(st.max_start), lw = sp_bytes_for(st.max_lenm1);
-    if (sp_bytes_for(st.nruns - 1) > lw) lw = sp_bytes_for(st.nruns - 1);
-    uint64_t rsize = st.nruns * (rw + lw) + lw + 1;
-    if (rsize < best.size) best = (plan_rec){SP_RUNS, (uint8_t)rw, (uint8_t)lw, rsize};
-    if (level >= 1 && cap / 8 + 1 < best.size) best = (plan_rec){SP_BITMAP, 1, 1, cap / 8 + 1};
+    unsigned vw = sp_bytes_for(st.last);
+    best = (plan_rec){SP_ARRAY, (uint8_t)vw, 1, st.card * vw + 1};
+    unsigned sw = sp_bytes_for(st.max_start), lw = sp_bytes_for(st.max_lenm1);
+    uint64_t rsize = st.nruns * (sw + lw) + 1;
+    if (rsize < best.size) best = (plan_rec){SP_RUNS, (uint8_t)sw, (uint8_t)lw, rsize};
+    uint64_t fb = st.first >> 3, m = (st.last >> 3) - fb + 1;
+    unsigned bw = fb == 0 ? 0 : sp_bytes_for(fb) == 3 ? 4 : sp_bytes_for(fb);
+    if (m + bw + 1 < best.size) best = (plan_rec){SP_BITMAP, (uint8_t)bw, 0, m + bw + 1};
     if (level <= 2) {
       child ch[256];
       size_t k = children(e, level, klo, i, j, ch);
-      uint64_t total = 0;
+      uint64_t total = 0, csize = 0, ccard = 0;
       for (size_t c = 0; c < k; c++) {
-        uint64_t csize, ccard;
         if ((rc = plan(e, level + 1, ch[c].klo, ch[c].i, ch[c].j, &csize, &ccard))) return rc;
         total += csize;
       }
-      unsigned ow = sp_bytes_for(total), cw2 = sp_bytes_for(st.card - 1);
-      uint64_t tsize = total + k * (ow + cw2) + keystore_size(k) + 2;
+      /* the last child's end and cumulative cardinality are implied */
+      unsigned ow = sp_bytes_for(total - csize), cw = sp_bytes_for(st.card - ccard);
+      uint64_t tsize = total + (k - 1) * (ow + cw) + keystore_size(k) + 2;
       if (tsize < best.size)
-        best = (plan_rec){SP_TREE, (uint8_t)ow, (uint8_t)cw2, tsize};
+        best = (plan_rec){SP_TREE, (uint8_t)ow, (uint8_t)cw, tsize};
       else
         e->nrec = r + 1; /* children's records are not needed */
     }
@@ -209,37 +211,42 @@ static void put(enc *e, uint32_t v, unsigned w) {
 static uint64_t emit(enc *e, int level, uint64_t klo, size_t i, size_t j) {
   plan_rec pr = e->rec[e->ri++];
   uint64_t base = klo << 8, card = 0, s, en;
-  size_t start = e->pos;
+  uint8_t kind = SP_KINDBYTE(pr.kind, 0u, 0u);
   ivl it;
   ivl_init(&it, e->b, i, j, klo, klo + level_blocks(level) - 1);
   switch (pr.kind) {
-  case SP_EMPTY: e->out[e->pos++] = SP_EMPTY; return 0;
-  case SP_FULL: e->out[e->pos++] = SP_FULL; return sp_level_cap(level);
+  case SP_EMPTY: break;
+  case SP_FULL: card = sp_level_cap(level); break;
   case SP_ARRAY:
     while (ivl_next(&it, &s, &en))
       for (uint64_t v = s; v <= en; v++) put(e, (uint32_t)(v - base), pr.wa), card++;
-    put(e, (uint32_t)(card - 1), pr.wb);
+    kind = SP_KINDBYTE(SP_ARRAY, pr.wa - 1u, 0u);
     break;
-  case SP_RUNS: {
-    uint64_t nruns = 0;
+  case SP_RUNS:
     while (ivl_next(&it, &s, &en)) {
       put(e, (uint32_t)(s - base), pr.wa);
       put(e, (uint32_t)(en - s), pr.wb);
-      nruns++;
       card += en - s + 1;
     }
-    put(e, (uint32_t)(nruns - 1), pr.wb);
+    kind = SP_KINDBYTE(SP_RUNS, pr.wa - 1u, pr.wb - 1u);
     break;
-  }
   case SP_BITMAP: {
-    size_t nbytes = (size_t)(sp_level_cap(level) / 8);
     uint8_t *bm = e->out + e->pos;
-    memset(bm, 0, nbytes);
+    uint64_t fb = 0, last = 0;
+    int first = 1;
     while (ivl_next(&it, &s, &en)) {
+      if (first) {
+        fb = (s - base) >> 3;
+        memset(bm, 0, (size_t)(pr.size - 1 - pr.wa));
+        first = 0;
+      }
       card += en - s + 1;
-      for (uint64_t v = s - base; v <= en - base; v++) bm[v >> 3] |= (uint8_t)(1u << (v & 7));
+      for (uint64_t v = s - base; v <= en - base; v++) bm[(v >> 3) - fb] |= (uint8_t)(1u << (v & 7));
+      last = en - base;
     }
-    e->pos += nbytes;
+    e->pos += (size_t)((last >> 3) - fb + 1);
+    put(e, (uint32_t)fb, pr.wa);
+    kind = SP_KINDBYTE(SP_BITMAP, pr.wa == 4 ? 3u : pr.wa, 0u);
     break;
   }
   case SP_TREE: {
@@ -250,10 +257,10 @@ static uint64_t emit(enc *e, int level, uint64_t klo, size_t i, size_t j) {
     for (size_t c = 0; c < k; c++) {
       card += emit(e, level + 1, ch[c].klo, ch[c].i, ch[c].j);
       ends[c] = e->pos - cstart;
-      cums[c] = card - 1;
+      cums[c] = card;
     }
-    for (size_t c = 0; c < k; c++) put(e, (uint32_t)ends[c], pr.wa);
-    for (size_t c = 0; c < k; c++) put(e, (uint32_t)cums[c], pr.wb);
+    for (size_t c = 0; c + 1 < k; c++) put(e, (uint32_t)ends[c], pr.wa);
+    for (size_t c = 0; c + 1 < k; c++) put(e, (uint32_t)cums[c], pr.wb);
     if (k <= 32) {
       for (size_t c = 0; c < k; c++) e->out[e->pos++] = (uint8_t)ch[c].key;
     } else if (k < 256) {
@@ -262,11 +269,11 @@ static uint64_t emit(enc *e, int level, uint64_t klo, size_t i, size_t j) {
       e->pos += 32;
     }
     e->out[e->pos++] = (uint8_t)(k - 1);
+    kind = k > 1 ? SP_KINDBYTE(SP_TREE, pr.wa - 1u, pr.wb - 1u) : SP_KINDBYTE(SP_TREE, 0u, 0u);
     break;
   }
   }
-  e->out[e->pos++] = SP_KINDBYTE(pr.kind, pr.wa, pr.wb);
-  (void)start;
+  e->out[e->pos++] = kind;
   return card;
 }
 
@@ -283,7 +290,7 @@ static int plan_all(enc *e, const splinter_t *s, uint64_t *size) {
     quire__free(e->rec);
     return quire__err(QUIRE_EINTERNAL, "splinter: cardinality out of sync");
   }
-  *size = root_size + SPLINTER_FOOTER_SIZE;
+  *size = root_size + SP_FOOTER_FIXED + sp_bytes_for((uint32_t)card);
   if (*size > SIZE_MAX / 2) {
     quire__free(e->rec);
     return quire__err(QUIRE_ETOOLARGE, "splinter: encoding too large");
@@ -301,13 +308,16 @@ int splinter_serialized_size(const splinter_t *s, size_t *size) {
   return 0;
 }
 
-static void write_footer(uint8_t *p, size_t root_len, uint64_t card) {
+/* Writes the footer after the root node; returns the total length. */
+static size_t write_footer(uint8_t *p, size_t root_len, uint64_t card) {
+  unsigned cw = sp_bytes_for((uint32_t)card);
   uint8_t *f = p + root_len;
-  st_le32(f, (uint32_t)card);
-  f[4] = SPLINTER_FORMAT_VERSION;
-  f[5] = SP_MAGIC0;
-  f[6] = SP_MAGIC1;
-  st_le64(f + 7, quire__xxh3(p, root_len + 7));
+  sp_wr(f, (uint32_t)card, cw);
+  f[cw] = (uint8_t)(SPLINTER_FORMAT_VERSION | ((cw - 1) << 4));
+  f[cw + 1] = SP_MAGIC0;
+  f[cw + 2] = SP_MAGIC1;
+  st_le64(f + cw + 3, quire__xxh3(p, root_len + cw + 3));
+  return root_len + cw + SP_FOOTER_FIXED;
 }
 
 int splinter_serialize(const splinter_t *s, void *buf, size_t cap, size_t *written) {
@@ -324,7 +334,7 @@ int splinter_serialize(const splinter_t *s, void *buf, size_t cap, size_t *writt
   e.cap = cap;
   uint64_t card = emit(&e, 0, 0, 0, s->n);
   quire__free(e.rec);
-  if (QUIRE_NEVER(e.pos + SPLINTER_FOOTER_SIZE != sz || card != s->card))
+  if (QUIRE_NEVER(card != s->card || e.pos + SP_FOOTER_FIXED + sp_bytes_for((uint32_t)card) != sz))
     return quire__err(QUIRE_EINTERNAL, "splinter: planned and written sizes differ");
   write_footer(e.out, e.pos, card);
   *written = (size_t)sz;

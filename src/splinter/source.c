@@ -67,12 +67,11 @@ static int leaf_next(sp_leaf *l, sp_item *it) {
     it->full = 1;
     return 1;
   case SP_BITMAP: {
-    uint32_t nchunks = (uint32_t)(sp_level_cap(nd->level) >> 8);
-    while (l->pos < nchunks) {
-      const uint8_t *q = nd->p + (size_t)l->pos * 32;
+    uint32_t first = nd->bstart / 32, last = (uint32_t)(((uint64_t)nd->bstart + nd->n - 1) / 32);
+    if (l->pos < first) l->pos = first;
+    while (l->pos <= last) {
+      sp__bitmap_chunk(nd, l->pos, it->w);
       l->pos++;
-      it->w[0] = ld_le64(q), it->w[1] = ld_le64(q + 8), it->w[2] = ld_le64(q + 16),
-      it->w[3] = ld_le64(q + 24);
       if (it->w[0] | it->w[1] | it->w[2] | it->w[3]) {
         it->lo = it->hi = (nd->base >> 8) + l->pos - 1;
         it->full = 0;
@@ -82,15 +81,30 @@ static int leaf_next(sp_leaf *l, sp_item *it) {
     return 0;
   }
   case SP_ARRAY: {
-    if (l->pos >= nd->n) return 0;
-    uint32_t key = (nd->base + arr_at(nd, l->pos)) >> 8;
-    memset(it->w, 0, sizeof it->w);
-    while (l->pos < nd->n) {
-      uint32_t v = nd->base + arr_at(nd, l->pos);
-      if (v >> 8 != key) break;
-      it->w[(v >> 6) & 3] |= 1ull << (v & 63);
-      l->pos++;
+    uint32_t pos = l->pos, n = nd->n, base = nd->base;
+    if (pos >= n) return 0;
+    const uint8_t *q = nd->p;
+    uint64_t w[4] = {0, 0, 0, 0};
+    uint32_t key;
+    if (nd->level == 3) { /* a block: every value is in this one item; ascending, so word by word */
+      key = base >> 8;
+      for (unsigned h = 0; h < 4; h++) {
+        uint64_t acc = 0;
+        unsigned lim = (h + 1) * 64;
+        for (; pos < n && q[pos] < lim; pos++) acc |= 1ull << (q[pos] & 63);
+        w[h] = acc;
+      }
+    } else {
+      unsigned vw = nd->wa;
+      key = (base + sp_rd(q + (size_t)pos * vw, vw)) >> 8;
+      for (; pos < n; pos++) {
+        uint32_t v = base + sp_rd(q + (size_t)pos * vw, vw);
+        if (v >> 8 != key) break;
+        w[(v >> 6) & 3] |= 1ull << (v & 63);
+      }
     }
+    l->pos = pos;
+    memcpy(it->w, w, sizeof w);
     it->lo = it->hi = key;
     it->full = 0;
     return 1;
@@ -166,6 +180,18 @@ static void leaf_seek(sp_leaf *l, uint32_t key) {
 
 /* ---- sources ------------------------------------------------------------------------ */
 
+/* Key of child idx, given the key of child idx-1 (prev, -1 for none): with a
+ * key bitmap this is the next set bit, not a scan from the start. */
+static uint32_t next_key(const sp_node *t, uint32_t idx, int prev) {
+  if (t->keymode != 1) return sp__tree_key(t, idx);
+  for (uint32_t b = (uint32_t)(prev + 1); b < 256;) {
+    uint64_t x = ld_le64(t->keys + (b >> 6) * 8) >> (b & 63);
+    if (x) return b + (uint32_t)__builtin_ctzll(x);
+    b = (b | 63) + 1;
+  }
+  return 255;
+}
+
 static int view_next(sp_src *s, sp_item *it) {
   for (;;) {
     if (s->leaf_active) {
@@ -178,14 +204,18 @@ static int view_next(sp_src *s, sp_item *it) {
       s->depth--;
       continue;
     }
-    sp_node child;
-    sp__tree_child(&s->fr[f], s->fidx[f]++, &child);
-    if (child.kind == SP_TREE) {
-      s->fr[s->depth] = child;
+    /* parse the child straight into the leaf slot; move it to a frame if it is a tree */
+    uint32_t key = next_key(&s->fr[f], s->fidx[f], s->fkey[f]);
+    s->fkey[f] = (int)key;
+    sp_tree_child_k(&s->fr[f], s->fidx[f]++, key, &s->leaf.node);
+    if (s->leaf.node.kind == SP_TREE) {
+      s->fr[s->depth] = s->leaf.node;
       s->fidx[s->depth] = 0;
+      s->fkey[s->depth] = -1;
       s->depth++;
     } else {
-      leaf_init(&s->leaf, &child);
+      s->leaf.pos = 0;
+      s->leaf.c = 0;
       s->leaf_active = 1;
     }
   }
@@ -218,11 +248,14 @@ static void view_seek(sp_src *s, uint32_t key) {
       }
       s->fr[s->depth] = nd;
       s->fidx[s->depth] = idx;
+      s->fkey[s->depth] = idx ? (int)sp__tree_key(&nd, idx - 1) : -1;
       s->depth++;
       if (idx >= nd.n) return;
       sp_node child;
-      sp__tree_child(&nd, idx, &child);
+      uint32_t ckey = sp__tree_key(&nd, idx);
+      sp_tree_child_k(&nd, idx, ckey, &child);
       s->fidx[s->depth - 1] = idx + 1;
+      s->fkey[s->depth - 1] = (int)ckey;
       if (!found) constrained = 0;
       if (child.kind == SP_TREE) {
         nd = child;
@@ -280,6 +313,7 @@ void sp__src_init(sp_src *s, splinter_ref_t ref) {
     if (root.kind == SP_TREE) {
       s->fr[0] = root;
       s->fidx[0] = 0;
+      s->fkey[0] = -1;
       s->depth = 1;
     } else if (root.kind != SP_EMPTY) {
       leaf_init(&s->leaf, &root);

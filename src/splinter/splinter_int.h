@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* ---- format ---------------------------------------------------------------- */
+/* ---- format (docs/SPLINTER.md) -------------------------------------------------- */
 enum {
   SP_EMPTY = 0,
   SP_FULL = 1,
@@ -34,29 +34,39 @@ enum {
 };
 #define SP_MAGIC0 0xB5
 #define SP_MAGIC1 0x71
+/* Footer: cardinality mod 2^32 (1..4 bytes) | flags | magic (2) | XXH3-64 (8). */
+#define SP_FOOTER_FIXED 11 /* flags + magic + checksum */
 #define SP_KIND(b) ((b)&7u)
-#define SP_WA(b) ((((b) >> 3) & 3u) + 1u)
-#define SP_WB(b) ((((b) >> 5) & 3u) + 1u)
-#define SP_KINDBYTE(kind, wa, wb) ((uint8_t)((kind) | (((wa)-1u) << 3) | (((wb)-1u) << 5)))
+#define SP_FA(b) (((b) >> 3) & 3u)
+#define SP_FB(b) (((b) >> 5) & 3u)
+#define SP_KINDBYTE(kind, fa, fb) ((uint8_t)((kind) | ((fa) << 3) | ((fb) << 5)))
 
-/* A parsed node header. Levels 0 (root, 4-byte values) .. 3 (block, 1 byte). */
+/* A parsed node header. Levels 0 (root, 4-byte values) .. 3 (block, 1 byte).
+ * A node's length always comes from outside (its parent's index, or the
+ * footer for the root), so nodes store no lengths or counts of their own. */
 typedef struct sp_node {
-  const uint8_t *p; /* first byte of the node */
-  size_t len;       /* bytes, kind byte included */
-  uint32_t base;    /* smallest value the node can hold */
-  uint32_t n;       /* ARRAY: values; RUNS: runs; TREE: children */
-  uint8_t level, kind, wa, wb;
-  uint8_t keymode;     /* TREE: 0 sorted key list, 1 32-byte key bitmap, 2 all 256 keys */
-  const uint8_t *keys; /* TREE */
-  const uint8_t *ends; /* TREE: end offsets (wa bytes each) */
-  const uint8_t *cums; /* TREE: cumulative cardinality - 1 (wb bytes each) */
+  const uint8_t *p;            /* first byte of the node */
+  size_t len;                  /* bytes, kind byte included */
+  uint32_t base;               /* smallest value the node can hold */
+  uint32_t n;                  /* ARRAY: values; RUNS: runs; TREE: children; BITMAP: bitmap bytes */
+  uint32_t bstart;             /* BITMAP: index of the node-local byte bits[0] holds */
+  uint8_t level, kind, wa, wb; /* ARRAY: wa value width; RUNS: wa start, wb length width;
+                                  TREE: wa offset, wb cardinality width */
+  uint8_t keymode;             /* TREE: 0 sorted key list, 1 32-byte key bitmap, 2 all 256 keys */
+  const uint8_t *keys;         /* TREE */
+  const uint8_t *ends;         /* TREE: end offsets of children 0..n-2 (wa bytes each) */
+  const uint8_t *cums;         /* TREE: cardinality of children 0..i, for i < n-1 (wb bytes each) */
+  size_t region;               /* TREE: bytes of the children */
 } sp_node;
 
 static inline uint64_t sp_level_cap(int level) { return 1ull << (8 * (4 - level)); }
 static inline uint32_t sp_rd(const uint8_t *p, unsigned w) {
-  uint32_t v = 0;
-  for (unsigned i = 0; i < w; i++) v |= (uint32_t)p[i] << (8 * i);
-  return v;
+  switch (w) {
+  case 1: return p[0];
+  case 2: return ld_le16(p);
+  case 3: return (uint32_t)ld_le16(p) | (uint32_t)p[2] << 16;
+  default: return ld_le32(p);
+  }
 }
 static inline void sp_wr(uint8_t *p, uint32_t v, unsigned w) {
   for (unsigned i = 0; i < w; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -64,18 +74,80 @@ static inline void sp_wr(uint8_t *p, uint32_t v, unsigned w) {
 static inline unsigned sp_bytes_for(uint64_t v) {
   return v < (1u << 8) ? 1 : v < (1u << 16) ? 2 : v < (1u << 24) ? 3 : 4;
 }
+/* BITMAP start field: code 0..3 means 0, 1, 2 or 4 bytes. */
+static inline unsigned sp_bstart_width(unsigned code) { return code == 3 ? 4 : code; }
+
+static inline size_t sp_keystore_size(uint32_t k) { return k <= 32 ? k : k < 256 ? 32 : 0; }
+
+/* Fills nd for the node at p[0..len) without checking anything: for bytes
+ * splinter_view_open accepted (and, after its checks, sp__node_parse). */
+static inline void sp_node_fill(const uint8_t *p, size_t len, int level, uint32_t base, sp_node *nd) {
+  uint8_t kb = p[len - 1];
+  nd->p = p;
+  nd->len = len;
+  nd->base = base;
+  nd->level = (uint8_t)level;
+  nd->kind = (uint8_t)SP_KIND(kb);
+  nd->wa = (uint8_t)(SP_FA(kb) + 1);
+  nd->wb = (uint8_t)(SP_FB(kb) + 1);
+  switch (nd->kind) {
+  case SP_ARRAY: {
+    size_t b = len - 1;
+    nd->n = (uint32_t)(nd->wa == 1 ? b : nd->wa == 2 ? b >> 1 : nd->wa == 4 ? b >> 2 : b / 3);
+    break;
+  }
+  case SP_RUNS: nd->n = (uint32_t)((len - 1) / ((size_t)nd->wa + nd->wb)); break;
+  case SP_BITMAP: {
+    unsigned sw = sp_bstart_width(SP_FA(kb));
+    nd->bstart = sw ? sp_rd(p + len - 1 - sw, sw) : 0;
+    nd->n = (uint32_t)(len - 1 - sw);
+    nd->wa = (uint8_t)sw;
+    break;
+  }
+  case SP_TREE: {
+    uint32_t k = (uint32_t)p[len - 2] + 1;
+    size_t ks = sp_keystore_size(k);
+    nd->n = k;
+    nd->keymode = k <= 32 ? 0 : k < 256 ? 1 : 2;
+    nd->keys = p + len - 2 - ks;
+    nd->cums = nd->keys - (size_t)(k - 1) * nd->wb;
+    nd->ends = nd->cums - (size_t)(k - 1) * nd->wa;
+    nd->region = (size_t)(nd->ends - p);
+    break;
+  }
+  default: nd->n = 0; break;
+  }
+}
 
 /* Parses the header of the node occupying p[0..len) at level with the given
  * base. Checks sizes only (not contents). 0 or QUIRE_ECORRUPT. */
 int sp__node_parse(const uint8_t *p, size_t len, int level, uint32_t base, sp_node *out);
-/* Child i of a TREE node (already validated). */
-void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child);
 uint32_t sp__tree_key(const sp_node *t, uint32_t i);
-static inline uint64_t sp__tree_cum(const sp_node *t, uint32_t i) { /* cardinality of children 0..i */
-  return (uint64_t)sp_rd(t->cums + (size_t)i * t->wb, t->wb) + 1;
+static inline size_t sp_tree_end(const sp_node *t, uint32_t i) {
+  return i + 1 < t->n ? sp_rd(t->ends + (size_t)i * t->wa, t->wa) : t->region;
 }
+static inline size_t sp_tree_start(const sp_node *t, uint32_t i) {
+  return i ? sp_rd(t->ends + (size_t)(i - 1) * t->wa, t->wa) : 0;
+}
+/* Child i, whose key is key, of a validated TREE node. */
+static inline void sp_tree_child_k(const sp_node *t, uint32_t i, uint32_t key, sp_node *child) {
+  size_t start = sp_tree_start(t, i);
+  sp_node_fill(t->p + start, sp_tree_end(t, i) - start, t->level + 1, t->base | (key << (8 * (3 - t->level))),
+               child);
+}
+static inline void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child) {
+  sp_tree_child_k(t, i, sp__tree_key(t, i), child);
+}
+/* Cardinality of children 0..i of a tree, for i < n - 1. */
+static inline uint64_t sp__tree_cum(const sp_node *t, uint32_t i) {
+  return sp_rd(t->cums + (size_t)i * t->wb, t->wb);
+}
+/* The 32 bitmap bytes of node-local block c of a BITMAP node, as words. */
+void sp__bitmap_chunk(const sp_node *nd, uint32_t c, uint64_t w[4]);
 /* Root node of a validated view. */
-void sp__view_root(const splinter_view_t *v, sp_node *root);
+static inline void sp__view_root(const splinter_view_t *v, sp_node *root) {
+  sp_node_fill(v->bytes, v->root_len, 0, 0, root);
+}
 
 /* ---- owned form -------------------------------------------------------------- */
 typedef struct sp_blk {
@@ -133,7 +205,8 @@ typedef struct sp_src {
   /* SRC_VIEW */
   const splinter_view_t *view;
   sp_node fr[3];
-  uint32_t fidx[3];
+  uint32_t fidx[3]; /* next child to visit */
+  int fkey[3];      /* key of the child visited last (-1: none) */
   int depth;
   int leaf_active;
   sp_leaf leaf;

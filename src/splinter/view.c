@@ -2,93 +2,72 @@
  * splinter/view.c — views: parsing node headers, validating a whole encoding
  * (splinter_view_open) and answering queries in place on the bytes.
  *
- * The layout is in docs/SPLINTER.md. Nodes are parsed from their last byte
- * (the kind byte) backwards; a tree's index gives each child's extent. The
- * validator walks the fixed four levels with a recursion depth of at most 4,
- * checks every length, offset, order and count against the bytes it was
- * given, and recomputes every cardinality, so that queries afterwards can
- * trust the structure without re-checking it.
+ * The layout is in docs/SPLINTER.md. A node is parsed from its last byte (the
+ * kind byte) backwards, within the extent its parent's index gives it (the
+ * root: everything before the footer). The validator walks the fixed four
+ * levels with a recursion depth of at most 4, checks every length, offset,
+ * order and count against the bytes it was given, and recomputes every
+ * cardinality, so that queries afterwards can trust the structure without
+ * re-checking it.
  */
 #include "splinter/splinter_int.h"
 
-#define FOOTER SPLINTER_FOOTER_SIZE
-
 static int corrupt(const char *what) { return quire__err(QUIRE_ECORRUPT, "splinter: %s", what); }
-
-static size_t keystore_size(uint32_t k) { return k <= 32 ? k : k < 256 ? 32 : 0; }
 
 int sp__node_parse(const uint8_t *p, size_t len, int level, uint32_t base, sp_node *out) {
   if (len < 1) return corrupt("empty node");
   uint8_t kb = p[len - 1];
-  unsigned w = 4 - (unsigned)level;
-  memset(out, 0, sizeof *out);
-  out->p = p;
-  out->len = len;
-  out->base = base;
-  out->level = (uint8_t)level;
-  out->kind = (uint8_t)SP_KIND(kb);
-  out->wa = (uint8_t)SP_WA(kb);
-  out->wb = (uint8_t)SP_WB(kb);
+  unsigned w = 4 - (unsigned)level, kind = SP_KIND(kb), wa = SP_FA(kb) + 1, wb = SP_FB(kb) + 1;
   if (kb & 0x80) return corrupt("reserved kind bit set");
-  switch (out->kind) {
+  switch (kind) {
   case SP_EMPTY:
   case SP_FULL:
-    if (kb != out->kind) return corrupt("widths on an empty/full node");
+    if (kb != kind) return corrupt("widths on an empty/full node");
     if (len != 1) return corrupt("empty/full node with payload");
-    if (out->kind == SP_EMPTY && level != 0) return corrupt("empty node below the root");
-    return 0;
+    if (kind == SP_EMPTY && level != 0) return corrupt("empty node below the root");
+    break;
   case SP_ARRAY: {
-    if (out->wa > w || out->wb > w) return corrupt("array width too large");
-    if (len < 1u + out->wb) return corrupt("array truncated");
-    uint64_t n = (uint64_t)sp_rd(p + len - 1 - out->wb, out->wb) + 1;
-    if (n > UINT32_MAX || n * out->wa + out->wb + 1 != len) return corrupt("array length mismatch");
-    out->n = (uint32_t)n;
-    return 0;
+    if (wa > w || SP_FB(kb)) return corrupt("bad array widths");
+    size_t n = (len - 1) / wa;
+    if (n == 0 || n * wa != len - 1 || n > UINT32_MAX) return corrupt("bad array length");
+    break;
   }
   case SP_RUNS: {
-    if (out->wa > w || out->wb > w) return corrupt("runs width too large");
-    if (len < 1u + out->wb) return corrupt("runs truncated");
-    uint64_t n = (uint64_t)sp_rd(p + len - 1 - out->wb, out->wb) + 1;
-    if (n > UINT32_MAX || n * (out->wa + out->wb) + out->wb + 1 != len)
-      return corrupt("runs length mismatch");
-    out->n = (uint32_t)n;
-    return 0;
+    if (wa > w || wb > w) return corrupt("bad runs widths");
+    size_t step = (size_t)wa + wb, n = (len - 1) / step;
+    if (n == 0 || n * step != len - 1 || n > UINT32_MAX) return corrupt("bad runs length");
+    break;
   }
-  case SP_BITMAP:
-    if (kb != out->kind) return corrupt("widths on a bitmap node");
-    if (level == 0) return corrupt("bitmap at the root");
-    if (len != sp_level_cap(level) / 8 + 1) return corrupt("bitmap length mismatch");
-    return 0;
+  case SP_BITMAP: {
+    unsigned sw = sp_bstart_width(SP_FA(kb));
+    if (SP_FB(kb)) return corrupt("bad bitmap widths");
+    if (len < 2 + (size_t)sw) return corrupt("bitmap truncated");
+    uint64_t start = sw ? sp_rd(p + len - 1 - sw, sw) : 0, m = len - 1 - sw;
+    if (start + m > sp_level_cap(level) / 8) return corrupt("bitmap past the end of its node");
+    break;
+  }
   case SP_TREE: {
     if (level == 3) return corrupt("tree at block level");
-    if (len < 2) return corrupt("tree truncated");
+    if (len < 3) return corrupt("tree truncated");
     uint32_t k = (uint32_t)p[len - 2] + 1;
-    size_t ks = keystore_size(k);
-    uint64_t index = 2 + ks + (uint64_t)k * (out->wa + out->wb);
-    if (index > len) return corrupt("tree index truncated");
-    out->n = k;
-    out->keymode = k <= 32 ? 0 : k < 256 ? 1 : 2;
-    out->keys = p + len - 2 - ks;
-    out->cums = out->keys - (size_t)k * out->wb;
-    out->ends = out->cums - (size_t)k * out->wa;
-    size_t region = len - (size_t)index;
-    if (sp_rd(out->ends + (size_t)(k - 1) * out->wa, out->wa) != region)
-      return corrupt("tree children length mismatch");
-    return 0;
+    uint64_t index = 2 + sp_keystore_size(k) + (uint64_t)(k - 1) * (wa + wb);
+    if (index + k > len) return corrupt("tree index truncated"); /* every child has >= 1 byte */
+    break;
   }
   default: return corrupt("unknown node kind");
   }
+  sp_node_fill(p, len, level, base, out);
+  return 0;
 }
 
 uint32_t sp__tree_key(const sp_node *t, uint32_t i) {
   if (t->keymode == 2) return i;
   if (t->keymode == 0) return t->keys[i];
-  /* i-th set bit of the key bitmap */
+  /* i-th set bit of the 256-bit key bitmap: find the byte by popcount, then the bit */
   uint32_t seen = 0;
   for (uint32_t b = 0; b < 32; b++) {
-    uint32_t c = (uint32_t)__builtin_popcount(t->keys[b]);
+    uint32_t x = t->keys[b], c = (uint32_t)__builtin_popcount(x);
     if (i < seen + c) {
-      uint32_t x = t->keys[b];
       for (uint32_t j = seen; j < i; j++) x &= x - 1;
       return b * 8 + (uint32_t)__builtin_ctz(x);
     }
@@ -97,28 +76,19 @@ uint32_t sp__tree_key(const sp_node *t, uint32_t i) {
   return 255;
 }
 
-static size_t tree_end(const sp_node *t, uint32_t i) { return sp_rd(t->ends + (size_t)i * t->wa, t->wa); }
-
-void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child) {
-  size_t start = i ? tree_end(t, i - 1) : 0, end = tree_end(t, i);
-  unsigned shift = 8 * (3 - t->level);
-  uint32_t base = t->base | (sp__tree_key(t, i) << shift);
-  /* Validated by splinter_view_open; cannot fail here. */
-  (void)sp__node_parse(t->p + start, end - start, t->level + 1, base, child);
-}
-
 /* Finds key in a tree: 1 and *idx = its child, or 0 and *idx = children below key. */
-static int tree_find(const sp_node *t, uint32_t key, uint32_t *idx) {
+static inline int tree_find(const sp_node *t, uint32_t key, uint32_t *idx) {
   if (t->keymode == 2) {
     *idx = key;
     return 1;
   }
   if (t->keymode == 1) {
-    uint32_t byte = key >> 3, r = 0;
-    for (uint32_t b = 0; b < byte; b++) r += (uint32_t)__builtin_popcount(t->keys[b]);
-    r += (uint32_t)__builtin_popcount(t->keys[byte] & ((1u << (key & 7)) - 1));
+    uint32_t r = 0, word = key >> 6;
+    for (uint32_t b = 0; b < word; b++) r += (uint32_t)__builtin_popcountll(ld_le64(t->keys + b * 8));
+    uint64_t x = ld_le64(t->keys + word * 8);
+    r += (uint32_t)__builtin_popcountll(x & ((1ull << (key & 63)) - 1));
     *idx = r;
-    return (t->keys[byte] >> (key & 7)) & 1;
+    return (x >> (key & 63)) & 1;
   }
   uint32_t lo = 0, hi = t->n;
   while (lo < hi) {
@@ -132,6 +102,28 @@ static int tree_find(const sp_node *t, uint32_t key, uint32_t *idx) {
   return lo < t->n && t->keys[lo] == key;
 }
 
+void sp__bitmap_chunk(const sp_node *nd, uint32_t c, uint64_t w[4]) {
+  uint64_t lo = (uint64_t)c * 32, hi = lo + 32, bs = nd->bstart, be = bs + nd->n;
+  if (lo >= bs && hi <= be) {
+    const uint8_t *q = nd->p + (lo - bs);
+    w[0] = ld_le64(q), w[1] = ld_le64(q + 8), w[2] = ld_le64(q + 16), w[3] = ld_le64(q + 24);
+    return;
+  }
+  uint8_t buf[32] = {0};
+  uint64_t a = lo > bs ? lo : bs, b = hi < be ? hi : be;
+  if (a < b) memcpy(buf + (a - lo), nd->p + (a - bs), (size_t)(b - a));
+  w[0] = ld_le64(buf), w[1] = ld_le64(buf + 8), w[2] = ld_le64(buf + 16), w[3] = ld_le64(buf + 24);
+}
+
+/* Set bits in bytes p[0..n). */
+static uint64_t popcount_bytes(const uint8_t *p, size_t n) {
+  uint64_t c = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) c += (uint64_t)__builtin_popcountll(ld_le64(p + i));
+  for (; i < n; i++) c += (uint64_t)__builtin_popcount(p[i]);
+  return c;
+}
+
 /* ---- validation --------------------------------------------------------------------- */
 
 static int validate(const sp_node *nd, uint64_t *card);
@@ -142,29 +134,26 @@ static int validate_tree(const sp_node *t, uint64_t *card) {
     for (uint32_t i = 1; i < k; i++)
       if (t->keys[i] <= t->keys[i - 1]) return corrupt("tree keys not ascending");
   } else if (t->keymode == 1) {
-    uint32_t c = 0;
-    for (int b = 0; b < 32; b++) c += (uint32_t)__builtin_popcount(t->keys[b]);
-    if (c != k) return corrupt("tree key bitmap count mismatch");
+    if (popcount_bytes(t->keys, 32) != k) return corrupt("tree key bitmap count mismatch");
   }
-  uint64_t total = 0;
   size_t prev = 0;
   for (uint32_t i = 0; i < k; i++) {
-    size_t end = tree_end(t, i);
+    size_t end = sp_tree_end(t, i);
     if (end <= prev) return corrupt("tree child offsets not ascending");
     prev = end;
   }
+  uint64_t total = 0;
   for (uint32_t i = 0; i < k; i++) {
     sp_node child;
-    size_t start = i ? tree_end(t, i - 1) : 0, end = tree_end(t, i);
-    unsigned shift = 8 * (3 - t->level);
-    int rc = sp__node_parse(t->p + start, end - start, t->level + 1, t->base | (sp__tree_key(t, i) << shift),
-                            &child);
+    size_t start = sp_tree_start(t, i), end = sp_tree_end(t, i);
+    uint32_t base = t->base | (sp__tree_key(t, i) << (8 * (3 - t->level)));
+    int rc = sp__node_parse(t->p + start, end - start, t->level + 1, base, &child);
     if (rc) return rc;
     uint64_t c;
     rc = validate(&child, &c);
     if (rc) return rc;
     total += c;
-    if (sp__tree_cum(t, i) != total) return corrupt("tree cumulative cardinality mismatch");
+    if (i + 1 < k && sp__tree_cum(t, i) != total) return corrupt("tree cumulative cardinality mismatch");
   }
   *card = total;
   return 0;
@@ -175,13 +164,24 @@ static int validate(const sp_node *nd, uint64_t *card) {
   case SP_EMPTY: *card = 0; return 0;
   case SP_FULL: *card = sp_level_cap(nd->level); return 0;
   case SP_ARRAY: {
-    uint32_t prev = 0;
-    for (uint32_t i = 0; i < nd->n; i++) {
-      uint32_t v = sp_rd(nd->p + (size_t)i * nd->wa, nd->wa);
-      if (i && v <= prev) return corrupt("array values not ascending");
-      prev = v;
+    const uint8_t *q = nd->p;
+    uint32_t n = nd->n, bad = 0;
+    switch (nd->wa) { /* strictly ascending; one loop per width so it vectorizes */
+    case 1:
+      for (uint32_t i = 1; i < n; i++) bad |= q[i] <= q[i - 1];
+      break;
+    case 2:
+      for (uint32_t i = 1; i < n; i++) bad |= ld_le16(q + 2 * i) <= ld_le16(q + 2 * (i - 1));
+      break;
+    default: {
+      unsigned w = nd->wa;
+      for (uint32_t i = 1; i < n; i++)
+        bad |= sp_rd(q + (size_t)i * w, w) <= sp_rd(q + (size_t)(i - 1) * w, w);
+      break;
     }
-    *card = nd->n;
+    }
+    if (bad) return corrupt("array values not ascending");
+    *card = n;
     return 0;
   }
   case SP_RUNS: {
@@ -199,9 +199,7 @@ static int validate(const sp_node *nd, uint64_t *card) {
     return 0;
   }
   case SP_BITMAP: {
-    uint64_t total = 0;
-    size_t nbytes = nd->len - 1;
-    for (size_t i = 0; i < nbytes; i += 8) total += (uint64_t)__builtin_popcountll(ld_le64(nd->p + i));
+    uint64_t total = popcount_bytes(nd->p, nd->n);
     if (total == 0) return corrupt("empty bitmap");
     *card = total;
     return 0;
@@ -214,28 +212,30 @@ static int validate(const sp_node *nd, uint64_t *card) {
 int splinter_view_open(const void *bytes, size_t len, splinter_view_t *view) {
   const uint8_t *p = bytes;
   if (!p || len < SPLINTER_MIN_SIZE) return corrupt("too short");
-  const uint8_t *f = p + len - FOOTER;
-  if (f[5] != SP_MAGIC0 || f[6] != SP_MAGIC1) return corrupt("bad magic");
-  if (quire__xxh3(p, len - 8) != ld_le64(f + 7)) return corrupt("checksum mismatch");
-  if (f[4] != SPLINTER_FORMAT_VERSION)
-    return quire__err(QUIRE_EVERSION, "splinter: format version %u (this build reads %u)", f[4],
+  const uint8_t *magic = p + len - 10;
+  if (magic[0] != SP_MAGIC0 || magic[1] != SP_MAGIC1) return corrupt("bad magic");
+  if (quire__xxh3(p, len - 8) != ld_le64(p + len - 8)) return corrupt("checksum mismatch");
+  uint8_t flags = p[len - 11];
+  if ((flags & 15) != SPLINTER_FORMAT_VERSION)
+    return quire__err(QUIRE_EVERSION, "splinter: format version %u (this build reads %u)", flags & 15,
                       SPLINTER_FORMAT_VERSION);
+  if (flags & 0xC0) return corrupt("reserved footer bits set");
+  unsigned cw = ((flags >> 4) & 3) + 1;
+  if (len < (size_t)SP_FOOTER_FIXED + cw + 1) return corrupt("too short");
+  size_t root_len = len - SP_FOOTER_FIXED - cw;
+  uint32_t footer_card = sp_rd(p + root_len, cw);
   sp_node root;
-  int rc = sp__node_parse(p, len - FOOTER, 0, 0, &root);
+  int rc = sp__node_parse(p, root_len, 0, 0, &root);
   if (rc) return rc;
   uint64_t card;
   rc = validate(&root, &card);
   if (rc) return rc;
-  if ((uint32_t)card != ld_le32(f)) return corrupt("footer cardinality mismatch");
+  if ((uint32_t)card != footer_card) return corrupt("footer cardinality mismatch");
   view->bytes = p;
   view->len = len;
-  view->root_len = len - FOOTER;
+  view->root_len = root_len;
   view->cardinality = card;
   return 0;
-}
-
-void sp__view_root(const splinter_view_t *v, sp_node *root) {
-  (void)sp__node_parse(v->bytes, v->root_len, 0, 0, root);
 }
 
 /* ---- queries on nodes ------------------------------------------------------------------ */
@@ -251,16 +251,24 @@ static inline uint32_t run_lenm1(const sp_node *nd, uint32_t i) {
 }
 
 /* Number of array values <= x. */
-static uint32_t arr_upper(const sp_node *nd, uint32_t x) {
-  uint32_t lo = 0, hi = nd->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (arr_at(nd, mid) <= x)
-      lo = mid + 1;
-    else
-      hi = mid;
+static inline uint32_t arr_upper(const sp_node *nd, uint32_t x) {
+  const uint8_t *q = nd->p;
+  uint32_t lo = 0, n = nd->n;
+  switch (nd->wa) { /* branch-light binary search, one loop per width */
+#define SP_UPPER(W, LD)                                                                                      \
+  while (n > 1) {                                                                                            \
+    uint32_t half = n / 2;                                                                                   \
+    lo = (LD(q + (size_t)(lo + half) * W) <= x) ? lo + half : lo;                                            \
+    n -= half;                                                                                               \
+  }                                                                                                          \
+  return lo + (n == 1 && LD(q + (size_t)lo * W) <= x);
+#define SP_LD1(a) (*(a))
+#define SP_LD3(a) ((uint32_t)ld_le16(a) | (uint32_t)(a)[2] << 16)
+  case 1: SP_UPPER(1, SP_LD1)
+  case 2: SP_UPPER(2, ld_le16)
+  case 3: SP_UPPER(3, SP_LD3)
+  default: SP_UPPER(4, ld_le32)
   }
-  return lo;
 }
 /* Number of runs whose start is <= x. */
 static uint32_t runs_upper(const sp_node *nd, uint32_t x) {
@@ -279,6 +287,12 @@ static inline uint32_t local_mask(int level) {
   return level == 0 ? 0xFFFFFFFFu : (uint32_t)(sp_level_cap(level) - 1);
 }
 
+static inline int bitmap_has(const sp_node *nd, uint32_t x) {
+  uint32_t byte = x >> 3;
+  if (byte < nd->bstart || byte - nd->bstart >= nd->n) return 0;
+  return (nd->p[byte - nd->bstart] >> (x & 7)) & 1;
+}
+
 bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
   sp_node nd;
   sp__view_root(v, &nd);
@@ -294,12 +308,12 @@ bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
       uint32_t i = runs_upper(&nd, x);
       return i > 0 && (uint64_t)x <= (uint64_t)run_start(&nd, i - 1) + run_lenm1(&nd, i - 1);
     }
-    case SP_BITMAP: return (nd.p[x >> 3] >> (x & 7)) & 1;
+    case SP_BITMAP: return bitmap_has(&nd, x);
     case SP_TREE: {
       uint32_t idx, key = x >> (8 * (3 - nd.level));
       if (!tree_find(&nd, key, &idx)) return false;
       sp_node child;
-      sp__tree_child(&nd, idx, &child);
+      sp_tree_child_k(&nd, idx, key, &child);
       nd = child;
       continue;
     }
@@ -313,18 +327,18 @@ bool splinter_view_is_empty(const splinter_view_t *v) { return v->cardinality ==
 
 /* Elements <= x in a bitmap node (x local). */
 static uint64_t bitmap_rank(const sp_node *nd, uint32_t x) {
-  uint64_t r = 0;
-  size_t word = x >> 6;
-  for (size_t i = 0; i < word; i++) r += (uint64_t)__builtin_popcountll(ld_le64(nd->p + i * 8));
-  unsigned sh = x & 63;
-  uint64_t mask = sh == 63 ? ~0ull : ((1ull << (sh + 1)) - 1);
-  return r + (uint64_t)__builtin_popcountll(ld_le64(nd->p + word * 8) & mask);
+  uint32_t byte = x >> 3;
+  if (byte < nd->bstart) return 0;
+  uint64_t rel = byte - nd->bstart;
+  if (rel >= nd->n) return popcount_bytes(nd->p, nd->n);
+  return popcount_bytes(nd->p, (size_t)rel) +
+         (uint64_t)__builtin_popcount(nd->p[rel] & ((2u << (x & 7)) - 1));
 }
 
 uint64_t splinter_view_rank(const splinter_view_t *v, uint32_t value) {
   sp_node nd;
   sp__view_root(v, &nd);
-  uint64_t r = 0;
+  uint64_t r = 0, card = v->cardinality; /* card: elements in nd */
   for (;;) {
     uint32_t x = value & local_mask(nd.level);
     switch (nd.kind) {
@@ -343,8 +357,11 @@ uint64_t splinter_view_rank(const splinter_view_t *v, uint32_t value) {
     case SP_TREE: {
       uint32_t idx, key = x >> (8 * (3 - nd.level));
       int found = tree_find(&nd, key, &idx);
-      if (idx) r += sp__tree_cum(&nd, idx - 1);
+      if (idx == nd.n) return r + card; /* every child is below key */
+      uint64_t below = idx ? sp__tree_cum(&nd, idx - 1) : 0;
+      r += below;
       if (!found) return r;
+      card = (idx + 1 < nd.n ? sp__tree_cum(&nd, idx) : card) - below;
       sp_node child;
       sp__tree_child(&nd, idx, &child);
       nd = child;
@@ -355,6 +372,8 @@ uint64_t splinter_view_rank(const splinter_view_t *v, uint32_t value) {
   }
 }
 
+static int out_of_sync(void) { return quire__err(QUIRE_EINTERNAL, "splinter: view structure out of sync"); }
+
 int splinter_view_select(const splinter_view_t *v, uint64_t idx, uint32_t *out) {
   if (idx >= v->cardinality) return QUIRE_ENOTFOUND;
   sp_node nd;
@@ -362,7 +381,10 @@ int splinter_view_select(const splinter_view_t *v, uint64_t idx, uint32_t *out) 
   for (;;) {
     switch (nd.kind) {
     case SP_FULL: *out = nd.base + (uint32_t)idx; return 0;
-    case SP_ARRAY: *out = nd.base + arr_at(&nd, (uint32_t)idx); return 0;
+    case SP_ARRAY:
+      if (idx >= nd.n) return out_of_sync();
+      *out = nd.base + arr_at(&nd, (uint32_t)idx);
+      return 0;
     case SP_RUNS:
       for (uint32_t j = 0; j < nd.n; j++) {
         uint64_t c = (uint64_t)run_lenm1(&nd, j) + 1;
@@ -372,23 +394,20 @@ int splinter_view_select(const splinter_view_t *v, uint64_t idx, uint32_t *out) 
         }
         idx -= c;
       }
-      break;
-    case SP_BITMAP: {
-      size_t nwords = (nd.len - 1) / 8;
-      for (size_t i = 0; i < nwords; i++) {
-        uint64_t w = ld_le64(nd.p + i * 8);
-        unsigned c = (unsigned)__builtin_popcountll(w);
+      return out_of_sync();
+    case SP_BITMAP:
+      for (size_t i = 0; i < nd.n; i++) {
+        unsigned b = nd.p[i], c = (unsigned)__builtin_popcount(b);
         if (idx < c) {
-          for (uint64_t k = 0; k < idx; k++) w &= w - 1;
-          *out = nd.base + (uint32_t)(i * 64) + (uint32_t)__builtin_ctzll(w);
+          for (uint64_t k = 0; k < idx; k++) b &= b - 1;
+          *out = nd.base + (uint32_t)((nd.bstart + i) * 8) + (uint32_t)__builtin_ctz(b);
           return 0;
         }
         idx -= c;
       }
-      break;
-    }
+      return out_of_sync();
     case SP_TREE: {
-      uint32_t lo = 0, hi = nd.n - 1; /* first child whose cumulative count > idx */
+      uint32_t lo = 0, hi = nd.n - 1; /* first child whose cumulative count > idx (the last if none) */
       while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
         if (sp__tree_cum(&nd, mid) <= idx)
@@ -402,9 +421,8 @@ int splinter_view_select(const splinter_view_t *v, uint64_t idx, uint32_t *out) 
       nd = child;
       continue;
     }
-    default: break;
+    default: return out_of_sync();
     }
-    return quire__err(QUIRE_EINTERNAL, "splinter_view_select: structure out of sync");
   }
 }
 
@@ -422,26 +440,21 @@ int splinter_view_max(const splinter_view_t *v, uint32_t *out) {
     case SP_FULL: *out = nd.base + local_mask(nd.level); return 0;
     case SP_ARRAY: *out = nd.base + arr_at(&nd, nd.n - 1); return 0;
     case SP_RUNS: *out = nd.base + run_start(&nd, nd.n - 1) + run_lenm1(&nd, nd.n - 1); return 0;
-    case SP_BITMAP: {
-      size_t nwords = (nd.len - 1) / 8;
-      for (size_t i = nwords; i-- > 0;) {
-        uint64_t w = ld_le64(nd.p + i * 8);
-        if (w) {
-          *out = nd.base + (uint32_t)(i * 64) + 63 - (uint32_t)__builtin_clzll(w);
+    case SP_BITMAP:
+      for (size_t i = nd.n; i-- > 0;)
+        if (nd.p[i]) {
+          *out = nd.base + (uint32_t)((nd.bstart + i) * 8) + 31 - (uint32_t)__builtin_clz(nd.p[i]);
           return 0;
         }
-      }
-      break;
-    }
+      return out_of_sync();
     case SP_TREE: {
       sp_node child;
       sp__tree_child(&nd, nd.n - 1, &child);
       nd = child;
       continue;
     }
-    default: break;
+    default: return out_of_sync();
     }
-    return quire__err(QUIRE_EINTERNAL, "splinter_view_max: structure out of sync");
   }
 }
 

@@ -4,10 +4,14 @@
  *   test_objstore_conformance mem
  *   test_objstore_conformance file            (O_TMPFILE path)
  *   test_objstore_conformance file-notmpfile  (temp file + rename path)
- *   test_objstore_conformance URL [--no-conditional]
+ *   test_objstore_conformance URL [--no-conditional] [--walk-list-order]
+ *                                 [--no-atomic-replace]
  *       any store URL whose namespace is empty (tests/objstore/test_s3.sh
  *       runs it against s3rver; --no-conditional says the endpoint ignores
- *       If-None-Match, which the probe must report)
+ *       If-None-Match, which the probe must report; --walk-list-order says
+ *       it lists in directory-walk order rather than byte order;
+ *       --no-atomic-replace says a reader racing a replace can see a mix of
+ *       versions there)
  *
  * Covers every operation, missing keys, ranges at the edges, listing with
  * paging against a model, bad keys, a 64 MiB streamed object, concurrent
@@ -23,6 +27,8 @@
 
 static quire_objstore *store;
 static int expect_conditional = 1;
+static int walk_list_order = 0; /* --walk-list-order: see test_list */
+static int atomic_replace = 1;  /* --no-atomic-replace: see test_atomic_replace */
 
 static void fill(uint8_t *p, size_t n, uint64_t seed) {
   for (size_t i = 0; i < n; i++) {
@@ -176,7 +182,12 @@ static void test_list(void) {
   char *model[N];
   for (int i = 0; i < N; i++) {
     char key[128];
-    const char *dirs[] = {"lst/a", "lst/a/b", "lst/ab", "lst/b/c/d", "lst/a-b"};
+    /* Byte order is not directory order here ("lst/a-b" < "lst/a/b"); an
+     * endpoint that lists in directory-walk order (s3rver) gets key shapes
+     * whose components never prefix a sibling, like quire's own keys. */
+    const char *byte_dirs[] = {"lst/a", "lst/a/b", "lst/ab", "lst/b/c/d", "lst/a-b"};
+    const char *walk_dirs[] = {"lst/aa", "lst/ab/cd", "lst/ac", "lst/bb/cc/dd", "lst/a-"};
+    const char **dirs = walk_list_order ? walk_dirs : byte_dirs;
     snprintf(key, sizeof key, "%s/k%03d", dirs[i % 5], (i * 37) % N);
     model[i] = strdup(key);
     CHECK_OK(quire_objstore_put(store, key, key, strlen(key)));
@@ -185,11 +196,11 @@ static void test_list(void) {
   check_listing(model, N, "lst/", NULL, 1000);
   check_listing(model, N, "lst/", NULL, 7);
   check_listing(model, N, "lst/a", NULL, 13);
-  check_listing(model, N, "lst/a/", NULL, 1);
-  check_listing(model, N, "lst/a/b/k0", NULL, 4);
-  check_listing(model, N, "lst/", "lst/ab/k050", 9);
+  check_listing(model, N, walk_list_order ? "lst/ab/" : "lst/a/", NULL, 1);
+  check_listing(model, N, walk_list_order ? "lst/ab/cd/k0" : "lst/a/b/k0", NULL, 4);
+  check_listing(model, N, "lst/", walk_list_order ? "lst/ab/cd/k050" : "lst/ab/k050", 9);
   check_listing(model, N, "lst/", "lst/a", 1000);
-  check_listing(model, N, "lst/b/c/d/k1", NULL, 1000);
+  check_listing(model, N, walk_list_order ? "lst/bb/cc/dd/k1" : "lst/b/c/d/k1", NULL, 1000);
   /* no match */
   quire_objstore_list l;
   CHECK_OK(quire_objstore_list_keys(store, "lst/zzz", NULL, 10, &l));
@@ -203,7 +214,7 @@ static void test_list(void) {
   CHECK(l.count == 0 && !l.truncated);
   quire_objstore_list_free(&l);
   /* exactly limit keys: a second page is empty */
-  CHECK_OK(quire_objstore_list_keys(store, "lst/b/", NULL, 30, &l));
+  CHECK_OK(quire_objstore_list_keys(store, walk_list_order ? "lst/bb/" : "lst/b/", NULL, 30, &l));
   CHECK(l.count == 30);
   quire_objstore_list_free(&l);
   CHECK_RC(quire_objstore_list_keys(store, "lst/", NULL, 10001, &l), QUIRE_EINVAL);
@@ -339,7 +350,7 @@ struct racer {
 
 static void *race_main(void *arg) {
   struct racer *r = arg;
-  char val[16];
+  char val[32];
   snprintf(val, sizeof val, "racer-%02d", r->id);
   pthread_barrier_wait(r->barrier);
   r->rc = quire_objstore_put_if_absent(store, r->key, val, strlen(val));
@@ -373,6 +384,61 @@ static void test_threads_race(void) {
     snprintf(val, sizeof val, "racer-%02d", winner);
     check_get(r[0].key, val, strlen(val));
   }
+}
+
+/* Readers racing a writer that keeps replacing one key see one whole
+ * version each time, never a mix or a prefix. */
+static _Atomic int replace_done;
+static _Atomic long replace_reads;
+
+static size_t version_len(uint32_t v) { return 8 + 1000 + (v * 7919u) % 150000; }
+
+static void *replace_reader(void *arg) {
+  (void)arg;
+  while (!atomic_load(&replace_done)) {
+    uint8_t *data;
+    size_t len;
+    int rc = quire_objstore_get(store, "replace/k", &data, &len);
+    CHECK_OK(rc);
+    CHECK(len >= 8);
+    uint32_t v = ld_le32(data + 4);
+    CHECKF(ld_le32(data) == len && len == version_len(v), "torn read: %zu bytes, header says %u (version %u)",
+           len, ld_le32(data), v);
+    for (size_t i = 8; i < len; i++) CHECKF(data[i] == (uint8_t)v, "mixed versions at byte %zu", i);
+    quire_objstore_free(data);
+    atomic_fetch_add(&replace_reads, 1);
+  }
+  return NULL;
+}
+
+static void test_atomic_replace(void) {
+  enum { READERS = 3 };
+  if (!atomic_replace) return;
+  int versions = 60;
+  uint8_t *buf = malloc(version_len(0) + 150000);
+  for (int v = 0; v < versions; v++) {
+    size_t len = version_len((uint32_t)v);
+    st_le32(buf, (uint32_t)len);
+    st_le32(buf + 4, (uint32_t)v);
+    memset(buf + 8, v, len - 8);
+    CHECK_OK(quire_objstore_put(store, "replace/k", buf, len));
+    if (v == 0) {
+      pthread_t th[READERS];
+      for (int i = 0; i < READERS; i++) pthread_create(&th[i], NULL, replace_reader, NULL);
+      for (int w = 1; w < versions; w++) {
+        len = version_len((uint32_t)w);
+        st_le32(buf, (uint32_t)len);
+        st_le32(buf + 4, (uint32_t)w);
+        memset(buf + 8, w, len - 8);
+        CHECK_OK(quire_objstore_put(store, "replace/k", buf, len));
+      }
+      atomic_store(&replace_done, 1);
+      for (int i = 0; i < READERS; i++) pthread_join(th[i], NULL);
+      break;
+    }
+  }
+  CHECK(atomic_load(&replace_reads) >= READERS);
+  free(buf);
 }
 
 static _Atomic int uploads_done, uploads_failed;
@@ -437,7 +503,18 @@ int main(int argc, char **argv) {
   } else {
     snprintf(url, sizeof url, "%s", argv[1]);
   }
-  if (argc > 2 && strcmp(argv[2], "--no-conditional") == 0) expect_conditional = 0;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--no-conditional") == 0) {
+      expect_conditional = 0;
+    } else if (strcmp(argv[i], "--walk-list-order") == 0) {
+      walk_list_order = 1;
+    } else if (strcmp(argv[i], "--no-atomic-replace") == 0) {
+      atomic_replace = 0;
+    } else {
+      fprintf(stderr, "unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
   printf("store: %s\n", url);
   CHECK_OK(quire_objstore_open(url, &store));
   CHECK(strcmp(quire_objstore_url(store), url) == 0);
@@ -448,6 +525,7 @@ int main(int argc, char **argv) {
   test_writer();
   test_large_stream();
   test_threads_race();
+  test_atomic_replace();
   test_upload_pool();
   test_probe_and_stats();
   quire_objstore_close(store);

@@ -122,6 +122,13 @@ static void check_view(const quire_segment_view *v, const struct model *m) {
     }
     CHECK_RC(quire_segment_iter_next(&it, NULL, NULL, NULL), QUIRE_EEND);
     CHECK_RC(quire_segment_find_page(v, &m->vids[i], 0, &first2), QUIRE_ENOTFOUND);
+    /* the volume's pages as a splinter equal the model's */
+    splinter_t *pages, *model_pages;
+    CHECK_OK(quire_segment_volume_pages(v, &m->vids[i], &pages));
+    CHECK_OK(splinter_from_sorted(m->idx[i], m->count[i], &model_pages));
+    CHECK(splinter_equal(splinter_ref_owned(pages), splinter_ref_owned(model_pages)));
+    splinter_free(pages);
+    splinter_free(model_pages);
   }
   quire_gid other;
   CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &other));
@@ -130,6 +137,10 @@ static void check_view(const quire_segment_view *v, const struct model *m) {
   quire_segment_iter it;
   quire_segment_iter_volume(v, &other, &it);
   CHECK_RC(quire_segment_iter_next(&it, NULL, NULL, NULL), QUIRE_EEND);
+  splinter_t *none;
+  CHECK_OK(quire_segment_volume_pages(v, &other, &none));
+  CHECK(splinter_is_empty(none));
+  splinter_free(none);
 }
 
 static void test_round_trips(void) {
@@ -515,9 +526,46 @@ static void test_plan(void) {
     uint32_t distinct = 0;
     for (uint32_t sl = 0; sl < iv.page_count; sl++) distinct += wanted_slot[sl];
     CHECK(covered == distinct);
+    /* the same plan from a splinter of the wanted pages */
+    splinter_t *want_set;
+    CHECK_OK(splinter_new(&want_set));
+    for (size_t i = 0; i < n; i++) CHECK(splinter_insert(want_set, want[i]) >= 0);
+    quire_segment_range *r2;
+    size_t nr2;
+    uint64_t missing2;
+    CHECK_OK(
+        quire_segment_plan_set(&iv, &m.vids[vi], splinter_ref_owned(want_set), gap, &r2, &nr2, &missing2));
+    CHECK(nr2 == nr && (nr == 0 || memcmp(r, r2, nr * sizeof *r) == 0));
+    CHECK(missing2 == splinter_cardinality(want_set) - distinct);
+    splinter_free(want_set);
+    quire_segment_free(r2);
     quire_segment_free(r);
     free(wanted_slot);
     free(want);
+  }
+  /* The page query's shape: wanted.cut(segment pages) says which wanted
+   * pages this segment serves; plan_set on the cut fetches exactly them,
+   * and a huge wanted set costs no more than the segment's pages. */
+  {
+    splinter_t *wanted, *seg_pages, *served;
+    CHECK_OK(splinter_new(&wanted));
+    CHECK_OK(splinter_new(&served));
+    CHECK_OK(splinter_insert_range(wanted, 1, 0xFFFFFFF0u));
+    CHECK_OK(quire_segment_volume_pages(&iv, &m.vids[2], &seg_pages));
+    CHECK_OK(splinter_cut(wanted, splinter_ref_owned(seg_pages), served));
+    CHECK(splinter_equal(splinter_ref_owned(served), splinter_ref_owned(seg_pages)));
+    quire_segment_range *r3;
+    size_t nr3;
+    uint64_t missing3;
+    CHECK_OK(quire_segment_plan_set(&iv, &m.vids[2], splinter_ref_owned(served), 0, &r3, &nr3, &missing3));
+    CHECK(missing3 == 0 && nr3 == 1 && r3[0].slot_count == m.count[2]);
+    quire_segment_free(r3);
+    /* what is left wanted is not in this segment any more */
+    CHECK_OK(quire_segment_plan_set(&iv, &m.vids[2], splinter_ref_owned(wanted), 0, &r3, &nr3, &missing3));
+    CHECK(nr3 == 0 && r3 == NULL && missing3 == splinter_cardinality(wanted));
+    splinter_free(wanted);
+    splinter_free(seg_pages);
+    splinter_free(served);
   }
   /* an absent volume: everything missing, no ranges */
   quire_gid other;

@@ -1,35 +1,216 @@
-/* Splinter: basic behaviour of both forms, and golden byte vectors. */
-#include "test.h"
-#include "quire/splinter.h"
+/*
+ * Splinter: behaviour of both forms on hand-picked sets, golden byte vectors
+ * (an accidental format change fails here), the full set, and argument
+ * errors.
+ */
+#include "model.h"
+#include "util/alloc.h"
 
-#include <string.h>
+#include <stdio.h>
 
-static void test_smoke(void) {
+static void hex(const uint8_t *p, size_t n, char *out) {
+  for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+static splinter_t *make(const char *spec) {
+  /* "a b c-d ..." */
   splinter_t *s;
   CHECK_OK(splinter_new(&s));
-  CHECK(splinter_insert(s, 5) == 1);
-  CHECK(splinter_insert(s, 5) == 0);
-  CHECK(splinter_insert(s, 1000000) == 1);
-  CHECK_OK(splinter_insert_range(s, 100, 10000));
-  CHECK(splinter_contains(s, 5));
-  CHECK(splinter_contains(s, 5000));
-  CHECK(!splinter_contains(s, 10001));
-  CHECK(splinter_cardinality(s) == 2 + 9901);
+  const char *p = spec;
+  while (*p) {
+    char *end;
+    unsigned long lo = strtoul(p, &end, 10), hi = lo;
+    if (*end == '-') hi = strtoul(end + 1, &end, 10);
+    CHECK_OK(splinter_insert_range(s, (uint32_t)lo, (uint32_t)hi));
+    p = end;
+    while (*p == ' ') p++;
+  }
+  return s;
+}
+
+/* Golden vectors: the exact bytes docs/SPLINTER.md walks through. */
+static void test_golden(void) {
+  static const struct {
+    const char *set, *bytes;
+  } cases[] = {
+      {"", "000001b571e865a8d13c2c5eb5"},
+      {"1", "01020101b571e74cdc045f1762b8"},
+      {"1-3", "0e040301b571c16657a8f28b2ea7"},
+      {"0 255 256 65536", "000000ff0000000100000001120401b571e1a95cb758f88a82"},
+      {"1-100000", "019f860143a0860121b57115681a9287e60123"},
+      {"256-511", "0001ff0b000111b571e3aec795fe862856"},
+      {"4294967295", "ffffffff1a0101b57180000a20774fb1dc"},
+      {"0-4294967295", "010001b571d972ce99cc99ef69"},
+      {"1 70000 140000 16777216", "0100000070110100e0220200000000011a0401b57130de42fe3f4a0765"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    splinter_t *s = make(cases[i].set);
+    uint8_t *bytes;
+    size_t len;
+    CHECK_OK(splinter_serialize_alloc(s, &bytes, &len));
+    char got[512];
+    CHECK(len * 2 < sizeof got);
+    hex(bytes, len, got);
+    CHECKF(strcmp(got, cases[i].bytes) == 0, "set {%s}: got %s want %s", cases[i].set, got, cases[i].bytes);
+    splinter_view_t v;
+    CHECK_OK(splinter_view_open(bytes, len, &v));
+    CHECK(splinter_equal(splinter_ref_owned(s), splinter_ref_view(&v)));
+    splinter_bytes_free(bytes);
+    splinter_free(s);
+  }
+}
+
+static void test_odd_block(void) {
+  /* the odd numbers 1..99: one block's bitmap under three single-child trees */
+  splinter_t *s;
+  CHECK_OK(splinter_new(&s));
+  for (uint32_t x = 1; x < 100; x += 2) CHECK(splinter_insert(s, x) == 1);
+  uint8_t buf[128];
+  size_t len;
+  CHECK_RC(splinter_serialize(s, buf, 10, &len), QUIRE_EINVAL);
+  CHECK_OK(splinter_serialize(s, buf, sizeof buf, &len));
+  char got[300];
+  hex(buf, len, got);
+  CHECK(strcmp(got, "aaaaaaaaaaaaaaaaaaaaaaaa0a043201b571cc4ea155c5258fd7") == 0);
+  splinter_free(s);
+}
+
+static void test_full_set(void) {
+  splinter_t *s;
+  CHECK_OK(splinter_new(&s));
+  CHECK_OK(splinter_insert_range(s, 0, UINT32_MAX));
+  CHECK(splinter_cardinality(s) == (1ull << 32));
+  CHECK(splinter_contains(s, 0) && splinter_contains(s, UINT32_MAX));
+  CHECK(splinter_rank(s, UINT32_MAX) == (1ull << 32));
+  uint32_t x;
+  CHECK_OK(splinter_select(s, (1ull << 32) - 1, &x));
+  CHECK(x == UINT32_MAX);
   uint8_t *bytes;
   size_t len;
   CHECK_OK(splinter_serialize_alloc(s, &bytes, &len));
+  CHECK(len == SPLINTER_MIN_SIZE);
   splinter_view_t v;
   CHECK_OK(splinter_view_open(bytes, len, &v));
-  CHECK(splinter_view_cardinality(&v) == 2 + 9901);
-  CHECK(splinter_view_contains(&v, 5000));
-  CHECK(!splinter_view_contains(&v, 6));
+  CHECK(splinter_view_cardinality(&v) == (1ull << 32));
+  CHECK(splinter_view_rank(&v, 1000) == 1001);
+  CHECK_OK(splinter_view_select(&v, 77, &x));
+  CHECK(x == 77);
+  CHECK_OK(splinter_view_max(&v, &x));
+  CHECK(x == UINT32_MAX);
+  /* remove one value from the middle of the full span, and put it back */
+  CHECK(splinter_remove(s, 1u << 31) == 1);
+  CHECK(!splinter_contains(s, 1u << 31));
+  CHECK(splinter_cardinality(s) == (1ull << 32) - 1);
+  CHECK(splinter_rank(s, 1u << 31) == (1ull << 31));
+  CHECK(splinter_insert(s, 1u << 31) == 1);
   CHECK(splinter_equal(splinter_ref_owned(s), splinter_ref_view(&v)));
+  /* algebra with the full set */
+  splinter_t *small = make("5 1000-2000 4294967295"), *out;
+  CHECK_OK(splinter_new(&out));
+  CHECK_OK(splinter_intersection(splinter_ref_view(&v), splinter_ref_owned(small), out));
+  CHECK(splinter_equal(splinter_ref_owned(out), splinter_ref_owned(small)));
+  CHECK_OK(splinter_difference(splinter_ref_view(&v), splinter_ref_owned(small), out));
+  CHECK(splinter_cardinality(out) == (1ull << 32) - 1003);
+  CHECK(splinter_is_subset(splinter_ref_owned(small), splinter_ref_view(&v)));
+  CHECK(!splinter_is_subset(splinter_ref_view(&v), splinter_ref_owned(small)));
+  CHECK_OK(splinter_cut(s, splinter_ref_owned(small), out));
+  CHECK(splinter_equal(splinter_ref_owned(out), splinter_ref_owned(small)));
+  CHECK(splinter_cardinality(s) == (1ull << 32) - 1003);
+  CHECK_OK(splinter_remove_range(s, 0, UINT32_MAX));
+  CHECK(splinter_is_empty(s));
   splinter_bytes_free(bytes);
+  splinter_free(small);
+  splinter_free(out);
   splinter_free(s);
+}
+
+static void test_args(void) {
+  splinter_t *s;
+  CHECK_OK(splinter_new(&s));
+  CHECK_RC(splinter_insert_range(s, 5, 4), QUIRE_EINVAL);
+  CHECK_RC(splinter_remove_range(s, 5, 4), QUIRE_EINVAL);
+  uint32_t unsorted[] = {3, 2};
+  splinter_t *t;
+  CHECK_RC(splinter_from_sorted(unsorted, 2, &t), QUIRE_EINVAL);
+  CHECK_RC(splinter_cut(s, splinter_ref_owned(s), s), QUIRE_EINVAL);
+  splinter_ref_t bad = {NULL, NULL};
+  CHECK_RC(splinter_union(bad, splinter_ref_owned(s), s), QUIRE_EINVAL);
+  CHECK(!splinter_equal(bad, splinter_ref_owned(s)));
+  uint32_t x;
+  CHECK_RC(splinter_min(s, &x), QUIRE_ENOTFOUND);
+  CHECK_RC(splinter_select(s, 0, &x), QUIRE_ENOTFOUND);
+  CHECK(splinter_rank(s, 100) == 0);
+  splinter_free(s);
+  splinter_free(NULL);
+}
+
+/* The integrators' use: segment pages from ascending indexes, commit checks. */
+static void test_usage(void) {
+  uint32_t pages[1000];
+  for (uint32_t i = 0; i < 1000; i++) pages[i] = 1 + i * 3;
+  splinter_t *seg;
+  CHECK_OK(splinter_from_sorted(pages, 1000, &seg));
+  uint8_t *bytes;
+  size_t len;
+  CHECK_OK(splinter_serialize_alloc(seg, &bytes, &len));
+  splinter_view_t v;
+  CHECK_OK(splinter_view_open(bytes, len, &v));
+  uint32_t mn, mx;
+  CHECK_OK(splinter_view_min(&v, &mn));
+  CHECK_OK(splinter_view_max(&v, &mx));
+  CHECK(mn == 1 && mx == 2998);
+  splinter_t *wanted = make("1-10 2990-3005"), *found;
+  CHECK_OK(splinter_new(&found));
+  CHECK_OK(splinter_cut(wanted, splinter_ref_view(&v), found));
+  model m = {0};
+  uint32_t want_found[] = {1, 4, 7, 10, 2992, 2995, 2998};
+  for (size_t i = 0; i < 7; i++) model_insert_range(&m, want_found[i], want_found[i]);
+  model_check(&m, splinter_ref_owned(found));
+  CHECK(splinter_cardinality(wanted) == 10 + 16 - 7);
+  CHECK(!splinter_intersects(splinter_ref_owned(wanted), splinter_ref_view(&v)));
+  model_free(&m);
+  splinter_free(found);
+  splinter_free(wanted);
+  splinter_bytes_free(bytes);
+  splinter_free(seg);
+}
+
+/* Every allocation failure is a clean QUIRE_ENOMEM that leaves the output unchanged. */
+static void test_oom(void) {
+  splinter_t *a = make("1-10 300 70000-70500 16777216 4000000000"), *b = make("5-400 69000-71000");
+  for (long n = 1; n < 100; n++) {
+    splinter_t *out = NULL;
+    quire_test_alloc_fail_at(n, 0);
+    int rc = splinter_new(&out);
+    if (rc == 0) {
+      CHECK(splinter_insert(out, 42) >= 0 || 1);
+      rc = splinter_union(splinter_ref_owned(a), splinter_ref_owned(b), out);
+      if (rc == 0) rc = splinter_cut(out, splinter_ref_owned(b), NULL);
+      if (rc == 0) {
+        uint8_t *bytes;
+        size_t len;
+        rc = splinter_serialize_alloc(out, &bytes, &len);
+        if (rc == 0) splinter_bytes_free(bytes);
+      }
+    }
+    long failures = quire_test_alloc_failures();
+    quire_test_alloc_fail_at(0, 0);
+    CHECK(rc == 0 || rc == QUIRE_ENOMEM);
+    CHECK(rc == 0 || failures > 0);
+    splinter_free(out);
+    if (rc == 0 && failures == 0) break;
+  }
+  splinter_free(a);
+  splinter_free(b);
 }
 
 int main(void) {
   test_seed();
-  test_smoke();
+  test_golden();
+  test_odd_block();
+  test_full_set();
+  test_args();
+  test_usage();
+  test_oom();
   return test_done("test_splinter_basic");
 }

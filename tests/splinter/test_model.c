@@ -201,7 +201,7 @@ static void run(int steps) {
 
 int main(void) {
   test_seed();
-  int rounds = test_long_mode() ? 40 : 4;
+  int rounds = test_long_mode() ? 40 : 2;
   for (int r = 0; r < rounds; r++) run(400);
   return test_done("test_splinter_model");
 }

@@ -1,0 +1,177 @@
+/* pagestore/client.c — see client.h. */
+#include "pagestore/client.h"
+#include "net/errmap.h"
+#include "proto/pagestore.pb-c.h"
+#include "proto/pb.h"
+#include "util/util.h"
+
+#include <string.h>
+
+struct quire_psclient {
+  quire_http_client *http;
+};
+
+int quire__psclient_open(const char *url, const struct quire_http_client_opts *opts, quire_psclient **out) {
+  *out = NULL;
+  struct quire_http_client_opts o = {0};
+  if (opts) o = *opts;
+  o.base_url = url;
+  if (!o.max_response) o.max_response = 64u << 20;
+  quire_psclient *c = quire__calloc(1, sizeof *c);
+  if (!c) return QUIRE_ENOMEM;
+  int rc = quire__http_client_create(&o, &c->http);
+  if (rc) {
+    quire__free(c);
+    return rc;
+  }
+  *out = c;
+  return 0;
+}
+
+void quire__psclient_close(quire_psclient *c) {
+  if (!c) return;
+  quire__http_client_destroy(c->http);
+  quire__free(c);
+}
+
+void quire__psclient_written_free(struct quire_ps_written *segs, size_t n) {
+  for (size_t i = 0; segs && i < n; i++) quire__free(segs[i].graft);
+  quire__free(segs);
+}
+
+int quire__psclient_write_pages(quire_psclient *c, const quire_gid *vid, const quire_pageidx *idx,
+                                const uint8_t *const *pages, size_t n, struct quire_ps_written **segs,
+                                size_t *nsegs) {
+  *segs = NULL;
+  *nsegs = 0;
+  Quire__Pagestore__V1__PageAtIdx *items = quire__calloc(n ? n : 1, sizeof *items);
+  Quire__Pagestore__V1__PageAtIdx **ptrs = quire__calloc(n ? n : 1, sizeof *ptrs);
+  quire_buf req, resp;
+  quire__buf_init(&req, 256u << 20);
+  quire__buf_init(&resp, 64u << 20);
+  int rc = items && ptrs ? 0 : QUIRE_ENOMEM;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    quire__pagestore__v1__page_at_idx__init(&items[i]);
+    items[i].has_pageidx = 1;
+    items[i].pageidx = idx[i];
+    items[i].has_data = 1;
+    items[i].data.data = (uint8_t *)pages[i];
+    items[i].data.len = QUIRE_PAGE_SIZE;
+    ptrs[i] = &items[i];
+  }
+  Quire__Pagestore__V1__WritePagesRequest m = QUIRE__PAGESTORE__V1__WRITE_PAGES_REQUEST__INIT;
+  m.has_vid = 1;
+  m.vid = quire__pb_gid_bytes(vid);
+  m.n_pages = n;
+  m.pages = ptrs;
+  if (rc == 0) rc = quire__pb_pack(&m.base, &req);
+  if (rc == 0) rc = quire__http_call(c->http, "/pagestore/v1/write_pages", req.data, req.len, 0, 1, &resp);
+  Quire__Pagestore__V1__WritePagesResponse *r = NULL;
+  if (rc == 0) {
+    r = quire__pagestore__v1__write_pages_response__unpack(&quire__pb_allocator, resp.len, resp.data);
+    if (!r) rc = quire__err(QUIRE_ECORRUPT, "write_pages: undecodable response");
+  }
+  struct quire_ps_written *out = NULL;
+  if (rc == 0) {
+    out = quire__calloc(r->n_segments ? r->n_segments : 1, sizeof *out);
+    if (!out) rc = QUIRE_ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < r->n_segments; i++) {
+    Quire__Common__V1__SegmentInfo *s = r->segments[i];
+    splinter_view_t v;
+    rc = quire__pb_gid(s->has_sid, &s->sid, QUIRE_GID_SEGMENT, "sid", &out[i].sid);
+    if (rc == 0 && (!s->has_graft || splinter_view_open(s->graft.data, s->graft.len, &v) != 0))
+      rc = quire__err(QUIRE_ECORRUPT, "write_pages: segment %zu has no valid graft", i);
+    if (rc == 0) {
+      out[i].graft = quire__memdup(s->graft.data, s->graft.len);
+      out[i].graft_len = s->graft.len;
+      if (!out[i].graft) rc = QUIRE_ENOMEM;
+    }
+    *nsegs = i + 1;
+  }
+  if (r) quire__pagestore__v1__write_pages_response__free_unpacked(r, &quire__pb_allocator);
+  if (rc) {
+    quire__psclient_written_free(out, *nsegs);
+    *nsegs = 0;
+  } else {
+    *segs = out;
+  }
+  quire__buf_free(&req);
+  quire__buf_free(&resp);
+  quire__free(items);
+  quire__free(ptrs);
+  return rc;
+}
+
+int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_lsn lsn,
+                               const splinter_t *wanted, quire_ps_page_fn fn, void *ctx,
+                               splinter_t **missing) {
+  *missing = NULL;
+  uint8_t *graft = NULL;
+  size_t glen = 0;
+  quire_buf req, resp;
+  quire__buf_init(&req, 64u << 20);
+  quire__buf_init(&resp, 256u << 20);
+  int rc = splinter_serialize_alloc(wanted, &graft, &glen);
+  Quire__Pagestore__V1__ReadPagesRequest m = QUIRE__PAGESTORE__V1__READ_PAGES_REQUEST__INIT;
+  m.has_vid = 1;
+  m.vid = quire__pb_gid_bytes(vid);
+  m.has_lsn = 1;
+  m.lsn = lsn;
+  m.has_graft = 1;
+  m.graft.data = graft;
+  m.graft.len = glen;
+  if (rc == 0) rc = quire__pb_pack(&m.base, &req);
+  if (rc == 0) rc = quire__http_call(c->http, "/pagestore/v1/read_pages", req.data, req.len, 0, 1, &resp);
+  int ended = 0;
+  size_t off = 0;
+  while (rc == 0 && !ended) {
+    if (resp.len - off < 4) {
+      rc = quire__err(QUIRE_EUNAVAILABLE, "read_pages: answer ended before its closing frame");
+      break;
+    }
+    uint32_t n = ld_le32(resp.data + off);
+    off += 4;
+    if (n > resp.len - off) {
+      rc = quire__err(QUIRE_EUNAVAILABLE, "read_pages: truncated frame");
+      break;
+    }
+    Quire__Pagestore__V1__ReadPagesFrame *f =
+        quire__pagestore__v1__read_pages_frame__unpack(&quire__pb_allocator, n, resp.data + off);
+    off += n;
+    if (!f) {
+      rc = quire__err(QUIRE_ECORRUPT, "read_pages: undecodable frame");
+      break;
+    }
+    for (size_t i = 0; i < f->n_pages && rc == 0; i++) {
+      Quire__Pagestore__V1__PageAtIdx *p = f->pages[i];
+      if (!p->has_pageidx || !p->has_data || p->data.len != QUIRE_PAGE_SIZE ||
+          !splinter_contains(wanted, p->pageidx))
+        rc = quire__err(QUIRE_ECORRUPT, "read_pages: a page that was not asked for, or not 4096 bytes");
+      else if (fn(ctx, p->pageidx, p->data.data) != 0)
+        rc = QUIRE_ECLOSED;
+    }
+    if (rc == 0 && f->error) {
+      rc = quire__errmap_rc(f->error->has_code ? (int)f->error->code : -1, 500);
+      quire__err(rc, "read_pages failed midway: %s", f->error->message ? f->error->message : "");
+    } else if (rc == 0 && f->has_missing) {
+      splinter_view_t v;
+      if (splinter_view_open(f->missing.data, f->missing.len, &v) != 0)
+        rc = quire__err(QUIRE_ECORRUPT, "read_pages: undecodable missing set");
+      else
+        rc = splinter_from_ref(splinter_ref_view(&v), missing);
+      ended = 1;
+    }
+    quire__pagestore__v1__read_pages_frame__free_unpacked(f, &quire__pb_allocator);
+  }
+  if (rc == 0 && off != resp.len)
+    rc = quire__err(QUIRE_ECORRUPT, "read_pages: bytes after the closing frame");
+  if (rc) {
+    splinter_free(*missing);
+    *missing = NULL;
+  }
+  splinter_bytes_free(graft);
+  quire__buf_free(&req);
+  quire__buf_free(&resp);
+  return rc;
+}

@@ -1,0 +1,404 @@
+/*
+ * pagestore/ps_http.c — POST /pagestore/v1/write_pages and read_pages
+ * (docs/PROTOCOL.md), plus the pagestore's /metrics collector.
+ *
+ * write_pages parks its request (no server thread held) until the writer
+ * reports every segment durable, then answers WritePagesResponse.
+ *
+ * read_pages parks while a reader thread plans the query (catalog catch-up
+ * and the cut), so that an unknown LSN or an unreachable metastore is still
+ * answered with a proper status (404, 503). Once the plan stands, the
+ * handler answers 200 with a stream and the reader thread fetches segments
+ * and writes length-prefixed frames as each arrives:
+ *   [u32 LE length][ReadPagesFrame] ...
+ * The last frame carries `missing` (the splinter of pages no segment holds)
+ * or, if the read failed midway, `error`.
+ *
+ * Lifetime: each request's state (wreq/rreq) is shared by the HTTP request
+ * and a worker, reference counted; the HTTP side lets go when the request
+ * completes (possibly cut off), the worker when it is done. The page bytes
+ * a write borrows live in the decoded message the state owns.
+ */
+#include "net/errmap.h"
+#include "pagestore/ps_int.h"
+#include "proto/pagestore.pb-c.h"
+#include "proto/pb.h"
+
+#include <string.h>
+
+#define FRAME_PAGES 256 /* pages per frame: 1 MiB of page data */
+
+/* ---- write_pages ------------------------------------------------------------ */
+
+struct wreq {
+  pthread_mutex_t mu; /* guards r and refs */
+  int refs;
+  quire_http_req *r; /* NULL once the request is gone */
+  Quire__Pagestore__V1__WritePagesRequest *msg;
+  quire_pageidx *idx;
+  const uint8_t **pages;
+  ps_write *w;
+};
+
+static void wreq_unref(struct wreq *u) {
+  pthread_mutex_lock(&u->mu);
+  int left = --u->refs;
+  pthread_mutex_unlock(&u->mu);
+  if (left) return;
+  quire__ps_write_free(u->w);
+  if (u->msg) quire__pagestore__v1__write_pages_request__free_unpacked(u->msg, &quire__pb_allocator);
+  quire__free(u->idx);
+  quire__free(u->pages);
+  pthread_mutex_destroy(&u->mu);
+  quire__free(u);
+}
+
+static void wreq_gone(void *p) {
+  struct wreq *u = p;
+  pthread_mutex_lock(&u->mu);
+  u->r = NULL;
+  pthread_mutex_unlock(&u->mu);
+  wreq_unref(u);
+}
+
+static void written(void *ctx, ps_write *w) {
+  (void)w;
+  struct wreq *u = ctx;
+  pthread_mutex_lock(&u->mu);
+  if (u->r) quire__http_req_wake(u->r);
+  pthread_mutex_unlock(&u->mu);
+  wreq_unref(u);
+}
+
+static void answer_write(quire_http_req *r, struct wreq *u) {
+  pthread_mutex_lock(&u->mu); /* pairs with written(): it has let go of u->mu */
+  pthread_mutex_unlock(&u->mu);
+  int rc = quire__ps_write_result(u->w);
+  if (rc) {
+    quire__http_respond_error(r, rc, "segment upload failed; nothing of this request is durable");
+    return;
+  }
+  const quire_gid *sids;
+  const splinter_t *const *grafts;
+  size_t n = quire__ps_write_segments(u->w, &sids, &grafts);
+  Quire__Common__V1__SegmentInfo *infos = quire__calloc(n ? n : 1, sizeof *infos);
+  Quire__Common__V1__SegmentInfo **ptrs = quire__calloc(n ? n : 1, sizeof *ptrs);
+  uint8_t **bytes = quire__calloc(n ? n : 1, sizeof *bytes);
+  rc = infos && ptrs && bytes ? 0 : QUIRE_ENOMEM;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    size_t len;
+    rc = splinter_serialize_alloc(grafts[i], &bytes[i], &len);
+    quire__common__v1__segment_info__init(&infos[i]);
+    infos[i].has_sid = 1;
+    infos[i].sid = quire__pb_gid_bytes(&sids[i]);
+    infos[i].has_graft = 1;
+    infos[i].graft.data = bytes[i];
+    infos[i].graft.len = len;
+    ptrs[i] = &infos[i];
+  }
+  quire_buf out;
+  quire__buf_init(&out, 64u << 20);
+  if (rc == 0) {
+    Quire__Pagestore__V1__WritePagesResponse resp = QUIRE__PAGESTORE__V1__WRITE_PAGES_RESPONSE__INIT;
+    resp.n_segments = n;
+    resp.segments = ptrs;
+    rc = quire__pb_pack(&resp.base, &out);
+  }
+  if (rc)
+    quire__http_respond_error(r, rc, NULL);
+  else
+    quire__http_respond(r, 200, QUIRE_CONTENT_PROTOBUF, out.data ? (void *)out.data : "", out.len);
+  quire__buf_free(&out);
+  for (size_t i = 0; bytes && i < n; i++) splinter_bytes_free(bytes[i]);
+  quire__free(bytes);
+  quire__free(ptrs);
+  quire__free(infos);
+}
+
+static void on_write_pages(void *ctx, quire_http_req *r) {
+  quire_pagestore *ps = ctx;
+  if (quire__http_req_resumed(r)) {
+    answer_write(r, quire__http_req_user(r));
+    return;
+  }
+  size_t len;
+  const uint8_t *body = quire__http_req_body(r, &len);
+  Quire__Pagestore__V1__WritePagesRequest *msg =
+      quire__pagestore__v1__write_pages_request__unpack(&quire__pb_allocator, len, body);
+  if (!msg) {
+    quire__http_respond_error(r, QUIRE_EINVAL, "body is not a WritePagesRequest");
+    return;
+  }
+  quire_gid vid;
+  int rc = quire__pb_gid(msg->has_vid, &msg->vid, QUIRE_GID_VOLUME, "vid", &vid);
+  size_t n = msg->n_pages;
+  if (rc == 0 && n > ps->o.max_write_pages)
+    rc = quire__err(QUIRE_ETOOLARGE, "%zu pages in one request; the limit is %u", n, ps->o.max_write_pages);
+  struct wreq *u = NULL;
+  if (rc == 0) {
+    u = quire__calloc(1, sizeof *u);
+    if (u) {
+      u->idx = quire__malloc((n ? n : 1) * sizeof *u->idx);
+      u->pages = quire__malloc((n ? n : 1) * sizeof *u->pages);
+    }
+    if (!u || !u->idx || !u->pages) rc = QUIRE_ENOMEM;
+  }
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    Quire__Pagestore__V1__PageAtIdx *p = msg->pages[i];
+    if (!p->has_pageidx || p->pageidx == 0)
+      rc = quire__err(QUIRE_EINVAL, "page %zu: pageidx is missing or 0 (pages are 1-based)", i);
+    else if (!p->has_data || p->data.len != QUIRE_PAGE_SIZE)
+      rc = quire__err(QUIRE_EINVAL, "page %zu (index %u): data must be exactly %u bytes, got %zu", i,
+                      p->pageidx, QUIRE_PAGE_SIZE, p->has_data ? p->data.len : 0);
+    else {
+      u->idx[i] = p->pageidx;
+      u->pages[i] = p->data.data;
+    }
+  }
+  if (rc) {
+    if (u) {
+      quire__free(u->idx);
+      quire__free(u->pages);
+      quire__free(u);
+    }
+    quire__pagestore__v1__write_pages_request__free_unpacked(msg, &quire__pb_allocator);
+    quire__http_respond_error(r, rc, NULL);
+    return;
+  }
+  u->msg = msg;
+  u->r = r;
+  u->refs = 2;
+  pthread_mutex_init(&u->mu, NULL);
+  quire__http_req_set_user(r, u, wreq_gone);
+  pthread_mutex_lock(&u->mu);
+  rc = quire__ps_write_submit(ps, &vid, u->idx, u->pages, n, written, u, &u->w);
+  if (rc == 0)
+    quire__http_req_park(r);
+  else
+    u->refs--; /* the writer will never call back */
+  pthread_mutex_unlock(&u->mu);
+  if (rc) quire__http_respond_error(r, rc, NULL);
+}
+
+/* ---- read_pages ------------------------------------------------------------- */
+
+struct rreq {
+  pthread_mutex_t mu; /* guards r, refs, go, stream, plan_rc, errmsg */
+  pthread_cond_t cv;
+  int refs;
+  quire_http_req *r;
+  quire_pagestore *ps;
+  Quire__Pagestore__V1__ReadPagesRequest *msg;
+  quire_gid vid;
+  quire_lsn lsn;
+  splinter_view_t wanted;
+  ps_plan *plan;
+  int plan_rc;
+  char errmsg[256];
+  int go; /* 0 waiting for the handler, 1 stream ready, -1 stop */
+  quire_http_stream *stream;
+  quire_buf frame;
+};
+
+static void rreq_unref(struct rreq *u) {
+  pthread_mutex_lock(&u->mu);
+  int left = --u->refs;
+  pthread_mutex_unlock(&u->mu);
+  if (left) return;
+  quire__ps_plan_free(u->plan);
+  if (u->msg) quire__pagestore__v1__read_pages_request__free_unpacked(u->msg, &quire__pb_allocator);
+  quire__buf_free(&u->frame);
+  pthread_mutex_destroy(&u->mu);
+  pthread_cond_destroy(&u->cv);
+  quire__free(u);
+}
+
+static void rreq_gone(void *p) {
+  struct rreq *u = p;
+  pthread_mutex_lock(&u->mu);
+  u->r = NULL;
+  if (u->go == 0) u->go = -1;
+  pthread_cond_broadcast(&u->cv);
+  pthread_mutex_unlock(&u->mu);
+  rreq_unref(u);
+}
+
+/* Packs one frame and writes it, length first. */
+static int write_frame(struct rreq *u, Quire__Pagestore__V1__ReadPagesFrame *f) {
+  size_t n = quire__pagestore__v1__read_pages_frame__get_packed_size(f);
+  quire__buf_reset(&u->frame);
+  uint8_t *p;
+  int rc = quire__buf_extend(&u->frame, 4 + n, &p);
+  if (rc) return rc;
+  st_le32(p, (uint32_t)n);
+  quire__pagestore__v1__read_pages_frame__pack(f, p + 4);
+  return quire__http_stream_write(u->stream, u->frame.data, u->frame.len);
+}
+
+static int emit_frames(void *ctx, const quire_pageidx *idx, const uint8_t *const *pages, size_t n) {
+  struct rreq *u = ctx;
+  Quire__Pagestore__V1__PageAtIdx items[FRAME_PAGES];
+  Quire__Pagestore__V1__PageAtIdx *ptrs[FRAME_PAGES];
+  for (size_t off = 0; off < n; off += FRAME_PAGES) {
+    size_t k = n - off < FRAME_PAGES ? n - off : FRAME_PAGES;
+    for (size_t i = 0; i < k; i++) {
+      quire__pagestore__v1__page_at_idx__init(&items[i]);
+      items[i].has_pageidx = 1;
+      items[i].pageidx = idx[off + i];
+      items[i].has_data = 1;
+      items[i].data.data = (uint8_t *)pages[off + i];
+      items[i].data.len = QUIRE_PAGE_SIZE;
+      ptrs[i] = &items[i];
+    }
+    Quire__Pagestore__V1__ReadPagesFrame f = QUIRE__PAGESTORE__V1__READ_PAGES_FRAME__INIT;
+    f.n_pages = k;
+    f.pages = ptrs;
+    int rc = write_frame(u, &f);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static void read_job(void *arg) {
+  struct rreq *u = arg;
+  quire_pagestore *ps = u->ps;
+  int rc = quire__ps_plan(ps, &u->vid, u->lsn, splinter_ref_view(&u->wanted), &u->plan);
+  pthread_mutex_lock(&u->mu);
+  u->plan_rc = rc;
+  if (rc) snprintf(u->errmsg, sizeof u->errmsg, "%s", quire_errmsg());
+  if (u->r) quire__http_req_wake(u->r);
+  while (u->go == 0) pthread_cond_wait(&u->cv, &u->mu);
+  int go = u->go;
+  pthread_mutex_unlock(&u->mu);
+  if (go == 1) {
+    rc = quire__ps_plan_run(ps, u->plan, emit_frames, u);
+    Quire__Pagestore__V1__ReadPagesFrame last = QUIRE__PAGESTORE__V1__READ_PAGES_FRAME__INIT;
+    Quire__Common__V1__Error err = QUIRE__COMMON__V1__ERROR__INIT;
+    uint8_t *missing = NULL;
+    size_t mlen = 0;
+    if (rc == 0) rc = splinter_serialize_alloc(quire__ps_plan_missing(u->plan), &missing, &mlen);
+    if (rc == 0) {
+      last.has_missing = 1;
+      last.missing.data = missing;
+      last.missing.len = mlen;
+    } else if (rc != QUIRE_ECLOSED) {
+      err.has_code = 1;
+      err.code = quire__errmap_code(rc);
+      err.message = (char *)quire_errmsg();
+      last.error = &err;
+    }
+    int wrc = rc == QUIRE_ECLOSED ? rc : write_frame(u, &last);
+    splinter_bytes_free(missing);
+    quire__http_stream_end(u->stream, wrc != 0);
+  }
+  rreq_unref(u);
+}
+
+static void answer_read(quire_http_req *r, struct rreq *u) {
+  pthread_mutex_lock(&u->mu);
+  if (u->plan_rc) {
+    quire__http_respond_error(r, u->plan_rc, u->errmsg);
+    u->go = -1;
+  } else if (quire__http_respond_stream(r, 200, "application/x-quire-frames", 4u << 20, &u->stream) == 0) {
+    u->go = 1;
+  } else {
+    u->go = -1;
+  }
+  pthread_cond_broadcast(&u->cv);
+  pthread_mutex_unlock(&u->mu);
+}
+
+static void on_read_pages(void *ctx, quire_http_req *r) {
+  quire_pagestore *ps = ctx;
+  if (quire__http_req_resumed(r)) {
+    answer_read(r, quire__http_req_user(r));
+    return;
+  }
+  size_t len;
+  const uint8_t *body = quire__http_req_body(r, &len);
+  Quire__Pagestore__V1__ReadPagesRequest *msg =
+      quire__pagestore__v1__read_pages_request__unpack(&quire__pb_allocator, len, body);
+  if (!msg) {
+    quire__http_respond_error(r, QUIRE_EINVAL, "body is not a ReadPagesRequest");
+    return;
+  }
+  struct rreq *u = quire__calloc(1, sizeof *u);
+  int rc = u ? 0 : QUIRE_ENOMEM;
+  if (rc == 0) rc = quire__pb_gid(msg->has_vid, &msg->vid, QUIRE_GID_VOLUME, "vid", &u->vid);
+  if (rc == 0 && (!msg->has_lsn || msg->lsn == 0)) rc = quire__err(QUIRE_EINVAL, "lsn is missing or 0");
+  if (rc == 0 && !msg->has_graft) rc = quire__err(QUIRE_EINVAL, "graft is missing");
+  if (rc == 0 && splinter_view_open(msg->graft.data, msg->graft.len, &u->wanted) != 0)
+    rc = quire__err(QUIRE_EINVAL, "graft is not a valid splinter: %s", quire_errmsg());
+  if (rc == 0 && splinter_view_cardinality(&u->wanted) > ps->o.max_read_pages)
+    rc = quire__err(QUIRE_ETOOLARGE, "%llu pages wanted; the limit is %u",
+                    (unsigned long long)splinter_view_cardinality(&u->wanted), ps->o.max_read_pages);
+  if (rc == 0 && splinter_view_contains(&u->wanted, 0))
+    rc = quire__err(QUIRE_EINVAL, "graft holds page index 0 (pages are 1-based)");
+  if (rc) {
+    quire__free(u);
+    quire__pagestore__v1__read_pages_request__free_unpacked(msg, &quire__pb_allocator);
+    quire__http_respond_error(r, rc, NULL);
+    return;
+  }
+  u->msg = msg;
+  u->lsn = msg->lsn;
+  u->ps = ps;
+  u->r = r;
+  u->refs = 2;
+  quire__buf_init(&u->frame, 8u << 20);
+  pthread_mutex_init(&u->mu, NULL);
+  pthread_cond_init(&u->cv, NULL);
+  quire__http_req_set_user(r, u, rreq_gone);
+  pthread_mutex_lock(&u->mu);
+  rc = quire__pool_try_submit(ps->readers, read_job, u);
+  if (rc == 0)
+    quire__http_req_park(r);
+  else
+    u->refs--;
+  pthread_mutex_unlock(&u->mu);
+  if (rc) quire__http_respond_error(r, QUIRE_EUNAVAILABLE, "pagestore overloaded: too many reads queued");
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+static void collect(void *ctx, quire_metrics *m) {
+  quire_pagestore *ps = ctx;
+  struct ps_stats s;
+  quire__ps_stats(ps, &s);
+  ps_cache_stats c;
+  ps__cache_stats(ps->cache, &c);
+  quire__metrics_gauge(m, "quire_ps_segments_flushed", "segments built by write_pages", "",
+                       (int64_t)s.segments_flushed);
+  quire__metrics_gauge(m, "quire_ps_segments_uploaded", "segments durable in object storage", "",
+                       (int64_t)s.segments_uploaded);
+  quire__metrics_gauge(m, "quire_ps_upload_failures", "segment uploads that failed", "",
+                       (int64_t)s.upload_failures);
+  quire__metrics_gauge(m, "quire_ps_pages_written", "pages accepted by write_pages", "",
+                       (int64_t)s.pages_written);
+  quire__metrics_gauge(m, "quire_ps_pages_served", "pages sent by read_pages", "", (int64_t)s.pages_served);
+  quire__metrics_gauge(m, "quire_ps_downloads", "segment fetches from object storage", "kind=\"whole\"",
+                       (int64_t)s.downloads_whole);
+  quire__metrics_gauge(m, "quire_ps_downloads", "segment fetches from object storage", "kind=\"partial\"",
+                       (int64_t)s.downloads_partial);
+  quire__metrics_gauge(m, "quire_ps_catalog_catchups", "catalog catch-ups from the metastore", "",
+                       (int64_t)s.catalog_catchups);
+  quire__metrics_gauge(m, "quire_ps_cache_bytes", "bytes in the segment cache", "", (int64_t)c.bytes);
+  quire__metrics_gauge(m, "quire_ps_cache_budget_bytes", "segment cache budget", "", (int64_t)c.budget);
+  quire__metrics_gauge(m, "quire_ps_cache_entries", "segments in the cache", "", (int64_t)c.entries);
+  quire__metrics_gauge(m, "quire_ps_cache_pinned", "pinned cache entries", "", (int64_t)c.pinned);
+  quire__metrics_gauge(m, "quire_ps_cache_mappings", "open cache mappings", "", (int64_t)c.mappings);
+  quire__metrics_gauge(m, "quire_ps_cache_hits", "cache hits", "", (int64_t)c.hits);
+  quire__metrics_gauge(m, "quire_ps_cache_misses", "cache misses", "", (int64_t)c.misses);
+  quire__metrics_gauge(m, "quire_ps_cache_evictions", "cache evictions", "", (int64_t)c.evictions);
+}
+
+void quire__ps_http_detach(quire_pagestore *ps) {
+  if (ps->o.metrics) quire__metrics_remove_collector(ps->o.metrics, collect, ps);
+}
+
+int quire__pagestore_routes(quire_pagestore *ps, quire_http_server *srv) {
+  int rc = quire__http_server_route(srv, "POST", "/pagestore/v1/write_pages", on_write_pages, ps);
+  if (rc == 0) rc = quire__http_server_route(srv, "POST", "/pagestore/v1/read_pages", on_read_pages, ps);
+  if (rc == 0 && ps->o.metrics) rc = quire__metrics_add_collector(ps->o.metrics, collect, ps);
+  return rc;
+}

@@ -1,0 +1,71 @@
+/*
+ * pagestore/ps_int.h — internals shared by the pagestore's files:
+ * writer.c (write_pages), reader.c (read_pages), ps_http.c (the endpoints).
+ */
+#ifndef QUIRE_PAGESTORE_INT_H
+#define QUIRE_PAGESTORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "metastore/catalog.h"
+#include "metastore/client.h"
+#include "pagestore/cache.h"
+#include "pagestore/pagestore.h"
+#include "quire/segment.h"
+#include "util/util.h"
+
+struct open_seg;
+
+struct quire_pagestore {
+  struct quire_pagestore_opts o;
+  quire_objstore *store;
+  int own_store;
+  quire_objstore_uploads *uploads;
+  ps_cache *cache;
+  ms_catalog *catalog;
+  quire_msclient *ms;
+  quire_limiter *catchup;   /* single flight per volume */
+  quire_limiter *downloads; /* single flight per segment */
+  quire_pool *loaders;      /* fetches segments for reads, concurrently */
+  quire_pool *readers;      /* runs read_pages requests */
+  quire_segment_limits seglimits;
+
+  /* Writer. wmu guards open, sealed, stopping and every ps_write's counters
+   * (pending, rc, results). Lock order: wmu before nothing else. */
+  pthread_mutex_t wmu;
+  pthread_cond_t wcond; /* flusher wake-up: sealed work, a deadline, stop */
+  struct open_seg *open;
+  struct open_seg *sealed, *sealed_tail;
+  int stopping;
+  pthread_t flusher;
+  int flusher_started;
+
+  atomic_uint_fast64_t segments_flushed, segments_uploaded, upload_failures;
+  atomic_uint_fast64_t pages_written, pages_served;
+  atomic_uint_fast64_t downloads_whole, downloads_partial, catalog_catchups;
+};
+
+/* Unregisters the /metrics collector (pagestore close). */
+void quire__ps_http_detach(quire_pagestore *ps);
+
+int quire__ps_writer_start(quire_pagestore *ps);
+/* Seals what is open, uploads everything, joins the flusher. */
+void quire__ps_writer_stop(quire_pagestore *ps);
+
+/* The segment query, split so that HTTP can answer errors with a status
+ * before it starts streaming pages. */
+typedef struct ps_plan ps_plan;
+/* Catches the catalog up to lsn and cuts wanted against the volume's
+ * segments newest first. *missing-to-be is kept in the plan. */
+int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, splinter_ref_t wanted,
+                   ps_plan **out);
+/* Fetches the planned segments concurrently, calling emit (serialized) per
+ * segment as each arrives. */
+int quire__ps_plan_run(quire_pagestore *ps, ps_plan *plan, ps_read_pages_fn emit, void *ctx);
+/* The wanted pages no segment holds. Borrowed from the plan. */
+const splinter_t *quire__ps_plan_missing(const ps_plan *plan);
+void quire__ps_plan_free(ps_plan *plan);
+
+#endif

@@ -1,0 +1,383 @@
+/*
+ * pagestore/writer.c — write_pages: pack pages into segments and upload them
+ * (DESIGN.md §9.1).
+ *
+ * Requests add their pages to the open segment (borrowing the page bytes:
+ * a request is not answered until its segments are durable, so its bytes
+ * outlive the segment). The open segment is sealed when
+ *   - it is full (the next page would pass the size target),
+ *   - a request for a volume it already holds arrives (a segment holds one
+ *     version of a page), or
+ *   - its flush interval has passed since its first page (the latency bound).
+ * The flusher thread builds each sealed segment (sorting pages by volume and
+ * index), writes it through to the disk cache and hands it to the object
+ * store's upload pool. When the upload finishes, every request with pages in
+ * the segment learns its outcome; a request is done when all its segments
+ * are durable (success, with the splinter of its pages per segment) or one
+ * failed (QUIRE_EUNAVAILABLE: nothing of it is reported durable).
+ */
+#include "pagestore/ps_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+  quire_gid vid;
+  quire_pageidx idx;
+  const uint8_t *page;
+  ps_write *w;
+};
+
+struct open_seg {
+  quire_gid sid;
+  struct entry *e;
+  size_t n, cap;
+  quire_gid *vols; /* distinct volumes, unsorted */
+  size_t nvols, capvols;
+  ps_write **reqs; /* distinct requests */
+  size_t nreqs, capreqs;
+  uint64_t deadline_ms;
+  uint8_t *bytes; /* the built segment while it uploads */
+  size_t len;
+  struct open_seg *next;
+  quire_pagestore *ps;
+};
+
+struct ps_write {
+  quire_pagestore *ps;
+  ps_write_done_fn done;
+  void *ctx;
+  unsigned pending; /* segments not yet finished */
+  int rc;
+  int submitted; /* all pages placed */
+  quire_gid *sids;
+  splinter_t **grafts;
+  size_t nres, capres;
+};
+
+static void seg_free(struct open_seg *s) {
+  if (!s) return;
+  quire__free(s->e);
+  quire__free(s->vols);
+  quire__free(s->reqs);
+  quire_segment_free(s->bytes);
+  quire__free(s);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t n = *cap ? *cap * 2 : 16;
+  while (n < need) n *= 2;
+  void *q = quire__realloc(*p, n * elem);
+  if (!q) return QUIRE_ENOMEM;
+  *p = q;
+  *cap = n;
+  return 0;
+}
+
+static int seg_has_vol(const struct open_seg *s, const quire_gid *vid) {
+  for (size_t i = 0; i < s->nvols; i++)
+    if (quire_gid_cmp(&s->vols[i], vid) == 0) return 1;
+  return 0;
+}
+
+static struct open_seg *seg_new(quire_pagestore *ps) {
+  struct open_seg *s = quire__calloc(1, sizeof *s);
+  if (!s) return NULL;
+  if (quire_gid_new(QUIRE_GID_SEGMENT, &s->sid) != 0) {
+    quire__free(s);
+    return NULL;
+  }
+  s->ps = ps;
+  return s;
+}
+
+/* Moves the open segment to the sealed list (wmu held). */
+static void seal_open(quire_pagestore *ps) {
+  struct open_seg *s = ps->open;
+  if (!s) return;
+  ps->open = NULL;
+  if (s->n == 0) {
+    seg_free(s);
+    return;
+  }
+  if (ps->sealed_tail)
+    ps->sealed_tail->next = s;
+  else
+    ps->sealed = s;
+  ps->sealed_tail = s;
+  pthread_cond_broadcast(&ps->wcond);
+}
+
+static int cmp_idx(const void *a, const void *b) {
+  quire_pageidx x = *(const quire_pageidx *)a, y = *(const quire_pageidx *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int validate(quire_pagestore *ps, const quire_gid *vid, const quire_pageidx *idx, size_t n) {
+  if (quire_gid_type(vid) != QUIRE_GID_VOLUME) return quire__err(QUIRE_EINVAL, "vid is not a volume id");
+  if (n == 0) return quire__err(QUIRE_EINVAL, "no pages to write");
+  if (n > ps->o.max_write_pages)
+    return quire__err(QUIRE_ETOOLARGE, "%zu pages in one request; the limit is %u", n, ps->o.max_write_pages);
+  quire_pageidx *sorted = quire__malloc(n * sizeof *sorted);
+  if (!sorted) return QUIRE_ENOMEM;
+  memcpy(sorted, idx, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, cmp_idx);
+  int rc = 0;
+  if (sorted[0] == 0) rc = quire__err(QUIRE_EINVAL, "page index 0 (pages are 1-based)");
+  for (size_t i = 1; i < n && !rc; i++)
+    if (sorted[i] == sorted[i - 1]) rc = quire__err(QUIRE_EINVAL, "duplicate page index %u", sorted[i]);
+  quire__free(sorted);
+  return rc;
+}
+
+int quire__ps_write_submit(quire_pagestore *ps, const quire_gid *vid, const quire_pageidx *idx,
+                           const uint8_t *const *pages, size_t n, ps_write_done_fn done, void *ctx,
+                           ps_write **out) {
+  *out = NULL;
+  int rc = validate(ps, vid, idx, n);
+  if (rc) return rc;
+  ps_write *w = quire__calloc(1, sizeof *w);
+  if (!w) return QUIRE_ENOMEM;
+  w->ps = ps;
+  w->done = done;
+  w->ctx = ctx;
+  pthread_mutex_lock(&ps->wmu);
+  if (ps->stopping) {
+    pthread_mutex_unlock(&ps->wmu);
+    quire__free(w);
+    return quire__err(QUIRE_ECLOSED, "pagestore is shutting down");
+  }
+  if (ps->open && seg_has_vol(ps->open, vid)) seal_open(ps);
+  size_t placed = 0;
+  while (placed < n) {
+    if (!ps->open) {
+      ps->open = seg_new(ps);
+      if (!ps->open) {
+        rc = QUIRE_ENOMEM;
+        break;
+      }
+    }
+    struct open_seg *s = ps->open;
+    int new_vol = !seg_has_vol(s, vid);
+    /* How many more pages fit under the size target. */
+    uint64_t base = quire_segment_size(s->nvols + (size_t)new_vol, s->n);
+    uint64_t room = base >= ps->seglimits.target_bytes
+                        ? 0
+                        : (ps->seglimits.target_bytes - base) / QUIRE_SEGMENT_PAGE_COST;
+    if (room > ps->seglimits.max_pages - s->n) room = ps->seglimits.max_pages - s->n;
+    if (new_vol && s->nvols >= ps->seglimits.max_volumes) room = 0;
+    if (room == 0) {
+      if (s->n == 0) { /* cannot happen with valid limits */
+        rc = quire__err(QUIRE_EINTERNAL, "segment limits admit no page");
+        break;
+      }
+      seal_open(ps);
+      continue;
+    }
+    size_t take = n - placed < room ? n - placed : (size_t)room;
+    if ((rc = grow((void **)&s->e, &s->cap, s->n + take, sizeof *s->e)) != 0) break;
+    if (new_vol && (rc = grow((void **)&s->vols, &s->capvols, s->nvols + 1, sizeof *s->vols)) != 0) break;
+    if ((rc = grow((void **)&s->reqs, &s->capreqs, s->nreqs + 1, sizeof *s->reqs)) != 0) break;
+    if (new_vol) s->vols[s->nvols++] = *vid;
+    if (s->n == 0) {
+      s->deadline_ms = quire__mono_ms() + ps->o.flush_interval_ms;
+      pthread_cond_broadcast(&ps->wcond);
+    }
+    for (size_t i = 0; i < take; i++)
+      s->e[s->n++] = (struct entry){*vid, idx[placed + i], pages[placed + i], w};
+    s->reqs[s->nreqs++] = w;
+    w->pending++;
+    placed += take;
+    if (placed < n) seal_open(ps); /* full: the rest goes to a new segment */
+  }
+  if (rc && placed == 0 && w->pending == 0) {
+    pthread_mutex_unlock(&ps->wmu);
+    quire__free(w);
+    return rc;
+  }
+  if (rc) w->rc = rc; /* partly placed: fail it when its segments finish */
+  w->submitted = 1;
+  atomic_fetch_add(&ps->pages_written, placed);
+  *out = w;
+  pthread_mutex_unlock(&ps->wmu);
+  return 0;
+}
+
+static int cmp_entry(const void *a, const void *b) {
+  const struct entry *x = a, *y = b;
+  int c = quire_gid_cmp(&x->vid, &y->vid);
+  if (c) return c;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static void finish_segment(struct open_seg *s, int rc);
+
+static void upload_done(void *arg, int rc) {
+  struct open_seg *s = arg;
+  if (rc) {
+    QLOG_WARN("pagestore: upload of a segment failed: %s", quire_strerror(rc));
+    atomic_fetch_add(&s->ps->upload_failures, 1);
+  } else {
+    atomic_fetch_add(&s->ps->segments_uploaded, 1);
+  }
+  finish_segment(s, rc ? QUIRE_EUNAVAILABLE : 0);
+}
+
+/* Builds a sealed segment, writes it through to the cache and queues its
+ * upload (flusher thread, no lock held). */
+static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
+  qsort(s->e, s->n, sizeof *s->e, cmp_entry);
+  quire_segment_builder *b = NULL;
+  int rc = quire_segment_builder_new(&s->sid, &ps->seglimits, &b);
+  for (size_t i = 0; i < s->n && rc == 0; i++)
+    rc = quire_segment_builder_add(b, &s->e[i].vid, s->e[i].idx, s->e[i].page);
+  if (rc == 0) rc = quire_segment_builder_to_buf(b, &s->bytes, &s->len);
+  quire_segment_builder_free(b);
+  if (rc) {
+    QLOG_ERROR("pagestore: building a segment failed: %s (%s)", quire_strerror(rc), quire_errmsg());
+    finish_segment(s, rc);
+    return;
+  }
+  atomic_fetch_add(&ps->segments_flushed, 1);
+  /* Write-through: recently written segments are the likeliest to be read.
+   * A full cache (pinned entries) only costs a later download. */
+  int crc = ps__cache_put(ps->cache, &s->sid, s->bytes, s->len);
+  if (crc && crc != QUIRE_EEXIST) QLOG_DEBUG("pagestore: segment not cached: %s", quire_strerror(crc));
+  char key[64], sid[QUIRE_GID_TEXT_LEN + 1];
+  quire_gid_format(&s->sid, sid);
+  snprintf(key, sizeof key, "segments/%s", sid);
+  rc = quire_objstore_uploads_put(ps->uploads, key, s->bytes, s->len, 0, upload_done, s);
+  if (rc) finish_segment(s, QUIRE_EUNAVAILABLE);
+}
+
+/* Tells every request with pages in s how the segment ended, completes the
+ * requests that have nothing else pending, frees s. */
+static void finish_segment(struct open_seg *s, int rc) {
+  quire_pagestore *ps = s->ps;
+  size_t nready = 0; /* completed requests are moved to the front of s->reqs */
+  pthread_mutex_lock(&ps->wmu);
+  for (size_t r = 0; r < s->nreqs; r++) {
+    ps_write *w = s->reqs[r];
+    if (rc) {
+      if (!w->rc) w->rc = rc;
+    } else if (!w->rc) {
+      splinter_t *g = NULL;
+      int e = splinter_new(&g);
+      for (size_t i = 0; i < s->n && e == 0; i++)
+        if (s->e[i].w == w && splinter_insert(g, s->e[i].idx) < 0) e = QUIRE_ENOMEM;
+      size_t capres = w->capres;
+      if (e == 0) e = grow((void **)&w->sids, &capres, w->nres + 1, sizeof *w->sids);
+      if (e == 0) e = grow((void **)&w->grafts, &w->capres, w->nres + 1, sizeof *w->grafts);
+      if (e == 0) {
+        w->sids[w->nres] = s->sid;
+        w->grafts[w->nres++] = g;
+      } else {
+        splinter_free(g);
+        w->rc = e;
+      }
+    }
+    if (--w->pending == 0 && w->submitted) s->reqs[nready++] = w;
+  }
+  pthread_mutex_unlock(&ps->wmu);
+  for (size_t i = 0; i < nready; i++) s->reqs[i]->done(s->reqs[i]->ctx, s->reqs[i]);
+  seg_free(s);
+}
+
+static void *flusher_main(void *arg) {
+  quire_pagestore *ps = arg;
+  pthread_setname_np(pthread_self(), "ps-flusher");
+  pthread_mutex_lock(&ps->wmu);
+  for (;;) {
+    if (ps->open && ps->open->n > 0 && (ps->stopping || quire__mono_ms() >= ps->open->deadline_ms))
+      seal_open(ps);
+    if (ps->sealed) {
+      struct open_seg *s = ps->sealed;
+      ps->sealed = s->next;
+      if (!ps->sealed) ps->sealed_tail = NULL;
+      s->next = NULL;
+      pthread_mutex_unlock(&ps->wmu);
+      flush_segment(ps, s);
+      pthread_mutex_lock(&ps->wmu);
+      continue;
+    }
+    if (ps->stopping && !ps->open) break;
+    if (ps->open && ps->open->n > 0) {
+      uint64_t now = quire__mono_ms(), dl = ps->open->deadline_ms;
+      struct timespec ts;
+      quire__deadline_after_ms(&ts, dl > now ? dl - now : 0);
+      pthread_cond_timedwait(&ps->wcond, &ps->wmu, &ts);
+    } else {
+      if (ps->stopping) break;
+      pthread_cond_wait(&ps->wcond, &ps->wmu);
+    }
+  }
+  pthread_mutex_unlock(&ps->wmu);
+  return NULL;
+}
+
+int quire__ps_writer_start(quire_pagestore *ps) {
+  pthread_mutex_init(&ps->wmu, NULL);
+  pthread_cond_init(&ps->wcond, NULL);
+  int e = pthread_create(&ps->flusher, NULL, flusher_main, ps);
+  if (e) return quire__err(-e, "pagestore: cannot start the flusher");
+  ps->flusher_started = 1;
+  return 0;
+}
+
+void quire__ps_writer_stop(quire_pagestore *ps) {
+  if (!ps->flusher_started) return;
+  pthread_mutex_lock(&ps->wmu);
+  ps->stopping = 1;
+  pthread_cond_broadcast(&ps->wcond);
+  pthread_mutex_unlock(&ps->wmu);
+  pthread_join(ps->flusher, NULL);
+  ps->flusher_started = 0;
+  quire_objstore_uploads_wait(ps->uploads);
+  pthread_mutex_destroy(&ps->wmu);
+  pthread_cond_destroy(&ps->wcond);
+}
+
+int quire__ps_write_result(const ps_write *w) { return w->rc; }
+
+size_t quire__ps_write_segments(const ps_write *w, const quire_gid **sids, const splinter_t *const **grafts) {
+  *sids = w->sids;
+  *grafts = (const splinter_t *const *)w->grafts;
+  return w->rc ? 0 : w->nres;
+}
+
+void quire__ps_write_free(ps_write *w) {
+  if (!w) return;
+  for (size_t i = 0; i < w->nres; i++) splinter_free(w->grafts[i]);
+  quire__free(w->grafts);
+  quire__free(w->sids);
+  quire__free(w);
+}
+
+struct waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+};
+
+static void wake_waiter(void *ctx, ps_write *w) {
+  (void)w;
+  struct waiter *wt = ctx;
+  pthread_mutex_lock(&wt->mu);
+  wt->done = 1;
+  pthread_cond_signal(&wt->cv);
+  pthread_mutex_unlock(&wt->mu);
+}
+
+int quire__ps_write_wait(quire_pagestore *ps, const quire_gid *vid, const quire_pageidx *idx,
+                         const uint8_t *const *pages, size_t n, ps_write **out) {
+  struct waiter wt = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  int rc = quire__ps_write_submit(ps, vid, idx, pages, n, wake_waiter, &wt, out);
+  if (rc) return rc;
+  pthread_mutex_lock(&wt.mu);
+  while (!wt.done) pthread_cond_wait(&wt.cv, &wt.mu);
+  pthread_mutex_unlock(&wt.mu);
+  pthread_mutex_destroy(&wt.mu);
+  pthread_cond_destroy(&wt.cv);
+  return (*out)->rc;
+}

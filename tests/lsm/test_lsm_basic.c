@@ -1,0 +1,221 @@
+/*
+ * API behaviour of the LSM engine: single-process lock (QUIRE_EBUSY),
+ * unknown format version (QUIRE_EVERSION), key limits, empty keys and
+ * values, large values read by range, optimistic conflicts, read-only
+ * handles, the segment builder's edge cases (empty stream, unsorted input)
+ * and the file check after a clean close.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "lsm/lsm_int.h"
+#include "test.h"
+
+static char path[512];
+
+static lsm_db *open_db(int mode) {
+  lsm_options o;
+  lsm_options_init(&o);
+  o.create = 1;
+  o.sync_mode = mode;
+  lsm_db *db;
+  CHECK_OK(lsm_open(path, &o, &db));
+  return db;
+}
+
+static void put1(lsm_db *db, const char *k, size_t kl, const void *v, size_t vl) {
+  lsm_txn *t;
+  CHECK_OK(lsm_txn_begin(db, 0, &t));
+  CHECK_OK(lsm_txn_put(t, k, kl, v, vl));
+  CHECK_OK(lsm_txn_commit(t));
+}
+
+static void test_lock_and_version(void) {
+  lsm_db *db = open_db(LSM_SYNC_FULL);
+  lsm_db *db2;
+  lsm_options o;
+  lsm_options_init(&o);
+  CHECK_RC(lsm_open(path, &o, &db2), QUIRE_EBUSY);
+  CHECK_OK(lsm_close(db));
+  /* a header of another format version is refused by name */
+  int fd = open(path, O_RDWR);
+  CHECK(fd >= 0);
+  uint8_t two[2 * LSM_SLOT_SIZE];
+  CHECK(pread(fd, two, sizeof two, 0) == (ssize_t)sizeof two);
+  uint8_t bad[2 * LSM_SLOT_SIZE];
+  memcpy(bad, two, sizeof bad);
+  for (int s = 0; s < 2; s++) {
+    uint8_t *slot = bad + s * LSM_SLOT_SIZE;
+    st_le32(slot + 8, 99);
+    st_le64(slot + LSM_SLOT_SIZE - 8, quire__xxh3(slot, LSM_SLOT_SIZE - 8));
+  }
+  CHECK(pwrite(fd, bad, sizeof bad, 0) == (ssize_t)sizeof bad);
+  CHECK_RC(lsm_open(path, &o, &db2), QUIRE_EVERSION);
+  CHECK(strstr(quire_errmsg(), "version 99") != NULL);
+  CHECK(pwrite(fd, two, sizeof two, 0) == (ssize_t)sizeof two);
+  close(fd);
+  CHECK_OK(lsm_open(path, &o, &db2));
+  CHECK_OK(lsm_close(db2));
+  /* bad options */
+  o.create = 1;
+  o.page_size = 5000;
+  char other[600];
+  snprintf(other, sizeof other, "%s.other", path);
+  CHECK_RC(lsm_open(other, &o, &db2), QUIRE_EINVAL);
+  o.page_size = 0;
+  o.sync_mode = 7;
+  CHECK_RC(lsm_open(other, &o, &db2), QUIRE_EINVAL);
+  lsm_options_init(&o);
+  CHECK(lsm_open(other, &o, &db2) < 0); /* missing, no create */
+}
+
+static void test_keys_and_values(void) {
+  lsm_db *db = open_db(LSM_SYNC_NORMAL);
+  size_t klim = lsm_max_key_len(db);
+  CHECK(klim >= 900 && klim < 4096);
+  uint8_t *big = malloc(200000), *k = malloc(klim + 1);
+  for (size_t i = 0; i < 200000; i++) big[i] = (uint8_t)(i * 7 + (i >> 9));
+  memset(k, 'k', klim + 1);
+  put1(db, "", 0, "empty-key", 9);
+  put1(db, "e", 1, "", 0);
+  put1(db, (char *)k, klim, big, 100);
+  lsm_txn *t;
+  CHECK_OK(lsm_txn_begin(db, 0, &t));
+  CHECK_RC(lsm_txn_put(t, k, klim + 1, "x", 1), QUIRE_ETOOLARGE);
+  CHECK_OK(lsm_txn_put(t, "big", 3, big, 200000));
+  CHECK_OK(lsm_txn_commit(t));
+  for (int round = 0; round < 2; round++) {
+    lsm_value v;
+    CHECK_OK(lsm_get(db, "", 0, &v));
+    CHECK(v.len == 9 && memcmp(v.data, "empty-key", 9) == 0);
+    lsm_value_release(&v);
+    CHECK_OK(lsm_get(db, "e", 1, &v));
+    CHECK(v.len == 0);
+    lsm_value_release(&v);
+    CHECK_OK(lsm_get(db, k, klim, &v));
+    CHECK(v.len == 100);
+    lsm_value_release(&v);
+    CHECK_RC(lsm_get(db, k, klim + 1, &v), QUIRE_ENOTFOUND);
+    CHECK_OK(lsm_get(db, "big", 3, &v));
+    CHECK(v.len == 200000 && memcmp(v.data, big, 200000) == 0);
+    lsm_value_release(&v);
+    /* range reads of a large value, without reading all of it */
+    lsm_cursor *c;
+    CHECK_OK(lsm_cursor_open(db, &c));
+    CHECK_OK(lsm_cursor_seek(c, "big", 3, LSM_SEEK_EQ));
+    uint64_t len;
+    CHECK_OK(lsm_cursor_value_len(c, &len));
+    CHECK(len == 200000);
+    uint8_t buf[5000];
+    size_t got;
+    for (uint64_t off = 0; off < 200000; off += 4093) {
+      CHECK_OK(lsm_cursor_value_read(c, off, buf, sizeof buf, &got));
+      CHECK(got == (200000 - off < sizeof buf ? 200000 - off : sizeof buf));
+      CHECK(memcmp(buf, big + off, got) == 0);
+    }
+    CHECK_OK(lsm_cursor_value_read(c, 200000, buf, 10, &got));
+    CHECK(got == 0);
+    CHECK_OK(lsm_cursor_first(c));
+    const void *kk;
+    size_t kl;
+    CHECK_OK(lsm_cursor_key(c, &kk, &kl));
+    CHECK(kl == 0);
+    lsm_cursor_close(c);
+    CHECK_OK(lsm_flush(db)); /* second round reads from a segment */
+  }
+  CHECK_OK(lsm_close(db));
+  free(big);
+  free(k);
+}
+
+static void test_optimistic(void) {
+  lsm_db *db = open_db(LSM_SYNC_NORMAL);
+  put1(db, "a", 1, "1", 1);
+  lsm_txn *t1, *t2;
+  lsm_value v;
+  /* t1 read "a"; t2 changed it; t1 loses */
+  CHECK_OK(lsm_txn_begin(db, LSM_TXN_OPTIMISTIC, &t1));
+  CHECK_OK(lsm_txn_get(t1, "a", 1, &v));
+  lsm_value_release(&v);
+  CHECK_OK(lsm_txn_put(t1, "b", 1, "x", 1));
+  put1(db, "a", 1, "2", 1);
+  CHECK_RC(lsm_txn_commit(t1), QUIRE_ECONFLICT);
+  CHECK_RC(lsm_get(db, "b", 1, &v), QUIRE_ENOTFOUND);
+  /* write-write on the same key */
+  CHECK_OK(lsm_txn_begin(db, LSM_TXN_OPTIMISTIC, &t1));
+  CHECK_OK(lsm_txn_put(t1, "c", 1, "t1", 2));
+  CHECK_OK(lsm_txn_begin(db, 0, &t2));
+  CHECK_OK(lsm_txn_put(t2, "c", 1, "t2", 2));
+  CHECK_OK(lsm_txn_commit(t2));
+  CHECK_RC(lsm_txn_commit(t1), QUIRE_ECONFLICT);
+  /* unrelated keys do not conflict; snapshot reads stay repeatable */
+  CHECK_OK(lsm_txn_begin(db, LSM_TXN_OPTIMISTIC, &t1));
+  CHECK_OK(lsm_txn_get(t1, "a", 1, &v));
+  CHECK(v.len == 1 && ((const char *)v.data)[0] == '2');
+  lsm_value_release(&v);
+  CHECK_OK(lsm_txn_begin(db, 0, &t2));
+  put1(db, "zzz", 3, "other", 5);
+  CHECK_RC(lsm_txn_get(t2, "zzz", 3, &v), QUIRE_ENOTFOUND); /* not in t2's snapshot */
+  lsm_txn_abort(t2);
+  CHECK_OK(lsm_txn_put(t1, "d", 1, "t1", 2));
+  CHECK_OK(lsm_txn_commit(t1));
+  /* reading a key that a later commit creates is a conflict too */
+  CHECK_OK(lsm_txn_begin(db, LSM_TXN_OPTIMISTIC, &t1));
+  CHECK_RC(lsm_txn_get(t1, "new", 3, &v), QUIRE_ENOTFOUND);
+  put1(db, "new", 3, "1", 1);
+  CHECK_OK(lsm_txn_put(t1, "f", 1, "1", 1));
+  CHECK_RC(lsm_txn_commit(t1), QUIRE_ECONFLICT);
+  CHECK_OK(lsm_get(db, "d", 1, &v));
+  lsm_value_release(&v);
+  lsm_stats st;
+  CHECK_OK(lsm_stats_get(db, &st));
+  CHECK(st.conflicts == 3);
+  CHECK_OK(lsm_close(db));
+  /* read-only handles refuse writes */
+  lsm_options o;
+  lsm_options_init(&o);
+  o.read_only = 1;
+  CHECK_OK(lsm_open(path, &o, &db));
+  CHECK_OK(lsm_get(db, "d", 1, &v));
+  lsm_value_release(&v);
+  CHECK_OK(lsm_txn_begin(db, 0, &t1));
+  CHECK_OK(lsm_txn_put(t1, "e", 1, "x", 1));
+  CHECK_RC(lsm_txn_commit(t1), QUIRE_EINVAL);
+  CHECK_OK(lsm_close(db));
+}
+
+static void test_builder_edges(void) {
+  lsm_db *db = open_db(LSM_SYNC_NORMAL);
+  lsm_builder *b;
+  lsm_segdesc d;
+  CHECK_OK(lsm__build_new(db, &b));
+  CHECK_OK(lsm__build_finish(b, &d, NULL)); /* empty stream: no segment, no error */
+  CHECK(d.root == 0 && d.rt_page == 0);
+  CHECK_OK(lsm__build_new(db, &b));
+  CHECK_OK(lsm__build_add(b, "b", 1, LSM_V_INLINE, "x", 1));
+  CHECK_RC(lsm__build_add(b, "a", 1, LSM_V_INLINE, "x", 1), QUIRE_EINVAL);
+  CHECK_RC(lsm__build_add(b, "b", 1, LSM_V_INLINE, "x", 1), QUIRE_EINVAL);
+  lsm__build_abort(b);
+  uint64_t leaks;
+  CHECK_OK(lsm__check(db, NULL, NULL, &leaks));
+  CHECK_OK(lsm_close(db));
+  CHECK(leaks == 0);
+}
+
+int main(void) {
+  test_seed();
+  char *dir = test_tmpdir("lsm_basic");
+  snprintf(path, sizeof path, "%s/basic.db", dir);
+  test_lock_and_version();
+  unlink(path);
+  test_keys_and_values();
+  unlink(path);
+  test_optimistic();
+  unlink(path);
+  test_builder_edges();
+  CHECK(quire__never_count() == 0);
+  test_rmtree(dir);
+  free(dir);
+  return test_done("test_lsm_basic");
+}
