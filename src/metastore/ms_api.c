@@ -293,7 +293,10 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
   *nothing_new = 0;
   quire_lsn latest;
   int rc = ms_catalog_latest(ms->o.catalog, &r->vid, &latest);
-  if (!rc && (r->to ? latest < r->to : !trust_catalog)) rc = quire__ms_refresh(ms, &r->vid, &latest);
+  /* Ask the store unless the catalog is known to be fresh enough; a client
+   * that has seen more than the catalog holds always makes us look. */
+  int look = r->to ? latest < r->to : (!trust_catalog || r->from > latest);
+  if (!rc && look) rc = quire__ms_refresh(ms, &r->vid, &latest);
   if (rc) return rc;
   if (r->to && r->to > latest)
     return quire__err(QUIRE_ENOTFOUND, "to_lsn %llu is past the latest lsn %llu", (unsigned long long)r->to,

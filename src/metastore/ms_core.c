@@ -16,11 +16,13 @@
  * snapshot; anything else is QUIRE_ECONFLICT. put_if_absent is the only
  * serialisation point, so any number of metastores may share a store.
  *
- * Long polls. A parked pull_graft is a waiter on its volume. One poll loop
- * thread per volume with waiters refreshes every poll_interval_ms and wakes
- * the waiters a newer commit satisfies; a commit through this instance wakes
- * them at once; the loop also expires waiters at their deadline. The loop
- * exits when its volume has no waiters.
+ * Long polls. A parked pull_graft is a waiter on its volume. Each volume
+ * with waiters has one poll loop: the scheduler thread (shared by all
+ * volumes) starts one store refresh per volume per poll_interval_ms on the
+ * poll pool, however many waiters the volume has; a refresh that finds
+ * newer commits wakes the waiters they satisfy, a commit through this
+ * instance wakes them at once, and the scheduler expires waiters at their
+ * deadline.
  *
  * Lock order: ms->vols_mu, then vol->mu. No lock is held across object-store
  * or catalog I/O. Waiters are parked and woken under vol->mu, so a wake can
@@ -107,8 +109,8 @@ struct ms_volume *quire__ms_volume(quire_metastore *ms, const quire_gid *vid) {
     v = quire__calloc(1, sizeof *v);
     if (v) {
       v->vid = *vid;
+      v->ms = ms;
       pthread_mutex_init(&v->mu, NULL);
-      pthread_cond_init(&v->cond, NULL);
       size_t h = vol_bucket(ms->nbuckets, vid);
       v->next = ms->buckets[h];
       ms->buckets[h] = v;
@@ -144,7 +146,6 @@ static void publish_latest(quire_metastore *ms, struct ms_volume *v, quire_lsn l
   if (latest > v->latest) {
     v->latest = latest;
     wake_waiters(ms, v, 0);
-    pthread_cond_broadcast(&v->cond);
   }
   pthread_mutex_unlock(&v->mu);
 }
@@ -426,78 +427,105 @@ out:
 
 /* --- long polls ------------------------------------------------------------ */
 
-struct poller_arg {
-  quire_metastore *ms;
-  struct ms_volume *v;
-};
+/* The scheduler: one thread for the whole metastore. Volumes with waiters
+ * are on the active list; for each, at most one store poll is in flight at a
+ * time (v->polling) and one starts every poll_interval_ms (on the poll
+ * pool, so a slow store never delays other volumes' deadlines). The thread
+ * also expires waiters at their deadline and drops volumes whose waiters are
+ * gone. Lock order: v->mu, then ms->sched_mu; the thread takes sched_mu only
+ * to copy the active list, never while holding a v->mu. */
 
-static void *poll_loop(void *arg) {
-  struct poller_arg *pa = arg;
-  quire_metastore *ms = pa->ms;
-  struct ms_volume *v = pa->v;
-  quire__free(pa);
+static void poll_task(void *arg) {
+  struct ms_volume *v = arg;
+  quire_metastore *ms = v->ms;
+  int rc = quire__ms_refresh(ms, &v->vid, NULL); /* wakes satisfied waiters itself */
+  if (rc) QLOG_DEBUG("metastore: long-poll refresh: %s: %s", quire_strerror(rc), quire_errmsg());
   pthread_mutex_lock(&v->mu);
-  while (v->nwaiters > 0 && !atomic_load(&ms->closing)) {
-    uint64_t now = quire__mono_ms(), next = v->last_poll_ms + ms->o.poll_interval_ms;
-    for (struct ms_waiter *w = v->waiters; w; w = w->next)
-      if (w->deadline_ms < next) next = w->deadline_ms;
-    if (next > now) {
-      struct timespec ts;
-      quire__deadline_after_ms(&ts, next - now);
-      pthread_cond_timedwait(&v->cond, &v->mu, &ts);
-    }
-    wake_waiters(ms, v, 0); /* newer commits and expired deadlines */
-    now = quire__mono_ms();
-    if (v->nwaiters > 0 && now >= v->last_poll_ms + ms->o.poll_interval_ms && !atomic_load(&ms->closing)) {
-      v->last_poll_ms = now;
-      pthread_mutex_unlock(&v->mu);
-      int rc = quire__ms_refresh(ms, &v->vid, NULL); /* wakes waiters itself */
-      if (rc) QLOG_DEBUG("metastore: poll loop: %s: %s", quire_strerror(rc), quire_errmsg());
-      pthread_mutex_lock(&v->mu);
-    }
-  }
-  v->poller_running = 0;
+  v->polling = 0;
   pthread_mutex_unlock(&v->mu);
-  pthread_mutex_lock(&ms->pollers_mu);
-  ms->npollers--;
-  pthread_cond_broadcast(&ms->pollers_done);
-  pthread_mutex_unlock(&ms->pollers_mu);
-  return NULL;
 }
 
-/* Starts the volume's poll loop if it is not running. Call with v->mu. */
-static int start_poller(quire_metastore *ms, struct ms_volume *v) {
-  if (v->poller_running) return 0;
-  struct poller_arg *pa = quire__malloc(sizeof *pa);
-  if (!pa) return QUIRE_ENOMEM;
-  pa->ms = ms;
-  pa->v = v;
-  pthread_mutex_lock(&ms->pollers_mu);
-  ms->npollers++;
-  pthread_mutex_unlock(&ms->pollers_mu);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_t t;
-  int e = pthread_create(&t, &attr, poll_loop, pa);
-  pthread_attr_destroy(&attr);
-  if (e) {
-    quire__free(pa);
-    pthread_mutex_lock(&ms->pollers_mu);
-    ms->npollers--;
-    pthread_mutex_unlock(&ms->pollers_mu);
-    errno = e;
-    return quire__errno("starting a poll loop");
+/* Puts v on the active list. Call with v->mu held. */
+static void activate(quire_metastore *ms, struct ms_volume *v) {
+  pthread_mutex_lock(&ms->sched_mu);
+  if (!v->active) {
+    v->active = 1;
+    v->active_next = ms->active;
+    ms->active = v;
+    ms->nactive++;
   }
-  v->poller_running = 1;
-  return 0;
+  ms->sched_kick = 1; /* recompute the next deadline before sleeping */
+  pthread_cond_signal(&ms->sched_cond);
+  pthread_mutex_unlock(&ms->sched_mu);
+}
+
+/* Takes v off the active list. Call with v->mu held. */
+static void deactivate(quire_metastore *ms, struct ms_volume *v) {
+  pthread_mutex_lock(&ms->sched_mu);
+  if (v->active) {
+    struct ms_volume **pp = &ms->active;
+    while (*pp != v) pp = &(*pp)->active_next;
+    *pp = v->active_next;
+    v->active = 0;
+    ms->nactive--;
+  }
+  pthread_mutex_unlock(&ms->sched_mu);
+}
+
+static void *scheduler(void *arg) {
+  quire_metastore *ms = arg;
+  struct ms_volume **batch = NULL;
+  size_t cap = 0;
+  pthread_mutex_lock(&ms->sched_mu);
+  while (!ms->sched_stop) {
+    ms->sched_kick = 0;
+    /* Copy the active list, then work on each volume under its own lock. */
+    size_t n = 0;
+    if (ms->nactive > cap) {
+      size_t want = ms->nactive * 2;
+      struct ms_volume **b = quire__realloc(batch, want * sizeof *b);
+      if (b) batch = b, cap = want;
+    }
+    for (struct ms_volume *v = ms->active; v && n < cap; v = v->active_next) batch[n++] = v;
+    pthread_mutex_unlock(&ms->sched_mu);
+    uint64_t now = quire__mono_ms(), next = now + ms->o.poll_interval_ms;
+    for (size_t i = 0; i < n; i++) {
+      struct ms_volume *v = batch[i];
+      pthread_mutex_lock(&v->mu);
+      wake_waiters(ms, v, 0); /* newer commits, expired deadlines */
+      if (v->nwaiters == 0) {
+        deactivate(ms, v);
+      } else {
+        if (!v->polling && now >= v->last_poll_ms + ms->o.poll_interval_ms) {
+          v->polling = 1;
+          v->last_poll_ms = now;
+          if (quire__pool_try_submit(ms->pollers, poll_task, v) != 0) v->polling = 0;
+        }
+        uint64_t due = v->last_poll_ms + ms->o.poll_interval_ms;
+        if (due < next) next = due;
+        for (struct ms_waiter *w = v->waiters; w; w = w->next)
+          if (w->deadline_ms < next) next = w->deadline_ms;
+      }
+      pthread_mutex_unlock(&v->mu);
+    }
+    pthread_mutex_lock(&ms->sched_mu);
+    now = quire__mono_ms();
+    if (!ms->sched_stop && !ms->sched_kick && next > now) {
+      struct timespec ts;
+      quire__deadline_after_ms(&ts, next - now);
+      pthread_cond_timedwait(&ms->sched_cond, &ms->sched_mu, &ts);
+    }
+  }
+  pthread_mutex_unlock(&ms->sched_mu);
+  quire__free(batch);
+  return NULL;
 }
 
 int quire__ms_polled_recently(quire_metastore *ms, const quire_gid *vid) {
   struct ms_volume *v = quire__ms_volume(ms, vid);
   if (!v) return 0;
   pthread_mutex_lock(&v->mu);
-  int yes = v->poller_running && quire__mono_ms() <= v->last_poll_ms + ms->o.poll_interval_ms;
+  int yes = v->nwaiters > 0 && quire__mono_ms() <= v->last_poll_ms + ms->o.poll_interval_ms;
   pthread_mutex_unlock(&v->mu);
   return yes;
 }
@@ -520,21 +548,15 @@ int quire__ms_wait(quire_metastore *ms, const quire_gid *vid, quire_lsn from, un
     if (!w) {
       rc = QUIRE_ENOMEM;
     } else {
-      int e = start_poller(ms, v);
-      if (e) {
-        quire__free(w);
-        rc = e;
-      } else {
-        w->req = req;
-        w->from = from;
-        w->deadline_ms = quire__mono_ms() + wait_ms;
-        w->next = v->waiters;
-        v->waiters = w;
-        v->nwaiters++;
-        atomic_fetch_add(&ms->nwaiters, 1);
-        quire__http_req_park(req);
-        pthread_cond_broadcast(&v->cond); /* the loop recomputes its deadline */
-      }
+      w->req = req;
+      w->from = from;
+      w->deadline_ms = quire__mono_ms() + wait_ms;
+      w->next = v->waiters;
+      v->waiters = w;
+      v->nwaiters++;
+      atomic_fetch_add(&ms->nwaiters, 1);
+      quire__http_req_park(req);
+      activate(ms, v);
     }
   }
   pthread_mutex_unlock(&v->mu);
@@ -552,11 +574,11 @@ static void collect(void *ctx, quire_metrics *m) {
                        (int64_t)commits);
   quire__metrics_gauge(m, "quire_metastore_long_polls", "pull_graft long polls waiting", "",
                        (int64_t)atomic_load(&ms->nwaiters));
-  pthread_mutex_lock(&ms->pollers_mu);
-  unsigned n = ms->npollers;
-  pthread_mutex_unlock(&ms->pollers_mu);
-  quire__metrics_gauge(m, "quire_metastore_poll_loops", "volumes with a running long-poll loop", "",
-                       (int64_t)n);
+  pthread_mutex_lock(&ms->sched_mu);
+  size_t n = ms->nactive;
+  pthread_mutex_unlock(&ms->sched_mu);
+  quire__metrics_gauge(m, "quire_metastore_poll_loops", "volumes with waiters, each polled once per interval",
+                       "", (int64_t)n);
 }
 
 int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore **out) {
@@ -575,13 +597,23 @@ int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore *
   if (!ms->o.max_pull_commits) ms->o.max_pull_commits = 1000;
   if (!ms->o.max_pull_bytes) ms->o.max_pull_bytes = 4u << 20;
   pthread_mutex_init(&ms->vols_mu, NULL);
-  pthread_mutex_init(&ms->pollers_mu, NULL);
-  pthread_cond_init(&ms->pollers_done, NULL);
+  pthread_mutex_init(&ms->sched_mu, NULL);
+  pthread_cond_init(&ms->sched_cond, NULL);
   ms->nbuckets = 64;
   ms->buckets = quire__calloc(ms->nbuckets, sizeof *ms->buckets);
   int rc = ms->buckets ? 0 : QUIRE_ENOMEM;
   if (!rc) rc = quire__limiter_create(ms->o.max_catchups, &ms->catchups);
   if (!rc) rc = quire__pool_create(ms->o.catchup_threads, 1024, "ms-get", &ms->getters);
+  if (!rc) rc = quire__pool_create(ms->o.catchup_threads, 4096, "ms-poll", &ms->pollers);
+  if (!rc) {
+    int e = pthread_create(&ms->sched, NULL, scheduler, ms);
+    if (e) {
+      errno = e;
+      rc = quire__errno("starting the long-poll scheduler");
+    } else {
+      ms->sched_started = 1;
+    }
+  }
   if (!rc && ms->o.metrics) rc = quire__metrics_add_collector(ms->o.metrics, collect, ms);
   if (rc) {
     quire_metastore_close(ms);
@@ -598,7 +630,6 @@ void quire_metastore_drain(quire_metastore *ms) {
     for (struct ms_volume *v = ms->buckets[i]; v; v = v->next) {
       pthread_mutex_lock(&v->mu);
       wake_waiters(ms, v, 1);
-      pthread_cond_broadcast(&v->cond);
       pthread_mutex_unlock(&v->mu);
     }
   }
@@ -608,10 +639,15 @@ void quire_metastore_drain(quire_metastore *ms) {
 void quire_metastore_close(quire_metastore *ms) {
   if (!ms) return;
   if (ms->buckets) quire_metastore_drain(ms);
-  pthread_mutex_lock(&ms->pollers_mu);
-  while (ms->npollers > 0) pthread_cond_wait(&ms->pollers_done, &ms->pollers_mu);
-  pthread_mutex_unlock(&ms->pollers_mu);
+  if (ms->sched_started) {
+    pthread_mutex_lock(&ms->sched_mu);
+    ms->sched_stop = 1;
+    pthread_cond_signal(&ms->sched_cond);
+    pthread_mutex_unlock(&ms->sched_mu);
+    pthread_join(ms->sched, NULL);
+  }
   quire__metrics_remove_collector(ms->o.metrics, collect, ms);
+  quire__pool_destroy(ms->pollers); /* finishes polls in flight */
   quire__pool_destroy(ms->getters);
   quire__limiter_destroy(ms->catchups);
   for (size_t i = 0; ms->buckets && i < ms->nbuckets; i++) {
@@ -619,14 +655,13 @@ void quire_metastore_close(quire_metastore *ms) {
     while (v) {
       struct ms_volume *next = v->next;
       pthread_mutex_destroy(&v->mu);
-      pthread_cond_destroy(&v->cond);
       quire__free(v);
       v = next;
     }
   }
   quire__free(ms->buckets);
   pthread_mutex_destroy(&ms->vols_mu);
-  pthread_mutex_destroy(&ms->pollers_mu);
-  pthread_cond_destroy(&ms->pollers_done);
+  pthread_mutex_destroy(&ms->sched_mu);
+  pthread_cond_destroy(&ms->sched_cond);
   quire__free(ms);
 }

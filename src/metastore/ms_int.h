@@ -18,30 +18,38 @@ struct ms_waiter;
 /* In-memory state of one volume. Created on first use, freed at close. */
 struct ms_volume {
   struct ms_volume *next; /* hash chain, under ms->vols_mu */
+  quire_metastore *ms;
   quire_gid vid;
-  pthread_mutex_t mu;  /* guards everything below */
-  pthread_cond_t cond; /* wakes the poll loop: commit, new waiter, drain */
-  quire_lsn latest;    /* highest LSN known to be in the catalog */
-  uint64_t tickets;    /* refresh calls started (see ms_core.c, refresh) */
-  uint64_t covered;    /* every call with a ticket <= covered is satisfied */
+  pthread_mutex_t mu; /* guards everything below except active_next */
+  quire_lsn latest;   /* highest LSN known to be in the catalog */
+  uint64_t tickets;   /* refresh calls started (see ms_core.c, refresh) */
+  uint64_t covered;   /* every call with a ticket <= covered is satisfied */
   struct ms_waiter *waiters;
   unsigned nwaiters;
-  int poller_running;
-  uint64_t last_poll_ms;
+  int polling;                   /* a store poll for the waiters is in flight */
+  uint64_t last_poll_ms;         /* when the last one started */
+  int active;                    /* on ms->active (also guarded by ms->sched_mu) */
+  struct ms_volume *active_next; /* under ms->sched_mu */
 };
 
 struct quire_metastore {
   struct quire_metastore_opts o;
   quire_limiter *catchups; /* single flight per volume id */
   quire_pool *getters;     /* parallel GETs of catch-ups */
+  quire_pool *pollers;     /* store polls for long-poll waiters */
   pthread_mutex_t vols_mu; /* guards the volume table; taken before any vol->mu */
   struct ms_volume **buckets;
   size_t nbuckets, nvols;
   atomic_int closing;
   atomic_uint nwaiters;
-  pthread_mutex_t pollers_mu; /* guards npollers */
-  pthread_cond_t pollers_done;
-  unsigned npollers;
+  /* The long-poll scheduler. sched_mu guards the active list, nactive,
+   * sched_stop and sched_kick; lock order: a vol->mu before sched_mu. */
+  pthread_t sched;
+  int sched_started, sched_stop, sched_kick;
+  pthread_mutex_t sched_mu;
+  pthread_cond_t sched_cond;
+  struct ms_volume *active; /* volumes with waiters */
+  size_t nactive;
 };
 
 /* The volume's state, created if new. NULL only on allocation failure. */

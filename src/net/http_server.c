@@ -160,20 +160,18 @@ int quire__http_server_closing(quire_http_server *s) {
 /* Set on a worker thread when the handler it runs answers or parks. */
 static _Thread_local int answered_here, parked_here;
 
-/* Answers r with resp (which may be NULL after an allocation failure: the
- * connection is then closed). Takes over resp. */
-static int queue_response(quire_http_req *r, int status, struct MHD_Response *resp) {
+/* Gives resp (our reference) to the connection: queued at once on the MHD
+ * thread, or, on a worker, stored and the connection resumed so the MHD
+ * thread queues it (r is not ours after that). */
+static int hand_over(quire_http_req *r, int status, struct MHD_Response *resp) {
   r->state = RS_ANSWERED;
   r->status = status;
   if (r->deferred) {
-    /* On a worker: store the answer and resume; the MHD thread queues it (or,
-     * without a response, closes the connection). r is not ours after this. */
     answered_here = 1;
     r->pending = resp;
     MHD_resume_connection(r->conn);
-    return resp ? 0 : QUIRE_ENOMEM;
+    return 0;
   }
-  if (!resp) return QUIRE_ENOMEM;
   enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
   MHD_destroy_response(resp);
   return ok == MHD_YES ? 0 : QUIRE_EIO;
@@ -187,7 +185,16 @@ static int queue(quire_http_req *r, int status, const char *ctype, const void *b
     if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   }
-  return queue_response(r, status, resp);
+  if (!resp) {
+    if (!r->deferred) return QUIRE_ENOMEM;
+    /* Without a response the resumed connection is closed. */
+    r->state = RS_ANSWERED;
+    r->status = status;
+    answered_here = 1;
+    MHD_resume_connection(r->conn);
+    return QUIRE_ENOMEM;
+  }
+  return hand_over(r, status, resp);
 }
 
 int quire__http_respond(quire_http_req *r, int status, const char *content_type, const void *body,
@@ -302,12 +309,12 @@ int quire__http_respond_stream(quire_http_req *r, int status, const char *conten
     return QUIRE_ENOMEM;
   }
   if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-  /* Queued now or, on a worker, by the MHD thread after the resume; either
-   * way stream_release runs when the connection is done with it. */
-  int rc = queue_response(r, status, resp);
-  if (rc) {
+  /* The connection holds the response; stream_release runs when it is done.
+   * From a worker the response is queued after the resume; if that fails the
+   * release cancels the stream and the producer's writes get QUIRE_ECLOSED. */
+  if (hand_over(r, status, resp) != 0) {
     stream_unref(st); /* release already dropped the response's reference */
-    return rc;
+    return QUIRE_EIO;
   }
   *out = st;
   return 0;
@@ -609,7 +616,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   quire__free(r);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap) {
   quire_http_server *s = cls;
   if (quire__log_level() < QUIRE_LOG_DEBUG) return;
   char line[512];

@@ -170,9 +170,44 @@ static void test_remote_wake(void) {
   free(dir);
 }
 
+/* Regression: a long poll whose from_lsn is newer than this metastore's
+ * catalog (the client saw a commit made through another metastore) must
+ * look at the store, not answer 404, even while the volume's poll loop is
+ * fresh. */
+static void test_client_ahead(void) {
+  char *dir = test_tmpdir("ms_ahead");
+  char url[512];
+  snprintf(url, sizeof url, "file://%s/objects", dir);
+  struct ms_env a, b;
+  env_start(&a, url, 20000); /* A polls rarely: the loop stays "fresh" */
+  env_start(&b, url, 20000);
+  quire_gid vid;
+  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
+  commit_one(&b, &vid, 0, 1);
+  struct waiter keep = {.cli = a.cli, .vid = vid, .from = 1, .wait_ms = LONG_WAIT};
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, wait_thread, &keep) == 0);
+  wait_for_waiters(&a, 1);
+  commit_one(&b, &vid, 1, 2); /* A does not know about lsn 2 yet */
+  struct waiter ahead = {.cli = a.cli, .vid = vid, .from = 2, .wait_ms = 100};
+  wait_thread(&ahead);
+  CHECK_OK(ahead.rc);
+  CHECK(ahead.to == 2 && ahead.card == 0);
+  commit_one(&b, &vid, 2, 3);
+  commit_one(&a, &vid, 3, 4); /* through A: wakes its waiter at once */
+  pthread_join(t, NULL);
+  CHECK_OK(keep.rc);
+  CHECK(keep.to >= 2 && keep.elapsed_ms < LONG_WAIT);
+  env_stop(&a, 0);
+  env_stop(&b, 0);
+  test_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   test_seed();
   test_local_wake();
   test_remote_wake();
+  test_client_ahead();
   return test_done("metastore_longpoll");
 }

@@ -43,7 +43,13 @@ static void spawn(struct child *c, const char *store, const char *catalog) {
   close(fds[1]);
   c->out = fdopen(fds[0], "r");
   char line[512];
-  CHECK(fgets(line, sizeof line, c->out) != NULL);
+  if (!fgets(line, sizeof line, c->out)) {
+    int status = 0;
+    waitpid(c->pid, &status, 0);
+    test_failf(__FILE__, __LINE__, "quire metastore (store %s, catalog %s) exited before listening: %s %d",
+               store, catalog, WIFEXITED(status) ? "exit" : "signal",
+               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  }
   const char *at = strstr(line, "http://");
   CHECK(at != NULL);
   size_t n = strcspn(at, " \n");
@@ -273,7 +279,13 @@ static void test_kill_restart(const char *dir) {
     quire__buf_init(&got, 64 << 20);
     quire__buf_init(&want, 64 << 20);
     for (int k = 0; k < VOLS; k++) {
-      CHECK_OK(quire__msclient_snapshot(cli, &vids[k], 0, &s));
+      int rc = quire__msclient_snapshot(cli, &vids[k], 0, &s);
+      if (rc == QUIRE_ENOTFOUND && w.acked[k] == 0) {
+        /* Killed before this volume's first commit: empty for both. */
+        CHECK_RC(quire__msclient_snapshot(fresh.cli, &vids[k], 0, &s), QUIRE_ENOTFOUND);
+        continue;
+      }
+      CHECK_OK(rc);
       CHECK(s.lsn >= w.acked[k]); /* nothing acknowledged was lost */
       describe(cli, &vids[k], &got);
       describe(fresh.cli, &vids[k], &want);
