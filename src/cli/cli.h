@@ -29,6 +29,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_fail(const char *cmd, int rc, const char *what);
 /* 1 if argv[i] is -h/--help anywhere before a "--". */
 int cli_wants_help(int argc, char **argv);
+/* A command made of subcommands ("quire gid new"): sub->run gets argv from
+ * the subcommand's name on. */
+struct cli_sub {
+  const char *name;
+  int (*run)(int argc, char **argv);
+};
+/* Prints help and exits 0 for -h/--help anywhere, 2 when no subcommand is
+ * given; runs the named subcommand; a usage error (2) for an unknown one. */
+int cli_dispatch(const char *cmd, int argc, char **argv, const struct cli_sub *subs, void (*help)(void));
+
 /* Parses a non-negative integer with an optional k/m/g (x1024) suffix. */
 int cli_parse_u64(const char *s, unsigned long long *out);
 

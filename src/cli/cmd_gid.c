@@ -85,15 +85,10 @@ static int gid_parse(int argc, char **argv) {
 }
 
 int quire_cmd_gid(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-    help();
-    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-  }
-  if (cli_wants_help(argc, argv)) {
-    help();
-    return CLI_EXIT_OK;
-  }
-  if (strcmp(argv[1], "new") == 0) return gid_new(argc - 1, argv + 1);
-  if (strcmp(argv[1], "parse") == 0) return gid_parse(argc - 1, argv + 1);
-  return cli_usage_error("gid", "unknown subcommand '%s'", argv[1]);
+  static const struct cli_sub subs[] = {
+      {"new", gid_new},
+      {"parse", gid_parse},
+      {NULL, NULL},
+  };
+  return cli_dispatch("gid", argc, argv, subs, help);
 }

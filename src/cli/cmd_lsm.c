@@ -211,20 +211,27 @@ static int do_check(const char *path) {
   return CLI_EXIT_OK;
 }
 
+/* stat and check take exactly one FILE. */
+static int one_file(int argc, char **argv) {
+  if (argc != 2) return cli_usage_error("lsm", "%s needs exactly one FILE", argv[0]);
+  if (argv[1][0] == '-') return cli_usage_error("lsm", "unknown option '%s'", argv[1]);
+  return 0;
+}
+static int sub_stat(int argc, char **argv) {
+  int rc = one_file(argc, argv);
+  return rc ? rc : do_stat(argv[1]);
+}
+static int sub_check(int argc, char **argv) {
+  int rc = one_file(argc, argv);
+  return rc ? rc : do_check(argv[1]);
+}
+
 int quire_cmd_lsm(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-    help();
-    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-  }
-  if (cli_wants_help(argc, argv)) {
-    help();
-    return CLI_EXIT_OK;
-  }
-  if (strcmp(argv[1], "dump") == 0) return do_dump(argc - 1, argv + 1);
-  if (strcmp(argv[1], "stat") == 0 || strcmp(argv[1], "check") == 0) {
-    if (argc != 3) return cli_usage_error("lsm", "%s needs exactly one FILE", argv[1]);
-    if (argv[2][0] == '-') return cli_usage_error("lsm", "unknown option '%s'", argv[2]);
-    return argv[1][0] == 's' ? do_stat(argv[2]) : do_check(argv[2]);
-  }
-  return cli_usage_error("lsm", "unknown subcommand '%s'", argv[1]);
+  static const struct cli_sub subs[] = {
+      {"dump", do_dump},
+      {"stat", sub_stat},
+      {"check", sub_check},
+      {NULL, NULL},
+  };
+  return cli_dispatch("lsm", argc, argv, subs, help);
 }

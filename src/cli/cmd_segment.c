@@ -289,15 +289,10 @@ static int build(int argc, char **argv) {
 }
 
 int quire_cmd_segment(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-    help();
-    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-  }
-  if (cli_wants_help(argc, argv)) {
-    help();
-    return CLI_EXIT_OK;
-  }
-  if (strcmp(argv[1], "inspect") == 0) return inspect(argc - 1, argv + 1);
-  if (strcmp(argv[1], "build") == 0) return build(argc - 1, argv + 1);
-  return cli_usage_error("segment", "unknown subcommand '%s'", argv[1]);
+  static const struct cli_sub subs[] = {
+      {"inspect", inspect},
+      {"build", build},
+      {NULL, NULL},
+  };
+  return cli_dispatch("segment", argc, argv, subs, help);
 }

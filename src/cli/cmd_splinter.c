@@ -148,15 +148,10 @@ static int cmd_make(int argc, char **argv) {
 }
 
 int quire_cmd_splinter(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-    help();
-    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-  }
-  if (cli_wants_help(argc, argv)) {
-    help();
-    return CLI_EXIT_OK;
-  }
-  if (strcmp(argv[1], "dump") == 0) return cmd_dump(argc - 1, argv + 1);
-  if (strcmp(argv[1], "make") == 0) return cmd_make(argc - 1, argv + 1);
-  return cli_usage_error("splinter", "unknown subcommand '%s'", argv[1]);
+  static const struct cli_sub subs[] = {
+      {"dump", cmd_dump},
+      {"make", cmd_make},
+      {NULL, NULL},
+  };
+  return cli_dispatch("splinter", argc, argv, subs, help);
 }

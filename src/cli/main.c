@@ -47,6 +47,17 @@ int cli_wants_help(int argc, char **argv) {
   return 0;
 }
 
+int cli_dispatch(const char *cmd, int argc, char **argv, const struct cli_sub *subs, void (*help)(void)) {
+  if (argc < 2 || cli_wants_help(argc, argv) || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "--help") == 0) {
+    help();
+    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+  }
+  for (const struct cli_sub *sc = subs; sc->name; sc++)
+    if (strcmp(argv[1], sc->name) == 0) return sc->run(argc - 1, argv + 1);
+  return cli_usage_error(cmd, "unknown subcommand '%s'", argv[1]);
+}
+
 int cli_parse_u64(const char *s, unsigned long long *out) {
   if (!s || !*s || *s == '-') return -1;
   char *end;
