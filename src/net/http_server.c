@@ -320,7 +320,7 @@ int quire__http_respond_stream(quire_http_req *r, int status, const char *conten
   return 0;
 }
 
-int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n) {
+int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(void *ctx, uint8_t *dst), void *ctx) {
   int rc = 0;
   pthread_mutex_lock(&st->mu);
   while (!st->cancelled && st->buf.len - st->off > 0 && st->buf.len - st->off + n > st->max_buffer)
@@ -333,11 +333,29 @@ int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n) {
       st->buf.len -= st->off;
       st->off = 0;
     }
-    rc = quire__buf_append(&st->buf, p, n);
+    rc = quire__buf_reserve(&st->buf, n);
+    if (rc == 0) {
+      fill(ctx, st->buf.data + st->buf.len);
+      st->buf.len += n;
+    }
     stream_kick(st);
   }
   pthread_mutex_unlock(&st->mu);
   return rc;
+}
+
+struct bytes_ref {
+  const void *p;
+  size_t n;
+};
+static void copy_bytes(void *ctx, uint8_t *dst) {
+  const struct bytes_ref *b = ctx;
+  if (b->n) memcpy(dst, b->p, b->n);
+}
+
+int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n) {
+  struct bytes_ref b = {p, n};
+  return quire__http_stream_write_fn(st, n, copy_bytes, &b);
 }
 
 void quire__http_stream_end(quire_http_stream *st, int failed) {

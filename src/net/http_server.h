@@ -101,6 +101,10 @@ typedef struct quire_http_stream quire_http_stream;
 int quire__http_respond_stream(quire_http_req *r, int status, const char *content_type, size_t max_buffer,
                                quire_http_stream **out);
 int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n);
+/* Appends n bytes produced in place: fill(ctx, dst) writes exactly n bytes
+ * at dst (inside the stream's buffer, under its lock: keep it short). Saves
+ * a copy for large frames. Same blocking and errors as _write. */
+int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(void *ctx, uint8_t *dst), void *ctx);
 /* failed != 0 cuts the response off (the client sees a truncated body). */
 void quire__http_stream_end(quire_http_stream *st, int failed);
 int quire__http_stream_cancelled(quire_http_stream *st);
