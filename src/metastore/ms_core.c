@@ -596,6 +596,7 @@ int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore *
   if (!ms->o.max_waiters) ms->o.max_waiters = 10000;
   if (!ms->o.max_pull_commits) ms->o.max_pull_commits = 1000;
   if (!ms->o.max_pull_bytes) ms->o.max_pull_bytes = 4u << 20;
+  if (!ms->o.max_graft_commits) ms->o.max_graft_commits = 10000;
   pthread_mutex_init(&ms->vols_mu, NULL);
   pthread_mutex_init(&ms->sched_mu, NULL);
   pthread_cond_init(&ms->sched_cond, NULL);
