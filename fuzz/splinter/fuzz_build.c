@@ -11,7 +11,7 @@
 #include "quire/splinter.h"
 #include "util/endian.h"
 
-#define MAXN 20000
+#define MAXN 6000
 
 typedef struct {
   uint8_t *bits; /* model over a small window: values are base + 0..MAXN-1 */

@@ -2,8 +2,9 @@
  * cli/cmd_server.c — `quire server --data DIR`: everything on one machine,
  * in one process. The object store is file://DIR/objects and catalogs live
  * under DIR. Each service has its own listener (metastore on
- * --metastore-listen; the pagestore joins on its own port with its issue):
- * open each service, wait for SIGINT/SIGTERM, close them in reverse order.
+ * --metastore-listen, pagestore on --pagestore-listen): open the metastore,
+ * then the pagestore (which catches its catalog up from the metastore),
+ * wait for SIGINT/SIGTERM, close them in reverse order.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/serve.h"
+#include "cli/ps_opts.h"
 
 const char quire_cmd_server_summary[] = "run every service on one machine (the embedded default)";
 
@@ -26,6 +28,9 @@ static struct quire_cfg_opt opts[] = {
      "./quire-data", 0, NULL, NULL},
     {"metastore-listen", "QUIRE_METASTORE_LISTEN", "metastore", "metastore address (HOST:PORT)",
      "127.0.0.1:3001", 0, NULL, NULL},
+    {"pagestore-listen", "QUIRE_PAGESTORE_LISTEN", "pagestore", "pagestore address (HOST:PORT)",
+     "127.0.0.1:3002", 0, NULL, NULL},
+    CLI_PAGESTORE_TUNING_OPTS,
     CLI_SERVE_HTTP_OPTS,
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -34,8 +39,9 @@ static void help(void) {
   printf("usage: quire server [--data DIR] [options]\n"
          "\n"
          "Runs quire on one machine: the object store is the directory DIR/objects\n"
-         "(file://), the metastore's catalog is DIR/metastore.catalog, and the\n"
-         "services listen on loopback (the pagestore is added by its own issue).\n"
+         "(file://), the catalogs are DIR/metastore.catalog and DIR/pagestore.catalog,\n"
+         "the pagestore's segment cache is DIR/cache, and both services listen on\n"
+         "loopback.\n"
          "Prints where each service listens; SIGINT or SIGTERM stops it gracefully.\n"
          "\n"
          "Settings: flags override QUIRE_* environment variables, which override the\n"
@@ -57,9 +63,13 @@ int quire_cmd_server(int argc, char **argv) {
   int status = CLI_EXIT_OK;
   const char *data = quire__cfg_get(opts, NOPTS, "data");
   char abs[PATH_MAX], store[PATH_MAX + 32], catalog[PATH_MAX + 32];
+  char ps_catalog[PATH_MAX + 32], cache[PATH_MAX + 32], ms_url[96];
   struct quire_ms_settings s = {0};
+  struct quire_ps_settings pss = {0};
+  quire_ps_service *ps = NULL;
   unsigned long long drain = 0;
   if ((status = cli_ms_settings("server", opts, NOPTS, &s))) goto out;
+  if ((status = cli_ps_settings("server", opts, NOPTS, &pss))) goto out;
   if ((status = cli_serve_number("server", opts, NOPTS, "drain-ms", 3600000, &drain))) goto out;
   if (mkdir(data, 0755) != 0 && errno != EEXIST) {
     status = cli_fail("server", -errno, data);
@@ -82,13 +92,31 @@ int quire_cmd_server(int argc, char **argv) {
     goto out;
   }
   const char *colon = strrchr(s.listen, ':');
+  snprintf(ms_url, sizeof ms_url, "http://%.*s:%u", (int)(colon - s.listen), s.listen,
+           quire__ms_service_port(ms));
+  snprintf(ps_catalog, sizeof ps_catalog, "%s/pagestore.catalog", abs);
+  snprintf(cache, sizeof cache, "%s/cache", abs);
+  pss.listen = quire__cfg_get(opts, NOPTS, "pagestore-listen");
+  pss.ps.store_url = store;
+  pss.ps.metastore_url = ms_url;
+  pss.ps.catalog_path = ps_catalog;
+  pss.ps.cache_dir = cache;
+  rc = quire__ps_service_open(&pss, &ps);
+  if (rc) {
+    status = cli_fail("server", rc, "starting the pagestore");
+    quire__ms_service_close(ms, 0);
+    goto out;
+  }
+  const char *pcolon = strrchr(pss.listen, ':');
   printf("quire server: data in %s\n", abs);
-  printf("quire server: metastore listening on http://%.*s:%u\n", (int)(colon - s.listen), s.listen,
-         quire__ms_service_port(ms));
+  printf("quire server: metastore listening on %s\n", ms_url);
+  printf("quire server: pagestore listening on http://%.*s:%u\n", (int)(pcolon - pss.listen), pss.listen,
+         quire__ps_service_port(ps));
   printf("quire server: Ctrl-C (SIGINT) or SIGTERM stops it\n");
   fflush(stdout);
   int sig = quire__signals_wait();
   QLOG_INFO("server: signal %d: shutting down", sig);
+  quire__ps_service_close(ps, (unsigned)drain);
   rc = quire__ms_service_close(ms, (unsigned)drain);
   if (rc) status = cli_fail("server", rc, "closing the metastore catalog");
   printf("quire server: stopped\n");

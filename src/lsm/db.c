@@ -290,15 +290,9 @@ static int range_cmp(const void *a, const void *b) {
   return lsm__keycmp(x->lo, x->lol, y->lo, y->lol);
 }
 
-/* Sorted, coalesced copy of m's ranges (pointers into m). */
-static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
-  *out = NULL;
-  *n = 0;
-  if (!m->nranges) return 0;
-  lsm_range *r = quire__calloc(m->nranges, sizeof *r);
-  if (!r) return QUIRE_ENOMEM;
-  size_t k = 0;
-  for (lsm_mrange *x = atomic_load(&m->ranges); x && k < m->nranges; x = atomic_load(&x->next)) r[k++] = x->r;
+/* Sorts ranges by lo and merges overlapping or touching ones; returns the
+ * new count. */
+static size_t ranges_coalesce(lsm_range *r, size_t k) {
   qsort(r, k, sizeof *r, range_cmp);
   size_t o = 0;
   for (size_t i = 0; i < k; i++) {
@@ -309,8 +303,20 @@ static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
       r[o++] = r[i];
     }
   }
+  return o;
+}
+
+/* Sorted, coalesced copy of m's ranges (pointers into m). */
+static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (!m->nranges) return 0;
+  lsm_range *r = quire__calloc(m->nranges, sizeof *r);
+  if (!r) return QUIRE_ENOMEM;
+  size_t k = 0;
+  for (lsm_mrange *x = atomic_load(&m->ranges); x && k < m->nranges; x = atomic_load(&x->next)) r[k++] = x->r;
   *out = r;
-  *n = o;
+  *n = ranges_coalesce(r, k);
   return 0;
 }
 
@@ -439,8 +445,9 @@ static int merge_all_locked(lsm_db *db) {
   size_t n = 0;
   lsm_mcur *mc = NULL;
   lsm_builder *b = NULL;
-  lsm_extv dropped = {0};
+  lsm_extv dropped = {0}, mine = {0}, segpages[LSM_MAX_SEGS];
   lsm_seg *ns = NULL;
+  memset(segpages, 0, sizeof segpages);
   lsm_version *nv = NULL;
   lsm_mem *mem = v->mem;
   uint8_t *vbuf = NULL;
@@ -476,19 +483,22 @@ static int merge_all_locked(lsm_db *db) {
   }
   if (rc) goto out;
   lsm_segdesc d;
-  rc = lsm__build_finish(b, &d, NULL);
+  rc = lsm__build_finish(b, &d, &mine);
   b = NULL;
   if (rc) goto out;
-  for (uint32_t i = 0; i < nseg && !rc; i++)
-    if (v->segs[i]) rc = lsm__seg_pages(db, &v->segs[i]->d, &dropped);
+  /* every page of the old segments, walked once: saved as free by the new
+   * header, handed to each segment for when its readers are gone */
+  for (uint32_t i = 0; i < nseg && !rc; i++) {
+    if (!v->segs[i]) continue;
+    rc = lsm__seg_pages(db, &v->segs[i]->d, &segpages[i]);
+    for (size_t j = 0; !rc && j < segpages[i].n; j++)
+      rc = lsm__extv_push(&dropped, segpages[i].v[j].start, segpages[i].v[j].count);
+  }
   if (!rc && d.root) rc = lsm__seg_load(db, &d, &ns);
   if (!rc) rc = version_new(db, &nv);
   if (rc) {
     /* the new segment's pages were never committed */
-    lsm_extv mine = {0};
-    if (d.root && !lsm__seg_pages(db, &d, &mine))
-      for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
-    lsm__extv_free(&mine);
+    for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
     goto out;
   }
   nv->mem = mem;
@@ -500,6 +510,7 @@ static int merge_all_locked(lsm_db *db) {
   db->hdr.merge_counter++;
   if ((rc = write_header(db, nv, &dropped))) {
     db->hdr.merge_counter--;
+    for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
     goto out;
   }
   /* the old segments are out of the durable header: their pages go free when
@@ -509,17 +520,14 @@ static int merge_all_locked(lsm_db *db) {
     lsm_seg *s = v->segs[i];
     if (!s) continue;
     s->dropped = 1;
+    s->pages = segpages[i];
+    segpages[i] = (lsm_extv){0};
     s->znext = db->zombies;
     s->zprev = NULL;
     if (db->zombies) db->zombies->zprev = s;
     db->zombies = s;
   }
-  /* hand each segment its own pages */
   pthread_mutex_unlock(&db->lock);
-  for (uint32_t i = 0; i < nseg; i++) {
-    lsm_seg *s = v->segs[i];
-    if (s && lsm__seg_pages(db, &s->d, &s->pages)) QLOG_WARN("lsm: could not list a dropped segment's pages");
-  }
   atomic_fetch_add(&db->st_merges, 1);
   version_swap(db, nv, 0);
   nv = NULL;
@@ -529,6 +537,8 @@ out:
   lsm__build_abort(b);
   lsm__mcur_free(mc);
   lsm__extv_free(&dropped);
+  lsm__extv_free(&mine);
+  for (uint32_t i = 0; i < nseg; i++) lsm__extv_free(&segpages[i]);
   quire__free(vbuf);
   return rc;
 }
@@ -1000,7 +1010,7 @@ static int seg_get(lsm_db *db, lsm_seg *s, const uint8_t *k, size_t kl, lsm_valu
 static int mem_get(lsm_mem *m, uint64_t snap, const uint8_t *k, size_t kl, lsm_value *out, int *kind) {
   lsm_mnode *n = lsm__mem_find(m, k, kl, snap);
   if (!n) return 0;
-  if (m->nranges && lsm__mem_covered(m, k, kl, n->seq, snap)) {
+  if (lsm__mem_covered(m, k, kl, n->seq, snap)) {
     *kind = LSM_V_TOMB;
     return 1;
   }
@@ -1020,7 +1030,7 @@ static int version_get(lsm_db *db, lsm_version *v, uint64_t snap, const uint8_t 
   memset(out, 0, sizeof *out);
   rc = mem_get(v->mem, snap, k, kl, out, &kind);
   if (rc < 0) return rc;
-  if (rc == 0 && v->mem->nranges && lsm__mem_covered(v->mem, k, kl, 0, snap)) return QUIRE_ENOTFOUND;
+  if (rc == 0 && lsm__mem_covered(v->mem, k, kl, 0, snap)) return QUIRE_ENOTFOUND;
   for (uint32_t i = 0; rc == 0 && i < v->n_in + v->n_reg; i++) {
     lsm_seg *s = v->segs[i];
     if (!s) continue;
@@ -1063,22 +1073,9 @@ int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out) {
   return 0;
 }
 
-static void pend_release(lsm_txn *t) {
-  lsm_db *db = t->db;
-  for (size_t i = 0; i < t->npend; i++) {
-    lsm_seg *s = t->pend[i];
-    if (s->pages.n) {
-      pthread_mutex_lock(&db->lock);
-      db->inflight -= lsm__extv_pages(&s->pages);
-      pthread_mutex_unlock(&db->lock);
-    }
-    t->pend[i] = NULL;
-  }
-  t->npend = 0;
-}
-
-void lsm_txn_abort(lsm_txn *t) {
-  if (!t) return;
+/* Discards the uncommitted pending segments: their pages go free at once
+ * (no header ever named them). */
+static void pend_discard(lsm_txn *t) {
   lsm_db *db = t->db;
   for (size_t i = 0; i < t->npend; i++) {
     lsm_seg *s = t->pend[i];
@@ -1089,6 +1086,12 @@ void lsm_txn_abort(lsm_txn *t) {
     lsm__seg_unref(db, s);
   }
   t->npend = 0;
+}
+
+void lsm_txn_abort(lsm_txn *t) {
+  if (!t) return;
+  lsm_db *db = t->db;
+  pend_discard(t);
   lsm__mem_unref(t->buf);
   lsm__version_unref(db, t->ver);
   quire__free(t->reads);
@@ -1172,17 +1175,7 @@ static int txn_spill(lsm_txn *t) {
       }
     }
     if (!rc && nall) {
-      qsort(all, nall, sizeof *all, range_cmp);
-      size_t o = 0;
-      for (size_t i = 0; i < nall; i++) {
-        if (o && lsm__keycmp(all[i].lo, all[i].lol, all[o - 1].hi, all[o - 1].hil) <= 0) {
-          if (lsm__keycmp(all[i].hi, all[i].hil, all[o - 1].hi, all[o - 1].hil) > 0)
-            all[o - 1].hi = all[i].hi, all[o - 1].hil = all[i].hil;
-        } else {
-          all[o++] = all[i];
-        }
-      }
-      rc = lsm__build_ranges(b, all, o);
+      rc = lsm__build_ranges(b, all, ranges_coalesce(all, nall));
     }
     quire__free(all);
     lsm__mcur_free(mc);
@@ -1199,15 +1192,7 @@ static int txn_spill(lsm_txn *t) {
       lsm__extv_free(&np);
       return rc;
     }
-    for (size_t i = 0; i < t->npend; i++) {
-      lsm_seg *p = t->pend[i];
-      pthread_mutex_lock(&db->lock);
-      db->inflight -= lsm__extv_pages(&p->pages);
-      pthread_mutex_unlock(&db->lock);
-      for (size_t j = 0; j < p->pages.n; j++) lsm__free_now(db, p->pages.v[j].start, p->pages.v[j].count);
-      lsm__seg_unref(db, p);
-    }
-    t->npend = 0;
+    pend_discard(t);
     if (merged) {
       merged->pages = np;
       pthread_mutex_lock(&db->lock);
@@ -1465,7 +1450,6 @@ unlock:
   if (!rc) atomic_fetch_add(&db->st_commits, 1);
 out:
   quire__buf_free(&rec);
-  if (rc == 0) pend_release(t);
   lsm_txn_abort(t);
   return rc;
 }

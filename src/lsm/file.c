@@ -216,6 +216,15 @@ static void lru_unlink(lsm_page *p) {
   p->prev->next = p->next;
   p->next->prev = p->prev;
   p->prev = p->next = NULL;
+  p->in_lru = 0;
+}
+
+static void lru_push_front(lsm_cache *c, lsm_page *p) {
+  p->next = c->lru.next;
+  p->prev = &c->lru;
+  c->lru.next->prev = p;
+  c->lru.next = p;
+  p->in_lru = 1;
 }
 
 static void hash_unlink(lsm_cache *c, lsm_page *p) {
@@ -240,11 +249,19 @@ void lsm__cache_destroy(lsm_cache *c) {
   pthread_mutex_destroy(&c->mu);
 }
 
-/* Under c->mu: drop unreferenced pages until within budget. */
+/* Under c->mu: drop unreferenced pages until within budget. A hit only sets
+ * `hot` (no list surgery on the read path); eviction gives hot pages a
+ * second chance and takes pinned ones off the list until they are released. */
 static void cache_evict(lsm_cache *c, uint32_t pgsz) {
   while (c->bytes > c->budget && c->lru.prev != &c->lru) {
     lsm_page *p = c->lru.prev;
     lru_unlink(p);
+    if (p->refs > 0) continue; /* back on the list at its last release */
+    if (p->hot) {
+      p->hot = 0;
+      lru_push_front(c, p);
+      continue;
+    }
     hash_unlink(c, p);
     c->bytes -= pgsz;
     quire__free(p);
@@ -292,7 +309,8 @@ int lsm__page_get(lsm_db *db, uint32_t pgno, lsm_page **out) {
   pthread_mutex_lock(&c->mu);
   for (lsm_page *p = c->buckets[pgno & (c->nbuckets - 1)]; p; p = p->hnext) {
     if (p->pgno == pgno) {
-      if (p->refs++ == 0) lru_unlink(p);
+      p->refs++;
+      p->hot = 1;
       c->hits++;
       pthread_mutex_unlock(&c->mu);
       *out = p;
@@ -314,7 +332,8 @@ int lsm__page_get(lsm_db *db, uint32_t pgno, lsm_page **out) {
   pthread_mutex_lock(&c->mu);
   for (lsm_page *p = c->buckets[pgno & (c->nbuckets - 1)]; p; p = p->hnext) {
     if (p->pgno == pgno) { /* raced with another reader */
-      if (p->refs++ == 0) lru_unlink(p);
+      p->refs++;
+      p->hot = 1;
       pthread_mutex_unlock(&c->mu);
       quire__free(np);
       *out = p;
@@ -340,11 +359,8 @@ void lsm__page_put(lsm_db *db, lsm_page *p) {
   if (--p->refs == 0) {
     if (!p->hashed) {
       quire__free(p); /* forgotten while pinned: its page number was reused */
-    } else {
-      p->next = c->lru.next;
-      p->prev = &c->lru;
-      c->lru.next->prev = p;
-      c->lru.next = p;
+    } else if (!p->in_lru) {
+      lru_push_front(c, p);
       cache_evict(c, db->pgsz);
     }
   }
@@ -365,10 +381,8 @@ void lsm__cache_forget(lsm_db *db, uint32_t start, uint32_t count) {
       if (p->pgno != pg) continue;
       hash_unlink(c, p);
       c->bytes -= db->pgsz;
-      if (p->refs == 0) {
-        lru_unlink(p);
-        quire__free(p);
-      }
+      if (p->in_lru) lru_unlink(p);
+      if (p->refs == 0) quire__free(p);
       break;
     }
   }

@@ -60,8 +60,8 @@ uint64_t lsm__extv_pages(const lsm_extv *x);
 typedef struct lsm_page {
   uint32_t pgno;
   int refs;
-  int hashed;
-  struct lsm_page *hnext, *prev, *next; /* hash chain; LRU of unreferenced pages */
+  uint8_t hashed, in_lru, hot;
+  struct lsm_page *hnext, *prev, *next; /* hash chain; eviction list */
   uint8_t *data;
 } lsm_page;
 
@@ -70,7 +70,7 @@ typedef struct lsm_cache {
   lsm_page **buckets;
   size_t nbuckets;
   size_t bytes, budget;
-  lsm_page lru; /* sentinel: next = most recently released */
+  lsm_page lru; /* sentinel of the eviction list (second-chance / CLOCK order) */
   uint64_t hits, misses;
 } lsm_cache;
 

@@ -70,7 +70,12 @@ int lsm__pview(const lsm_db *db, const uint8_t *page, lsm_pview *v) {
   return 0;
 }
 
-static int getv(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+static inline int getv(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  if (*p < end && **p < 240) { /* the one-byte form, by far the most common */
+    *v = **p;
+    (*p)++;
+    return 0;
+  }
   int n = quire__varint_get(*p, (size_t)(end - *p), v);
   if (n < 0) return QUIRE_ECORRUPT;
   *p += n;
@@ -115,6 +120,21 @@ bad:
   return quire__err(QUIRE_ECORRUPT, "lsm: malformed item %u in a page", i);
 }
 
+/* Just the key suffix of item i (binary search needs nothing else). */
+static inline int pkey(const lsm_db *db, const lsm_pview *v, uint32_t i, const uint8_t **suf,
+                       uint32_t *slen) {
+  const uint8_t *end = v->p + db->usable;
+  size_t base = LSM_PAGE_HDR + (size_t)v->plen + 2 * (size_t)v->n;
+  size_t off = ld_le16(v->p + LSM_PAGE_HDR + v->plen + 2 * (size_t)i);
+  if (off < base || off >= db->usable) return quire__err(QUIRE_ECORRUPT, "lsm: item offset out of range");
+  const uint8_t *p = v->p + off;
+  uint64_t s;
+  if (getv(&p, end, &s) || s > (uint64_t)(end - p)) return quire__err(QUIRE_ECORRUPT, "lsm: malformed key");
+  *suf = p;
+  *slen = (uint32_t)s;
+  return 0;
+}
+
 int lsm__psearch(const lsm_db *db, const lsm_pview *v, const uint8_t *k, size_t kl, uint32_t *idx, int *eq) {
   uint32_t lo = 0, hi = v->n;
   *eq = 0;
@@ -131,10 +151,11 @@ int lsm__psearch(const lsm_db *db, const lsm_pview *v, const uint8_t *k, size_t 
   }
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    lsm_item it;
-    int rc = lsm__pitem(db, v, mid, &it);
+    const uint8_t *suf = NULL;
+    uint32_t slen = 0;
+    int rc = pkey(db, v, mid, &suf, &slen);
     if (rc) return rc;
-    c = lsm__keycmp(k + v->plen, kl - v->plen, it.suf, it.slen);
+    c = lsm__keycmp(k + v->plen, kl - v->plen, suf, slen);
     if (c == 0) {
       *idx = mid;
       *eq = 1;

@@ -102,6 +102,14 @@ int objstore__retryable(int rc);
 /* Runs attempt(ctx) under s's retry policy for op; counts attempts. */
 int objstore__with_retries(quire_objstore *s, int op, int (*attempt)(void *ctx), void *ctx);
 
+/* Parses one ListObjectsV2 response page (objstore_s3.c; fuzzed): appends
+ * keys below store_prefix (stripped) that are valid quire keys, in
+ * strictly ascending order after start_after (QUIRE_EIO otherwise), at most
+ * limit in all (then sets out->truncated). *truncated and *token (caller
+ * frees) come from IsTruncated / NextContinuationToken. */
+int objstore__s3_parse_list(const char *body, size_t len, const char *store_prefix, const char *start_after,
+                            size_t limit, quire_objstore_list *out, int *truncated, char **token);
+
 /* write(2) until done (EINTR retried); -errno on failure. */
 int objstore__write_all(int fd, const void *data, size_t len);
 

@@ -45,6 +45,14 @@ static struct mem_obj *find(struct mem_store *m, const char *key) {
   return i < m->count && strcmp(m->objs[i].key, key) == 0 ? &m->objs[i] : NULL;
 }
 
+/* The object at key, or NULL with a QUIRE_ENOTFOUND detail recorded.
+ * Caller holds mu. */
+static struct mem_obj *find_or_err(struct mem_store *m, const char *key, int *rc) {
+  struct mem_obj *o = find(m, key);
+  *rc = o ? 0 : quire__err(QUIRE_ENOTFOUND, "mem: no object '%s'", key);
+  return o;
+}
+
 static int mem_put(quire_objstore *s, const char *key, const void *data, size_t len, int flags) {
   struct mem_store *m = s->impl;
   uint8_t *copy = quire__memdup(data ? data : "", len);
@@ -91,12 +99,10 @@ out:
 
 static int mem_get(quire_objstore *s, const char *key, uint8_t **data, size_t *len) {
   struct mem_store *m = s->impl;
-  int rc = 0;
+  int rc;
   pthread_mutex_lock(&m->mu);
-  struct mem_obj *o = find(m, key);
-  if (!o) {
-    rc = quire__err(QUIRE_ENOTFOUND, "mem: no object '%s'", key);
-  } else {
+  struct mem_obj *o = find_or_err(m, key, &rc);
+  if (o) {
     *data = quire__memdup(o->data, o->len);
     *len = o->len;
     if (!*data) rc = QUIRE_ENOMEM;
@@ -108,15 +114,13 @@ static int mem_get(quire_objstore *s, const char *key, uint8_t **data, size_t *l
 static int mem_get_range(quire_objstore *s, const char *key, uint64_t off, size_t len, void *buf,
                          size_t *got) {
   struct mem_store *m = s->impl;
-  int rc = 0;
+  int rc;
   pthread_mutex_lock(&m->mu);
-  struct mem_obj *o = find(m, key);
-  if (!o) {
-    rc = quire__err(QUIRE_ENOTFOUND, "mem: no object '%s'", key);
-  } else if (off > o->len) {
+  struct mem_obj *o = find_or_err(m, key, &rc);
+  if (o && off > o->len) {
     rc = quire__err(QUIRE_ERANGE, "mem: offset %llu past the end (%zu) of '%s'", (unsigned long long)off,
                     o->len, key);
-  } else {
+  } else if (o) {
     size_t n = QUIRE_MIN(len, o->len - (size_t)off);
     if (n) memcpy(buf, o->data + off, n);
     *got = n;
@@ -127,12 +131,10 @@ static int mem_get_range(quire_objstore *s, const char *key, uint64_t off, size_
 
 static int mem_head(quire_objstore *s, const char *key, quire_objstore_info *info) {
   struct mem_store *m = s->impl;
-  int rc = 0;
+  int rc;
   pthread_mutex_lock(&m->mu);
-  struct mem_obj *o = find(m, key);
-  if (!o) {
-    rc = quire__err(QUIRE_ENOTFOUND, "mem: no object '%s'", key);
-  } else {
+  struct mem_obj *o = find_or_err(m, key, &rc);
+  if (o) {
     info->size = o->len;
     snprintf(info->etag, sizeof info->etag, "v%llu", (unsigned long long)o->version);
   }

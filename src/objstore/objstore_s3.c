@@ -554,11 +554,60 @@ static const char *xml_text(const char *p, const char *end, const char *tag, cha
   return e + strlen(close);
 }
 
+int objstore__s3_parse_list(const char *body, size_t len, const char *store_prefix, const char *start_after,
+                            size_t limit, quire_objstore_list *out, int *truncated, char **token) {
+  *truncated = 0;
+  *token = NULL;
+  if (!len) return quire__err(QUIRE_EIO, "s3: list: empty response");
+  const char *end = body + len;
+  size_t plen = strlen(store_prefix);
+  int rc = 0;
+  char *item = quire__malloc(QUIRE_OBJSTORE_KEY_MAX * 6 + 64);
+  if (!item) return QUIRE_ENOMEM;
+  if (xml_text(body, end, "IsTruncated", item, 16)) *truncated = strcmp(item, "true") == 0;
+  if (*truncated && xml_text(body, end, "NextContinuationToken", item, QUIRE_OBJSTORE_KEY_MAX * 6)) {
+    *token = quire__strdup(item);
+    if (!*token) rc = QUIRE_ENOMEM;
+  }
+  const char *c = body;
+  while (!rc && (c = memmem(c, (size_t)(end - c), "<Contents>", 10)) != NULL) {
+    const char *ce = memmem(c, (size_t)(end - c), "</Contents>", 11);
+    if (!ce) {
+      rc = quire__err(QUIRE_EIO, "s3: list: malformed XML");
+      break;
+    }
+    char size_text[32];
+    if (xml_text(c, ce, "Key", item, QUIRE_OBJSTORE_KEY_MAX * 6) &&
+        xml_text(c, ce, "Size", size_text, sizeof size_text) && strncmp(item, store_prefix, plen) == 0 &&
+        quire_objstore_key_check(item + plen) == 0) {
+      /* The contract is ascending keys after start_after; an endpoint that
+       * breaks it would make paging skip keys, so say so. */
+      const char *prev = out->count ? out->entries[out->count - 1].key : start_after;
+      if (strcmp(item + plen, prev) <= 0) {
+        rc = quire__err(QUIRE_EIO, "s3: list: endpoint returned '%s' after '%s' (not in byte order)",
+                        item + plen, prev);
+        break;
+      }
+      if (out->count == limit) {
+        out->truncated = 1;
+        break;
+      }
+      rc = objstore__list_push(out, item + plen, strtoull(size_text, NULL, 10));
+    }
+    c = ce + 11;
+  }
+  quire__free(item);
+  if (rc) {
+    quire__free(*token);
+    *token = NULL;
+  }
+  return rc;
+}
+
 static int s3_list(quire_objstore *s, const char *prefix, const char *start_after, size_t limit,
                    quire_objstore_list *out) {
   struct s3_store *s3 = s->impl;
   char *token = NULL;
-  size_t plen = strlen(s3->prefix);
   int rc = 0;
   for (int page = 0;; page++) {
     if (page) atomic_fetch_add(&s->attempts[QUIRE_OBJSTORE_OP_LIST], 1);
@@ -597,37 +646,10 @@ static int s3_list(quire_objstore *s, const char *prefix, const char *start_afte
       quire__buf_free(&body);
       break;
     }
-    const char *p = (const char *)body.data, *end = p + body.len;
     int truncated = 0;
-    char *item = quire__malloc(QUIRE_OBJSTORE_KEY_MAX * 6 + 64);
-    if (!item) rc = QUIRE_ENOMEM;
-    if (!rc && body.len) {
-      if (xml_text(p, end, "IsTruncated", item, 16)) truncated = strcmp(item, "true") == 0;
-      if (truncated && xml_text(p, end, "NextContinuationToken", item, QUIRE_OBJSTORE_KEY_MAX * 6)) {
-        token = quire__strdup(item);
-        if (!token) rc = QUIRE_ENOMEM;
-      }
-      const char *c = p;
-      while (!rc && (c = memmem(c, (size_t)(end - c), "<Contents>", 10)) != NULL) {
-        const char *ce = memmem(c, (size_t)(end - c), "</Contents>", 11);
-        if (!ce) {
-          rc = quire__err(QUIRE_EIO, "s3: list: malformed XML");
-          break;
-        }
-        char size_text[32];
-        if (xml_text(c, ce, "Key", item, QUIRE_OBJSTORE_KEY_MAX * 6) &&
-            xml_text(c, ce, "Size", size_text, sizeof size_text) && strncmp(item, s3->prefix, plen) == 0 &&
-            quire_objstore_key_check(item + plen) == 0) {
-          if (out->count == limit) {
-            out->truncated = 1;
-            break;
-          }
-          rc = objstore__list_push(out, item + plen, strtoull(size_text, NULL, 10));
-        }
-        c = ce + 11;
-      }
-    }
-    quire__free(item);
+    if (!rc)
+      rc = objstore__s3_parse_list((const char *)body.data, body.len, s3->prefix, start_after, limit, out,
+                                   &truncated, &token);
     quire__buf_free(&body);
     if (rc || out->truncated) break;
     if (!truncated || !token) break;

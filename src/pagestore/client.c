@@ -103,26 +103,14 @@ int quire__psclient_write_pages(quire_psclient *c, const quire_gid *vid, const q
   return rc;
 }
 
-int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_lsn lsn,
-                               const splinter_t *wanted, quire_ps_page_fn fn, void *ctx,
-                               splinter_t **missing) {
+int quire__psclient_parse_frames(const uint8_t *data, size_t len, const splinter_t *wanted,
+                                 quire_ps_page_fn fn, void *ctx, splinter_t **missing) {
   *missing = NULL;
-  uint8_t *graft = NULL;
-  size_t glen = 0;
-  quire_buf req, resp;
-  quire__buf_init(&req, 64u << 20);
-  quire__buf_init(&resp, 256u << 20);
-  int rc = splinter_serialize_alloc(wanted, &graft, &glen);
-  Quire__Pagestore__V1__ReadPagesRequest m = QUIRE__PAGESTORE__V1__READ_PAGES_REQUEST__INIT;
-  m.has_vid = 1;
-  m.vid = quire__pb_gid_bytes(vid);
-  m.has_lsn = 1;
-  m.lsn = lsn;
-  m.has_graft = 1;
-  m.graft.data = graft;
-  m.graft.len = glen;
-  if (rc == 0) rc = quire__pb_pack(&m.base, &req);
-  if (rc == 0) rc = quire__http_call(c->http, "/pagestore/v1/read_pages", req.data, req.len, 0, 1, &resp);
+  int rc = 0;
+  struct {
+    const uint8_t *data;
+    size_t len;
+  } resp = {data, len};
   int ended = 0;
   size_t off = 0;
   while (rc == 0 && !ended) {
@@ -166,6 +154,34 @@ int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_ls
   }
   if (rc == 0 && off != resp.len)
     rc = quire__err(QUIRE_ECORRUPT, "read_pages: bytes after the closing frame");
+  if (rc) {
+    splinter_free(*missing);
+    *missing = NULL;
+  }
+  return rc;
+}
+
+int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_lsn lsn,
+                               const splinter_t *wanted, quire_ps_page_fn fn, void *ctx,
+                               splinter_t **missing) {
+  *missing = NULL;
+  uint8_t *graft = NULL;
+  size_t glen = 0;
+  quire_buf req, resp;
+  quire__buf_init(&req, 64u << 20);
+  quire__buf_init(&resp, 256u << 20);
+  int rc = splinter_serialize_alloc(wanted, &graft, &glen);
+  Quire__Pagestore__V1__ReadPagesRequest m = QUIRE__PAGESTORE__V1__READ_PAGES_REQUEST__INIT;
+  m.has_vid = 1;
+  m.vid = quire__pb_gid_bytes(vid);
+  m.has_lsn = 1;
+  m.lsn = lsn;
+  m.has_graft = 1;
+  m.graft.data = graft;
+  m.graft.len = glen;
+  if (rc == 0) rc = quire__pb_pack(&m.base, &req);
+  if (rc == 0) rc = quire__http_call(c->http, "/pagestore/v1/read_pages", req.data, req.len, 0, 1, &resp);
+  if (rc == 0) rc = quire__psclient_parse_frames(resp.data, resp.len, wanted, fn, ctx, missing);
   if (rc) {
     splinter_free(*missing);
     *missing = NULL;

@@ -42,4 +42,10 @@ int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_ls
                                const splinter_t *wanted, quire_ps_page_fn fn, void *ctx,
                                splinter_t **missing);
 
+/* Parses a read_pages answer body (the frames): calls fn per page, fills
+ * *missing from the closing frame. QUIRE_ECORRUPT / QUIRE_EUNAVAILABLE for a
+ * malformed or truncated body, the carried error for a failed read. */
+int quire__psclient_parse_frames(const uint8_t *data, size_t len, const splinter_t *wanted,
+                                 quire_ps_page_fn fn, void *ctx, splinter_t **missing);
+
 #endif

@@ -11,6 +11,9 @@ static void defaults(struct quire_pagestore_opts *o) {
   if (!o->cache_bytes) o->cache_bytes = 1ull << 30;
   if (!o->cache_mappings) o->cache_mappings = 256;
   if (!o->flush_interval_ms) o->flush_interval_ms = 100;
+  if (!o->flush_idle_ms) o->flush_idle_ms = 2;
+  if (!o->partial_read_percent) o->partial_read_percent = 25;
+  if (o->partial_read_percent > 100) o->partial_read_percent = 100;
   if (!o->upload_concurrency) o->upload_concurrency = 4;
   if (!o->download_concurrency) o->download_concurrency = 8;
   if (!o->read_threads) o->read_threads = 8;

@@ -26,14 +26,17 @@
 typedef struct quire_pagestore quire_pagestore;
 
 struct quire_pagestore_opts {
-  const char *store_url;         /* object store holding segments/ */
-  quire_objstore *store;         /* or an open store (not owned); wins over store_url */
-  const char *metastore_url;     /* where the catalog catches up from */
-  const char *catalog_path;      /* LSM file, or ":memory:" */
-  const char *cache_dir;         /* segment disk cache */
-  uint64_t cache_bytes;          /* its budget (default 1 GiB) */
-  unsigned cache_mappings;       /* open mappings at most (default 256) */
-  unsigned flush_interval_ms;    /* write latency bound (default 100) */
+  const char *store_url;      /* object store holding segments/ */
+  quire_objstore *store;      /* or an open store (not owned); wins over store_url */
+  const char *metastore_url;  /* where the catalog catches up from */
+  const char *catalog_path;   /* LSM file, or ":memory:" */
+  const char *cache_dir;      /* segment disk cache */
+  uint64_t cache_bytes;       /* its budget (default 1 GiB) */
+  unsigned cache_mappings;    /* open mappings at most (default 256) */
+  unsigned flush_interval_ms; /* write latency bound (default 100) */
+  /* An open segment is also flushed once no page has been added for this
+   * long (default 2): a lull means nobody is about to fill it. */
+  unsigned flush_idle_ms;
   uint64_t segment_bytes;        /* segment size target (default 16 MiB) */
   unsigned upload_concurrency;   /* concurrent segment uploads (default 4) */
   unsigned download_concurrency; /* concurrent segment downloads (default 8) */
@@ -42,8 +45,9 @@ struct quire_pagestore_opts {
   unsigned max_write_pages;      /* pages per write_pages request (default 4096) */
   /* Fetch only the needed pages (ranged GETs) of an uncached segment when
    * the cut needs at most this percentage of its pages; else the whole
-   * segment into the cache (default 25). 0 always fetches whole segments. */
+   * segment into the cache (0 means the default, 25). */
   unsigned partial_read_percent;
+  int no_partial_reads;   /* 1: always fetch whole segments */
   quire_metrics *metrics; /* may be NULL; not owned */
 };
 

@@ -33,10 +33,8 @@
 struct wreq {
   pthread_mutex_t mu; /* guards r and refs */
   int refs;
-  quire_http_req *r; /* NULL once the request is gone */
-  Quire__Pagestore__V1__WritePagesRequest *msg;
-  quire_pageidx *idx;
-  const uint8_t **pages;
+  quire_http_req *r;       /* NULL once the request is gone */
+  struct ps_write_req req; /* the page bytes live in req.msg */
   ps_write *w;
 };
 
@@ -46,9 +44,7 @@ static void wreq_unref(struct wreq *u) {
   pthread_mutex_unlock(&u->mu);
   if (left) return;
   quire__ps_write_free(u->w);
-  if (u->msg) quire__pagestore__v1__write_pages_request__free_unpacked(u->msg, &quire__pb_allocator);
-  quire__free(u->idx);
-  quire__free(u->pages);
+  quire__ps_write_req_clear(&u->req);
   pthread_mutex_destroy(&u->mu);
   quire__free(u);
 }
@@ -115,33 +111,28 @@ static void answer_write(quire_http_req *r, struct wreq *u) {
   quire__free(infos);
 }
 
-static void on_write_pages(void *ctx, quire_http_req *r) {
-  quire_pagestore *ps = ctx;
-  if (quire__http_req_resumed(r)) {
-    answer_write(r, quire__http_req_user(r));
-    return;
-  }
-  size_t len;
-  const uint8_t *body = quire__http_req_body(r, &len);
+void quire__ps_write_req_clear(struct ps_write_req *w) {
+  if (w->msg) quire__pagestore__v1__write_pages_request__free_unpacked(w->msg, &quire__pb_allocator);
+  quire__free(w->idx);
+  quire__free(w->pages);
+  memset(w, 0, sizeof *w);
+}
+
+int quire__ps_parse_write(const uint8_t *body, size_t len, unsigned max_pages, struct ps_write_req *out) {
+  memset(out, 0, sizeof *out);
   Quire__Pagestore__V1__WritePagesRequest *msg =
       quire__pagestore__v1__write_pages_request__unpack(&quire__pb_allocator, len, body);
-  if (!msg) {
-    quire__http_respond_error(r, QUIRE_EINVAL, "body is not a WritePagesRequest");
-    return;
-  }
-  quire_gid vid;
-  int rc = quire__pb_gid(msg->has_vid, &msg->vid, QUIRE_GID_VOLUME, "vid", &vid);
+  if (!msg) return quire__err(QUIRE_EINVAL, "body is not a WritePagesRequest");
+  out->msg = msg;
+  int rc = quire__pb_gid(msg->has_vid, &msg->vid, QUIRE_GID_VOLUME, "vid", &out->vid);
   size_t n = msg->n_pages;
-  if (rc == 0 && n > ps->o.max_write_pages)
-    rc = quire__err(QUIRE_ETOOLARGE, "%zu pages in one request; the limit is %u", n, ps->o.max_write_pages);
-  struct wreq *u = NULL;
+  if (rc == 0 && n == 0) rc = quire__err(QUIRE_EINVAL, "no pages to write");
+  if (rc == 0 && n > max_pages)
+    rc = quire__err(QUIRE_ETOOLARGE, "%zu pages in one request; the limit is %u", n, max_pages);
   if (rc == 0) {
-    u = quire__calloc(1, sizeof *u);
-    if (u) {
-      u->idx = quire__malloc((n ? n : 1) * sizeof *u->idx);
-      u->pages = quire__malloc((n ? n : 1) * sizeof *u->pages);
-    }
-    if (!u || !u->idx || !u->pages) rc = QUIRE_ENOMEM;
+    out->idx = quire__malloc(n * sizeof *out->idx);
+    out->pages = quire__malloc(n * sizeof *out->pages);
+    if (!out->idx || !out->pages) rc = QUIRE_ENOMEM;
   }
   for (size_t i = 0; i < n && rc == 0; i++) {
     Quire__Pagestore__V1__PageAtIdx *p = msg->pages[i];
@@ -151,27 +142,39 @@ static void on_write_pages(void *ctx, quire_http_req *r) {
       rc = quire__err(QUIRE_EINVAL, "page %zu (index %u): data must be exactly %u bytes, got %zu", i,
                       p->pageidx, QUIRE_PAGE_SIZE, p->has_data ? p->data.len : 0);
     else {
-      u->idx[i] = p->pageidx;
-      u->pages[i] = p->data.data;
+      out->idx[i] = p->pageidx;
+      out->pages[i] = p->data.data;
     }
   }
   if (rc) {
-    if (u) {
-      quire__free(u->idx);
-      quire__free(u->pages);
-      quire__free(u);
-    }
-    quire__pagestore__v1__write_pages_request__free_unpacked(msg, &quire__pb_allocator);
+    quire__ps_write_req_clear(out);
+    return rc;
+  }
+  out->n = n;
+  return 0;
+}
+
+static void on_write_pages(void *ctx, quire_http_req *r) {
+  quire_pagestore *ps = ctx;
+  if (quire__http_req_resumed(r)) {
+    answer_write(r, quire__http_req_user(r));
+    return;
+  }
+  size_t len;
+  const uint8_t *body = quire__http_req_body(r, &len);
+  struct wreq *u = quire__calloc(1, sizeof *u);
+  int rc = u ? quire__ps_parse_write(body, len, ps->o.max_write_pages, &u->req) : QUIRE_ENOMEM;
+  if (rc) {
+    quire__free(u);
     quire__http_respond_error(r, rc, NULL);
     return;
   }
-  u->msg = msg;
   u->r = r;
   u->refs = 2;
   pthread_mutex_init(&u->mu, NULL);
   quire__http_req_set_user(r, u, wreq_gone);
   pthread_mutex_lock(&u->mu);
-  rc = quire__ps_write_submit(ps, &vid, u->idx, u->pages, n, written, u, &u->w);
+  rc = quire__ps_write_submit(ps, &u->req.vid, u->req.idx, u->req.pages, u->req.n, written, u, &u->w);
   if (rc == 0)
     quire__http_req_park(r);
   else
@@ -188,10 +191,7 @@ struct rreq {
   int refs;
   quire_http_req *r;
   quire_pagestore *ps;
-  Quire__Pagestore__V1__ReadPagesRequest *msg;
-  quire_gid vid;
-  quire_lsn lsn;
-  splinter_view_t wanted;
+  struct ps_read_req req; /* wanted points into req.msg */
   ps_plan *plan;
   int plan_rc;
   char errmsg[256];
@@ -206,7 +206,7 @@ static void rreq_unref(struct rreq *u) {
   pthread_mutex_unlock(&u->mu);
   if (left) return;
   quire__ps_plan_free(u->plan);
-  if (u->msg) quire__pagestore__v1__read_pages_request__free_unpacked(u->msg, &quire__pb_allocator);
+  quire__ps_read_req_clear(&u->req);
   quire__buf_free(&u->frame);
   pthread_mutex_destroy(&u->mu);
   pthread_cond_destroy(&u->cv);
@@ -262,7 +262,7 @@ static int emit_frames(void *ctx, const quire_pageidx *idx, const uint8_t *const
 static void read_job(void *arg) {
   struct rreq *u = arg;
   quire_pagestore *ps = u->ps;
-  int rc = quire__ps_plan(ps, &u->vid, u->lsn, splinter_ref_view(&u->wanted), &u->plan);
+  int rc = quire__ps_plan(ps, &u->req.vid, u->req.lsn, splinter_ref_view(&u->req.wanted), &u->plan);
   pthread_mutex_lock(&u->mu);
   u->plan_rc = rc;
   if (rc) snprintf(u->errmsg, sizeof u->errmsg, "%s", quire_errmsg());
@@ -308,6 +308,35 @@ static void answer_read(quire_http_req *r, struct rreq *u) {
   pthread_mutex_unlock(&u->mu);
 }
 
+void quire__ps_read_req_clear(struct ps_read_req *q) {
+  if (q->msg) quire__pagestore__v1__read_pages_request__free_unpacked(q->msg, &quire__pb_allocator);
+  memset(q, 0, sizeof *q);
+}
+
+int quire__ps_parse_read(const uint8_t *body, size_t len, unsigned max_pages, struct ps_read_req *out) {
+  memset(out, 0, sizeof *out);
+  Quire__Pagestore__V1__ReadPagesRequest *msg =
+      quire__pagestore__v1__read_pages_request__unpack(&quire__pb_allocator, len, body);
+  if (!msg) return quire__err(QUIRE_EINVAL, "body is not a ReadPagesRequest");
+  out->msg = msg;
+  int rc = quire__pb_gid(msg->has_vid, &msg->vid, QUIRE_GID_VOLUME, "vid", &out->vid);
+  if (rc == 0 && (!msg->has_lsn || msg->lsn == 0)) rc = quire__err(QUIRE_EINVAL, "lsn is missing or 0");
+  if (rc == 0 && !msg->has_graft) rc = quire__err(QUIRE_EINVAL, "graft is missing");
+  if (rc == 0 && splinter_view_open(msg->graft.data, msg->graft.len, &out->wanted) != 0)
+    rc = quire__err(QUIRE_EINVAL, "graft is not a valid splinter: %s", quire_errmsg());
+  if (rc == 0 && splinter_view_cardinality(&out->wanted) > max_pages)
+    rc = quire__err(QUIRE_ETOOLARGE, "%llu pages wanted; the limit is %u",
+                    (unsigned long long)splinter_view_cardinality(&out->wanted), max_pages);
+  if (rc == 0 && splinter_view_contains(&out->wanted, 0))
+    rc = quire__err(QUIRE_EINVAL, "graft holds page index 0 (pages are 1-based)");
+  if (rc) {
+    quire__ps_read_req_clear(out);
+    return rc;
+  }
+  out->lsn = msg->lsn;
+  return 0;
+}
+
 static void on_read_pages(void *ctx, quire_http_req *r) {
   quire_pagestore *ps = ctx;
   if (quire__http_req_resumed(r)) {
@@ -316,32 +345,13 @@ static void on_read_pages(void *ctx, quire_http_req *r) {
   }
   size_t len;
   const uint8_t *body = quire__http_req_body(r, &len);
-  Quire__Pagestore__V1__ReadPagesRequest *msg =
-      quire__pagestore__v1__read_pages_request__unpack(&quire__pb_allocator, len, body);
-  if (!msg) {
-    quire__http_respond_error(r, QUIRE_EINVAL, "body is not a ReadPagesRequest");
-    return;
-  }
   struct rreq *u = quire__calloc(1, sizeof *u);
-  int rc = u ? 0 : QUIRE_ENOMEM;
-  if (rc == 0) rc = quire__pb_gid(msg->has_vid, &msg->vid, QUIRE_GID_VOLUME, "vid", &u->vid);
-  if (rc == 0 && (!msg->has_lsn || msg->lsn == 0)) rc = quire__err(QUIRE_EINVAL, "lsn is missing or 0");
-  if (rc == 0 && !msg->has_graft) rc = quire__err(QUIRE_EINVAL, "graft is missing");
-  if (rc == 0 && splinter_view_open(msg->graft.data, msg->graft.len, &u->wanted) != 0)
-    rc = quire__err(QUIRE_EINVAL, "graft is not a valid splinter: %s", quire_errmsg());
-  if (rc == 0 && splinter_view_cardinality(&u->wanted) > ps->o.max_read_pages)
-    rc = quire__err(QUIRE_ETOOLARGE, "%llu pages wanted; the limit is %u",
-                    (unsigned long long)splinter_view_cardinality(&u->wanted), ps->o.max_read_pages);
-  if (rc == 0 && splinter_view_contains(&u->wanted, 0))
-    rc = quire__err(QUIRE_EINVAL, "graft holds page index 0 (pages are 1-based)");
+  int rc = u ? quire__ps_parse_read(body, len, ps->o.max_read_pages, &u->req) : QUIRE_ENOMEM;
   if (rc) {
     quire__free(u);
-    quire__pagestore__v1__read_pages_request__free_unpacked(msg, &quire__pb_allocator);
     quire__http_respond_error(r, rc, NULL);
     return;
   }
-  u->msg = msg;
-  u->lsn = msg->lsn;
   u->ps = ps;
   u->r = r;
   u->refs = 2;

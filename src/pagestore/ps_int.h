@@ -47,6 +47,27 @@ struct quire_pagestore {
   atomic_uint_fast64_t downloads_whole, downloads_partial, catalog_catchups;
 };
 
+/* Decoded, validated requests (ps_http.c). The parsers take untrusted
+ * bytes: QUIRE_EINVAL / QUIRE_ETOOLARGE with a message for anything wrong. */
+struct ps_write_req {
+  quire_gid vid;
+  size_t n;
+  quire_pageidx *idx;
+  const uint8_t **pages; /* point into msg */
+  struct Quire__Pagestore__V1__WritePagesRequest *msg;
+};
+int quire__ps_parse_write(const uint8_t *body, size_t len, unsigned max_pages, struct ps_write_req *out);
+void quire__ps_write_req_clear(struct ps_write_req *w);
+
+struct ps_read_req {
+  quire_gid vid;
+  quire_lsn lsn;
+  splinter_view_t wanted; /* over msg's bytes */
+  struct Quire__Pagestore__V1__ReadPagesRequest *msg;
+};
+int quire__ps_parse_read(const uint8_t *body, size_t len, unsigned max_pages, struct ps_read_req *out);
+void quire__ps_read_req_clear(struct ps_read_req *q);
+
 /* Unregisters the /metrics collector (pagestore close). */
 void quire__ps_http_detach(quire_pagestore *ps);
 

@@ -351,7 +351,7 @@ static int load(quire_pagestore *ps, const quire_gid *vid, const struct job *j, 
                 void *ctx) {
   int rc = from_cache(ps, &j->sid, vid, j->cut, emit, ctx);
   if (rc != QUIRE_ENOTFOUND) return rc;
-  if (ps->o.partial_read_percent > 0) {
+  if (!ps->o.no_partial_reads) {
     int done;
     rc = partial(ps, &j->sid, vid, j->cut, emit, ctx, &done);
     if (rc || done) return rc;

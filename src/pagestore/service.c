@@ -23,6 +23,7 @@ int quire__ps_service_open(const struct quire_ps_settings *s, quire_ps_service *
   if (!max_body) max_body = (size_t)svc->ps->o.max_write_pages * (QUIRE_PAGE_SIZE + 16) + 4096;
   struct quire_http_server_opts so = {.listen = s->listen,
                                       .threads = s->threads,
+                                      .workers = s->workers,
                                       .max_connections = s->max_connections,
                                       .max_inflight = s->max_inflight,
                                       .max_body = max_body,

@@ -11,7 +11,7 @@
 struct quire_ps_settings {
   const char *listen;             /* HOST:PORT (port 0: any free port) */
   struct quire_pagestore_opts ps; /* metrics is filled in by the service */
-  unsigned threads, max_connections, max_inflight, deadline_ms;
+  unsigned threads, workers, max_connections, max_inflight, deadline_ms;
   size_t max_body; /* default: enough for max_write_pages pages */
 };
 

@@ -8,7 +8,9 @@
  *   - it is full (the next page would pass the size target),
  *   - a request for a volume it already holds arrives (a segment holds one
  *     version of a page), or
- *   - its flush interval has passed since its first page (the latency bound).
+ *   - its flush interval has passed since its first page (the latency bound),
+ *   - or no page has been added for flush_idle_ms (a lull: waiting longer
+ *     would only add latency; under continuous load segments still fill).
  * The flusher thread builds each sealed segment (sorting pages by volume and
  * index), writes it through to the disk cache and hands it to the object
  * store's upload pool. When the upload finishes, every request with pages in
@@ -36,8 +38,9 @@ struct open_seg {
   size_t nvols, capvols;
   ps_write **reqs; /* distinct requests */
   size_t nreqs, capreqs;
-  uint64_t deadline_ms;
-  uint8_t *bytes; /* the built segment while it uploads */
+  uint64_t deadline_ms; /* flush by then at the latest (flush interval) */
+  uint64_t idle_at_ms;  /* flush then unless more pages arrive (idle flush) */
+  uint8_t *bytes;       /* the built segment while it uploads */
   size_t len;
   struct open_seg *next;
   quire_pagestore *ps;
@@ -186,6 +189,7 @@ int quire__ps_write_submit(quire_pagestore *ps, const quire_gid *vid, const quir
     }
     for (size_t i = 0; i < take; i++)
       s->e[s->n++] = (struct entry){*vid, idx[placed + i], pages[placed + i], w};
+    s->idle_at_ms = quire__mono_ms() + ps->o.flush_idle_ms;
     s->reqs[s->nreqs++] = w;
     w->pending++;
     placed += take;
@@ -215,13 +219,22 @@ static void finish_segment(struct open_seg *s, int rc);
 
 static void upload_done(void *arg, int rc) {
   struct open_seg *s = arg;
+  quire_pagestore *ps = s->ps;
   if (rc) {
     QLOG_WARN("pagestore: upload of a segment failed: %s", quire_strerror(rc));
-    atomic_fetch_add(&s->ps->upload_failures, 1);
+    atomic_fetch_add(&ps->upload_failures, 1);
   } else {
-    atomic_fetch_add(&s->ps->segments_uploaded, 1);
+    atomic_fetch_add(&ps->segments_uploaded, 1);
   }
   finish_segment(s, rc ? QUIRE_EUNAVAILABLE : 0);
+  if (rc == 0) {
+    /* Write-through, after the answers went out: recently written segments
+     * are the likeliest to be read. A full cache (pinned entries) only
+     * costs a later download. */
+    int crc = ps__cache_put(ps->cache, &s->sid, s->bytes, s->len);
+    if (crc && crc != QUIRE_EEXIST) QLOG_DEBUG("pagestore: segment not cached: %s", quire_strerror(crc));
+  }
+  seg_free(s);
 }
 
 /* Builds a sealed segment, writes it through to the cache and queues its
@@ -237,22 +250,23 @@ static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
   if (rc) {
     QLOG_ERROR("pagestore: building a segment failed: %s (%s)", quire_strerror(rc), quire_errmsg());
     finish_segment(s, rc);
+    seg_free(s);
     return;
   }
   atomic_fetch_add(&ps->segments_flushed, 1);
-  /* Write-through: recently written segments are the likeliest to be read.
-   * A full cache (pinned entries) only costs a later download. */
-  int crc = ps__cache_put(ps->cache, &s->sid, s->bytes, s->len);
-  if (crc && crc != QUIRE_EEXIST) QLOG_DEBUG("pagestore: segment not cached: %s", quire_strerror(crc));
   char key[64], sid[QUIRE_GID_TEXT_LEN + 1];
   quire_gid_format(&s->sid, sid);
   snprintf(key, sizeof key, "segments/%s", sid);
   rc = quire_objstore_uploads_put(ps->uploads, key, s->bytes, s->len, 0, upload_done, s);
-  if (rc) finish_segment(s, QUIRE_EUNAVAILABLE);
+  if (rc) {
+    finish_segment(s, QUIRE_EUNAVAILABLE);
+    seg_free(s);
+  }
 }
 
-/* Tells every request with pages in s how the segment ended, completes the
- * requests that have nothing else pending, frees s. */
+/* Tells every request with pages in s how the segment ended and completes
+ * the requests that have nothing else pending. The caller frees s (the page
+ * bytes it borrowed must not be touched after this). */
 static void finish_segment(struct open_seg *s, int rc) {
   quire_pagestore *ps = s->ps;
   size_t nready = 0; /* completed requests are moved to the front of s->reqs */
@@ -281,7 +295,6 @@ static void finish_segment(struct open_seg *s, int rc) {
   }
   pthread_mutex_unlock(&ps->wmu);
   for (size_t i = 0; i < nready; i++) s->reqs[i]->done(s->reqs[i]->ctx, s->reqs[i]);
-  seg_free(s);
 }
 
 static void *flusher_main(void *arg) {
@@ -289,8 +302,10 @@ static void *flusher_main(void *arg) {
   pthread_setname_np(pthread_self(), "ps-flusher");
   pthread_mutex_lock(&ps->wmu);
   for (;;) {
-    if (ps->open && ps->open->n > 0 && (ps->stopping || quire__mono_ms() >= ps->open->deadline_ms))
-      seal_open(ps);
+    if (ps->open && ps->open->n > 0) {
+      uint64_t now = quire__mono_ms();
+      if (ps->stopping || now >= ps->open->deadline_ms || now >= ps->open->idle_at_ms) seal_open(ps);
+    }
     if (ps->sealed) {
       struct open_seg *s = ps->sealed;
       ps->sealed = s->next;
@@ -303,7 +318,7 @@ static void *flusher_main(void *arg) {
     }
     if (ps->stopping && !ps->open) break;
     if (ps->open && ps->open->n > 0) {
-      uint64_t now = quire__mono_ms(), dl = ps->open->deadline_ms;
+      uint64_t now = quire__mono_ms(), dl = QUIRE_MIN(ps->open->deadline_ms, ps->open->idle_at_ms);
       struct timespec ts;
       quire__deadline_after_ms(&ts, dl > now ? dl - now : 0);
       pthread_cond_timedwait(&ps->wcond, &ps->wmu, &ts);

@@ -8,11 +8,10 @@
  * are, so an upload through an object-store writer holds one copy in memory.
  */
 #include "segment/segment_int.h"
+#include "objstore/objstore_int.h"
 #include "util/util.h"
 
-#include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 struct vol {
   quire_gid vid;
@@ -231,18 +230,7 @@ int quire_segment_builder_to_buf(const quire_segment_builder *b, uint8_t **data,
 }
 
 static int fd_sink(void *ctx, const void *data, size_t len) {
-  int fd = *(int *)ctx;
-  const uint8_t *p = data;
-  while (len) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return quire__errno("segment: write");
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
+  return objstore__write_all(*(int *)ctx, data, len);
 }
 
 int quire_segment_builder_to_fd(const quire_segment_builder *b, int fd) {

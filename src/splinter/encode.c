@@ -108,7 +108,10 @@ typedef struct stats {
   uint64_t card, nruns, max_start, max_lenm1, first, last;
 } stats;
 
-static void node_stats(const enc *e, int level, uint64_t klo, size_t i, size_t j, stats *st) {
+/* Exact node statistics by interval enumeration (the reference for the fast
+ * version below; the tests compare the two). */
+__attribute__((unused)) static void node_stats_slow(const enc *e, int level, uint64_t klo, size_t i, size_t j,
+                                                    stats *st) {
   memset(st, 0, sizeof *st);
   uint64_t base = klo << 8;
   ivl it;
@@ -123,6 +126,109 @@ static void node_stats(const enc *e, int level, uint64_t klo, size_t i, size_t j
     st->last = en - base;
   }
 }
+
+static unsigned ones_from_bottom(const uint64_t w[4]) { /* consecutive set bits from bit 0 */
+  unsigned n = 0;
+  for (int k = 0; k < 4; k++) {
+    if (w[k] == ~0ull) {
+      n += 64;
+      continue;
+    }
+    return n + (unsigned)__builtin_ctzll(~w[k]);
+  }
+  return n;
+}
+static unsigned ones_from_top(const uint64_t w[4]) { /* consecutive set bits down from bit 255 */
+  unsigned n = 0;
+  for (int k = 3; k >= 0; k--) {
+    if (w[k] == ~0ull) {
+      n += 64;
+      continue;
+    }
+    return n + (unsigned)__builtin_clzll(~w[k]);
+  }
+  return n;
+}
+
+/* The same statistics word-at-a-time: a bitmap block costs a few popcounts,
+ * not a walk over its values. Run lengths only matter through their byte
+ * width, and a run inside one (never full) bitmap block is shorter than 256,
+ * so only runs that cross block edges are measured exactly. */
+static void node_stats(const enc *e, int level, uint64_t klo, size_t i, size_t j, stats *st) {
+  memset(st, 0, sizeof *st);
+  uint64_t base = klo << 8, khi = klo + level_blocks(level) - 1;
+  uint64_t prev_end = 0, open_len = 0, last_start = 0; /* open_len: run ending at prev_end */
+  for (size_t x = i; x < j; x++) {
+    const sp_blk *b = &e->b[x];
+    if (b->nfull) {
+      uint64_t lo = b->key > klo ? b->key : klo, hi = blk_last(b) < khi ? blk_last(b) : khi;
+      if (lo > hi) continue;
+      uint64_t s = lo << 8, en = (hi << 8) | 255;
+      if (st->card && s == prev_end + 1) {
+        open_len += en - s + 1;
+      } else {
+        if (!st->card) st->first = s - base;
+        st->nruns++;
+        open_len = en - s + 1;
+        last_start = s;
+      }
+      st->card += en - s + 1;
+      prev_end = en;
+      if (open_len - 1 > st->max_lenm1) st->max_lenm1 = open_len - 1;
+      continue;
+    }
+    uint64_t s0 = (uint64_t)b->key << 8;
+    int cont = st->card && prev_end + 1 == s0;
+    uint64_t starts_hi = 0, carry = cont ? 1 : 0;
+    int starts_word = -1;
+    uint64_t pc = 0;
+    for (int k = 0; k < 4; k++) {
+      uint64_t w = b->w[k], starts = w & ~((w << 1) | carry);
+      carry = w >> 63;
+      pc += (uint64_t)__builtin_popcountll(w);
+      if (starts) {
+        st->nruns += (uint64_t)__builtin_popcountll(starts);
+        starts_hi = starts;
+        starts_word = k;
+      }
+    }
+    unsigned lead = ones_from_bottom(b->w), trail = ones_from_top(b->w);
+    if (!st->card) {
+      unsigned fb = 0;
+      while (!b->w[fb >> 6]) fb += 64;
+      st->first = s0 + fb + (unsigned)__builtin_ctzll(b->w[fb >> 6]) - base;
+    }
+    if (cont && lead) { /* the previous run goes on into this block and ends in it */
+      open_len += lead;
+      if (open_len - 1 > st->max_lenm1) st->max_lenm1 = open_len - 1;
+    }
+    if (starts_word >= 0)
+      last_start = s0 + (uint64_t)starts_word * 64 + 63 - (uint64_t)__builtin_clzll(starts_hi);
+    open_len = trail; /* only a run touching bit 255 can continue */
+    if (trail && trail - 1 > st->max_lenm1) st->max_lenm1 = trail - 1;
+    if (lead && !cont && lead - 1 > st->max_lenm1) st->max_lenm1 = lead - 1;
+    unsigned lb = 255;
+    while (!b->w[lb >> 6]) lb -= 64;
+    prev_end = s0 + (lb & ~63u) + 63 - (unsigned)__builtin_clzll(b->w[lb >> 6]);
+    st->card += pc;
+  }
+  st->max_start = last_start - base;
+  st->last = prev_end - base;
+}
+
+#ifndef NDEBUG
+/* Debug builds (the tests) check the fast statistics against the reference on every node. */
+static void node_stats_checked(const enc *e, int level, uint64_t klo, size_t i, size_t j, stats *st) {
+  stats ref;
+  node_stats(e, level, klo, i, j, st);
+  node_stats_slow(e, level, klo, i, j, &ref);
+  if (QUIRE_NEVER(st->card != ref.card || st->nruns != ref.nruns || st->first != ref.first ||
+                  st->last != ref.last || st->max_start != ref.max_start ||
+                  sp_bytes_for(st->max_lenm1) != sp_bytes_for(ref.max_lenm1)))
+    *st = ref;
+}
+#define node_stats node_stats_checked
+#endif
 
 /* Calls fn for each child of the node (level < 3) at block keys from klo. */
 typedef struct child {

@@ -339,7 +339,15 @@ void sp__src_seek(sp_src *s, uint32_t key) {
   if (s->cur.hi < key) {
     switch (s->type) {
     case SRC_OWNED: s->i = sp__owned_find(s->b, s->i, s->n, key); break;
-    case SRC_VIEW: view_seek(s, key); break;
+    case SRC_VIEW: { /* a short gap is cheaper to walk than to re-descend from the root */
+      for (int step = 0; step < 4; step++) {
+        load(s);
+        if (!s->has) return;
+        if (s->cur.hi >= key) goto trim;
+      }
+      view_seek(s, key);
+      break;
+    }
     case SRC_RANGE: {
       uint64_t t = (uint64_t)key << 8;
       if (s->rlo < t) s->rlo = t;
@@ -350,6 +358,7 @@ void sp__src_seek(sp_src *s, uint32_t key) {
     load(s);
     if (!s->has) return;
   }
+trim:
   if (s->cur.full && s->cur.lo < key) s->cur.lo = key;
 }
 

@@ -77,6 +77,20 @@ static inline unsigned sp_bytes_for(uint64_t v) {
 /* BITMAP start field: code 0..3 means 0, 1, 2 or 4 bytes. */
 static inline unsigned sp_bstart_width(unsigned code) { return code == 3 ? 4 : code; }
 
+/* b / d for d in 1..8 without a hardware division (each case divides by a constant). */
+static inline size_t sp_div_small(size_t b, unsigned d) {
+  switch (d) {
+  case 1: return b;
+  case 2: return b / 2;
+  case 3: return b / 3;
+  case 4: return b / 4;
+  case 5: return b / 5;
+  case 6: return b / 6;
+  case 7: return b / 7;
+  default: return b / 8;
+  }
+}
+
 static inline size_t sp_keystore_size(uint32_t k) { return k <= 32 ? k : k < 256 ? 32 : 0; }
 
 /* Fills nd for the node at p[0..len) without checking anything: for bytes
@@ -96,7 +110,7 @@ static inline void sp_node_fill(const uint8_t *p, size_t len, int level, uint32_
     nd->n = (uint32_t)(nd->wa == 1 ? b : nd->wa == 2 ? b >> 1 : nd->wa == 4 ? b >> 2 : b / 3);
     break;
   }
-  case SP_RUNS: nd->n = (uint32_t)((len - 1) / ((size_t)nd->wa + nd->wb)); break;
+  case SP_RUNS: nd->n = (uint32_t)sp_div_small(len - 1, (unsigned)nd->wa + nd->wb); break;
   case SP_BITMAP: {
     unsigned sw = sp_bstart_width(SP_FA(kb));
     nd->bstart = sw ? sp_rd(p + len - 1 - sw, sw) : 0;

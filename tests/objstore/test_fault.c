@@ -135,8 +135,14 @@ static void test_reproducible(void) {
 }
 
 static void test_hedging(void) {
-  /* The first attempt stalls for 5 s; the hedge after 20 ms answers. The
-   * stalled attempt is cancelled (its sleep polls the cancel flag). */
+  /* The first attempt to reach the fault store stalls for 5 s; the hedge
+   * after 20 ms answers. The stalled attempt is cancelled (its sleep polls
+   * the cancel flag). On a loaded machine the primary can be descheduled
+   * before it reaches the store, so the hedge gets there first and stalls
+   * instead, and the primary wins: both are "first complete answer wins",
+   * so the checks are that one hedge ran, one attempt stalled and the call
+   * did not wait for it. */
+  uint64_t t0 = quire__mono_ms();
   quire_objstore *s = open_store("fault+mem://?latency=5000&slow_first=1&hedge_ms=20");
   CHECK_OK(quire_objstore_put(quire_objstore_fault_inner(s), "k", "hedged value", 12));
   uint8_t *data;
@@ -147,7 +153,8 @@ static void test_hedging(void) {
   quire_objstore_stats st = stats(s);
   CHECK(st.calls[QUIRE_OBJSTORE_OP_GET] == 1);
   CHECK(st.attempts[QUIRE_OBJSTORE_OP_GET] == 2);
-  CHECK(st.hedges == 1 && st.hedge_wins == 1 && st.injected_latency == 1);
+  CHECK(st.hedges == 1 && st.hedge_wins <= 1 && st.injected_latency == 1);
+  CHECK(quire__mono_ms() - t0 < 2500);
   quire_objstore_close(s);
 
   /* ranged, same shape */
@@ -158,7 +165,7 @@ static void test_hedging(void) {
   CHECK_OK(quire_objstore_get_range(s, "k", 3, 4, buf, &got));
   CHECK(got == 4 && memcmp(buf, "3456", 4) == 0);
   st = stats(s);
-  CHECK(st.hedges == 1 && st.hedge_wins == 1 && st.attempts[QUIRE_OBJSTORE_OP_GET_RANGE] == 2);
+  CHECK(st.hedges == 1 && st.hedge_wins <= 1 && st.attempts[QUIRE_OBJSTORE_OP_GET_RANGE] == 2);
   /* later GETs are fast: no hedge is sent (hedge_ms is far away) */
   quire_objstore_close(s);
   s = open_store("fault+mem://?hedge_ms=10000");

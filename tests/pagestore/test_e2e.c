@@ -51,6 +51,7 @@ static quire_ps_service *open_ps(const char *cache, const char *catalog, const c
   s.ps.cache_dir = cache;
   s.ps.flush_interval_ms = 20;
   s.ps.partial_read_percent = partial;
+  s.ps.no_partial_reads = partial == 0;
   s.ps.cache_bytes = 64u << 20;
   quire_ps_service *svc;
   CHECK_OK(quire__ps_service_open(&s, &svc));
@@ -271,7 +272,7 @@ static void test_single_flight(void) {
   s.ps.metastore_url = ms_url;
   s.ps.catalog_path = ":memory:";
   s.ps.cache_dir = cache;
-  s.ps.partial_read_percent = 0;
+  s.ps.no_partial_reads = 1;
   s.ps.read_threads = 16;
   s.ps.download_concurrency = 8;
   quire_ps_service *svc;

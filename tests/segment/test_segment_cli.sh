@@ -13,6 +13,10 @@ expect() { # expect <exit code> <description> -- command...
     echo "FAIL: $what: exit $got, want $want"; cat "$T/out"; fails=$((fails+1))
   else passes=$((passes+1)); fi
 }
+flip() { # flip <file> <offset>: invert one byte (always a change)
+  local b; b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "\\x$(printf %02x $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
 has() { # has <description> <pattern>: the last output matches
   if grep -q -- "$2" "$T/out"; then passes=$((passes+1)); else
     echo "FAIL: $1: output lacks '$2'"; cat "$T/out"; fails=$((fails+1)); fi
@@ -31,11 +35,11 @@ has "inspect checksums" "12 of 12 pages ok"
 has "inspect page list" "slot 11 page 100"
 expect 1 "inspect over limits" -- "$Q" segment inspect --max-pages 5 "$T/seg"
 # a flipped byte inside page slot 5
-cp "$T/seg" "$T/bad"; printf '\x55' | dd of="$T/bad" bs=1 seek=$((5*4096+17)) conv=notrunc 2>/dev/null
+cp "$T/seg" "$T/bad"; flip "$T/bad" $((5*4096+17))
 expect 1 "corrupt page" -- "$Q" segment inspect "$T/bad"
 has "bad slot named" "BAD page checksum: slot 5"
 # a flipped byte in the footer
-cp "$T/seg" "$T/bad"; printf '\x55' | dd of="$T/bad" bs=1 seek=$((49432-30)) conv=notrunc 2>/dev/null
+cp "$T/seg" "$T/bad"; flip "$T/bad" $((49432-30))
 expect 1 "corrupt footer" -- "$Q" segment inspect "$T/bad"
 has "footer error" "corrupt"
 head -c 49000 "$T/seg" >"$T/short"

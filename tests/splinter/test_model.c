@@ -7,6 +7,7 @@
  * 65536, 2^24, 2^32-1) and on dense runs and full blocks.
  */
 #include "model.h"
+#include "util/err.h"
 
 #define QUIRE_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -203,5 +204,6 @@ int main(void) {
   test_seed();
   int rounds = test_long_mode() ? 40 : 2;
   for (int r = 0; r < rounds; r++) run(400);
+  CHECK(quire__never_count() == 0); /* e.g. the encoder's fast node statistics matched the reference */
   return test_done("test_splinter_model");
 }
