@@ -109,6 +109,15 @@ int main(int argc, char **argv) {
   double load = (double)n / ((t1 - t0) / 1e9);
   printf("  load (NORMAL, 1000 puts/txn)  %10.0f keys/s   %6.1f MB/s\n", load, load * 116 / 1e6);
 
+  struct stat sb;
+  stat(path, &sb);
+  lsm_stats st0;
+  lsm_stats_get(db, &st0);
+  printf("  file size after load           %10.1f MiB (%llu pages, %llu free, log region %.0f MiB; raw data "
+         "%.1f MiB)\n",
+         (double)sb.st_size / 1048576.0, (unsigned long long)st0.pages_total,
+         (unsigned long long)st0.pages_free, (double)st0.wal_pages * st0.page_size / 1048576.0,
+         (double)n * 116 / 1048576.0);
   uint64_t reads = n < 500000 ? n : 500000;
   t0 = quire__mono_ns();
   for (uint64_t i = 0; i < reads; i++) {
@@ -153,9 +162,8 @@ int main(int argc, char **argv) {
   lsm_stats st;
   lsm_stats_get(db, &st);
   if ((rc = lsm_close(db))) die("close", rc);
-  struct stat sb;
   stat(path, &sb);
-  printf("  file size                      %10.1f MiB (%llu pages, %llu free; raw data %.1f MiB)\n",
+  printf("  file size after compact+close  %10.1f MiB (%llu pages, %llu free; raw data %.1f MiB)\n",
          (double)sb.st_size / 1048576.0, (unsigned long long)st.pages_total,
          (unsigned long long)st.pages_free, (double)n * 116 / 1048576.0);
   printf("  segments                       %u incoming + %u regular, %llu flushes, %llu merges\n",

@@ -234,6 +234,7 @@ static int store_rc(int rc) {
 static int partial(quire_pagestore *ps, const quire_gid *sid, const quire_gid *vid, const splinter_t *cut,
                    ps_read_pages_fn emit, void *ctx, int *done) {
   *done = 0;
+  uint64_t t0 = quire__mono_ns();
   char key[64];
   segment_key(sid, key);
   quire_objstore_info info;
@@ -306,6 +307,8 @@ static int partial(quire_pagestore *ps, const quire_gid *sid, const quire_gid *v
   quire__free(tb);
   if (rc == 0) {
     atomic_fetch_add(&ps->downloads_partial, 1);
+    quire__metrics_observe(ps->o.metrics, "quire_ps_download_seconds", "segment fetch latency",
+                           "kind=\"partial\"", (double)(quire__mono_ns() - t0) / 1e9);
     *done = 1;
   }
   return rc;
@@ -327,11 +330,14 @@ static int whole(quire_pagestore *ps, const quire_gid *sid, const quire_gid *vid
   segment_key(sid, key);
   uint8_t *data = NULL;
   size_t len = 0;
+  uint64_t t0 = quire__mono_ns();
   rc = quire_objstore_get(ps->store, key, &data, &len);
   if (rc) rc = store_rc(rc);
   quire_segment_view v;
   if (rc == 0) {
     atomic_fetch_add(&ps->downloads_whole, 1);
+    quire__metrics_observe(ps->o.metrics, "quire_ps_download_seconds", "segment fetch latency",
+                           "kind=\"whole\"", (double)(quire__mono_ns() - t0) / 1e9);
     rc = quire_segment_open(data, len, &ps->seglimits, &v);
   }
   if (rc == 0 && quire_gid_cmp(&v.sid, sid) != 0)

@@ -40,7 +40,8 @@ struct open_seg {
   size_t nreqs, capreqs;
   uint64_t deadline_ms; /* flush by then at the latest (flush interval) */
   uint64_t idle_at_ms;  /* flush then unless more pages arrive (idle flush) */
-  uint8_t *bytes;       /* the built segment while it uploads */
+  uint64_t upload_start_ns;
+  uint8_t *bytes; /* the built segment while it uploads */
   size_t len;
   struct open_seg *next;
   quire_pagestore *ps;
@@ -225,6 +226,8 @@ static void upload_done(void *arg, int rc) {
     atomic_fetch_add(&ps->upload_failures, 1);
   } else {
     atomic_fetch_add(&ps->segments_uploaded, 1);
+    quire__metrics_observe(ps->o.metrics, "quire_ps_upload_seconds", "segment upload latency", "",
+                           (double)(quire__mono_ns() - s->upload_start_ns) / 1e9);
   }
   finish_segment(s, rc ? QUIRE_EUNAVAILABLE : 0);
   if (rc == 0) {
@@ -257,6 +260,7 @@ static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
   char key[64], sid[QUIRE_GID_TEXT_LEN + 1];
   quire_gid_format(&s->sid, sid);
   snprintf(key, sizeof key, "segments/%s", sid);
+  s->upload_start_ns = quire__mono_ns();
   rc = quire_objstore_uploads_put(ps->uploads, key, s->bytes, s->len, 0, upload_done, s);
   if (rc) {
     finish_segment(s, QUIRE_EUNAVAILABLE);

@@ -7,6 +7,7 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lsm/lsm_int.h"
@@ -37,6 +38,13 @@ static void test_lock_and_version(void) {
   lsm_options o;
   lsm_options_init(&o);
   CHECK_RC(lsm_open(path, &o, &db2), QUIRE_EBUSY);
+  /* and from another process */
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) _exit(lsm_open(path, &o, &db2) == QUIRE_EBUSY ? 0 : 1);
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK_OK(lsm_close(db));
   /* a header of another format version is refused by name */
   int fd = open(path, O_RDWR);

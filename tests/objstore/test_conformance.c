@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sched.h>
 #include <string.h>
 
 static quire_objstore *store;
@@ -425,6 +426,9 @@ static void test_atomic_replace(void) {
     if (v == 0) {
       pthread_t th[READERS];
       for (int i = 0; i < READERS; i++) pthread_create(&th[i], NULL, replace_reader, NULL);
+      /* Replace only once the readers are reading, or a fast store could
+       * finish before any of them starts and the test would prove nothing. */
+      while (atomic_load(&replace_reads) < READERS) sched_yield();
       for (int w = 1; w < versions; w++) {
         len = version_len((uint32_t)w);
         st_le32(buf, (uint32_t)len);

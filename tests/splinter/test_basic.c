@@ -204,6 +204,57 @@ static void test_oom(void) {
   splinter_free(b);
 }
 
+/* Regression: a tree stores no cumulative count for its last child, so rank
+ * past every child must use the node's own cardinality (it once read the
+ * key bytes as a count). */
+static void test_rank_past_last_child(void) {
+  splinter_t *s = make("3 5 7 268435459 268435461 268435463"); /* top bytes 0x00 and 0x10 */
+  uint8_t *bytes;
+  size_t len;
+  CHECK_OK(splinter_serialize_alloc(s, &bytes, &len));
+  splinter_view_t v;
+  CHECK_OK(splinter_view_open(bytes, len, &v));
+  CHECK(bytes[len - 13] == 0x05);                 /* root tree */
+  CHECK(splinter_view_rank(&v, UINT32_MAX) == 6); /* key 0xFF: past both children */
+  CHECK(splinter_view_rank(&v, 0x20000000u) == 6);
+  CHECK(splinter_view_rank(&v, 268435462u) == 5);
+  CHECK(splinter_view_rank(&v, 0x0FFFFFFFu) == 3);
+  CHECK(splinter_view_rank(&v, 6) == 2);
+  uint32_t x;
+  CHECK_OK(splinter_view_select(&v, 5, &x));
+  CHECK(x == 268435463u);
+  CHECK_OK(splinter_view_select(&v, 3, &x));
+  CHECK(x == 268435459u);
+  splinter_bytes_free(bytes);
+  splinter_free(s);
+}
+
+/* The page query: wanted pages cut against segments newest first; each page
+ * is found in the newest segment holding it. */
+static void test_page_query(void) {
+  const char *segments[] = {"100-199 500", "150-300 499-501", "1-1000"}; /* newest first */
+  const char *want_found[] = {"100-199 500", "200-220 499 501", "1-99 498"};
+  splinter_t *wanted = make("1-220 498-501");
+  for (int i = 0; i < 3; i++) {
+    splinter_t *seg = make(segments[i]), *found, *want = make(want_found[i]);
+    uint8_t *bytes;
+    size_t len;
+    CHECK_OK(splinter_serialize_alloc(seg, &bytes, &len));
+    splinter_view_t v;
+    CHECK_OK(splinter_view_open(bytes, len, &v));
+    CHECK_OK(splinter_new(&found));
+    CHECK_OK(splinter_cut(wanted, splinter_ref_view(&v), found));
+    CHECK(splinter_equal(splinter_ref_owned(found), splinter_ref_owned(want)));
+    CHECK(!splinter_intersects(splinter_ref_owned(wanted), splinter_ref_view(&v)));
+    splinter_bytes_free(bytes);
+    splinter_free(found);
+    splinter_free(want);
+    splinter_free(seg);
+  }
+  CHECK(splinter_is_empty(wanted));
+  splinter_free(wanted);
+}
+
 int main(void) {
   test_seed();
   test_golden();
@@ -212,5 +263,7 @@ int main(void) {
   test_args();
   test_usage();
   test_oom();
+  test_rank_past_last_child();
+  test_page_query();
   return test_done("test_splinter_basic");
 }
