@@ -19,9 +19,9 @@
 #include <string.h>
 
 #include "metastore/catalog.h"
+#include "metastore/gidmap.h"
 #include "quire/lsm.h"
 #include "util/alloc.h"
-#include "util/checksum.h"
 #include "util/endian.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -29,8 +29,7 @@
 #define KEY_LEN (QUIRE_GID_SIZE + 8)
 
 struct latest {
-  struct latest *next;
-  quire_gid vid;
+  struct ms_gid_node node; /* first: the table links and keys it */
   quire_lsn lsn;
 };
 
@@ -38,8 +37,7 @@ struct lsm_catalog {
   ms_catalog base;
   lsm_db *db;
   pthread_mutex_t mu;
-  struct latest **buckets;
-  size_t nbuckets, nvols;
+  struct ms_gidmap latest; /* vid -> struct latest */
   uint64_t ncommits;
 };
 
@@ -48,50 +46,27 @@ static void make_key(uint8_t key[KEY_LEN], const quire_gid *vid, quire_lsn lsn) 
   st_be64(key + QUIRE_GID_SIZE, lsn);
 }
 
-static struct latest **slot(struct lsm_catalog *c, const quire_gid *vid) {
-  struct latest **pp = &c->buckets[quire__xxh3(vid->b, QUIRE_GID_SIZE) & (c->nbuckets - 1)];
-  while (*pp && quire_gid_cmp(&(*pp)->vid, vid) != 0) pp = &(*pp)->next;
-  return pp;
-}
-
-static void grow(struct lsm_catalog *c) {
-  size_t n = c->nbuckets * 2;
-  struct latest **b = quire__calloc(n, sizeof *b);
-  if (!b) return;
-  for (size_t i = 0; i < c->nbuckets; i++) {
-    struct latest *e = c->buckets[i];
-    while (e) {
-      struct latest *next = e->next;
-      size_t h = quire__xxh3(e->vid.b, QUIRE_GID_SIZE) & (n - 1);
-      e->next = b[h];
-      b[h] = e;
-      e = next;
-    }
-  }
-  quire__free(c->buckets);
-  c->buckets = b;
-  c->nbuckets = n;
+static struct latest *find(struct lsm_catalog *c, const quire_gid *vid) {
+  return (struct latest *)quire__gidmap_find(&c->latest, vid);
 }
 
 /* Sets vid's latest. Call with c->mu. */
 static int set_latest(struct lsm_catalog *c, const quire_gid *vid, quire_lsn lsn) {
-  struct latest **pp = slot(c, vid);
-  if (!*pp) {
-    struct latest *e = quire__calloc(1, sizeof *e);
+  struct latest *e = find(c, vid);
+  if (!e) {
+    e = quire__calloc(1, sizeof *e);
     if (!e) return QUIRE_ENOMEM;
-    e->vid = *vid;
-    *pp = e;
-    if (++c->nvols > c->nbuckets * 2) grow(c);
-    pp = slot(c, vid);
+    e->node.vid = *vid;
+    quire__gidmap_insert(&c->latest, &e->node);
   }
-  (*pp)->lsn = lsn;
+  e->lsn = lsn;
   return 0;
 }
 
 static int lsm_latest_of(ms_catalog *base, const quire_gid *vid, quire_lsn *out) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
   pthread_mutex_lock(&c->mu);
-  struct latest *e = *slot(c, vid);
+  struct latest *e = find(c, vid);
   *out = e ? e->lsn : 0;
   pthread_mutex_unlock(&c->mu);
   return 0;
@@ -114,7 +89,7 @@ static int lsm_cat_append(ms_catalog *base, const quire_gid *vid, quire_lsn firs
   struct lsm_catalog *c = (struct lsm_catalog *)base;
   if (first == 0) return quire__err(QUIRE_EINVAL, "catalog append at lsn 0");
   pthread_mutex_lock(&c->mu);
-  struct latest *e = *slot(c, vid);
+  struct latest *e = find(c, vid);
   quire_lsn latest = e ? e->lsn : 0;
   int rc = 0;
   lsm_txn *t = NULL;
@@ -150,22 +125,14 @@ out:
 static void lsm_cat_stats(ms_catalog *base, uint64_t *volumes, uint64_t *commits) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
   pthread_mutex_lock(&c->mu);
-  *volumes = c->nvols;
+  *volumes = c->latest.count;
   *commits = c->ncommits;
   pthread_mutex_unlock(&c->mu);
 }
 
-static void free_table(struct lsm_catalog *c) {
-  for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
-    struct latest *e = c->buckets[i];
-    while (e) {
-      struct latest *next = e->next;
-      quire__free(e);
-      e = next;
-    }
-  }
-  quire__free(c->buckets);
-}
+static void free_latest(struct ms_gid_node *n) { quire__free(n); }
+
+static void free_table(struct lsm_catalog *c) { quire__gidmap_free(&c->latest, free_latest); }
 
 static int lsm_cat_close(ms_catalog *base) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
@@ -216,9 +183,7 @@ int quire__catalog_lsm_open(const char *path, ms_catalog **out) {
   *out = NULL;
   struct lsm_catalog *c = quire__calloc(1, sizeof *c);
   if (!c) return QUIRE_ENOMEM;
-  c->nbuckets = 64;
-  c->buckets = quire__calloc(c->nbuckets, sizeof *c->buckets);
-  if (!c->buckets) {
+  if (quire__gidmap_init(&c->latest) != 0) {
     quire__free(c);
     return QUIRE_ENOMEM;
   }
@@ -241,11 +206,9 @@ int quire__catalog_lsm_open(const char *path, ms_catalog **out) {
       rc = quire__errno("moving %s aside", path);
     } else {
       free_table(c);
-      c->nbuckets = 64;
-      c->nvols = 0;
       c->ncommits = 0;
-      c->buckets = quire__calloc(c->nbuckets, sizeof *c->buckets);
-      rc = c->buckets ? open_db(path, &c->db) : QUIRE_ENOMEM;
+      rc = quire__gidmap_init(&c->latest);
+      if (rc == 0) rc = open_db(path, &c->db);
     }
   }
   if (rc) {

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "metastore/catalog.h"
+#include "metastore/gidmap.h"
 #include "util/alloc.h"
-#include "util/checksum.h"
 #include "util/err.h"
 
 struct rec {
@@ -19,8 +19,7 @@ struct rec {
 };
 
 struct vol {
-  struct vol *next;
-  quire_gid vid;
+  struct ms_gid_node node; /* first: the table links and keys it */
   struct rec *recs;
   size_t count, cap;
 };
@@ -28,38 +27,12 @@ struct vol {
 struct mem_catalog {
   ms_catalog base;
   pthread_rwlock_t lock;
-  struct vol **buckets;
-  size_t nbuckets, nvols;
+  struct ms_gidmap vols;
   uint64_t ncommits;
 };
 
-static size_t bucket(const struct mem_catalog *m, const quire_gid *vid) {
-  return (size_t)(quire__xxh3(vid->b, QUIRE_GID_SIZE) & (m->nbuckets - 1));
-}
-
 static struct vol *find(struct mem_catalog *m, const quire_gid *vid) {
-  for (struct vol *v = m->buckets[bucket(m, vid)]; v; v = v->next)
-    if (quire_gid_cmp(&v->vid, vid) == 0) return v;
-  return NULL;
-}
-
-static void grow(struct mem_catalog *m) {
-  size_t n = m->nbuckets * 2;
-  struct vol **b = quire__calloc(n, sizeof *b);
-  if (!b) return; /* harmless: chains get longer */
-  for (size_t i = 0; i < m->nbuckets; i++) {
-    struct vol *v = m->buckets[i];
-    while (v) {
-      struct vol *next = v->next;
-      size_t h = (size_t)(quire__xxh3(v->vid.b, QUIRE_GID_SIZE) & (n - 1));
-      v->next = b[h];
-      b[h] = v;
-      v = next;
-    }
-  }
-  quire__free(m->buckets);
-  m->buckets = b;
-  m->nbuckets = n;
+  return (struct vol *)quire__gidmap_find(&m->vols, vid);
 }
 
 static int mem_latest(ms_catalog *c, const quire_gid *vid, quire_lsn *out) {
@@ -97,11 +70,8 @@ static int mem_append(ms_catalog *c, const quire_gid *vid, quire_lsn first, size
       rc = QUIRE_ENOMEM;
       goto out;
     }
-    v->vid = *vid;
-    size_t h = bucket(m, vid);
-    v->next = m->buckets[h];
-    m->buckets[h] = v;
-    if (++m->nvols > m->nbuckets * 2) grow(m);
+    v->node.vid = *vid;
+    quire__gidmap_insert(&m->vols, &v->node);
   }
   if (first > v->count + 1) {
     rc = quire__err(QUIRE_EINVAL, "catalog append at lsn %llu leaves a gap after %zu",
@@ -139,24 +109,21 @@ out:
 static void mem_stats(ms_catalog *c, uint64_t *volumes, uint64_t *commits) {
   struct mem_catalog *m = (struct mem_catalog *)c;
   pthread_rwlock_rdlock(&m->lock);
-  *volumes = m->nvols;
+  *volumes = m->vols.count;
   *commits = m->ncommits;
   pthread_rwlock_unlock(&m->lock);
 }
 
+static void free_vol(struct ms_gid_node *n) {
+  struct vol *v = (struct vol *)n;
+  for (size_t k = 0; k < v->count; k++) quire__free(v->recs[k].p);
+  quire__free(v->recs);
+  quire__free(v);
+}
+
 static int mem_close(ms_catalog *c) {
   struct mem_catalog *m = (struct mem_catalog *)c;
-  for (size_t i = 0; i < m->nbuckets; i++) {
-    struct vol *v = m->buckets[i];
-    while (v) {
-      struct vol *next = v->next;
-      for (size_t k = 0; k < v->count; k++) quire__free(v->recs[k].p);
-      quire__free(v->recs);
-      quire__free(v);
-      v = next;
-    }
-  }
-  quire__free(m->buckets);
+  quire__gidmap_free(&m->vols, free_vol);
   pthread_rwlock_destroy(&m->lock);
   quire__free(m);
   return 0;
@@ -168,9 +135,7 @@ int quire__catalog_mem_open(ms_catalog **out) {
   *out = NULL;
   struct mem_catalog *m = quire__calloc(1, sizeof *m);
   if (!m) return QUIRE_ENOMEM;
-  m->nbuckets = 64;
-  m->buckets = quire__calloc(m->nbuckets, sizeof *m->buckets);
-  if (!m->buckets) {
+  if (quire__gidmap_init(&m->vols) != 0) {
     quire__free(m);
     return QUIRE_ENOMEM;
   }

@@ -24,17 +24,18 @@
 typedef struct quire_metastore quire_metastore;
 
 struct quire_metastore_opts {
-  quire_objstore *store;     /* not owned */
-  ms_catalog *catalog;       /* not owned */
-  quire_metrics *metrics;    /* may be NULL; not owned */
-  unsigned catchup_inflight; /* GETs in flight while catching up (default 4) */
-  unsigned catchup_threads;  /* threads for those GETs, shared by all volumes (default 8) */
-  unsigned max_catchups;     /* volumes catching up at once (default 64) */
-  unsigned poll_interval_ms; /* long-poll loop: one store GET per volume per interval (default 500) */
-  unsigned max_wait_ms;      /* cap on a long poll's wait_ms (default 60000) */
-  unsigned max_waiters;      /* long polls parked at once (default 10000) */
-  unsigned max_pull_commits; /* commits per pull_commits page (default 1000) */
-  size_t max_pull_bytes;     /* bytes of records per pull_commits page (default 4 MiB) */
+  quire_objstore *store;      /* not owned */
+  ms_catalog *catalog;        /* not owned */
+  quire_metrics *metrics;     /* may be NULL; not owned */
+  unsigned catchup_inflight;  /* GETs in flight while catching up (default 4) */
+  unsigned catchup_threads;   /* threads for those GETs, shared by all volumes (default 8) */
+  unsigned max_catchups;      /* volumes catching up at once (default 64) */
+  unsigned poll_interval_ms;  /* long-poll loop: one store GET per volume per interval (default 500) */
+  unsigned max_wait_ms;       /* cap on a long poll's wait_ms (default 60000) */
+  unsigned max_waiters;       /* long polls parked at once (default 10000) */
+  unsigned max_pull_commits;  /* commits per pull_commits page (default 1000) */
+  size_t max_pull_bytes;      /* bytes of records per pull_commits page (default 4 MiB) */
+  unsigned max_graft_commits; /* commits one pull_graft answer covers at most (default 10000) */
 };
 
 int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore **out);

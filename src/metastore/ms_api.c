@@ -306,6 +306,8 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
                       (unsigned long long)r->from, (unsigned long long)latest);
   quire_lsn end = r->to ? r->to : latest;
   if (end == r->from) *nothing_new = 1;
+  /* A bounded answer: the response's to_lsn says how far it got. */
+  if (end - r->from > ms->o.max_graft_commits) end = r->from + ms->o.max_graft_commits;
   if (latest == 0) return quire__err(QUIRE_ENOTFOUND, "volume has no commits");
   splinter_t *acc = NULL;
   uint8_t *bytes = NULL;

@@ -35,7 +35,6 @@
 
 #include "metastore/ms_int.h"
 #include "util/alloc.h"
-#include "util/checksum.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -78,43 +77,16 @@ int quire__ms_store_put_if_absent(quire_metastore *ms, const char *key, const vo
 
 /* --- volumes --------------------------------------------------------------- */
 
-static size_t vol_bucket(size_t nbuckets, const quire_gid *vid) {
-  return (size_t)(quire__xxh3(vid->b, QUIRE_GID_SIZE) & (nbuckets - 1));
-}
-
-static void grow_volumes(quire_metastore *ms) {
-  size_t n = ms->nbuckets * 2;
-  struct ms_volume **b = quire__calloc(n, sizeof *b);
-  if (!b) return;
-  for (size_t i = 0; i < ms->nbuckets; i++) {
-    struct ms_volume *v = ms->buckets[i];
-    while (v) {
-      struct ms_volume *next = v->next;
-      size_t h = vol_bucket(n, &v->vid);
-      v->next = b[h];
-      b[h] = v;
-      v = next;
-    }
-  }
-  quire__free(ms->buckets);
-  ms->buckets = b;
-  ms->nbuckets = n;
-}
-
 struct ms_volume *quire__ms_volume(quire_metastore *ms, const quire_gid *vid) {
   pthread_mutex_lock(&ms->vols_mu);
-  struct ms_volume *v = ms->buckets[vol_bucket(ms->nbuckets, vid)];
-  while (v && quire_gid_cmp(&v->vid, vid) != 0) v = v->next;
+  struct ms_volume *v = (struct ms_volume *)quire__gidmap_find(&ms->vols, vid);
   if (!v) {
     v = quire__calloc(1, sizeof *v);
     if (v) {
-      v->vid = *vid;
+      v->node.vid = *vid;
       v->ms = ms;
       pthread_mutex_init(&v->mu, NULL);
-      size_t h = vol_bucket(ms->nbuckets, vid);
-      v->next = ms->buckets[h];
-      ms->buckets[h] = v;
-      if (++ms->nvols > ms->nbuckets * 2) grow_volumes(ms);
+      quire__gidmap_insert(&ms->vols, &v->node);
     }
   }
   pthread_mutex_unlock(&ms->vols_mu);
@@ -438,7 +410,7 @@ out:
 static void poll_task(void *arg) {
   struct ms_volume *v = arg;
   quire_metastore *ms = v->ms;
-  int rc = quire__ms_refresh(ms, &v->vid, NULL); /* wakes satisfied waiters itself */
+  int rc = quire__ms_refresh(ms, &v->node.vid, NULL); /* wakes satisfied waiters itself */
   if (rc) QLOG_DEBUG("metastore: long-poll refresh: %s: %s", quire_strerror(rc), quire_errmsg());
   pthread_mutex_lock(&v->mu);
   v->polling = 0;
@@ -596,12 +568,11 @@ int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore *
   if (!ms->o.max_waiters) ms->o.max_waiters = 10000;
   if (!ms->o.max_pull_commits) ms->o.max_pull_commits = 1000;
   if (!ms->o.max_pull_bytes) ms->o.max_pull_bytes = 4u << 20;
+  if (!ms->o.max_graft_commits) ms->o.max_graft_commits = 10000;
   pthread_mutex_init(&ms->vols_mu, NULL);
   pthread_mutex_init(&ms->sched_mu, NULL);
   pthread_cond_init(&ms->sched_cond, NULL);
-  ms->nbuckets = 64;
-  ms->buckets = quire__calloc(ms->nbuckets, sizeof *ms->buckets);
-  int rc = ms->buckets ? 0 : QUIRE_ENOMEM;
+  int rc = quire__gidmap_init(&ms->vols);
   if (!rc) rc = quire__limiter_create(ms->o.max_catchups, &ms->catchups);
   if (!rc) rc = quire__pool_create(ms->o.catchup_threads, 1024, "ms-get", &ms->getters);
   if (!rc) rc = quire__pool_create(ms->o.catchup_threads, 4096, "ms-poll", &ms->pollers);
@@ -623,22 +594,29 @@ int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore *
   return 0;
 }
 
+static void drain_volume(struct ms_gid_node *n, void *ctx) {
+  struct ms_volume *v = (struct ms_volume *)n;
+  pthread_mutex_lock(&v->mu);
+  wake_waiters(ctx, v, 1);
+  pthread_mutex_unlock(&v->mu);
+}
+
 void quire_metastore_drain(quire_metastore *ms) {
   atomic_store(&ms->closing, 1);
   pthread_mutex_lock(&ms->vols_mu);
-  for (size_t i = 0; i < ms->nbuckets; i++) {
-    for (struct ms_volume *v = ms->buckets[i]; v; v = v->next) {
-      pthread_mutex_lock(&v->mu);
-      wake_waiters(ms, v, 1);
-      pthread_mutex_unlock(&v->mu);
-    }
-  }
+  quire__gidmap_each(&ms->vols, drain_volume, ms);
   pthread_mutex_unlock(&ms->vols_mu);
+}
+
+static void free_volume(struct ms_gid_node *n) {
+  struct ms_volume *v = (struct ms_volume *)n;
+  pthread_mutex_destroy(&v->mu);
+  quire__free(v);
 }
 
 void quire_metastore_close(quire_metastore *ms) {
   if (!ms) return;
-  if (ms->buckets) quire_metastore_drain(ms);
+  if (ms->vols.buckets) quire_metastore_drain(ms);
   if (ms->sched_started) {
     pthread_mutex_lock(&ms->sched_mu);
     ms->sched_stop = 1;
@@ -650,16 +628,7 @@ void quire_metastore_close(quire_metastore *ms) {
   quire__pool_destroy(ms->pollers); /* finishes polls in flight */
   quire__pool_destroy(ms->getters);
   quire__limiter_destroy(ms->catchups);
-  for (size_t i = 0; ms->buckets && i < ms->nbuckets; i++) {
-    struct ms_volume *v = ms->buckets[i];
-    while (v) {
-      struct ms_volume *next = v->next;
-      pthread_mutex_destroy(&v->mu);
-      quire__free(v);
-      v = next;
-    }
-  }
-  quire__free(ms->buckets);
+  quire__gidmap_free(&ms->vols, free_volume);
   pthread_mutex_destroy(&ms->vols_mu);
   pthread_mutex_destroy(&ms->sched_mu);
   pthread_cond_destroy(&ms->sched_cond);

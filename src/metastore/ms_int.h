@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "metastore/gidmap.h"
 #include "metastore/metastore.h"
 #include "util/limiter.h"
 #include "util/pool.h"
@@ -17,9 +18,8 @@ struct ms_waiter;
 
 /* In-memory state of one volume. Created on first use, freed at close. */
 struct ms_volume {
-  struct ms_volume *next; /* hash chain, under ms->vols_mu */
+  struct ms_gid_node node; /* first: links (under ms->vols_mu) and the vid */
   quire_metastore *ms;
-  quire_gid vid;
   pthread_mutex_t mu; /* guards everything below except active_next */
   quire_lsn latest;   /* highest LSN known to be in the catalog */
   uint64_t tickets;   /* refresh calls started (see ms_core.c, refresh) */
@@ -38,8 +38,7 @@ struct quire_metastore {
   quire_pool *getters;     /* parallel GETs of catch-ups */
   quire_pool *pollers;     /* store polls for long-poll waiters */
   pthread_mutex_t vols_mu; /* guards the volume table; taken before any vol->mu */
-  struct ms_volume **buckets;
-  size_t nbuckets, nvols;
+  struct ms_gidmap vols;   /* vid -> struct ms_volume */
   atomic_int closing;
   atomic_uint nwaiters;
   /* The long-poll scheduler. sched_mu guards the active list, nactive,

@@ -6,6 +6,7 @@
 #ifndef QUIRE_TEST_MS_TEST_H
 #define QUIRE_TEST_MS_TEST_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,6 +82,43 @@ static inline int commit_pages(quire_msclient *cli, const quire_gid *vid, const 
   int rc = quire__msclient_commit(cli, vid, client, commit_id, base, page_count, &seg, n ? 1 : 0, snap);
   splinter_bytes_free(bytes);
   return rc;
+}
+
+/* A racing client: each round it waits at the barrier with the others, then
+ * commits at base `round` with a fresh commit id; exactly one racer per
+ * round should win. won[] (commit ids) and won_round[] have rounds slots. */
+struct racer {
+  quire_msclient *cli;
+  quire_gid vid, client;
+  pthread_barrier_t *barrier;
+  unsigned rounds, wins, conflicts, other;
+  quire_gid *won;
+  int *won_round;
+};
+
+static inline void *race(void *arg) {
+  struct racer *r = arg;
+  for (unsigned round = 0; round < r->rounds; round++) {
+    quire_gid cid;
+    CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
+    uint32_t page = round + 1;
+    pthread_barrier_wait(r->barrier);
+    struct quire_snapshot s;
+    int rc = commit_pages(r->cli, &r->vid, &r->client, &cid, round, 1 << 20, &page, 1, &s);
+    if (rc == 0) {
+      CHECK(s.lsn == round + 1 && quire_gid_cmp(&s.commit_id, &cid) == 0);
+      r->won[round] = cid;
+      r->won_round[round] = 1;
+      r->wins++;
+    } else if (rc == QUIRE_ECONFLICT) {
+      r->conflicts++;
+    } else {
+      r->other++;
+      fprintf(stderr, "round %u: %s: %s\n", round, quire_strerror(rc), quire_errmsg());
+    }
+    pthread_barrier_wait(r->barrier); /* the round is over */
+  }
+  return NULL;
 }
 
 #endif

@@ -54,7 +54,7 @@ grep -q "listening on http://127.0.0.1:" "$T/c" && ok || bad "flag overrides env
 grep -q "store mem://" "$T/c" && ok || bad "flag overrides INI store"
 kill -TERM "$PID"; wait "$PID"
 
-start "$T/d" "$Q" server --data "$T/data" --metastore-listen 127.0.0.1:0
+start "$T/d" "$Q" server --data "$T/data" --metastore-listen 127.0.0.1:0 --pagestore-listen 127.0.0.1:0
 [ -d "$T/data/objects" ] && ok || bad "server made the data directory"
 grep -q "metastore listening on http://127.0.0.1:" "$T/d" && ok || bad "server prints the metastore address"
 kill -TERM "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "server SIGTERM exit status"

@@ -77,37 +77,6 @@ static quire_msclient *client_of(const char *url) {
 
 enum { CLIENTS = 16 };
 
-struct racer {
-  quire_msclient *cli;
-  quire_gid vid, client;
-  pthread_barrier_t *barrier;
-  unsigned rounds, wins, conflicts, other;
-  int *won_round;
-};
-
-static void *race(void *arg) {
-  struct racer *r = arg;
-  for (unsigned round = 0; round < r->rounds; round++) {
-    quire_gid cid;
-    CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
-    uint32_t page = round + 1;
-    pthread_barrier_wait(r->barrier);
-    struct quire_snapshot s;
-    int rc = commit_pages(r->cli, &r->vid, &r->client, &cid, round, 1 << 20, &page, 1, &s);
-    if (rc == 0) {
-      r->wins++;
-      r->won_round[round] = 1;
-    } else if (rc == QUIRE_ECONFLICT) {
-      r->conflicts++;
-    } else {
-      r->other++;
-      fprintf(stderr, "round %u: %s: %s\n", round, quire_strerror(rc), quire_errmsg());
-    }
-    pthread_barrier_wait(r->barrier);
-  }
-  return NULL;
-}
-
 static void test_two_processes(const char *dir) {
   char store[512], cat_a[512], cat_b[512];
   snprintf(store, sizeof store, "file://%s/shared", dir);
@@ -128,6 +97,7 @@ static void test_two_processes(const char *dir) {
     rs[i] = (struct racer){.cli = i % 2 ? cb : ca, .vid = vid, .barrier = &barrier, .rounds = rounds};
     CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &rs[i].client));
     rs[i].won_round = calloc(rounds, sizeof(int));
+    rs[i].won = calloc(rounds, sizeof(quire_gid));
     CHECK(pthread_create(&ts[i], NULL, race, &rs[i]) == 0);
   }
   unsigned wins = 0, conflicts = 0, wins_a = 0;
@@ -159,7 +129,10 @@ static void test_two_processes(const char *dir) {
   printf("two processes: %d clients x %u rounds: %u commits (%u via A, %u via B), %u conflicts, "
          "0 gaps, 0 duplicates\n",
          CLIENTS, rounds, wins, wins_a, wins - wins_a, conflicts);
-  for (int i = 0; i < CLIENTS; i++) free(rs[i].won_round);
+  for (int i = 0; i < CLIENTS; i++) {
+    free(rs[i].won_round);
+    free(rs[i].won);
+  }
   pthread_barrier_destroy(&barrier);
   quire__msclient_close(ca);
   quire__msclient_close(cb);

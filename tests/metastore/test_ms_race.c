@@ -12,41 +12,6 @@
 
 enum { CLIENTS = 16 };
 
-struct racer {
-  struct ms_env *e;
-  quire_gid vid, client;
-  pthread_barrier_t *start;
-  unsigned rounds;
-  unsigned wins, conflicts, other;
-  quire_gid *won; /* commit ids this racer won, by round */
-  int *won_round;
-};
-
-static void *race(void *arg) {
-  struct racer *r = arg;
-  for (unsigned round = 0; round < r->rounds; round++) {
-    quire_gid cid;
-    CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
-    uint32_t page = round + 1;
-    pthread_barrier_wait(r->start);
-    struct quire_snapshot s;
-    int rc = commit_pages(r->e->cli, &r->vid, &r->client, &cid, round, 1 << 20, &page, 1, &s);
-    if (rc == 0) {
-      CHECK(s.lsn == round + 1 && quire_gid_cmp(&s.commit_id, &cid) == 0);
-      r->won[round] = cid;
-      r->won_round[round] = 1;
-      r->wins++;
-    } else if (rc == QUIRE_ECONFLICT) {
-      r->conflicts++;
-    } else {
-      r->other++;
-      fprintf(stderr, "round %u: %s: %s\n", round, quire_strerror(rc), quire_errmsg());
-    }
-    pthread_barrier_wait(r->start); /* the round is over */
-  }
-  return NULL;
-}
-
 static void run(const char *url, unsigned rounds) {
   struct ms_env e;
   env_start(&e, url, 50);
@@ -57,7 +22,7 @@ static void run(const char *url, unsigned rounds) {
   struct racer rs[CLIENTS];
   pthread_t ts[CLIENTS];
   for (int i = 0; i < CLIENTS; i++) {
-    rs[i] = (struct racer){.e = &e, .vid = vid, .start = &start, .rounds = rounds};
+    rs[i] = (struct racer){.cli = e.cli, .vid = vid, .barrier = &start, .rounds = rounds};
     CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &rs[i].client));
     rs[i].won = calloc(rounds, sizeof *rs[i].won);
     rs[i].won_round = calloc(rounds, sizeof *rs[i].won_round);
