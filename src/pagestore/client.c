@@ -103,57 +103,125 @@ int quire__psclient_write_pages(quire_psclient *c, const quire_gid *vid, const q
   return rc;
 }
 
+/* Protobuf wire decoding of read_pages frames without copying pages: page
+ * bytes are handed to fn straight from the response buffer. Only the rare
+ * Error message goes through protobuf-c. */
+static int pb_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v) {
+  uint64_t x = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (*off >= n) return QUIRE_ECORRUPT;
+    uint8_t b = p[(*off)++];
+    x |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = x;
+      return 0;
+    }
+  }
+  return QUIRE_ECORRUPT;
+}
+
+/* Skips a field of wire type wt at *off. */
+static int pb_skip(const uint8_t *p, size_t n, size_t *off, unsigned wt) {
+  uint64_t v;
+  switch (wt) {
+  case 0: return pb_varint(p, n, off, &v);
+  case 1: v = 8; break;
+  case 5: v = 4; break;
+  case 2:
+    if (pb_varint(p, n, off, &v)) return QUIRE_ECORRUPT;
+    break;
+  default: return QUIRE_ECORRUPT;
+  }
+  if (v > n - *off) return QUIRE_ECORRUPT;
+  *off += (size_t)v;
+  return 0;
+}
+
+/* One PageAtIdx at p[0..n). */
+static int parse_page(const uint8_t *p, size_t n, const splinter_t *wanted, quire_ps_page_fn fn, void *ctx) {
+  size_t off = 0;
+  uint64_t idx = 0;
+  const uint8_t *data = NULL;
+  size_t dlen = 0;
+  int has_idx = 0;
+  while (off < n) {
+    uint64_t key, v;
+    if (pb_varint(p, n, &off, &key)) return QUIRE_ECORRUPT;
+    unsigned field = (unsigned)(key >> 3), wt = (unsigned)(key & 7);
+    if (field == 1 && wt == 0) {
+      if (pb_varint(p, n, &off, &idx)) return QUIRE_ECORRUPT;
+      has_idx = 1;
+    } else if (field == 2 && wt == 2) {
+      if (pb_varint(p, n, &off, &v) || v > n - off) return QUIRE_ECORRUPT;
+      data = p + off;
+      dlen = (size_t)v;
+      off += (size_t)v;
+    } else if (pb_skip(p, n, &off, wt)) {
+      return QUIRE_ECORRUPT;
+    }
+  }
+  if (!has_idx || idx > UINT32_MAX || !data || dlen != QUIRE_PAGE_SIZE ||
+      !splinter_contains(wanted, (uint32_t)idx))
+    return quire__err(QUIRE_ECORRUPT, "read_pages: a page that was not asked for, or not 4096 bytes");
+  return fn(ctx, (quire_pageidx)idx, data) != 0 ? QUIRE_ECLOSED : 0;
+}
+
+/* One ReadPagesFrame at p[0..n); *ended when it is the closing frame. */
+static int parse_frame(const uint8_t *p, size_t n, const splinter_t *wanted, quire_ps_page_fn fn, void *ctx,
+                       splinter_t **missing, int *ended) {
+  size_t off = 0;
+  int rc = 0;
+  while (off < n && rc == 0) {
+    uint64_t key, len;
+    if (pb_varint(p, n, &off, &key)) return quire__err(QUIRE_ECORRUPT, "read_pages: undecodable frame");
+    unsigned field = (unsigned)(key >> 3), wt = (unsigned)(key & 7);
+    if (wt != 2) {
+      if (pb_skip(p, n, &off, wt)) return quire__err(QUIRE_ECORRUPT, "read_pages: undecodable frame");
+      continue;
+    }
+    if (pb_varint(p, n, &off, &len) || len > n - off)
+      return quire__err(QUIRE_ECORRUPT, "read_pages: undecodable frame");
+    const uint8_t *sub = p + off;
+    off += (size_t)len;
+    if (field == 1) {
+      rc = parse_page(sub, (size_t)len, wanted, fn, ctx);
+    } else if (field == 2) {
+      splinter_view_t v;
+      if (*missing || splinter_view_open(sub, (size_t)len, &v) != 0)
+        return quire__err(QUIRE_ECORRUPT, "read_pages: undecodable missing set");
+      rc = splinter_from_ref(splinter_ref_view(&v), missing);
+      *ended = 1;
+    } else if (field == 3) {
+      Quire__Common__V1__Error *e = quire__common__v1__error__unpack(&quire__pb_allocator, (size_t)len, sub);
+      rc = quire__errmap_rc(e && e->has_code ? (int)e->code : -1, 500);
+      quire__err(rc, "read_pages failed midway: %s", e && e->message ? e->message : "");
+      if (e) quire__common__v1__error__free_unpacked(e, &quire__pb_allocator);
+      return rc;
+    }
+  }
+  return rc;
+}
+
 int quire__psclient_parse_frames(const uint8_t *data, size_t len, const splinter_t *wanted,
                                  quire_ps_page_fn fn, void *ctx, splinter_t **missing) {
   *missing = NULL;
-  int rc = 0;
-  struct {
-    const uint8_t *data;
-    size_t len;
-  } resp = {data, len};
-  int ended = 0;
+  int rc = 0, ended = 0;
   size_t off = 0;
   while (rc == 0 && !ended) {
-    if (resp.len - off < 4) {
+    if (len - off < 4) {
       rc = quire__err(QUIRE_EUNAVAILABLE, "read_pages: answer ended before its closing frame");
       break;
     }
-    uint32_t n = ld_le32(resp.data + off);
+    uint32_t n = ld_le32(data + off);
     off += 4;
-    if (n > resp.len - off) {
+    if (n > len - off) {
       rc = quire__err(QUIRE_EUNAVAILABLE, "read_pages: truncated frame");
       break;
     }
-    Quire__Pagestore__V1__ReadPagesFrame *f =
-        quire__pagestore__v1__read_pages_frame__unpack(&quire__pb_allocator, n, resp.data + off);
+    rc = parse_frame(data + off, n, wanted, fn, ctx, missing, &ended);
     off += n;
-    if (!f) {
-      rc = quire__err(QUIRE_ECORRUPT, "read_pages: undecodable frame");
-      break;
-    }
-    for (size_t i = 0; i < f->n_pages && rc == 0; i++) {
-      Quire__Pagestore__V1__PageAtIdx *p = f->pages[i];
-      if (!p->has_pageidx || !p->has_data || p->data.len != QUIRE_PAGE_SIZE ||
-          !splinter_contains(wanted, p->pageidx))
-        rc = quire__err(QUIRE_ECORRUPT, "read_pages: a page that was not asked for, or not 4096 bytes");
-      else if (fn(ctx, p->pageidx, p->data.data) != 0)
-        rc = QUIRE_ECLOSED;
-    }
-    if (rc == 0 && f->error) {
-      rc = quire__errmap_rc(f->error->has_code ? (int)f->error->code : -1, 500);
-      quire__err(rc, "read_pages failed midway: %s", f->error->message ? f->error->message : "");
-    } else if (rc == 0 && f->has_missing) {
-      splinter_view_t v;
-      if (splinter_view_open(f->missing.data, f->missing.len, &v) != 0)
-        rc = quire__err(QUIRE_ECORRUPT, "read_pages: undecodable missing set");
-      else
-        rc = splinter_from_ref(splinter_ref_view(&v), missing);
-      ended = 1;
-    }
-    quire__pagestore__v1__read_pages_frame__free_unpacked(f, &quire__pb_allocator);
   }
-  if (rc == 0 && off != resp.len)
-    rc = quire__err(QUIRE_ECORRUPT, "read_pages: bytes after the closing frame");
+  if (rc == 0 && off != len) rc = quire__err(QUIRE_ECORRUPT, "read_pages: bytes after the closing frame");
   if (rc) {
     splinter_free(*missing);
     *missing = NULL;
@@ -180,6 +248,8 @@ int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_ls
   m.graft.data = graft;
   m.graft.len = glen;
   if (rc == 0) rc = quire__pb_pack(&m.base, &req);
+  /* Room for the whole answer up front: no regrowth copies while it arrives. */
+  if (rc == 0) rc = quire__buf_reserve(&resp, splinter_cardinality(wanted) * (QUIRE_PAGE_SIZE + 16) + 4096);
   if (rc == 0) rc = quire__http_call(c->http, "/pagestore/v1/read_pages", req.data, req.len, 0, 1, &resp);
   if (rc == 0) rc = quire__psclient_parse_frames(resp.data, resp.len, wanted, fn, ctx, missing);
   if (rc) {

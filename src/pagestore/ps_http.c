@@ -235,25 +235,59 @@ static int write_frame(struct rreq *u, Quire__Pagestore__V1__ReadPagesFrame *f) 
   return quire__http_stream_write(u->stream, u->frame.data, u->frame.len);
 }
 
+/* Protobuf wire encoding of page frames, written in place in the stream
+ * buffer (one copy of each page: from the segment into the stream). A frame
+ * of k pages is a ReadPagesFrame with k PageAtIdx items:
+ *   0x0a len(item) | 0x08 varint(pageidx) | 0x12 0x80 0x20 | 4096 bytes */
+static size_t pb_varint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) v >>= 7, n++;
+  return n;
+}
+static uint8_t *pb_varint(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+static size_t item_inner_len(quire_pageidx idx) { return 1 + pb_varint_len(idx) + 3 + QUIRE_PAGE_SIZE; }
+
+struct frame_fill {
+  const quire_pageidx *idx;
+  const uint8_t *const *pages;
+  size_t n;
+  uint32_t body_len;
+};
+static void fill_frame(void *ctx, uint8_t *dst) {
+  const struct frame_fill *f = ctx;
+  st_le32(dst, f->body_len);
+  uint8_t *p = dst + 4;
+  for (size_t i = 0; i < f->n; i++) {
+    *p++ = 0x0a;
+    p = pb_varint(p, item_inner_len(f->idx[i]));
+    *p++ = 0x08;
+    p = pb_varint(p, f->idx[i]);
+    *p++ = 0x12;
+    p = pb_varint(p, QUIRE_PAGE_SIZE);
+    memcpy(p, f->pages[i], QUIRE_PAGE_SIZE);
+    p += QUIRE_PAGE_SIZE;
+  }
+}
+
 static int emit_frames(void *ctx, const quire_pageidx *idx, const uint8_t *const *pages, size_t n) {
   struct rreq *u = ctx;
-  Quire__Pagestore__V1__PageAtIdx items[FRAME_PAGES];
-  Quire__Pagestore__V1__PageAtIdx *ptrs[FRAME_PAGES];
   for (size_t off = 0; off < n; off += FRAME_PAGES) {
     size_t k = n - off < FRAME_PAGES ? n - off : FRAME_PAGES;
+    struct frame_fill f = {idx + off, pages + off, k, 0};
+    size_t body = 0;
     for (size_t i = 0; i < k; i++) {
-      quire__pagestore__v1__page_at_idx__init(&items[i]);
-      items[i].has_pageidx = 1;
-      items[i].pageidx = idx[off + i];
-      items[i].has_data = 1;
-      items[i].data.data = (uint8_t *)pages[off + i];
-      items[i].data.len = QUIRE_PAGE_SIZE;
-      ptrs[i] = &items[i];
+      size_t inner = item_inner_len(f.idx[i]);
+      body += 1 + pb_varint_len(inner) + inner;
     }
-    Quire__Pagestore__V1__ReadPagesFrame f = QUIRE__PAGESTORE__V1__READ_PAGES_FRAME__INIT;
-    f.n_pages = k;
-    f.pages = ptrs;
-    int rc = write_frame(u, &f);
+    f.body_len = (uint32_t)body;
+    int rc = quire__http_stream_write_fn(u->stream, 4 + body, fill_frame, &f);
     if (rc) return rc;
   }
   return 0;
