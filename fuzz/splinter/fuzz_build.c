@@ -17,7 +17,7 @@ typedef struct {
   uint8_t *bits; /* model over a small window: values are base + 0..MAXN-1 */
 } model;
 
-static void fail(void) { abort(); }
+__attribute__((noreturn)) static void fail(void) { abort(); }
 
 static uint32_t window_base(uint8_t sel) {
   static const uint32_t bases[] = {0, 65536 - 1000, 16777216 - 1000, 4294967295u - MAXN + 1};

@@ -12,7 +12,7 @@
 #include "util/checksum.h"
 #include "util/endian.h"
 
-static void fail(void) { abort(); }
+__attribute__((noreturn)) static void fail(void) { abort(); }
 
 static void query(const splinter_view_t *v, const uint8_t *data, size_t size) {
   uint64_t card = splinter_view_cardinality(v);

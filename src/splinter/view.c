@@ -325,12 +325,6 @@ static inline uint32_t local_mask(int level) {
   return level == 0 ? 0xFFFFFFFFu : (uint32_t)(sp_level_cap(level) - 1);
 }
 
-static inline int bitmap_has(const sp_node *nd, uint32_t x) {
-  uint32_t byte = x >> 3;
-  if (byte < nd->bstart || byte - nd->bstart >= nd->n) return 0;
-  return (nd->p[byte - nd->bstart] >> (x & 7)) & 1;
-}
-
 /* The hot query: walks down from the root decoding only the fields it needs
  * (no node descriptor), with one binary-search loop per value width. */
 bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
