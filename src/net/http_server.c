@@ -302,7 +302,7 @@ int quire__http_respond_stream(quire_http_req *r, int status, const char *conten
   st->conn = r->conn;
   st->refs = 2; /* the response and the producer */
   struct MHD_Response *resp =
-      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 * 1024, stream_read, st, stream_release);
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_release);
   if (!resp) {
     st->refs = 1;
     stream_unref(st);
