@@ -19,12 +19,9 @@ struct quire_msclient {
 
 int quire__msclient_open(const char *url, const struct quire_http_client_opts *opts, quire_msclient **out) {
   *out = NULL;
-  struct quire_http_client_opts o = {0};
-  if (opts) o = *opts;
-  o.base_url = url;
   quire_msclient *c = quire__calloc(1, sizeof *c);
   if (!c) return QUIRE_ENOMEM;
-  int rc = quire__http_client_create(&o, &c->http);
+  int rc = quire__http_client_open(url, opts, 64u << 20, &c->http);
   if (rc) {
     quire__free(c);
     return rc;

@@ -106,6 +106,15 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+int quire__http_client_open(const char *url, const struct quire_http_client_opts *opts, size_t max_response,
+                            quire_http_client **out) {
+  struct quire_http_client_opts o = {0};
+  if (opts) o = *opts;
+  o.base_url = url;
+  if (!o.max_response) o.max_response = max_response;
+  return quire__http_client_create(&o, out);
+}
+
 int quire__http_request(quire_http_client *c, const char *method, const char *path, const char *content_type,
                         const void *body, size_t len, unsigned timeout_ms, int *status, quire_buf *resp) {
   *status = 0;

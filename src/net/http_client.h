@@ -30,6 +30,10 @@ struct quire_http_client_opts {
 
 int quire__http_client_create(const struct quire_http_client_opts *o, quire_http_client **out);
 void quire__http_client_destroy(quire_http_client *c); /* accepts NULL */
+/* A client for a service at url: opts (may be NULL) with base_url set to url
+ * and, when opts leaves it 0, max_response set to max_response. */
+int quire__http_client_open(const char *url, const struct quire_http_client_opts *opts, size_t max_response,
+                            quire_http_client **out);
 
 /* One request, no retries. On any HTTP answer returns 0 with *status and the
  * body in resp (reset first). Transport failures: QUIRE_EUNAVAILABLE

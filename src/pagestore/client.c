@@ -13,13 +13,9 @@ struct quire_psclient {
 
 int quire__psclient_open(const char *url, const struct quire_http_client_opts *opts, quire_psclient **out) {
   *out = NULL;
-  struct quire_http_client_opts o = {0};
-  if (opts) o = *opts;
-  o.base_url = url;
-  if (!o.max_response) o.max_response = 64u << 20;
   quire_psclient *c = quire__calloc(1, sizeof *c);
   if (!c) return QUIRE_ENOMEM;
-  int rc = quire__http_client_create(&o, &c->http);
+  int rc = quire__http_client_open(url, opts, 64u << 20, &c->http);
   if (rc) {
     quire__free(c);
     return rc;
