@@ -2,14 +2,7 @@
 # The `quire` command: help, version, gid new/parse, usage errors (exit 2).
 set -u
 Q=$1
-fails=0; passes=0
-expect() { # expect <exit code> <description> -- command...
-  local want=$1 what=$2; shift 3
-  "$@" >/tmp/quire-cli-test.out 2>&1; local got=$?
-  if [ "$got" -ne "$want" ]; then
-    echo "FAIL: $what: exit $got, want $want"; cat /tmp/quire-cli-test.out; fails=$((fails+1))
-  else passes=$((passes+1)); fi
-}
+. "$(dirname "$0")/../testlib/cli.sh"
 expect 0 "help" -- "$Q" --help
 expect 2 "no command" -- "$Q"
 expect 2 "unknown command" -- "$Q" frobnicate

@@ -4,17 +4,7 @@
 # and graceful stop on SIGTERM and SIGINT (exit 0).
 set -u
 Q=$1
-mkdir -p "${QUIRE_TEST_TMP:-/tmp}"
-T=$(mktemp -d "${QUIRE_TEST_TMP:-/tmp}/ms_cli.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok() { passes=$((passes+1)); }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
-expect() { # expect <exit code> <description> -- command...
-  local want=$1 what=$2; shift 3
-  "$@" >"$T/out" 2>&1; local got=$?
-  if [ "$got" -ne "$want" ]; then bad "$what: exit $got, want $want"; cat "$T/out"; else ok; fi
-}
+. "$(dirname "$0")/../testlib/cli.sh"
 expect 0 "metastore --help" -- "$Q" metastore --help
 grep -q "QUIRE_METASTORE_LISTEN" "$T/out" && ok || bad "help names the env variable"
 grep -q "\[metastore\] store" "$T/out" && ok || bad "help names the INI key"

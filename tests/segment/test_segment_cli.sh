@@ -3,23 +3,10 @@
 # are reported with exit 1, usage errors exit 2.
 set -u
 Q=$1
-T=$(mktemp -d "${TMPDIR:-/tmp}/quire-segcli.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-expect() { # expect <exit code> <description> -- command...
-  local want=$1 what=$2; shift 3
-  "$@" >"$T/out" 2>&1; local got=$?
-  if [ "$got" -ne "$want" ]; then
-    echo "FAIL: $what: exit $got, want $want"; cat "$T/out"; fails=$((fails+1))
-  else passes=$((passes+1)); fi
-}
+. "$(dirname "$0")/../testlib/cli.sh"
 flip() { # flip <file> <offset>: invert one byte (always a change)
   local b; b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
   printf "\\x$(printf %02x $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
-}
-has() { # has <description> <pattern>: the last output matches
-  if grep -q -- "$2" "$T/out"; then passes=$((passes+1)); else
-    echo "FAIL: $1: output lacks '$2'"; cat "$T/out"; fails=$((fails+1)); fi
 }
 mkdir -p "$T/pages"
 for v in $("$Q" gid new --type volume -n 3); do

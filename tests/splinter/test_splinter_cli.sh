@@ -3,20 +3,7 @@
 # usage errors exit 2.
 set -u
 Q=$1
-T=$(mktemp -d "${TMPDIR:-/tmp}/quire-spcli.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-expect() { # expect <exit code> <description> -- command...
-  local want=$1 what=$2; shift 3
-  "$@" >"$T/out" 2>&1; local got=$?
-  if [ "$got" -ne "$want" ]; then
-    echo "FAIL: $what: exit $got, want $want"; cat "$T/out"; fails=$((fails+1))
-  else passes=$((passes+1)); fi
-}
-has() { # has <description> <pattern>: the last output matches
-  if grep -q -- "$2" "$T/out"; then passes=$((passes+1)); else
-    echo "FAIL: $1: output lacks '$2'"; cat "$T/out"; fails=$((fails+1)); fi
-}
+. "$(dirname "$0")/../testlib/cli.sh"
 expect 0 "make" -- "$Q" splinter make 1 2 3 10-20 70000
 hex=$(cat "$T/out")
 expect 0 "dump hex" -- "$Q" splinter dump "$hex"
