@@ -150,14 +150,23 @@ static size_t items_end(const lsm_db *db, const lsm_pview *v) {
   return e;
 }
 
-/* Bytes (offsets and items) of items j.. of a page: the builder lays items
- * out in key order, so they run from item j's offset to the end. An
+/* Bytes (offsets and items) of items j.. of a page as a page of their own
+ * would hold them: the builder lays items out in key order, so they run from
+ * item j's offset to the end; a page of just these shares a longer prefix
+ * (that of items j and n-1), which each of them then stores once less. An
  * estimate for lsm__build_split only (a wrong one costs fill, never
  * correctness). */
-static size_t rest_bytes(const lsm_pview *v, uint32_t j, size_t end) {
+static size_t rest_bytes(const lsm_db *db, const lsm_pview *v, uint32_t j, size_t end) {
   if (j >= v->n || !end) return 0;
   size_t off = ld_le16(v->p + LSM_PAGE_HDR + v->plen + 2 * (size_t)j);
-  return off < end ? end - off + 2 * (size_t)(v->n - j) : 0;
+  if (off >= end) return 0;
+  size_t n = v->n - j, rest = end - off + 2 * n, c = 0;
+  lsm_item a, z;
+  if (!lsm__pitem(db, v, j, &a) && !lsm__pitem(db, v, v->n - 1, &z)) {
+    size_t m = a.slen < z.slen ? a.slen : z.slen;
+    while (c < m && a.suf[c] == z.suf[c]) c++;
+  }
+  return rest - c * n + c < rest ? rest - c * n + c : rest;
 }
 
 /* Streams the items of a leaf into the side's builder. */
@@ -168,7 +177,7 @@ static int stream_leaf(side *sd, const lsm_pview *v, uint8_t *key) {
   size_t end = items_end(db, v);
   for (uint32_t i = 0; i < v->n && !rc; i++) {
     lsm_item it;
-    if (i && (rc = lsm__build_split(sd->b, 0, rest_bytes(v, i, end))) < 0) break;
+    if (i && (rc = lsm__build_split(sd->b, 0, rest_bytes(db, v, i, end))) < 0) break;
     rc = 0;
     if ((rc = lsm__pitem(db, v, i, &it))) break;
     size_t kl = (size_t)v->plen + it.slen;
@@ -298,7 +307,7 @@ static int walk(side *sd, uint32_t pgno, int want, const bound *lb, int edge) {
   for (uint32_t i = 0; i < v.n && !rc; i++) {
     lsm_item it;
     /* keep the pending parent able to take the rest of this page's children */
-    if (i && (rc = lsm__build_split(sd->b, v.depth, rest_bytes(&v, i, end))) < 0) break;
+    if (i && (rc = lsm__build_split(sd->b, v.depth, rest_bytes(db, &v, i, end))) < 0) break;
     rc = 0;
     if ((rc = lsm__pitem(db, &v, i, &it))) break;
     uint8_t *key = kb[i & 1];

@@ -460,13 +460,21 @@ int lsm__build_clean(const lsm_builder *b, uint32_t depth) {
   return 1;
 }
 
+/* A copied page's items (rest bytes of them still to come at this depth)
+ * that would overflow the pending page: filling the pending page full first
+ * would leave a tail of less than about half a page, which stays pending and
+ * keeps lsm__build_clean refusing the next recycled sibling (a resync that
+ * can run on for many siblings). Cutting where the pending page holds as
+ * much as the rest splits the total in two halves instead. */
 int lsm__build_split(lsm_builder *b, uint32_t depth, size_t rest) {
   const lsm_db *db = b->db;
   if (depth > LSM_MAX_DEPTH) return 0;
   const lsm_acc *a = &b->acc[depth];
-  if (!a->n || rest + LSM_PAGE_HDR < db->usable / 2) return 0;
-  size_t size = acc_size(a->lcp, a->n, a->sum_kp, a->sum_vl);
-  if (size + rest <= db->usable || !lsm__build_clean(b, depth)) return 0;
+  if (!a->n) return 0;
+  size_t size = acc_size(a->lcp, a->n, a->sum_kp, a->sum_vl), u = db->usable;
+  size_t total = size + rest;
+  if (total <= u || total >= u + u / 2 + u / 8 || size < rest || size < u / 2 || !lsm__build_clean(b, depth))
+    return 0;
   for (uint32_t d = 0; d <= depth; d++) {
     int rc;
     if (b->acc[d].n && (rc = acc_emit(b, (int)d))) return rc;

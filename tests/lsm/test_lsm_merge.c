@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "lsm/lsm_int.h"
+#include "util/alloc.h"
 #include "test.h"
 
 static char path[512];
@@ -671,13 +672,32 @@ static void test_cost(uint64_t dleaves) {
         int before_hi = i == 0 || kcmp(dsh.lasts.e[i - 1].k, dsh.lasts.e[i - 1].kl, hi->k, hi->kl) < 0;
         overlap += after_lo && before_hi;
       }
+      /* touched D leaves: those a promoted key lands in (past the end: the last) */
+      uint64_t touched = 0;
+      size_t prev_leaf = SIZE_MAX;
+      for (size_t i = 0; i < moved.n; i++) {
+        size_t a = 0, b = dsh.leaves;
+        while (a < b) {
+          size_t mid = (a + b) / 2;
+          if (kcmp(dsh.lasts.e[mid].k, dsh.lasts.e[mid].kl, moved.e[i].k, moved.e[i].kl) < 0)
+            a = mid + 1;
+          else
+            b = mid;
+        }
+        if (a == dsh.leaves) a = dsh.leaves - 1;
+        if (a != prev_leaf) touched++, prev_leaf = a;
+      }
       uint32_t depth = D->depth > S->depth ? D->depth : S->depth;
       uint64_t bound = 4 * (r.out.promoted_leaves + overlap) + 8 * (depth + 1);
-      printf("cost: %s W=%-4u promoted %4llu leaves, overlapping D leaves %5llu, written %5llu pages "
+      uint64_t tight = 4 * (r.out.promoted_leaves + touched) + 8 * (depth + 1);
+      printf("cost: %s W=%-4u promoted %4llu leaves, D leaves in the span %5llu, touched %5llu, written "
+             "%5llu pages "
              "(bound %llu), recycled %llu subtrees, D' depth %u\n",
              disjoint ? "disjoint" : "random  ", W, (unsigned long long)r.out.promoted_leaves,
-             (unsigned long long)overlap, (unsigned long long)r.out.written_pages, (unsigned long long)bound,
+             (unsigned long long)overlap, (unsigned long long)touched,
+             (unsigned long long)r.out.written_pages, (unsigned long long)tight,
              (unsigned long long)r.out.recycled, r.dn ? r.dn->depth : 0);
+      CHECK(r.out.written_pages < tight);
       CHECK(r.out.written_pages < bound);
       CHECK(r.out.promoted_leaves >= 1 && r.out.promoted_leaves <= W);
       ents_free(&dsh.firsts);
@@ -767,6 +787,53 @@ static void test_depth(int merges) {
   ents_free(&de);
 }
 
+/* Every allocation failure inside a merge: QUIRE_ENOMEM, out left empty,
+ * every page it wrote given back (pages in use unchanged). */
+static void test_oom(void) {
+  keymode = 1;
+  ents se = {0}, de = {0};
+  gen(&de, 3000, 0, universe, 10, 1, 1);
+  gen(&se, 600, 0, universe, 20, 1, 2);
+  lsm_seg *S = build(&se, NULL, 0), *D = build(&de, NULL, 0);
+  uint8_t after[64];
+  size_t al = make_key(universe / 3, after);
+  lsm_merge_in in = {
+      .src = S, .dst = D, .window = 3, .after = after, .afterlen = (uint32_t)al, .older_ranges = 1};
+  long n, failed = 0;
+  for (n = 1;; n++) {
+    pthread_mutex_lock(&db->lock);
+    uint64_t used0 = atomic_load(&db->npages) - lsm__extv_pages(&db->free);
+    pthread_mutex_unlock(&db->lock);
+    lsm_merge_out out;
+    quire_test_alloc_fail_at(n, 0);
+    int rc = lsm__merge_partial(db, &in, &out);
+    long injected = quire_test_alloc_failures();
+    quire_test_alloc_fail_at(0, 0);
+    if (rc == 0) {
+      /* give it all back for the next round */
+      for (size_t i = 0; i < out.written.n; i++)
+        lsm__free_now(db, out.written.v[i].start, out.written.v[i].count);
+      lsm__merge_out_free(&out);
+      if (injected == 0) break;
+      continue;
+    }
+    failed++;
+    CHECKF(rc == QUIRE_ENOMEM, "allocation %ld: %s (%s)", n, quire_strerror(rc), quire_errmsg());
+    CHECK(out.freed.n == 0 && out.written.n == 0 && !out.next && out.dst_new.root == 0 &&
+          out.src_new.root == 0);
+    pthread_mutex_lock(&db->lock);
+    uint64_t used1 = atomic_load(&db->npages) - lsm__extv_pages(&db->free);
+    pthread_mutex_unlock(&db->lock);
+    CHECKF(used1 == used0, "allocation %ld: %llu pages in use before, %llu after", n,
+           (unsigned long long)used0, (unsigned long long)used1);
+  }
+  printf("oom: %ld allocation sites, %ld merges failed cleanly\n", n - 1, failed);
+  seg_release(S);
+  seg_release(D);
+  ents_free(&se);
+  ents_free(&de);
+}
+
 int main(void) {
   test_seed();
   char *dir = test_tmpdir("lsm_merge");
@@ -774,6 +841,7 @@ int main(void) {
   open_db();
   int lng = test_long_mode();
   test_builder_recycle();
+  test_oom();
   test_random(lng ? 400 : 60);
   test_depth(1000);
   test_cost(lng ? 100000 : 10000);
