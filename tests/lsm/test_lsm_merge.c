@@ -532,6 +532,36 @@ static void test_random(int rounds) {
     recycled += r.out.recycled;
     /* a window is promoted: something moved, and the pointer is its end */
     if (S->d.root) CHECK(r.out.promoted_leaves >= 1 && r.out.next);
+    if (r.sn) {
+      /* the window: S minus S' is one key span ending at out.next; it holds a
+       * tombstone if S had any, else it starts at the first leaf ending
+       * after the compaction pointer (so what S' keeps below it is <= the
+       * pointer), or at the start when no leaf ends after it */
+      ents sn = {0};
+      read_seg(r.sn, &sn);
+      const ent *first = NULL, *last = NULL;
+      uint64_t mt = 0;
+      for (size_t i = 0; i < se.n; i++) {
+        if (ents_find(&sn, se.e[i].k, se.e[i].kl)) continue;
+        if (!first) first = &se.e[i];
+        last = &se.e[i];
+        mt += se.e[i].kind == LSM_V_TOMB;
+      }
+      CHECK(first && kcmp(last->k, last->kl, r.out.next, r.out.nextlen) == 0);
+      for (size_t i = 0; i < sn.n; i++) /* contiguous: nothing of S' inside the span */
+        CHECK(kcmp(sn.e[i].k, sn.e[i].kl, first->k, first->kl) < 0 ||
+              kcmp(sn.e[i].k, sn.e[i].kl, last->k, last->kl) > 0);
+      if (S->tombs) {
+        CHECK(mt > 0);
+      } else if (in.after && kcmp(S->maxkey, S->maxlen, in.after, in.afterlen) > 0) {
+        for (size_t i = 0; i < sn.n && kcmp(sn.e[i].k, sn.e[i].kl, first->k, first->kl) < 0; i++)
+          CHECK(kcmp(sn.e[i].k, sn.e[i].kl, in.after, in.afterlen) <= 0);
+        CHECK(kcmp(last->k, last->kl, in.after, in.afterlen) > 0);
+      } else {
+        CHECK(kcmp(first->k, first->kl, se.e[0].k, se.e[0].kl) == 0);
+      }
+      ents_free(&sn);
+    }
     /* give every page back: what is still reached, and what the merge freed */
     for (size_t i = 0; i < r.out.freed.n; i++)
       lsm__free_now(db, r.out.freed.v[i].start, r.out.freed.v[i].count);
