@@ -817,6 +817,29 @@ static void test_depth(int merges) {
   ents_free(&de);
 }
 
+/* Keys sharing a long prefix: hundreds of them fit a page once the prefix
+ * is stored once; the builder's arena (whole keys) must take them all. */
+static void test_long_prefix(void) {
+  ents a = {0};
+  uint8_t k[1024];
+  size_t plen = lsm_max_key_len(db) - 8;
+  memset(k, 'P', plen);
+  for (int i = 0; i < 3000; i++) {
+    size_t kl = plen + (size_t)snprintf((char *)k + plen, 9, "%06d", i);
+    ents_push(&a, k, kl, i % 3 ? LSM_V_TOMB : LSM_V_INLINE, (const uint8_t *)"v", 1);
+  }
+  lsm_seg *s = build(&a, NULL, 0);
+  strict_check(s, NULL);
+  ents got = {0};
+  read_seg(s, &got);
+  CHECK(got.n == a.n);
+  printf("long prefix: %zu keys of %zu bytes in %llu leaves\n", a.n, plen + 6, (unsigned long long)s->leaves);
+  CHECK(s->leaves < 100);
+  ents_free(&got);
+  seg_release(s);
+  ents_free(&a);
+}
+
 /* Every allocation failure inside a merge: QUIRE_ENOMEM, out left empty,
  * every page it wrote given back (pages in use unchanged). */
 static void test_oom(void) {
@@ -872,6 +895,7 @@ int main(void) {
   int lng = test_long_mode();
   test_builder_recycle();
   test_oom();
+  test_long_prefix();
   test_random(lng ? 400 : 60);
   test_depth(1000);
   test_cost(lng ? 100000 : 10000);
