@@ -440,10 +440,12 @@ static void seg_release(lsm_seg *s) {
   lsm__seg_unref(db, s);
 }
 
-static void open_db(void) {
+static void open_db(uint32_t page_size, uint32_t reserve) {
   lsm_options o;
   lsm_options_init(&o);
   o.create = 1;
+  o.page_size = page_size;
+  o.reserve_bytes = reserve;
   o.merge_off = 1;
   o.sync_mode = LSM_SYNC_OFF;
   o.cache_bytes = 16u << 20;
@@ -891,7 +893,7 @@ int main(void) {
   test_seed();
   char *dir = test_tmpdir("lsm_merge");
   snprintf(path, sizeof path, "%s/db", dir);
-  open_db();
+  open_db(0, 0);
   int lng = test_long_mode();
   test_builder_recycle();
   test_oom();
@@ -899,6 +901,12 @@ int main(void) {
   test_random(lng ? 400 : 60);
   test_depth(1000);
   test_cost(lng ? 100000 : 10000);
+  CHECK_OK(lsm_close(db));
+  /* another page size, with reserved bytes */
+  snprintf(path, sizeof path, "%s/db16", dir);
+  open_db(16384, 100);
+  test_random(lng ? 100 : 15);
+  test_depth(lng ? 1000 : 200);
   CHECK_OK(lsm_close(db));
   test_rmtree(dir);
   free(dir);
