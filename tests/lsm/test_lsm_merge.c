@@ -230,6 +230,7 @@ static size_t page_used(const lsm_pview *v) {
 
 typedef struct shape {
   uint64_t thin_written, thin_old, pages, leaves;
+  uint64_t wpages, wbytes; /* written non-edge pages and their bytes used */
   uint32_t depth;
   /* leaves in order: first and last key (for overlap counting) */
   ents firsts, lasts;
@@ -241,6 +242,7 @@ static void walk_shape(uint32_t pg, int edge, const bits *written, shape *sh, in
   CHECK_OK(lsm__page_get(db, pg, &p));
   CHECK_OK(lsm__pview(db, p->data, &v));
   sh->pages++;
+  if (!edge && written && bit(written, pg)) sh->wpages++, sh->wbytes += page_used(&v);
   if (!edge && page_used(&v) < db->usable / 2) {
     if (written && bit(written, pg))
       sh->thin_written++;
@@ -464,7 +466,7 @@ static size_t log_size(uint64_t maxn) {
 /* ---- the random model test -------------------------------------------------- */
 static void test_random(int rounds) {
   static uint8_t k1[128];
-  uint64_t thin_prefix = 0, merges = 0, written = 0, recycled = 0;
+  uint64_t thin_prefix = 0, merges = 0, written = 0, recycled = 0, wpages = 0, wbytes = 0;
   for (int round = 0; round < rounds; round++) {
     keymode = (int)test_rand_below(2);
     int big = test_rand_below(3) == 0;
@@ -529,6 +531,8 @@ static void test_random(int rounds) {
     result r;
     merge_check(&in, &se, &de, &r, keymode == 0);
     thin_prefix += r.ssh.thin_written + r.dsh.thin_written;
+    wpages += r.ssh.wpages + r.dsh.wpages;
+    wbytes += r.ssh.wbytes + r.dsh.wbytes;
     merges++;
     written += r.out.written_pages;
     recycled += r.out.recycled;
@@ -578,9 +582,10 @@ static void test_random(int rounds) {
     ents_free(&de);
   }
   printf("random: %llu merges, %llu pages written, %llu subtrees recycled, %llu thin written pages "
-         "(shared-prefix keys; fixed-width keys: 0 asserted)\n",
+         "(shared-prefix keys; fixed-width keys: 0 asserted), written pages off the right edge %.0f%% full\n",
          (unsigned long long)merges, (unsigned long long)written, (unsigned long long)recycled,
-         (unsigned long long)thin_prefix);
+         (unsigned long long)thin_prefix,
+         wpages ? 100.0 * (double)wbytes / ((double)wpages * db->usable) : 0.0);
 }
 
 /* The builder's recycling: trees made only of recycled children, mixed with
@@ -729,6 +734,9 @@ static void test_cost(uint64_t dleaves) {
              (unsigned long long)overlap, (unsigned long long)touched,
              (unsigned long long)r.out.written_pages, (unsigned long long)tight,
              (unsigned long long)r.out.recycled, r.dn ? r.dn->depth : 0);
+      uint64_t wp = r.ssh.wpages + r.dsh.wpages, wb = r.ssh.wbytes + r.dsh.wbytes;
+      printf("      written pages off the right edge: %llu, %.0f%% full\n", (unsigned long long)wp,
+             wp ? 100.0 * (double)wb / ((double)wp * db->usable) : 0.0);
       CHECK(r.out.written_pages < tight);
       CHECK(r.out.written_pages < bound);
       CHECK(r.out.promoted_leaves >= 1 && r.out.promoted_leaves <= W);
