@@ -850,6 +850,84 @@ static void test_long_prefix(void) {
   ents_free(&a);
 }
 
+static uint64_t pages_in_use(void) {
+  pthread_mutex_lock(&db->lock);
+  uint64_t n = atomic_load(&db->npages) - lsm__extv_pages(&db->free);
+  pthread_mutex_unlock(&db->lock);
+  return n;
+}
+
+/* Flips a byte of page pgno on disk (or puts the saved copy back). */
+static void poke(uint32_t pgno, uint8_t *save, int restore) {
+  if (!restore) {
+    CHECK_OK(db->file->ops->read(db->file, save, db->pgsz, (uint64_t)(pgno - 1) * db->pgsz));
+    uint8_t *bad = malloc(db->pgsz);
+    CHECK(bad);
+    memcpy(bad, save, db->pgsz);
+    bad[100] ^= 0x5a;
+    CHECK_OK(db->file->ops->write(db->file, bad, db->pgsz, (uint64_t)(pgno - 1) * db->pgsz));
+    free(bad);
+  } else {
+    CHECK_OK(db->file->ops->write(db->file, save, db->pgsz, (uint64_t)(pgno - 1) * db->pgsz));
+  }
+  lsm__cache_forget(db, pgno, 1);
+}
+
+static uint32_t edge_page(lsm_seg *s, uint32_t depth_wanted) {
+  uint32_t pg = s->d.root;
+  for (uint32_t d = s->depth; d > depth_wanted; d--) {
+    lsm_page *p;
+    lsm_pview v;
+    lsm_item it;
+    CHECK_OK(lsm__page_get(db, pg, &p));
+    CHECK_OK(lsm__pview(db, p->data, &v));
+    CHECK_OK(lsm__pitem(db, &v, v.n - 1, &it));
+    pg = (uint32_t)it.child;
+    lsm__page_put(db, p);
+  }
+  return pg;
+}
+
+/* A damaged page of S or D that the merge reads: QUIRE_ECORRUPT, out left
+ * empty, every page written given back. */
+static void test_corrupt(void) {
+  keymode = 0;
+  ents se = {0}, de = {0};
+  gen(&de, 20000, 0, universe, 10, 0, 1);
+  gen(&se, 3000, 0, universe, 0, 0, 2);
+  lsm_seg *S = build(&se, NULL, 0), *D = build(&de, NULL, 0);
+  CHECK(D->depth >= 1 && S->depth >= 1);
+  /* the window is S's first two leaves; D's root and right edge, S's root
+   * and S's last leaf (its right edge is always rewritten) are all read */
+  const uint32_t targets[] = {D->d.root, edge_page(D, 0), edge_page(D, 1), S->d.root, edge_page(S, 0)};
+  uint8_t *save = malloc(db->pgsz);
+  CHECK(save);
+  for (size_t t = 0; t < sizeof targets / sizeof *targets; t++) {
+    lsm_merge_in in = {.src = S, .dst = D, .window = 2, .older_ranges = 1};
+    uint64_t used0 = pages_in_use();
+    poke(targets[t], save, 0);
+    lsm_merge_out out;
+    int rc = lsm__merge_partial(db, &in, &out);
+    poke(targets[t], save, 1);
+    CHECKF(rc == QUIRE_ECORRUPT, "target %zu: %s", t, quire_strerror(rc));
+    CHECK(out.freed.n == 0 && out.written.n == 0 && !out.next);
+    CHECK(pages_in_use() == used0);
+  }
+  /* and intact, it works */
+  lsm_merge_in in = {.src = S, .dst = D, .window = 2, .older_ranges = 1};
+  result r;
+  merge_check(&in, &se, &de, &r, 1);
+  for (size_t i = 0; i < r.out.written.n; i++)
+    lsm__free_now(db, r.out.written.v[i].start, r.out.written.v[i].count);
+  result_free(&r);
+  free(save);
+  seg_release(S);
+  seg_release(D);
+  ents_free(&se);
+  ents_free(&de);
+  printf("corrupt: %zu damaged pages each failed the merge cleanly\n", sizeof targets / sizeof *targets);
+}
+
 /* Every allocation failure inside a merge: QUIRE_ENOMEM, out left empty,
  * every page it wrote given back (pages in use unchanged). */
 static void test_oom(void) {
@@ -906,6 +984,7 @@ int main(void) {
   test_builder_recycle();
   test_oom();
   test_long_prefix();
+  test_corrupt();
   test_random(lng ? 400 : 60);
   test_depth(1000);
   test_cost(lng ? 100000 : 10000);
