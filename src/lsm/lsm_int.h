@@ -320,6 +320,13 @@ int lsm__build_add_child(lsm_builder *b, uint32_t depth, const void *k, size_t k
 /* 1 if recycling a subtree of this depth now would write no page less than
  * half full (every pending page at depths 0..depth is empty or >= half). */
 int lsm__build_clean(const lsm_builder *b, uint32_t depth);
+/* Writes out the pending page at `depth` (and the empty-or-half-full ones
+ * below it) early when `rest` more bytes of items (offsets and items, no
+ * page header) will follow at this depth and the two would overflow one page
+ * but leave a thin tail if the pending page were filled first: cut at the
+ * balance point instead, both pages at least about half full. Call before
+ * each item while copying a page. 1 if it wrote, 0 if not. */
+int lsm__build_split(lsm_builder *b, uint32_t depth, size_t rest);
 /* Finishes; *d gets the segment (root 0 if nothing was added); every page
  * written is appended to pages (may be NULL). Frees b. */
 int lsm__build_finish(lsm_builder *b, lsm_segdesc *d, lsm_extv *pages);

@@ -215,7 +215,10 @@ int lsm__build_new(lsm_db *db, lsm_builder **out) {
     lsm__build_abort(b);
     return QUIRE_ENOMEM;
   }
-  for (int d = 0; d <= LSM_MAX_DEPTH; d++) quire__buf_init(&b->acc[d].arena, (size_t)db->pgsz * 2);
+  /* The arena keeps whole keys while the page stores them prefix-stripped:
+   * a page of many items sharing a long prefix needs far more than a page. */
+  size_t cap = ((size_t)db->usable / 4 + 1) * ((size_t)db->klim + 4 * QUIRE_VARINT_MAX + 8);
+  for (int d = 0; d <= LSM_MAX_DEPTH; d++) quire__buf_init(&b->acc[d].arena, cap);
   *out = b;
   return 0;
 }
@@ -418,6 +421,90 @@ int lsm__build_add_ref(lsm_builder *b, const void *k, size_t kl, uint64_t vlen, 
   return 0;
 }
 
+/* Recycling a subtree of depth `depth` writes out the pending pages at
+ * depths 0..depth first. It is clean (writes no page below half full) when,
+ * going up from depth 0, every level that will be written is at least half
+ * full: a level is written if it holds items or receives the item of the
+ * level below it being written; the received item is the last key added so
+ * far plus a parent payload, and must also fit (if it did not, the level
+ * would be written full and the received item alone would then be written
+ * as a page of one item). Levels that are empty and receive nothing are not
+ * written. The recycled child itself goes to level depth + 1, which is not
+ * written now, so its fill does not matter. The estimate of the received
+ * item is an upper bound, so "clean" is never claimed wrongly. */
+int lsm__build_clean(const lsm_builder *b, uint32_t depth) {
+  const lsm_db *db = b->db;
+  int incoming = 0;
+  if (depth > LSM_MAX_DEPTH) return 0;
+  for (uint32_t d = 0; d <= depth; d++) {
+    const lsm_acc *a = &b->acc[d];
+    if (!a->n && !incoming) continue;
+    size_t size = a->n ? acc_size(a->lcp, a->n, a->sum_kp, a->sum_vl) : 0;
+    if (incoming) {
+      size_t kl = b->lastlen, lcp = a->lcp, vl = a->sum_vl;
+      if (a->n) {
+        size_t c = common_prefix(a->arena.data + a->it[0].koff, a->it[0].klen, b->last, b->lastlen);
+        if (c < lcp) lcp = c, vl += a->n; /* each suffix-length varint grows by at most a byte */
+      } else {
+        lcp = kl;
+      }
+      size_t pl = 3 * QUIRE_VARINT_MAX;
+      size = acc_size((uint32_t)lcp, a->n + 1, a->sum_kp + kl + pl, vl + (size_t)quire__varint_len(kl - lcp));
+      if (size > db->usable) return 0;
+      if (!a->n) return 0; /* a page holding only the received item */
+      size = acc_size(a->lcp, a->n, a->sum_kp, a->sum_vl);
+    }
+    if (size < db->usable / 2) return 0;
+    incoming = 1;
+  }
+  return 1;
+}
+
+/* A copied page's items (rest bytes of them still to come at this depth)
+ * that would overflow the pending page: filling the pending page full first
+ * would leave a tail of less than about half a page, which stays pending and
+ * keeps lsm__build_clean refusing the next recycled sibling (a resync that
+ * can run on for many siblings). Cutting where the pending page holds as
+ * much as the rest splits the total in two halves instead. */
+int lsm__build_split(lsm_builder *b, uint32_t depth, size_t rest) {
+  const lsm_db *db = b->db;
+  if (depth > LSM_MAX_DEPTH) return 0;
+  const lsm_acc *a = &b->acc[depth];
+  if (!a->n) return 0;
+  size_t size = acc_size(a->lcp, a->n, a->sum_kp, a->sum_vl), u = db->usable;
+  size_t total = size + rest;
+  if (total <= u || total >= u + u / 2 + u / 8 || size < rest || size < u / 2 || !lsm__build_clean(b, depth))
+    return 0;
+  for (uint32_t d = 0; d <= depth; d++) {
+    int rc;
+    if (b->acc[d].n && (rc = acc_emit(b, (int)d))) return rc;
+  }
+  return 1;
+}
+
+int lsm__build_add_child(lsm_builder *b, uint32_t depth, const void *k, size_t kl, uint32_t page,
+                         uint64_t leaves, uint64_t tombs) {
+  lsm_db *db = b->db;
+  int rc;
+  if (depth + 1 > LSM_MAX_DEPTH) return quire__err(QUIRE_ETOOLARGE, "lsm: segment too deep");
+  if (kl > db->klim) return quire__err(QUIRE_ETOOLARGE, "lsm: key of %zu bytes (limit %u)", kl, db->klim);
+  if (page < 2 || leaves == 0) return quire__err(QUIRE_EINVAL, "lsm: bad recycled child");
+  if (b->have_last && lsm__keycmp(k, kl, b->last, b->lastlen) <= 0)
+    return quire__err(QUIRE_EINVAL, "lsm: segment keys must be strictly ascending");
+  for (uint32_t d = 0; d <= depth; d++)
+    if (b->acc[d].n && (rc = acc_emit(b, (int)d))) return rc;
+  uint8_t payload[3 * QUIRE_VARINT_MAX];
+  size_t pl = 0;
+  pl += (size_t)quire__varint_put(payload + pl, page);
+  pl += (size_t)quire__varint_put(payload + pl, leaves);
+  pl += (size_t)quire__varint_put(payload + pl, tombs);
+  if ((rc = acc_add(b, (int)depth + 1, k, kl, payload, pl, leaves, tombs))) return rc;
+  if (kl) memcpy(b->last, k, kl);
+  b->lastlen = kl;
+  b->have_last = 1;
+  return 0;
+}
+
 int lsm__build_ranges(lsm_builder *b, const lsm_range *r, size_t n) {
   if (!n) return 0;
   quire_buf blob;
@@ -456,14 +543,14 @@ void lsm__build_abort(lsm_builder *b) {
 int lsm__build_finish(lsm_builder *b, lsm_segdesc *d, lsm_extv *pages) {
   int rc = 0;
   memset(d, 0, sizeof *d);
-  if (b->acc[0].n) {
-    if ((rc = acc_emit(b, 0))) goto fail;
-  }
-  if (b->acc[0].emitted) {
-    for (int lvl = 1; lvl <= LSM_MAX_DEPTH; lvl++) {
+  /* Emit every level bottom-up (each emission passes one item up). The top
+   * level always has items and was never emitted; when it holds a single
+   * child, that child (written here or recycled) is the root. */
+  if (b->top > 0 || b->acc[0].n) {
+    for (int lvl = 0; lvl <= LSM_MAX_DEPTH; lvl++) {
       lsm_acc *a = &b->acc[lvl];
-      if (lvl == b->top && a->emitted == 0 && a->n == 1) {
-        /* the single child is the root; its page number is the first payload varint */
+      if (lvl > 0 && lvl == b->top && a->n == 1) {
+        /* its page number is the first payload varint */
         uint64_t child;
         if (quire__varint_get(a->arena.data + a->it[0].poff, a->it[0].plen, &child) < 0) {
           rc = QUIRE_EINTERNAL;
