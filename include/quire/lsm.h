@@ -69,8 +69,17 @@ typedef struct lsm_options {
   size_t cache_bytes;        /* page cache budget; 0 = 64 MiB */
   size_t txn_mem_bytes;      /* a transaction spills to disk past this; 0 = 8 MiB */
   size_t memtable_bytes;     /* committed data kept in memory before a flush; 0 = 32 MiB */
-  unsigned max_incoming;     /* whole-merge when more segments wait; 0 = 8 */
+  unsigned max_incoming;     /* commits slow down (backpressure) while more than this many
+                                segments wait in Incoming or in Waiting; 0 = 8 */
   const struct lsm_vfs *vfs; /* NULL = the POSIX file layer */
+  /* Levels and merges (docs/LSM.md "Levels and merges"). */
+  unsigned merge_threads;  /* background merge threads; 0 = 2 */
+  int merge_inline;        /* 1: no threads; merges run on the committing thread after its commit
+                              (deterministic: crash tests) */
+  int merge_off;           /* 1: never merge on its own (lsm_compact still works) */
+  unsigned level_factor;   /* nominal size growth between Regular levels; 0 = 10 */
+  uint64_t level0_bytes;   /* nominal size of Regular 0; 0 = 64 MiB */
+  uint32_t promote_leaves; /* leaves promoted by one partial merge; 0 = 512 */
 } lsm_options;
 
 /* Fills o with the defaults (every field 0 means "default"). */
@@ -160,8 +169,26 @@ QUIRE_API void lsm_cursor_close(lsm_cursor *c);
 
 /* Writes the in-memory table into a segment and checkpoints the header. */
 QUIRE_API int lsm_flush(lsm_db *db);
-/* Merges every segment into one (dropping tombstones). */
+/* Flushes, then merges every segment into one in the last level, dropping
+ * tombstones and range tombstones. Pauses background merges meanwhile. */
 QUIRE_API int lsm_compact(lsm_db *db);
+/* Writes the live data of the latest commit into a fresh file at dst_path
+ * (which must not exist, or be empty): one segment, no free pages, same page
+ * size. The source stays open and usable. */
+QUIRE_API int lsm_vacuum(lsm_db *db, const char *dst_path);
+/* Waits until no merge is running and none is needed (tests, benchmarks). Returns the
+ * last background merge error, if any. */
+QUIRE_API int lsm_merge_wait(lsm_db *db);
+
+#define LSM_STATS_LEVELS 18 /* Incoming, Waiting, Regular 0..15 */
+typedef struct lsm_level_stats {
+  char name[16];                       /* "incoming", "waiting", "regular 0", ... */
+  uint32_t segments;                   /* segments in the level (Regular: 0 or 1) */
+  uint32_t depth;                      /* deepest segment tree (0 = a single leaf) */
+  uint64_t leaves, tombstones, ranges; /* leaf pages, point tombstones, range tombstones */
+  uint64_t bytes;                      /* leaves x page size */
+  uint64_t nominal_bytes;              /* Regular: the size past which it merges down; else 0 */
+} lsm_level_stats;
 
 typedef struct lsm_stats {
   uint32_t page_size, reserve_bytes;
@@ -175,6 +202,19 @@ typedef struct lsm_stats {
   uint64_t commits, flushes, merges, log_syncs, header_writes;
   uint64_t cache_hits, cache_misses, cache_bytes;
   uint64_t conflicts;
+  /* levels: [0] Incoming, [1] Waiting, [2 + n] Regular n; nlevels used */
+  uint32_t nlevels;
+  lsm_level_stats level[LSM_STATS_LEVELS];
+  uint64_t merges_moved;        /* segments moved down without rewriting */
+  uint64_t merges_full;         /* whole-segment merges (Incoming runs, compact) */
+  uint64_t merges_partial;      /* partial merges (a window of leaves promoted) */
+  uint64_t merge_pages_written; /* pages written by merges */
+  uint64_t merge_recycled;      /* subtrees kept by reference by partial merges */
+  uint64_t tombstones_dropped;  /* point tombstones that disappeared in merges */
+  uint64_t merge_errors;        /* background merges that failed (retried later) */
+  uint64_t stalls, stall_us;    /* commits slowed down by backpressure, and for how long */
+  uint64_t bytes_written;       /* bytes written to the file since open (log, pages, headers) */
+  uint64_t pages_limbo;         /* freed pages waiting for old snapshots to close */
 } lsm_stats;
 
 QUIRE_API int lsm_stats_get(lsm_db *db, lsm_stats *out);

@@ -43,30 +43,6 @@ static void print_bytes(const uint8_t *p, size_t n, int hex) {
   }
 }
 
-static int seg_summary(lsm_db *db, lsm_seg *s, uint64_t *leaves, uint64_t *tombs, unsigned *depth) {
-  *leaves = *tombs = 0;
-  *depth = 0;
-  if (!s->d.root) return 0;
-  lsm_page *pg;
-  int rc = lsm__page_get(db, s->d.root, &pg);
-  if (rc) return rc;
-  lsm_pview v;
-  if (!(rc = lsm__pview(db, pg->data, &v))) {
-    *depth = v.type == LSM_PAGE_LEAF ? 0 : v.depth;
-    if (v.type == LSM_PAGE_LEAF) *leaves = 1;
-    for (uint32_t i = 0; i < v.n && !rc; i++) {
-      lsm_item it;
-      if ((rc = lsm__pitem(db, &v, i, &it))) break;
-      if (v.type == LSM_PAGE_LEAF)
-        *tombs += it.kind == LSM_V_TOMB;
-      else
-        *leaves += it.leaves, *tombs += it.tombs;
-    }
-  }
-  lsm__page_put(db, pg);
-  return rc;
-}
-
 static int do_stat(const char *path) {
   lsm_db *db;
   int rc = open_ro(path, &db);
@@ -84,30 +60,45 @@ static int do_stat(const char *path) {
   printf("log             %u pages at page %u, epoch %llu, %llu bytes to replay\n", st.wal_pages,
          db->hdr.wal_start, (unsigned long long)db->hdr.wal_epoch, (unsigned long long)st.wal_bytes_used);
   printf("memtable        %llu entries (after replaying the log)\n", (unsigned long long)st.mem_entries);
-  printf("levels          incoming %u, waiting 0, regular %u\n", st.incoming, st.regular);
+  printf("levels          incoming %u, waiting %u, regular %u (page size x leaves = bytes)\n", st.incoming,
+         st.waiting, st.nlevels > 2 ? st.nlevels - 2 : 0);
+  printf("  %-11s %5s %6s %10s %11s %11s %7s %12s\n", "level", "segs", "depth", "leaves", "tombstones", "MiB",
+         "ranges", "nominal MiB");
+  for (uint32_t i = 0; i < st.nlevels && i < LSM_STATS_LEVELS; i++) {
+    const lsm_level_stats *L = &st.level[i];
+    char nominal[32] = "-";
+    if (L->nominal_bytes) snprintf(nominal, sizeof nominal, "%.1f", (double)L->nominal_bytes / 1048576.0);
+    printf("  %-11s %5u %6u %10llu %11llu %11.1f %7llu %12s\n", L->name, L->segments, L->depth,
+           (unsigned long long)L->leaves, (unsigned long long)L->tombstones, (double)L->bytes / 1048576.0,
+           (unsigned long long)L->ranges, nominal);
+  }
   lsm_version *v = db->cur;
-  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) {
+  for (uint32_t i = 0; i < lsm__vcount(v); i++) {
     lsm_seg *s = v->segs[i];
     char where[32];
     if (i < v->n_in)
       snprintf(where, sizeof where, "incoming[%u]", i);
+    else if (i < v->n_in + v->n_wait)
+      snprintf(where, sizeof where, "waiting[%u]", i - v->n_in);
     else
-      snprintf(where, sizeof where, "regular[%u]", i - v->n_in);
+      snprintf(where, sizeof where, "regular[%u]", i - v->n_in - v->n_wait);
     if (!s) {
       printf("  %-14s empty\n", where);
       continue;
     }
-    uint64_t leaves, tombs;
-    unsigned depth;
-    int r = seg_summary(db, s, &leaves, &tombs, &depth);
-    if (r) {
-      printf("  %-14s root %u: unreadable: %s\n", where, s->d.root, quire_strerror(r));
-      rc = r;
-      continue;
-    }
     printf("  %-14s root %u, depth %u, %llu leaves, %llu tombstones, %zu range deletes\n", where, s->d.root,
-           depth, (unsigned long long)leaves, (unsigned long long)tombs, s->nranges);
+           s->depth, (unsigned long long)s->leaves, (unsigned long long)s->tombs, s->nranges);
   }
+  printf("fragmentation   %.1f%% of the file is free (%llu of %llu pages)\n",
+         st.pages_total ? 100.0 * (double)st.pages_free / (double)st.pages_total : 0.0,
+         (unsigned long long)st.pages_free, (unsigned long long)st.pages_total);
+  printf(
+      "merges          %llu (merge counter), this session: %llu moved, %llu full, %llu partial, %llu pages "
+      "written, %llu subtrees recycled, %llu tombstones dropped, %llu errors\n",
+      (unsigned long long)st.merge_counter, (unsigned long long)st.merges_moved,
+      (unsigned long long)st.merges_full, (unsigned long long)st.merges_partial,
+      (unsigned long long)st.merge_pages_written, (unsigned long long)st.merge_recycled,
+      (unsigned long long)st.tombstones_dropped, (unsigned long long)st.merge_errors);
   printf("counters        header writes %llu, syncs %llu, cache hits %llu, misses %llu\n",
          (unsigned long long)st.header_writes, (unsigned long long)st.log_syncs,
          (unsigned long long)st.cache_hits, (unsigned long long)st.cache_misses);
@@ -182,8 +173,8 @@ static int do_check(const char *path) {
     printf("%s: cannot open: %s: %s\n", path, quire_strerror(rc), quire_errmsg());
     return CLI_EXIT_FAIL;
   }
-  uint64_t leaks = 0;
-  rc = lsm__check(db, report, NULL, &leaks);
+  lsm_check_counts cnt;
+  rc = lsm__check(db, report, NULL, &cnt);
   /* also read every committed value through the public API */
   lsm_cursor *cur;
   uint64_t entries = 0;
@@ -205,9 +196,11 @@ static int do_check(const char *path) {
     printf("%s: CORRUPT (%s)\n", path, quire_strerror(rc ? rc : rrc));
     return CLI_EXIT_FAIL;
   }
-  printf("%s: ok: %llu live entries, %u+%u segments, %llu pages, %llu free, %llu leaked\n", path,
-         (unsigned long long)entries, st.incoming, st.regular, (unsigned long long)st.pages_total,
-         (unsigned long long)st.pages_free, (unsigned long long)leaks);
+  printf("%s: ok: %llu live entries, %u+%u+%u segments\n", path, (unsigned long long)entries, st.incoming,
+         st.waiting, st.regular);
+  printf("pages: %llu = 1 header + %llu log + %llu reachable + %llu free + %llu leaked\n",
+         (unsigned long long)cnt.total, (unsigned long long)cnt.log, (unsigned long long)cnt.reachable,
+         (unsigned long long)cnt.free, (unsigned long long)cnt.leaked);
   return CLI_EXIT_OK;
 }
 

@@ -231,10 +231,24 @@ int lsm__reachable(lsm_db *db, const lsm_hdr *h, uint8_t **bits, int strict, lsm
   return 0;
 }
 
-/* Full check of the open database's durable state. *leaks = pages neither
- * reachable nor free. Returns QUIRE_ECORRUPT if anything is wrong. */
-int lsm__check(lsm_db *db, lsm_report_fn report, void *ctx, uint64_t *leaks) {
-  *leaks = 0;
+static int check_locked(lsm_db *db, lsm_report_fn report, void *ctx, lsm_check_counts *cnt);
+
+/* Full check of the open database's durable state and page accounting:
+ * every page must be exactly one of header, log, reachable from a segment,
+ * or free (the free list, pages freed by the next header, pages in limbo,
+ * the saved free-list blob). Returns QUIRE_ECORRUPT if anything is wrong;
+ * leaked pages (none of these) are counted, not fatal. */
+int lsm__check(lsm_db *db, lsm_report_fn report, void *ctx, lsm_check_counts *cnt) {
+  memset(cnt, 0, sizeof *cnt);
+  /* merges in flight hold pages that are neither reachable nor free yet:
+   * let them finish and hold new ones back while counting */
+  lsm__merge_pause(db, 1);
+  int rc = check_locked(db, report, ctx, cnt);
+  lsm__merge_pause(db, 0);
+  return rc;
+}
+
+static int check_locked(lsm_db *db, lsm_report_fn report, void *ctx, lsm_check_counts *cnt) {
   pthread_mutex_lock(&db->commit_lock);
   uint8_t *bits = NULL;
   walk w = {.db = db, .report = report, .ctx = ctx};
@@ -243,8 +257,6 @@ int lsm__check(lsm_db *db, lsm_report_fn report, void *ctx, uint64_t *leaks) {
     pthread_mutex_unlock(&db->commit_lock);
     return rc == QUIRE_ENOMEM ? rc : QUIRE_ECORRUPT;
   }
-  /* the free list (with pages freed but still pinned, and the current
-   * memtable's segments are all in the header) must not overlap */
   uint32_t np = atomic_load(&db->npages);
   uint8_t *freebits = quire__calloc((size_t)np / 8 + 1, 1);
   if (!freebits) {
@@ -252,36 +264,50 @@ int lsm__check(lsm_db *db, lsm_report_fn report, void *ctx, uint64_t *leaks) {
     pthread_mutex_unlock(&db->commit_lock);
     return QUIRE_ENOMEM;
   }
+  uint64_t twice = 0, both = 0;
+#define FREE_PAGE(pg)                                                                                        \
+  do {                                                                                                       \
+    uint64_t p_ = (pg);                                                                                      \
+    if (p_ >= np) break;                                                                                     \
+    if (bits[p_ >> 3] & (1u << (p_ & 7))) {                                                                  \
+      if (both++ < 10) complain(&w, "page %llu is both in use and free", (unsigned long long)p_);            \
+    } else if (freebits[p_ >> 3] & (1u << (p_ & 7))) {                                                       \
+      if (twice++ < 10) complain(&w, "page %llu is free twice", (unsigned long long)p_);                     \
+    }                                                                                                        \
+    freebits[p_ >> 3] |= (uint8_t)(1u << (p_ & 7));                                                          \
+  } while (0)
   pthread_mutex_lock(&db->lock);
   lsm_extv *lists[2] = {&db->free, &db->pending};
-  for (int l = 0; l < 2; l++) {
-    for (size_t i = 0; i < lists[l]->n; i++) {
-      for (uint64_t p = lists[l]->v[i].start;
-           p < (uint64_t)lists[l]->v[i].start + lists[l]->v[i].count && p < np; p++) {
-        if (bits[p >> 3] & (1u << (p & 7)))
-          complain(&w, "page %llu is both in use and free", (unsigned long long)p);
-        freebits[p >> 3] |= (uint8_t)(1u << (p & 7));
-      }
-    }
-  }
-  for (lsm_seg *z = db->zombies; z; z = z->znext)
-    for (size_t i = 0; i < z->pages.n; i++)
-      for (uint64_t p = z->pages.v[i].start;
-           p < (uint64_t)z->pages.v[i].start + z->pages.v[i].count && p < np; p++)
-        freebits[p >> 3] |= (uint8_t)(1u << (p & 7));
+  for (int l = 0; l < 2; l++)
+    for (size_t i = 0; i < lists[l]->n; i++)
+      for (uint64_t p = lists[l]->v[i].start; p < (uint64_t)lists[l]->v[i].start + lists[l]->v[i].count; p++)
+        FREE_PAGE(p);
+  for (lsm_limbo *l = db->limbo; l; l = l->next)
+    for (size_t i = 0; i < l->pages.n; i++)
+      for (uint64_t p = l->pages.v[i].start; p < (uint64_t)l->pages.v[i].start + l->pages.v[i].count; p++)
+        FREE_PAGE(p);
   pthread_mutex_unlock(&db->lock);
-  if (db->hdr.fl_page) {
-    for (uint32_t p = db->hdr.fl_page; p < db->hdr.fl_page + lsm__blob_pages(db, db->hdr.fl_len) && p < np;
+  if (db->hdr.fl_page)
+    for (uint64_t p = db->hdr.fl_page; p < (uint64_t)db->hdr.fl_page + lsm__blob_pages(db, db->hdr.fl_len);
          p++)
-      freebits[p >> 3] |= (uint8_t)(1u << (p & 7));
-  }
+      FREE_PAGE(p);
+#undef FREE_PAGE
+  if (twice > 10 || both > 10)
+    complain(&w, "(%llu more free-list problems)", (unsigned long long)(twice + both - 20));
+  cnt->total = np > 0 ? np - 1 : 0;
+  cnt->header = 1;
+  cnt->log = db->hdr.wal_pages;
   for (uint32_t p = 2; p < np; p++) {
-    if (!(bits[p >> 3] & (1u << (p & 7))) && !(freebits[p >> 3] & (1u << (p & 7)))) (*leaks)++;
+    int used = !!(bits[p >> 3] & (1u << (p & 7))), fr = !!(freebits[p >> 3] & (1u << (p & 7)));
+    if (used && !(p >= db->hdr.wal_start && p < db->hdr.wal_start + db->hdr.wal_pages)) cnt->reachable++;
+    if (fr && !used) cnt->free++;
+    if (!used && !fr) cnt->leaked++;
   }
-  if (*leaks && report) {
+  cnt->double_use = twice + both;
+  if (cnt->leaked && report) {
     char msg[128];
     snprintf(msg, sizeof msg, "%llu pages are neither reachable nor free (leaked)",
-             (unsigned long long)*leaks);
+             (unsigned long long)cnt->leaked);
     report(ctx, msg);
   }
   quire__free(bits);

@@ -28,6 +28,7 @@
  * NORMAL), and the log starts a new epoch. Large transactions (spilled or
  * larger than the log) become segments directly, committed the same way.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,28 +53,83 @@ struct lsm_txn {
   int failed;
 };
 
-static int flush_locked(lsm_db *db);
 static int sync_file(lsm_db *db);
-static int maybe_merge(lsm_db *db);
 
 void lsm_options_init(lsm_options *o) { memset(o, 0, sizeof *o); }
 
 size_t lsm_max_key_len(const lsm_db *db) { return db->klim; }
 
 /* ---- versions ---------------------------------------------------------- */
-static int version_new(lsm_db *db, lsm_version **out) {
-  (void)db;
+int lsm__version_new(lsm_db *db, lsm_version **out) {
   lsm_version *v = quire__calloc(1, sizeof *v);
   if (!v) return QUIRE_ENOMEM;
   atomic_init(&v->refs, 1);
+  pthread_mutex_lock(&db->lock);
+  v->vid = ++db->next_vid;
+  /* append: the list stays in vid order */
+  lsm_version **pp = &db->live, *prev = NULL;
+  while (*pp) prev = *pp, pp = &(*pp)->vnext;
+  *pp = v;
+  v->vprev = prev;
+  pthread_mutex_unlock(&db->lock);
   *out = v;
   return 0;
 }
 
+/* db->lock: limbo pages no live version can reach become free. */
+static void limbo_reclaim(lsm_db *db) {
+  uint64_t oldest = db->live ? db->live->vid : UINT64_MAX;
+  lsm_limbo **pp = &db->limbo;
+  while (*pp) {
+    lsm_limbo *l = *pp;
+    if (l->vid >= oldest) {
+      pp = &l->next;
+      continue;
+    }
+    for (size_t i = 0; i < l->pages.n; i++)
+      if (lsm__extv_insert(&db->free, l->pages.v[i].start, l->pages.v[i].count))
+        QLOG_WARN("lsm: out of memory freeing pages (leaked until the next check)");
+    *pp = l->next;
+    lsm__extv_free(&l->pages);
+    quire__free(l);
+  }
+}
+
+/* Hands pages the current version no longer reaches to limbo: they become
+ * free when every version up to vid (the one that could reach them) is
+ * released. Takes over pages. db->lock must not be held. */
+void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages) {
+  if (!pages->n) return;
+  lsm_limbo *l = quire__calloc(1, sizeof *l);
+  pthread_mutex_lock(&db->lock);
+  if (!l) {
+    /* without memory to wait, keep them out of use until the next check */
+    QLOG_WARN("lsm: out of memory: %llu freed pages leaked until the next check",
+              (unsigned long long)lsm__extv_pages(pages));
+    lsm__extv_free(pages);
+  } else {
+    l->vid = vid;
+    l->pages = *pages;
+    *pages = (lsm_extv){0};
+    l->next = db->limbo;
+    db->limbo = l;
+    limbo_reclaim(db);
+  }
+  pthread_mutex_unlock(&db->lock);
+}
+
 void lsm__version_unref(lsm_db *db, lsm_version *v) {
   if (!v || atomic_fetch_sub(&v->refs, 1) != 1) return;
+  pthread_mutex_lock(&db->lock);
+  if (v->vprev)
+    v->vprev->vnext = v->vnext;
+  else if (db->live == v)
+    db->live = v->vnext;
+  if (v->vnext) v->vnext->vprev = v->vprev;
+  if (db->limbo) limbo_reclaim(db);
+  pthread_mutex_unlock(&db->lock);
   lsm__mem_unref(v->mem);
-  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) lsm__seg_unref(db, v->segs[i]);
+  for (uint32_t i = 0; i < lsm__vcount(v); i++) lsm__seg_unref(db, v->segs[i]);
   quire__free(v);
 }
 
@@ -90,7 +146,7 @@ int lsm__sources(lsm_db *db, lsm_version *v, uint64_t snap, lsm_src **srcs, size
   int rc = lsm__memcur_open(v->mem, snap, &srcs[(*n)]);
   if (rc) return rc;
   (*n)++;
-  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) {
+  for (uint32_t i = 0; i < lsm__vcount(v); i++) {
     if (!v->segs[i]) continue;
     if ((rc = lsm__segcur_open(db, v->segs[i], &srcs[*n]))) return rc;
     (*n)++;
@@ -99,7 +155,7 @@ int lsm__sources(lsm_db *db, lsm_version *v, uint64_t snap, lsm_src **srcs, size
 }
 
 /* Installs nv as current (takes ownership) and drops the old version. */
-static void version_swap(lsm_db *db, lsm_version *nv, uint64_t visible) {
+void lsm__version_swap(lsm_db *db, lsm_version *nv, uint64_t visible) {
   pthread_mutex_lock(&db->lock);
   lsm_version *old = db->cur;
   db->cur = nv;
@@ -153,9 +209,10 @@ static int group_sync(lsm_db *db, uint64_t seq) {
 /* ---- header ------------------------------------------------------------ */
 static void hdr_levels(lsm_hdr *h, const lsm_version *v) {
   h->n_in = v->n_in;
-  h->n_wait = 0;
+  h->n_wait = v->n_wait;
   h->n_reg = v->n_reg;
-  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) {
+  while (h->n_reg && !v->segs[v->n_in + v->n_wait + h->n_reg - 1]) h->n_reg--; /* empty tail levels */
+  for (uint32_t i = 0; i < h->n_in + h->n_wait + h->n_reg; i++) {
     if (v->segs[i])
       h->seg[i] = v->segs[i]->d;
     else
@@ -168,17 +225,19 @@ static int sync_file(lsm_db *db) {
   return db->file->ops->sync(db->file);
 }
 
-/* Writes the next header slot describing version v. extra: pages this header
- * frees that are not yet on any list (dropped segments); they are saved as
- * free but become reusable only when their segments are released. Data
- * pages are synced first, the slot after (FULL and NORMAL). commit_lock. */
-static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra) {
+/* Writes the next header slot describing version v, recording change
+ * counter `seq` (the newest commit contained in segments). extra: pages this
+ * header frees that are not yet on any list (what a merge stopped reaching);
+ * they are saved as free, and the caller hands them to limbo once this
+ * returns 0. Data pages are synced first, the slot after (FULL and NORMAL).
+ * commit_lock. */
+int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq) {
   int rc = 0;
   lsm_extv all = {0};
   lsm_ext blob = {0, 0};
   uint8_t *bytes = NULL;
   if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
-  /* the saved free list: free + pending + zombies + extra (+ the old blob) */
+  /* the saved free list: free + pending + limbo + extra (+ the old blob) */
   size_t count = 0;
   pthread_mutex_lock(&db->lock);
   /* free pages at the end of the file leave it (the file is cut to the new
@@ -189,7 +248,7 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
     db->free.n--;
   }
   count = db->free.n + db->pending.n + (extra ? extra->n : 0) + 1;
-  for (lsm_seg *z = db->zombies; z; z = z->znext) count += z->pages.n;
+  for (lsm_limbo *l = db->limbo; l; l = l->next) count += l->pages.n;
   pthread_mutex_unlock(&db->lock);
   size_t len = 4 + 8 * (count + 2);
   uint32_t np = lsm__blob_pages(db, len);
@@ -199,9 +258,9 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
     rc = lsm__extv_insert(&all, db->free.v[i].start, db->free.v[i].count);
   for (size_t i = 0; i < db->pending.n && !rc; i++)
     rc = lsm__extv_insert(&all, db->pending.v[i].start, db->pending.v[i].count);
-  for (lsm_seg *z = db->zombies; z && !rc; z = z->znext)
-    for (size_t i = 0; i < z->pages.n && !rc; i++)
-      rc = lsm__extv_insert(&all, z->pages.v[i].start, z->pages.v[i].count);
+  for (lsm_limbo *l = db->limbo; l && !rc; l = l->next)
+    for (size_t i = 0; i < l->pages.n && !rc; i++)
+      rc = lsm__extv_insert(&all, l->pages.v[i].start, l->pages.v[i].count);
   uint64_t inflight = db->inflight;
   pthread_mutex_unlock(&db->lock);
   for (size_t i = 0; extra && i < extra->n && !rc; i++)
@@ -242,6 +301,14 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
   lsm_hdr h = db->hdr;
   h.generation = db->hdr.generation + 1;
   h.npages = atomic_load(&db->npages);
+  /* a page free twice would later be used twice: refuse to save such a list */
+  for (size_t i = 0; i < all.n; i++) {
+    if (QUIRE_NEVER((uint64_t)all.v[i].start + all.v[i].count > h.npages ||
+                    (i && all.v[i - 1].start + all.v[i - 1].count > all.v[i].start))) {
+      rc = quire__err(QUIRE_EINTERNAL, "lsm: free list overlaps itself at page %u", all.v[i].start);
+      goto out;
+    }
+  }
   {
     /* the file always spans npages, so open can bound everything by its size */
     uint64_t size;
@@ -250,17 +317,21 @@ static int write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra)
         (rc = db->file->ops->truncate(db->file, (uint64_t)h.npages * db->pgsz)))
       goto out;
   }
-  h.change_counter = db->last_seq;
+  h.change_counter = seq;
   h.fl_page = blob.start;
   h.fl_len = (uint32_t)len;
   h.fl_free = (uint32_t)lsm__extv_pages(&all);
-  h.flags = (h.flags & ~LSM_HDR_FREE_EXACT) | (inflight ? 0 : LSM_HDR_FREE_EXACT);
+  /* pages written by a transaction or merge not yet committed are neither
+   * reachable nor in this list: after a crash, open rebuilds the list */
+  int exact = !inflight && !atomic_load(&db->merges_building);
+  h.flags = (h.flags & ~LSM_HDR_FREE_EXACT) | (exact ? LSM_HDR_FREE_EXACT : 0);
   hdr_levels(&h, v);
   uint8_t slot[LSM_SLOT_SIZE];
   if ((rc = lsm__hdr_encode(&h, slot))) goto out;
   if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
   if ((rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (h.generation & 1) * LSM_SLOT_SIZE)))
     goto out;
+  atomic_fetch_add(&db->st_bytes, LSM_SLOT_SIZE);
   if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
   atomic_fetch_add(&db->st_hdr, 1);
   /* the new header is durable: the old blob and pending pages are reusable */
@@ -285,27 +356,6 @@ out:
 }
 
 /* ---- building segments from a memtable --------------------------------- */
-static int range_cmp(const void *a, const void *b) {
-  const lsm_range *x = a, *y = b;
-  return lsm__keycmp(x->lo, x->lol, y->lo, y->lol);
-}
-
-/* Sorts ranges by lo and merges overlapping or touching ones; returns the
- * new count. */
-static size_t ranges_coalesce(lsm_range *r, size_t k) {
-  qsort(r, k, sizeof *r, range_cmp);
-  size_t o = 0;
-  for (size_t i = 0; i < k; i++) {
-    if (o && lsm__keycmp(r[i].lo, r[i].lol, r[o - 1].hi, r[o - 1].hil) <= 0) {
-      if (lsm__keycmp(r[i].hi, r[i].hil, r[o - 1].hi, r[o - 1].hil) > 0)
-        r[o - 1].hi = r[i].hi, r[o - 1].hil = r[i].hil;
-    } else {
-      r[o++] = r[i];
-    }
-  }
-  return o;
-}
-
 /* Sorted, coalesced copy of m's ranges (pointers into m). */
 static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
   *out = NULL;
@@ -316,7 +366,7 @@ static int mem_ranges(lsm_mem *m, lsm_range **out, size_t *n) {
   size_t k = 0;
   for (lsm_mrange *x = atomic_load(&m->ranges); x && k < m->nranges; x = atomic_load(&x->next)) r[k++] = x->r;
   *out = r;
-  *n = ranges_coalesce(r, k);
+  *n = lsm__ranges_coalesce(r, k);
   return 0;
 }
 
@@ -352,10 +402,10 @@ fail:
  * and a fresh memtable (or v's own when mem is NULL... always fresh here). */
 static int version_with(lsm_db *db, const lsm_version *v, lsm_seg **front, size_t nfront, lsm_mem *mem,
                         lsm_version **out) {
-  if (v->n_in + v->n_reg + nfront > LSM_MAX_SEGS)
-    return quire__err(QUIRE_ETOOLARGE, "lsm: too many segments");
+  if (lsm__vcount(v) + nfront > LSM_MAX_SEGS || v->n_in + nfront > LSM_MAX_INCOMING)
+    return quire__err(QUIRE_EBUSY, "lsm: merges are behind (%u segments in Incoming)", v->n_in);
   lsm_version *nv;
-  int rc = version_new(db, &nv);
+  int rc = lsm__version_new(db, &nv);
   if (rc) return rc;
   nv->mem = mem;
   lsm__mem_ref(mem);
@@ -364,11 +414,12 @@ static int version_with(lsm_db *db, const lsm_version *v, lsm_seg **front, size_
     nv->segs[k++] = front[i];
     atomic_fetch_add(&front[i]->refs, 1);
   }
-  for (uint32_t i = 0; i < v->n_in + v->n_reg; i++) {
+  for (uint32_t i = 0; i < lsm__vcount(v); i++) {
     nv->segs[k++] = v->segs[i];
     if (v->segs[i]) atomic_fetch_add(&v->segs[i]->refs, 1);
   }
   nv->n_in = v->n_in + (uint32_t)nfront;
+  nv->n_wait = v->n_wait;
   nv->n_reg = v->n_reg;
   *out = nv;
   return 0;
@@ -392,7 +443,7 @@ static int commit_segments(lsm_db *db, lsm_seg **front, size_t nfront, uint64_t 
   uint64_t old_epoch = db->hdr.wal_epoch;
   db->last_seq = seq;
   db->hdr.wal_epoch++;
-  rc = write_header(db, nv, NULL);
+  rc = lsm__write_header(db, nv, NULL, seq);
   if (rc) {
     db->last_seq = old_seq;
     db->hdr.wal_epoch = old_epoch;
@@ -402,7 +453,7 @@ static int commit_segments(lsm_db *db, lsm_seg **front, size_t nfront, uint64_t 
   db->wal_chain = wal_seed(db);
   atomic_store(&db->written_seq, seq);
   mark_durable(db, seq);
-  version_swap(db, nv, seq);
+  lsm__version_swap(db, nv, seq);
   nv = NULL;
 out:
   lsm__version_unref(db, nv);
@@ -412,7 +463,7 @@ out:
 }
 
 /* Memtable -> segment at the front of Incoming. commit_lock. */
-static int flush_locked(lsm_db *db) {
+int lsm__flush_locked(lsm_db *db) {
   lsm_mem *m = db->cur->mem;
   if (!m->entries && !m->nranges && db->wal_off == 0) return 0;
   lsm_segdesc d;
@@ -424,136 +475,17 @@ static int flush_locked(lsm_db *db) {
   }
   rc = commit_segments(db, &s, s ? 1 : 0, db->last_seq);
   if (!rc) atomic_fetch_add(&db->st_flushes, 1);
-  if (!rc) rc = maybe_merge(db);
+  if (!rc) lsm__merge_kick(db);
   return rc;
 }
 
 int lsm_flush(lsm_db *db) {
   if (db->read_only) return quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
+  lsm__merge_throttle(db);
   pthread_mutex_lock(&db->commit_lock);
-  int rc = flush_locked(db);
+  int rc = lsm__flush_locked(db);
   pthread_mutex_unlock(&db->commit_lock);
-  return rc;
-}
-
-/* ---- whole merge (part 2 replaces this with levels and partial merges) -- */
-static int merge_all_locked(lsm_db *db) {
-  lsm_version *v = db->cur;
-  uint32_t nseg = v->n_in + v->n_reg;
-  if (nseg == 0) return 0;
-  lsm_src *srcs[LSM_MAX_SEGS];
-  size_t n = 0;
-  lsm_mcur *mc = NULL;
-  lsm_builder *b = NULL;
-  lsm_extv dropped = {0}, mine = {0}, segpages[LSM_MAX_SEGS];
-  lsm_seg *ns = NULL;
-  memset(segpages, 0, sizeof segpages);
-  lsm_version *nv = NULL;
-  lsm_mem *mem = v->mem;
-  uint8_t *vbuf = NULL;
-  size_t vcap = 0;
-  int rc = 0;
-  for (uint32_t i = 0; i < nseg && !rc; i++) {
-    if (!v->segs[i]) continue;
-    rc = lsm__segcur_open(db, v->segs[i], &srcs[n]);
-    if (!rc) n++;
-  }
-  if (rc || (rc = lsm__mcur_new(srcs, n, 1, &mc))) {
-    for (size_t i = 0; i < n; i++) srcs[i]->ops->close(srcs[i]);
-    return rc;
-  }
-  if ((rc = lsm__build_new(db, &b))) goto out;
-  for (rc = lsm__mcur_first(mc); !rc && lsm__mcur_cur(mc); rc = lsm__mcur_next(mc)) {
-    lsm_src *s = lsm__mcur_cur(mc);
-    const void *val = s->val;
-    if (s->kind == LSM_V_OVERFLOW) {
-      /* part 1 copies big values; part 2 moves them by reference */
-      if (s->vlen > vcap) {
-        uint8_t *nb = quire__realloc(vbuf, s->vlen);
-        if (!nb) {
-          rc = QUIRE_ENOMEM;
-          break;
-        }
-        vbuf = nb, vcap = s->vlen;
-      }
-      if ((rc = s->ops->value(s, 0, vbuf, s->vlen))) break;
-      val = vbuf;
-    }
-    if ((rc = lsm__build_add(b, s->key, s->klen, LSM_V_INLINE, val, s->vlen))) break;
-  }
-  if (rc) goto out;
-  lsm_segdesc d;
-  rc = lsm__build_finish(b, &d, &mine);
-  b = NULL;
-  if (rc) goto out;
-  /* every page of the old segments, walked once: saved as free by the new
-   * header, handed to each segment for when its readers are gone */
-  for (uint32_t i = 0; i < nseg && !rc; i++) {
-    if (!v->segs[i]) continue;
-    rc = lsm__seg_pages(db, &v->segs[i]->d, &segpages[i]);
-    for (size_t j = 0; !rc && j < segpages[i].n; j++)
-      rc = lsm__extv_push(&dropped, segpages[i].v[j].start, segpages[i].v[j].count);
-  }
-  if (!rc && d.root) rc = lsm__seg_load(db, &d, &ns);
-  if (!rc) rc = version_new(db, &nv);
-  if (rc) {
-    /* the new segment's pages were never committed */
-    for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
-    goto out;
-  }
-  nv->mem = mem;
-  lsm__mem_ref(mem);
-  nv->n_in = 0;
-  nv->n_reg = ns ? 1 : 0;
-  nv->segs[0] = ns;
-  ns = NULL;
-  db->hdr.merge_counter++;
-  if ((rc = write_header(db, nv, &dropped))) {
-    db->hdr.merge_counter--;
-    for (size_t i = 0; i < mine.n; i++) lsm__free_now(db, mine.v[i].start, mine.v[i].count);
-    goto out;
-  }
-  /* the old segments are out of the durable header: their pages go free when
-   * the last reader lets go */
-  pthread_mutex_lock(&db->lock);
-  for (uint32_t i = 0; i < nseg; i++) {
-    lsm_seg *s = v->segs[i];
-    if (!s) continue;
-    s->dropped = 1;
-    s->pages = segpages[i];
-    segpages[i] = (lsm_extv){0};
-    s->znext = db->zombies;
-    s->zprev = NULL;
-    if (db->zombies) db->zombies->zprev = s;
-    db->zombies = s;
-  }
-  pthread_mutex_unlock(&db->lock);
-  atomic_fetch_add(&db->st_merges, 1);
-  version_swap(db, nv, 0);
-  nv = NULL;
-out:
-  lsm__version_unref(db, nv);
-  lsm__seg_unref(db, ns);
-  lsm__build_abort(b);
-  lsm__mcur_free(mc);
-  lsm__extv_free(&dropped);
-  lsm__extv_free(&mine);
-  for (uint32_t i = 0; i < nseg; i++) lsm__extv_free(&segpages[i]);
-  quire__free(vbuf);
-  return rc;
-}
-
-static int maybe_merge(lsm_db *db) {
-  if (db->cur->n_in <= db->max_incoming) return 0;
-  return merge_all_locked(db);
-}
-
-int lsm_compact(lsm_db *db) {
-  if (db->read_only) return quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
-  pthread_mutex_lock(&db->commit_lock);
-  int rc = flush_locked(db);
-  if (!rc && (db->cur->n_in + db->cur->n_reg > 1 || db->cur->n_in == 1)) rc = merge_all_locked(db);
-  pthread_mutex_unlock(&db->commit_lock);
+  lsm__merge_after_commit(db);
   return rc;
 }
 
@@ -719,6 +651,14 @@ static int rebuild_free_list(lsm_db *db) {
   uint8_t *bits = NULL;
   int rc = lsm__reachable(db, &db->hdr, &bits, 0, NULL, NULL);
   if (rc) return rc;
+  /* the header's own free-list blob is freed by the next header write, not
+   * now (counting it here would free it twice) */
+  if (db->hdr.fl_page && !lsm__check_run(db, db->hdr.fl_page, db->hdr.fl_len)) {
+    for (uint32_t p = db->hdr.fl_page; p < db->hdr.fl_page + lsm__blob_pages(db, db->hdr.fl_len); p++)
+      bits[p >> 3] |= (uint8_t)(1u << (p & 7));
+  } else {
+    db->hdr.fl_page = 0, db->hdr.fl_len = 0;
+  }
   db->free.n = 0;
   uint32_t np = atomic_load(&db->npages);
   for (uint32_t p = 2; p < np && !rc; p++) {
@@ -734,11 +674,15 @@ static int rebuild_free_list(lsm_db *db) {
 static void db_free(lsm_db *db) {
   if (!db) return;
   if (db->cur) lsm__version_unref(db, db->cur);
-  while (db->zombies) { /* cannot happen with every cursor closed */
-    lsm_seg *z = db->zombies;
-    db->zombies = z->znext;
-    z->zprev = z->znext = NULL;
+  while (db->limbo) {
+    lsm_limbo *l = db->limbo;
+    db->limbo = l->next;
+    lsm__extv_free(&l->pages);
+    quire__free(l);
   }
+  for (size_t i = 0; i < sizeof db->cptr / sizeof db->cptr[0]; i++) quire__free(db->cptr[i]);
+  pthread_mutex_destroy(&db->merge_mu);
+  pthread_cond_destroy(&db->merge_cv);
   lsm__cache_destroy(&db->cache);
   lsm__extv_free(&db->free);
   lsm__extv_free(&db->pending);
@@ -838,6 +782,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   pthread_mutex_init(&db->commit_lock, NULL);
   pthread_mutex_init(&db->sync_mu, NULL);
   pthread_cond_init(&db->sync_cv, NULL);
+  pthread_mutex_init(&db->merge_mu, NULL);
+  pthread_cond_init(&db->merge_cv, NULL);
   const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm__vfs_posix();
   int rc = vfs->open(vfs, path, opts->create, &db->file);
   if (rc) {
@@ -899,10 +845,15 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
     if (rc) QLOG_WARN("lsm: %s: free list unreadable (%s); rebuilding it", path, quire_errmsg());
     if ((rc = rebuild_free_list(db))) goto fail;
   }
-  if ((rc = version_new(db, &db->cur))) goto fail;
+  if ((rc = lsm__version_new(db, &db->cur))) goto fail;
   if ((rc = lsm__mem_new(&db->cur->mem))) goto fail;
-  db->cur->n_in = h->n_in + h->n_wait; /* part 1 never writes Waiting */
+  db->cur->n_in = h->n_in;
+  db->cur->n_wait = h->n_wait;
   db->cur->n_reg = h->n_reg;
+  if (h->n_in > LSM_MAX_INCOMING || h->n_wait > LSM_MAX_WAITING) {
+    rc = quire__err(QUIRE_ECORRUPT, "lsm: more segments in a level than this build allows");
+    goto fail;
+  }
   for (uint32_t i = 0; i < h->n_in + h->n_wait + h->n_reg; i++) {
     if (!h->seg[i].root && !h->seg[i].rt_page) continue;
     if ((rc = lsm__seg_load(db, &h->seg[i], &db->cur->segs[i]))) goto fail;
@@ -912,6 +863,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   db->visible_seq = db->last_seq;
   db->synced_seq = db->last_seq;
   atomic_store(&db->written_seq, db->last_seq);
+  if ((rc = lsm__merge_start(db, opts))) goto fail;
+  lsm__merge_kick(db); /* work left by the previous session */
   *out = db;
   return 0;
 fail:
@@ -922,11 +875,12 @@ fail:
 int lsm_close(lsm_db *db) {
   if (!db) return 0;
   int rc = 0;
+  lsm__merge_stop(db); /* a running merge finishes and commits first */
   pthread_mutex_lock(&db->commit_lock);
   if (db->read_only) goto done;
-  if (db->cur->mem->entries || db->cur->mem->nranges || db->wal_off) rc = flush_locked(db);
+  if (db->cur->mem->entries || db->cur->mem->nranges || db->wal_off) rc = lsm__flush_locked(db);
   /* write the final state into both slots, so a damaged slot costs nothing */
-  for (int i = 0; i < 2 && !rc; i++) rc = write_header(db, db->cur, NULL);
+  for (int i = 0; i < 2 && !rc; i++) rc = lsm__write_header(db, db->cur, NULL, db->hdr.change_counter);
 done:
   pthread_mutex_unlock(&db->commit_lock);
   db_free(db);
@@ -1031,7 +985,7 @@ static int version_get(lsm_db *db, lsm_version *v, uint64_t snap, const uint8_t 
   rc = mem_get(v->mem, snap, k, kl, out, &kind);
   if (rc < 0) return rc;
   if (rc == 0 && lsm__mem_covered(v->mem, k, kl, 0, snap)) return QUIRE_ENOTFOUND;
-  for (uint32_t i = 0; rc == 0 && i < v->n_in + v->n_reg; i++) {
+  for (uint32_t i = 0; rc == 0 && i < lsm__vcount(v); i++) {
     lsm_seg *s = v->segs[i];
     if (!s) continue;
     rc = seg_get(db, s, k, kl, out, &kind);
@@ -1175,7 +1129,7 @@ static int txn_spill(lsm_txn *t) {
       }
     }
     if (!rc && nall) {
-      rc = lsm__build_ranges(b, all, ranges_coalesce(all, nall));
+      rc = lsm__build_ranges(b, all, lsm__ranges_coalesce(all, nall));
     }
     quire__free(all);
     lsm__mcur_free(mc);
@@ -1334,7 +1288,7 @@ static int txn_conflicts(lsm_txn *t) {
  * pending segments as segments. commit_lock. */
 static int commit_as_segments(lsm_txn *t, uint64_t seq) {
   lsm_db *db = t->db;
-  int rc = flush_locked(db);
+  int rc = lsm__flush_locked(db);
   if (rc) return rc;
   lsm_segdesc d;
   lsm_extv pages = {0};
@@ -1388,6 +1342,7 @@ int lsm_txn_commit(lsm_txn *t) {
     rc = quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
     goto out;
   }
+  lsm__merge_throttle(db);
   pthread_mutex_lock(&db->commit_lock);
   if ((t->flags & LSM_TXN_OPTIMISTIC) && txn_conflicts(t)) {
     atomic_fetch_add(&db->st_conflicts, 1);
@@ -1407,14 +1362,14 @@ int lsm_txn_commit(lsm_txn *t) {
       for (lsm_mnode *n = lsm__mem_seek(t->buf, NULL, 0, UINT64_MAX); n; n = lsm__mnext(n))
         db->conflict[key_hash(n->key, n->klen) & (CONFLICT_BUCKETS - 1)] = seq;
       if (t->buf->nranges) db->range_seq = seq;
-      rc = maybe_merge(db);
+      lsm__merge_kick(db);
     }
     goto unlock;
   }
   if ((rc = payload_apply(db, rec.data + WAL_HDR, plen, NULL, 0, &need))) goto unlock;
   lsm_mem *m = db->cur->mem;
   if (db->sync_mode != LSM_SYNC_OFF && db->wal_off + rec.len > region) {
-    if ((rc = flush_locked(db))) goto unlock;
+    if ((rc = lsm__flush_locked(db))) goto unlock;
     m = db->cur->mem;
   }
   if ((rc = lsm__mem_reserve(m, need))) goto unlock;
@@ -1428,6 +1383,7 @@ int lsm_txn_commit(lsm_txn *t) {
     rc = db->file->ops->write(db->file, rec.data, rec.len,
                               (uint64_t)(db->hdr.wal_start - 1) * db->pgsz + db->wal_off);
     if (rc) goto unlock;
+    atomic_fetch_add(&db->st_bytes, rec.len);
     db->wal_off += rec.len;
     db->wal_chain = chk;
   }
@@ -1443,11 +1399,17 @@ int lsm_txn_commit(lsm_txn *t) {
     db->visible_seq = seq;
     pthread_mutex_unlock(&db->lock);
   }
-  if (m->bytes > db->mem_budget) rc = flush_locked(db);
+  if (m->bytes > db->mem_budget) {
+    /* the commit is in the log and the memtable already: a failed flush is
+     * retried by a later commit, not this commit's failure */
+    int frc = lsm__flush_locked(db);
+    if (frc) QLOG_WARN("lsm: flush failed (%s); retried later", quire_errmsg());
+  }
 unlock:
   pthread_mutex_unlock(&db->commit_lock);
   if (!rc && group) rc = group_sync(db, seq);
   if (!rc) atomic_fetch_add(&db->st_commits, 1);
+  if (!rc) lsm__merge_after_commit(db);
 out:
   quire__buf_free(&rec);
   lsm_txn_abort(t);
@@ -1469,9 +1431,33 @@ int lsm_stats_get(lsm_db *db, lsm_stats *o) {
   pthread_mutex_lock(&db->lock);
   o->pages_total = atomic_load(&db->npages);
   o->pages_free = lsm__extv_pages(&db->free) + lsm__extv_pages(&db->pending);
-  for (lsm_seg *z = db->zombies; z; z = z->znext) o->pages_free += lsm__extv_pages(&z->pages);
-  o->incoming = db->cur->n_in;
-  for (uint32_t i = 0; i < db->cur->n_reg; i++) o->regular += db->cur->segs[db->cur->n_in + i] != NULL;
+  for (lsm_limbo *l = db->limbo; l; l = l->next) o->pages_limbo += lsm__extv_pages(&l->pages);
+  o->pages_free += o->pages_limbo;
+  lsm_version *v = db->cur;
+  o->incoming = v->n_in;
+  o->waiting = v->n_wait;
+  o->nlevels = 2 + v->n_reg;
+  for (uint32_t i = 0; i < o->nlevels && i < LSM_STATS_LEVELS; i++) {
+    lsm_level_stats *L = &o->level[i];
+    uint32_t from = i == 0 ? 0 : i == 1 ? v->n_in : v->n_in + v->n_wait + (i - 2);
+    uint32_t to = i == 0 ? v->n_in : i == 1 ? v->n_in + v->n_wait : from + 1;
+    if (i < 2)
+      snprintf(L->name, sizeof L->name, "%s", i == 0 ? "incoming" : "waiting");
+    else
+      snprintf(L->name, sizeof L->name, "regular %u", i - 2);
+    if (i >= 2) L->nominal_bytes = lsm__level_nominal(db, i - 2);
+    for (uint32_t k = from; k < to; k++) {
+      lsm_seg *sg = v->segs[k];
+      if (!sg) continue;
+      L->segments++;
+      if (i >= 2) o->regular++;
+      if (sg->depth > L->depth) L->depth = sg->depth;
+      L->leaves += sg->leaves;
+      L->tombstones += sg->tombs;
+      L->ranges += sg->nranges;
+    }
+    L->bytes = L->leaves * db->pgsz;
+  }
   o->mem_bytes = db->cur->mem->bytes;
   o->mem_entries = db->cur->mem->entries;
   pthread_mutex_unlock(&db->lock);
@@ -1482,6 +1468,16 @@ int lsm_stats_get(lsm_db *db, lsm_stats *o) {
   o->log_syncs = atomic_load(&db->st_syncs);
   o->header_writes = atomic_load(&db->st_hdr);
   o->conflicts = atomic_load(&db->st_conflicts);
+  o->merges_moved = atomic_load(&db->st_moved);
+  o->merges_full = atomic_load(&db->st_full);
+  o->merges_partial = atomic_load(&db->st_partial);
+  o->merge_pages_written = atomic_load(&db->st_mwritten);
+  o->merge_recycled = atomic_load(&db->st_recycled);
+  o->tombstones_dropped = atomic_load(&db->st_tdropped);
+  o->merge_errors = atomic_load(&db->st_merrors);
+  o->stalls = atomic_load(&db->st_stalls);
+  o->stall_us = atomic_load(&db->st_stall_us);
+  o->bytes_written = atomic_load(&db->st_bytes);
   pthread_mutex_lock(&db->cache.mu);
   o->cache_hits = db->cache.hits;
   o->cache_misses = db->cache.misses;

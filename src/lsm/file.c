@@ -197,6 +197,32 @@ int lsm__extv_insert(lsm_extv *x, uint32_t start, uint32_t count) {
   return 0;
 }
 
+int lsm__extv_remove(lsm_extv *x, uint32_t start, uint32_t count) {
+  uint64_t end = (uint64_t)start + count;
+  for (size_t i = 0; i < x->n && count; i++) {
+    uint64_t s = x->v[i].start, e = s + x->v[i].count;
+    if (e <= start || s >= end) continue;
+    if (s < start && e > end) { /* split in two */
+      int rc = lsm__extv_push(x, 0, 0);
+      if (rc) return rc;
+      memmove(&x->v[i + 2], &x->v[i + 1], (x->n - 2 - i) * sizeof *x->v);
+      x->v[i].count = (uint32_t)(start - s);
+      x->v[i + 1] = (lsm_ext){(uint32_t)end, (uint32_t)(e - end)};
+      return 0;
+    }
+    if (s < start) {
+      x->v[i].count = (uint32_t)(start - s);
+    } else if (e > end) {
+      x->v[i] = (lsm_ext){(uint32_t)end, (uint32_t)(e - end)};
+    } else {
+      memmove(&x->v[i], &x->v[i + 1], (x->n - 1 - i) * sizeof *x->v);
+      x->n--;
+      i--;
+    }
+  }
+  return 0;
+}
+
 /* ---- page cache -------------------------------------------------------- */
 int lsm__cache_init(lsm_cache *c, size_t budget, uint32_t pgsz) {
   memset(c, 0, sizeof *c);
@@ -301,6 +327,7 @@ int lsm__read_pages(lsm_db *db, uint32_t pgno, uint32_t count, uint8_t *buf) {
 
 int lsm__write_pages(lsm_db *db, uint32_t pgno, uint32_t count, uint8_t *buf) {
   for (uint32_t i = 0; i < count; i++) lsm__page_seal(db, buf + (size_t)i * db->pgsz, pgno + i);
+  atomic_fetch_add(&db->st_bytes, (uint64_t)count * db->pgsz);
   return db->file->ops->write(db->file, buf, (size_t)count * db->pgsz, (uint64_t)(pgno - 1) * db->pgsz);
 }
 

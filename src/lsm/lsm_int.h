@@ -32,7 +32,9 @@
 #define LSM_PAGE_PARENT 2u
 #define LSM_PAGE_HDR 6u /* type, depth/flags, u16 n, u16 prefix length */
 #define LSM_MAX_DEPTH 20
-#define LSM_MAX_SEGS 48 /* segments in the header (Incoming + Waiting + Regular) */
+#define LSM_MAX_SEGS 80 /* segments in the header (Incoming + Waiting + Regular) */
+#define LSM_MAX_INCOMING 32
+#define LSM_MAX_WAITING 32
 #define LSM_MAX_REGULAR 16
 #define LSM_SEQ_OWN UINT64_MAX
 
@@ -55,6 +57,8 @@ void lsm__extv_free(lsm_extv *x);
 /* Inserts [start, start+count) into a sorted, coalesced list. */
 int lsm__extv_insert(lsm_extv *x, uint32_t start, uint32_t count);
 uint64_t lsm__extv_pages(const lsm_extv *x);
+/* Removes [start, start+count) from a sorted, coalesced list (splitting). */
+int lsm__extv_remove(lsm_extv *x, uint32_t start, uint32_t count);
 
 /* ---- page cache -------------------------------------------------------- */
 typedef struct lsm_page {
@@ -102,9 +106,12 @@ typedef struct lsm_seg {
   lsm_range *ranges; /* sorted by lo, disjoint */
   size_t nranges;
   uint8_t *range_blob;
-  int dropped;                   /* no longer in the current version; pages below go free */
-  lsm_extv pages;                /* when dropped (or pending): every page it owns */
-  struct lsm_seg *znext, *zprev; /* db->zombies: dropped but still pinned */
+  lsm_extv pages; /* pending (uncommitted) segments of a transaction: every page it owns */
+  /* Filled by lsm__seg_load from the root and the leftmost path (root 0: all 0). */
+  uint64_t leaves, tombs;   /* leaf pages and point tombstones in the tree */
+  uint32_t depth;           /* 0: the root is a leaf */
+  uint8_t *minkey, *maxkey; /* first and last key of the tree (NULL when root 0) */
+  uint32_t minlen, maxlen;
 } lsm_seg;
 
 /* ---- memtable ---------------------------------------------------------- */
@@ -171,10 +178,24 @@ int lsm__keycmp2(const uint8_t *k, size_t kl, const uint8_t *p, size_t pl, const
 /* ---- versions ---------------------------------------------------------- */
 typedef struct lsm_version {
   atomic_int refs;
+  uint64_t vid;                      /* creation order */
+  struct lsm_version *vprev, *vnext; /* db->live, oldest first (db->lock) */
   lsm_mem *mem;
-  uint32_t n_in, n_reg; /* segs[0..n_in) Incoming newest first, then Regular 0.. (may be NULL) */
+  /* segs: Incoming newest first [0, n_in), Waiting newest first [n_in,
+   * n_in+n_wait), then Regular 0.. (n_reg entries, may be NULL) */
+  uint32_t n_in, n_wait, n_reg;
   lsm_seg *segs[LSM_MAX_SEGS];
 } lsm_version;
+
+static inline uint32_t lsm__vcount(const lsm_version *v) { return v->n_in + v->n_wait + v->n_reg; }
+
+/* Pages a merge stopped reaching: reusable once every version up to vid is
+ * released (an older snapshot may still walk them). */
+typedef struct lsm_limbo {
+  struct lsm_limbo *next;
+  uint64_t vid;
+  lsm_extv pages;
+} lsm_limbo;
 
 /* ---- the database ------------------------------------------------------ */
 struct lsm_db {
@@ -211,12 +232,31 @@ struct lsm_db {
   atomic_uint npages; /* file end in pages */
   lsm_extv free;      /* reusable now */
   lsm_extv pending;   /* freed by the next header write */
-  lsm_seg *zombies;   /* dropped segments still pinned by readers */
-  uint64_t inflight;  /* pages held by uncommitted pending segments */
+  lsm_limbo *limbo;   /* freed by merges, waiting for old versions to go */
+  lsm_version *live;  /* every version not yet released, oldest first */
+  uint64_t next_vid;
+  uint64_t inflight; /* pages held by uncommitted pending segments */
+
+  /* merges (levels.c); merge_mu after commit_lock, before lock */
+  pthread_mutex_t merge_mu;
+  pthread_cond_t merge_cv; /* work for the threads, progress for waiters */
+  pthread_t merge_thr[8];
+  unsigned merge_nthr;
+  int merge_mode; /* 0 threads, 1 inline, 2 off */
+  int merge_stop, merge_pause, merge_running, merge_due, merge_err;
+  uint8_t busy[2 + LSM_MAX_REGULAR];  /* 0 Incoming, 1 Waiting, 2+n Regular n */
+  uint8_t *cptr[2 + LSM_MAX_REGULAR]; /* compaction pointer of each source level */
+  uint32_t cptrlen[2 + LSM_MAX_REGULAR];
+  unsigned level_factor;
+  uint64_t level0_bytes;
+  uint32_t promote_leaves;
+  atomic_int merges_building; /* merges with written, uncommitted pages */
 
   lsm_cache cache;
   uint8_t *scratch; /* one page, commit_lock */
   atomic_ullong st_commits, st_flushes, st_merges, st_syncs, st_hdr, st_conflicts;
+  atomic_ullong st_moved, st_full, st_partial, st_mwritten, st_recycled, st_tdropped, st_merrors;
+  atomic_ullong st_stalls, st_stall_us, st_bytes;
 };
 
 /* file.c */
@@ -267,6 +307,19 @@ int lsm__build_new(lsm_db *db, lsm_builder **out);
 /* Keys strictly ascending (QUIRE_EINVAL otherwise). kind LSM_V_*. */
 int lsm__build_add(lsm_builder *b, const void *k, size_t kl, int kind, const void *v, size_t vl);
 int lsm__build_ranges(lsm_builder *b, const lsm_range *r, size_t n);
+/* Adds a leaf item whose value already lives in an overflow run (moved by
+ * reference, never copied): the run starting at page ovf holds vlen bytes. */
+int lsm__build_add_ref(lsm_builder *b, const void *k, size_t kl, uint64_t vlen, uint32_t ovf);
+/* Recycles an existing subtree by reference: `page` is the root of a subtree
+ * of the given depth (0 = a leaf) whose last key is k and which holds
+ * `leaves` leaves and `tombs` point tombstones. Its keys must all be greater
+ * than every key added so far. Whatever is pending at depths 0..depth is
+ * written out first (so call lsm__build_clean first to avoid thin pages). */
+int lsm__build_add_child(lsm_builder *b, uint32_t depth, const void *k, size_t kl, uint32_t page,
+                         uint64_t leaves, uint64_t tombs);
+/* 1 if recycling a subtree of this depth now would write no page less than
+ * half full (every pending page at depths 0..depth is empty or >= half). */
+int lsm__build_clean(const lsm_builder *b, uint32_t depth);
 /* Finishes; *d gets the segment (root 0 if nothing was added); every page
  * written is appended to pages (may be NULL). Frees b. */
 int lsm__build_finish(lsm_builder *b, lsm_segdesc *d, lsm_extv *pages);
@@ -300,11 +353,60 @@ struct lsm_src {
 int lsm__segcur_open(lsm_db *db, lsm_seg *seg, lsm_src **out);
 int lsm__memcur_open(lsm_mem *m, uint64_t snap, lsm_src **out);
 int lsm__ranges_cover(const lsm_range *r, size_t n, const uint8_t *k, size_t kl);
+/* Sorts ranges by lo and merges overlapping or touching ones; returns the
+ * new count. */
+size_t lsm__ranges_coalesce(lsm_range *r, size_t k);
 
 /* segments */
 int lsm__seg_load(lsm_db *db, const lsm_segdesc *d, lsm_seg **out);
 void lsm__seg_unref(lsm_db *db, lsm_seg *s);
 int lsm__seg_pages(lsm_db *db, const lsm_segdesc *d, lsm_extv *out);
+
+/* ---- merges (merge.c, merge_full.c) ------------------------------------ */
+typedef struct lsm_keyspan {
+  const uint8_t *lo, *hi; /* inclusive */
+  uint32_t lol, hil;
+} lsm_keyspan;
+
+/* A partial merge of source S (the oldest Waiting segment, or Regular n) into
+ * destination D (Regular n+1), design in docs/LSM.md "Merging". */
+typedef struct lsm_merge_in {
+  lsm_seg *src;             /* S (never NULL, has a tree or ranges) */
+  lsm_seg *dst;             /* D, or NULL when Regular n+1 is empty */
+  const lsm_keyspan *older; /* key spans of every segment older than D that has a tree */
+  size_t nolder;            /* 0: nothing older than D holds points */
+  int older_ranges;         /* 1: some segment older than D has range tombstones or points */
+  uint32_t window;          /* promote about this many leaves of S; 0 or >= S's leaves: all of S */
+  const uint8_t *after;     /* compaction pointer: start the window after this key (NULL: start) */
+  uint32_t afterlen;
+} lsm_merge_in;
+
+typedef struct lsm_merge_out {
+  lsm_segdesc src_new; /* S' (root 0 and rt_page 0: nothing of S is left) */
+  lsm_segdesc dst_new; /* D' */
+  lsm_extv freed;      /* pages of S and D that neither S' nor D' reaches */
+  lsm_extv written;    /* pages written for S' and D' (freed by the caller if it cannot commit) */
+  uint8_t *next;       /* new compaction pointer: the last key promoted (caller frees) */
+  uint32_t nextlen;
+  uint64_t promoted_leaves; /* leaves of S promoted */
+  uint64_t written_pages;   /* pages written (leaves, parents, blobs) */
+  uint64_t recycled;        /* subtrees of S and D kept by reference */
+  uint64_t tombs_dropped;   /* point tombstones that disappeared */
+} lsm_merge_out;
+
+/* Runs the merge without any lock (the caller holds a version pinning S and
+ * D). On success the new pages are written (not synced) and out->freed lists
+ * what S' and D' no longer reach; on failure every page written is freed
+ * again and out is empty. */
+int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out);
+void lsm__merge_out_free(lsm_merge_out *out);
+
+/* Merges whole segments segs[0..n) (newest first) into one. drop: also drop
+ * tombstones and range tombstones (nothing older exists). Overflow values move
+ * by reference; *freed gets every page of the inputs the output does not
+ * reach. out->root = out->rt_page = 0 when nothing is left. */
+int lsm__merge_full(lsm_db *db, lsm_seg **segs, size_t n, int drop, lsm_segdesc *out, lsm_extv *freed,
+                    lsm_extv *written);
 
 /* cursor.c: a merged view over sources ordered newest first */
 typedef struct lsm_mcur lsm_mcur;
@@ -325,9 +427,35 @@ lsm_version *lsm__pin(lsm_db *db, uint64_t *seq);
 /* Opens sources for (extra..., version at snap), newest first. */
 int lsm__sources(lsm_db *db, lsm_version *v, uint64_t snap, lsm_src **srcs, size_t *n);
 
+/* db.c: versions and headers, shared with levels.c */
+int lsm__version_new(lsm_db *db, lsm_version **out);
+void lsm__version_swap(lsm_db *db, lsm_version *nv, uint64_t visible);
+void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages);
+int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq);
+int lsm__flush_locked(lsm_db *db);
+
+/* levels.c: merge scheduling, background threads, backpressure, compact */
+int lsm__merge_start(lsm_db *db, const lsm_options *o);
+void lsm__merge_stop(lsm_db *db);
+void lsm__merge_kick(lsm_db *db);         /* commit_lock may be held */
+void lsm__merge_throttle(lsm_db *db);     /* before taking commit_lock */
+void lsm__merge_after_commit(lsm_db *db); /* inline mode: run due merges (no lock held) */
+/* on: no new merge starts and the running ones have finished; off: undo. Nests. */
+void lsm__merge_pause(lsm_db *db, int on);
+uint64_t lsm__level_nominal(const lsm_db *db, uint32_t n);
+
 /* check.c */
 typedef void (*lsm_report_fn)(void *ctx, const char *msg);
-int lsm__check(lsm_db *db, lsm_report_fn report, void *ctx, uint64_t *leaks);
+typedef struct lsm_check_counts {
+  uint64_t total;      /* pages in the file (page 1 .. npages-1) */
+  uint64_t header;     /* page 1 */
+  uint64_t log;        /* the commit log region */
+  uint64_t reachable;  /* named by a segment of the header */
+  uint64_t free;       /* free, freed by the next header, in limbo, or the saved list itself */
+  uint64_t leaked;     /* none of these */
+  uint64_t double_use; /* free twice, or both free and in use (corruption) */
+} lsm_check_counts;
+int lsm__check(lsm_db *db, lsm_report_fn report, void *ctx, lsm_check_counts *cnt);
 /* Bitmap of pages reachable from h's segments (plus page 1, the log). */
 int lsm__reachable(lsm_db *db, const lsm_hdr *h, uint8_t **bits, int strict, lsm_report_fn report, void *ctx);
 

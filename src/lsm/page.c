@@ -400,6 +400,24 @@ int lsm__build_add(lsm_builder *b, const void *k, size_t kl, int kind, const voi
   return 0;
 }
 
+int lsm__build_add_ref(lsm_builder *b, const void *k, size_t kl, uint64_t vlen, uint32_t ovf) {
+  lsm_db *db = b->db;
+  if (kl > db->klim) return quire__err(QUIRE_ETOOLARGE, "lsm: key of %zu bytes (limit %u)", kl, db->klim);
+  if (vlen == 0 || vlen > UINT32_MAX || ovf < 2)
+    return quire__err(QUIRE_EINVAL, "lsm: bad overflow reference");
+  if (b->have_last && lsm__keycmp(k, kl, b->last, b->lastlen) <= 0)
+    return quire__err(QUIRE_EINVAL, "lsm: segment keys must be strictly ascending");
+  uint8_t payload[2 * QUIRE_VARINT_MAX];
+  size_t pll = (size_t)quire__varint_put(payload, (vlen << 2) | LSM_V_OVERFLOW);
+  pll += (size_t)quire__varint_put(payload + pll, ovf);
+  int rc = acc_add(b, 0, k, kl, payload, pll, 1, 0);
+  if (rc) return rc;
+  if (kl) memcpy(b->last, k, kl);
+  b->lastlen = kl;
+  b->have_last = 1;
+  return 0;
+}
+
 int lsm__build_ranges(lsm_builder *b, const lsm_range *r, size_t n) {
   if (!n) return 0;
   quire_buf blob;

@@ -4,6 +4,7 @@
  * snapshot sequence). Both implement struct lsm_src for the multi-cursor.
  * Also loads a segment's range tombstones and lists a segment's pages.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lsm/lsm_int.h"
@@ -21,6 +22,25 @@ int lsm__ranges_cover(const lsm_range *r, size_t n, const uint8_t *k, size_t kl)
   }
   if (lo == 0) return 0;
   return lsm__keycmp(k, kl, r[lo - 1].hi, r[lo - 1].hil) < 0;
+}
+
+static int range_cmp(const void *a, const void *b) {
+  const lsm_range *x = a, *y = b;
+  return lsm__keycmp(x->lo, x->lol, y->lo, y->lol);
+}
+
+size_t lsm__ranges_coalesce(lsm_range *r, size_t k) {
+  qsort(r, k, sizeof *r, range_cmp);
+  size_t o = 0;
+  for (size_t i = 0; i < k; i++) {
+    if (o && lsm__keycmp(r[i].lo, r[i].lol, r[o - 1].hi, r[o - 1].hil) <= 0) {
+      if (lsm__keycmp(r[i].hi, r[i].hil, r[o - 1].hi, r[o - 1].hil) > 0)
+        r[o - 1].hi = r[i].hi, r[o - 1].hil = r[i].hil;
+    } else {
+      r[o++] = r[i];
+    }
+  }
+  return o;
 }
 
 static int parse_ranges(lsm_seg *s) {
@@ -53,6 +73,66 @@ static int parse_ranges(lsm_seg *s) {
   return 0;
 }
 
+/* Copies the key of item i of page v into a fresh allocation. */
+static int item_key(lsm_db *db, const lsm_pview *v, uint32_t i, uint8_t **out, uint32_t *len) {
+  lsm_item it;
+  int rc = lsm__pitem(db, v, i, &it);
+  if (rc) return rc;
+  size_t kl = (size_t)v->plen + it.slen;
+  if (kl > db->klim) return quire__err(QUIRE_ECORRUPT, "lsm: key longer than the limit");
+  uint8_t *k = quire__malloc(kl + 1);
+  if (!k) return QUIRE_ENOMEM;
+  memcpy(k, v->prefix, v->plen);
+  memcpy(k + v->plen, it.suf, it.slen);
+  *out = k;
+  *len = (uint32_t)kl;
+  return 0;
+}
+
+/* Leaf/tombstone counts, depth, first and last key: from the root's items and
+ * the leftmost path (depth + 1 page reads, mostly cached). */
+static int seg_meta(lsm_db *db, lsm_seg *s) {
+  lsm_page *pg = NULL;
+  lsm_pview v;
+  int rc = lsm__page_get(db, s->d.root, &pg);
+  if (rc) return rc;
+  if ((rc = lsm__pview(db, pg->data, &v))) goto out;
+  s->depth = v.depth;
+  if (v.type == LSM_PAGE_LEAF) {
+    s->leaves = 1;
+    for (uint32_t i = 0; i < v.n && !rc; i++) {
+      lsm_item it;
+      rc = lsm__pitem(db, &v, i, &it);
+      if (!rc) s->tombs += it.kind == LSM_V_TOMB;
+    }
+  } else {
+    for (uint32_t i = 0; i < v.n && !rc; i++) {
+      lsm_item it;
+      rc = lsm__pitem(db, &v, i, &it);
+      if (!rc) s->leaves += it.leaves, s->tombs += it.tombs;
+    }
+  }
+  if (!rc) rc = item_key(db, &v, v.n - 1, &s->maxkey, &s->maxlen);
+  /* down the leftmost path to the first key */
+  for (int guard = 0; !rc && v.type == LSM_PAGE_PARENT; guard++) {
+    lsm_item it;
+    uint32_t want = v.depth - 1;
+    if (guard > LSM_MAX_DEPTH) rc = quire__err(QUIRE_ECORRUPT, "lsm: tree too deep");
+    if (!rc) rc = lsm__pitem(db, &v, 0, &it);
+    if (rc) break;
+    lsm__page_put(db, pg);
+    pg = NULL;
+    if ((rc = lsm__page_get(db, (uint32_t)it.child, &pg))) break;
+    if ((rc = lsm__pview(db, pg->data, &v))) break;
+    if (v.depth != want)
+      rc = quire__err(QUIRE_ECORRUPT, "lsm: page %u at the wrong depth", (unsigned)it.child);
+  }
+  if (!rc) rc = item_key(db, &v, 0, &s->minkey, &s->minlen);
+out:
+  lsm__page_put(db, pg);
+  return rc;
+}
+
 int lsm__seg_load(lsm_db *db, const lsm_segdesc *d, lsm_seg **out) {
   lsm_seg *s = quire__calloc(1, sizeof *s);
   if (!s) return QUIRE_ENOMEM;
@@ -71,37 +151,28 @@ int lsm__seg_load(lsm_db *db, const lsm_segdesc *d, lsm_seg **out) {
     if (rc == QUIRE_ECORRUPT) rc = quire__err(rc, "lsm: malformed range tombstones at page %u", d->rt_page);
     if (rc) goto fail;
   }
+  if (d->root && (rc = seg_meta(db, s))) goto fail;
   *out = s;
   return 0;
 fail:
   quire__free(s->ranges);
   quire__free(s->range_blob);
+  quire__free(s->minkey);
+  quire__free(s->maxkey);
   quire__free(s);
   return rc;
 }
 
-/* Drops a reference. The last one frees the object; a dropped segment's
- * pages then become reusable (the header that dropped it is durable). */
+/* Drops a reference; the last one frees the object. (Pages are freed by the
+ * merges that stop reaching them, through the db's limbo lists.) */
 void lsm__seg_unref(lsm_db *db, lsm_seg *s) {
+  (void)db;
   if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
-  if (s->dropped) {
-    pthread_mutex_lock(&db->lock);
-    if (s->zprev || db->zombies == s) {
-      if (s->zprev)
-        s->zprev->znext = s->znext;
-      else
-        db->zombies = s->znext;
-      if (s->znext) s->znext->zprev = s->zprev;
-    }
-    for (size_t i = 0; i < s->pages.n; i++) {
-      if (lsm__extv_insert(&db->free, s->pages.v[i].start, s->pages.v[i].count))
-        QLOG_WARN("lsm: out of memory freeing pages (leaked until the next check)");
-    }
-    pthread_mutex_unlock(&db->lock);
-  }
   lsm__extv_free(&s->pages);
   quire__free(s->ranges);
   quire__free(s->range_blob);
+  quire__free(s->minkey);
+  quire__free(s->maxkey);
   quire__free(s);
 }
 

@@ -30,6 +30,7 @@ int main(void) {
   lsm_options_init(&o);
   o.create = 1;
   o.sync_mode = LSM_SYNC_NORMAL;
+  o.merge_off = 1; /* the three segments stay in Incoming for stat to show */
   lsm_db *db;
   CHECK_OK(lsm_open(path, &o, &db));
   uint8_t big[10000];
@@ -50,7 +51,8 @@ int main(void) {
 
   snprintf(cmd, sizeof cmd, "%s lsm stat %s", bin, path);
   CHECK(run(cmd, out, sizeof out) == 0);
-  CHECK(strstr(out, "incoming[0]") && strstr(out, "page size 4096") && strstr(out, "tombstones"));
+  CHECK(strstr(out, "incoming[2]") && strstr(out, "page size 4096") && strstr(out, "tombstones"));
+  CHECK(strstr(out, "fragmentation") && strstr(out, "merges") && strstr(out, "waiting"));
   snprintf(cmd, sizeof cmd, "%s lsm dump %s --from key0100 --limit 3", bin, path);
   CHECK(run(cmd, out, sizeof out) == 0);
   CHECK(strncmp(out, "key0100\t20\tvvvvvvvvvvvvvvvvvvvv\nkey0101\t", 39) == 0);

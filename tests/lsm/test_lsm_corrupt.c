@@ -17,6 +17,7 @@ static lsm_options opts(faultfs *fs) {
   o.sync_mode = LSM_SYNC_NORMAL;
   o.wal_pages = 8;
   o.max_incoming = 4;
+  o.merge_inline = 1; /* the in-memory file layer is single-threaded */
   o.block_pages = 8;
   o.cache_bytes = 64 * 1024;
   o.vfs = &fs->vfs;

@@ -24,6 +24,11 @@ static size_t val_for(uint64_t n, uint8_t *buf) {
   return len;
 }
 
+static void check_report(void *ctx, const char *msg) {
+  (void)ctx;
+  fprintf(stderr, "  check: %s\n", msg);
+}
+
 static void key_for(uint64_t n, char *k) { snprintf(k, 32, "k%08llu", (unsigned long long)n); }
 
 static lsm_options opts(int mode) {
@@ -51,7 +56,10 @@ static uint64_t read_counter(lsm_db *db) {
 static void child(const char *path, int mode, int fd) {
   lsm_options o = opts(mode);
   lsm_db *db;
-  if (lsm_open(path, &o, &db)) _exit(3);
+  if (lsm_open(path, &o, &db)) {
+    fprintf(stderr, "child: open: %s\n", quire_errmsg());
+    _exit(3);
+  }
   uint64_t n = read_counter(db);
   uint8_t *buf = malloc(10000);
   char k[32];
@@ -136,8 +144,8 @@ int main(void) {
     CHECKF(rc == 0, "reopen after kill %d: %s (%s)", i, quire_strerror(rc), quire_errmsg());
     verify(db, acked, &counter);
     if (i % 10 == 9) {
-      uint64_t leaks;
-      CHECKF(lsm__check(db, NULL, NULL, &leaks) == 0, "check after kill %d: %s", i, quire_errmsg());
+      lsm_check_counts cnt;
+      CHECKF(lsm__check(db, check_report, NULL, &cnt) == 0, "check after kill %d: %s", i, quire_errmsg());
     }
     CHECK_OK(lsm_close(db));
     acked = counter; /* the next child continues from the recovered counter */

@@ -100,8 +100,8 @@ static void compare_all(lsm_db *db, const model *m, lsm_txn *t, const model *tm)
 }
 
 static void check_file(lsm_db *db) {
-  uint64_t leaks;
-  CHECKF(lsm__check(db, NULL, NULL, &leaks) == 0, "check failed: %s", quire_errmsg());
+  lsm_check_counts cnt;
+  CHECKF(lsm__check(db, NULL, NULL, &cnt) == 0, "check failed: %s", quire_errmsg());
 }
 
 static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode) {

@@ -159,9 +159,9 @@ int main(void) {
   CHECK(pthread_create(&w, NULL, writer, NULL) == 0);
   pthread_join(w, NULL);
   for (int i = 0; i < NREADERS; i++) pthread_join(r[i], NULL);
-  uint64_t leaks;
-  CHECK_OK(lsm__check(db, NULL, NULL, &leaks));
-  CHECK(leaks == 0);
+  lsm_check_counts cnt;
+  CHECK_OK(lsm__check(db, NULL, NULL, &cnt));
+  CHECK(cnt.leaked == 0 && cnt.double_use == 0);
   lsm_stats st;
   CHECK_OK(lsm_stats_get(db, &st));
   printf("  %d commits, %ld snapshot scans, %llu flushes, %llu merges\n", commits, atomic_load(&scans),
