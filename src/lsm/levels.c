@@ -56,7 +56,8 @@ static int pick(lsm_db *db, job *j) {
   j->score = 0;
   pthread_mutex_lock(&db->lock);
   lsm_version *v = db->cur;
-  if (v->n_in && !db->busy[0]) {
+  /* Incoming waits while Waiting is over its limit (commits then slow down) */
+  if (v->n_in && !db->busy[0] && v->n_wait <= db->max_incoming) {
     *j = (job){JOB_IN, 0, 1e9};
     found = 1;
   }

@@ -99,14 +99,19 @@ static void compare_all(lsm_db *db, const model *m, lsm_txn *t, const model *tm)
   free(k);
 }
 
+/* Page accounting: every page is header, log, reachable or free. */
 static void check_file(lsm_db *db) {
   lsm_check_counts cnt;
   CHECKF(lsm__check(db, NULL, NULL, &cnt) == 0, "check failed: %s", quire_errmsg());
+  CHECKF(cnt.leaked == 0 && cnt.double_use == 0, "pages: %llu leaked, %llu used twice",
+         (unsigned long long)cnt.leaked, (unsigned long long)cnt.double_use);
+  CHECK(cnt.header + cnt.log + cnt.reachable + cnt.free == cnt.total);
 }
 
-static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode) {
+/* merge: 0 background threads, 1 inline */
+static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode, int merge) {
   char path[512];
-  snprintf(path, sizeof path, "%s/model-%u-%d.db", dir, pgsz, sync_mode);
+  snprintf(path, sizeof path, "%s/model-%u-%d-%d.db", dir, pgsz, sync_mode, merge);
   lsm_options o;
   lsm_options_init(&o);
   o.create = 1;
@@ -119,6 +124,11 @@ static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode) {
   o.max_incoming = 3;
   o.block_pages = 8;
   o.cache_bytes = 64 * 1024;
+  /* tiny levels so partial merges run all the time */
+  o.merge_inline = merge;
+  o.level0_bytes = 12 * (uint64_t)pgsz;
+  o.level_factor = 3;
+  o.promote_leaves = 3;
   lsm_db *db;
   CHECK_OK(lsm_open(path, &o, &db));
   klim = lsm_max_key_len(db);
@@ -193,9 +203,12 @@ static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode) {
   check_file(db);
   lsm_stats st;
   CHECK_OK(lsm_stats_get(db, &st));
-  printf("  page %u sync %d: %d steps, %zu keys, %llu commits, %llu flushes, %llu merges, %llu pages\n", pgsz,
-         sync_mode, steps, m.n, (unsigned long long)st.commits, (unsigned long long)st.flushes,
-         (unsigned long long)st.merges, (unsigned long long)st.pages_total);
+  printf("  page %u sync %d merges %s: %d steps, %zu keys, %llu commits, %llu flushes, %llu merges (%llu moved, "
+         "%llu full, %llu partial), %u levels, %llu pages\n",
+         pgsz, sync_mode, merge ? "inline" : "threads", steps, m.n, (unsigned long long)st.commits,
+         (unsigned long long)st.flushes, (unsigned long long)st.merges, (unsigned long long)st.merges_moved,
+         (unsigned long long)st.merges_full, (unsigned long long)st.merges_partial, st.nlevels,
+         (unsigned long long)st.pages_total);
   CHECK_OK(lsm_close(db));
   /* reopen once more: everything committed is there */
   CHECK_OK(lsm_open(path, &o, &db));
@@ -212,9 +225,10 @@ int main(void) {
   test_seed();
   char *dir = test_tmpdir("lsm_model");
   int steps = test_long_mode() ? 6000 : 700;
-  run(dir, 4096, steps, LSM_SYNC_NORMAL);
-  run(dir, 8192, steps / 2, LSM_SYNC_OFF);
-  run(dir, 4096, steps / 3, LSM_SYNC_FULL);
+  run(dir, 4096, steps, LSM_SYNC_NORMAL, 0);
+  run(dir, 4096, steps / 2, LSM_SYNC_NORMAL, 1);
+  run(dir, 8192, steps / 2, LSM_SYNC_OFF, 0);
+  run(dir, 4096, steps / 3, LSM_SYNC_FULL, 0);
   CHECK(quire__never_count() == 0);
   test_rmtree(dir);
   free(dir);
