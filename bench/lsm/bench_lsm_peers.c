@@ -178,6 +178,9 @@ typedef struct engine_vt {
   int (*seek)(engine *e, const char *k, size_t kl);
   void (*close)(engine *e);
   const char *(*version)(void);
+  /* the engine's own count of bytes written to its files since open, or
+   * NULL when it keeps none (cross-checks the wchar measure) */
+  uint64_t (*own_written)(engine *e);
 } engine_vt;
 
 struct engine {
@@ -295,8 +298,15 @@ static void quire_close(engine *b) {
   if (rc) qdie("close", rc);
 }
 static const char *qe_version(void) { return "this tree"; }
-static const engine_vt quire_vt = {"quire",    quire_open, quire_put,   quire_del, quire_get,
-                                   quire_scan, quire_seek, quire_close, qe_version};
+static uint64_t quire_own_written(engine *b) {
+  quire_eng *e = (quire_eng *)b;
+  lsm_stats st;
+  int rc = lsm_stats_get(e->db, &st);
+  if (rc) qdie("stats", rc);
+  return st.bytes_written;
+}
+static const engine_vt quire_vt = {"quire",    quire_open, quire_put,   quire_del,  quire_get,
+                                   quire_scan, quire_seek, quire_close, qe_version, quire_own_written};
 
 /* --- LevelDB ------------------------------------------------------------- */
 #if QB_HAVE_LEVELDB
@@ -670,6 +680,7 @@ typedef struct result {
   uint64_t ops, expect, found; /* found/expect: reads that must all hit */
   uint64_t user_bytes;         /* keys + values moved */
   uint64_t wchar;              /* process write() bytes during the row */
+  uint64_t own;                /* the engine's own count of the same, if it keeps one */
   int failed;                  /* an engine call failed: err says which */
   char err[512];
   double secs;
@@ -824,6 +835,19 @@ static void row_prepare(runner *ru, const cfg *c, int r) {
   ru->state = want;
 }
 
+/* Profiling aid (docs/BENCH_LSM.md): with BENCH_PERF_CTL naming the control
+ * fifo of `perf record --control=fifo:CTL -D -1` and BENCH_PERF_ROW a row
+ * name (optionally BENCH_PERF_ENGINE), events are enabled for that row only. */
+static void perf_control(const runner *ru, int r, const char *cmd) {
+  const char *ctl = getenv("BENCH_PERF_CTL"), *row = getenv("BENCH_PERF_ROW"),
+             *eng = getenv("BENCH_PERF_ENGINE");
+  if (!ctl || !row || strcmp(row, row_defs[r].name) || (eng && strcmp(eng, ru->vt->name))) return;
+  FILE *f = fopen(ctl, "w");
+  if (!f) die("cannot open perf control fifo %s: %s", ctl, strerror(errno));
+  fputs(cmd, f);
+  fclose(f);
+}
+
 /* After a failed row: close the database if that works, else abandon it
  * (leaked, its files removed), so the next row starts clean. */
 static void after_failure(runner *ru) {
@@ -854,10 +878,13 @@ static void run_engine(runner *ru, const cfg *c) {
     row_jmp_armed = 1;
     row_prepare(ru, c, r);
     fprintf(stderr, " %s", row_defs[r].name);
-    uint64_t w0 = proc_wchar();
+    perf_control(ru, r, "enable\n");
+    uint64_t w0 = proc_wchar(), o0 = ru->vt->own_written ? ru->vt->own_written(ru->e) : 0;
     double t0 = now_s();
     row_body(ru, c, r, res);
     res->secs = now_s() - t0;
+    if (ru->vt->own_written) res->own = ru->vt->own_written(ru->e) - o0;
+    perf_control(ru, r, "disable\n");
     res->wchar = proc_wchar() - w0;
     res->ran = 1;
     row_jmp_armed = 0;
@@ -963,6 +990,7 @@ static void print_tables(const cfg *c, runner *ru, int ne) {
 
   printf("\n%-26s", "write amplification");
   for (int i = 0; i < ne; i++) printf(" %9s", ru[i].vt->name);
+  if (qi >= 0) printf("  quire's own count (lsm_stats.bytes_written)");
   printf("\n");
   for (int r = 0; r < R_COUNT; r++) {
     if (!c->rows[r] || !row_defs[r].writes) continue;
@@ -974,6 +1002,8 @@ static void print_tables(const cfg *c, runner *ru, int ne) {
       else
         printf(" %9.2f", (double)x->wchar / (double)x->user_bytes);
     }
+    if (qi >= 0 && ru[qi].res[r].ran && ru[qi].res[r].user_bytes)
+      printf("  %9.2f", (double)ru[qi].res[r].own / (double)ru[qi].res[r].user_bytes);
     printf("\n");
   }
   static const int life_rows[] = {R_FILLSEQ, R_FILLRANDOM, R_FILLSYNC, R_FILL4K};
