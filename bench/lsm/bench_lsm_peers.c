@@ -58,7 +58,7 @@ static void die(const char *fmt, ...) {
 /* An engine call that fails inside a row (a bug or a full disk) does not end
  * the run: it jumps back to run_engine, which marks the row failed, closes
  * the database if it can and goes on with the next row. */
-static jmp_buf row_jmp;
+static jmp_buf *row_jmp; /* where eng_fail jumps while row_jmp_armed */
 static int row_jmp_armed;
 static char row_err[512];
 
@@ -69,7 +69,7 @@ static void eng_fail(const char *fmt, ...) {
   va_end(ap);
   if (!row_jmp_armed) die("%s", row_err);
   row_jmp_armed = 0;
-  longjmp(row_jmp, 1);
+  longjmp(*row_jmp, 1);
 }
 
 static double now_s(void) {
@@ -181,6 +181,8 @@ typedef struct engine_vt {
   /* the engine's own count of bytes written to its files since open, or
    * NULL when it keeps none (cross-checks the wchar measure) */
   uint64_t (*own_written)(engine *e);
+  /* a one-line summary of the engine's internal counters, or NULL */
+  void (*describe)(engine *e, char *buf, size_t n);
 } engine_vt;
 
 struct engine {
@@ -298,6 +300,22 @@ static void quire_close(engine *b) {
   if (rc) qdie("close", rc);
 }
 static const char *qe_version(void) { return "this tree"; }
+static void quire_describe(engine *b, char *buf, size_t n) {
+  quire_eng *e = (quire_eng *)b;
+  lsm_stats st;
+  int rc = lsm_stats_get(e->db, &st);
+  if (rc) qdie("stats", rc);
+  int at =
+      snprintf(buf, n,
+               "flushes %" PRIu64 ", merges %" PRIu64 " (full %" PRIu64 ", partial %" PRIu64
+               ", moved %" PRIu64 "), merge pages written %" PRIu64 ", stalls %" PRIu64 " (%.1f s); levels:",
+               st.flushes, st.merges, st.merges_full, st.merges_partial, st.merges_moved,
+               st.merge_pages_written, st.stalls, (double)st.stall_us / 1e6);
+  for (uint32_t i = 0; i < st.nlevels && i < LSM_STATS_LEVELS && at > 0 && (size_t)at < n; i++)
+    if (st.level[i].segments)
+      at += snprintf(buf + at, n - (size_t)at, " %s %u seg %.1f MiB", st.level[i].name, st.level[i].segments,
+                     (double)st.level[i].bytes / 1048576.0);
+}
 static uint64_t quire_own_written(engine *b) {
   quire_eng *e = (quire_eng *)b;
   lsm_stats st;
@@ -305,8 +323,9 @@ static uint64_t quire_own_written(engine *b) {
   if (rc) qdie("stats", rc);
   return st.bytes_written;
 }
-static const engine_vt quire_vt = {"quire",    quire_open, quire_put,   quire_del,  quire_get,
-                                   quire_scan, quire_seek, quire_close, qe_version, quire_own_written};
+static const engine_vt quire_vt = {"quire",    quire_open,        quire_put,     quire_del,
+                                   quire_get,  quire_scan,        quire_seek,    quire_close,
+                                   qe_version, quire_own_written, quire_describe};
 
 /* --- LevelDB ------------------------------------------------------------- */
 #if QB_HAVE_LEVELDB
@@ -702,6 +721,8 @@ typedef struct runner {
   result *res;               /* [R_COUNT] of this engine */
   double life_wamp[R_COUNT]; /* whole-life write amplification of the db a row created */
   double space_overwrite, space_fill4k;
+  char internals[R_COUNT][512]; /* describe() of the db a row created, just before close */
+  char close_err[R_COUNT][512]; /* closing the db a row created failed: why */
   uint64_t bytes_overwrite, bytes_fill4k;
 } runner;
 
@@ -721,10 +742,22 @@ static void shuffle(uint32_t *a, uint64_t n, uint64_t seed) {
 
 static void db_close(runner *ru) {
   if (!ru->e) return;
+  if (ru->vt->describe) ru->vt->describe(ru->e, ru->internals[ru->db_row], sizeof ru->internals[ru->db_row]);
   engine *e = ru->e;
   ru->e = NULL; /* a failing close frees it too */
   ru->state = ST_NONE;
-  ru->vt->close(e);
+  jmp_buf jb, *outer = row_jmp;
+  int outer_armed = row_jmp_armed;
+  row_jmp = &jb;
+  if (setjmp(jb) == 0) {
+    row_jmp_armed = 1;
+    ru->vt->close(e);
+  } else {
+    snprintf(ru->close_err[ru->db_row], sizeof ru->close_err[ru->db_row], "%s", row_err);
+    fprintf(stderr, " [close FAILED: %s]", row_err);
+  }
+  row_jmp = outer;
+  row_jmp_armed = outer_armed;
   uint64_t w = proc_wchar() - ru->db_w0;
   if (ru->db_user) ru->life_wamp[ru->db_row] = (double)w / (double)ru->db_user;
 }
@@ -851,10 +884,13 @@ static void perf_control(const runner *ru, int r, const char *cmd) {
 /* After a failed row: close the database if that works, else abandon it
  * (leaked, its files removed), so the next row starts clean. */
 static void after_failure(runner *ru) {
+  row_jmp_armed = 0;
   if (ru->e) {
     engine *e = ru->e;
     ru->e = NULL;
-    if (setjmp(row_jmp) == 0) {
+    jmp_buf jb;
+    row_jmp = &jb;
+    if (setjmp(jb) == 0) {
       row_jmp_armed = 1;
       ru->vt->close(e);
     }
@@ -868,7 +904,9 @@ static void run_engine(runner *ru, const cfg *c) {
   for (volatile int r = 0; r < R_COUNT; r++) {
     if (!c->rows[r]) continue;
     result *res = &ru->res[r];
-    if (setjmp(row_jmp)) {
+    jmp_buf jb;
+    row_jmp = &jb;
+    if (setjmp(jb)) {
       res->failed = 1;
       snprintf(res->err, sizeof res->err, "%s", row_err);
       fprintf(stderr, " [%s FAILED: %s]", row_defs[r].name, row_err);
@@ -906,14 +944,7 @@ static void run_engine(runner *ru, const cfg *c) {
       ru->space_fill4k = (double)ru->bytes_fill4k / (double)(c->num4k * (KEY_LEN + 4096));
     }
   }
-  if (setjmp(row_jmp)) {
-    fprintf(stderr, " [close FAILED: %s]", row_err);
-    after_failure(ru);
-    return;
-  }
-  row_jmp_armed = 1;
   db_close(ru);
-  row_jmp_armed = 0;
   rm_rf(ru->dir);
 }
 
@@ -987,6 +1018,11 @@ static void print_tables(const cfg *c, runner *ru, int ne) {
     for (int i = 0; i < ne; i++)
       if (ru[i].res[r].failed)
         printf("FAILED %s on %s: %s\n", row_defs[r].name, ru[i].vt->name, ru[i].res[r].err);
+  for (int r = 0; r < R_COUNT; r++)
+    for (int i = 0; i < ne; i++)
+      if (ru[i].close_err[r][0])
+        printf("FAILED closing the %s database on %s: %s\n", row_defs[r].name, ru[i].vt->name,
+               ru[i].close_err[r]);
 
   printf("\n%-26s", "write amplification");
   for (int i = 0; i < ne; i++) printf(" %9s", ru[i].vt->name);
@@ -1022,6 +1058,10 @@ static void print_tables(const cfg *c, runner *ru, int ne) {
     }
     printf("\n");
   }
+  for (int i = 0; i < ne; i++)
+    for (int r = 0; r < R_COUNT; r++)
+      if (ru[i].internals[r][0])
+        printf("%s, %s db at close: %s\n", ru[i].vt->name, row_defs[r].name, ru[i].internals[r]);
   if (c->rows[R_OVERWRITE] || c->rows[R_FILL4K]) {
     printf("\n%-26s", "space amplification");
     for (int i = 0; i < ne; i++) printf(" %9s", ru[i].vt->name);
@@ -1233,7 +1273,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < ne; i++)
     for (int r = 0; r < R_COUNT; r++) {
       result *x = &ru[i].res[r];
-      if (x->failed || (x->ran && x->expect && x->found != x->expect)) bad = 1;
+      if (x->failed || ru[i].close_err[r][0] || (x->ran && x->expect && x->found != x->expect)) bad = 1;
     }
   if (bad) printf("ERROR: a row failed or an engine missed keys it must find (see FAILED / [found] above)\n");
   rm_rf(top);
