@@ -70,8 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       lsm_cursor_close(c);
     }
-    uint64_t leaks;
-    (void)lsm__check(db, NULL, NULL, &leaks);
+    lsm_check_counts cnt;
+    (void)lsm__check(db, NULL, NULL, &cnt);
     lsm_close(db);
   }
   ffs_free(&fs);

@@ -310,12 +310,17 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
     }
   }
   {
-    /* the file always spans npages, so open can bound everything by its size */
+    /* the file always spans npages, so open can bound everything by its
+     * size. Extend it to the current end under the allocation lock: a merge
+     * thread may be writing pages past h.npages right now, and a stale size
+     * would cut them off. */
     uint64_t size;
-    if ((rc = db->file->ops->size(db->file, &size))) goto out;
-    if (size < (uint64_t)h.npages * db->pgsz &&
-        (rc = db->file->ops->truncate(db->file, (uint64_t)h.npages * db->pgsz)))
-      goto out;
+    pthread_mutex_lock(&db->lock);
+    uint64_t end = (uint64_t)atomic_load(&db->npages) * db->pgsz;
+    rc = db->file->ops->size(db->file, &size);
+    if (!rc && size < end) rc = db->file->ops->truncate(db->file, end);
+    pthread_mutex_unlock(&db->lock);
+    if (rc) goto out;
   }
   h.change_counter = seq;
   h.fl_page = blob.start;

@@ -151,6 +151,8 @@ static lsm_options opts(faultfs *fs, int mode) {
   return o;
 }
 
+static lsm_stats dry_stats; /* of the last run without a crash */
+
 /* Runs the script until the file layer fails. *acked = transactions
  * acknowledged; *inflight = 1 if it stopped inside a commit. */
 static void workload(faultfs *fs, int mode, const sstep *s, int n, int *acked, int *inflight) {
@@ -205,6 +207,7 @@ static void workload(faultfs *fs, int mode, const sstep *s, int n, int *acked, i
     }
     if (rc) break;
   }
+  if (!fs->crash_at) (void)lsm_stats_get(db, &dry_stats);
   (void)lsm_close(db);
   free(vbuf);
 }
@@ -302,8 +305,13 @@ static void run_mode(int mode, int nsteps, uint64_t seed, long max_points) {
     ffs_free(&fs);
     crash_runs++;
   }
-  printf("  %s: %d steps, %d transactions, %ld write points, crashed at %ld of them\n",
-         mode == LSM_SYNC_FULL ? "FULL" : "NORMAL", nsteps, ntxn, total, crash_runs);
+  printf("  %s: %d steps, %d transactions, %ld write points, crashed at %ld of them; the script runs %llu "
+         "merges (%llu partial, %llu moved, %llu full) and %llu flushes\n",
+         mode == LSM_SYNC_FULL ? "FULL" : "NORMAL", nsteps, ntxn, total, crash_runs,
+         (unsigned long long)dry_stats.merges, (unsigned long long)dry_stats.merges_partial,
+         (unsigned long long)dry_stats.merges_moved, (unsigned long long)dry_stats.merges_full,
+         (unsigned long long)dry_stats.flushes);
+  CHECK(dry_stats.merges_partial > 0); /* crash points fall inside partial merges too */
   model_free(&m);
   free(vbuf);
   free(hashes);
