@@ -892,6 +892,7 @@ static void after_failure(runner *ru) {
     row_jmp = &jb;
     if (setjmp(jb) == 0) {
       row_jmp_armed = 1;
+      if (ru->vt->describe) ru->vt->describe(e, ru->internals[ru->db_row], sizeof ru->internals[ru->db_row]);
       ru->vt->close(e);
     }
     row_jmp_armed = 0;
