@@ -118,6 +118,17 @@ int main(int argc, char **argv) {
          (double)sb.st_size / 1048576.0, (unsigned long long)st0.pages_total,
          (unsigned long long)st0.pages_free, (double)st0.wal_pages * st0.page_size / 1048576.0,
          (double)n * 116 / 1048576.0);
+  printf("  write amplification (load)     %10.2f (bytes written to the file / user bytes)\n",
+         (double)st0.bytes_written / ((double)n * 116));
+  printf("  merges during load             %llu moved, %llu full, %llu partial, %llu subtrees recycled, %llu "
+         "stalls (%.0f ms)\n",
+         (unsigned long long)st0.merges_moved, (unsigned long long)st0.merges_full,
+         (unsigned long long)st0.merges_partial, (unsigned long long)st0.merge_recycled,
+         (unsigned long long)st0.stalls, (double)st0.stall_us / 1000.0);
+  for (uint32_t i = 0; i < st0.nlevels; i++)
+    if (st0.level[i].segments)
+      printf("    %-10s %u segment(s), depth %u, %.1f MiB\n", st0.level[i].name, st0.level[i].segments,
+             st0.level[i].depth, (double)st0.level[i].bytes / 1048576.0);
   uint64_t reads = n < 500000 ? n : 500000;
   t0 = quire__mono_ns();
   for (uint64_t i = 0; i < reads; i++) {

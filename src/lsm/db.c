@@ -37,6 +37,7 @@
 #define WAL_HDR 24u
 #define MAX_PENDING 8
 #define CONFLICT_BUCKETS (1u << 16)
+#define PUNCH_MIN_PAGES 8 /* freed runs at least this long give their disk space back */
 
 struct lsm_txn {
   lsm_db *db;
@@ -86,9 +87,16 @@ static void limbo_reclaim(lsm_db *db) {
       pp = &l->next;
       continue;
     }
-    for (size_t i = 0; i < l->pages.n; i++)
-      if (lsm__extv_insert(&db->free, l->pages.v[i].start, l->pages.v[i].count))
+    for (size_t i = 0; i < l->pages.n; i++) {
+      lsm_ext e = l->pages.v[i];
+      if (lsm__extv_insert(&db->free, e.start, e.count))
         QLOG_WARN("lsm: out of memory freeing pages (leaked until the next check)");
+      /* give larger runs' disk space back until they are reused (under the
+       * lock: nothing can allocate and write them before the punch is done) */
+      if (e.count >= PUNCH_MIN_PAGES && db->file->ops->punch && !db->read_only)
+        (void)db->file->ops->punch(db->file, (uint64_t)(e.start - 1) * db->pgsz,
+                                   (uint64_t)e.count * db->pgsz);
+    }
     *pp = l->next;
     lsm__extv_free(&l->pages);
     quire__free(l);

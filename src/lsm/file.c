@@ -113,14 +113,20 @@ static int px_lock(lsm_file *f) {
   return 0;
 }
 
+static int px_punch(lsm_file *f, uint64_t off, uint64_t n) {
+  if (fallocate(((posix_file *)f)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n) != 0)
+    return quire__errno("lsm fallocate(punch)");
+  return 0;
+}
+
 static void px_close(lsm_file *f) {
   if (!f) return;
   close(((posix_file *)f)->fd);
   quire__free(f);
 }
 
-static const struct lsm_file_ops px_ops = {px_read,     px_write, px_sync, px_size,
-                                           px_truncate, px_lock,  px_close};
+static const struct lsm_file_ops px_ops = {px_read,     px_write, px_sync,  px_size,
+                                           px_truncate, px_lock,  px_close, px_punch};
 
 static int px_open(const struct lsm_vfs *vfs, const char *path, int create, lsm_file **out) {
   (void)vfs;

@@ -24,6 +24,9 @@ struct lsm_file_ops {
   /* Takes the exclusive single-process lock; QUIRE_EBUSY if held elsewhere. */
   int (*lock)(lsm_file *f);
   void (*close)(lsm_file *f);
+  /* Optional (may be NULL): gives the space of [off, off+n) back to the file
+   * system; those bytes then read as zeros. Only ever called on free pages. */
+  int (*punch)(lsm_file *f, uint64_t off, uint64_t n);
 };
 
 struct lsm_file {

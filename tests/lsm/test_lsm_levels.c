@@ -267,8 +267,8 @@ static void test_deletes(const char *dir) {
   CHECK_OK(lsm__check(db, NULL, NULL, &c));
   printf("  deletes: %u keys written, %zu left; before compact %llu pages; after: %llu leaves, %llu "
          "tombstones, %llu reachable pages\n",
-         N, m.n, (unsigned long long)before.pages_total, (unsigned long long)leaves, (unsigned long long)tombs,
-         (unsigned long long)c.reachable);
+         N, m.n, (unsigned long long)before.pages_total, (unsigned long long)leaves,
+         (unsigned long long)tombs, (unsigned long long)c.reachable);
   CHECK(tombs == 0);
   /* 200 live entries of ~310 bytes fit in a handful of leaves */
   CHECKF(c.reachable <= 40, "%llu pages still reachable", (unsigned long long)c.reachable);

@@ -203,12 +203,13 @@ static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode, int me
   check_file(db);
   lsm_stats st;
   CHECK_OK(lsm_stats_get(db, &st));
-  printf("  page %u sync %d merges %s: %d steps, %zu keys, %llu commits, %llu flushes, %llu merges (%llu moved, "
-         "%llu full, %llu partial), %u levels, %llu pages\n",
-         pgsz, sync_mode, merge ? "inline" : "threads", steps, m.n, (unsigned long long)st.commits,
-         (unsigned long long)st.flushes, (unsigned long long)st.merges, (unsigned long long)st.merges_moved,
-         (unsigned long long)st.merges_full, (unsigned long long)st.merges_partial, st.nlevels,
-         (unsigned long long)st.pages_total);
+  printf(
+      "  page %u sync %d merges %s: %d steps, %zu keys, %llu commits, %llu flushes, %llu merges (%llu moved, "
+      "%llu full, %llu partial), %u levels, %llu pages\n",
+      pgsz, sync_mode, merge ? "inline" : "threads", steps, m.n, (unsigned long long)st.commits,
+      (unsigned long long)st.flushes, (unsigned long long)st.merges, (unsigned long long)st.merges_moved,
+      (unsigned long long)st.merges_full, (unsigned long long)st.merges_partial, st.nlevels,
+      (unsigned long long)st.pages_total);
   CHECK_OK(lsm_close(db));
   /* reopen once more: everything committed is there */
   CHECK_OK(lsm_open(path, &o, &db));
