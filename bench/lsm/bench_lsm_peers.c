@@ -203,6 +203,10 @@ typedef struct {
   lsm_db *db;
 } quire_eng;
 
+/* quire tuning knobs for experiments; 0 = the engine's default */
+static unsigned quire_merge_threads; /* --quire-merge-threads */
+static uint32_t quire_wal_pages;     /* --quire-wal-pages */
+
 static void qdie(const char *what, int rc) {
   eng_fail("quire %s: %s (%s)", what, quire_strerror(rc), quire_errmsg());
 }
@@ -216,6 +220,8 @@ static engine *quire_open(const char *dir, int sync_each) {
   lsm_options_init(&o);
   o.create = 1;
   o.sync_mode = sync_each ? LSM_SYNC_FULL : LSM_SYNC_NORMAL;
+  o.merge_threads = quire_merge_threads;
+  o.wal_pages = quire_wal_pages;
   int rc = lsm_open(path, &o, &e->db);
   if (rc) qdie("open", rc);
   return &e->base;
@@ -1104,6 +1110,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short]\n"
              "                       [--engines quire,leveldb,rocksdb,lmdb] [--rows ROW,...] [--dir DIR] "
              "[--strict]\n"
+             "                       [--quire-merge-threads N] [--quire-wal-pages N]\n"
              "--strict: exit 1 when a row failed or an engine missed a key (else 0: make bench goes on)\n"
              "rows:");
   for (int r = 0; r < R_COUNT; r++) fprintf(f, " %s", row_defs[r].name);
@@ -1150,6 +1157,10 @@ int main(int argc, char **argv) {
       engines = v, i++;
     } else if (!strcmp(a, "--rows")) {
       rows = v, i++;
+    } else if (!strcmp(a, "--quire-merge-threads")) {
+      quire_merge_threads = (unsigned)parse_u64(v, a), i++;
+    } else if (!strcmp(a, "--quire-wal-pages")) {
+      quire_wal_pages = (uint32_t)parse_u64(v, a), i++;
     } else if (!strcmp(a, "--dir")) {
       base = v, i++;
     } else {
@@ -1247,6 +1258,9 @@ int main(int argc, char **argv) {
   printf("\n  settings: defaults + create (quire NORMAL / FULL for fillsync; leveldb and rocksdb default\n"
          "    options, sync write option for fillsync; lmdb 64 GiB sparse map, NOSYNC|NOMETASYNC except\n"
          "    fillsync, one write txn per put, no WRITEMAP, no MDB_APPEND); no waiting for compactions\n");
+  if (quire_merge_threads) printf("  quire merge threads: %u (--quire-merge-threads)\n", quire_merge_threads);
+  if (quire_wal_pages)
+    printf("  quire log region: %u pages (--quire-wal-pages)\n", (unsigned)quire_wal_pages);
   printf("  write amp = bytes passed to write() by the whole process (/proc/self/io wchar, background\n"
          "    threads included) / user bytes (keys + values, keys only for deletes); \"whole life\" runs\n"
          "    from creating that database to closing it\n");
