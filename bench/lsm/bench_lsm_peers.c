@@ -12,6 +12,7 @@
  * usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short] [--strict]
  *                        [--engines quire,leveldb,rocksdb,lmdb]
  *                        [--rows fillseq,...] [--dir DIR]
+ *                        [--quire-merge-threads N] [--quire-wal-pages N]
  */
 #include <errno.h>
 #include <ftw.h>
@@ -748,7 +749,6 @@ static void shuffle(uint32_t *a, uint64_t n, uint64_t seed) {
 
 static void db_close(runner *ru) {
   if (!ru->e) return;
-  if (ru->vt->describe) ru->vt->describe(ru->e, ru->internals[ru->db_row], sizeof ru->internals[ru->db_row]);
   engine *e = ru->e;
   ru->e = NULL; /* a failing close frees it too */
   ru->state = ST_NONE;
@@ -757,6 +757,7 @@ static void db_close(runner *ru) {
   row_jmp = &jb;
   if (setjmp(jb) == 0) {
     row_jmp_armed = 1;
+    if (ru->vt->describe) ru->vt->describe(e, ru->internals[ru->db_row], sizeof ru->internals[ru->db_row]);
     ru->vt->close(e);
   } else {
     snprintf(ru->close_err[ru->db_row], sizeof ru->close_err[ru->db_row], "%s", row_err);
