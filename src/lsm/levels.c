@@ -168,13 +168,13 @@ static int merge_commit(lsm_db *db, const edit *e, lsm_extv *freed) {
   if (!rc) {
     lsm__version_swap(db, nv, 0);
     nv = NULL;
-  }
-  pthread_mutex_unlock(&db->commit_lock);
-  lsm__version_unref(db, nv);
-  if (!rc) {
+    /* before the commit lock goes: the next header (another merge, a flush)
+     * must find these pages in limbo, or it would save a list without them */
     lsm__limbo_add(db, old_vid, freed);
     atomic_fetch_add(&db->st_merges, 1);
   }
+  pthread_mutex_unlock(&db->commit_lock);
+  lsm__version_unref(db, nv);
   return rc;
 }
 
