@@ -325,7 +325,7 @@ int lsm__build_clean(const lsm_builder *b, uint32_t depth);
  * page header) will follow at this depth and the two would overflow one page
  * but leave a thin tail if the pending page were filled first: cut at the
  * balance point instead, both pages at least about half full. Call before
- * each item while copying a page. 1 if it wrote, 0 if not. */
+ * each item while copying a page. 1 if it wrote, 0 if not, or an error. */
 int lsm__build_split(lsm_builder *b, uint32_t depth, size_t rest);
 /* Finishes; *d gets the segment (root 0 if nothing was added); every page
  * written is appended to pages (may be NULL). Frees b. */
