@@ -146,6 +146,7 @@ typedef struct lsm_mem {
   size_t bytes; /* arena bytes in use */
   uint64_t entries, nranges;
   uint64_t rng;
+  uint32_t nchunks;
 } lsm_mem;
 
 int lsm__mem_new(lsm_mem **out);
