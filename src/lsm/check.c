@@ -129,7 +129,7 @@ static int walk_tree(walk *w, uint32_t pgno, int want, const uint8_t *lo, size_t
         rc = QUIRE_ECORRUPT;
         goto out;
       }
-      if (it.kind == LSM_V_OVERFLOW && (rc = check_run(w, it.ovf, it.vlen))) goto out;
+      if (lsm__is_ovf(it.kind) && (rc = check_run(w, it.ovf, lsm__run_bytes(db, it.kind, it.vlen)))) goto out;
       out->tombs += it.kind == LSM_V_TOMB;
     } else {
       sub s = {.last = quire__malloc(db->klim + 1)};

@@ -969,7 +969,7 @@ static int seg_get(lsm_db *db, lsm_seg *s, const uint8_t *k, size_t kl, lsm_valu
         rc = QUIRE_ENOMEM;
         goto done;
       }
-      rc = lsm__blob_read(db, it.ovf, 0, heap, it.vlen);
+      rc = lsm__value_read(db, it.kind, it.ovf, it.val, it.vlen, 0, heap, it.vlen);
       if (rc) {
         quire__free(heap);
         goto done;
@@ -1126,7 +1126,7 @@ static int txn_spill(lsm_txn *t) {
       lsm_src *x = lsm__mcur_cur(mc);
       if (lsm__mcur_deleted(mc) && x->kind != LSM_V_TOMB) continue; /* under a newer range */
       const void *val = x->val;
-      if (x->kind == LSM_V_OVERFLOW) {
+      if (lsm__is_ovf(x->kind)) {
         quire__free(vbuf);
         vbuf = quire__malloc(x->vlen);
         if (!vbuf) {

@@ -608,6 +608,20 @@ out:
   return rc;
 }
 
+int lsm__value_read(lsm_db *db, int kind, uint32_t ovf, const uint8_t *tail, uint64_t vlen, uint64_t off,
+                    uint8_t *buf, size_t n) {
+  uint64_t run = lsm__run_bytes(db, kind, vlen);
+  if (off > vlen || n > vlen - off) return quire__err(QUIRE_EINVAL, "lsm: value read past its end");
+  if (off < run) {
+    size_t a = run - off < n ? (size_t)(run - off) : n;
+    int rc = lsm__blob_read(db, ovf, off, buf, a);
+    if (rc) return rc;
+    buf += a, off += a, n -= a;
+  }
+  if (n) memcpy(buf, tail + (off - run), n);
+  return 0;
+}
+
 int lsm__check_run(lsm_db *db, uint32_t first, uint64_t len) {
   uint64_t np = lsm__blob_pages(db, len);
   if (!len || np > UINT32_MAX || !pgno_ok(db, first, (uint32_t)np))

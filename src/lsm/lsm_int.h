@@ -41,7 +41,11 @@
 #define LSM_HDR_NOCHECKSUM 1u
 #define LSM_HDR_FREE_EXACT 2u /* the saved free list accounts for every page */
 
-enum { LSM_V_INLINE = 0, LSM_V_OVERFLOW = 1, LSM_V_TOMB = 2 };
+/* Value kinds of a leaf item. LSM_V_SPLIT: the value's whole pages live on an
+ * overflow run and its last vlen % usable bytes (1..LSM_TAIL_MAX) inline in
+ * the leaf, so a 4 KiB value takes one page, not two. */
+enum { LSM_V_INLINE = 0, LSM_V_OVERFLOW = 1, LSM_V_TOMB = 2, LSM_V_SPLIT = 3 };
+#define LSM_TAIL_MAX 255
 
 typedef struct lsm_ext {
   uint32_t start, count;
@@ -260,6 +264,15 @@ struct lsm_db {
   atomic_ullong st_stalls, st_stall_us, st_bytes;
 };
 
+static inline int lsm__is_ovf(int kind) { return kind == LSM_V_OVERFLOW || kind == LSM_V_SPLIT; }
+/* Bytes of a value that live on its overflow run. */
+static inline uint64_t lsm__run_bytes(const lsm_db *db, int kind, uint64_t vlen) {
+  return kind == LSM_V_SPLIT ? vlen - vlen % db->usable : vlen;
+}
+/* Reads [off, off+n) of an overflow or split value (run at ovf, tail inline). */
+int lsm__value_read(lsm_db *db, int kind, uint32_t ovf, const uint8_t *tail, uint64_t vlen, uint64_t off,
+                    uint8_t *buf, size_t n);
+
 /* file.c */
 int lsm__cache_init(lsm_cache *c, size_t budget, uint32_t pgsz);
 void lsm__cache_destroy(lsm_cache *c);
@@ -293,7 +306,7 @@ typedef struct lsm_item {
   const uint8_t *suf;
   uint32_t slen;
   int kind;
-  const uint8_t *val; /* inline */
+  const uint8_t *val; /* inline value, or the tail of an LSM_V_SPLIT value */
   uint64_t vlen;
   uint32_t ovf;
   uint64_t child, leaves, tombs; /* parents */
@@ -309,8 +322,10 @@ int lsm__build_new(lsm_db *db, lsm_builder **out);
 int lsm__build_add(lsm_builder *b, const void *k, size_t kl, int kind, const void *v, size_t vl);
 int lsm__build_ranges(lsm_builder *b, const lsm_range *r, size_t n);
 /* Adds a leaf item whose value already lives in an overflow run (moved by
- * reference, never copied): the run starting at page ovf holds vlen bytes. */
-int lsm__build_add_ref(lsm_builder *b, const void *k, size_t kl, uint64_t vlen, uint32_t ovf);
+ * reference, never copied): the run starting at page ovf holds vlen bytes
+ * (tail NULL), or all but the last vlen % usable, which are at tail. */
+int lsm__build_add_ref(lsm_builder *b, const void *k, size_t kl, uint64_t vlen, uint32_t ovf,
+                       const uint8_t *tail);
 /* Recycles an existing subtree by reference: `page` is the root of a subtree
  * of the given depth (0 = a leaf) whose last key is k and which holds
  * `leaves` leaves and `tombs` point tombstones. Its keys must all be greater
@@ -353,9 +368,9 @@ struct lsm_src {
   const uint8_t *key;
   size_t klen;
   int kind;
-  const uint8_t *val;
+  const uint8_t *val; /* inline value, or the tail of an LSM_V_SPLIT value */
   uint64_t vlen;
-  uint32_t ovf; /* overflow: first page of the value's run */
+  uint32_t ovf; /* overflow/split: first page of the value's run */
   uint64_t seq; /* memtable: commit sequence; segments: LSM_SEQ_OWN */
 };
 int lsm__segcur_open(lsm_db *db, lsm_seg *seg, lsm_src **out);

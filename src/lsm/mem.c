@@ -161,7 +161,12 @@ lsm_mnode *lsm__mem_seek(lsm_mem *m, const void *k, size_t kl, uint64_t snap) {
     while ((nx = atomic_load_explicit(&x->next[l], memory_order_acquire)) && node_less(nx, k, kl, snap))
       x = nx;
   }
-  return atomic_load_explicit(&x->next[0], memory_order_acquire);
+  /* The committer may have linked a newer version of k right after x since
+   * the descent looked: step over anything still before (k, snap), or a
+   * reader would see a commit its snapshot does not include. */
+  lsm_mnode *n = atomic_load_explicit(&x->next[0], memory_order_acquire);
+  while (n && node_less(n, k, kl, snap)) n = atomic_load_explicit(&n->next[0], memory_order_acquire);
+  return n;
 }
 
 lsm_mnode *lsm__mem_seek_lt(lsm_mem *m, const void *k, size_t kl) {

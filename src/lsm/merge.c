@@ -89,7 +89,7 @@ static int droppable(const mctx *c, const uint8_t *k, size_t kl) {
 
 static int put(lsm_builder *b, const uint8_t *k, size_t kl, int kind, const uint8_t *v, uint64_t vl,
                uint32_t ovf) {
-  if (kind == LSM_V_OVERFLOW) return lsm__build_add_ref(b, k, kl, vl, ovf);
+  if (lsm__is_ovf(kind)) return lsm__build_add_ref(b, k, kl, vl, ovf, kind == LSM_V_SPLIT ? v : NULL);
   return lsm__build_add(b, k, kl, kind, v, (size_t)vl);
 }
 
@@ -124,7 +124,8 @@ static int m_flush(side *sd) {
 /* An entry of D that disappears: its overflow run is freed. */
 static int d_gone(mctx *c, const lsm_item *it) {
   if (it->kind == LSM_V_TOMB) c->out->tombs_dropped++;
-  if (it->kind == LSM_V_OVERFLOW) return free_run(c, it->ovf, lsm__blob_pages(c->db, it->vlen));
+  if (lsm__is_ovf(it->kind))
+    return free_run(c, it->ovf, lsm__blob_pages(c->db, lsm__run_bytes(c->db, it->kind, it->vlen)));
   return 0;
 }
 
@@ -142,7 +143,8 @@ static size_t items_end(const lsm_db *db, const lsm_pview *v) {
   if (v->type == LSM_PAGE_LEAF) {
     e += (size_t)quire__varint_len((it.vlen << 2) | (uint64_t)it.kind);
     if (it.kind == LSM_V_INLINE) e += it.vlen;
-    if (it.kind == LSM_V_OVERFLOW) e += (size_t)quire__varint_len(it.ovf);
+    if (lsm__is_ovf(it.kind)) e += (size_t)quire__varint_len(it.ovf);
+    if (it.kind == LSM_V_SPLIT) e += (size_t)(it.vlen % db->usable);
   } else {
     e += (size_t)quire__varint_len(it.child) + (size_t)quire__varint_len(it.leaves) +
          (size_t)quire__varint_len(it.tombs);

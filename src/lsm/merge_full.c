@@ -50,9 +50,10 @@ int lsm__merge_full(lsm_db *db, lsm_seg **segs, size_t n, int drop, lsm_segdesc 
   for (rc = lsm__mcur_first(mc); !rc && lsm__mcur_cur(mc); rc = lsm__mcur_next(mc)) {
     lsm_src *s = lsm__mcur_cur(mc);
     if (!drop && lsm__mcur_deleted(mc) && s->kind != LSM_V_TOMB) continue; /* under a newer range */
-    if (s->kind == LSM_V_OVERFLOW) {
-      rc = lsm__build_add_ref(b, s->key, s->klen, s->vlen, s->ovf);
-      if (!rc) rc = lsm__extv_insert(&kept, s->ovf, lsm__blob_pages(db, s->vlen));
+    if (lsm__is_ovf(s->kind)) {
+      rc = lsm__build_add_ref(b, s->key, s->klen, s->vlen, s->ovf, s->kind == LSM_V_SPLIT ? s->val : NULL);
+      if (!rc)
+        rc = lsm__extv_insert(&kept, s->ovf, lsm__blob_pages(db, lsm__run_bytes(db, s->kind, s->vlen)));
     } else {
       rc = lsm__build_add(b, s->key, s->klen, s->kind, s->val, s->vlen);
     }

@@ -104,10 +104,15 @@ int lsm__pitem(const lsm_db *db, const lsm_pview *v, uint32_t i, lsm_item *it) {
     if (it->kind == LSM_V_INLINE) {
       if (it->vlen > (uint64_t)(end - p)) goto bad;
       it->val = p;
-    } else if (it->kind == LSM_V_OVERFLOW) {
+    } else if (it->kind == LSM_V_OVERFLOW || it->kind == LSM_V_SPLIT) {
       uint64_t pg;
       if (getv(&p, end, &pg) || pg < 2 || pg > UINT32_MAX || it->vlen == 0 || it->vlen > UINT32_MAX) goto bad;
       it->ovf = (uint32_t)pg;
+      if (it->kind == LSM_V_SPLIT) {
+        uint64_t t = it->vlen % db->usable;
+        if (it->vlen < db->usable || t == 0 || t > LSM_TAIL_MAX || t > (uint64_t)(end - p)) goto bad;
+        it->val = p;
+      }
     } else if (it->kind != LSM_V_TOMB || it->vlen != 0) {
       goto bad;
     }
@@ -375,17 +380,24 @@ int lsm__build_add(lsm_builder *b, const void *k, size_t kl, int kind, const voi
   if (vl > UINT32_MAX) return quire__err(QUIRE_ETOOLARGE, "lsm: value over 4 GiB");
   if (b->have_last && lsm__keycmp(k, kl, b->last, b->lastlen) <= 0)
     return quire__err(QUIRE_EINVAL, "lsm: segment keys must be strictly ascending");
-  uint8_t payload[2 * QUIRE_VARINT_MAX];
+  uint8_t payload[2 * QUIRE_VARINT_MAX + LSM_TAIL_MAX];
   const uint8_t *pl = payload;
   size_t pll = 0;
   uint8_t *tmp = NULL;
   if (kind == LSM_V_TOMB) {
     pll = (size_t)quire__varint_put(payload, LSM_V_TOMB);
   } else if (vl > db->vinline) {
+    /* whole pages on a run; a short last piece inline (split) */
+    size_t t = vl % db->usable;
+    int split = vl > db->usable && t && t <= LSM_TAIL_MAX;
     uint32_t first;
-    if ((rc = lsm__blob_write(db, v, vl, &b->used, &first))) return rc;
-    pll = (size_t)quire__varint_put(payload, ((uint64_t)vl << 2) | LSM_V_OVERFLOW);
+    if ((rc = lsm__blob_write(db, v, vl - (split ? t : 0), &b->used, &first))) return rc;
+    pll = (size_t)quire__varint_put(payload, ((uint64_t)vl << 2) | (split ? LSM_V_SPLIT : LSM_V_OVERFLOW));
     pll += (size_t)quire__varint_put(payload + pll, first);
+    if (split) {
+      memcpy(payload + pll, (const uint8_t *)v + vl - t, t);
+      pll += t;
+    }
   } else {
     tmp = quire__malloc(QUIRE_VARINT_MAX + vl);
     if (!tmp) return QUIRE_ENOMEM;
@@ -403,16 +415,24 @@ int lsm__build_add(lsm_builder *b, const void *k, size_t kl, int kind, const voi
   return 0;
 }
 
-int lsm__build_add_ref(lsm_builder *b, const void *k, size_t kl, uint64_t vlen, uint32_t ovf) {
+int lsm__build_add_ref(lsm_builder *b, const void *k, size_t kl, uint64_t vlen, uint32_t ovf,
+                       const uint8_t *tail) {
   lsm_db *db = b->db;
   if (kl > db->klim) return quire__err(QUIRE_ETOOLARGE, "lsm: key of %zu bytes (limit %u)", kl, db->klim);
   if (vlen == 0 || vlen > UINT32_MAX || ovf < 2)
     return quire__err(QUIRE_EINVAL, "lsm: bad overflow reference");
   if (b->have_last && lsm__keycmp(k, kl, b->last, b->lastlen) <= 0)
     return quire__err(QUIRE_EINVAL, "lsm: segment keys must be strictly ascending");
-  uint8_t payload[2 * QUIRE_VARINT_MAX];
-  size_t pll = (size_t)quire__varint_put(payload, (vlen << 2) | LSM_V_OVERFLOW);
+  uint8_t payload[2 * QUIRE_VARINT_MAX + LSM_TAIL_MAX];
+  size_t t = tail ? vlen % db->usable : 0;
+  if (tail && (vlen < db->usable || t == 0 || t > LSM_TAIL_MAX))
+    return quire__err(QUIRE_EINVAL, "lsm: bad split value reference");
+  size_t pll = (size_t)quire__varint_put(payload, (vlen << 2) | (tail ? LSM_V_SPLIT : LSM_V_OVERFLOW));
   pll += (size_t)quire__varint_put(payload + pll, ovf);
+  if (t) {
+    memcpy(payload + pll, tail, t);
+    pll += t;
+  }
   int rc = acc_add(b, 0, k, kl, payload, pll, 1, 0);
   if (rc) return rc;
   if (kl) memcpy(b->last, k, kl);

@@ -239,7 +239,7 @@ static int sc_fill(segcur *c) {
   c->base.key = c->kbuf;
   c->base.klen = kl;
   c->base.kind = it.kind;
-  c->base.val = it.kind == LSM_V_INLINE ? it.val : NULL;
+  c->base.val = it.kind == LSM_V_INLINE || it.kind == LSM_V_SPLIT ? it.val : NULL;
   c->base.vlen = it.vlen;
   c->base.ovf = it.ovf;
   c->base.seq = LSM_SEQ_OWN;
@@ -344,7 +344,7 @@ static int sc_covers(lsm_src *s, const uint8_t *k, size_t kl, uint64_t seq) {
 
 static int sc_value(lsm_src *s, uint64_t off, uint8_t *buf, size_t n) {
   segcur *c = (segcur *)s;
-  return lsm__blob_read(c->db, c->base.ovf, off, buf, n);
+  return lsm__value_read(c->db, c->base.kind, c->base.ovf, c->base.val, c->base.vlen, off, buf, n);
 }
 
 static void sc_close(lsm_src *s) {

@@ -70,7 +70,7 @@ int lsm_vacuum(lsm_db *db, const char *dst_path) {
   for (rc = lsm__mcur_first(mc); !rc && lsm__mcur_cur(mc); rc = lsm__mcur_next(mc)) {
     lsm_src *s = lsm__mcur_cur(mc);
     const void *val = s->val;
-    if (s->kind == LSM_V_OVERFLOW) {
+    if (lsm__is_ovf(s->kind)) {
       if (s->vlen > vcap) {
         uint8_t *nb = quire__realloc(vbuf, s->vlen);
         if (!nb) {

@@ -153,14 +153,15 @@ int main(void) {
        * exact free list must really have one (a leak here once exposed a
        * merge that handed its freed pages over after the next header) */
       CHECKF(cnt.leaked == 0, "kill %d (%s, merges %s): %llu pages leaked", i,
-             mode == LSM_SYNC_FULL ? "FULL" : "NORMAL", o.merge_off ? "off" : "on", (unsigned long long)cnt.leaked);
+             mode == LSM_SYNC_FULL ? "FULL" : "NORMAL", o.merge_off ? "off" : "on",
+             (unsigned long long)cnt.leaked);
       checks++;
     }
     CHECK_OK(lsm_close(db));
     acked = counter; /* the next child continues from the recovered counter */
   }
-  printf("  %d kills, %llu acknowledged commits, final counter %llu, %d page-accounting checks clean\n", kills,
-         (unsigned long long)total_acks, (unsigned long long)counter, checks);
+  printf("  %d kills, %llu acknowledged commits, final counter %llu, %d page-accounting checks clean\n",
+         kills, (unsigned long long)total_acks, (unsigned long long)counter, checks);
   test_rmtree(dir);
   free(dir);
   return test_done("test_lsm_kill");

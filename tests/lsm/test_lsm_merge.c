@@ -170,7 +170,7 @@ static void read_seg(lsm_seg *seg, ents *out) {
   CHECK_OK(c->ops->first(c));
   while (c->valid) {
     const uint8_t *val = c->val;
-    if (c->kind == LSM_V_OVERFLOW) {
+    if (lsm__is_ovf(c->kind)) {
       CHECK(c->vlen <= sizeof v);
       CHECK_OK(c->ops->value(c, 0, v, c->vlen));
       val = v;
@@ -218,7 +218,8 @@ static size_t page_used(const lsm_pview *v) {
     if (v->type == LSM_PAGE_LEAF) {
       e += (size_t)quire__varint_len((it.vlen << 2) | (uint64_t)it.kind);
       if (it.kind == LSM_V_INLINE) e += it.vlen;
-      if (it.kind == LSM_V_OVERFLOW) e += (size_t)quire__varint_len(it.ovf);
+      if (lsm__is_ovf(it.kind)) e += (size_t)quire__varint_len(it.ovf);
+      if (it.kind == LSM_V_SPLIT) e += (size_t)(it.vlen % db->usable);
     } else {
       e += (size_t)quire__varint_len(it.child) + (size_t)quire__varint_len(it.leaves) +
            (size_t)quire__varint_len(it.tombs);
