@@ -246,7 +246,8 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
   uint8_t *bytes = NULL;
   if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
   /* the saved free list: free + pending + limbo + extra (+ the old blob) */
-  size_t count = 0;
+  size_t count = 0, len = 0;
+  uint32_t np = 0;
   pthread_mutex_lock(&db->lock);
   /* free pages at the end of the file leave it (the file is cut to the new
    * end once this header is durable) */
@@ -258,29 +259,40 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
   count = db->free.n + db->pending.n + (extra ? extra->n : 0) + 1;
   for (lsm_limbo *l = db->limbo; l; l = l->next) count += l->pages.n;
   pthread_mutex_unlock(&db->lock);
-  size_t len = 4 + 8 * (count + 2);
-  uint32_t np = lsm__blob_pages(db, len);
-  if ((rc = lsm__alloc(db, np, np, &blob))) goto out;
-  pthread_mutex_lock(&db->lock);
-  for (size_t i = 0; i < db->free.n && !rc; i++)
-    rc = lsm__extv_insert(&all, db->free.v[i].start, db->free.v[i].count);
-  for (size_t i = 0; i < db->pending.n && !rc; i++)
-    rc = lsm__extv_insert(&all, db->pending.v[i].start, db->pending.v[i].count);
-  for (lsm_limbo *l = db->limbo; l && !rc; l = l->next)
-    for (size_t i = 0; i < l->pages.n && !rc; i++)
-      rc = lsm__extv_insert(&all, l->pages.v[i].start, l->pages.v[i].count);
-  uint64_t inflight = db->inflight;
-  pthread_mutex_unlock(&db->lock);
-  for (size_t i = 0; extra && i < extra->n && !rc; i++)
-    rc = lsm__extv_insert(&all, extra->v[i].start, extra->v[i].count);
-  if (!rc && db->hdr.fl_page)
-    rc = lsm__extv_insert(&all, db->hdr.fl_page, lsm__blob_pages(db, db->hdr.fl_len));
-  if (rc) goto out;
-  if (all.n > count + 2) {
-    rc = quire__err(QUIRE_EINTERNAL, "lsm: free list grew while saving it");
-    goto out;
+  np = lsm__blob_pages(db, 4 + 8 * (count + 2));
+  uint64_t inflight = 0;
+  /* The blob must be exactly as long as the list it holds, and the list
+   * depends on what allocating the blob took from the free runs (and merge
+   * threads allocate and free meanwhile): allocate, build the list, and
+   * start again with the right size when they disagree. */
+  for (int attempt = 0;; attempt++) {
+    if ((rc = lsm__alloc(db, np, np, &blob))) goto out;
+    all.n = 0;
+    pthread_mutex_lock(&db->lock);
+    for (size_t i = 0; i < db->free.n && !rc; i++)
+      rc = lsm__extv_insert(&all, db->free.v[i].start, db->free.v[i].count);
+    for (size_t i = 0; i < db->pending.n && !rc; i++)
+      rc = lsm__extv_insert(&all, db->pending.v[i].start, db->pending.v[i].count);
+    for (lsm_limbo *l = db->limbo; l && !rc; l = l->next)
+      for (size_t i = 0; i < l->pages.n && !rc; i++)
+        rc = lsm__extv_insert(&all, l->pages.v[i].start, l->pages.v[i].count);
+    inflight = db->inflight;
+    pthread_mutex_unlock(&db->lock);
+    for (size_t i = 0; extra && i < extra->n && !rc; i++)
+      rc = lsm__extv_insert(&all, extra->v[i].start, extra->v[i].count);
+    if (!rc && db->hdr.fl_page)
+      rc = lsm__extv_insert(&all, db->hdr.fl_page, lsm__blob_pages(db, db->hdr.fl_len));
+    if (rc) goto out;
+    len = 4 + 8 * all.n;
+    if (lsm__blob_pages(db, len) == np) break;
+    np = lsm__blob_pages(db, len);
+    lsm__free_now(db, blob.start, blob.count);
+    blob.count = 0;
+    if (attempt == 16) {
+      rc = quire__err(QUIRE_EINTERNAL, "lsm: the free list keeps changing while it is saved");
+      goto out;
+    }
   }
-  len = 4 + 8 * all.n;
   bytes = quire__calloc(1, len);
   if (!bytes) {
     rc = QUIRE_ENOMEM;
@@ -299,7 +311,9 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
       goto out;
     }
     for (uint32_t i = 0; i < np; i++) {
-      size_t off = (size_t)i * db->usable, take = len - off < db->usable ? len - off : db->usable;
+      size_t off = (size_t)i * db->usable;
+      if (off >= len) break;
+      size_t take = len - off < db->usable ? len - off : db->usable;
       memcpy(pages + (size_t)i * db->pgsz, bytes + off, take);
     }
     rc = lsm__write_pages(db, blob.start, np, pages);

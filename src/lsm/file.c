@@ -520,16 +520,18 @@ int lsm__hdr_decode(const uint8_t *s, lsm_hdr *h) {
 int lsm__alloc(lsm_db *db, uint32_t min, uint32_t want, lsm_ext *out) {
   if (want < min) want = min;
   pthread_mutex_lock(&db->lock);
+  /* First fit by address: the lowest run that holds `want` pages, so live
+   * data drifts to the front of the file and free space gathers at its end,
+   * where the next header cuts it off. Failing that, the largest run of at
+   * least `min` pages, then the end of the file. */
   size_t best = SIZE_MAX;
   for (size_t i = 0; i < db->free.n; i++) {
     uint32_t c = db->free.v[i].count;
     if (c >= want) {
-      if (best == SIZE_MAX || c < db->free.v[best].count || db->free.v[best].count < want) best = i;
-      if (c == want) break;
-    } else if (c >= min &&
-               (best == SIZE_MAX || (db->free.v[best].count < want && c > db->free.v[best].count))) {
       best = i;
+      break;
     }
+    if (c >= min && (best == SIZE_MAX || c > db->free.v[best].count)) best = i;
   }
   if (best != SIZE_MAX) {
     lsm_ext *e = &db->free.v[best];

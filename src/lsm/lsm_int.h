@@ -146,6 +146,7 @@ typedef struct lsm_mem {
   size_t bytes; /* arena bytes in use */
   uint64_t entries, nranges;
   uint64_t rng;
+  uint32_t nchunks;
 } lsm_mem;
 
 int lsm__mem_new(lsm_mem **out);
@@ -325,7 +326,7 @@ int lsm__build_clean(const lsm_builder *b, uint32_t depth);
  * page header) will follow at this depth and the two would overflow one page
  * but leave a thin tail if the pending page were filled first: cut at the
  * balance point instead, both pages at least about half full. Call before
- * each item while copying a page. 1 if it wrote, 0 if not. */
+ * each item while copying a page. 1 if it wrote, 0 if not, or an error. */
 int lsm__build_split(lsm_builder *b, uint32_t depth, size_t rest);
 /* Finishes; *d gets the segment (root 0 if nothing was added); every page
  * written is appended to pages (may be NULL). Frees b. */

@@ -17,7 +17,11 @@
 static size_t node_size(int h) { return sizeof(lsm_mnode) + (size_t)h * sizeof(_Atomic(lsm_mnode *)); }
 
 static int chunk_add(lsm_mem *m, size_t need) {
-  size_t cap = need > CHUNK ? need : CHUNK;
+  /* chunks grow 1 KiB, 2 KiB, ... 64 KiB: a one-put transaction buffer costs
+   * a small allocation, a memtable soon gets big chunks */
+  size_t grow = m->nchunks < 6 ? (size_t)1024 << m->nchunks : CHUNK;
+  size_t cap = need > grow ? need : grow;
+  m->nchunks++;
   lsm_chunk *c = quire__malloc(sizeof *c + cap);
   if (!c) return QUIRE_ENOMEM;
   c->used = 0;

@@ -41,6 +41,22 @@ static void accounting(lsm_db *db, const char *when) {
   CHECKF(c.header + c.log + c.reachable + c.free == c.total, "%s: pages do not add up", when);
 }
 
+/* Merge counters are per session: add this one's before it closes. */
+static void add_session(lsm_db *db, lsm_stats *tot) {
+  lsm_stats st;
+  CHECK_OK(lsm_stats_get(db, &st));
+  tot->merges_partial += st.merges_partial, tot->merges_moved += st.merges_moved;
+  tot->merges_full += st.merges_full, tot->merge_pages_written += st.merge_pages_written;
+  tot->merge_recycled += st.merge_recycled;
+}
+
+static void compare_db(lsm_db *db, const model *m) {
+  lsm_cursor *c;
+  CHECK_OK(lsm_cursor_open(db, &c));
+  compare_walks(c, m);
+  lsm_cursor_close(c);
+}
+
 static lsm_options small_levels(void) {
   lsm_options o;
   lsm_options_init(&o);
@@ -66,7 +82,8 @@ static void test_accounting(const char *dir) {
   model m = {0};
   uint8_t k[32], *v = malloc(8192);
   int rounds = test_long_mode() ? 60 : 12;
-  uint64_t partial = 0, moved = 0, full = 0, written = 0, recycled = 0;
+  lsm_stats tot;
+  memset(&tot, 0, sizeof tot);
   unsigned gen = 0;
   for (int r = 0; r < rounds; r++) {
     for (int i = 0; i < 400; i++) {
@@ -96,18 +113,12 @@ static void test_accounting(const char *dir) {
       model_free(&tm);
       CHECKF(lsm_txn_commit(t) == 0, "commit: %s", quire_errmsg());
     }
-    lsm_stats st;
-    CHECK_OK(lsm_stats_get(db, &st));
-    partial += st.merges_partial, moved += st.merges_moved, full += st.merges_full;
-    written += st.merge_pages_written, recycled += st.merge_recycled;
     /* content while merges may still be running, then after they settle */
-    lsm_cursor *c;
-    CHECK_OK(lsm_cursor_open(db, &c));
-    compare_walks(c, &m);
-    lsm_cursor_close(c);
+    compare_db(db, &m);
     CHECK_OK(lsm_merge_wait(db));
     accounting(db, "after a merge burst");
     if (r % 4 == 3) { /* a reopen in between: merges pick up where they were */
+      add_session(db, &tot);
       CHECK_OK(lsm_close(db));
       CHECK_OK(lsm_open(path, &o, &db));
       accounting(db, "after reopen");
@@ -115,27 +126,22 @@ static void test_accounting(const char *dir) {
   }
   lsm_stats st;
   CHECK_OK(lsm_stats_get(db, &st));
-  partial += st.merges_partial, moved += st.merges_moved, full += st.merges_full;
-  written += st.merge_pages_written, recycled += st.merge_recycled;
-  lsm_cursor *c;
-  CHECK_OK(lsm_cursor_open(db, &c));
-  compare_walks(c, &m);
-  lsm_cursor_close(c);
+  add_session(db, &tot);
+  compare_db(db, &m);
   printf("  accounting: %zu keys, %llu partial merges, %llu moves, %llu full merges, %llu pages written by "
          "merges, %llu subtrees recycled, %u levels, file %llu pages (%llu free)\n",
-         m.n, (unsigned long long)partial, (unsigned long long)moved, (unsigned long long)full,
-         (unsigned long long)written, (unsigned long long)recycled, st.nlevels,
-         (unsigned long long)st.pages_total, (unsigned long long)st.pages_free);
-  CHECK(partial > 10 && st.nlevels >= 3); /* the workload really exercised levels */
+         m.n, (unsigned long long)tot.merges_partial, (unsigned long long)tot.merges_moved,
+         (unsigned long long)tot.merges_full, (unsigned long long)tot.merge_pages_written,
+         (unsigned long long)tot.merge_recycled, st.nlevels, (unsigned long long)st.pages_total,
+         (unsigned long long)st.pages_free);
+  CHECK(tot.merges_partial > 10 && tot.merge_recycled > 0 && st.nlevels >= 3); /* levels really exercised */
   CHECK_OK(lsm_compact(db));
   accounting(db, "after compact");
   CHECK_OK(lsm_stats_get(db, &st));
   for (uint32_t i = 0; i < st.nlevels; i++) CHECK(st.level[i].tombstones == 0 && st.level[i].ranges == 0);
   CHECK_OK(lsm_close(db));
   CHECK_OK(lsm_open(path, &o, &db));
-  CHECK_OK(lsm_cursor_open(db, &c));
-  compare_walks(c, &m);
-  lsm_cursor_close(c);
+  compare_db(db, &m);
   accounting(db, "final");
   CHECK_OK(lsm_close(db));
   model_free(&m);
@@ -223,6 +229,13 @@ static uint64_t file_pages(const char *path) {
   return (uint64_t)sb.st_size / 4096;
 }
 
+/* Disk space in use (free runs give theirs back). */
+static uint64_t disk_pages(const char *path) {
+  struct stat sb;
+  CHECK(stat(path, &sb) == 0);
+  return (uint64_t)sb.st_blocks * 512 / 4096;
+}
+
 static void test_deletes(const char *dir) {
   char path[512], vpath[512];
   snprintf(path, sizeof path, "%s/del.db", dir);
@@ -290,10 +303,13 @@ static void test_deletes(const char *dir) {
   CHECK_OK(lsm__check(db, NULL, NULL, &c));
   CHECK(c.leaked == 0 && c.double_use == 0 && c.free <= 2);
   CHECK_OK(lsm_close(db));
-  uint64_t vpages = file_pages(vpath), pages = file_pages(path);
-  printf("  vacuum: %llu pages (log %u) from a %llu-page file\n", (unsigned long long)vpages, o.wal_pages,
-         (unsigned long long)pages);
+  uint64_t vpages = file_pages(vpath), pages = file_pages(path), dpages = disk_pages(path);
+  printf("  vacuum: %llu pages (log %u) from a %llu-page file using %llu pages of disk\n",
+         (unsigned long long)vpages, o.wal_pages, (unsigned long long)pages, (unsigned long long)dpages);
   CHECK(vpages <= 1 + o.wal_pages + c.reachable + 4);
+  /* compact really shrank the original: the tail left the file, holes gave their disk space back */
+  CHECKF(pages * 4 < before.pages_total, "%llu pages left of %llu", (unsigned long long)pages,
+         (unsigned long long)before.pages_total);
   model_free(&m);
 }
 
