@@ -46,13 +46,18 @@
 #define KEY_LEN 16
 #define FILLSYNC_OPS 10000u
 
+static char top_dir[PATH_MAX]; /* the run's temp directory, removed by die() too */
+static void rm_rf(const char *dir);
+
 static void die(const char *fmt, ...) {
+  static int dying;
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "bench_lsm_peers: ");
   vfprintf(stderr, fmt, ap);
   fprintf(stderr, "\n");
   va_end(ap);
+  if (!dying++ && top_dir[0]) rm_rf(top_dir);
   exit(1);
 }
 
@@ -1226,10 +1231,16 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  char top[PATH_MAX];
+  char *top = top_dir;
   if (mkdir(base, 0755) != 0 && errno != EEXIST) die("mkdir %s: %s", base, strerror(errno));
-  snprintf(top, sizeof top, "%s/bench_lsm_peers.XXXXXX", base);
-  if (!mkdtemp(top)) die("mkdtemp %s: %s", top, strerror(errno));
+  snprintf(top, sizeof top_dir, "%s/bench_lsm_peers.XXXXXX", base);
+  if (!mkdtemp(top)) {
+    int e = errno;
+    char tmpl[PATH_MAX];
+    memcpy(tmpl, top_dir, sizeof tmpl);
+    top_dir[0] = 0; /* nothing to remove */
+    die("mkdtemp %s: %s", tmpl, strerror(e));
+  }
 
   perm = malloc(c.num * sizeof *perm);
   perm4k = malloc(c.num4k * sizeof *perm4k);
