@@ -58,7 +58,7 @@ typedef struct lsm_options {
   /* Used only when the file is created. */
   uint32_t page_size;     /* power of two 4096..65536; 0 = 4096 */
   uint32_t reserve_bytes; /* extra trailing bytes per page kept free (0..1024) */
-  uint32_t wal_pages;     /* size of the commit log region in pages; 0 = 2048 */
+  uint32_t wal_pages;     /* size of the commit log region in pages; 0 = 8192 (32 MiB at 4 KiB) */
   int no_checksums;       /* 1 = do not verify page checksums (they are still written) */
   /* Used on every open. */
   int create;                /* create the file if it does not exist */

@@ -37,7 +37,7 @@
 #define WAL_HDR 24u
 #define MAX_PENDING 8
 #define CONFLICT_BUCKETS (1u << 16)
-#define PUNCH_MIN_PAGES 8 /* freed runs at least this long give their disk space back */
+#define PUNCH_MIN_PAGES 32 /* freed runs at least this long give their disk space back */
 
 struct lsm_txn {
   lsm_db *db;
@@ -735,7 +735,9 @@ static int create_file(lsm_db *db, const lsm_options *o) {
   h->reserve = o->reserve_bytes;
   h->flags = (o->no_checksums ? LSM_HDR_NOCHECKSUM : 0) | LSM_HDR_FREE_EXACT;
   h->wal_start = 2;
-  h->wal_pages = o->wal_pages ? o->wal_pages : 2048;
+  /* as large as the default memtable: a full log forces a flush, and flushes
+   * every 8 MiB doubled the write amplification of random loads */
+  h->wal_pages = o->wal_pages ? o->wal_pages : 8192;
   if (h->wal_pages > (1u << 20)) return quire__err(QUIRE_EINVAL, "lsm: wal_pages too large");
   h->npages = 2 + h->wal_pages;
   h->block_pages = o->block_pages ? o->block_pages : 256;
