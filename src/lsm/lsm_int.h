@@ -313,6 +313,8 @@ typedef struct lsm_item {
 } lsm_item;
 int lsm__pview(const lsm_db *db, const uint8_t *page, lsm_pview *v);
 int lsm__pitem(const lsm_db *db, const lsm_pview *v, uint32_t i, lsm_item *it);
+/* Offset just past a parsed item (its key suffix, value or child fields). */
+size_t lsm__item_end(const lsm_db *db, const lsm_pview *v, const lsm_item *it);
 /* Index of the first item >= k (n if none); *eq set on an exact match. */
 int lsm__psearch(const lsm_db *db, const lsm_pview *v, const uint8_t *k, size_t kl, uint32_t *idx, int *eq);
 

@@ -139,17 +139,7 @@ static int in_window(const mctx *c, const uint8_t *k, size_t kl) {
 static size_t items_end(const lsm_db *db, const lsm_pview *v) {
   lsm_item it;
   if (lsm__pitem(db, v, v->n - 1, &it)) return 0;
-  size_t e = (size_t)(it.suf - v->p) + it.slen;
-  if (v->type == LSM_PAGE_LEAF) {
-    e += (size_t)quire__varint_len((it.vlen << 2) | (uint64_t)it.kind);
-    if (it.kind == LSM_V_INLINE) e += it.vlen;
-    if (lsm__is_ovf(it.kind)) e += (size_t)quire__varint_len(it.ovf);
-    if (it.kind == LSM_V_SPLIT) e += (size_t)(it.vlen % db->usable);
-  } else {
-    e += (size_t)quire__varint_len(it.child) + (size_t)quire__varint_len(it.leaves) +
-         (size_t)quire__varint_len(it.tombs);
-  }
-  return e;
+  return lsm__item_end(db, v, &it);
 }
 
 /* Bytes (offsets and items) of items j.. of a page as a page of their own

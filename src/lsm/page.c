@@ -125,6 +125,20 @@ bad:
   return quire__err(QUIRE_ECORRUPT, "lsm: malformed item %u in a page", i);
 }
 
+size_t lsm__item_end(const lsm_db *db, const lsm_pview *v, const lsm_item *it) {
+  size_t e = (size_t)(it->suf - v->p) + it->slen;
+  if (v->type == LSM_PAGE_LEAF) {
+    e += (size_t)quire__varint_len((it->vlen << 2) | (uint64_t)it->kind);
+    if (it->kind == LSM_V_INLINE) e += it->vlen;
+    if (lsm__is_ovf(it->kind)) e += (size_t)quire__varint_len(it->ovf);
+    if (it->kind == LSM_V_SPLIT) e += (size_t)(it->vlen % db->usable);
+  } else {
+    e += (size_t)quire__varint_len(it->child) + (size_t)quire__varint_len(it->leaves) +
+         (size_t)quire__varint_len(it->tombs);
+  }
+  return e;
+}
+
 /* Just the key suffix of item i (binary search needs nothing else). */
 static inline int pkey(const lsm_db *db, const lsm_pview *v, uint32_t i, const uint8_t **suf,
                        uint32_t *slen) {

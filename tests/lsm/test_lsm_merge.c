@@ -214,16 +214,7 @@ static size_t page_used(const lsm_pview *v) {
   for (uint32_t i = 0; i < v->n; i++) {
     lsm_item it;
     CHECK_OK(lsm__pitem(db, v, i, &it));
-    size_t e = (size_t)(it.suf - v->p) + it.slen;
-    if (v->type == LSM_PAGE_LEAF) {
-      e += (size_t)quire__varint_len((it.vlen << 2) | (uint64_t)it.kind);
-      if (it.kind == LSM_V_INLINE) e += it.vlen;
-      if (lsm__is_ovf(it.kind)) e += (size_t)quire__varint_len(it.ovf);
-      if (it.kind == LSM_V_SPLIT) e += (size_t)(it.vlen % db->usable);
-    } else {
-      e += (size_t)quire__varint_len(it.child) + (size_t)quire__varint_len(it.leaves) +
-           (size_t)quire__varint_len(it.tombs);
-    }
+    size_t e = lsm__item_end(db, v, &it);
     if (e > end) end = e;
   }
   return end;
