@@ -126,6 +126,20 @@ void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages) {
   pthread_mutex_unlock(&db->lock);
 }
 
+/* Gives the disk space of every free run of PUNCH_MIN_PAGES or more back to
+ * the file system (after lsm_compact; runs freed piecemeal by partial merges
+ * only coalesce on the free list). db->lock must not be held. */
+void lsm__punch_free(lsm_db *db) {
+  if (!db->file->ops->punch || db->read_only) return;
+  pthread_mutex_lock(&db->lock);
+  for (size_t i = 0; i < db->free.n; i++) {
+    lsm_ext e = db->free.v[i];
+    if (e.count >= PUNCH_MIN_PAGES)
+      (void)db->file->ops->punch(db->file, (uint64_t)(e.start - 1) * db->pgsz, (uint64_t)e.count * db->pgsz);
+  }
+  pthread_mutex_unlock(&db->lock);
+}
+
 void lsm__version_unref(lsm_db *db, lsm_version *v) {
   if (!v || atomic_fetch_sub(&v->refs, 1) != 1) return;
   pthread_mutex_lock(&db->lock);

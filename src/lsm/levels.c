@@ -548,6 +548,7 @@ int lsm_compact(lsm_db *db) {
     lsm__extv_free(&written);
   }
   pthread_mutex_unlock(&db->commit_lock);
+  if (!rc) lsm__punch_free(db);
   lsm__merge_pause(db, 0);
   lsm__merge_after_commit(db);
   return rc;

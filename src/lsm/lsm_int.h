@@ -456,6 +456,7 @@ int lsm__sources(lsm_db *db, lsm_version *v, uint64_t snap, lsm_src **srcs, size
 int lsm__version_new(lsm_db *db, lsm_version **out);
 void lsm__version_swap(lsm_db *db, lsm_version *nv, uint64_t visible);
 void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages);
+void lsm__punch_free(lsm_db *db);
 int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq);
 int lsm__flush_locked(lsm_db *db);
 

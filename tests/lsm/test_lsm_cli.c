@@ -30,7 +30,7 @@ int main(void) {
   lsm_options_init(&o);
   o.create = 1;
   o.sync_mode = LSM_SYNC_NORMAL;
-  o.merge_off = 1; /* the three segments stay in Incoming for stat to show */
+  o.merge_off = 1;    /* the three segments stay in Incoming for stat to show */
   o.wal_pages = 2048; /* the damage below starts after the log */
   lsm_db *db;
   CHECK_OK(lsm_open(path, &o, &db));
