@@ -294,7 +294,8 @@ static void run_mode(int mode, int nsteps, uint64_t seed, long max_points) {
     ffs_init(&fs, NULL, 0);
     fs.crash_at = at;
     workload(&fs, mode, s, nsteps, &acked, &inflight);
-    CHECK(fs.crashed);
+    CHECKF(fs.crashed, "no crash at write %ld of %ld (the run made %ld writes, acked %d)", at, total,
+           (long)fs.ops, acked);
     for (int v = 0; v < FFS_VARIANTS; v++) {
       uint8_t *img;
       size_t len;
