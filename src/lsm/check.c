@@ -190,25 +190,13 @@ static int walk_seg(walk *w, const lsm_segdesc *d) {
   return rc;
 }
 
-static int ext_cmp(const void *a, const void *b) {
-  const lsm_ext *x = a, *y = b;
-  return x->start < y->start ? -1 : x->start > y->start;
-}
-
 int lsm__seg_pages(lsm_db *db, const lsm_segdesc *d, lsm_extv *out) {
   lsm_extv list = {0};
   walk w = {.db = db, .list = &list};
   int rc = walk_seg(&w, d);
   if (!rc && list.n) {
-    qsort(list.v, list.n, sizeof *list.v, ext_cmp);
-    size_t o = 0;
-    for (size_t i = 0; i < list.n; i++) {
-      if (o && list.v[o - 1].start + list.v[o - 1].count == list.v[i].start)
-        list.v[o - 1].count += list.v[i].count;
-      else
-        list.v[o++] = list.v[i];
-    }
-    for (size_t i = 0; i < o && !rc; i++) rc = lsm__extv_push(out, list.v[i].start, list.v[i].count);
+    lsm__extv_sort(&list);
+    for (size_t i = 0; i < list.n && !rc; i++) rc = lsm__extv_push(out, list.v[i].start, list.v[i].count);
   }
   lsm__extv_free(&list);
   return rc;

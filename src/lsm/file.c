@@ -46,6 +46,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -203,27 +204,41 @@ int lsm__extv_insert(lsm_extv *x, uint32_t start, uint32_t count) {
   return 0;
 }
 
-int lsm__extv_remove(lsm_extv *x, uint32_t start, uint32_t count) {
-  uint64_t end = (uint64_t)start + count;
-  for (size_t i = 0; i < x->n && count; i++) {
-    uint64_t s = x->v[i].start, e = s + x->v[i].count;
-    if (e <= start || s >= end) continue;
-    if (s < start && e > end) { /* split in two */
-      int rc = lsm__extv_push(x, 0, 0);
-      if (rc) return rc;
-      memmove(&x->v[i + 2], &x->v[i + 1], (x->n - 2 - i) * sizeof *x->v);
-      x->v[i].count = (uint32_t)(start - s);
-      x->v[i + 1] = (lsm_ext){(uint32_t)end, (uint32_t)(e - end)};
-      return 0;
+static int ext_cmp(const void *a, const void *b) {
+  const lsm_ext *x = a, *y = b;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+void lsm__extv_sort(lsm_extv *x) {
+  if (x->n < 2) return;
+  qsort(x->v, x->n, sizeof *x->v, ext_cmp);
+  size_t o = 0;
+  for (size_t i = 0; i < x->n; i++) {
+    if (o && x->v[o - 1].start + x->v[o - 1].count == x->v[i].start)
+      x->v[o - 1].count += x->v[i].count;
+    else
+      x->v[o++] = x->v[i];
+  }
+  x->n = o;
+}
+
+int lsm__extv_subtract(const lsm_extv *a, const lsm_extv *b, lsm_extv *out) {
+  size_t j = 0;
+  for (size_t i = 0; i < a->n; i++) {
+    uint64_t s = a->v[i].start, e = s + a->v[i].count;
+    while (j < b->n && (uint64_t)b->v[j].start + b->v[j].count <= s) j++;
+    for (size_t k = j; k < b->n && b->v[k].start < e; k++) {
+      uint64_t bs = b->v[k].start, be = bs + b->v[k].count;
+      if (bs > s) {
+        int rc = lsm__extv_push(out, (uint32_t)s, (uint32_t)(bs - s));
+        if (rc) return rc;
+      }
+      if (be > s) s = be;
+      if (s >= e) break;
     }
-    if (s < start) {
-      x->v[i].count = (uint32_t)(start - s);
-    } else if (e > end) {
-      x->v[i] = (lsm_ext){(uint32_t)end, (uint32_t)(e - end)};
-    } else {
-      memmove(&x->v[i], &x->v[i + 1], (x->n - 1 - i) * sizeof *x->v);
-      x->n--;
-      i--;
+    if (s < e) {
+      int rc = lsm__extv_push(out, (uint32_t)s, (uint32_t)(e - s));
+      if (rc) return rc;
     }
   }
   return 0;

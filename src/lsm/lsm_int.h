@@ -61,8 +61,11 @@ void lsm__extv_free(lsm_extv *x);
 /* Inserts [start, start+count) into a sorted, coalesced list. */
 int lsm__extv_insert(lsm_extv *x, uint32_t start, uint32_t count);
 uint64_t lsm__extv_pages(const lsm_extv *x);
-/* Removes [start, start+count) from a sorted, coalesced list (splitting). */
-int lsm__extv_remove(lsm_extv *x, uint32_t start, uint32_t count);
+/* Sorts by start page and joins runs that touch (overlapping runs are kept
+ * apart, so a check can still see them). */
+void lsm__extv_sort(lsm_extv *x);
+/* out += the pages of a not in b (both sorted, as lsm__extv_sort leaves them). */
+int lsm__extv_subtract(const lsm_extv *a, const lsm_extv *b, lsm_extv *out);
 
 /* ---- page cache -------------------------------------------------------- */
 typedef struct lsm_page {

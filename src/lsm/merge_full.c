@@ -52,8 +52,7 @@ int lsm__merge_full(lsm_db *db, lsm_seg **segs, size_t n, int drop, lsm_segdesc 
     if (!drop && lsm__mcur_deleted(mc) && s->kind != LSM_V_TOMB) continue; /* under a newer range */
     if (lsm__is_ovf(s->kind)) {
       rc = lsm__build_add_ref(b, s->key, s->klen, s->vlen, s->ovf, s->kind == LSM_V_SPLIT ? s->val : NULL);
-      if (!rc)
-        rc = lsm__extv_insert(&kept, s->ovf, lsm__blob_pages(db, lsm__run_bytes(db, s->kind, s->vlen)));
+      if (!rc) rc = lsm__extv_push(&kept, s->ovf, lsm__blob_pages(db, lsm__run_bytes(db, s->kind, s->vlen)));
     } else {
       rc = lsm__build_add(b, s->key, s->klen, s->kind, s->val, s->vlen);
     }
@@ -69,14 +68,13 @@ int lsm__merge_full(lsm_db *db, lsm_seg **segs, size_t n, int drop, lsm_segdesc 
   b = NULL;
   if (rc) goto out;
   /* freed = every page of the inputs minus the runs the output still names */
-  for (size_t i = 0; i < n && !rc; i++) {
-    lsm_extv one = {0};
-    rc = lsm__seg_pages(db, &segs[i]->d, &one);
-    for (size_t j = 0; j < one.n && !rc; j++) rc = lsm__extv_insert(&old, one.v[j].start, one.v[j].count);
-    lsm__extv_free(&one);
+  for (size_t i = 0; i < n && !rc; i++) rc = lsm__seg_pages(db, &segs[i]->d, &old);
+  if (!rc) {
+    lsm__extv_sort(&old);
+    lsm__extv_sort(&kept);
+    rc = lsm__extv_subtract(&old, &kept, freed);
+    lsm__extv_sort(freed);
   }
-  for (size_t j = 0; j < kept.n && !rc; j++) rc = lsm__extv_remove(&old, kept.v[j].start, kept.v[j].count);
-  for (size_t j = 0; j < old.n && !rc; j++) rc = lsm__extv_insert(freed, old.v[j].start, old.v[j].count);
   if (rc) {
     for (size_t j = 0; j < mine.n; j++) lsm__free_now(db, mine.v[j].start, mine.v[j].count);
     memset(out, 0, sizeof *out);
