@@ -18,10 +18,14 @@
 #ifndef QUIRE_CLIENT_INT_H
 #define QUIRE_CLIENT_INT_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "quire/lsm.h"
 #include "quire/quire.h"
@@ -119,6 +123,9 @@ struct cl_call {
   uint64_t deadline_ms; /* monotonic */
   struct quire_cancel *cancel;
 };
+
+/* 1 for the errors of a service that did not answer (retry later). */
+int cl__transport_error(int rc);
 
 /* ---- the fetcher (fetch.c) ---------------------------------------------- */
 

@@ -77,7 +77,7 @@ int cl__fetcher_init(struct cl_fetcher *f) {
 
 void cl__fetcher_destroy(struct cl_fetcher *f) {
   if (!f->tab) return;
-  QUIRE_ALWAYS(f->tab_n == 0 && f->jobs == 0);
+  (void)QUIRE_ALWAYS(f->tab_n == 0 && f->jobs == 0);
   quire__free(f->tab);
   splinter_free(f->prefetched);
   pthread_mutex_destroy(&f->mu);
@@ -328,7 +328,7 @@ static void run_job(void *arg) {
 
 /* ---- the reader's side ---------------------------------------------------- */
 
-static int transport_error(int rc) {
+int cl__transport_error(int rc) {
   return rc == QUIRE_EUNAVAILABLE || rc == QUIRE_ETIMEDOUT || rc == QUIRE_ECLOSED || rc == -ECONNREFUSED ||
          rc == -ECONNRESET || rc == -EHOSTUNREACH;
 }
@@ -460,7 +460,7 @@ int cl__fetch_page(quire_volume *v, const struct quire_reader *snap, quire_pagei
   if (s->state == 1) {
     memcpy(out, s->page, QUIRE_PAGE_SIZE);
   } else if (s->state == 2) {
-    rc = transport_error(s->err)
+    rc = cl__transport_error(s->err)
              ? quire__err(QUIRE_EUNAVAILABLE, "page %u is not local and the pagestore did not answer: %s", idx, s->msg)
              : quire__err(s->err, "fetching page %u: %s", idx, s->msg);
   } else {

@@ -15,6 +15,7 @@ int cl__remote_open(const quire_client_opts *o, struct cl_remote **out) {
   struct quire_http_client_opts ho = {0};
   ho.timeout_ms = o->call_timeout_ms;
   ho.connect_timeout_ms = 2000;
+  ho.token = o->token;
   int rc = quire__msclient_open(o->metastore_url, &ho, &r->ms);
   if (!rc) rc = quire__psclient_open(o->pagestore_url, &ho, &r->ps);
   if (rc) {
@@ -37,39 +38,43 @@ void cl__call_init(quire_client *c, unsigned timeout_ms, struct cl_call *call) {
   call->cancel = NULL;
 }
 
-static unsigned remaining(const struct cl_call *call) {
-  uint64_t now = quire__mono_ms();
-  return call->deadline_ms > now ? (unsigned)(call->deadline_ms - now) : 1;
+static struct quire_call qc(const struct cl_call *call) {
+  struct quire_call q = {0};
+  if (call) {
+    q.deadline_ms = call->deadline_ms;
+    q.cancel = call->cancel;
+  }
+  return q;
 }
 
 int cl__ms_pull_graft(struct cl_remote *r, const quire_gid *vid, quire_lsn from, unsigned wait_ms,
                       const struct cl_call *call, struct quire_snapshot *snap, quire_lsn *to, quire_buf *graft) {
-  (void)call;
-  return quire__msclient_pull_graft(r->ms, vid, from, 0, wait_ms, snap, to, graft);
+  struct quire_call q = qc(call);
+  return quire__msclient_pull_graft(r->ms, vid, from, 0, wait_ms, &q, snap, to, graft);
 }
 
 int cl__ms_snapshot(struct cl_remote *r, const quire_gid *vid, quire_lsn lsn, const struct cl_call *call,
                     struct quire_snapshot *out) {
-  (void)call;
-  return quire__msclient_snapshot(r->ms, vid, lsn, out);
+  struct quire_call q = qc(call);
+  return quire__msclient_snapshot(r->ms, vid, lsn, &q, out);
 }
 
 int cl__ms_commit(struct cl_remote *r, const quire_gid *vid, const quire_gid *client_id, const quire_gid *commit_id,
                   quire_lsn base, quire_pagecount count, const struct quire_commit_segment *segs, uint32_t nsegs,
                   const struct cl_call *call, struct quire_snapshot *out) {
-  (void)call;
-  return quire__msclient_commit(r->ms, vid, client_id, commit_id, base, count, segs, nsegs, out);
+  struct quire_call q = qc(call);
+  return quire__msclient_commit(r->ms, vid, client_id, commit_id, base, count, segs, nsegs, &q, out);
 }
 
 int cl__ps_write_pages(struct cl_remote *r, const quire_gid *vid, const quire_pageidx *idx,
                        const uint8_t *const *pages, size_t n, const struct cl_call *call,
                        struct quire_ps_written **segs, size_t *nsegs) {
-  (void)remaining(call);
-  return quire__psclient_write_pages(r->ps, vid, idx, pages, n, segs, nsegs);
+  struct quire_call q = qc(call);
+  return quire__psclient_write_pages(r->ps, vid, idx, pages, n, &q, segs, nsegs);
 }
 
 int cl__ps_read_pages(struct cl_remote *r, const quire_gid *vid, quire_lsn lsn, const splinter_t *wanted,
                       const struct cl_call *call, quire_ps_page_fn fn, void *ctx, splinter_t **missing) {
-  (void)call;
-  return quire__psclient_read_pages(r->ps, vid, lsn, wanted, fn, ctx, missing);
+  struct quire_call q = qc(call);
+  return quire__psclient_read_pages(r->ps, vid, lsn, wanted, &q, fn, ctx, missing);
 }

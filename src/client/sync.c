@@ -29,15 +29,10 @@
 #include "client/remote.h"
 #include "util/util.h"
 
-static int transport(int rc) {
-  return rc == QUIRE_EUNAVAILABLE || rc == QUIRE_ETIMEDOUT || rc == QUIRE_ECLOSED || rc == -ECONNREFUSED ||
-         rc == -ECONNRESET;
-}
-
 /* Records the outcome of a network step for status (vol->mu taken here). */
 static int note(quire_volume *v, int rc) {
   pthread_mutex_lock(&v->mu);
-  v->offline = transport(rc);
+  v->offline = cl__transport_error(rc);
   if (rc != QUIRE_ECANCELED) cl__vol_set_error(v, rc);
   pthread_mutex_unlock(&v->mu);
   return rc;

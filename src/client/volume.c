@@ -48,7 +48,7 @@ void cl__vol_unpin(quire_volume *v, quire_lsn lsn) {
       if (--v->pins[i].n == 0) v->pins[i] = v->pins[--v->npins];
       return;
     }
-  QUIRE_NEVER(1); /* unpin of an lsn that was not pinned */
+  (void)QUIRE_NEVER(1); /* unpin of an lsn that was not pinned */
 }
 
 /* 1 if some pin p has lo <= p < hi. Pins: readers, open writers' bases,
@@ -297,6 +297,7 @@ int quire_volume_open(quire_client *c, const char *name_or_vid, unsigned flags, 
   quire_gid vid;
   struct cl_vrec rec;
   const char *name = NULL;
+  quire_volume *v = NULL;
   int rc, created = 0;
   if (!is_vid_text(name_or_vid, &vid)) {
     if ((rc = check_name(name_or_vid)) != 0) return rc;
@@ -320,10 +321,10 @@ int quire_volume_open(quire_client *c, const char *name_or_vid, unsigned flags, 
       goto out;
     }
   }
-  for (quire_volume *v = c->vols; v; v = v->next)
-    if (memcmp(v->vid.b, vid.b, QUIRE_GID_SIZE) == 0) {
-      v->refs++;
-      *out = v;
+  for (quire_volume *o = c->vols; o; o = o->next)
+    if (memcmp(o->vid.b, vid.b, QUIRE_GID_SIZE) == 0) {
+      o->refs++;
+      *out = o;
       rc = 0;
       goto out;
     }
@@ -344,11 +345,12 @@ int quire_volume_open(quire_client *c, const char *name_or_vid, unsigned flags, 
       goto out;
     }
   }
-  quire_volume *v = quire__calloc(1, sizeof *v);
-  if (!v) {
+  quire_volume *nv = quire__calloc(1, sizeof *nv);
+  if (!nv) {
     rc = QUIRE_ENOMEM;
     goto out;
   }
+  v = nv;
   v->client = c;
   v->vid = vid;
   v->rec = rec;
@@ -374,7 +376,7 @@ int quire_volume_open(quire_client *c, const char *name_or_vid, unsigned flags, 
 out:
   pthread_mutex_unlock(&c->mu);
   if (rc || !*out) return rc;
-  quire_volume *v = *out;
+  v = *out;
   /* A volume adopted by id: learn its remote head now if the services
    * answer (reads fail with QUIRE_EUNAVAILABLE until they have). */
   if (c->remote && v->rec.adopted_unpulled && v->refs == 1) {
@@ -406,7 +408,7 @@ void quire_volume_close(quire_volume *v) {
   }
   pthread_mutex_unlock(&c->mu);
   if (!last) return;
-  QUIRE_ALWAYS(v->readers == 0 && !v->writer_open);
+  (void)QUIRE_ALWAYS(v->readers == 0 && !v->writer_open);
   cl__autosync_stop(v);
   cl__fetcher_close(v);
   vol_free(v);

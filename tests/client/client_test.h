@@ -1,0 +1,70 @@
+/*
+ * tests/client/client_test.h — helpers shared by the client runtime tests:
+ * deterministic page contents and a count of the local store's keys.
+ */
+#ifndef QUIRE_TESTS_CLIENT_TEST_H
+#define QUIRE_TESTS_CLIENT_TEST_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "quire/lsm.h"
+#include "quire/quire.h"
+#include "test.h"
+
+/* The page for tag (0: all zeros): every 8 bytes derive from tag. */
+static inline void page_fill(uint8_t *p, uint64_t tag) {
+  if (!tag) {
+    memset(p, 0, QUIRE_PAGE_SIZE);
+    return;
+  }
+  uint64_t x = tag * 0x9e3779b97f4a7c15ull + 1;
+  for (size_t i = 0; i < QUIRE_PAGE_SIZE; i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    memcpy(p + i, &x, 8);
+  }
+  memcpy(p, &tag, 8);
+}
+
+/* 1 when p is the page of tag. */
+static inline int page_is(const uint8_t *p, uint64_t tag) {
+  uint8_t want[QUIRE_PAGE_SIZE];
+  page_fill(want, tag);
+  return memcmp(p, want, QUIRE_PAGE_SIZE) == 0;
+}
+
+/* The tag a page was filled with (0 for zeros, UINT64_MAX for neither). */
+static inline uint64_t page_tag(const uint8_t *p) {
+  uint64_t tag;
+  memcpy(&tag, p, 8);
+  return page_is(p, tag) ? tag : UINT64_MAX;
+}
+
+/* Keys in the data directory's local store starting with letter (the
+ * client must be closed). */
+static inline uint64_t store_count(const char *dir, char letter) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/local.lsm", dir);
+  lsm_options o;
+  lsm_options_init(&o);
+  o.read_only = 1;
+  lsm_db *db;
+  CHECK_OK(lsm_open(path, &o, &db));
+  lsm_cursor *c;
+  CHECK_OK(lsm_cursor_open(db, &c));
+  uint64_t n = 0;
+  int rc;
+  for (rc = lsm_cursor_seek(c, &letter, 1, LSM_SEEK_GE); rc == 0; rc = lsm_cursor_next(c)) {
+    const void *k;
+    size_t kl;
+    CHECK_OK(lsm_cursor_key(c, &k, &kl));
+    if (((const char *)k)[0] != letter) break;
+    n++;
+  }
+  lsm_cursor_close(c);
+  lsm_close(db);
+  return n;
+}
+
+#endif
