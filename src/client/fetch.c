@@ -260,6 +260,8 @@ static int on_page(void *ctx, quire_pageidx idx, const uint8_t *page) {
   pthread_cond_broadcast(&f->cv);
   pthread_mutex_unlock(&f->mu);
   j->received++;
+  cl__count(&j->v->stats, &j->v->client->stats, CL_STAT(fetch_pages), 1);
+  cl__count(&j->v->stats, &j->v->client->stats, CL_STAT(fetch_bytes), QUIRE_PAGE_SIZE);
   j->batch[j->nbatch++] = s;
   if (j->nbatch == WRITE_BATCH) write_batch(j);
   return 0;
@@ -286,7 +288,6 @@ static void run_job(void *arg) {
     splinter_iter_t it;
     splinter_iter_init(&it, splinter_ref_owned(missing), 1);
     uint32_t idx;
-    uint64_t nmiss = 0;
     while (splinter_iter_next(&it, &idx)) {
       struct cl_fetch_slot *s = job_slot(j, idx);
       if (!s || s->state != 0) continue;
@@ -296,16 +297,12 @@ static void run_job(void *arg) {
       pthread_cond_broadcast(&f->cv);
       pthread_mutex_unlock(&f->mu);
       j->batch[j->nbatch++] = s;
-      nmiss++;
+      cl__count(&v->stats, &c->stats, CL_STAT(fetch_missing), 1);
       if (j->nbatch == WRITE_BATCH) write_batch(j);
     }
-    cl__count(&v->stats, &c->stats, CL_STAT(fetch_missing), nmiss);
   }
   write_batch(j);
   splinter_free(missing);
-  cl__count(&v->stats, &c->stats, CL_STAT(fetch_round_trips), 1);
-  cl__count(&v->stats, &c->stats, CL_STAT(fetch_pages), j->received);
-  cl__count(&v->stats, &c->stats, CL_STAT(fetch_bytes), j->received * QUIRE_PAGE_SIZE);
   cl__hist(&v->stats, &c->stats, CL_STAT(fetch_us), (quire__mono_ns() - j->t0) / 1000);
   if (rc) cl__count(&v->stats, &c->stats, CL_STAT(fetch_errors), 1);
   /* Whatever did not arrive fails its waiters. */
@@ -390,6 +387,7 @@ static int start_fetch(quire_volume *v, const struct quire_reader *snap, quire_p
   *slot = s;
   s->refs++; /* the caller's */
   pthread_mutex_unlock(&f->mu);
+  cl__count(&v->stats, &c->stats, CL_STAT(fetch_round_trips), 1);
   rc = quire__pool_submit(c->fetch_pool, run_job, j);
   pthread_mutex_lock(&f->mu);
   if (rc) {
