@@ -235,7 +235,8 @@ static int write_batch(struct fetch_job *j) {
     struct cl_fetch_slot *s = j->batch[i];
     if (rc && s->state == 1) {
       /* Waiters already have the page; only the local copy failed. */
-      QLOG_WARN("fetched page %u could not be stored locally: %s", s->idx, quire_strerror(rc));
+      QLOG_DEBUG("fetched page %u could not be stored locally (it is fetched again when read): %s", s->idx,
+                 quire_strerror(rc));
     }
     if (s->prefetch) splinter_insert(f->prefetched, s->idx);
     unlink_slot(f, s);

@@ -440,10 +440,25 @@ int cl__pull(quire_volume *v, unsigned wait_ms, const struct cl_call *call) {
 
 /* ---- the public calls ------------------------------------------------------ */
 
+/* Pushes until nothing is left: an interrupted push first (its intent is
+ * fixed), then the commits made after it. Bounded, so a writer committing
+ * without pause cannot keep the caller here. */
+static int push_all(quire_volume *v, const struct cl_call *call) {
+  int rc = 0;
+  for (int round = 0; round < 16 && !rc; round++) {
+    rc = cl__push(v, call);
+    pthread_mutex_lock(&v->mu);
+    int more = v->rec.head > v->rec.remote_local || v->has_intent;
+    pthread_mutex_unlock(&v->mu);
+    if (!more) break;
+  }
+  return rc;
+}
+
 int quire_volume_push(quire_volume *v, unsigned timeout_ms) {
   struct cl_call call;
   cl__call_init(v->client, timeout_ms, &call);
-  return cl__push(v, &call);
+  return push_all(v, &call);
 }
 
 int quire_volume_pull(quire_volume *v, unsigned timeout_ms) {
@@ -455,7 +470,7 @@ int quire_volume_pull(quire_volume *v, unsigned timeout_ms) {
 int quire_volume_sync(quire_volume *v, unsigned timeout_ms) {
   struct cl_call call;
   cl__call_init(v->client, timeout_ms, &call);
-  int rc = cl__push(v, &call);
+  int rc = push_all(v, &call);
   return rc ? rc : cl__pull(v, 0, &call);
 }
 

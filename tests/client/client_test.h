@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lsm/lsm_int.h"
 #include "quire/lsm.h"
 #include "quire/quire.h"
 #include "test.h"
@@ -44,7 +45,7 @@ static inline uint64_t page_tag(const uint8_t *p) {
 /* Keys in the data directory's local store starting with letter (the
  * client must be closed). */
 static inline uint64_t store_count(const char *dir, char letter) {
-  char path[4096];
+  char path[1100];
   snprintf(path, sizeof path, "%s/local.lsm", dir);
   lsm_options o;
   lsm_options_init(&o);
@@ -65,6 +66,30 @@ static inline uint64_t store_count(const char *dir, char letter) {
   lsm_cursor_close(c);
   lsm_close(db);
   return n;
+}
+
+static inline void store_check_report(void *ctx, const char *msg) {
+  (void)ctx;
+  fprintf(stderr, "  local store check: %s\n", msg);
+}
+
+/* 1 when the local store passes a full check with no leaked page (the
+ * client must be closed). */
+static inline int store_check_clean(const char *dir) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/local.lsm", dir);
+  lsm_options o;
+  lsm_options_init(&o);
+  o.read_only = 1;
+  lsm_db *db;
+  CHECK_OK(lsm_open(path, &o, &db));
+  lsm_check_counts cnt;
+  int rc = lsm__check(db, store_check_report, NULL, &cnt);
+  lsm_close(db);
+  if (rc || cnt.leaked || cnt.double_use)
+    fprintf(stderr, "local store %s: check %s, %llu leaked, %llu used twice\n", path, quire_strerror(rc),
+            (unsigned long long)cnt.leaked, (unsigned long long)cnt.double_use);
+  return rc == 0 && cnt.leaked == 0 && cnt.double_use == 0;
 }
 
 #endif

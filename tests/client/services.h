@@ -15,8 +15,8 @@
 #include "test.h"
 
 struct services {
-  char root[4096];
-  char store_url[4200];
+  char root[1024];
+  char store_url[1100];
   char ms_url[64], ps_url[64];
   char ms_listen[64], ps_listen[64];
   quire_ms_service *ms;
@@ -24,7 +24,7 @@ struct services {
 };
 
 static inline void services_start_ps(struct services *s) {
-  char cache[4200], catalog[4200];
+  char cache[1100], catalog[1100];
   snprintf(cache, sizeof cache, "%s/cache", s->root);
   snprintf(catalog, sizeof catalog, "%s/ps.catalog", s->root);
   struct quire_ps_settings pss = {.listen = s->ps_listen};
@@ -40,7 +40,7 @@ static inline void services_start_ps(struct services *s) {
 }
 
 static inline void services_start_ms(struct services *s) {
-  char catalog[4200];
+  char catalog[1100];
   snprintf(catalog, sizeof catalog, "%s/ms.catalog", s->root);
   struct quire_ms_settings mss = {.listen = s->ms_listen, .store_url = s->store_url, .catalog_path = catalog};
   mss.poll_interval_ms = 50;

@@ -15,7 +15,7 @@ static struct services svc;
 static char *root;
 
 static quire_client *open_client(const char *name, int autosync) {
-  char dir[4096];
+  char dir[1024];
   snprintf(dir, sizeof dir, "%s/%s", root, name);
   quire_client_opts o;
   client_opts(&o, dir, &svc);
@@ -242,7 +242,7 @@ static void offline(void) {
 int main(void) {
   test_seed();
   root = test_tmpdir("client_sync");
-  char srv[4096];
+  char srv[1024];
   snprintf(srv, sizeof srv, "%s/server", root);
   services_start(&svc, srv, NULL);
   push_pull();
