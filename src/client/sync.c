@@ -568,6 +568,7 @@ int quire_volume_reset(quire_volume *v, unsigned timeout_ms) {
     const uint8_t empty = CL_VALUE_EMPTY;
     if ((rc = cl__page_lookup(c->db, &v->vid, idx, base_local, &kind, &at, &pend, NULL)) != 0) break;
     size_t fl = cl__key_p(fk, &v->vid, idx, lsn);
+    if (idx > rec.remote_count) kind = CL_PAGE_ABSENT; /* past the end there: zeros, whatever is stored */
     if (kind == CL_PAGE_ABSENT || kind == CL_PAGE_EMPTY) {
       rc = lsm_txn_put(t, fk, fl, &empty, 1);
     } else {
