@@ -413,6 +413,14 @@ static void test_auth(void) {
   stub_self = stub_start(handler, &stub_self);
   atomic_store(&st.mode, AUTH_ECHO);
   const char *url = stub_url(stub_self);
+  /* Keep-alive: sequential calls share one connection. */
+  quire_http_client *c = client(url, 30000, 3);
+  quire_buf resp;
+  quire__buf_init(&resp, 1 << 16);
+  for (int i = 0; i < 10; i++) CHECK_OK(quire__http_call(c, "/x", "a", 1, NULL, 1, &resp));
+  CHECK(stub_requests(stub_self) == 10 && stub_connections(stub_self) == 1);
+  quire__buf_free(&resp);
+  quire__http_client_destroy(c);
   echo_auth(url, NULL, NULL, NULL, 0, "-");
   echo_auth(url, "s3cret-token", NULL, NULL, 0, "Bearer s3cret-token");
   echo_auth(url, "s3cret-token", auth_dynamic, "Bearer from-callback", 0, "Bearer from-callback");
@@ -426,7 +434,6 @@ static void test_auth(void) {
   CHECK(auth_calls == 3);
   CHECK(stub_requests(stub_self) == before); /* refused before anything was sent */
   struct quire_http_client_opts o = {.base_url = url, .token = "a\nb"};
-  quire_http_client *c;
   CHECK_RC(quire__http_client_create(&o, &c), QUIRE_EINVAL);
   stub_stop(stub_self);
 }

@@ -88,6 +88,13 @@ struct stub *stub_start(stub_handler handler, void *ctx) {
 unsigned stub_port(const struct stub *s) { return s->port; }
 const char *stub_url(const struct stub *s) { return s->url; }
 unsigned stub_requests(const struct stub *s) { return atomic_load(&((struct stub *)s)->requests); }
+unsigned stub_connections(const struct stub *s) {
+  struct stub *m = (struct stub *)s;
+  pthread_mutex_lock(&m->mu);
+  unsigned n = m->nconns;
+  pthread_mutex_unlock(&m->mu);
+  return n;
+}
 
 void stub_stop(struct stub *s) {
   atomic_store(&s->stopping, 1);

@@ -29,6 +29,8 @@ unsigned stub_port(const struct stub *s);
 const char *stub_url(const struct stub *s);
 /* Requests read so far (every stub_read_request that returned 1). */
 unsigned stub_requests(const struct stub *s);
+/* Connections accepted so far. */
+unsigned stub_connections(const struct stub *s);
 void stub_stop(struct stub *s);
 
 /* Reads the next request on c: 1 with *r filled, 0 when the peer closed. */
