@@ -58,7 +58,7 @@ typedef struct quire_client_opts {
   size_t cache_bytes;        /* local store page cache; 0 = 64 MiB */
   unsigned fetch_timeout_ms; /* a read of an absent page fails with QUIRE_EUNAVAILABLE after this
                                 (0 = 10000) */
-  unsigned call_timeout_ms;  /* one network call (push, pull, fetch) at most; 0 = 30000 */
+  unsigned call_timeout_ms;  /* one network call (write_pages, commit, read_pages, ...) at most; 0 = 30000 */
   unsigned push_delay_ms;    /* autosync waits this long after a local commit to coalesce bursts
                                 (0 = 2) */
   unsigned poll_wait_ms;     /* autosync long-poll length (0 = 30000) */
@@ -165,11 +165,13 @@ QUIRE_API quire_lsn quire_writer_base_lsn(const quire_writer *w);
 QUIRE_API int quire_writer_commit(quire_writer *w, quire_lsn *lsn);
 QUIRE_API void quire_writer_abort(quire_writer *w); /* accepts NULL */
 
-/* ---- sync ---------------------------------------------------------------- */
+/* ---- sync ----------------------------------------------------------------
+ * timeout_ms bounds the whole operation (0: no overall bound); every
+ * network call inside it is bounded by the client's call_timeout_ms. */
 
 /* Pushes every unpushed local commit as one remote commit (resuming an
- * interrupted push with the same commit id). timeout_ms 0 = the client's
- * call timeout. QUIRE_ECONFLICT when another client committed first (the
+ * interrupted push with the same commit id), then what was committed
+ * after it, until nothing is left. QUIRE_ECONFLICT when another client committed first (the
  * volume is then in state "conflict": see reset and fork),
  * QUIRE_EUNAVAILABLE / QUIRE_ETIMEDOUT when the services do not answer
  * (the push resumes later), QUIRE_EINVAL for a local-only client. */

@@ -119,8 +119,11 @@ struct quire_snapshot;
 int cl__remote_open(const quire_client_opts *o, struct cl_remote **out);
 void cl__remote_close(struct cl_remote *r);
 struct quire_cancel;
+/* One sync operation's limits: each network call gets call_ms at most,
+ * and none runs past deadline_ms (0: no overall limit). */
 struct cl_call {
-  uint64_t deadline_ms; /* monotonic */
+  uint64_t deadline_ms; /* monotonic; 0 = none */
+  unsigned call_ms;     /* per network call */
   struct quire_cancel *cancel;
 };
 
@@ -130,6 +133,8 @@ int cl__transport_error(int rc);
 /* ---- the fetcher (fetch.c) ---------------------------------------------- */
 
 struct cl_fetch_slot;
+#define CL_STREAMS 8
+#define CL_NEAR 16 /* a read this close to a stream's last read starts a new step there */
 struct cl_fetcher {
   pthread_mutex_t mu; /* guards everything below; lock order: after vol->mu */
   pthread_cond_t cv;  /* a slot changed state */
@@ -137,11 +142,17 @@ struct cl_fetcher {
   size_t tab_cap, tab_n;
   unsigned jobs;      /* fetch jobs queued or running */
   int closing;
-  /* read-ahead state */
-  quire_pageidx last_idx;
-  int64_t last_delta;
-  unsigned run;    /* consecutive reads continuing last_delta */
-  unsigned window; /* current read-ahead window in pages */
+  struct quire_cancel *cancel; /* fired at close: running fetches stop at once */
+  /* read-ahead: the last few access streams of the volume (several readers
+   * interleave; each scan is its own stream) */
+  struct cl_stream {
+    quire_pageidx last; /* 0: unused */
+    int64_t delta;      /* its step (1 forward, -1 backward, k a stride) */
+    unsigned run;       /* consecutive reads continuing delta */
+    unsigned window;    /* read-ahead window in pages */
+    uint64_t tick;      /* last use, for replacement */
+  } streams[CL_STREAMS];
+  uint64_t tick;
   splinter_t *prefetched; /* read-ahead pages fetched and not read yet */
 };
 
@@ -230,7 +241,8 @@ void cl__vol_wake(quire_volume *v);              /* vol->mu held: broadcast cv *
 int cl__fetcher_init(struct cl_fetcher *f);
 void cl__fetcher_close(quire_volume *v); /* waits for the volume's jobs */
 void cl__fetcher_destroy(struct cl_fetcher *f);
-/* Observes a read of idx for read-ahead. */
+/* Observes a read of idx for read-ahead (before the page is fetched, if
+ * it must be). */
 void cl__fetch_observe(quire_volume *v, quire_pageidx idx, int local_hit);
 /* Fetches page idx whose newest version at or below snapshot lsn is the
  * PENDING marker at marker_lsn; copies the page into out. */
@@ -240,6 +252,8 @@ int cl__fetch_page(quire_volume *v, const struct quire_reader *snap, quire_pagei
 /* sync.c */
 int cl__push(quire_volume *v, const struct cl_call *call);
 int cl__pull(quire_volume *v, unsigned wait_ms, const struct cl_call *call);
+/* timeout_ms: the whole operation's limit, 0 = none (each call still has
+ * the client's call_timeout_ms). */
 void cl__call_init(quire_client *c, unsigned timeout_ms, struct cl_call *call);
 
 /* autosync.c */

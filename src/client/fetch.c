@@ -14,10 +14,11 @@
  * fetched page is fetched again). A slot leaves the table only once its
  * page is in the local store, so a reader never falls between the two.
  *
- * Read-ahead: reads of a volume are watched for a run of equal steps
- * (sequential forward or backward, or a stride). A miss that continues the
- * run doubles the window (up to prefetch_max pages); a miss that breaks it
- * halves the window; a random read fetches its page alone.
+ * Read-ahead: reads of a volume are watched for runs of equal steps
+ * (sequential forward or backward, or a stride), several streams at once
+ * (readers interleave). A miss that continues a stream's run doubles its
+ * window (up to prefetch_max pages); a read near a stream that breaks its
+ * step halves it; a random read fetches its page alone.
  *
  * Locking: f->mu guards the slot table and the read-ahead state. No lock is
  * held across the network call or an LSM commit.
@@ -25,6 +26,7 @@
 #include <string.h>
 
 #include "client/remote.h"
+#include "util/cancel.h"
 #include "util/util.h"
 
 #define FETCH_BUCKETS 4096
@@ -66,7 +68,9 @@ int cl__fetcher_init(struct cl_fetcher *f) {
   if (!f->tab) return QUIRE_ENOMEM;
   f->tab_cap = FETCH_BUCKETS;
   int rc = splinter_new(&f->prefetched);
+  if (!rc) rc = quire__cancel_create(&f->cancel);
   if (rc) {
+    splinter_free(f->prefetched);
     quire__free(f->tab);
     return rc;
   }
@@ -80,6 +84,7 @@ void cl__fetcher_destroy(struct cl_fetcher *f) {
   (void)QUIRE_ALWAYS(f->tab_n == 0 && f->jobs == 0);
   quire__free(f->tab);
   splinter_free(f->prefetched);
+  quire__cancel_destroy(f->cancel);
   pthread_mutex_destroy(&f->mu);
   pthread_cond_destroy(&f->cv);
   memset(f, 0, sizeof *f);
@@ -90,6 +95,7 @@ void cl__fetcher_close(quire_volume *v) {
   if (!f->tab) return;
   pthread_mutex_lock(&f->mu);
   f->closing = 1;
+  quire__cancel_fire(f->cancel);
   while (f->jobs) pthread_cond_wait(&f->cv, &f->mu);
   uint64_t wasted = splinter_cardinality(f->prefetched);
   splinter_clear(f->prefetched);
@@ -136,32 +142,52 @@ void cl__fetch_observe(quire_volume *v, quire_pageidx idx, int local_hit) {
     splinter_remove(f->prefetched, idx);
     cl__count(&v->stats, &v->client->stats, CL_STAT(prefetch_used), 1);
   }
-  if (idx != f->last_idx) {
-    int64_t delta = (int64_t)idx - (int64_t)f->last_idx;
-    if (f->last_idx && delta == f->last_delta)
-      f->run++;
-    else
-      f->run = 0;
-    f->last_delta = f->last_idx ? delta : 0;
-    f->last_idx = idx;
+  f->tick++;
+  struct cl_stream *near = NULL, *lru = &f->streams[0];
+  for (int i = 0; i < CL_STREAMS; i++) {
+    struct cl_stream *s = &f->streams[i];
+    if (s->last && s->last == idx) { /* the same page again */
+      s->tick = f->tick;
+      goto out;
+    }
+    if (s->last && s->delta && (int64_t)idx == (int64_t)s->last + s->delta) {
+      s->run++;
+      s->last = idx;
+      s->tick = f->tick;
+      goto out;
+    }
+    int64_t d = (int64_t)idx - (int64_t)s->last;
+    if (s->last && !near && d >= -CL_NEAR && d <= CL_NEAR) near = s;
+    if (s->tick < lru->tick) lru = s;
   }
+  if (near) {
+    /* A new step from near a stream's last read: the pattern broke. */
+    near->delta = (int64_t)idx - (int64_t)near->last;
+    near->run = 0;
+    near->window /= 2;
+    near->last = idx;
+    near->tick = f->tick;
+  } else {
+    *lru = (struct cl_stream){idx, 0, 0, 0, f->tick};
+  }
+out:
   pthread_mutex_unlock(&f->mu);
 }
 
-/* Read-ahead candidates for a miss at idx (f->mu held): up to the window,
- * in the direction and step of the current run, inside [1, count]. */
+/* Read-ahead candidates for a miss at idx (f->mu held; idx was observed):
+ * a stream that idx continues gets its window doubled and the next pages
+ * in its direction and step, inside [1, count]; a random read gets none. */
 static size_t predict(quire_volume *v, quire_pageidx idx, quire_pagecount count, quire_pageidx *out, size_t cap) {
   struct cl_fetcher *f = &v->f;
-  int continues = f->last_idx && f->run >= 1 && (int64_t)idx - (int64_t)f->last_idx == f->last_delta;
-  if (continues)
-    f->window = f->window ? QUIRE_MIN(f->window * 2, v->client->o.prefetch_max) : 4;
-  else
-    f->window /= 2;
-  if (!continues || f->window == 0) return 0;
+  struct cl_stream *s = NULL;
+  for (int i = 0; i < CL_STREAMS && !s; i++)
+    if (f->streams[i].last == idx && f->streams[i].delta && f->streams[i].run >= 1) s = &f->streams[i];
+  if (!s) return 0;
+  s->window = s->window ? QUIRE_MIN(s->window * 2, v->client->o.prefetch_max) : 4;
   size_t n = 0;
-  int64_t step = f->last_delta, p = idx;
-  while (n < f->window && n < cap) {
-    p += step;
+  int64_t p = idx;
+  while (n < s->window && n < cap) {
+    p += s->delta;
     if (p < 1 || p > (int64_t)count) break;
     out[n++] = (quire_pageidx)p;
   }
@@ -200,6 +226,13 @@ static int write_batch(struct fetch_job *j) {
   lsm_db *db = v->client->db;
   int rc = 0;
   if (!j->nbatch) return 0;
+  /* Read-ahead pages nobody asked for yet are noted before they become
+   * readable locally, so the first read of one counts as used. */
+  struct cl_fetcher *f = &v->f;
+  pthread_mutex_lock(&f->mu);
+  for (size_t i = 0; i < j->nbatch; i++)
+    if (j->batch[i]->prefetch) splinter_insert(f->prefetched, j->batch[i]->idx);
+  pthread_mutex_unlock(&f->mu);
   for (int attempt = 0; attempt < 4; attempt++) {
     lsm_txn *t;
     if ((rc = lsm_txn_begin(db, LSM_TXN_OPTIMISTIC, &t)) != 0) break;
@@ -229,7 +262,6 @@ static int write_batch(struct fetch_job *j) {
     rc = lsm_txn_commit(t);
     if (rc != QUIRE_ECONFLICT) break;
   }
-  struct cl_fetcher *f = &v->f;
   pthread_mutex_lock(&f->mu);
   for (size_t i = 0; i < j->nbatch; i++) {
     struct cl_fetch_slot *s = j->batch[i];
@@ -238,7 +270,6 @@ static int write_batch(struct fetch_job *j) {
       QLOG_DEBUG("fetched page %u could not be stored locally (it is fetched again when read): %s", s->idx,
                  quire_strerror(rc));
     }
-    if (s->prefetch) splinter_insert(f->prefetched, s->idx);
     unlink_slot(f, s);
   }
   pthread_mutex_unlock(&f->mu);
@@ -280,7 +311,8 @@ static void run_job(void *arg) {
   quire_client *c = v->client;
   struct cl_fetcher *f = &v->f;
   struct cl_call call;
-  cl__call_init(c, c->o.call_timeout_ms, &call);
+  cl__call_init(c, 0, &call);
+  call.cancel = f->cancel;
   splinter_t *missing = NULL;
   int rc = cl__ps_read_pages(c->remote, &v->vid, j->remote_lsn, j->wanted, &call, on_page, j, &missing);
   char msg[160];
@@ -325,6 +357,16 @@ static void run_job(void *arg) {
 }
 
 /* ---- the reader's side ---------------------------------------------------- */
+
+/* A reader takes a read-ahead slot before its page was read: it was worth
+ * fetching (f->mu held). */
+static void take_slot(quire_volume *v, struct cl_fetch_slot *s) {
+  s->refs++;
+  if (!s->prefetch) return;
+  s->prefetch = 0;
+  splinter_remove(v->f.prefetched, s->idx);
+  cl__count(&v->stats, &v->client->stats, CL_STAT(prefetch_used), 1);
+}
 
 int cl__transport_error(int rc) {
   return rc == QUIRE_EUNAVAILABLE || rc == QUIRE_ETIMEDOUT || rc == QUIRE_ECLOSED || rc == -ECONNREFUSED ||
@@ -426,11 +468,7 @@ int cl__fetch_page(quire_volume *v, const struct quire_reader *snap, quire_pagei
   }
   struct cl_fetch_slot *s = find(f, idx, marker);
   if (s) {
-    s->refs++;
-    if (s->prefetch) {
-      s->prefetch = 0;
-      cl__count(&v->stats, &c->stats, CL_STAT(prefetch_used), 1);
-    }
+    take_slot(v, s);
   } else {
     /* A fetch that just finished has stored the page and left the table:
      * look again before asking the network. */
@@ -443,7 +481,7 @@ int cl__fetch_page(quire_volume *v, const struct quire_reader *snap, quire_pagei
     pthread_mutex_lock(&f->mu);
     s = find(f, idx, marker);
     if (s)
-      s->refs++;
+      take_slot(v, s);
     else if ((rc = start_fetch(v, snap, idx, marker, &s)) != 0) {
       pthread_mutex_unlock(&f->mu);
       return rc;

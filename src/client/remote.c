@@ -34,14 +34,16 @@ void cl__remote_close(struct cl_remote *r) {
 }
 
 void cl__call_init(quire_client *c, unsigned timeout_ms, struct cl_call *call) {
-  call->deadline_ms = quire__mono_ms() + (timeout_ms ? timeout_ms : c->o.call_timeout_ms);
+  call->deadline_ms = timeout_ms ? quire__mono_ms() + timeout_ms : 0;
+  call->call_ms = c->o.call_timeout_ms;
   call->cancel = NULL;
 }
 
 static struct quire_call qc(const struct cl_call *call) {
   struct quire_call q = {0};
   if (call) {
-    q.deadline_ms = call->deadline_ms;
+    q.deadline_ms = quire__mono_ms() + call->call_ms;
+    if (call->deadline_ms && call->deadline_ms < q.deadline_ms) q.deadline_ms = call->deadline_ms;
     q.cancel = call->cancel;
   }
   return q;

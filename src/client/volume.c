@@ -526,8 +526,8 @@ static int read_at(const quire_reader *snap, quire_pageidx idx, uint8_t *page) {
   int rc = cl__page_lookup(c->db, &v->vid, idx, snap->lsn, &kind, &at, &pending, page);
   if (rc) return rc;
   if (kind == CL_PAGE_PENDING) {
-    rc = cl__fetch_page(v, snap, idx, at, page);
     cl__fetch_observe(v, idx, 0);
+    rc = cl__fetch_page(v, snap, idx, at, page);
     if (!rc) cl__count(&v->stats, &c->stats, CL_STAT(read_fetched), 1);
   } else {
     cl__fetch_observe(v, idx, 1);
