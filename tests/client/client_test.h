@@ -5,6 +5,7 @@
 #ifndef QUIRE_TESTS_CLIENT_TEST_H
 #define QUIRE_TESTS_CLIENT_TEST_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,16 @@
 #include "quire/lsm.h"
 #include "quire/quire.h"
 #include "test.h"
+
+/* snprintf into a fixed buffer that must not truncate (test paths). */
+static inline void pathf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline void pathf(char *out, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(out, cap, fmt, ap);
+  va_end(ap);
+  CHECK(n >= 0 && (size_t)n < cap);
+}
 
 /* The page for tag (0: all zeros): every 8 bytes derive from tag. */
 static inline void page_fill(uint8_t *p, uint64_t tag) {
@@ -46,7 +57,7 @@ static inline uint64_t page_tag(const uint8_t *p) {
  * client must be closed). */
 static inline uint64_t store_count(const char *dir, char letter) {
   char path[1100];
-  snprintf(path, sizeof path, "%s/local.lsm", dir);
+  pathf(path, sizeof path, "%s/local.lsm", dir);
   lsm_options o;
   lsm_options_init(&o);
   o.read_only = 1;
@@ -77,7 +88,7 @@ static inline void store_check_report(void *ctx, const char *msg) {
  * client must be closed). */
 static inline int store_check_clean(const char *dir) {
   char path[1100];
-  snprintf(path, sizeof path, "%s/local.lsm", dir);
+  pathf(path, sizeof path, "%s/local.lsm", dir);
   lsm_options o;
   lsm_options_init(&o);
   o.read_only = 1;

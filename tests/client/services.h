@@ -13,6 +13,7 @@
 #include "metastore/service.h"
 #include "pagestore/service.h"
 #include "test.h"
+#include "client_test.h"
 
 struct services {
   char root[1024];
@@ -25,8 +26,8 @@ struct services {
 
 static inline void services_start_ps(struct services *s) {
   char cache[1100], catalog[1100];
-  snprintf(cache, sizeof cache, "%s/cache", s->root);
-  snprintf(catalog, sizeof catalog, "%s/ps.catalog", s->root);
+  pathf(cache, sizeof cache, "%s/cache", s->root);
+  pathf(catalog, sizeof catalog, "%s/ps.catalog", s->root);
   struct quire_ps_settings pss = {.listen = s->ps_listen};
   pss.ps.store_url = s->store_url;
   pss.ps.metastore_url = s->ms_url;
@@ -41,7 +42,7 @@ static inline void services_start_ps(struct services *s) {
 
 static inline void services_start_ms(struct services *s) {
   char catalog[1100];
-  snprintf(catalog, sizeof catalog, "%s/ms.catalog", s->root);
+  pathf(catalog, sizeof catalog, "%s/ms.catalog", s->root);
   struct quire_ms_settings mss = {.listen = s->ms_listen, .store_url = s->store_url, .catalog_path = catalog};
   mss.poll_interval_ms = 50;
   CHECK_OK(quire__ms_service_open(&mss, &s->ms));
@@ -52,11 +53,11 @@ static inline void services_start_ms(struct services *s) {
 /* Starts both under root (store: root/objects unless store_url is given). */
 static inline void services_start(struct services *s, const char *root, const char *store_url) {
   memset(s, 0, sizeof *s);
-  snprintf(s->root, sizeof s->root, "%s", root);
+  pathf(s->root, sizeof s->root, "%s", root);
   if (store_url)
-    snprintf(s->store_url, sizeof s->store_url, "%s", store_url);
+    pathf(s->store_url, sizeof s->store_url, "%s", store_url);
   else
-    snprintf(s->store_url, sizeof s->store_url, "file://%s/objects", root);
+    pathf(s->store_url, sizeof s->store_url, "file://%s/objects", root);
   snprintf(s->ms_listen, sizeof s->ms_listen, "127.0.0.1:0");
   snprintf(s->ps_listen, sizeof s->ps_listen, "127.0.0.1:0");
   services_start_ms(s);

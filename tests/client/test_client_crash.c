@@ -227,9 +227,9 @@ int main(int argc, char **argv) {
   test_seed();
   root = test_tmpdir("client_crash");
   char srv[1024], dir[1024], odir[1024];
-  snprintf(srv, sizeof srv, "%s/server", root);
-  snprintf(dir, sizeof dir, "%s/child", root);
-  snprintf(odir, sizeof odir, "%s/owner", root);
+  pathf(srv, sizeof srv, "%s/server", root);
+  pathf(dir, sizeof dir, "%s/child", root);
+  pathf(odir, sizeof odir, "%s/owner", root);
   services_start(&svc, srv, NULL);
   /* The parent's own client owns the shared volume. */
   quire_client_opts o;
@@ -310,7 +310,7 @@ int main(int argc, char **argv) {
   printf("remote log: %zu commits, every commit id once\n", nseen);
   quire__msclient_close(ms);
   /* A fresh client reads the remote head: the same pages. */
-  snprintf(odir, sizeof odir, "%s/fresh", root);
+  pathf(odir, sizeof odir, "%s/fresh", root);
   client_opts(&o, odir, &svc);
   quire_client *fresh;
   CHECK_OK(quire_client_open(&o, &fresh));

@@ -27,7 +27,7 @@ static char vid[QUIRE_GID_TEXT_LEN + 1];
 
 static quire_client *open_client(const char *name, const char *ps_url) {
   char dir[1024];
-  snprintf(dir, sizeof dir, "%s/%s", root, name);
+  pathf(dir, sizeof dir, "%s/%s", root, name);
   quire_client_opts o;
   client_opts(&o, dir, &svc);
   if (ps_url) o.pagestore_url = ps_url;
@@ -221,7 +221,7 @@ int main(void) {
   test_seed();
   root = test_tmpdir("client_fetch");
   char srv[1024];
-  snprintf(srv, sizeof srv, "%s/server", root);
+  pathf(srv, sizeof srv, "%s/server", root);
   services_start(&svc, srv, NULL);
   make_volume();
   scan("seq", (struct pattern){"sequential", 1, 1, NPAGES});

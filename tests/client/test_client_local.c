@@ -239,8 +239,8 @@ static void names_and_locks(void) {
   CHECK_RC(quire_volume_push(v, 1000), QUIRE_EINVAL); /* local only */
   /* import / export round trip, with a partial last page */
   char in[4096], out[4096];
-  snprintf(in, sizeof in, "%s/in.img", d);
-  snprintf(out, sizeof out, "%s/out.img", d);
+  pathf(in, sizeof in, "%s/in.img", d);
+  pathf(out, sizeof out, "%s/out.img", d);
   int fd = open(in, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   CHECK(fd >= 0);
   uint8_t page[QUIRE_PAGE_SIZE];

@@ -172,9 +172,9 @@ int main(void) {
   trace = getenv("QUIRE_TEST_TRACE") != NULL;
   char *root = test_tmpdir("client_model");
   char srv[1024];
-  snprintf(srv, sizeof srv, "%s/server", root);
+  pathf(srv, sizeof srv, "%s/server", root);
   services_start(&svc, srv, NULL);
-  for (int k = 0; k < NCLIENTS; k++) snprintf(cl[k].dir, sizeof cl[k].dir, "%s/c%d", root, k);
+  for (int k = 0; k < NCLIENTS; k++) pathf(cl[k].dir, sizeof cl[k].dir, "%s/c%d", root, k);
   /* Client 0 creates the volume and pushes its first commit. */
   open_client(&cl[0], "m", QUIRE_CREATE);
   local_commit(0);

@@ -16,7 +16,7 @@ static char *root;
 
 static quire_client *open_client(const char *name, int autosync) {
   char dir[1024];
-  snprintf(dir, sizeof dir, "%s/%s", root, name);
+  pathf(dir, sizeof dir, "%s/%s", root, name);
   quire_client_opts o;
   client_opts(&o, dir, &svc);
   o.autosync = autosync;
@@ -243,7 +243,7 @@ int main(void) {
   test_seed();
   root = test_tmpdir("client_sync");
   char srv[1024];
-  snprintf(srv, sizeof srv, "%s/server", root);
+  pathf(srv, sizeof srv, "%s/server", root);
   services_start(&svc, srv, NULL);
   push_pull();
   conflicts();

@@ -79,10 +79,10 @@ int main(void) {
   test_seed();
   root = test_tmpdir("client_threads");
   char srv[1024], dir[1024];
-  snprintf(srv, sizeof srv, "%s/server", root);
+  pathf(srv, sizeof srv, "%s/server", root);
   services_start(&svc, srv, NULL);
   /* Another client writes the shared volume. */
-  snprintf(dir, sizeof dir, "%s/owner", root);
+  pathf(dir, sizeof dir, "%s/owner", root);
   quire_client_opts o;
   client_opts(&o, dir, &svc);
   quire_client *owner;
@@ -105,7 +105,7 @@ int main(void) {
   quire_volume_close(ov);
   CHECK_OK(quire_client_close(owner));
 
-  snprintf(dir, sizeof dir, "%s/main", root);
+  pathf(dir, sizeof dir, "%s/main", root);
   client_opts(&o, dir, &svc);
   o.autosync = 1;
   o.call_timeout_ms = 20000;
