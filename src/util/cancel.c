@@ -99,8 +99,14 @@ int quire__cancel_watch(quire_cancel *c, struct quire_cancel_watch *w) {
 }
 
 void quire__cancel_unwatch(quire_cancel *c, struct quire_cancel_watch *w) {
-  if (!c || w->prev_ == w) return;
+  if (!c) return;
+  /* Under the lock: another thread's watch writes w->prev_ when it puts its
+   * own watch in front of w. */
   pthread_mutex_lock(&c->mu);
+  if (w->prev_ == w) {
+    pthread_mutex_unlock(&c->mu);
+    return;
+  }
   if (w->prev_)
     w->prev_->next_ = w->next_;
   else if (c->watches == w)

@@ -85,8 +85,8 @@ static inline void client_opts(quire_client_opts *o, const char *dir, const stru
   o->metastore_url = s->ms_url;
   o->pagestore_url = s->ps_url;
   o->sync_mode = QUIRE_SYNC_NORMAL;
-  o->fetch_timeout_ms = 5000;
-  o->call_timeout_ms = 5000;
+  o->fetch_timeout_ms = 30000; /* generous: sanitizer builds on a busy machine */
+  o->call_timeout_ms = 30000;
 }
 
 #endif
