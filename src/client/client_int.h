@@ -150,6 +150,7 @@ struct cl_fetcher {
     int64_t delta;      /* its step (1 forward, -1 backward, k a stride) */
     unsigned run;       /* consecutive reads continuing delta */
     unsigned window;    /* read-ahead window in pages */
+    quire_pageidx ahead; /* the furthest page its read-ahead asked for (0: none) */
     uint64_t tick;      /* last use, for replacement */
   } streams[CL_STREAMS];
   uint64_t tick;
@@ -241,9 +242,9 @@ void cl__vol_wake(quire_volume *v);              /* vol->mu held: broadcast cv *
 int cl__fetcher_init(struct cl_fetcher *f);
 void cl__fetcher_close(quire_volume *v); /* waits for the volume's jobs */
 void cl__fetcher_destroy(struct cl_fetcher *f);
-/* Observes a read of idx for read-ahead (before the page is fetched, if
- * it must be). */
-void cl__fetch_observe(quire_volume *v, quire_pageidx idx, int local_hit);
+/* Observes a read of idx at the snapshot for read-ahead (before the page is
+ * fetched, if it must be); a local hit may start the next window early. */
+void cl__fetch_observe(quire_volume *v, const struct quire_reader *snap, quire_pageidx idx, int local_hit);
 /* Fetches page idx whose newest version at or below snapshot lsn is the
  * PENDING marker at marker_lsn; copies the page into out. */
 int cl__fetch_page(quire_volume *v, const struct quire_reader *snap, quire_pageidx idx, quire_lsn marker_lsn,

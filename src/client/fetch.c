@@ -135,63 +135,68 @@ static void unlink_slot(struct cl_fetcher *f, struct cl_fetch_slot *s) {
 
 /* ---- read-ahead --------------------------------------------------------- */
 
-void cl__fetch_observe(quire_volume *v, quire_pageidx idx, int local_hit) {
-  struct cl_fetcher *f = &v->f;
-  pthread_mutex_lock(&f->mu);
-  if (local_hit && !splinter_is_empty(f->prefetched) && splinter_contains(f->prefetched, idx)) {
-    splinter_remove(f->prefetched, idx);
-    cl__count(&v->stats, &v->client->stats, CL_STAT(prefetch_used), 1);
-  }
+/* The stream idx belongs to after observing it (f->mu held): a read that
+ * continues a stream's step extends its run; a read near a stream's last
+ * read with another step restarts it there (the pattern broke: its window
+ * halves); any other read replaces the least recently used stream. */
+static struct cl_stream *observe_locked(struct cl_fetcher *f, quire_pageidx idx) {
   f->tick++;
   struct cl_stream *near = NULL, *lru = &f->streams[0];
   for (int i = 0; i < CL_STREAMS; i++) {
     struct cl_stream *s = &f->streams[i];
     if (s->last && s->last == idx) { /* the same page again */
       s->tick = f->tick;
-      goto out;
+      return s;
     }
     if (s->last && s->delta && (int64_t)idx == (int64_t)s->last + s->delta) {
       s->run++;
       s->last = idx;
       s->tick = f->tick;
-      goto out;
+      return s;
     }
     int64_t d = (int64_t)idx - (int64_t)s->last;
     if (s->last && !near && d >= -CL_NEAR && d <= CL_NEAR) near = s;
     if (s->tick < lru->tick) lru = s;
   }
   if (near) {
-    /* A new step from near a stream's last read: the pattern broke. */
     near->delta = (int64_t)idx - (int64_t)near->last;
     near->run = 0;
     near->window /= 2;
+    near->ahead = 0;
     near->last = idx;
     near->tick = f->tick;
-  } else {
-    *lru = (struct cl_stream){idx, 0, 0, 0, f->tick};
+    return near;
   }
-out:
-  pthread_mutex_unlock(&f->mu);
+  *lru = (struct cl_stream){.last = idx, .tick = f->tick};
+  return lru;
 }
 
-/* Read-ahead candidates for a miss at idx (f->mu held; idx was observed):
- * a stream that idx continues gets its window doubled and the next pages
- * in its direction and step, inside [1, count]; a random read gets none. */
-static size_t predict(quire_volume *v, quire_pageidx idx, quire_pagecount count, quire_pageidx *out, size_t cap) {
-  struct cl_fetcher *f = &v->f;
-  struct cl_stream *s = NULL;
-  for (int i = 0; i < CL_STREAMS && !s; i++)
-    if (f->streams[i].last == idx && f->streams[i].delta && f->streams[i].run >= 1) s = &f->streams[i];
-  if (!s) return 0;
+/* The next window of stream s from page `from` (excluded) on, in its
+ * direction and step, inside [1, count]; doubles the window (f->mu held). */
+static size_t next_window(quire_volume *v, struct cl_stream *s, int64_t from, quire_pagecount count,
+                          quire_pageidx *out, size_t cap) {
   s->window = s->window ? QUIRE_MIN(s->window * 2, v->client->o.prefetch_max) : 4;
   size_t n = 0;
-  int64_t p = idx;
+  int64_t p = from;
   while (n < s->window && n < cap) {
     p += s->delta;
     if (p < 1 || p > (int64_t)count) break;
     out[n++] = (quire_pageidx)p;
   }
+  s->ahead = n ? out[n - 1] : 0;
   return n;
+}
+
+/* Read-ahead candidates for a miss at idx (f->mu held; idx was observed):
+ * a stream with a run of at least two that idx continues gets its next
+ * window; a random read gets none. */
+static size_t predict(quire_volume *v, quire_pageidx idx, quire_pagecount count, quire_pageidx *out, size_t cap) {
+  struct cl_fetcher *f = &v->f;
+  for (int i = 0; i < CL_STREAMS; i++) {
+    struct cl_stream *s = &f->streams[i];
+    if (s->last == idx && s->delta && s->run >= 1) return next_window(v, s, idx, count, out, cap);
+  }
+  return 0;
 }
 
 /* ---- the fetch job -------------------------------------------------------- */
@@ -373,42 +378,99 @@ int cl__transport_error(int rc) {
          rc == -ECONNRESET || rc == -EHOSTUNREACH;
 }
 
-/* Starts a fetch of idx (and read-ahead) at the snapshot; f->mu held on
- * entry and exit (dropped meanwhile). *slot gets the slot of idx. */
-static int start_fetch(quire_volume *v, const struct quire_reader *snap, quire_pageidx idx, quire_lsn marker,
-                       struct cl_fetch_slot **slot) {
+/* Keeps the candidates (ascending or descending, distinct) that are PENDING
+ * at the snapshot, with their markers. One cursor pass over their range
+ * when they are dense in it, else one seek each. Returns how many. */
+static size_t pending_only(quire_volume *v, const struct quire_reader *snap, quire_pageidx *cand, quire_lsn *marks,
+                           size_t n) {
+  if (!n) return 0;
+  quire_pageidx lo = cand[0], hi = cand[n - 1];
+  if (lo > hi) lo = cand[n - 1], hi = cand[0];
+  size_t keep = 0;
+  if ((uint64_t)(hi - lo) + 1 > 4 * (uint64_t)n) {
+    for (size_t i = 0; i < n; i++) {
+      int kind;
+      quire_lsn at, pend;
+      if (cl__page_lookup(v->client->db, &v->vid, cand[i], snap->lsn, &kind, &at, &pend, NULL) == 0 &&
+          kind == CL_PAGE_PENDING) {
+        cand[keep] = cand[i];
+        marks[keep++] = at;
+      }
+    }
+    return keep;
+  }
+  splinter_t *want;
+  if (splinter_from_sorted(cand, 0, &want)) return 0;
+  for (size_t i = 0; i < n; i++) splinter_insert(want, cand[i]);
+  lsm_cursor *cur;
+  if (lsm_cursor_open(v->client->db, &cur)) {
+    splinter_free(want);
+    return 0;
+  }
+  uint8_t key[CL_P_KEY_LEN];
+  size_t kl = cl__key_p(key, &v->vid, lo, 0);
+  quire_pageidx cur_idx = 0;
+  quire_lsn cur_lsn = 0;
+  int cur_kind = CL_PAGE_ABSENT;
+  int rc = lsm_cursor_seek(cur, key, kl, LSM_SEEK_GE);
+  for (;;) {
+    quire_pageidx idx = 0;
+    quire_lsn lsn = 0;
+    const void *k, *val;
+    size_t fl, vl;
+    int done = rc != 0 || lsm_cursor_key(cur, &k, &fl) != 0 || !cl__key_p_parse(k, fl, &v->vid, &idx, &lsn) ||
+               idx > hi;
+    if (done || idx != cur_idx) {
+      if (cur_kind == CL_PAGE_PENDING && splinter_contains(want, cur_idx)) {
+        cand[keep] = cur_idx;
+        marks[keep++] = cur_lsn;
+      }
+      cur_kind = CL_PAGE_ABSENT;
+      cur_idx = idx;
+    }
+    if (done) break;
+    if (lsn <= snap->lsn && splinter_contains(want, idx) && lsm_cursor_value(cur, &val, &vl) == 0) {
+      quire_lsn pend;
+      cur_kind = cl__pval_kind(val, vl, &pend);
+      cur_lsn = lsn;
+    }
+    rc = lsm_cursor_next(cur);
+  }
+  lsm_cursor_close(cur);
+  splinter_free(want);
+  return keep;
+}
+
+/* Starts one fetch job at the snapshot for page idx with its marker (idx 0:
+ * read-ahead only) and the read-ahead candidates cand[0..ncand). f->mu is
+ * held on entry and exit (dropped meanwhile). With idx, *slot gets its slot
+ * with a reference for the caller. A lone page is fetched on the calling
+ * thread (no hand-off); anything larger on the fetch pool. */
+static int start_job(quire_volume *v, const struct quire_reader *snap, quire_pageidx idx, quire_lsn marker,
+                     quire_pageidx *cand, size_t ncand, struct cl_fetch_slot **slot) {
   struct cl_fetcher *f = &v->f;
   quire_client *c = v->client;
-  quire_pageidx cand[4096];
-  size_t ncand = predict(v, idx, snap->count, cand, QUIRE_ARRAY_LEN(cand));
   struct fetch_job *j = quire__calloc(1, sizeof *j);
-  struct cl_fetch_slot *s = quire__calloc(1, sizeof *s);
+  struct cl_fetch_slot *s = idx ? quire__calloc(1, sizeof *s) : NULL;
   int rc = 0;
-  if (!j || !s || (rc = splinter_new(&j->wanted)) != 0 ||
+  if (!j || (idx && !s) || (rc = splinter_new(&j->wanted)) != 0 ||
       !(j->slots = quire__calloc(ncand + 1, sizeof *j->slots))) {
     quire__free(s);
     if (j) job_free(j);
     return rc ? rc : QUIRE_ENOMEM;
   }
-  s->idx = idx;
-  s->marker = marker;
-  s->refs = 1; /* the job's */
-  link_slot(f, s);
-  j->slots[j->n++] = s;
+  if (s) {
+    s->idx = idx;
+    s->marker = marker;
+    s->refs = 1; /* the job's */
+    link_slot(f, s);
+    j->slots[j->n++] = s;
+  }
   f->jobs++;
   pthread_mutex_unlock(&f->mu);
   /* Candidates must be PENDING at this snapshot (not local, never asked). */
   quire_lsn marks[4096];
-  size_t keep = 0;
-  for (size_t i = 0; i < ncand; i++) {
-    int kind;
-    quire_lsn at, pend;
-    if (cl__page_lookup(c->db, &v->vid, cand[i], snap->lsn, &kind, &at, &pend, NULL) == 0 &&
-        kind == CL_PAGE_PENDING) {
-      cand[keep] = cand[i];
-      marks[keep++] = at;
-    }
-  }
+  size_t keep = pending_only(v, snap, cand, marks, QUIRE_MIN(ncand, QUIRE_ARRAY_LEN(marks)));
   pthread_mutex_lock(&f->mu);
   for (size_t i = 0; i < keep; i++) {
     if (find(f, cand[i], marks[i])) continue;
@@ -421,16 +483,30 @@ static int start_fetch(quire_volume *v, const struct quire_reader *snap, quire_p
     link_slot(f, ps);
     j->slots[j->n++] = ps;
   }
+  if (!j->n) { /* nothing left to ask for */
+    f->jobs--;
+    pthread_cond_broadcast(&f->cv);
+    job_free(j);
+    return 0;
+  }
   for (size_t i = 0; i < j->n; i++) splinter_insert(j->wanted, j->slots[i]->idx);
   qsort(j->slots, j->n, sizeof *j->slots, cmp_slot);
-  cl__count(&v->stats, &c->stats, CL_STAT(prefetch_pages), j->n - 1);
+  cl__count(&v->stats, &c->stats, CL_STAT(prefetch_pages), j->n - (s ? 1 : 0));
   j->v = v;
   j->remote_lsn = snap->remote_lsn;
   j->t0 = quire__mono_ns();
-  *slot = s;
-  s->refs++; /* the caller's */
+  if (s) {
+    *slot = s;
+    s->refs++; /* the caller's */
+  }
+  size_t n = j->n;
   pthread_mutex_unlock(&f->mu);
   cl__count(&v->stats, &c->stats, CL_STAT(fetch_round_trips), 1);
+  if (n == 1 && s) {
+    run_job(j); /* a lone page: no thread hand-off */
+    pthread_mutex_lock(&f->mu);
+    return 0;
+  }
   rc = quire__pool_submit(c->fetch_pool, run_job, j);
   pthread_mutex_lock(&f->mu);
   if (rc) {
@@ -441,14 +517,35 @@ static int start_fetch(quire_volume *v, const struct quire_reader *snap, quire_p
       x->err = rc;
       snprintf(x->msg, sizeof x->msg, "the fetch pool refused the job");
       unlink_slot(f, x);
-      if (x != s) put_slot(x);
+      put_slot(x); /* the job's reference (the caller keeps its own of s) */
     }
-    put_slot(s); /* the job's reference of s (the caller keeps its own) */
     f->jobs--;
     pthread_cond_broadcast(&f->cv);
     job_free(j);
   }
   return 0;
+}
+
+void cl__fetch_observe(quire_volume *v, const struct quire_reader *snap, quire_pageidx idx, int local_hit) {
+  struct cl_fetcher *f = &v->f;
+  pthread_mutex_lock(&f->mu);
+  if (local_hit && !splinter_is_empty(f->prefetched) && splinter_contains(f->prefetched, idx)) {
+    splinter_remove(f->prefetched, idx);
+    cl__count(&v->stats, &v->client->stats, CL_STAT(prefetch_used), 1);
+  }
+  struct cl_stream *s = observe_locked(f, idx);
+  /* A stream that has read half of its last window (local or in flight)
+   * asks for the next one now, so the reader does not wait at the window's
+   * end. A read past the window is a miss; predict() takes it from there. */
+  if (v->client->remote && !f->closing && s->ahead && s->delta && s->window && s->run >= 1) {
+    int64_t left = ((int64_t)s->ahead - (int64_t)idx) / s->delta;
+    if (left >= 0 && (uint64_t)left <= s->window / 2) {
+      quire_pageidx cand[4096];
+      size_t n = next_window(v, s, s->ahead, snap->count, cand, QUIRE_ARRAY_LEN(cand));
+      if (n) start_job(v, snap, 0, 0, cand, n, NULL);
+    }
+  }
+  pthread_mutex_unlock(&f->mu);
 }
 
 int cl__fetch_page(quire_volume *v, const struct quire_reader *snap, quire_pageidx idx, quire_lsn marker,
@@ -482,9 +579,13 @@ int cl__fetch_page(quire_volume *v, const struct quire_reader *snap, quire_pagei
     s = find(f, idx, marker);
     if (s)
       take_slot(v, s);
-    else if ((rc = start_fetch(v, snap, idx, marker, &s)) != 0) {
-      pthread_mutex_unlock(&f->mu);
-      return rc;
+    else {
+      quire_pageidx cand[4096];
+      size_t ncand = predict(v, idx, snap->count, cand, QUIRE_ARRAY_LEN(cand));
+      if ((rc = start_job(v, snap, idx, marker, cand, ncand, &s)) != 0) {
+        pthread_mutex_unlock(&f->mu);
+        return rc;
+      }
     }
   }
   while (s->state == 0) {

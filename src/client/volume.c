@@ -526,11 +526,11 @@ static int read_at(const quire_reader *snap, quire_pageidx idx, uint8_t *page) {
   int rc = cl__page_lookup(c->db, &v->vid, idx, snap->lsn, &kind, &at, &pending, page);
   if (rc) return rc;
   if (kind == CL_PAGE_PENDING) {
-    cl__fetch_observe(v, idx, 0);
+    cl__fetch_observe(v, snap, idx, 0);
     rc = cl__fetch_page(v, snap, idx, at, page);
     if (!rc) cl__count(&v->stats, &c->stats, CL_STAT(read_fetched), 1);
   } else {
-    cl__fetch_observe(v, idx, 1);
+    cl__fetch_observe(v, snap, idx, 1);
     cl__count(&v->stats, &c->stats, kind == CL_PAGE_DATA ? CL_STAT(read_hits) : CL_STAT(read_zero), 1);
   }
   cl__hist(&v->stats, &c->stats, CL_STAT(read_us), (quire__mono_ns() - t0) / 1000);
