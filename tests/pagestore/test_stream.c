@@ -29,6 +29,7 @@ static struct {
   unsigned requests_before; /* stub_requests() when the current run began */
   int release;              /* the test lets the stub send the rest */
   int rest_sent;            /* the stub sent what follows the first frame */
+  int busy;                 /* the stub is answering (reading first and rest) */
   quire_buf first, rest;    /* the answer body, split after the first frame */
 } st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -192,35 +193,48 @@ static int cut_answer(struct stub_conn *c, const struct stub_request *r, int mod
   return cut;
 }
 
+/* Answers one request; 1 when the connection must be closed. */
+static int answer(struct stub_conn *c, const struct stub_request *r) {
+  int mode = atomic_load(&st.mode);
+  if (mode == RESUME || mode == CUT_EACH)
+    return cut_answer(c, r, mode, stub_requests(stub_self) - st.requests_before);
+  if (mode == BUSY_THEN_OK && stub_requests(stub_self) == 1) {
+    stub_respond(c, 503, "Retry-After: 0\r\n", "", 0);
+    return 0;
+  }
+  char head[256];
+  snprintf(head, sizeof head,
+           "HTTP/1.1 200 OK\r\nContent-Type: application/x-quire-frames\r\nContent-Length: %zu\r\n\r\n",
+           st.first.len + st.rest.len);
+  stub_write(c, head, strlen(head));
+  if (mode == LARGE) {
+    write_pieces(c, st.first.data, st.first.len);
+    write_pieces(c, st.rest.data, st.rest.len);
+    return 0;
+  }
+  stub_write(c, st.first.data, st.first.len);
+  pthread_mutex_lock(&st.mu);
+  while (!st.release) pthread_cond_wait(&st.cv, &st.mu);
+  st.rest_sent = 1;
+  pthread_mutex_unlock(&st.mu);
+  return stub_write(c, st.rest.data, st.rest.len) != 0;
+}
+
+/* Marks the stub busy while it answers, so that the test does not rebuild
+ * the answer under it (run() waits for it to finish). */
 static void handler(void *ctx, struct stub_conn *c) {
   (void)ctx;
   struct stub_request r = {0};
-  while (stub_read_request(c, &r)) {
-    int mode = atomic_load(&st.mode);
-    if (mode == RESUME || mode == CUT_EACH) {
-      if (cut_answer(c, &r, mode, stub_requests(stub_self) - st.requests_before)) break;
-      continue;
-    }
-    if (mode == BUSY_THEN_OK && stub_requests(stub_self) == 1) {
-      stub_respond(c, 503, "Retry-After: 0\r\n", "", 0);
-      continue;
-    }
-    char head[256];
-    snprintf(head, sizeof head,
-             "HTTP/1.1 200 OK\r\nContent-Type: application/x-quire-frames\r\nContent-Length: %zu\r\n\r\n",
-             st.first.len + st.rest.len);
-    stub_write(c, head, strlen(head));
-    if (mode == LARGE) {
-      write_pieces(c, st.first.data, st.first.len);
-      write_pieces(c, st.rest.data, st.rest.len);
-      continue;
-    }
-    stub_write(c, st.first.data, st.first.len);
+  int closing = 0;
+  while (!closing && stub_read_request(c, &r)) {
     pthread_mutex_lock(&st.mu);
-    while (!st.release) pthread_cond_wait(&st.cv, &st.mu);
-    st.rest_sent = 1;
+    st.busy = 1;
     pthread_mutex_unlock(&st.mu);
-    if (stub_write(c, st.rest.data, st.rest.len)) break;
+    closing = answer(c, &r);
+    pthread_mutex_lock(&st.mu);
+    st.busy = 0;
+    pthread_cond_broadcast(&st.cv);
+    pthread_mutex_unlock(&st.mu);
   }
   stub_request_free(&r);
 }
@@ -281,7 +295,10 @@ static int run(quire_psclient *c, int mode, int action, uint32_t nwanted, struct
   CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
   struct quire_call call = {.cancel = k->cancel};
   int rc = quire__psclient_read_pages(c, &vid, 7, wanted, &call, on_page, k, missing);
-  release(); /* let a held stub finish */
+  release(); /* let a held stub finish, and wait until it has */
+  pthread_mutex_lock(&st.mu);
+  while (st.busy) pthread_cond_wait(&st.cv, &st.mu);
+  pthread_mutex_unlock(&st.mu);
   quire__cancel_destroy(k->cancel);
   splinter_free(wanted);
   return rc;
