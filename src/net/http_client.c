@@ -345,3 +345,9 @@ int quire__http_call_stream(quire_http_client *c, const char *path, const void *
   if (delivered) *delivered = a.delivered;
   return rc;
 }
+
+int quire__http_retry_wait(const quire_http_client *c, unsigned retry, const struct quire_call *call) {
+  if (retry >= c->o.retries) return QUIRE_EUNAVAILABLE;
+  unsigned delay = quire__backoff_delay(c->o.backoff_ms, BACKOFF_CAP_MS, retry);
+  return quire__backoff_wait(delay, 0, quire__http_deadline(c, call), call ? call->cancel : NULL);
+}

@@ -99,4 +99,13 @@ int quire__http_call_stream(quire_http_client *c, const char *path, const void *
                             const struct quire_call *call, int idempotent, quire_http_sink_fn sink,
                             void *sink_ctx, int *delivered);
 
+/* For a caller that retries a whole operation itself (read_pages resuming an
+ * answer cut off after some pages): waits before its retry number `retry`
+ * (0 = the first) with this client's backoff, under call (whose deadline
+ * should be fixed by the caller with quire__http_deadline, so that every
+ * retry shares it). 0: go ahead; QUIRE_EUNAVAILABLE: retry is past the
+ * client's retries; QUIRE_ETIMEDOUT: the wait would pass the deadline;
+ * QUIRE_ECANCELED. Records no error message. */
+int quire__http_retry_wait(const quire_http_client *c, unsigned retry, const struct quire_call *call);
+
 #endif

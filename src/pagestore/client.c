@@ -10,6 +10,7 @@
 #include "proto/pb.h"
 #include "util/util.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct quire_psclient {
@@ -306,6 +307,8 @@ int quire__ps_frames_feed(quire_ps_frames *f, const uint8_t *data, size_t len) {
   return rc;
 }
 
+splinter_ref_t quire__ps_frames_seen(const quire_ps_frames *f) { return splinter_ref_owned(f->seen); }
+
 int quire__ps_frames_finish(quire_ps_frames *f, splinter_t **missing) {
   *missing = NULL;
   if (f->rc) return f->rc;
@@ -355,16 +358,14 @@ static int frames_sink(void *ctx, const uint8_t *data, size_t len) {
   return quire__ps_frames_feed(ctx, data, len);
 }
 
-int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_lsn lsn,
-                               const splinter_t *wanted, const struct quire_call *call, quire_ps_page_fn fn,
-                               void *ctx, splinter_t **missing) {
-  *missing = NULL;
+/* One read_pages request for the pages in `want`, its answer fed to f. */
+static int read_once(quire_psclient *c, const quire_gid *vid, quire_lsn lsn, const splinter_t *want,
+                     const struct quire_call *call, quire_ps_frames *f, int *delivered) {
   uint8_t *graft = NULL;
   size_t glen = 0;
   quire_buf req;
   quire__buf_init(&req, 64u << 20);
-  quire_ps_frames *f = NULL;
-  int rc = splinter_serialize_alloc(wanted, &graft, &glen);
+  int rc = splinter_serialize_alloc(want, &graft, &glen);
   Quire__Pagestore__V1__ReadPagesRequest m = QUIRE__PAGESTORE__V1__READ_PAGES_REQUEST__INIT;
   m.has_vid = 1;
   m.vid = quire__pb_gid_bytes(vid);
@@ -374,13 +375,75 @@ int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_ls
   m.graft.data = graft;
   m.graft.len = glen;
   if (rc == 0) rc = quire__pb_pack(&m.base, &req);
-  if (rc == 0) rc = quire__ps_frames_new(wanted, fn, ctx, &f);
   if (rc == 0)
     rc = quire__http_call_stream(c->http, "/pagestore/v1/read_pages", req.data, req.len, call, 1, frames_sink,
-                                 f, NULL);
-  if (rc == 0) rc = quire__ps_frames_finish(f, missing);
-  quire__ps_frames_free(f);
+                                 f, delivered);
   splinter_bytes_free(graft);
   quire__buf_free(&req);
+  return rc;
+}
+
+int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_lsn lsn,
+                               const splinter_t *wanted, const struct quire_call *call, quire_ps_page_fn fn,
+                               void *ctx, splinter_t **missing) {
+  *missing = NULL;
+  /* One deadline for the first request and every resumption. */
+  struct quire_call fixed = {quire__http_deadline(c->http, call), call ? call->cancel : NULL};
+  splinter_t *want = NULL, *rest = NULL;
+  quire_ps_frames *f = NULL;
+  int rc = splinter_from_ref(splinter_ref_owned(wanted), &want);
+  for (unsigned resumed = 0; rc == 0; resumed++) {
+    int delivered = 0;
+    rc = quire__ps_frames_new(want, fn, ctx, &f);
+    if (rc == 0) rc = read_once(c, vid, lsn, want, &fixed, f, &delivered);
+    if (rc == 0) {
+      rc = quire__ps_frames_finish(f, missing);
+      break;
+    }
+    if (rc != QUIRE_EUNAVAILABLE || !delivered) break;
+    /* Cut off after some pages (the HTTP layer does not retry once the
+     * caller has pages): ask again for the pages not delivered yet, so fn
+     * still sees each page once. */
+    char why[256];
+    snprintf(why, sizeof why, "%s", quire_errmsg());
+    int frc = splinter_new(&rest);
+    if (frc == 0) frc = splinter_difference(splinter_ref_owned(want), quire__ps_frames_seen(f), rest);
+    quire__ps_frames_free(f);
+    f = NULL;
+    if (frc) {
+      rc = frc;
+      break;
+    }
+    splinter_free(want);
+    want = rest;
+    rest = NULL;
+    if (splinter_is_empty(want)) {
+      /* Every page came; only the closing frame was lost, and it could
+       * only have said "nothing missing". */
+      rc = splinter_new(missing);
+      break;
+    }
+    int w = quire__http_retry_wait(c->http, resumed, &fixed);
+    if (w == QUIRE_ECANCELED) {
+      rc = quire__err(w, "read_pages: cancelled while waiting to resume (%s)", why);
+      break;
+    }
+    if (w) {
+      rc = quire__err(QUIRE_EUNAVAILABLE, "%s (%s)", why,
+                      w == QUIRE_ETIMEDOUT ? "no time left to resume before the deadline"
+                                           : "resumed too often");
+      break;
+    }
+    QLOG_DEBUG("read_pages: answer cut off (%s); asking again for %llu pages", why,
+               (unsigned long long)splinter_cardinality(want));
+    rc = 0;
+  }
+  quire__ps_frames_free(f);
+  splinter_free(want);
+  splinter_free(rest);
+  if (rc) {
+    splinter_free(*missing);
+    *missing = NULL;
+  }
   return rc;
 }

@@ -82,10 +82,14 @@ typedef int (*quire_ps_page_fn)(void *ctx, quire_pageidx idx, const uint8_t *pag
  * every page not sent, nothing follows it. An answer that ends before its
  * closing frame is QUIRE_EUNAVAILABLE; a read that failed on the server
  * after the answer began returns the error its last frame carries.
- * Retried (connection failures, 503) only until the first page has been
- * delivered; a failure after that is returned, and the caller asks again
- * for the pages it still needs. QUIRE_ENOTFOUND: an LSN the metastore
- * does not have. */
+ * Retries: connection failures and 503 before any page arrived are retried
+ * by the HTTP layer; an answer cut off after some pages is resumed here —
+ * a new request for the pages not delivered yet (so fn still sees each
+ * page once), up to the client's retries, with its backoff, within the
+ * call's one deadline. If every page came and only the closing frame was
+ * lost, the read succeeds with an empty *missing. When resuming gives up
+ * the result is QUIRE_EUNAVAILABLE (or QUIRE_ECANCELED), and the pages fn
+ * got are good. QUIRE_ENOTFOUND: an LSN the metastore does not have. */
 int quire__psclient_read_pages(quire_psclient *c, const quire_gid *vid, quire_lsn lsn,
                                const splinter_t *wanted, const struct quire_call *call, quire_ps_page_fn fn,
                                void *ctx, splinter_t **missing);
@@ -105,6 +109,8 @@ int quire__ps_frames_feed(quire_ps_frames *p, const uint8_t *data, size_t len);
  * never-written set. Returns the sticky error if feed failed. */
 int quire__ps_frames_finish(quire_ps_frames *p, splinter_t **missing);
 void quire__ps_frames_free(quire_ps_frames *p); /* accepts NULL */
+/* The pages passed to fn so far (valid until the parser is freed). */
+splinter_ref_t quire__ps_frames_seen(const quire_ps_frames *p);
 
 /* The whole-buffer form: parses a complete read_pages answer body (the
  * frames) with the incremental parser in one feed, then finishes. */

@@ -322,6 +322,22 @@ static void test_cancel(void) {
 
 /* ---- Retry-After, 429, auth ------------------------------------------------------ */
 
+/* One idempotent call (3 retries) to a fresh stub in mode; checks its result
+ * and returns how many requests the stub saw. */
+static unsigned call_fresh_stub(enum mode mode, int want_rc) {
+  stub_self = stub_start(handler, &stub_self);
+  quire_http_client *c = client(stub_url(stub_self), 30000, 3);
+  quire_buf resp;
+  quire__buf_init(&resp, 1 << 16);
+  atomic_store(&st.mode, mode);
+  CHECK_RC(quire__http_call(c, "/x", "a", 1, NULL, 1, &resp), want_rc);
+  unsigned n = stub_requests(stub_self);
+  quire__buf_free(&resp);
+  quire__http_client_destroy(c);
+  stub_stop(stub_self);
+  return n;
+}
+
 static void test_retry_after(void) {
   stub_self = stub_start(handler, &stub_self);
   quire_http_client *c = client(stub_url(stub_self), 30000, 3);
@@ -354,24 +370,11 @@ static void test_retry_after(void) {
   quire__http_client_destroy(c);
   stub_stop(stub_self);
 
-  /* 429 is retried like 503. */
-  stub_self = stub_start(handler, &stub_self);
-  c = client(stub_url(stub_self), 30000, 3);
-  atomic_store(&st.mode, THROTTLE_ONCE);
-  CHECK_OK(quire__http_call(c, "/x", "a", 1, NULL, 1, &resp));
-  CHECK(stub_requests(stub_self) == 2);
-  quire__http_client_destroy(c);
-  stub_stop(stub_self);
-
-  /* A plain 503: retries run out (1 + 3 attempts). */
-  stub_self = stub_start(handler, &stub_self);
-  c = client(stub_url(stub_self), 30000, 3);
-  atomic_store(&st.mode, UNAVAILABLE_503);
-  CHECK_RC(quire__http_call(c, "/x", "a", 1, NULL, 1, &resp), QUIRE_EUNAVAILABLE);
-  CHECK(stub_requests(stub_self) == 4);
-  quire__http_client_destroy(c);
-  stub_stop(stub_self);
   quire__buf_free(&resp);
+  /* 429 is retried like 503. */
+  CHECK(call_fresh_stub(THROTTLE_ONCE, 0) == 2);
+  /* A plain 503: retries run out (1 + 3 attempts). */
+  CHECK(call_fresh_stub(UNAVAILABLE_503, QUIRE_EUNAVAILABLE) == 4);
 }
 
 static int auth_calls;
