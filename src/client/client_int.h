@@ -237,6 +237,9 @@ int cl__regrow(quire_volume *v, lsm_txn *t, quire_pagecount from, quire_pagecoun
                const splinter_t *except, splinter_t *changed);
 void cl__vol_set_error(quire_volume *v, int rc); /* vol->mu held */
 void cl__vol_wake(quire_volume *v);              /* vol->mu held: broadcast cv */
+/* After a reset or fork committed rec: nothing unpushed, no intent, online
+ * (vol->mu held). */
+void cl__vol_settle(quire_volume *v, const struct cl_vrec *rec);
 
 /* fetch.c */
 int cl__fetcher_init(struct cl_fetcher *f);

@@ -285,12 +285,8 @@ int quire_volume_fork(quire_volume *v, unsigned timeout_ms, quire_gid *new_vid_o
     }
     if (!rc) {
       v->vid = fs.new_vid;
-      v->rec = rec;
-      v->has_intent = 0;
-      v->offline = 0;
-      v->oldest_unpushed_ms = 0;
+      cl__vol_settle(v, &rec);
       cl__count(&v->stats, &c->stats, CL_STAT(forks), 1);
-      cl__vol_wake(v);
       if (new_vid_out) *new_vid_out = fs.new_vid;
     }
   }

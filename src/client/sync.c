@@ -614,12 +614,8 @@ int quire_volume_reset(quire_volume *v, unsigned timeout_ms) {
     t = NULL;
   }
   if (!rc) {
-    v->rec = rec;
-    v->has_intent = 0;
-    v->offline = 0;
-    v->oldest_unpushed_ms = 0;
+    cl__vol_settle(v, &rec);
     cl__count(&v->stats, &c->stats, CL_STAT(resets), 1);
-    cl__vol_wake(v);
   }
 unlock:
   lsm_txn_abort(t);

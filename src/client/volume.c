@@ -176,6 +176,14 @@ void cl__vol_set_error(quire_volume *v, int rc) {
 
 void cl__vol_wake(quire_volume *v) { pthread_cond_broadcast(&v->cv); }
 
+void cl__vol_settle(quire_volume *v, const struct cl_vrec *rec) {
+  v->rec = *rec;
+  v->has_intent = 0;
+  v->offline = 0;
+  v->oldest_unpushed_ms = 0;
+  cl__vol_wake(v);
+}
+
 static int load_rec(quire_client *c, const quire_gid *vid, struct cl_vrec *rec) {
   uint8_t key[CL_KEY_MAX];
   size_t kl = cl__key_v(key, vid);

@@ -53,9 +53,8 @@ static inline uint64_t page_tag(const uint8_t *p) {
   return page_is(p, tag) ? tag : UINT64_MAX;
 }
 
-/* Keys in the data directory's local store starting with letter (the
- * client must be closed). */
-static inline uint64_t store_count(const char *dir, char letter) {
+/* The data directory's local store, read-only (the client must be closed). */
+static inline lsm_db *store_open_ro(const char *dir) {
   char path[1100];
   pathf(path, sizeof path, "%s/local.lsm", dir);
   lsm_options o;
@@ -63,6 +62,25 @@ static inline uint64_t store_count(const char *dir, char letter) {
   o.read_only = 1;
   lsm_db *db;
   CHECK_OK(lsm_open(path, &o, &db));
+  return db;
+}
+
+/* Writes pages lo..hi (tags tag0 + idx) as one commit. */
+static inline void write_tagged(quire_volume *v, quire_pageidx lo, quire_pageidx hi, uint64_t tag0) {
+  quire_writer *w;
+  uint8_t page[QUIRE_PAGE_SIZE];
+  CHECK_OK(quire_writer_open(v, &w));
+  for (quire_pageidx i = lo; i <= hi; i++) {
+    page_fill(page, tag0 + i);
+    CHECK_OK(quire_writer_write(w, i, page));
+  }
+  CHECK_OK(quire_writer_commit(w, NULL));
+}
+
+/* Keys in the data directory's local store starting with letter (the
+ * client must be closed). */
+static inline uint64_t store_count(const char *dir, char letter) {
+  lsm_db *db = store_open_ro(dir);
   lsm_cursor *c;
   CHECK_OK(lsm_cursor_open(db, &c));
   uint64_t n = 0;
@@ -87,18 +105,12 @@ static inline void store_check_report(void *ctx, const char *msg) {
 /* 1 when the local store passes a full check with no leaked page (the
  * client must be closed). */
 static inline int store_check_clean(const char *dir) {
-  char path[1100];
-  pathf(path, sizeof path, "%s/local.lsm", dir);
-  lsm_options o;
-  lsm_options_init(&o);
-  o.read_only = 1;
-  lsm_db *db;
-  CHECK_OK(lsm_open(path, &o, &db));
+  lsm_db *db = store_open_ro(dir);
   lsm_check_counts cnt;
   int rc = lsm__check(db, store_check_report, NULL, &cnt);
   lsm_close(db);
   if (rc || cnt.leaked || cnt.double_use)
-    fprintf(stderr, "local store %s: check %s, %llu leaked, %llu used twice\n", path, quire_strerror(rc),
+    fprintf(stderr, "local store %s: check %s, %llu leaked, %llu used twice\n", dir, quire_strerror(rc),
             (unsigned long long)cnt.leaked, (unsigned long long)cnt.double_use);
   return rc == 0 && cnt.leaked == 0 && cnt.double_use == 0;
 }

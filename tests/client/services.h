@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "metastore/client.h"
 #include "metastore/service.h"
 #include "pagestore/service.h"
 #include "test.h"
@@ -87,6 +88,31 @@ static inline void client_opts(quire_client_opts *o, const char *dir, const stru
   o->sync_mode = QUIRE_SYNC_NORMAL;
   o->fetch_timeout_ms = 30000; /* generous: sanitizer builds on a busy machine */
   o->call_timeout_ms = 30000;
+}
+
+/* Checks the remote log of vid: lsns 1..n contiguous, no commit id twice.
+ * Returns n. */
+static inline quire_lsn check_remote_log(const struct services *s, const quire_gid *vid) {
+  quire_msclient *ms;
+  CHECK_OK(quire__msclient_open(s->ms_url, NULL, &ms));
+  static quire_gid seen[8192];
+  size_t nseen = 0;
+  for (quire_lsn from = 1; from;) {
+    struct quire_msclient_commits p;
+    CHECK_OK(quire__msclient_pull_commits(ms, vid, from, 0, 0, NULL, &p));
+    for (size_t i = 0; i < p.count; i++) {
+      CHECK(p.snaps[i].lsn == nseen + 1);
+      for (size_t k = 0; k < nseen; k++)
+        CHECKF(memcmp(seen[k].b, p.snaps[i].commit_id.b, 16) != 0, "commit id at lsn %zu is also at lsn %llu",
+               k + 1, (unsigned long long)p.snaps[i].lsn);
+      CHECK(nseen < 8192);
+      seen[nseen++] = p.snaps[i].commit_id;
+    }
+    from = p.next_lsn;
+    quire__msclient_commits_free(&p);
+  }
+  quire__msclient_close(ms);
+  return nseen;
 }
 
 #endif

@@ -288,27 +288,9 @@ int main(int argc, char **argv) {
   quire_volume_status st;
   CHECK_OK(quire_volume_status_get(v, &st));
   CHECK(st.unpushed_commits == 0 && !st.push_in_progress);
-  quire_msclient *ms;
-  CHECK_OK(quire__msclient_open(svc.ms_url, NULL, &ms));
-  quire_gid seen[4096];
-  size_t nseen = 0;
-  quire_lsn from = 1;
-  for (;;) {
-    struct quire_msclient_commits page;
-    CHECK_OK(quire__msclient_pull_commits(ms, &st.vid, from, 0, 0, NULL, &page));
-    for (size_t i = 0; i < page.count; i++) {
-      CHECK(page.snaps[i].lsn == nseen + 1);
-      for (size_t k = 0; k < nseen; k++) CHECK(memcmp(seen[k].b, page.snaps[i].commit_id.b, 16) != 0);
-      CHECK(nseen < 4096);
-      seen[nseen++] = page.snaps[i].commit_id;
-    }
-    from = page.next_lsn;
-    quire__msclient_commits_free(&page);
-    if (!from) break;
-  }
+  quire_lsn nseen = check_remote_log(&svc, &st.vid);
   CHECK(nseen == st.remote_lsn);
-  printf("remote log: %zu commits, every commit id once\n", nseen);
-  quire__msclient_close(ms);
+  printf("remote log: %llu commits, every commit id once\n", (unsigned long long)nseen);
   /* A fresh client reads the remote head: the same pages. */
   pathf(odir, sizeof odir, "%s/fresh", root);
   client_opts(&o, odir, &svc);

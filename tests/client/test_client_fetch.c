@@ -42,14 +42,7 @@ static void make_volume(void) {
   quire_client *c = open_client("owner", NULL);
   quire_volume *v;
   CHECK_OK(quire_volume_open(c, "big", QUIRE_CREATE, &v));
-  quire_writer *w;
-  uint8_t page[QUIRE_PAGE_SIZE];
-  CHECK_OK(quire_writer_open(v, &w));
-  for (quire_pageidx i = 1; i <= NPAGES; i++) {
-    page_fill(page, i);
-    CHECK_OK(quire_writer_write(w, i, page));
-  }
-  CHECK_OK(quire_writer_commit(w, NULL));
+  write_tagged(v, 1, NPAGES, 0);
   CHECK_OK(quire_volume_push(v, 0));
   quire_gid g;
   quire_volume_vid(v, &g);

@@ -25,17 +25,6 @@ static quire_client *open_client(const char *name, int autosync) {
   return c;
 }
 
-static void write_pages(quire_volume *v, quire_pageidx lo, quire_pageidx hi, uint64_t tag0) {
-  quire_writer *w;
-  uint8_t page[QUIRE_PAGE_SIZE];
-  CHECK_OK(quire_writer_open(v, &w));
-  for (quire_pageidx i = lo; i <= hi; i++) {
-    page_fill(page, tag0 + i);
-    CHECK_OK(quire_writer_write(w, i, page));
-  }
-  CHECK_OK(quire_writer_commit(w, NULL));
-}
-
 static void expect_pages(quire_volume *v, quire_pageidx lo, quire_pageidx hi, uint64_t tag0) {
   quire_reader *r;
   uint8_t page[QUIRE_PAGE_SIZE];
@@ -58,8 +47,8 @@ static void push_pull(void) {
   quire_client *a = open_client("pp_a", 0), *b = open_client("pp_b", 0);
   quire_volume *va, *vb;
   CHECK_OK(quire_volume_open(a, "pp", QUIRE_CREATE, &va));
-  write_pages(va, 1, 100, 1000);
-  write_pages(va, 50, 60, 2000); /* two local commits fold into one push */
+  write_tagged(va, 1, 100, 1000);
+  write_tagged(va, 50, 60, 2000); /* two local commits fold into one push */
   CHECK_OK(quire_volume_push(va, 0));
   quire_volume_status st;
   CHECK_OK(quire_volume_status_get(va, &st));
@@ -85,7 +74,7 @@ static void push_pull(void) {
   quire_volume_stats(vb, &s2);
   CHECK(s2.fetch_round_trips == s.fetch_round_trips);
   /* B commits and pushes; A pulls and sees it. */
-  write_pages(vb, 90, 110, 3000);
+  write_tagged(vb, 90, 110, 3000);
   CHECK_OK(quire_volume_push(vb, 0));
   CHECK_OK(quire_volume_pull(va, 0));
   expect_pages(va, 90, 110, 3000);
@@ -102,14 +91,14 @@ static void conflicts(void) {
   quire_client *a = open_client("cf_a", 0), *b = open_client("cf_b", 0);
   quire_volume *va, *vb;
   CHECK_OK(quire_volume_open(a, "cf", QUIRE_CREATE, &va));
-  write_pages(va, 1, 10, 100);
+  write_tagged(va, 1, 10, 100);
   CHECK_OK(quire_volume_push(va, 0));
   char id[QUIRE_GID_TEXT_LEN + 1];
   vid_text(va, id);
   CHECK_OK(quire_volume_open(b, id, 0, &vb));
   /* Both commit on the same base; B pushes first. */
-  write_pages(va, 1, 5, 200);
-  write_pages(vb, 3, 8, 300);
+  write_tagged(va, 1, 5, 200);
+  write_tagged(vb, 3, 8, 300);
   CHECK_OK(quire_volume_push(vb, 0));
   CHECK_RC(quire_volume_push(va, 0), QUIRE_ECONFLICT);
   quire_volume_status st;
@@ -133,8 +122,8 @@ static void conflicts(void) {
   expect_pages(va, 3, 8, 300);
   expect_pages(va, 9, 10, 100);
   /* Conflict again; fork keeps A's commit in a new volume. */
-  write_pages(va, 1, 4, 400);
-  write_pages(vb, 9, 10, 500);
+  write_tagged(va, 1, 4, 400);
+  write_tagged(vb, 9, 10, 500);
   CHECK_OK(quire_volume_push(vb, 0));
   CHECK_RC(quire_volume_push(va, 0), QUIRE_ECONFLICT);
   quire_gid fork;
@@ -159,7 +148,7 @@ static void conflicts(void) {
   quire_gid now;
   quire_volume_vid(va, &now);
   CHECK(memcmp(now.b, fork.b, 16) == 0);
-  write_pages(va, 20, 20, 600);
+  write_tagged(va, 20, 20, 600);
   CHECK_OK(quire_volume_push(va, 0));
   quire_volume_close(vf);
   quire_volume_close(va);
@@ -172,7 +161,7 @@ static void autosync(void) {
   quire_client *a = open_client("as_a", 1), *b = open_client("as_b", 1);
   quire_volume *va, *vb;
   CHECK_OK(quire_volume_open(a, "as", QUIRE_CREATE, &va));
-  write_pages(va, 1, 4, 10);
+  write_tagged(va, 1, 4, 10);
   char id[QUIRE_GID_TEXT_LEN + 1];
   vid_text(va, id);
   CHECK_OK(quire_volume_wait(va, 1, 10000));
@@ -181,7 +170,7 @@ static void autosync(void) {
   uint64_t lag_sum = 0, lag_max = 0;
   for (int i = 0; i < 20; i++) {
     uint64_t t0 = quire__mono_ms();
-    write_pages(va, 1, 2, 100 * (uint64_t)(i + 2));
+    write_tagged(va, 1, 2, 100 * (uint64_t)(i + 2));
     CHECK_OK(quire_volume_wait(vb, (quire_lsn)i + 2, 10000));
     uint64_t lag = quire__mono_ms() - t0;
     lag_sum += lag;
@@ -200,7 +189,7 @@ static void offline(void) {
   quire_client *a = open_client("off_a", 0), *b = open_client("off_b", 0);
   quire_volume *va, *vb;
   CHECK_OK(quire_volume_open(a, "off", QUIRE_CREATE, &va));
-  write_pages(va, 1, 20, 10);
+  write_tagged(va, 1, 20, 10);
   CHECK_OK(quire_volume_push(va, 0));
   char id[QUIRE_GID_TEXT_LEN + 1];
   vid_text(va, id);
@@ -208,7 +197,7 @@ static void offline(void) {
   expect_pages(vb, 1, 1, 10); /* page 1 local, the rest pending */
   services_stop(&svc);
   /* Local work goes on. */
-  write_pages(va, 30, 31, 50);
+  write_tagged(va, 30, 31, 50);
   expect_pages(va, 1, 20, 10);
   expect_pages(vb, 1, 1, 10);
   quire_reader *r;

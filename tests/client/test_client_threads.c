@@ -89,14 +89,7 @@ int main(void) {
   CHECK_OK(quire_client_open(&o, &owner));
   quire_volume *ov;
   CHECK_OK(quire_volume_open(owner, "shared", QUIRE_CREATE, &ov));
-  quire_writer *w;
-  uint8_t page[QUIRE_PAGE_SIZE];
-  CHECK_OK(quire_writer_open(ov, &w));
-  for (quire_pageidx i = 1; i <= SHARED_PAGES; i++) {
-    page_fill(page, i);
-    CHECK_OK(quire_writer_write(w, i, page));
-  }
-  CHECK_OK(quire_writer_commit(w, NULL));
+  write_tagged(ov, 1, SHARED_PAGES, 0);
   CHECK_OK(quire_volume_push(ov, 0));
   quire_gid g;
   quire_volume_vid(ov, &g);
