@@ -66,7 +66,7 @@ static int commit(quire_msclient *c, const quire_gid *vid, const quire_gid *clie
   struct quire_commit_segment seg = {.graft = graft, .graft_len = (uint32_t)graft_len};
   OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
   OK(quire_gid_new(QUIRE_GID_SEGMENT, &seg.sid));
-  return quire__msclient_commit(c, vid, client, &cid, base, 1000, &seg, 1, s);
+  return quire__msclient_commit(c, vid, client, &cid, base, 1000, &seg, 1, NULL, s);
 }
 
 struct env {
@@ -176,7 +176,7 @@ static void *poll_worker(void *arg) {
   p->ready = 1;
   pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
-  OK(quire__msclient_pull_graft(c, &p->vid, p->from, 0, 10000, &s, &to, &g));
+  OK(quire__msclient_pull_graft(c, &p->vid, p->from, 0, 10000, NULL, &s, &to, &g));
   p->woke_ns = quire__mono_ns();
   quire__buf_free(&g);
   quire__msclient_close(c);

@@ -85,7 +85,7 @@ static void *writer(void *arg) {
     }
     struct quire_ps_written *segs;
     size_t nsegs;
-    int rc = quire__psclient_write_pages(w->c, &w->vid, idx, pages, w->pages, &segs, &nsegs);
+    int rc = quire__psclient_write_pages(w->c, &w->vid, idx, pages, w->pages, NULL, &segs, &nsegs);
     if (rc) die("write_pages", rc);
     quire__psclient_written_free(segs, nsegs);
   }
@@ -138,7 +138,7 @@ static void make_history(quire_psclient *c, const quire_gid *vid, int nseg, cons
     }
     struct quire_ps_written *segs;
     size_t nsegs;
-    int rc = quire__psclient_write_pages(c, vid, idx, pages, SEG_PAGES, &segs, &nsegs);
+    int rc = quire__psclient_write_pages(c, vid, idx, pages, SEG_PAGES, NULL, &segs, &nsegs);
     if (rc) die("write_pages (history)", rc);
     struct quire_commit_segment cs[8];
     for (size_t i = 0; i < nsegs; i++)
@@ -148,7 +148,7 @@ static void make_history(quire_psclient *c, const quire_gid *vid, int nseg, cons
     quire_gid_new(QUIRE_GID_COMMIT, &commit);
     struct quire_snapshot snap;
     rc = quire__msclient_commit(msc, vid, &client, &commit, (quire_lsn)k, (quire_pagecount)(nseg * SEG_PAGES),
-                                cs, (uint32_t)nsegs, &snap);
+                                cs, (uint32_t)nsegs, NULL, &snap);
     if (rc) die("commit", rc);
     quire__psclient_written_free(segs, nsegs);
   }
@@ -177,7 +177,7 @@ static struct lat read_lat(quire_psclient *c, const quire_gid *vid, quire_lsn ls
     splinter_insert_range(wanted, (uint32_t)(seg * SEG_PAGES + 1), (uint32_t)(seg * SEG_PAGES + n));
     int got = 0;
     double t0 = now_s();
-    int rc = quire__psclient_read_pages(c, vid, lsn, wanted, count_page, &got, &missing);
+    int rc = quire__psclient_read_pages(c, vid, lsn, wanted, NULL, count_page, &got, &missing);
     t[i] = now_s() - t0;
     total += t[i];
     if (rc) die("read_pages", rc);

@@ -40,35 +40,37 @@ static int bad_response(const char *what) {
   return quire__err(QUIRE_ECORRUPT, "metastore sent a malformed %s", what);
 }
 
-static int read_snapshot(const Quire__Common__V1__Snapshot *pb, struct quire_snapshot *s) {
+/* Decodes pb into *out (written only when it is valid). */
+static int read_snapshot(const Quire__Common__V1__Snapshot *pb, struct quire_snapshot *out) {
   if (!pb) return bad_response("snapshot (missing)");
-  memset(s, 0, sizeof *s);
-  if (quire__pb_gid(pb->has_vid, &pb->vid, QUIRE_GID_VOLUME, "vid", &s->vid) ||
-      quire__pb_gid(pb->has_client_id, &pb->client_id, QUIRE_GID_CLIENT, "client_id", &s->client_id) ||
-      quire__pb_gid(pb->has_commit_id, &pb->commit_id, QUIRE_GID_COMMIT, "commit_id", &s->commit_id) ||
+  struct quire_snapshot s;
+  memset(&s, 0, sizeof s);
+  if (quire__pb_gid(pb->has_vid, &pb->vid, QUIRE_GID_VOLUME, "vid", &s.vid) ||
+      quire__pb_gid(pb->has_client_id, &pb->client_id, QUIRE_GID_CLIENT, "client_id", &s.client_id) ||
+      quire__pb_gid(pb->has_commit_id, &pb->commit_id, QUIRE_GID_COMMIT, "commit_id", &s.commit_id) ||
       !pb->has_lsn || pb->lsn == 0)
     return bad_response("snapshot");
-  s->lsn = pb->lsn;
-  s->checkpoint_lsn = pb->checkpoint_lsn;
-  s->page_count = pb->page_count;
-  s->timestamp_ms = pb->timestamp_ms;
+  s.lsn = pb->lsn;
+  s.checkpoint_lsn = pb->checkpoint_lsn;
+  s.page_count = pb->page_count;
+  s.timestamp_ms = pb->timestamp_ms;
+  *out = s;
   return 0;
 }
 
 /* Packs msg, calls path, leaves the response body in resp. */
-static int call(quire_msclient *c, const char *path, const ProtobufCMessage *msg, unsigned timeout_ms,
-                quire_buf *resp) {
+static int rpc(quire_msclient *c, const char *path, const ProtobufCMessage *msg,
+               const struct quire_call *call, quire_buf *resp) {
   quire_buf req;
   quire__buf_init(&req, 256u << 20);
   int rc = quire__pb_pack(msg, &req);
-  if (!rc)
-    rc = quire__http_call(c->http, path, req.data ? (void *)req.data : "", req.len, timeout_ms, 1, resp);
+  if (!rc) rc = quire__http_call(c->http, path, req.data ? (void *)req.data : "", req.len, call, 1, resp);
   quire__buf_free(&req);
   return rc;
 }
 
 int quire__msclient_snapshot(quire_msclient *c, const quire_gid *vid, quire_lsn lsn,
-                             struct quire_snapshot *out) {
+                             const struct quire_call *call, struct quire_snapshot *out) {
   Quire__Metastore__V1__SnapshotRequest m = QUIRE__METASTORE__V1__SNAPSHOT_REQUEST__INIT;
   m.has_vid = 1;
   m.vid = quire__pb_gid_bytes(vid);
@@ -76,7 +78,7 @@ int quire__msclient_snapshot(quire_msclient *c, const quire_gid *vid, quire_lsn 
   m.lsn = lsn;
   quire_buf resp;
   quire__buf_init(&resp, 1u << 20);
-  int rc = call(c, "/metastore/v1/snapshot", &m.base, 0, &resp);
+  int rc = rpc(c, "/metastore/v1/snapshot", &m.base, call, &resp);
   if (!rc) {
     Quire__Metastore__V1__SnapshotResponse *r =
         quire__metastore__v1__snapshot_response__unpack(&quire__pb_allocator, resp.len, resp.data);
@@ -90,7 +92,7 @@ int quire__msclient_snapshot(quire_msclient *c, const quire_gid *vid, quire_lsn 
 int quire__msclient_commit(quire_msclient *c, const quire_gid *vid, const quire_gid *client_id,
                            const quire_gid *commit_id, quire_lsn base_lsn, quire_pagecount page_count,
                            const struct quire_commit_segment *segs, uint32_t nsegs,
-                           struct quire_snapshot *out) {
+                           const struct quire_call *call, struct quire_snapshot *out) {
   Quire__Metastore__V1__CommitRequest m = QUIRE__METASTORE__V1__COMMIT_REQUEST__INIT;
   m.has_vid = m.has_client_id = m.has_commit_id = m.has_page_count = 1;
   m.vid = quire__pb_gid_bytes(vid);
@@ -118,7 +120,7 @@ int quire__msclient_commit(quire_msclient *c, const quire_gid *vid, const quire_
   }
   m.n_segments = nsegs;
   m.segments = ptrs;
-  rc = call(c, "/metastore/v1/commit", &m.base, 0, &resp);
+  rc = rpc(c, "/metastore/v1/commit", &m.base, call, &resp);
   if (!rc) {
     Quire__Metastore__V1__CommitResponse *r =
         quire__metastore__v1__commit_response__unpack(&quire__pb_allocator, resp.len, resp.data);
@@ -133,8 +135,8 @@ out:
 }
 
 int quire__msclient_pull_graft(quire_msclient *c, const quire_gid *vid, quire_lsn from, quire_lsn to,
-                               unsigned wait_ms, struct quire_snapshot *snap, quire_lsn *to_out,
-                               quire_buf *graft) {
+                               unsigned wait_ms, const struct quire_call *call, struct quire_snapshot *snap,
+                               quire_lsn *to_out, quire_buf *graft) {
   Quire__Metastore__V1__PullGraftRequest m = QUIRE__METASTORE__V1__PULL_GRAFT_REQUEST__INIT;
   m.has_vid = m.has_from_lsn = 1;
   m.vid = quire__pb_gid_bytes(vid);
@@ -145,18 +147,26 @@ int quire__msclient_pull_graft(quire_msclient *c, const quire_gid *vid, quire_ls
   m.wait_ms = wait_ms;
   quire_buf resp;
   quire__buf_init(&resp, 256u << 20);
-  /* The HTTP timeout must outlast the wait. */
-  int rc = call(c, "/metastore/v1/pull_graft", &m.base, wait_ms ? wait_ms + 30000 : 0, &resp);
+  /* A long poll's deadline is the call's extended by the wait: the server
+   * holds the answer up to wait_ms on purpose. The cancel token still ends
+   * it at once. */
+  struct quire_call lp = {quire__http_deadline(c->http, call), call ? call->cancel : NULL};
+  lp.deadline_ms += wait_ms;
+  int rc = rpc(c, "/metastore/v1/pull_graft", &m.base, &lp, &resp);
   if (!rc) {
     Quire__Metastore__V1__PullGraftResponse *r =
         quire__metastore__v1__pull_graft_response__unpack(&quire__pb_allocator, resp.len, resp.data);
+    struct quire_snapshot s;
     if (!r || !r->has_to_lsn) {
       rc = bad_response("PullGraftResponse");
     } else {
-      rc = read_snapshot(r->snapshot, snap);
-      *to_out = r->to_lsn;
+      rc = read_snapshot(r->snapshot, &s);
       quire__buf_reset(graft);
       if (!rc) rc = quire__buf_append(graft, r->graft.data, r->graft.len);
+      if (!rc) {
+        *snap = s;
+        *to_out = r->to_lsn;
+      }
     }
     if (r) quire__metastore__v1__pull_graft_response__free_unpacked(r, &quire__pb_allocator);
   }
@@ -173,7 +183,8 @@ void quire__msclient_commits_free(struct quire_msclient_commits *p) {
 }
 
 int quire__msclient_pull_commits(quire_msclient *c, const quire_gid *vid, quire_lsn from, quire_lsn to,
-                                 unsigned limit, struct quire_msclient_commits *out) {
+                                 unsigned limit, const struct quire_call *call,
+                                 struct quire_msclient_commits *out) {
   memset(out, 0, sizeof *out);
   Quire__Metastore__V1__PullCommitsRequest m = QUIRE__METASTORE__V1__PULL_COMMITS_REQUEST__INIT;
   m.has_vid = m.has_from_lsn = 1;
@@ -185,7 +196,7 @@ int quire__msclient_pull_commits(quire_msclient *c, const quire_gid *vid, quire_
   m.limit = limit;
   quire_buf resp;
   quire__buf_init(&resp, 256u << 20);
-  int rc = call(c, "/metastore/v1/pull_commits", &m.base, 0, &resp);
+  int rc = rpc(c, "/metastore/v1/pull_commits", &m.base, call, &resp);
   Quire__Metastore__V1__PullCommitsResponse *r = NULL;
   if (rc) goto out;
   r = quire__metastore__v1__pull_commits_response__unpack(&quire__pb_allocator, resp.len, resp.data);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/commit_record.h"
+#include "core/snapshot.h"
 #include "metastore/catalog.h"
 #include "net/http_server.h"
 #include "net/metrics.h"
@@ -50,13 +51,6 @@ void quire_metastore_close(quire_metastore *ms);
 int quire_metastore_serve(quire_metastore *ms, quire_http_server *srv);
 
 /* --- the service, without HTTP (also used by the fuzzers and tests) ------- */
-
-struct quire_snapshot {
-  quire_gid vid, client_id, commit_id;
-  quire_lsn lsn, checkpoint_lsn;
-  quire_pagecount page_count;
-  uint64_t timestamp_ms;
-};
 
 /* Catches vid up from object storage; *latest (optional) is its latest LSN
  * afterwards (0 = no commits). */

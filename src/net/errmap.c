@@ -32,6 +32,9 @@ static const struct {
     {QUIRE_EIO, 503, QUIRE__COMMON__V1__ERROR_CODE__UNAVAILABLE},
     {QUIRE_ENOMEM, 503, QUIRE__COMMON__V1__ERROR_CODE__UNAVAILABLE},
     {QUIRE_ETIMEDOUT, 503, QUIRE__COMMON__V1__ERROR_CODE__TIMED_OUT},
+    /* A server's own call stopped by its cancel token (shutdown): retry. A
+     * client never gets ECANCELED from the wire, only from its own token. */
+    {QUIRE_ECANCELED, 503, QUIRE__COMMON__V1__ERROR_CODE__UNAVAILABLE},
 };
 
 int quire__errmap_status(int rc) {
@@ -68,6 +71,7 @@ int quire__errmap_rc(int code, int http_status) {
   case 404: return QUIRE_ENOTFOUND;
   case 409: return QUIRE_ECONFLICT;
   case 413: return QUIRE_ETOOLARGE;
+  case 429:
   case 503: return QUIRE_EUNAVAILABLE;
   default: return http_status >= 500 ? QUIRE_EINTERNAL : QUIRE_EINVAL;
   }

@@ -1,109 +1,78 @@
 /*
- * net/http_client.c — libcurl client (see http_client.h).
+ * net/http_client.c — the service HTTP client (see http_client.h) on the
+ * shared libcurl layer (net/xfer.h).
  *
- * Locking: c->mu guards the idle handle stack only; a borrowed handle is used
- * by one thread at a time with no lock held.
+ * One attempt = one request on a pooled connection, driven by
+ * quire__xfer_run under the call's deadline and cancel token. The retry loop
+ * (run_call) decides what to retry and waits with quire__backoff_wait.
+ *
+ * Locking: none here; the pool locks its idle stack, a borrowed connection
+ * is used by one thread.
  */
 #include "net/http_client.h"
 
-#include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "net/errmap.h"
+#include "net/xfer.h"
 #include "proto/pb.h"
 #include "util/alloc.h"
+#include "util/backoff.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
 
 #define IDLE_MAX 32
 #define EXPECT_THRESHOLD (256u << 10)
+#define AUTH_MAX 4096
+#define ERRBODY_MAX (64u << 10)
+#define BACKOFF_CAP_MS 5000
 
 struct quire_http_client {
   struct quire_http_client_opts o;
-  char *base;
-  pthread_mutex_t mu;
-  CURL *idle[IDLE_MAX];
-  unsigned nidle;
+  char *base;  /* base_url without trailing '/' (o.base_url points here) */
+  char *token; /* copy of o.token, or NULL */
+  quire_xfer_pool *pool;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 int quire__http_client_create(const struct quire_http_client_opts *o, quire_http_client **out) {
   *out = NULL;
   if (!o->base_url || strncmp(o->base_url, "http", 4) != 0)
     return quire__err(QUIRE_EINVAL, "base url must start with http:// or https://");
-  pthread_once(&curl_once, curl_init_once);
+  if (o->token && strpbrk(o->token, "\r\n"))
+    return quire__err(QUIRE_EINVAL, "token must not contain CR or LF");
   quire_http_client *c = quire__calloc(1, sizeof *c);
   if (!c) return QUIRE_ENOMEM;
   c->o = *o;
   c->base = quire__strdup(o->base_url);
-  if (!c->base) {
-    quire__free(c);
-    return QUIRE_ENOMEM;
+  c->token = o->token && *o->token ? quire__strdup(o->token) : NULL;
+  int rc = c->base && (c->token || !o->token || !*o->token) ? 0 : QUIRE_ENOMEM;
+  if (!rc) rc = quire__xfer_pool_create(IDLE_MAX, &c->pool);
+  if (rc) {
+    quire__http_client_destroy(c);
+    return rc;
   }
   size_t n = strlen(c->base);
   while (n > 0 && c->base[n - 1] == '/') c->base[--n] = '\0';
   c->o.base_url = c->base;
+  c->o.token = c->token;
   if (!c->o.connect_timeout_ms) c->o.connect_timeout_ms = 5000;
   if (!c->o.timeout_ms) c->o.timeout_ms = 30000;
   if (!c->o.backoff_ms) c->o.backoff_ms = 50;
   if (!c->o.max_response) c->o.max_response = 64u << 20;
   if (!o->retries) c->o.retries = 3;
   if (o->no_retry) c->o.retries = 0;
-  pthread_mutex_init(&c->mu, NULL);
   *out = c;
   return 0;
 }
 
 void quire__http_client_destroy(quire_http_client *c) {
   if (!c) return;
-  for (unsigned i = 0; i < c->nidle; i++) curl_easy_cleanup(c->idle[i]);
-  pthread_mutex_destroy(&c->mu);
+  quire__xfer_pool_destroy(c->pool);
   quire__free(c->base);
+  quire__free(c->token);
   quire__free(c);
-}
-
-static CURL *borrow(quire_http_client *c) {
-  CURL *h = NULL;
-  pthread_mutex_lock(&c->mu);
-  if (c->nidle) h = c->idle[--c->nidle];
-  pthread_mutex_unlock(&c->mu);
-  if (h) {
-    curl_easy_reset(h); /* keeps the connection cache */
-    return h;
-  }
-  return curl_easy_init();
-}
-
-static void give_back(quire_http_client *c, CURL *h) {
-  pthread_mutex_lock(&c->mu);
-  if (c->nidle < IDLE_MAX) {
-    c->idle[c->nidle++] = h;
-    h = NULL;
-  }
-  pthread_mutex_unlock(&c->mu);
-  if (h) curl_easy_cleanup(h);
-}
-
-struct sink {
-  quire_buf *buf;
-  int too_large;
-};
-
-static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
-  struct sink *s = ud;
-  size_t n = size * nmemb;
-  int rc = quire__buf_append(s->buf, p, n);
-  if (rc) {
-    s->too_large = rc == QUIRE_ETOOLARGE;
-    return 0; /* aborts the transfer */
-  }
-  return n;
 }
 
 int quire__http_client_open(const char *url, const struct quire_http_client_opts *opts, size_t max_response,
@@ -115,120 +84,270 @@ int quire__http_client_open(const char *url, const struct quire_http_client_opts
   return quire__http_client_create(&o, out);
 }
 
-int quire__http_request(quire_http_client *c, const char *method, const char *path, const char *content_type,
-                        const void *body, size_t len, unsigned timeout_ms, int *status, quire_buf *resp) {
-  *status = 0;
-  quire__buf_reset(resp);
+uint64_t quire__http_deadline(const quire_http_client *c, const struct quire_call *call) {
+  if (call && call->deadline_ms) return call->deadline_ms;
+  return quire__now_ms() + c->o.timeout_ms;
+}
+
+/* ---- one attempt ----------------------------------------------------------- */
+
+struct attempt {
+  /* the request */
+  const char *method, *path, *content_type;
+  const void *body;
+  size_t len;
+  /* where the body goes: a 2xx body to sink when set; otherwise (and any
+   * non-2xx body) to resp */
+  quire_http_sink_fn sink;
+  void *sink_ctx;
+  quire_buf *resp;
+  /* results of the last attempt */
+  long status;
+  unsigned retry_after_ms;
+  int delivered; /* sink got bytes (sticky across attempts) */
+  int sink_rc;
+  int too_large;
+};
+
+static size_t on_header(char *line, size_t size, size_t n, void *ud) {
+  struct attempt *a = ud;
+  size_t len = size * n;
+  long status;
+  unsigned ms;
+  if (quire__xfer_status_line(line, len, &status)) {
+    a->status = status; /* a new response (after 100 Continue): start over */
+    a->retry_after_ms = 0;
+  } else if (quire__xfer_retry_after(line, len, &ms)) {
+    a->retry_after_ms = ms;
+  }
+  return len;
+}
+
+static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
+  struct attempt *a = ud;
+  size_t n = size * nmemb;
+  if (a->sink && a->status >= 200 && a->status < 300) {
+    a->delivered = 1;
+    int rc = a->sink(a->sink_ctx, (const uint8_t *)p, n);
+    if (rc) {
+      a->sink_rc = rc;
+      return 0; /* aborts the transfer */
+    }
+    return n;
+  }
+  if (a->sink) { /* an error body: keep what fits, for the message */
+    size_t room = a->resp->limit - a->resp->len;
+    (void)quire__buf_append(a->resp, p, n < room ? n : room);
+    return n;
+  }
+  int rc = quire__buf_append(a->resp, p, n);
+  if (rc) {
+    a->too_large = rc == QUIRE_ETOOLARGE;
+    return 0; /* aborts the transfer */
+  }
+  return n;
+}
+
+/* The Authorization header line into out ("" for none). */
+static int auth_header(quire_http_client *c, char *out, size_t cap) {
+  out[0] = '\0';
+  char value[AUTH_MAX];
+  value[0] = '\0';
+  if (c->o.auth_fn) {
+    int rc = c->o.auth_fn(c->o.auth_ctx, value, sizeof value);
+    if (rc) return rc < 0 ? rc : quire__err(QUIRE_EUNAUTHORIZED, "auth callback refused (%d)", rc);
+    value[sizeof value - 1] = '\0';
+    if (strpbrk(value, "\r\n")) return quire__err(QUIRE_EINVAL, "auth callback returned CR or LF");
+  } else if (c->token) {
+    snprintf(value, sizeof value, "%s", c->token);
+  }
+  if (!value[0]) return 0;
+  int n = snprintf(out, cap, "Authorization: %s%s", strchr(value, ' ') ? "" : "Bearer ", value);
+  if (n < 0 || (size_t)n >= cap) return quire__err(QUIRE_EINVAL, "authorization value too long");
+  return 0;
+}
+
+/* One request. 0 with a->status set when the server answered (any status);
+ * a transport failure, the sink's value, QUIRE_ECANCELED or QUIRE_ETIMEDOUT
+ * otherwise. */
+static int attempt_once(quire_http_client *c, struct attempt *a, uint64_t deadline, quire_cancel *cancel) {
+  a->status = 0;
+  a->retry_after_ms = 0;
+  a->sink_rc = 0;
+  a->too_large = 0;
+  quire__buf_reset(a->resp);
   char url[1024];
-  if ((size_t)snprintf(url, sizeof url, "%s%s", c->base, path) >= sizeof url)
+  if ((size_t)snprintf(url, sizeof url, "%s%s", c->base, a->path) >= sizeof url)
     return quire__err(QUIRE_EINVAL, "url too long");
-  CURL *h = borrow(c);
-  if (!h) return QUIRE_ENOMEM;
+  char auth[AUTH_MAX + 64];
+  int rc = auth_header(c, auth, sizeof auth);
+  if (rc) return rc;
+  quire_xfer_conn *x = quire__xfer_borrow(c->pool);
+  if (!x) return QUIRE_ENOMEM;
+  CURL *h = quire__xfer_easy(x);
   struct curl_slist *hdrs = NULL, *t;
   char ct[128];
-  if (content_type) {
-    snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+  if (a->content_type) {
+    snprintf(ct, sizeof ct, "Content-Type: %s", a->content_type);
     t = curl_slist_append(hdrs, ct);
     if (t) hdrs = t;
   }
   /* Small bodies go at once; big ones wait for 100 Continue, so a server
    * refusing them (413, 503) answers before the body is sent. */
-  if (len < EXPECT_THRESHOLD) {
+  if (a->len < EXPECT_THRESHOLD) {
     t = curl_slist_append(hdrs, "Expect:");
     if (t) hdrs = t;
   }
-  struct sink sink = {resp, 0};
-  size_t saved_limit = resp->limit;
-  if (resp->limit > c->o.max_response) resp->limit = c->o.max_response;
+  if (auth[0]) {
+    t = curl_slist_append(hdrs, auth);
+    if (!t) {
+      curl_slist_free_all(hdrs);
+      quire__xfer_give_back(c->pool, x, 1);
+      return QUIRE_ENOMEM;
+    }
+    hdrs = t;
+  }
   curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
   /* Page-sized answers: take them in 256 KiB reads, not curl's 16 KiB. */
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->o.connect_timeout_ms);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : c->o.timeout_ms));
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  if (strcmp(method, "POST") == 0) {
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+  if (strcmp(a->method, "POST") == 0) {
     curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  } else if (strcmp(method, "GET") != 0) {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, a->body ? a->body : "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)a->len);
+  } else if (strcmp(a->method, "GET") != 0) {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, a->method);
   }
-  CURLcode cc = curl_easy_perform(h);
-  resp->limit = saved_limit;
-  int rc = 0, reuse = 1;
-  long early = 0;
-  if (cc == CURLE_OK) {
-    long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    *status = (int)code;
-  } else if ((cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR) &&
-             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &early) == CURLE_OK && early >= 400) {
+  CURLcode cc = CURLE_OK;
+  rc = quire__xfer_run(x, deadline, cancel, &cc);
+  int reuse = rc == 0 && cc == CURLE_OK;
+  if (rc == QUIRE_ECANCELED) {
+    rc = quire__err(rc, "%s: cancelled", url);
+  } else if (rc == QUIRE_ETIMEDOUT) {
+    rc = quire__err(rc, "%s: deadline passed", url);
+  } else if (rc) {
+    /* curl's multi interface failed; message set */
+  } else if (cc == CURLE_OK) {
+    /* an answer */
+  } else if ((cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR) && a->status >= 400) {
     /* The server answered (413, 503...) and closed while we were sending. */
-    *status = (int)early;
-    reuse = 0;
-  } else if (sink.too_large) {
-    rc = quire__err(QUIRE_ETOOLARGE, "%s: response over %zu bytes", path, c->o.max_response);
-  } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-    rc = quire__err(QUIRE_ETIMEDOUT, "%s: %s", url, curl_easy_strerror(cc));
-  } else if (cc == CURLE_OUT_OF_MEMORY || (cc == CURLE_WRITE_ERROR && !sink.too_large)) {
+  } else if (a->sink_rc) {
+    rc = a->sink_rc;
+  } else if (a->too_large) {
+    rc = quire__err(QUIRE_ETOOLARGE, "%s: response over %zu bytes", a->path, a->resp->limit);
+  } else if (cc == CURLE_OUT_OF_MEMORY || cc == CURLE_WRITE_ERROR) {
     rc = QUIRE_ENOMEM;
   } else {
+    /* connect refused or timed out, reset, answer cut short: worth a retry */
     rc = quire__err(QUIRE_EUNAVAILABLE, "%s: %s", url, curl_easy_strerror(cc));
   }
   curl_slist_free_all(hdrs);
-  if (rc || !reuse) {
-    curl_easy_cleanup(h); /* its connection may be half-used */
-  } else {
-    give_back(c, h);
-  }
+  quire__xfer_give_back(c->pool, x, reuse);
   return rc;
 }
 
+/* ---- calls ----------------------------------------------------------------- */
+
 /* Turns a non-2xx answer into a QUIRE_E* with the server's message. */
-static int decode_error(const char *path, int status, const quire_buf *body) {
+static int decode_error(const char *path, long status, const quire_buf *body) {
   Quire__Common__V1__Error *e = quire__common__v1__error__unpack(&quire__pb_allocator, body->len, body->data);
   int rc;
   if (e && e->has_code) {
-    rc = quire__errmap_rc(e->code, status);
+    rc = quire__errmap_rc(e->code, (int)status);
     quire__err(rc, "%s", e->message ? e->message : quire_strerror(rc));
   } else {
-    rc = quire__errmap_rc(-1, status);
-    quire__err(rc, "%s: HTTP %d", path, status);
+    rc = quire__errmap_rc(-1, (int)status);
+    quire__err(rc, "%s: HTTP %ld", path, status);
   }
   if (e) quire__common__v1__error__free_unpacked(e, &quire__pb_allocator);
   return rc;
 }
 
-static unsigned jitter(unsigned ms) {
-  unsigned r = 0;
-  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) r = (unsigned)quire__mono_ns();
-  return ms / 2 + (ms ? r % ms : 0);
+/* Attempts until an answer that is not worth retrying, the retries run out,
+ * the deadline would pass, or the call is cancelled. */
+static int run_call(quire_http_client *c, struct attempt *a, const struct quire_call *call, int idempotent) {
+  uint64_t deadline = quire__http_deadline(c, call);
+  quire_cancel *cancel = call ? call->cancel : NULL;
+  unsigned attempts = idempotent ? c->o.retries + 1 : 1;
+  for (unsigned n = 0;; n++) {
+    int rc = attempt_once(c, a, deadline, cancel);
+    int overloaded = 0;
+    if (rc == 0) {
+      if (a->status >= 200 && a->status < 300) return 0;
+      rc = decode_error(a->path, a->status, a->resp);
+      overloaded = a->status == 503 || a->status == 429;
+    } else if (rc != QUIRE_EUNAVAILABLE) {
+      return rc; /* cancelled, deadline, sink, local failure: final */
+    }
+    if (a->delivered || n + 1 >= attempts) return rc;
+    unsigned delay = quire__backoff_delay(c->o.backoff_ms, BACKOFF_CAP_MS, n);
+    unsigned after = overloaded ? a->retry_after_ms : 0;
+    char why[256];
+    snprintf(why, sizeof why, "%s", quire_errmsg());
+    int w = quire__backoff_wait(delay, after, deadline, cancel);
+    if (w == QUIRE_ECANCELED) return quire__err(w, "%s: cancelled while waiting to retry (%s)", a->path, why);
+    if (w == QUIRE_ETIMEDOUT)
+      return quire__err(rc, "%s (no retry: waiting %u ms would pass the deadline)", why,
+                        delay > after ? delay : after);
+    QLOG_DEBUG("%s: attempt %u failed (%s), retrying", a->path, n + 1, why);
+  }
+}
+
+int quire__http_request(quire_http_client *c, const char *method, const char *path, const char *content_type,
+                        const void *body, size_t len, const struct quire_call *call, int *status,
+                        quire_buf *resp) {
+  *status = 0;
+  size_t saved_limit = resp->limit;
+  if (resp->limit > c->o.max_response) resp->limit = c->o.max_response;
+  struct attempt a = {
+      .method = method, .path = path, .content_type = content_type, .body = body, .len = len, .resp = resp};
+  int rc = attempt_once(c, &a, quire__http_deadline(c, call), call ? call->cancel : NULL);
+  resp->limit = saved_limit;
+  if (!rc) *status = (int)a.status;
+  return rc;
 }
 
 int quire__http_call(quire_http_client *c, const char *path, const void *body, size_t len,
-                     unsigned timeout_ms, int idempotent, quire_buf *resp) {
-  unsigned attempts = idempotent ? c->o.retries + 1 : 1, delay = c->o.backoff_ms;
-  int rc = 0;
-  for (unsigned a = 0; a < attempts; a++) {
-    if (a > 0) {
-      quire__sleep_ms(jitter(delay));
-      delay *= 2;
-    }
-    int status = 0;
-    rc = quire__http_request(c, "POST", path, "application/x-protobuf", body, len, timeout_ms, &status, resp);
-    if (rc == QUIRE_EUNAVAILABLE || rc == QUIRE_ETIMEDOUT) {
-      QLOG_DEBUG("%s: attempt %u: %s", path, a + 1, quire_errmsg());
-      continue;
-    }
-    if (rc) return rc;
-    if (status >= 200 && status < 300) return 0;
-    rc = decode_error(path, status, resp);
-    if (status != 503) return rc;
-  }
+                     const struct quire_call *call, int idempotent, quire_buf *resp) {
+  size_t saved_limit = resp->limit;
+  if (resp->limit > c->o.max_response) resp->limit = c->o.max_response;
+  struct attempt a = {.method = "POST",
+                      .path = path,
+                      .content_type = "application/x-protobuf",
+                      .body = body,
+                      .len = len,
+                      .resp = resp};
+  int rc = run_call(c, &a, call, idempotent);
+  resp->limit = saved_limit;
   return rc;
+}
+
+int quire__http_call_stream(quire_http_client *c, const char *path, const void *body, size_t len,
+                            const struct quire_call *call, int idempotent, quire_http_sink_fn sink,
+                            void *sink_ctx, int *delivered) {
+  quire_buf errbody;
+  quire__buf_init(&errbody, ERRBODY_MAX);
+  struct attempt a = {.method = "POST",
+                      .path = path,
+                      .content_type = "application/x-protobuf",
+                      .body = body,
+                      .len = len,
+                      .sink = sink,
+                      .sink_ctx = sink_ctx,
+                      .resp = &errbody};
+  int rc = run_call(c, &a, call, idempotent);
+  quire__buf_free(&errbody);
+  if (delivered) *delivered = a.delivered;
+  return rc;
+}
+
+int quire__http_retry_wait(const quire_http_client *c, unsigned retry, const struct quire_call *call) {
+  if (retry >= c->o.retries) return QUIRE_EUNAVAILABLE;
+  unsigned delay = quire__backoff_delay(c->o.backoff_ms, BACKOFF_CAP_MS, retry);
+  return quire__backoff_wait(delay, 0, quire__http_deadline(c, call), call ? call->cancel : NULL);
 }

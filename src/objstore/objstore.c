@@ -9,8 +9,9 @@
  * starts a helper thread that waits hedge_ms; if the first attempt has not
  * finished by then the helper makes a second, identical attempt into its own
  * buffer. Whichever finishes first with a complete answer (success or a
- * non-retryable error) wins; the other attempt's cancellation flag is set
- * (backends poll objstore__cancelled()) and its result is dropped. The
+ * non-retryable error) wins; the other attempt's cancel token fires
+ * (backends watch objstore__cancel_token(): s3:// transfers are woken at
+ * once, fault+ latency sleeps end) and its result is dropped. The
  * shared `struct race` is reference counted (caller + helper) so neither
  * waits for the loser. The store counts running helpers and close() waits
  * for them, so a helper never outlives its store.
@@ -344,14 +345,18 @@ void quire_objstore_stats_get(const quire_objstore *s, quire_objstore_stats *out
   out->injected_latency = atomic_load(&m->inj_latency);
 }
 
-static _Thread_local atomic_int *tl_cancel;
+static _Thread_local quire_cancel *tl_cancel;
 static _Thread_local uint64_t tl_deadline_ns;
+static _Thread_local unsigned tl_retry_after_ms;
 
-int objstore__cancelled(void) { return tl_cancel && atomic_load(tl_cancel); }
+int objstore__cancelled(void) { return quire__cancel_fired(tl_cancel); }
+quire_cancel *objstore__cancel_token(void) { return tl_cancel; }
 uint64_t objstore__deadline_ns(void) { return tl_deadline_ns; }
+void objstore__retry_after(unsigned ms) { tl_retry_after_ms = ms; }
 
 int objstore__retryable(int rc) { return rc == QUIRE_EUNAVAILABLE || rc == QUIRE_ETIMEDOUT; }
 
+/* A random number below `below` (probe keys). */
 static uint64_t jitter(quire_objstore *s, uint64_t below) {
   pthread_mutex_lock(&s->mu);
   s->rng += 0x9E3779B97F4A7C15ull;
@@ -371,19 +376,22 @@ int objstore__with_retries(quire_objstore *s, int op, int (*attempt)(void *ctx),
   int rc;
   for (unsigned try = 0;; try++) {
     count(&s->attempts[op]);
+    tl_retry_after_ms = 0;
     rc = attempt(ctx);
     if (!objstore__retryable(rc) || try >= s->retries) break;
-    /* Full jitter: sleep uniformly in [0, base * 2^try], capped at 5 s. */
-    uint64_t cap = s->backoff_ms << (try < 8 ? try : 8);
-    if (cap > 5000) cap = 5000;
-    uint64_t sleep_ms = jitter(s, cap + 1);
-    if (quire__mono_ns() + sleep_ms * 1000000ull >= tl_deadline_ns) {
-      rc = quire__err(rc, "gave up after %u attempts: deadline of %llu ms", try + 1,
+    /* The shared retry policy (util/backoff.h): jittered exponential
+     * backoff, at least what the server asked for (S3 Retry-After), never
+     * past the deadline. */
+    unsigned delay = quire__backoff_delay((unsigned)s->backoff_ms, 5000, try);
+    char why[256];
+    snprintf(why, sizeof why, "%s", quire_errmsg());
+    int w = quire__backoff_wait(delay, tl_retry_after_ms, tl_deadline_ns / 1000000u, NULL);
+    if (w) {
+      rc = quire__err(rc, "%s; gave up after %u attempts: deadline of %llu ms", why, try + 1,
                       (unsigned long long)s->deadline_ms);
       break;
     }
     count(&s->retried);
-    quire__sleep_ms(sleep_ms);
   }
   tl_deadline_ns = saved_deadline;
   return rc;
@@ -455,7 +463,7 @@ static int get_once(struct get_ctx *c) {
 }
 
 /* A complete answer ends a race: success or a definitive failure. */
-static int complete_answer(int rc) { return !objstore__retryable(rc) && rc != -ECANCELED; }
+static int complete_answer(int rc) { return !objstore__retryable(rc) && rc != QUIRE_ECANCELED; }
 
 struct race {
   pthread_mutex_t mu;
@@ -464,7 +472,7 @@ struct race {
   int primary_done, hedge_started, hedge_done;
   int winner; /* 0 none, 1 primary, 2 hedge */
   int hedge_rc;
-  atomic_int cancel_primary, cancel_hedge;
+  quire_cancel *cancel_primary, *cancel_hedge; /* fired for the losing attempt */
   uint64_t start_ns;
   struct get_ctx hedge; /* the hedge's own attempt (own buffer when ranged) */
 };
@@ -476,6 +484,8 @@ static void race_unref(struct race *r) {
   if (!last) return;
   if (r->winner != 2) quire__free(r->hedge.data); /* a winner's data went to the caller */
   if (r->hedge.ranged) quire__free(r->hedge.buf); /* copied out when it won */
+  quire__cancel_destroy(r->cancel_primary);
+  quire__cancel_destroy(r->cancel_hedge);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);
   quire__free(r);
@@ -499,7 +509,7 @@ static void *hedge_main(void *arg) {
   if (go) {
     count(&s->hedges);
     count(&s->attempts[r->hedge.ranged ? QUIRE_OBJSTORE_OP_GET_RANGE : QUIRE_OBJSTORE_OP_GET]);
-    tl_cancel = &r->cancel_hedge;
+    tl_cancel = r->cancel_hedge;
     int rc = get_once(&r->hedge);
     tl_cancel = NULL;
     pthread_mutex_lock(&r->mu);
@@ -507,7 +517,7 @@ static void *hedge_main(void *arg) {
     r->hedge_rc = rc;
     if (!r->winner && complete_answer(rc)) {
       r->winner = 2;
-      atomic_store(&r->cancel_primary, 1);
+      quire__cancel_fire(r->cancel_primary);
     }
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -531,6 +541,11 @@ static int get_attempt(void *arg) {
   pthread_cond_init(&r->cv, NULL);
   r->refs = 2;
   r->start_ns = quire__mono_ns();
+  if (quire__cancel_create(&r->cancel_primary) || quire__cancel_create(&r->cancel_hedge)) {
+    r->refs = 1;
+    race_unref(r);
+    return QUIRE_ENOMEM;
+  }
   r->hedge = *c;
   r->hedge.data = NULL;
   if (c->ranged) {
@@ -556,7 +571,7 @@ static int get_attempt(void *arg) {
   }
   pthread_attr_destroy(&attr);
 
-  tl_cancel = &r->cancel_primary;
+  tl_cancel = r->cancel_primary;
   int rc = get_once(c);
   tl_cancel = NULL;
 
@@ -565,7 +580,7 @@ static int get_attempt(void *arg) {
   pthread_cond_broadcast(&r->cv);
   if (!r->winner && complete_answer(rc)) {
     r->winner = 1;
-    atomic_store(&r->cancel_hedge, 1);
+    quire__cancel_fire(r->cancel_hedge);
   } else if (!r->winner && r->hedge_started) {
     /* Our answer is transient: let a running hedge finish and use it. */
     while (!r->hedge_done) pthread_cond_wait(&r->cv, &r->mu);

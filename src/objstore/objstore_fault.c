@@ -12,7 +12,7 @@
  *                 performed, then reported as QUIRE_EUNAVAILABLE: the nasty
  *                 case "it succeeded but the caller was told it failed"
  *   latency=MS    each attempt first sleeps MS milliseconds (cancellable by
- *                 hedging: a cancelled sleep returns -ECANCELED)
+ *                 hedging: a cancelled sleep returns QUIRE_ECANCELED)
  *   latency_p=P   ... with probability P (default 1)
  *   slow_first=N  only the first N attempts sleep
  *
@@ -58,11 +58,8 @@ static int decide(quire_objstore *s, int is_write, int *fate) {
   int slow = f->latency_ms && u_lat < f->latency_p && (!f->slow_first || n <= f->slow_first);
   if (slow) {
     atomic_fetch_add(&s->inj_latency, 1);
-    uint64_t until = quire__mono_ns() + f->latency_ms * 1000000ull;
-    while (quire__mono_ns() < until) {
-      if (objstore__cancelled()) return -ECANCELED;
-      quire__sleep_ms(1);
-    }
+    if (quire__cancel_sleep(objstore__cancel_token(), (unsigned)f->latency_ms) == QUIRE_ECANCELED)
+      return quire__err(QUIRE_ECANCELED, "fault: latency sleep cancelled");
   }
   *fate = F_NONE;
   if (n <= f->err_first || u_err < f->err) {

@@ -12,6 +12,7 @@
 #define QUIRE_OBJSTORE_INT_H
 
 #include "quire/objstore.h"
+#include "util/cancel.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -92,10 +93,16 @@ int objstore__fault_open(quire_objstore *s, const char *inner_url, struct objsto
 int objstore__open_inner(const char *url, quire_objstore **out);
 
 /* Cancellation of the current attempt (hedging): backends that block for a
- * long time poll this and give up with -ECANCELED when it returns 1. */
-int objstore__cancelled(void);
+ * long time watch this token (NULL when the attempt cannot be cancelled)
+ * and give up with QUIRE_ECANCELED when it fires. */
+quire_cancel *objstore__cancel_token(void);
+int objstore__cancelled(void); /* quire__cancel_fired(objstore__cancel_token()) */
 /* Absolute CLOCK_MONOTONIC deadline (ns) of the current call, 0 if none. */
 uint64_t objstore__deadline_ns(void);
+/* A backend's hint that the server asked to wait ms before the next attempt
+ * (S3 Retry-After on 503/429); the retry loop waits at least that long,
+ * within the deadline. Reset before every attempt. */
+void objstore__retry_after(unsigned ms);
 
 /* 1 for failures worth retrying (QUIRE_EUNAVAILABLE, QUIRE_ETIMEDOUT). */
 int objstore__retryable(int rc);

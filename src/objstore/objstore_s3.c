@@ -22,15 +22,19 @@
  * QUIRE_EUNAVAILABLE (retryable); transport timeouts QUIRE_ETIMEDOUT,
  * connection failures QUIRE_EUNAVAILABLE; other 4xx QUIRE_EIO.
  *
- * Connections: easy handles are pooled (a stack under pool_mu); each keeps
- * its connection alive, so consecutive requests from any thread reuse
- * warm connections. A cancelled attempt (a losing hedge) is stopped from
- * curl's progress callback.
+ * Transport: the shared libcurl layer (net/xfer.h), the same one the service
+ * client uses: pooled keep-alive connections, each request run under the
+ * call's deadline (objstore__deadline_ns, and timeout_ms per request) and
+ * the attempt's cancel token (a losing hedge is woken and stopped at once).
+ * A Retry-After on a 503 or 429 is passed to the retry loop
+ * (objstore__retry_after), which waits at least that long within the
+ * deadline.
  *
  * Streaming writers spool to an unlinked temporary file (QUIRE_TMPDIR,
  * TMPDIR or /tmp) and upload it from there, so a retry can resend and
  * memory holds no copy.
  */
+#include "net/xfer.h"
 #include "objstore/objstore_int.h"
 #include "util/util.h"
 
@@ -54,36 +58,9 @@ struct s3_store {
   char *sigv4;        /* "aws:amz:<region>:s3" */
   char *token_header; /* "x-amz-security-token: ..." or NULL */
   long connect_timeout_ms, timeout_ms;
-  size_t list_page;        /* max-keys per ListObjectsV2 request (1..1000) */
-  pthread_mutex_t pool_mu; /* protects pool[] and npool */
-  CURL *pool[POOL_MAX];
-  int npool;
+  size_t list_page;      /* max-keys per ListObjectsV2 request (1..1000) */
+  quire_xfer_pool *pool; /* keep-alive connections (thread-safe) */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-static CURL *handle_get(struct s3_store *s3) {
-  CURL *h = NULL;
-  pthread_mutex_lock(&s3->pool_mu);
-  if (s3->npool) h = s3->pool[--s3->npool];
-  pthread_mutex_unlock(&s3->pool_mu);
-  if (h) {
-    curl_easy_reset(h); /* keeps the live connection */
-    return h;
-  }
-  return curl_easy_init();
-}
-
-static void handle_put(struct s3_store *s3, CURL *h) {
-  pthread_mutex_lock(&s3->pool_mu);
-  if (s3->npool < POOL_MAX) {
-    s3->pool[s3->npool++] = h;
-    h = NULL;
-  }
-  pthread_mutex_unlock(&s3->pool_mu);
-  if (h) curl_easy_cleanup(h);
-}
 
 /* ---- one request ---------------------------------------------------------- */
 
@@ -108,6 +85,7 @@ struct req {
   int empty_object; /* a 206 for a zero-length object (see on_header) */
   /* results */
   long status;
+  unsigned retry_after_ms;
   char etag[QUIRE_OBJSTORE_ETAG_MAX + 1];
   uint64_t content_length;
   int have_length;
@@ -183,16 +161,16 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
 static size_t on_header(char *line, size_t size, size_t n, void *arg) {
   struct req *r = arg;
   size_t len = size * n;
-  if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
+  long code;
+  if (quire__xfer_status_line(line, len, &code)) {
     /* a new response (after 100-continue or a redirect): reset */
     r->have_length = 0;
     r->etag[0] = 0;
-    long code = 0;
-    const char *sp = memchr(line, ' ', len);
-    if (sp) code = strtol(sp + 1, NULL, 10);
+    r->retry_after_ms = 0;
     r->status = code;
     return len;
   }
+  if (quire__xfer_retry_after(line, len, &r->retry_after_ms)) return len;
   const char *colon = memchr(line, ':', len);
   if (!colon) return len;
   size_t name_len = (size_t)(colon - line);
@@ -227,17 +205,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg) {
   return len;
 }
 
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow) {
-  (void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-  return objstore__cancelled() ? 1 : 0;
-}
-
 static int map_curl(CURLcode cc, const char *method, const char *key) {
   switch (cc) {
   case CURLE_OPERATION_TIMEDOUT:
     return quire__err(QUIRE_ETIMEDOUT, "s3: %s %s: %s", method, key, curl_easy_strerror(cc));
-  case CURLE_ABORTED_BY_CALLBACK: return -ECANCELED;
   case CURLE_COULDNT_CONNECT:
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
@@ -279,8 +250,10 @@ static int map_status(struct req *r) {
     return quire__err(QUIRE_EEXIST, "s3: %s %s: 412 precondition failed (exists)", r->method, key);
   if (st == 401) return quire__err(QUIRE_EUNAUTHORIZED, "s3: %s %s: 401 %s", r->method, key, code);
   if (st == 403) return quire__err(QUIRE_EFORBIDDEN, "s3: %s %s: 403 %s", r->method, key, code);
-  if (st == 409 || st == 429 || st >= 500)
+  if (st == 409 || st == 429 || st >= 500) {
+    if (st == 429 || st == 503) objstore__retry_after(r->retry_after_ms);
     return quire__err(QUIRE_EUNAVAILABLE, "s3: %s %s: %ld %s", r->method, key, st, code);
+  }
   return quire__err(QUIRE_EIO, "s3: %s %s: HTTP %ld %s", r->method, key, st, code);
 }
 
@@ -291,8 +264,10 @@ static int perform(struct s3_store *s3, struct req *r) {
   struct curl_slist *hdrs = NULL;
   int rc = 0;
   quire__buf_init(&r->errbody, 4096);
-  CURL *h = handle_get(s3);
-  if (!h) return QUIRE_ENOMEM;
+  quire_xfer_conn *x = quire__xfer_borrow(s3->pool);
+  if (!x) return QUIRE_ENOMEM;
+  CURL *h = quire__xfer_easy(x);
+  int reuse = 0;
   size_t url_len = strlen(s3->endpoint) + strlen(s3->bucket) + strlen(s3->prefix) +
                    (r->key ? strlen(r->key) : 0) + (r->query ? strlen(r->query) : 0) + 8;
   url = quire__malloc(url_len);
@@ -336,24 +311,17 @@ static int perform(struct s3_store *s3, struct req *r) {
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s3->sigv4);
   curl_easy_setopt(h, CURLOPT_USERPWD, s3->userpwd);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s3->connect_timeout_ms);
-  long timeout = s3->timeout_ms;
-  uint64_t deadline = objstore__deadline_ns();
-  if (deadline) {
-    uint64_t now = quire__mono_ns();
-    long left = now >= deadline ? 1 : (long)QUIRE_MIN((deadline - now) / 1000000 + 1, (uint64_t)LONG_MAX);
-    if (left < timeout) timeout = left;
-  }
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
+  /* This request's deadline: timeout_ms from now, or the call's deadline
+   * (retries included) when that is sooner. */
+  uint64_t deadline_ms = quire__now_ms() + (uint64_t)s3->timeout_ms;
+  uint64_t call_deadline = objstore__deadline_ns();
+  if (call_deadline && (call_deadline + 999999) / 1000000 < deadline_ms)
+    deadline_ms = (call_deadline + 999999) / 1000000;
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
   if (upload) {
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
@@ -368,20 +336,29 @@ static int perform(struct s3_store *s3, struct req *r) {
   } else {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   }
-  CURLcode cc = curl_easy_perform(h);
-  if (r->empty_object) {
+  CURLcode cc = CURLE_OK;
+  rc = quire__xfer_run(x, deadline_ms, objstore__cancel_token(), &cc);
+  const char *what = r->key ? r->key : "(bucket)";
+  if (rc == QUIRE_ETIMEDOUT) {
+    rc = quire__err(QUIRE_ETIMEDOUT, "s3: %s %s: no answer within %ld ms", r->method, what, s3->timeout_ms);
+  } else if (rc == QUIRE_ECANCELED) {
+    rc = quire__err(QUIRE_ECANCELED, "s3: %s %s: cancelled", r->method, what);
+  } else if (rc) {
+    /* curl's multi interface failed; message set */
+  } else if (r->empty_object) {
     r->status = 206;
   } else if (cc == CURLE_WRITE_ERROR && r->overflow) {
     rc = QUIRE_ENOMEM;
   } else if (cc != CURLE_OK) {
-    rc = map_curl(cc, r->method, r->key ? r->key : "(bucket)");
+    rc = map_curl(cc, r->method, what);
   } else {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    reuse = 1;
   }
 out:
   curl_slist_free_all(hdrs);
   quire__free(url);
-  handle_put(s3, h);
+  quire__xfer_give_back(s3->pool, x, reuse);
   return rc;
 }
 
@@ -733,8 +710,7 @@ static int s3_writer_open(quire_objstore *s, const char *key, int flags, struct 
 static void s3_close(quire_objstore *s) {
   struct s3_store *s3 = s->impl;
   if (!s3) return;
-  for (int i = 0; i < s3->npool; i++) curl_easy_cleanup(s3->pool[i]);
-  pthread_mutex_destroy(&s3->pool_mu);
+  quire__xfer_pool_destroy(s3->pool);
   quire__free(s3->endpoint);
   quire__free(s3->bucket);
   quire__free(s3->prefix);
@@ -771,7 +747,6 @@ static const char *env(const char *name) {
 }
 
 int objstore__s3_open(quire_objstore *s, const char *location, struct objstore_params *p) {
-  pthread_once(&curl_once, curl_init_once);
   const char *endpoint = objstore__param(p, "endpoint");
   const char *region = objstore__param(p, "region");
   uint64_t connect_ms, timeout_ms, list_page;
@@ -814,9 +789,10 @@ int objstore__s3_open(quire_objstore *s, const char *location, struct objstore_p
 
   struct s3_store *s3 = quire__calloc(1, sizeof *s3);
   if (!s3) return QUIRE_ENOMEM;
-  pthread_mutex_init(&s3->pool_mu, NULL);
   s->impl = s3;
   s->ops = &s3_ops;
+  rc = quire__xfer_pool_create(POOL_MAX, &s3->pool);
+  if (rc) return rc;
   s3->connect_timeout_ms = (long)connect_ms;
   s3->timeout_ms = (long)timeout_ms;
   s3->list_page = (size_t)list_page;

@@ -12,6 +12,8 @@ uint64_t quire__mono_ns(void) {
 
 uint64_t quire__mono_ms(void) { return quire__mono_ns() / 1000000u; }
 
+uint64_t quire__now_ms(void) { return quire__mono_ms(); }
+
 uint64_t quire__wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -4,9 +4,12 @@
 
 #include <stdint.h>
 
-uint64_t quire__mono_ns(void);  /* CLOCK_MONOTONIC, nanoseconds */
+uint64_t quire__mono_ns(void); /* CLOCK_MONOTONIC, nanoseconds */
 uint64_t quire__mono_ms(void);
-uint64_t quire__wall_ms(void);  /* milliseconds since the Unix epoch */
+/* The clock of call deadlines (struct quire_call, util/cancel.h):
+ * CLOCK_MONOTONIC milliseconds, the same as quire__mono_ms(). */
+uint64_t quire__now_ms(void);
+uint64_t quire__wall_ms(void); /* milliseconds since the Unix epoch */
 void quire__sleep_ms(uint64_t ms);
 /* Absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
 struct timespec;

@@ -42,6 +42,7 @@ static const struct {
     {QUIRE_EUNSUPPORTED, "QUIRE_EUNSUPPORTED", "not supported"},
     {QUIRE_ERANGE, "QUIRE_ERANGE", "value out of range"},
     {QUIRE_EEND, "QUIRE_EEND", "end of iteration"},
+    {QUIRE_ECANCELED, "QUIRE_ECANCELED", "cancelled"},
 };
 
 const char *quire_strerror(int rc) {

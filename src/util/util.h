@@ -2,7 +2,9 @@
 #ifndef QUIRE_UTIL_H
 #define QUIRE_UTIL_H
 #include "util/alloc.h"
+#include "util/backoff.h"
 #include "util/buf.h"
+#include "util/cancel.h"
 #include "util/checksum.h"
 #include "util/clock.h"
 #include "util/endian.h"

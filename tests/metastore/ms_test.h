@@ -79,7 +79,7 @@ static inline int commit_pages(quire_msclient *cli, const quire_gid *vid, const 
   if (n) graft_of(pages, n, &bytes, &len);
   seg.graft = bytes;
   seg.graft_len = (uint32_t)len;
-  int rc = quire__msclient_commit(cli, vid, client, commit_id, base, page_count, &seg, n ? 1 : 0, snap);
+  int rc = quire__msclient_commit(cli, vid, client, commit_id, base, page_count, &seg, n ? 1 : 0, NULL, snap);
   splinter_bytes_free(bytes);
   return rc;
 }

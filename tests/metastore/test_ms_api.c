@@ -51,41 +51,41 @@ static void test_chain(const char *store_url) {
   CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
   CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &client));
   struct quire_snapshot s;
-  CHECK_RC(quire__msclient_snapshot(e.cli, &vid, 0, &s), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_snapshot(e.cli, &vid, 0, NULL, &s), QUIRE_ENOTFOUND);
   chain(&e, &vid, &client, 10, ids);
 
-  CHECK_OK(quire__msclient_snapshot(e.cli, &vid, 0, &s));
+  CHECK_OK(quire__msclient_snapshot(e.cli, &vid, 0, NULL, &s));
   CHECK(s.lsn == 10 && quire_gid_cmp(&s.commit_id, &ids[10]) == 0);
-  CHECK_OK(quire__msclient_snapshot(e.cli, &vid, 4, &s));
+  CHECK_OK(quire__msclient_snapshot(e.cli, &vid, 4, NULL, &s));
   CHECK(s.lsn == 4 && quire_gid_cmp(&s.commit_id, &ids[4]) == 0 && quire_gid_cmp(&s.vid, &vid) == 0);
-  CHECK_RC(quire__msclient_snapshot(e.cli, &vid, 11, &s), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_snapshot(e.cli, &vid, 11, NULL, &s), QUIRE_ENOTFOUND);
 
   /* pull_graft: unions over ranges. */
   quire_buf g;
   quire__buf_init(&g, 1 << 20);
   quire_lsn to;
-  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 0, 0, 0, &s, &to, &g));
+  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 0, 0, 0, NULL, &s, &to, &g));
   CHECK(to == 10 && s.lsn == 10 && graft_card(&g) == 40);
   CHECK(graft_has(&g, 10) && graft_has(&g, 102) && graft_has(&g, 510) && !graft_has(&g, 103));
-  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 3, 5, 0, &s, &to, &g));
+  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 3, 5, 0, NULL, &s, &to, &g));
   CHECK(to == 5 && s.lsn == 5 && graft_card(&g) == 8);
   CHECK(graft_has(&g, 40) && graft_has(&g, 52) && graft_has(&g, 505) && !graft_has(&g, 30));
   /* Nothing newer: an empty graft and the range end equal to its start. */
-  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 10, 0, 0, &s, &to, &g));
+  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 10, 0, 0, NULL, &s, &to, &g));
   CHECK(to == 10 && s.lsn == 10 && graft_card(&g) == 0);
-  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 11, 0, 0, &s, &to, &g), QUIRE_ENOTFOUND);
-  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 5, 3, 0, &s, &to, &g), QUIRE_EINVAL);
-  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 5, 12, 0, &s, &to, &g), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 11, 0, 0, NULL, &s, &to, &g), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 5, 3, 0, NULL, &s, &to, &g), QUIRE_EINVAL);
+  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 5, 12, 0, NULL, &s, &to, &g), QUIRE_ENOTFOUND);
   quire_gid other;
   CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &other));
-  CHECK_RC(quire__msclient_pull_graft(e.cli, &other, 0, 0, 0, &s, &to, &g), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_pull_graft(e.cli, &other, 0, 0, 0, NULL, &s, &to, &g), QUIRE_ENOTFOUND);
 
   /* pull_commits, paged by 3. */
   quire_lsn from = 1;
   unsigned seen = 0, pages = 0;
   while (from) {
     struct quire_msclient_commits pc;
-    CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, from, 0, 3, &pc));
+    CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, from, 0, 3, NULL, &pc));
     CHECK(pc.latest_lsn == 10 && pc.count <= 3);
     for (size_t i = 0; i < pc.count; i++) {
       seen++;
@@ -104,15 +104,15 @@ static void test_chain(const char *store_url) {
   }
   CHECK(seen == 10 && pages == 4);
   struct quire_msclient_commits pc;
-  CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, 4, 6, 0, &pc));
+  CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, 4, 6, 0, NULL, &pc));
   CHECK(pc.count == 3 && pc.snaps[0].lsn == 4 && pc.next_lsn == 0);
   quire__msclient_commits_free(&pc);
-  CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, 11, 0, 0, &pc)); /* caught up */
+  CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, 11, 0, 0, NULL, &pc)); /* caught up */
   CHECK(pc.count == 0 && pc.next_lsn == 0 && pc.latest_lsn == 10);
   quire__msclient_commits_free(&pc);
-  CHECK_RC(quire__msclient_pull_commits(e.cli, &vid, 12, 0, 0, &pc), QUIRE_ENOTFOUND);
-  CHECK_RC(quire__msclient_pull_commits(e.cli, &vid, 0, 0, 0, &pc), QUIRE_EINVAL);
-  CHECK_RC(quire__msclient_pull_commits(e.cli, &vid, 5, 4, 0, &pc), QUIRE_EINVAL);
+  CHECK_RC(quire__msclient_pull_commits(e.cli, &vid, 12, 0, 0, NULL, &pc), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_pull_commits(e.cli, &vid, 0, 0, 0, NULL, &pc), QUIRE_EINVAL);
+  CHECK_RC(quire__msclient_pull_commits(e.cli, &vid, 5, 4, 0, NULL, &pc), QUIRE_EINVAL);
 
   /* Idempotency: the same commit id at a taken LSN returns that commit. */
   uint32_t p1[8];
@@ -131,7 +131,7 @@ static void test_chain(const char *store_url) {
   /* A base past the end does not exist. */
   CHECK_RC(commit_pages(e.cli, &vid, &client, &fresh, 12, 1000, p1, n1, &s), QUIRE_ENOTFOUND);
   /* The log did not change. */
-  CHECK_OK(quire__msclient_snapshot(e.cli, &vid, 0, &s));
+  CHECK_OK(quire__msclient_snapshot(e.cli, &vid, 0, NULL, &s));
   CHECK(s.lsn == 10);
   /* A commit without segments (page count change) is fine. */
   CHECK_OK(commit_pages(e.cli, &vid, &client, &fresh, 10, 5000, NULL, 0, &s));
@@ -151,7 +151,7 @@ static int raw_commit(struct ms_env *e, Quire__Metastore__V1__CommitRequest *m) 
   quire_http_client *c;
   CHECK_OK(quire__http_client_create(&o, &c));
   int rc =
-      quire__http_call(c, "/metastore/v1/commit", req.data ? (void *)req.data : "", req.len, 0, 0, &resp);
+      quire__http_call(c, "/metastore/v1/commit", req.data ? (void *)req.data : "", req.len, NULL, 0, &resp);
   quire__http_client_destroy(c);
   quire__buf_free(&req);
   quire__buf_free(&resp);
@@ -239,26 +239,26 @@ static void test_bad_requests(void) {
                          "/metastore/v1/pull_commits"};
   const char junk[] = "\xff\xff\xff\xff\x0f garbage";
   for (size_t i = 0; i < 4; i++) {
-    CHECK_RC(quire__http_call(c, paths[i], junk, sizeof junk, 0, 0, &resp), QUIRE_EINVAL);
+    CHECK_RC(quire__http_call(c, paths[i], junk, sizeof junk, NULL, 0, &resp), QUIRE_EINVAL);
     CHECK(strstr(quire_errmsg(), "malformed") != NULL);
     /* An empty body decodes to an empty message: missing vid. */
-    CHECK_RC(quire__http_call(c, paths[i], "", 0, 0, 0, &resp), QUIRE_EINVAL);
+    CHECK_RC(quire__http_call(c, paths[i], "", 0, NULL, 0, &resp), QUIRE_EINVAL);
     CHECK(strstr(quire_errmsg(), "vid is missing") != NULL);
     /* Truncated valid request (a field header with no value). */
-    CHECK_RC(quire__http_call(c, paths[i], "\x0a\x10", 2, 0, 0, &resp), QUIRE_EINVAL);
+    CHECK_RC(quire__http_call(c, paths[i], "\x0a\x10", 2, NULL, 0, &resp), QUIRE_EINVAL);
     int status;
-    CHECK_OK(quire__http_request(c, "POST", paths[i], "application/json", "{}", 2, 0, &status, &resp));
+    CHECK_OK(quire__http_request(c, "POST", paths[i], "application/json", "{}", 2, NULL, &status, &resp));
     CHECK(status == 415);
-    CHECK_OK(quire__http_request(c, "GET", paths[i], NULL, NULL, 0, 0, &status, &resp));
+    CHECK_OK(quire__http_request(c, "GET", paths[i], NULL, NULL, 0, NULL, &status, &resp));
     CHECK(status == 405);
   }
   static char huge[2 << 20];
-  CHECK_RC(quire__http_call(c, "/metastore/v1/commit", huge, sizeof huge, 0, 0, &resp), QUIRE_ETOOLARGE);
+  CHECK_RC(quire__http_call(c, "/metastore/v1/commit", huge, sizeof huge, NULL, 0, &resp), QUIRE_ETOOLARGE);
   /* Still serving. */
   int status;
-  CHECK_OK(quire__http_request(c, "GET", "/ready", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/ready", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200);
-  CHECK_OK(quire__http_request(c, "GET", "/metrics", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/metrics", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200);
   CHECK_OK(quire__buf_append_u8(&resp, 0));
   CHECK(strstr((char *)resp.data,
@@ -306,7 +306,7 @@ static void test_lost_acks(void) {
   CHECK_RC(commit_pages(e.cli, &vid, &client, &fresh, 5, 1000, NULL, 0, &s), QUIRE_ECONFLICT);
   /* The log holds exactly the 40 commits, in order. */
   struct quire_msclient_commits pc;
-  CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, 1, 0, 100, &pc));
+  CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, 1, 0, 100, NULL, &pc));
   CHECK(pc.count == 40 && pc.next_lsn == 0);
   for (size_t i = 0; i < pc.count; i++) CHECK(quire_gid_cmp(&pc.snaps[i].commit_id, &ids[i + 1]) == 0);
   quire__msclient_commits_free(&pc);
@@ -336,7 +336,7 @@ static void test_client_gives_up(void) {
   quire_gid other;
   CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &other));
   CHECK_RC(commit_pages(e.cli, &vid, &client, &other, 0, 10, pages, 2, &s), QUIRE_ECONFLICT);
-  CHECK_OK(quire__msclient_snapshot(e.cli, &vid, 0, &s));
+  CHECK_OK(quire__msclient_snapshot(e.cli, &vid, 0, NULL, &s));
   CHECK(s.lsn == 1);
   env_stop(&e, 0);
 }

@@ -16,6 +16,7 @@ struct waiter {
   quire_gid vid;
   quire_lsn from;
   unsigned wait_ms;
+  const struct quire_call *call;
   int rc;
   quire_lsn to;
   uint64_t card;
@@ -28,7 +29,7 @@ static void *wait_thread(void *arg) {
   quire__buf_init(&g, 1 << 20);
   struct quire_snapshot s;
   uint64_t t0 = quire__mono_ms();
-  w->rc = quire__msclient_pull_graft(w->cli, &w->vid, w->from, 0, w->wait_ms, &s, &w->to, &g);
+  w->rc = quire__msclient_pull_graft(w->cli, &w->vid, w->from, 0, w->wait_ms, w->call, &s, &w->to, &g);
   w->elapsed_ms = quire__mono_ms() - t0;
   if (w->rc == 0) {
     splinter_view_t v;
@@ -204,8 +205,57 @@ static void test_client_ahead(void) {
   free(dir);
 }
 
+/* A cancel ends a pending long poll at once: the waiter returns ECANCELED
+ * while the server still holds the request (nothing committed, the wait is
+ * 30 s). A long poll longer than the
+ * client's timeout does not time out because of its own wait. */
+static void test_cancel(void) {
+  struct ms_env e;
+  env_start(&e, "mem://", 20000);
+  quire_gid vid;
+  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
+  commit_one(&e, &vid, 0, 1);
+  quire_cancel *cancel;
+  CHECK_OK(quire__cancel_create(&cancel));
+  struct quire_call call = {.cancel = cancel};
+  struct waiter w = {.cli = e.cli, .vid = vid, .from = 1, .wait_ms = LONG_WAIT, .call = &call};
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, wait_thread, &w) == 0);
+  wait_for_waiters(&e, 1);
+  quire__cancel_fire(cancel);
+  pthread_join(t, NULL);
+  CHECK_RC(w.rc, QUIRE_ECANCELED);
+  CHECK(w.elapsed_ms < LONG_WAIT);
+  printf("cancelled long poll: returned %llu ms after it started\n", (unsigned long long)w.elapsed_ms);
+  /* (The server keeps the parked request until its wait ends: a suspended
+   * libmicrohttpd connection is not watched for the client leaving.) */
+  /* The token stays fired: the next call with it returns at once. */
+  w.rc = 0;
+  wait_thread(&w);
+  CHECK_RC(w.rc, QUIRE_ECANCELED);
+  quire__cancel_destroy(cancel);
+
+  /* timeout_ms 300, wait 1200: the deadline is extended by the wait. */
+  quire_msclient *impatient;
+  struct quire_http_client_opts co = {.timeout_ms = 300};
+  CHECK_OK(quire__msclient_open(e.url, &co, &impatient));
+  struct waiter slow = {.cli = impatient, .vid = vid, .from = 1, .wait_ms = 1200};
+  wait_thread(&slow);
+  CHECK_OK(slow.rc);
+  CHECK(slow.to == 1 && slow.card == 0 && slow.elapsed_ms >= 1200);
+  /* An explicit deadline is extended the same way. */
+  struct quire_call soon = {.deadline_ms = quire__now_ms() + 300};
+  slow.call = &soon;
+  wait_thread(&slow);
+  CHECK_OK(slow.rc);
+  CHECK(slow.to == 1 && slow.elapsed_ms >= 1200);
+  quire__msclient_close(impatient);
+  env_stop(&e, 0);
+}
+
 int main(void) {
   test_seed();
+  test_cancel();
   test_local_wake();
   test_remote_wake();
   test_client_ahead();

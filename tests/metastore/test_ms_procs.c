@@ -116,8 +116,8 @@ static void test_two_processes(const char *dir) {
   }
   /* Both processes see the same gap-free log. */
   struct quire_msclient_commits pa, pb;
-  CHECK_OK(quire__msclient_pull_commits(ca, &vid, 1, 0, 1000, &pa));
-  CHECK_OK(quire__msclient_pull_commits(cb, &vid, 1, 0, 1000, &pb));
+  CHECK_OK(quire__msclient_pull_commits(ca, &vid, 1, 0, 1000, NULL, &pa));
+  CHECK_OK(quire__msclient_pull_commits(cb, &vid, 1, 0, 1000, NULL, &pb));
   CHECK(pa.count == rounds && pb.count == rounds);
   for (size_t i = 0; i < pa.count; i++) {
     CHECK(pa.snaps[i].lsn == i + 1 && pb.snaps[i].lsn == i + 1);
@@ -184,7 +184,7 @@ static void describe(quire_msclient *cli, const quire_gid *vid, quire_buf *out) 
   quire_lsn from = 1;
   while (from) {
     struct quire_msclient_commits pc;
-    CHECK_OK(quire__msclient_pull_commits(cli, vid, from, 0, 7, &pc));
+    CHECK_OK(quire__msclient_pull_commits(cli, vid, from, 0, 7, NULL, &pc));
     for (size_t i = 0; i < pc.count; i++) {
       CHECK_OK(quire__buf_append(out, &pc.snaps[i], sizeof pc.snaps[i]));
       for (uint32_t k = 0; k < pc.commits[i].nsegments; k++) {
@@ -200,7 +200,7 @@ static void describe(quire_msclient *cli, const quire_gid *vid, quire_buf *out) 
   quire_lsn to;
   quire_buf g;
   quire__buf_init(&g, 1 << 20);
-  CHECK_OK(quire__msclient_pull_graft(cli, vid, 0, 0, 0, &s, &to, &g));
+  CHECK_OK(quire__msclient_pull_graft(cli, vid, 0, 0, 0, NULL, &s, &to, &g));
   CHECK_OK(quire__buf_append(out, &s, sizeof s));
   CHECK_OK(quire__buf_append(out, g.data, g.len));
   quire__buf_free(&g);
@@ -252,10 +252,10 @@ static void test_kill_restart(const char *dir) {
     quire__buf_init(&got, 64 << 20);
     quire__buf_init(&want, 64 << 20);
     for (int k = 0; k < VOLS; k++) {
-      int rc = quire__msclient_snapshot(cli, &vids[k], 0, &s);
+      int rc = quire__msclient_snapshot(cli, &vids[k], 0, NULL, &s);
       if (rc == QUIRE_ENOTFOUND && w.acked[k] == 0) {
         /* Killed before this volume's first commit: empty for both. */
-        CHECK_RC(quire__msclient_snapshot(fresh.cli, &vids[k], 0, &s), QUIRE_ENOTFOUND);
+        CHECK_RC(quire__msclient_snapshot(fresh.cli, &vids[k], 0, NULL, &s), QUIRE_ENOTFOUND);
         continue;
       }
       CHECK_OK(rc);

@@ -38,7 +38,7 @@ static void run(const char *url, unsigned rounds) {
   CHECK(wins == rounds && conflicts == rounds * (CLIENTS - 1));
   /* Exactly one winner per round, and the log holds exactly the winners. */
   struct quire_msclient_commits pc;
-  CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, 1, 0, 1000, &pc));
+  CHECK_OK(quire__msclient_pull_commits(e.cli, &vid, 1, 0, 1000, NULL, &pc));
   CHECK(pc.count == rounds && pc.latest_lsn == rounds);
   for (unsigned round = 0; round < rounds; round++) {
     int winners = 0;

@@ -162,36 +162,36 @@ static void test_basics(void) {
   quire__buf_init(&resp, 1 << 20);
   int status;
 
-  CHECK_OK(quire__http_call(c, "/t/echo", "hello", 5, 0, 1, &resp));
+  CHECK_OK(quire__http_call(c, "/t/echo", "hello", 5, NULL, 1, &resp));
   CHECK(resp.len == 5 && memcmp(resp.data, "hello", 5) == 0);
-  CHECK_OK(quire__http_call(c, "/t/echo", "", 0, 0, 1, &resp));
+  CHECK_OK(quire__http_call(c, "/t/echo", "", 0, NULL, 1, &resp));
   CHECK(resp.len == 0);
 
-  CHECK_RC(quire__http_call(c, "/t/fail", "x", 1, 0, 1, &resp), QUIRE_ECONFLICT);
+  CHECK_RC(quire__http_call(c, "/t/fail", "x", 1, NULL, 1, &resp), QUIRE_ECONFLICT);
   CHECK(strcmp(quire_errmsg(), "nope") == 0);
 
-  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200 && resp.len == 3 && memcmp(resp.data, "ok\n", 3) == 0);
-  CHECK_OK(quire__http_request(c, "GET", "/ready", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/ready", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200);
-  CHECK_OK(quire__http_request(c, "POST", "/health", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "POST", "/health", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 405);
-  CHECK_OK(quire__http_request(c, "GET", "/nope", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/nope", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 404);
-  CHECK_OK(quire__http_request(c, "GET", "/t/echo", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/t/echo", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 405);
-  CHECK_OK(quire__http_request(c, "POST", "/t/echo", "text/plain", "x", 1, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "POST", "/t/echo", "text/plain", "x", 1, NULL, &status, &resp));
   CHECK(status == 415);
-  CHECK_OK(quire__http_request(c, "POST", "/t/echo", NULL, "x", 1, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "POST", "/t/echo", NULL, "x", 1, NULL, &status, &resp));
   CHECK(status == 415);
   /* Content-Type with parameters is fine. */
-  CHECK_OK(quire__http_request(c, "POST", "/t/echo", "application/x-protobuf; charset=binary", "x", 1, 0,
+  CHECK_OK(quire__http_request(c, "POST", "/t/echo", "application/x-protobuf; charset=binary", "x", 1, NULL,
                                &status, &resp));
   CHECK(status == 200);
   /* Over the cap by Content-Length: 413 before the body is read. */
   static char big[4096];
-  CHECK_RC(quire__http_call(c, "/t/echo", big, sizeof big, 0, 1, &resp), QUIRE_ETOOLARGE);
-  CHECK_OK(quire__http_call(c, "/t/echo", big, 1024, 0, 1, &resp));
+  CHECK_RC(quire__http_call(c, "/t/echo", big, sizeof big, NULL, 1, &resp), QUIRE_ETOOLARGE);
+  CHECK_OK(quire__http_call(c, "/t/echo", big, 1024, NULL, 1, &resp));
   CHECK(resp.len == 1024);
 
   /* Over the cap in chunks: still a 413, and the server goes on. */
@@ -227,13 +227,13 @@ static void test_basics(void) {
                strncmp(reply, "HTTP/1.0 4", 10) == 0 || strncmp(reply, "HTTP/1.1 5", 10) == 0,
            "junk %zu got %.40s", i, reply);
   }
-  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200);
 
   /* A streamed answer arrives whole and in order. */
   quire_buf big_resp;
   quire__buf_init(&big_resp, 4 << 20);
-  CHECK_OK(quire__http_call(c, "/t/stream", "x", 1, 0, 0, &big_resp));
+  CHECK_OK(quire__http_call(c, "/t/stream", "x", 1, NULL, 0, &big_resp));
   CHECK(big_resp.len == 256 * 4096);
   int in_order = 1;
   for (size_t k = 0; k < big_resp.len; k++)
@@ -242,7 +242,7 @@ static void test_basics(void) {
   quire__buf_free(&big_resp);
 
   /* Metrics count what happened. */
-  CHECK_OK(quire__http_request(c, "GET", "/metrics", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/metrics", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200);
   CHECK_OK(quire__buf_append_u8(&resp, 0));
   CHECK(strstr((char *)resp.data, "quire_http_requests_total{endpoint=\"/t/echo\",status=\"200\"}"));
@@ -261,7 +261,7 @@ static void *call_slow(void *arg) {
   quire_http_client *c = arg;
   quire_buf resp;
   quire__buf_init(&resp, 1024);
-  int rc = quire__http_call(c, "/t/slow", "x", 1, 0, 0, &resp);
+  int rc = quire__http_call(c, "/t/slow", "x", 1, NULL, 0, &resp);
   quire__buf_free(&resp);
   return (void *)(intptr_t)rc;
 }
@@ -278,7 +278,7 @@ static void test_overload(void) {
   int status;
   quire_buf resp;
   quire__buf_init(&resp, 1 << 16);
-  CHECK_OK(quire__http_request(c, "POST", "/t/echo", QUIRE_CONTENT_PROTOBUF, "x", 1, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "POST", "/t/echo", QUIRE_CONTENT_PROTOBUF, "x", 1, NULL, &status, &resp));
   CHECK(status == 503);
   /* Raw, to see the Retry-After header. */
   char reply[2048];
@@ -288,7 +288,7 @@ static void test_overload(void) {
   CHECK(strncmp(reply, "HTTP/1.1 503", 12) == 0);
   CHECK(strcasestr(reply, "Retry-After: 1") != NULL);
   /* Health is not subject to the in-flight cap. */
-  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(c, "GET", "/health", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200);
   pthread_mutex_lock(&mu);
   slow_release = 1;
@@ -297,7 +297,7 @@ static void test_overload(void) {
   void *ret;
   pthread_join(t, &ret);
   CHECK((intptr_t)ret == 0);
-  CHECK_OK(quire__http_call(c, "/t/echo", "y", 1, 0, 1, &resp));
+  CHECK_OK(quire__http_call(c, "/t/echo", "y", 1, NULL, 1, &resp));
   quire__buf_free(&resp);
   quire__http_client_destroy(c);
   quire__http_server_destroy(s);
@@ -307,7 +307,7 @@ static void *call_park(void *arg) {
   quire_http_client *c = arg;
   quire_buf resp;
   quire__buf_init(&resp, 1024);
-  int rc = quire__http_call(c, "/t/park", "x", 1, 0, 0, &resp);
+  int rc = quire__http_call(c, "/t/park", "x", 1, NULL, 0, &resp);
   if (rc == 0 && (resp.len != 4 || memcmp(resp.data, "woke", 4) != 0)) rc = -1;
   quire__buf_free(&resp);
   return (void *)(intptr_t)rc;
@@ -328,7 +328,7 @@ static void test_park(void) {
   wait_parked();
   quire_buf resp;
   quire__buf_init(&resp, 1024);
-  CHECK_OK(quire__http_call(c, "/t/echo", "z", 1, 0, 0, &resp));
+  CHECK_OK(quire__http_call(c, "/t/echo", "z", 1, NULL, 0, &resp));
   wake_parked();
   void *ret;
   pthread_join(t, &ret);
@@ -341,7 +341,7 @@ static void test_park(void) {
   pthread_join(t, &ret);
   CHECK((intptr_t)ret == 0);
   /* Stopped: calls fail cleanly. */
-  CHECK(quire__http_call(c, "/t/echo", "z", 1, 2000, 0, &resp) == QUIRE_EUNAVAILABLE);
+  CHECK(quire__http_call(c, "/t/echo", "z", 1, NULL, 0, &resp) == QUIRE_EUNAVAILABLE);
   quire__buf_free(&resp);
   quire__http_client_destroy(c);
   quire__http_server_destroy(s);

@@ -88,8 +88,10 @@ static void test_errors(void) {
 
 static void test_hedged_http(void) {
   /* The first GET stalls (injected before the request goes out); the hedge
-   * goes out over HTTP after 20 ms and answers. */
-  quire_objstore *s = open_s3("h", "fault:&latency=3000&slow_first=1&hedge_ms=20");
+   * goes out over HTTP after 200 ms and answers. (slow_first=1 stalls the
+   * first attempt to reach the fault layer: with a short hedge_ms a
+   * descheduled caller under TSan let the hedge get there first.) */
+  quire_objstore *s = open_s3("h", "fault:&latency=3000&slow_first=1&hedge_ms=200");
   CHECK_OK(quire_objstore_put(quire_objstore_fault_inner(s), "k", "hedged", 6));
   uint8_t *data;
   size_t len;
@@ -98,7 +100,9 @@ static void test_hedged_http(void) {
   quire_objstore_free(data);
   quire_objstore_stats st;
   quire_objstore_stats_get(s, &st);
-  CHECK(st.hedges == 1 && st.hedge_wins == 1 && st.attempts[QUIRE_OBJSTORE_OP_GET] == 2);
+  CHECKF(st.hedges == 1 && st.hedge_wins == 1 && st.attempts[QUIRE_OBJSTORE_OP_GET] == 2,
+         "hedges %llu, hedge wins %llu, GET attempts %llu", (unsigned long long)st.hedges,
+         (unsigned long long)st.hedge_wins, (unsigned long long)st.attempts[QUIRE_OBJSTORE_OP_GET]);
   quire_objstore_stats_get(quire_objstore_fault_inner(s), &st);
   CHECK(st.calls[QUIRE_OBJSTORE_OP_GET] == 1); /* one HTTP GET: the stalled one never went out */
   quire_objstore_close(s);

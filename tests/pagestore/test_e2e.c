@@ -100,7 +100,7 @@ static void *writer(void *arg) {
     }
     struct quire_ps_written *segs;
     size_t nsegs;
-    CHECK_OK(quire__psclient_write_pages(a->c, &vids[a->v], idx, pages, n, &segs, &nsegs));
+    CHECK_OK(quire__psclient_write_pages(a->c, &vids[a->v], idx, pages, n, NULL, &segs, &nsegs));
     CHECK(nsegs >= 1);
     struct quire_commit_segment cs[16];
     uint64_t total = 0;
@@ -116,7 +116,7 @@ static void *writer(void *arg) {
     CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &commit));
     struct quire_snapshot snap;
     CHECK_OK(quire__msclient_commit(msc, &vids[a->v], &client, &commit, lsn - 1, MAXPAGE, cs, (uint32_t)nsegs,
-                                    &snap));
+                                    NULL, &snap));
     CHECK(snap.lsn == lsn);
     memcpy(model[a->v][lsn], model[a->v][lsn - 1], sizeof model[0][0]);
     for (size_t i = 0; i < n; i++) model[a->v][lsn][idx[i]] = (uint16_t)lsn;
@@ -154,7 +154,7 @@ static void check_read(quire_psclient *c, int v, quire_lsn lsn) {
   CHECK_OK(splinter_new(&wanted));
   CHECK_OK(splinter_insert_range(wanted, 1, MAXPAGE));
   struct check_ctx ctx = {.v = v, .lsn = lsn};
-  CHECK_OK(quire__psclient_read_pages(c, &vids[v], lsn, wanted, on_page, &ctx, &missing));
+  CHECK_OK(quire__psclient_read_pages(c, &vids[v], lsn, wanted, NULL, on_page, &ctx, &missing));
   for (quire_pageidx i = 1; i <= MAXPAGE; i++) {
     int never = model[v][lsn][i] == 0;
     CHECKF(ctx.seen[i] == !never, "vol %d lsn %llu page %u: seen %d, never written %d", v,
@@ -180,20 +180,22 @@ static void test_errors(quire_ps_service *svc, quire_psclient *c) {
   splinter_t *wanted, *missing;
   CHECK_OK(splinter_from_sorted((uint32_t[]){1, 2, 3}, 3, &wanted));
   struct check_ctx ctx = {.v = 0, .lsn = 1};
-  CHECK_RC(quire__psclient_read_pages(c, &vids[0], latest[0] + 100, wanted, on_page, &ctx, &missing),
+  CHECK_RC(quire__psclient_read_pages(c, &vids[0], latest[0] + 100, wanted, NULL, on_page, &ctx, &missing),
            QUIRE_ENOTFOUND);
   CHECK(strstr(quire_errmsg(), "no LSN") != NULL);
   quire_gid stranger;
   CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &stranger));
-  CHECK_RC(quire__psclient_read_pages(c, &stranger, 1, wanted, on_page, &ctx, &missing), QUIRE_ENOTFOUND);
-  CHECK_RC(quire__psclient_read_pages(c, &vids[0], 0, wanted, on_page, &ctx, &missing), QUIRE_EINVAL);
+  CHECK_RC(quire__psclient_read_pages(c, &stranger, 1, wanted, NULL, on_page, &ctx, &missing),
+           QUIRE_ENOTFOUND);
+  CHECK_RC(quire__psclient_read_pages(c, &vids[0], 0, wanted, NULL, on_page, &ctx, &missing), QUIRE_EINVAL);
   splinter_free(wanted);
   CHECK_OK(splinter_from_sorted((uint32_t[]){0, 5}, 2, &wanted));
-  CHECK_RC(quire__psclient_read_pages(c, &vids[0], 1, wanted, on_page, &ctx, &missing), QUIRE_EINVAL);
+  CHECK_RC(quire__psclient_read_pages(c, &vids[0], 1, wanted, NULL, on_page, &ctx, &missing), QUIRE_EINVAL);
   splinter_free(wanted);
   CHECK_OK(splinter_new(&wanted));
   CHECK_OK(splinter_insert_range(wanted, 1, 5000));
-  CHECK_RC(quire__psclient_read_pages(c, &vids[0], 1, wanted, on_page, &ctx, &missing), QUIRE_ETOOLARGE);
+  CHECK_RC(quire__psclient_read_pages(c, &vids[0], 1, wanted, NULL, on_page, &ctx, &missing),
+           QUIRE_ETOOLARGE);
   splinter_free(wanted);
 
   /* Writes: index 0, duplicates, wrong volume type. */
@@ -201,14 +203,15 @@ static void test_errors(quire_ps_service *svc, quire_psclient *c) {
   const uint8_t *pages[2] = {page, page};
   struct quire_ps_written *segs;
   size_t nsegs;
-  CHECK_RC(quire__psclient_write_pages(c, &vids[0], (quire_pageidx[]){0}, pages, 1, &segs, &nsegs),
+  CHECK_RC(quire__psclient_write_pages(c, &vids[0], (quire_pageidx[]){0}, pages, 1, NULL, &segs, &nsegs),
            QUIRE_EINVAL);
-  CHECK_RC(quire__psclient_write_pages(c, &vids[0], (quire_pageidx[]){7, 7}, pages, 2, &segs, &nsegs),
+  CHECK_RC(quire__psclient_write_pages(c, &vids[0], (quire_pageidx[]){7, 7}, pages, 2, NULL, &segs, &nsegs),
            QUIRE_EINVAL);
   CHECK(strstr(quire_errmsg(), "duplicate") != NULL);
   quire_gid seg;
   CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &seg));
-  CHECK_RC(quire__psclient_write_pages(c, &seg, (quire_pageidx[]){1}, pages, 1, &segs, &nsegs), QUIRE_EINVAL);
+  CHECK_RC(quire__psclient_write_pages(c, &seg, (quire_pageidx[]){1}, pages, 1, NULL, &segs, &nsegs),
+           QUIRE_EINVAL);
 
   /* Raw hostile bodies: the server answers 4xx and keeps serving. */
   char url[64];
@@ -222,8 +225,8 @@ static void test_errors(quire_ps_service *svc, quire_psclient *c) {
   for (int i = 0; i < 50; i++) {
     size_t n = (size_t)test_rand_below(sizeof junk);
     for (size_t k = 0; k < n; k++) junk[k] = (uint8_t)test_rand();
-    int rc = quire__http_call(h, i % 2 ? "/pagestore/v1/write_pages" : "/pagestore/v1/read_pages", junk, n, 0,
-                              0, &resp);
+    int rc = quire__http_call(h, i % 2 ? "/pagestore/v1/write_pages" : "/pagestore/v1/read_pages", junk, n,
+                              NULL, 0, &resp);
     CHECKF(rc == QUIRE_EINVAL || rc == QUIRE_ENOTFOUND, "junk request answered %s", quire_errname(rc));
   }
   /* A page of the wrong size, hand-encoded: field 1 vid, field 2 {1: idx, 2: 3 bytes}. */
@@ -231,13 +234,13 @@ static void test_errors(quire_ps_service *svc, quire_psclient *c) {
   memcpy(body + 2, vids[0].b, 16);
   uint8_t tail[] = {0x12, 7, 0x08, 0x01, 0x12, 0x03, 'a', 'b', 'c'};
   memcpy(body + 18, tail, sizeof tail);
-  CHECK_RC(quire__http_call(h, "/pagestore/v1/write_pages", body, 18 + sizeof tail, 0, 0, &resp),
+  CHECK_RC(quire__http_call(h, "/pagestore/v1/write_pages", body, 18 + sizeof tail, NULL, 0, &resp),
            QUIRE_EINVAL);
   CHECK(strstr(quire_errmsg(), "4096") != NULL);
   int status;
-  CHECK_OK(quire__http_request(h, "GET", "/ready", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(h, "GET", "/ready", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200);
-  CHECK_OK(quire__http_request(h, "GET", "/metrics", NULL, NULL, 0, 0, &status, &resp));
+  CHECK_OK(quire__http_request(h, "GET", "/metrics", NULL, NULL, 0, NULL, &status, &resp));
   CHECK(status == 200);
   CHECK(memmem(resp.data, resp.len, "quire_ps_cache_bytes", 20) != NULL);
   quire__buf_free(&resp);
@@ -254,7 +257,7 @@ static void *cold_reader(void *arg) {
   splinter_t *wanted, *missing;
   if (splinter_new(&wanted) != 0 || splinter_insert_range(wanted, 1, 20) != 0) abort();
   struct check_ctx ctx = {.v = 0, .lsn = latest[0]};
-  int rc = quire__psclient_read_pages(a->c, &vids[0], latest[0], wanted, on_page, &ctx, &missing);
+  int rc = quire__psclient_read_pages(a->c, &vids[0], latest[0], wanted, NULL, on_page, &ctx, &missing);
   if (rc) atomic_fetch_add(a->errors, 1);
   splinter_free(wanted);
   splinter_free(missing);

@@ -132,7 +132,7 @@ int main(void) {
       CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &client));
       CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &commit));
       struct quire_snapshot snap;
-      CHECK_OK(quire__msclient_commit(msc, &vid, &client, &commit, lsn, 100, cs, (uint32_t)n, &snap));
+      CHECK_OK(quire__msclient_commit(msc, &vid, &client, &commit, lsn, 100, cs, (uint32_t)n, NULL, &snap));
       lsn = snap.lsn;
       last_version = round;
       for (size_t k = 0; k < n; k++) splinter_bytes_free(gbytes[k]);
@@ -144,7 +144,7 @@ int main(void) {
     quire__ps_write_free(w);
   }
   struct quire_snapshot snap;
-  CHECK_OK(quire__msclient_snapshot(msc, &vid, 0, &snap));
+  CHECK_OK(quire__msclient_snapshot(msc, &vid, 0, NULL, &snap));
   CHECK(snap.lsn == lsn);
   printf("uploads failing 30%%: %d writes durable, %d failed cleanly\n", ok, failed);
   CHECK(ok > 0 && failed > 0);

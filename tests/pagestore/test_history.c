@@ -41,7 +41,7 @@ static void read_at(quire_psclient *c, const quire_gid *vid, quire_lsn lsn) {
   splinter_t *wanted, *missing;
   CHECK_OK(splinter_new(&wanted));
   CHECK_OK(splinter_insert_range(wanted, 1, PAGES));
-  CHECK_OK(quire__psclient_read_pages(c, vid, lsn, wanted, check_page, &lsn, &missing));
+  CHECK_OK(quire__psclient_read_pages(c, vid, lsn, wanted, NULL, check_page, &lsn, &missing));
   for (quire_pageidx i = 1; i <= PAGES; i++) CHECK(splinter_contains(missing, i) == (model[lsn][i] == 0));
   splinter_free(wanted);
   splinter_free(missing);
@@ -104,14 +104,15 @@ int main(void) {
     }
     struct quire_ps_written *segs;
     size_t nsegs;
-    CHECK_OK(quire__psclient_write_pages(c, &vid, idx, pages, n, &segs, &nsegs));
+    CHECK_OK(quire__psclient_write_pages(c, &vid, idx, pages, n, NULL, &segs, &nsegs));
     struct quire_commit_segment cs[4];
     for (size_t i = 0; i < nsegs; i++)
       cs[i] = (struct quire_commit_segment){segs[i].sid, segs[i].graft, (uint32_t)segs[i].graft_len};
     quire_gid commit;
     CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &commit));
     struct quire_snapshot snap;
-    CHECK_OK(quire__msclient_commit(msc, &vid, &client, &commit, lsn - 1, PAGES, cs, (uint32_t)nsegs, &snap));
+    CHECK_OK(quire__msclient_commit(msc, &vid, &client, &commit, lsn - 1, PAGES, cs, (uint32_t)nsegs, NULL,
+                                    &snap));
     CHECK(snap.lsn == lsn);
     quire__psclient_written_free(segs, nsegs);
   }
