@@ -1,115 +1,159 @@
 /*
  * splinter/algebra.c — set algebra, cut and the set predicates, written once
- * over block sources (source.c), so every pairing of owned and view operands
- * runs the same code. Results are built into a fresh block array and swapped
- * into the output at the end, which makes in-place use (out == a) safe and
- * leaves the output untouched on failure.
+ * over block cursors (source.c), so every pairing of owned and view operands
+ * runs the same code. The merge loop is compiled once per operation, so its
+ * common step (two bitmap blocks under the same key) is four word operations
+ * and an append, and the side an operation drops is skipped by a seek (a
+ * gallop in the window, or a re-descent of the view) instead of being read.
+ * Results are built into a fresh block array and swapped into the output at
+ * the end, which makes in-place use (out == a) safe and leaves the output
+ * untouched on failure.
  */
 #include "splinter/splinter_int.h"
 
 enum { OP_OR, OP_AND, OP_ANDNOT, OP_XOR };
 
+/* Blocks a view operand decodes at a time (a window on the stack). */
+#define SP_WINDOW 64
+
+typedef struct operand {
+  sp_cur cur;
+  sp_blk buf[SP_WINDOW];
+} operand;
+
+static void operand_init(operand *o, splinter_ref_t r) { sp__cur_ref(&o->cur, r, o->buf, SP_WINDOW); }
+
 static const uint64_t ONES[4] = {~0ull, ~0ull, ~0ull, ~0ull};
 
-static inline bool keep_a(int op) { return op != OP_AND; }
-static inline bool keep_b(int op) { return op == OP_OR || op == OP_XOR; }
+#define SP_INLINE static inline __attribute__((always_inline))
 
-/* Emits the a-only or b-only item it (clipped to [it->lo, hi]). */
-static int emit_part(sp_build *o, const sp_item *it, uint32_t hi) {
-  if (it->full) return sp__build_full(o, it->lo, hi);
-  return sp__build_bits(o, it->lo, it->w);
+SP_INLINE void combine(int op, const uint64_t *a, const uint64_t *b, uint64_t r[4]) {
+  for (int i = 0; i < 4; i++)
+    r[i] = op == OP_OR       ? a[i] | b[i]
+           : op == OP_AND    ? a[i] & b[i]
+           : op == OP_ANDNOT ? a[i] & ~b[i]
+                             : a[i] ^ b[i];
 }
 
-/* Drops the first blocks of a source's current item up to and including key. */
-static void consume(sp_src *s, uint32_t key) {
-  if (s->cur.full && s->cur.hi > key)
-    s->cur.lo = key + 1;
-  else
-    sp__src_next(s);
-}
-
-/* out = a op b; with both (cut), also both = a AND b. */
-static int merge(sp_src *a, sp_src *b, int op, sp_build *out, sp_build *both) {
-  int rc = 0;
-  while (a->has && b->has) {
-    sp_item *A = &a->cur, *B = &b->cur;
-    if (A->hi < B->lo) {
-      if (keep_a(op)) {
-        if ((rc = emit_part(out, A, A->hi))) return rc;
-        sp__src_next(a);
+/* out = a op b; with cut (op is OP_ANDNOT), also both = a AND b. */
+SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build *out, sp_build *both) {
+  const bool keep_a = op != OP_AND, keep_b = op == OP_OR || op == OP_XOR;
+  int rc;
+  while (sp_cur_ok(a) && sp_cur_ok(b)) {
+    if ((rc = sp_build_room(out, 2)) || (cut && (rc = sp_build_room(both, 1)))) return rc;
+    const sp_blk *A = &a->b[a->i], *B = &b->b[b->i];
+    if (!(A->nfull | B->nfull)) { /* two bitmap blocks (never partly consumed) */
+      if (A->key == B->key) {
+        uint64_t r[4];
+        combine(op, A->w, B->w, r);
+        sp_build_bits_r(out, A->key, r);
+        if (cut) {
+          combine(OP_AND, A->w, B->w, r);
+          sp_build_bits_r(both, A->key, r);
+        }
+        a->i++;
+        b->i++;
+      } else if (A->key < B->key) {
+        if (keep_a) {
+          sp_build_copy_r(out, A, A->key);
+          a->i++;
+        } else {
+          sp_cur_seek(a, B->key);
+        }
       } else {
-        sp__src_seek(a, B->lo);
+        if (keep_b) {
+          sp_build_copy_r(out, B, B->key);
+          b->i++;
+        } else {
+          sp_cur_seek(b, A->key);
+        }
       }
       continue;
     }
-    if (B->hi < A->lo) {
-      if (keep_b(op)) {
-        if ((rc = emit_part(out, B, B->hi))) return rc;
-        sp__src_next(b);
+    /* A full span on one side or both. */
+    uint32_t alo = sp_cur_lo(a), blo = sp_cur_lo(b), ahi = sp_blk_last(A), bhi = sp_blk_last(B);
+    if (ahi < blo) {
+      if (keep_a) {
+        sp_build_copy_r(out, A, alo);
+        sp_cur_next(a);
       } else {
-        sp__src_seek(b, A->lo);
+        sp_cur_seek(a, blo);
       }
       continue;
     }
-    /* Overlap. A bitmap item is one block, so whichever starts first is a full span. */
-    if (A->lo < B->lo) {
-      if (keep_a(op) && (rc = sp__build_full(out, A->lo, B->lo - 1))) return rc;
-      A->lo = B->lo;
-    } else if (B->lo < A->lo) {
-      if (keep_b(op) && (rc = sp__build_full(out, B->lo, A->lo - 1))) return rc;
-      B->lo = A->lo;
-    }
-    uint32_t k = A->lo;
-    if (A->full && B->full) {
-      uint32_t hi = A->hi < B->hi ? A->hi : B->hi;
-      if ((op == OP_OR || op == OP_AND) && (rc = sp__build_full(out, k, hi))) return rc;
-      if (both && (rc = sp__build_full(both, k, hi))) return rc;
-      consume(a, hi);
-      consume(b, hi);
+    if (bhi < alo) {
+      if (keep_b) {
+        sp_build_copy_r(out, B, blo);
+        sp_cur_next(b);
+      } else {
+        sp_cur_seek(b, alo);
+      }
       continue;
     }
-    const uint64_t *aw = A->full ? ONES : A->w, *bw = B->full ? ONES : B->w;
+    /* They overlap. A bitmap is one block, so whichever starts first is a full span. */
+    if (alo < blo) {
+      if (keep_a) sp_build_full_r(out, alo, blo - 1);
+      a->skip = blo - A->key;
+      alo = blo;
+    } else if (blo < alo) {
+      if (keep_b) sp_build_full_r(out, blo, alo - 1);
+      b->skip = alo - B->key;
+    }
+    uint32_t k = alo;
+    if (A->nfull && B->nfull) {
+      uint32_t hi = ahi < bhi ? ahi : bhi;
+      if (op == OP_OR || op == OP_AND) sp_build_full_r(out, k, hi);
+      if (cut) sp_build_full_r(both, k, hi);
+      sp_cur_consume(a, hi);
+      sp_cur_consume(b, hi);
+      continue;
+    }
+    const uint64_t *aw = A->nfull ? ONES : A->w, *bw = B->nfull ? ONES : B->w;
     uint64_t r[4];
-    switch (op) {
-    case OP_OR:
-      for (int i = 0; i < 4; i++) r[i] = aw[i] | bw[i];
-      break;
-    case OP_AND:
-      for (int i = 0; i < 4; i++) r[i] = aw[i] & bw[i];
-      break;
-    case OP_ANDNOT:
-      for (int i = 0; i < 4; i++) r[i] = aw[i] & ~bw[i];
-      break;
-    default:
-      for (int i = 0; i < 4; i++) r[i] = aw[i] ^ bw[i];
-      break;
+    combine(op, aw, bw, r);
+    sp_build_bits_r(out, k, r);
+    if (cut) {
+      combine(OP_AND, aw, bw, r);
+      sp_build_bits_r(both, k, r);
     }
-    if ((rc = sp__build_bits(out, k, r))) return rc;
-    if (both) {
-      for (int i = 0; i < 4; i++) r[i] = aw[i] & bw[i];
-      if ((rc = sp__build_bits(both, k, r))) return rc;
-    }
-    consume(a, k);
-    consume(b, k);
+    sp_cur_consume(a, k);
+    sp_cur_consume(b, k);
   }
-  if (keep_a(op))
-    for (; a->has; sp__src_next(a))
-      if ((rc = emit_part(out, &a->cur, a->cur.hi))) return rc;
-  if (keep_b(op))
-    for (; b->has; sp__src_next(b))
-      if ((rc = emit_part(out, &b->cur, b->cur.hi))) return rc;
+  if (keep_a && (rc = sp__build_rest(out, a))) return rc;
+  if (keep_b && (rc = sp__build_rest(out, b))) return rc;
   return 0;
 }
 
-static int binop(splinter_ref_t a, splinter_ref_t b, int op, splinter_t *out) {
-  if (!sp_ref_ok(a) || !sp_ref_ok(b) || !out) return quire__err(QUIRE_EINVAL, "splinter: bad operand");
-  sp_src sa, sb;
-  sp__src_init(&sa, a);
-  sp__src_init(&sb, b);
-  sp_build o = {0};
-  int rc = merge(&sa, &sb, op, &o, NULL);
+static int merge_or(sp_cur *a, sp_cur *b, sp_build *o) { return merge(a, b, OP_OR, 0, o, NULL); }
+static int merge_and(sp_cur *a, sp_cur *b, sp_build *o) { return merge(a, b, OP_AND, 0, o, NULL); }
+static int merge_andnot(sp_cur *a, sp_cur *b, sp_build *o) { return merge(a, b, OP_ANDNOT, 0, o, NULL); }
+static int merge_xor(sp_cur *a, sp_cur *b, sp_build *o) { return merge(a, b, OP_XOR, 0, o, NULL); }
+static int merge_cut(sp_cur *a, sp_cur *b, sp_build *o, sp_build *both) {
+  return merge(a, b, OP_ANDNOT, 1, o, both);
+}
+
+static size_t min_size(size_t x, size_t y) { return x < y ? x : y; }
+
+static int binop(splinter_ref_t ra, splinter_ref_t rb, int op, splinter_t *out) {
+  if (!sp_ref_ok(ra) || !sp_ref_ok(rb) || !out) return quire__err(QUIRE_EINVAL, "splinter: bad operand");
+  operand a, b;
+  operand_init(&a, ra);
+  operand_init(&b, rb);
+  size_t ea = sp__cur_estimate(&a.cur), eb = sp__cur_estimate(&b.cur);
+  size_t est = op == OP_AND ? min_size(ea, eb) : op == OP_ANDNOT ? ea : ea + eb;
+  sp_build o;
+  sp__build_start(&o, out);
+  int rc = sp_build_room(&o, est + 2);
+  if (!rc) {
+    switch (op) {
+    case OP_OR: rc = merge_or(&a.cur, &b.cur, &o); break;
+    case OP_AND: rc = merge_and(&a.cur, &b.cur, &o); break;
+    case OP_ANDNOT: rc = merge_andnot(&a.cur, &b.cur, &o); break;
+    default: rc = merge_xor(&a.cur, &b.cur, &o); break;
+    }
+  }
   if (rc) {
-    sp__build_free(&o);
+    sp__build_abort(&o, out);
     return rc;
   }
   sp__build_commit(&o, out);
@@ -129,14 +173,19 @@ int splinter_symmetric_difference(splinter_ref_t a, splinter_ref_t b, splinter_t
 
 int splinter_cut(splinter_t *a, splinter_ref_t b, splinter_t *removed) {
   if (!a || !sp_ref_ok(b) || removed == a) return quire__err(QUIRE_EINVAL, "splinter_cut: bad operand");
-  sp_src sa, sb;
-  sp__src_init(&sa, splinter_ref_owned(a));
-  sp__src_init(&sb, b);
-  sp_build rest = {0}, both = {0};
-  int rc = merge(&sa, &sb, OP_ANDNOT, &rest, removed ? &both : NULL);
+  sp_cur ca;
+  operand ob;
+  sp__cur_blocks(&ca, a->b, a->n);
+  operand_init(&ob, b);
+  sp_build rest, both = {0};
+  sp__build_start(&rest, a);
+  if (removed) sp__build_start(&both, removed);
+  int rc = sp_build_room(&rest, a->n + 2);
+  if (!rc && removed) rc = sp_build_room(&both, min_size(a->n, sp__cur_estimate(&ob.cur)) + 2);
+  if (!rc) rc = removed ? merge_cut(&ca, &ob.cur, &rest, &both) : merge_andnot(&ca, &ob.cur, &rest);
   if (rc) {
-    sp__build_free(&rest);
-    sp__build_free(&both);
+    sp__build_abort(&rest, a);
+    if (removed) sp__build_abort(&both, removed);
     return rc;
   }
   sp__build_commit(&rest, a);
@@ -144,14 +193,40 @@ int splinter_cut(splinter_t *a, splinter_ref_t b, splinter_t *removed) {
   return 0;
 }
 
+/* The blocks of [lo, hi]: a partial head, a full span, a partial tail (each if any). */
+static size_t range_blocks(uint32_t lo, uint32_t hi, sp_blk r[3]) {
+  size_t n = 0;
+  for (uint64_t c = lo; c <= hi;) {
+    sp_blk *b = &r[n++];
+    if ((c & 255) == 0 && hi >= c + 255) {
+      uint64_t last = (((uint64_t)hi + 1) >> 8) - 1;
+      b->key = (uint32_t)(c >> 8);
+      b->nfull = (uint32_t)(last - (c >> 8) + 1);
+      memcpy(b->w, ONES, sizeof ONES);
+      c = (last + 1) << 8;
+      continue;
+    }
+    uint64_t bend = c | 255, upto = hi < bend ? hi : bend;
+    b->key = (uint32_t)(c >> 8);
+    b->nfull = 0;
+    memset(b->w, 0, sizeof b->w);
+    for (uint64_t v = c & 255; v <= (upto & 255); v++) b->w[v >> 6] |= 1ull << (v & 63);
+    c = upto + 1;
+  }
+  return n;
+}
+
 int sp__op_range(splinter_t *s, uint32_t lo, uint32_t hi, int remove) {
-  sp_src sa, sb;
-  sp__src_init(&sa, splinter_ref_owned(s));
-  sp__src_init_range(&sb, lo, hi);
-  sp_build o = {0};
-  int rc = merge(&sa, &sb, remove ? OP_ANDNOT : OP_OR, &o, NULL);
+  sp_blk r[3];
+  sp_cur ca, cb;
+  sp__cur_blocks(&ca, s->b, s->n);
+  sp__cur_blocks(&cb, r, range_blocks(lo, hi, r));
+  sp_build o;
+  sp__build_start(&o, s);
+  int rc = sp_build_room(&o, s->n + 4);
+  if (!rc) rc = remove ? merge_andnot(&ca, &cb, &o) : merge_or(&ca, &cb, &o);
   if (rc) {
-    sp__build_free(&o);
+    sp__build_abort(&o, s);
     return rc;
   }
   sp__build_commit(&o, s);
@@ -160,45 +235,48 @@ int sp__op_range(splinter_t *s, uint32_t lo, uint32_t hi, int remove) {
 
 /* ---- predicates -------------------------------------------------------------- */
 
-/* mode 0: is a ⊆ b; mode 1: do a and b intersect. */
+/* mode 0: is a ⊆ b; mode 1: do a and b intersect. The windows are on the
+ * stack: nothing is allocated and nothing can fail. */
 static bool predicate(splinter_ref_t ra, splinter_ref_t rb, int mode) {
   if (!sp_ref_ok(ra) || !sp_ref_ok(rb)) return false;
-  sp_src a, b;
-  sp__src_init(&a, ra);
-  sp__src_init(&b, rb);
-  while (a.has && b.has) {
-    sp_item *A = &a.cur, *B = &b.cur;
-    if (A->hi < B->lo) {
+  operand oa, ob;
+  operand_init(&oa, ra);
+  operand_init(&ob, rb);
+  sp_cur *a = &oa.cur, *b = &ob.cur;
+  while (sp_cur_ok(a) && sp_cur_ok(b)) {
+    const sp_blk *A = &a->b[a->i], *B = &b->b[b->i];
+    uint32_t alo = sp_cur_lo(a), blo = sp_cur_lo(b), ahi = sp_blk_last(A), bhi = sp_blk_last(B);
+    if (ahi < blo) {
       if (mode == 0) return false;
-      sp__src_seek(&a, B->lo);
+      sp_cur_seek(a, blo);
       continue;
     }
-    if (B->hi < A->lo) {
-      sp__src_seek(&b, A->lo);
+    if (bhi < alo) {
+      sp_cur_seek(b, alo);
       continue;
     }
-    if (A->lo < B->lo) {
+    if (alo < blo) {
       if (mode == 0) return false;
-      A->lo = B->lo;
-    } else if (B->lo < A->lo) {
-      B->lo = A->lo;
+      a->skip = blo - A->key;
+      alo = blo;
+    } else if (blo < alo) {
+      b->skip = alo - B->key;
     }
-    uint32_t k = A->lo;
-    if (A->full && B->full) {
+    if (A->nfull && B->nfull) {
       if (mode == 1) return true;
-      uint32_t hi = A->hi < B->hi ? A->hi : B->hi;
-      consume(&a, hi);
-      consume(&b, hi);
+      uint32_t hi = ahi < bhi ? ahi : bhi;
+      sp_cur_consume(a, hi);
+      sp_cur_consume(b, hi);
       continue;
     }
-    const uint64_t *aw = A->full ? ONES : A->w, *bw = B->full ? ONES : B->w;
+    const uint64_t *aw = A->nfull ? ONES : A->w, *bw = B->nfull ? ONES : B->w;
     uint64_t acc = 0;
     for (int i = 0; i < 4; i++) acc |= mode == 0 ? (aw[i] & ~bw[i]) : (aw[i] & bw[i]);
     if (acc) return mode == 1;
-    consume(&a, k);
-    consume(&b, k);
+    sp_cur_consume(a, alo);
+    sp_cur_consume(b, alo);
   }
-  return mode == 0 ? !a.has : false;
+  return mode == 0 ? !sp_cur_ok(a) : false;
 }
 
 bool splinter_is_subset(splinter_ref_t a, splinter_ref_t b) { return predicate(a, b, 0); }
