@@ -297,49 +297,76 @@ static void verify(alg_ctx *c) {
   roaring_bitmap_free(want);
 }
 
+static const struct {
+  const char *name;
+  void (*make)(vec *, vec *);
+} shapes[] = {
+    {"100k random in 1..1M each", shape_random_1m},
+    {"100k random in 1..16M each", shape_random_16m},
+    {"1..100k vs 50k..150k", shape_ranges},
+    {"50% of 1..1M each", shape_half_1m},
+    {"txn vs segment (1 GiB vol)", shape_txn_segment},
+    {"segment vs segment", shape_segments},
+    {"scan vs segment", shape_scan_segment},
+    {"16 pages vs segment, u32 vol", shape_few_in_huge},
+    {"10k-page unions in 1..65536", shape_unions_64k},
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+
+/* The operands of one shape, in both forms. */
+typedef struct operands {
+  vec va, vb;
+  splinter_t *sa, *sb;
+  roaring_bitmap_t *ra, *rb;
+  uint8_t *abytes, *bbytes;
+  size_t alen, blen;
+  splinter_view_t av, bv;
+} operands;
+
+static void operands_make(operands *o, size_t sh) {
+  int rc;
+  memset(o, 0, sizeof *o);
+  shapes[sh].make(&o->va, &o->vb);
+  if ((rc = splinter_from_sorted(o->va.v, o->va.n, &o->sa)) ||
+      (rc = splinter_from_sorted(o->vb.v, o->vb.n, &o->sb)))
+    die("from_sorted", rc);
+  o->ra = roaring_bitmap_of_ptr(o->va.n, o->va.v), o->rb = roaring_bitmap_of_ptr(o->vb.n, o->vb.v);
+  roaring_bitmap_run_optimize(o->ra), roaring_bitmap_run_optimize(o->rb);
+  if ((rc = splinter_serialize_alloc(o->sa, &o->abytes, &o->alen)) ||
+      (rc = splinter_serialize_alloc(o->sb, &o->bbytes, &o->blen)))
+    die("serialize", rc);
+  if ((rc = splinter_view_open(o->abytes, o->alen, &o->av)) ||
+      (rc = splinter_view_open(o->bbytes, o->blen, &o->bv)))
+    die("view_open", rc);
+}
+
+static void operands_free(operands *o) {
+  splinter_free(o->sa), splinter_free(o->sb);
+  splinter_bytes_free(o->abytes), splinter_bytes_free(o->bbytes);
+  roaring_bitmap_free(o->ra), roaring_bitmap_free(o->rb);
+  free(o->va.v), free(o->vb.v);
+}
+
+/* pair: bit 1 = a is a view, bit 0 = b is a view. */
+static void ctx_pair(alg_ctx *c, operands *o, int pair) {
+  c->a = pair & 2 ? splinter_ref_view(&o->av) : splinter_ref_owned(o->sa);
+  c->b = pair & 1 ? splinter_ref_view(&o->bv) : splinter_ref_owned(o->sb);
+}
+
 static void algebra_tables(void) {
-  struct {
-    const char *name;
-    void (*make)(vec *, vec *);
-  } shapes[] = {
-      {"100k random in 1..1M each", shape_random_1m},
-      {"100k random in 1..16M each", shape_random_16m},
-      {"1..100k vs 50k..150k", shape_ranges},
-      {"50% of 1..1M each", shape_half_1m},
-      {"txn vs segment (1 GiB vol)", shape_txn_segment},
-      {"segment vs segment", shape_segments},
-      {"scan vs segment", shape_scan_segment},
-      {"16 pages vs segment, u32 vol", shape_few_in_huge},
-      {"10k-page unions in 1..65536", shape_unions_64k},
-  };
   static const char *pair_names[4] = {"owned o owned", "owned o view", "view o owned", "view o view"};
   printf("\nalgebra (us per op, best of 5; s/r = splinter time / Roaring time; splinter results are owned;\n"
          "cut = copy of a, then a.cut(b) keeping a & b; Roaring: andnot + and)\n");
   printf("%-28s %-13s", "operands a, b", "forms");
   for (int op = 0; op < 4; op++) printf(" | %-10s %8s %5s", op_names[op], "roaring", "s/r");
   printf("\n");
-  for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
-    vec va = {0}, vb = {0};
-    shapes[sh].make(&va, &vb);
-    splinter_t *sa, *sb;
-    int rc;
-    if ((rc = splinter_from_sorted(va.v, va.n, &sa)) || (rc = splinter_from_sorted(vb.v, vb.n, &sb)))
-      die("from_sorted", rc);
-    roaring_bitmap_t *ra = roaring_bitmap_of_ptr(va.n, va.v), *rb = roaring_bitmap_of_ptr(vb.n, vb.v);
-    roaring_bitmap_run_optimize(ra), roaring_bitmap_run_optimize(rb);
-    uint8_t *abytes, *bbytes;
-    size_t alen, blen;
-    splinter_view_t av, bv;
-    if ((rc = splinter_serialize_alloc(sa, &abytes, &alen)) ||
-        (rc = splinter_serialize_alloc(sb, &bbytes, &blen)))
-      die("serialize", rc);
-    if ((rc = splinter_view_open(abytes, alen, &av)) || (rc = splinter_view_open(bbytes, blen, &bv)))
-      die("view_open", rc);
-    alg_ctx c = {.ra = ra, .rb = rb};
+  for (size_t sh = 0; sh < NSHAPES; sh++) {
+    operands o;
+    operands_make(&o, sh);
+    alg_ctx c = {.ra = o.ra, .rb = o.rb};
     splinter_new(&c.out), splinter_new(&c.work), splinter_new(&c.removed);
     for (int p = 0; p < 4; p++) {
-      c.a = p & 2 ? splinter_ref_view(&av) : splinter_ref_owned(sa);
-      c.b = p & 1 ? splinter_ref_view(&bv) : splinter_ref_owned(sb);
+      ctx_pair(&c, &o, p);
       printf("%-28s %-13s", p == 0 ? shapes[sh].name : "", pair_names[p]);
       for (c.op = 0; c.op < 4; c.op++) {
         verify(&c);
@@ -349,18 +376,38 @@ static void algebra_tables(void) {
       printf("\n");
       fflush(stdout);
     }
-    printf("%-28s a: %zu values, %zu B (Roaring %zu B); b: %zu values, %zu B (Roaring %zu B)\n", "", va.n,
-           alen, roaring_bitmap_portable_size_in_bytes(ra), vb.n, blen,
-           roaring_bitmap_portable_size_in_bytes(rb));
-    splinter_free(sa), splinter_free(sb), splinter_free(c.out), splinter_free(c.work),
-        splinter_free(c.removed);
-    splinter_bytes_free(abytes), splinter_bytes_free(bbytes);
-    roaring_bitmap_free(ra), roaring_bitmap_free(rb);
-    free(va.v), free(vb.v);
+    printf("%-28s a: %zu values, %zu B (Roaring %zu B); b: %zu values, %zu B (Roaring %zu B)\n", "", o.va.n,
+           o.alen, roaring_bitmap_portable_size_in_bytes(o.ra), o.vb.n, o.blen,
+           roaring_bitmap_portable_size_in_bytes(o.rb));
+    splinter_free(c.out), splinter_free(c.work), splinter_free(c.removed);
+    operands_free(&o);
   }
 }
 
-int main(void) {
+/* bench_splinter SHAPE PAIR OP SECONDS: runs one splinter operation of the
+ * algebra table in a loop (SHAPE 0-based row group, PAIR 0 owned o owned ..
+ * 3 view o view, OP 0 union, 1 intersect, 2 cut, 3 difference), for perf. */
+static int profile_one(char **argv) {
+  size_t sh = (size_t)atoi(argv[1]);
+  if (sh >= NSHAPES) die("no such shape", 0);
+  operands o;
+  operands_make(&o, sh);
+  alg_ctx c = {.ra = o.ra, .rb = o.rb, .op = atoi(argv[3]) & 3};
+  splinter_new(&c.out), splinter_new(&c.work), splinter_new(&c.removed);
+  ctx_pair(&c, &o, atoi(argv[2]) & 3);
+  verify(&c);
+  double until = now() + atof(argv[4]);
+  size_t n = 0;
+  while (now() < until)
+    for (int k = 0; k < 100; k++, n++) run_splinter(&c);
+  printf("%s, %s: %zu ops\n", shapes[sh].name, op_names[c.op], n);
+  splinter_free(c.out), splinter_free(c.work), splinter_free(c.removed);
+  operands_free(&o);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 5) return profile_one(argv);
   bset sets[NSETS];
   memset(sets, 0, sizeof sets);
   make_sets(sets);

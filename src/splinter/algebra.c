@@ -35,11 +35,117 @@ SP_INLINE void combine(int op, const uint64_t *a, const uint64_t *b, uint64_t r[
                              : a[i] ^ b[i];
 }
 
+/* Appends the result bits r of block key to blocks ob[0..*on) (room known). */
+SP_INLINE void emit_bits(sp_blk *ob, size_t *on, uint64_t *card, uint32_t key, const uint64_t r[4]) {
+  if (!(r[0] | r[1] | r[2] | r[3])) return;
+  if ((r[0] & r[1] & r[2] & r[3]) == ~0ull) {
+    *card += 256;
+    sp_blk *p = *on ? &ob[*on - 1] : NULL;
+    if (p && p->nfull && (uint64_t)p->key + p->nfull == key) {
+      p->nfull++;
+      return;
+    }
+    sp_blk *x = &ob[(*on)++];
+    x->key = key;
+    x->nfull = 1;
+    memset(x->w, 0xff, sizeof x->w);
+    return;
+  }
+  sp_blk *x = &ob[(*on)++];
+  x->key = key;
+  x->nfull = 0;
+  memcpy(x->w, r, sizeof x->w);
+  *card += (uint64_t)(__builtin_popcountll(r[0]) + __builtin_popcountll(r[1]) + __builtin_popcountll(r[2]) +
+                      __builtin_popcountll(r[3]));
+}
+
+/* The common stretch of a merge, where both current blocks are bitmaps, with
+ * the cursors and outputs in locals (the build has no strict aliasing, so
+ * their fields would be reloaded after every store). Stops at a full span, at
+ * the end of a window, when an output needs room, or when the side the
+ * operation drops must skip more than one block (the caller seeks). */
+SP_INLINE void merge_bitmaps(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build *out,
+                             sp_build *both) {
+  const bool keep_a = op != OP_AND, keep_b = op == OP_OR || op == OP_XOR;
+  const sp_blk *ab = a->b, *bb = b->b;
+  const size_t ni = a->n, nj = b->n, ocap = out->cap, qcap = cut ? both->cap : 0;
+  size_t i = a->i, j = b->i, on = out->n, qn = cut ? both->n : 0;
+  sp_blk *ob = out->b, *qb = cut ? both->b : NULL;
+  uint64_t ocard = out->card, qcard = cut ? both->card : 0;
+  while (i < ni && j < nj && on < ocap && (!cut || qn < qcap)) {
+    const sp_blk *A = &ab[i], *B = &bb[j];
+    if (A->nfull | B->nfull) break;
+    uint32_t ka = A->key, kb = B->key;
+    if (ka == kb) {
+      uint64_t r[4];
+      combine(op, A->w, B->w, r);
+      emit_bits(ob, &on, &ocard, ka, r);
+      if (cut) {
+        combine(OP_AND, A->w, B->w, r);
+        emit_bits(qb, &qn, &qcard, ka, r);
+      }
+      i++;
+      j++;
+    } else if (ka < kb) {
+      if (keep_a) {
+        ob[on++] = *A;
+        ocard += sp_blk_card(A);
+      } else if (i + 1 == ni || ab[i + 1].key < kb) {
+        break;
+      }
+      i++;
+    } else {
+      if (keep_b) {
+        ob[on++] = *B;
+        ocard += sp_blk_card(B);
+      } else if (j + 1 == nj || bb[j + 1].key < ka) {
+        break;
+      }
+      j++;
+    }
+  }
+  a->i = i; /* only bitmap blocks were passed, whose skip is 0 */
+  b->i = j;
+  out->n = on;
+  out->card = ocard;
+  if (cut) {
+    both->n = qn;
+    both->card = qcard;
+  }
+}
+
+/* Makes both cursors have a current block; false when either set is done. A
+ * side whose blocks the operation drops (unless they meet the other side's)
+ * is not read on but sought to the other side's key: after a match, the next
+ * match may be far away. */
+SP_INLINE bool next_pair(sp_cur *a, sp_cur *b, const bool keep_a, const bool keep_b) {
+  if (a->i == a->n) {
+    if (keep_a || b->i == b->n) {
+      if (!sp__cur_refill(a)) return false;
+    } else {
+      sp__cur_seek_far(a, sp_cur_lo(b));
+      if (a->i == a->n) return false;
+    }
+  }
+  if (b->i == b->n) {
+    if (keep_b) {
+      if (!sp__cur_refill(b)) return false;
+    } else {
+      sp__cur_seek_far(b, sp_cur_lo(a));
+      if (b->i == b->n) return false;
+    }
+  }
+  return true;
+}
+
 /* out = a op b; with cut (op is OP_ANDNOT), also both = a AND b. */
 SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build *out, sp_build *both) {
   const bool keep_a = op != OP_AND, keep_b = op == OP_OR || op == OP_XOR;
   int rc;
-  while (sp_cur_ok(a) && sp_cur_ok(b)) {
+  while (next_pair(a, b, keep_a, keep_b)) {
+    merge_bitmaps(a, b, op, cut, out, both);
+    if (a->i == a->n || b->i == b->n) continue;
+    /* One step of the general case: a full span, a seek, or growing an output. */
     if ((rc = sp_build_room(out, 2)) || (cut && (rc = sp_build_room(both, 1)))) return rc;
     const sp_blk *A = &a->b[a->i], *B = &b->b[b->i];
     if (!(A->nfull | B->nfull)) { /* two bitmap blocks (never partly consumed) */
@@ -243,7 +349,7 @@ static bool predicate(splinter_ref_t ra, splinter_ref_t rb, int mode) {
   operand_init(&oa, ra);
   operand_init(&ob, rb);
   sp_cur *a = &oa.cur, *b = &ob.cur;
-  while (sp_cur_ok(a) && sp_cur_ok(b)) {
+  while (next_pair(a, b, mode == 0, false)) {
     const sp_blk *A = &a->b[a->i], *B = &b->b[b->i];
     uint32_t alo = sp_cur_lo(a), blo = sp_cur_lo(b), ahi = sp_blk_last(A), bhi = sp_blk_last(B);
     if (ahi < blo) {

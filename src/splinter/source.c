@@ -54,6 +54,16 @@ static inline void put_bits(sp_blk *out, size_t *n, uint32_t key, const uint64_t
 
 /* ---- decoding leaves ------------------------------------------------------------------------ */
 
+/* Prefix XOR of the bits of x: bit i of the result is the parity of bits 0..i. */
+static inline uint64_t prefix_xor(uint64_t x) {
+  x ^= x << 1;
+  x ^= x << 2;
+  x ^= x << 4;
+  x ^= x << 8;
+  x ^= x << 16;
+  return x ^ (x << 32);
+}
+
 /* The block a level-3 node p[0..len) holds, as words. A level-3 node is never
  * empty and its values and run fields are one byte wide (validation). */
 static inline void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
@@ -77,10 +87,20 @@ static inline void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
     w[0] = ld_le64(buf), w[1] = ld_le64(buf + 8), w[2] = ld_le64(buf + 16), w[3] = ld_le64(buf + 24);
     return;
   }
-  case SP_RUNS:
-    memset(w, 0, 4 * sizeof *w);
-    for (size_t i = 0; i + 2 < len; i += 2) bits_set_range(w, p[i], (unsigned)p[i] + p[i + 1]);
+  case SP_RUNS: { /* mark where each run starts and where it stops, then a prefix XOR fills them in */
+    uint64_t t[5] = {0, 0, 0, 0, 0}; /* t[4]: the stop of a run ending at 255 */
+    for (size_t i = 0; i + 2 < len; i += 2) {
+      unsigned s = p[i], stop = s + p[i + 1] + 1u;
+      t[s >> 6] |= 1ull << (s & 63);
+      t[stop >> 6] |= 1ull << (stop & 63);
+    }
+    uint64_t carry = 0;
+    for (int k = 0; k < 4; k++) {
+      w[k] = prefix_xor(t[k]) ^ carry;
+      carry = 0 - (w[k] >> 63);
+    }
     return;
+  }
   default: /* FULL */ memset(w, 0xff, 4 * sizeof *w); return;
   }
 }
@@ -240,23 +260,51 @@ static void start_leaf(sp_walk *w, const sp_node *nd) {
   w->c = 0;
 }
 
-/* The children of a level-2 tree are single blocks: decode them in one loop. */
-static void tree2_fill(sp_walk *w, int f, sp_blk *out, size_t *n, size_t cap) {
+/* The children of a level-2 tree are single blocks: decode them in one loop,
+ * with the tree's fields in locals (stores to out may alias anything). */
+static inline __attribute__((always_inline)) void tree2_loop(sp_walk *w, int f, sp_blk *out, size_t *np,
+                                                             size_t cap, const unsigned ow) {
   const sp_node *t = &w->fr[f];
-  uint32_t i = w->fidx[f], k = t->n, kbase = t->base >> 8;
+  const uint8_t *p = t->p, *ends = t->ends, *keys = t->keys;
+  const unsigned mode = t->keymode;
+  const uint32_t k = t->n, kbase = t->base >> 8;
+  const size_t region = t->region;
+  uint32_t i = w->fidx[f];
   int prev = w->fkey[f];
-  size_t start = sp_tree_start(t, i);
-  for (; i < k && *n < cap; i++) {
-    uint32_t key = next_key(t, i, prev);
-    size_t end = sp_tree_end(t, i);
+  size_t n = *np, start = i ? sp_rd(ends + (size_t)(i - 1) * ow, ow) : 0;
+  for (; i < k && n < cap; i++) {
+    uint32_t key;
+    if (mode == 0) {
+      key = keys[i];
+    } else if (mode == 2) {
+      key = i;
+    } else { /* the next set bit of the key bitmap */
+      uint32_t b = (uint32_t)(prev + 1);
+      uint64_t x = ld_le64(keys + (b >> 6) * 8) >> (b & 63);
+      while (!x) {
+        b = (b | 63) + 1;
+        x = ld_le64(keys + (b >> 6) * 8);
+      }
+      key = b + (uint32_t)__builtin_ctzll(x);
+    }
+    size_t end = i + 1 < k ? sp_rd(ends + (size_t)i * ow, ow) : region;
     uint64_t bw[4];
-    block_words(t->p + start, end - start, bw);
-    put_bits(out, n, kbase + key, bw);
+    block_words(p + start, end - start, bw);
+    put_bits(out, &n, kbase + key, bw);
     prev = (int)key;
     start = end;
   }
+  *np = n;
   w->fidx[f] = i;
   w->fkey[f] = prev;
+}
+
+static void tree2_fill(sp_walk *w, int f, sp_blk *out, size_t *n, size_t cap) {
+  switch (w->fr[f].wa) { /* the encoder writes 1 or 2 (children take at most 256 * 33 bytes) */
+  case 1: tree2_loop(w, f, out, n, cap, 1); break;
+  case 2: tree2_loop(w, f, out, n, cap, 2); break;
+  default: tree2_loop(w, f, out, n, cap, w->fr[f].wa); break;
+  }
 }
 
 static void walk_init(sp_walk *w, const splinter_view_t *v) {
@@ -342,12 +390,31 @@ static void leaf_seek(sp_walk *w, uint32_t key) {
   }
 }
 
-/* Re-descends from the root so the next block is the first with a key >= key. */
+static inline bool node_holds(const sp_node *nd, uint64_t value) {
+  return value >= nd->base && value - nd->base < sp_level_cap(nd->level);
+}
+
+/* Positions the walker so its next block is the first with a key >= key
+ * (which is past everything it produced so far). The search starts from the
+ * deepest open node that holds the key: inside the current leaf, or from a
+ * tree on the current path, and only from the root when neither does. */
 static void walk_seek(sp_walk *w, uint32_t key) {
-  sp_node nd;
-  sp__view_root(w->view, &nd);
-  w->depth = 0;
+  uint64_t target = (uint64_t)key << 8;
+  if (w->leaf_active && node_holds(&w->leaf, target)) {
+    leaf_seek(w, key);
+    return;
+  }
   w->leaf_active = 0;
+  int d = w->depth;
+  while (d > 0 && !node_holds(&w->fr[d - 1], target)) d--;
+  sp_node nd;
+  if (d > 0) {
+    nd = w->fr[d - 1];
+    w->depth = d - 1;
+  } else {
+    sp__view_root(w->view, &nd);
+    w->depth = 0;
+  }
   while (nd.kind == SP_TREE) {
     uint32_t byte = (key >> (8 * (2 - nd.level))) & 255, idx;
     if (!sp__tree_find(&nd, byte, &idx)) { /* resume at the first child above byte */
@@ -381,7 +448,7 @@ void sp__cur_view(sp_cur *c, const splinter_view_t *v, sp_blk *buf, size_t cap) 
   sp__cur_blocks(c, buf, 0);
   c->buf = buf;
   c->bufcap = cap;
-  c->want = 8;
+  c->want = 4; /* then doubling while the reading is sequential */
   c->view = v;
   walk_init(&c->walk, v);
 }
@@ -428,15 +495,22 @@ void sp__cur_seek_far(sp_cur *c, uint32_t key) {
         c->skip = 0;
         break;
       }
+    }
+    if (!c->view) {
       c->i = c->n;
       c->skip = 0;
+      return;
     }
-    if (!c->view) return;
-    if (!sought) { /* re-descend once; then read on */
+    /* The next block or two: read on. Further (decoding a block costs about
+     * what a descent does): re-descend from the root, once; then read on. */
+    uint32_t seen = c->n ? sp_blk_last(&c->b[c->n - 1]) : 0;
+    c->i = c->n;
+    c->skip = 0;
+    if (!sought && (c->n == 0 || key - seen > 2)) {
       walk_seek(&c->walk, key);
-      c->want = 2; /* a seek may well be followed by another: decode little */
-      sought = 1;
+      c->want = 1; /* a seek may well be followed by another: decode little */
     }
+    sought = 1;
     if (!sp__cur_refill(c)) return;
   }
   const sp_blk *x = &c->b[c->i];
