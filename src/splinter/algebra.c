@@ -27,18 +27,26 @@ static const uint64_t ONES[4] = {~0ull, ~0ull, ~0ull, ~0ull};
 
 #define SP_INLINE static inline __attribute__((always_inline))
 
-SP_INLINE void combine(int op, const uint64_t *a, const uint64_t *b, uint64_t r[4]) {
-  for (int i = 0; i < 4; i++)
-    r[i] = op == OP_OR       ? a[i] | b[i]
-           : op == OP_AND    ? a[i] & b[i]
-           : op == OP_ANDNOT ? a[i] & ~b[i]
-                             : a[i] ^ b[i];
+SP_INLINE uint64_t word_op(int op, uint64_t a, uint64_t b) {
+  return op == OP_OR ? a | b : op == OP_AND ? a & b : op == OP_ANDNOT ? a & ~b : a ^ b;
+}
+
+/* The four words of a block, as values (four scalars the compiler keeps in
+ * registers; a loop over an array at -O2 goes through memory). */
+typedef struct words {
+  uint64_t w0, w1, w2, w3;
+} words;
+
+SP_INLINE words combine(int op, const uint64_t *a, const uint64_t *b) {
+  words r = {word_op(op, a[0], b[0]), word_op(op, a[1], b[1]), word_op(op, a[2], b[2]),
+             word_op(op, a[3], b[3])};
+  return r;
 }
 
 /* Appends the result bits r of block key to blocks ob[0..*on) (room known). */
-SP_INLINE void emit_bits(sp_blk *ob, size_t *on, uint64_t *card, uint32_t key, const uint64_t r[4]) {
-  if (!(r[0] | r[1] | r[2] | r[3])) return;
-  if ((r[0] & r[1] & r[2] & r[3]) == ~0ull) {
+SP_INLINE void emit_bits(sp_blk *ob, size_t *on, uint64_t *card, uint32_t key, words r) {
+  if (!(r.w0 | r.w1 | r.w2 | r.w3)) return;
+  if ((r.w0 & r.w1 & r.w2 & r.w3) == ~0ull) {
     *card += 256;
     sp_blk *p = *on ? &ob[*on - 1] : NULL;
     if (p && p->nfull && (uint64_t)p->key + p->nfull == key) {
@@ -54,9 +62,9 @@ SP_INLINE void emit_bits(sp_blk *ob, size_t *on, uint64_t *card, uint32_t key, c
   sp_blk *x = &ob[(*on)++];
   x->key = key;
   x->nfull = 0;
-  memcpy(x->w, r, sizeof x->w);
-  *card += (uint64_t)(__builtin_popcountll(r[0]) + __builtin_popcountll(r[1]) + __builtin_popcountll(r[2]) +
-                      __builtin_popcountll(r[3]));
+  x->w[0] = r.w0, x->w[1] = r.w1, x->w[2] = r.w2, x->w[3] = r.w3;
+  *card += (uint64_t)(__builtin_popcountll(r.w0) + __builtin_popcountll(r.w1) + __builtin_popcountll(r.w2) +
+                      __builtin_popcountll(r.w3));
 }
 
 /* The common stretch of a merge, where both current blocks are bitmaps, with
@@ -77,13 +85,8 @@ SP_INLINE void merge_bitmaps(sp_cur *a, sp_cur *b, const int op, const int cut, 
     if (A->nfull | B->nfull) break;
     uint32_t ka = A->key, kb = B->key;
     if (ka == kb) {
-      uint64_t r[4];
-      combine(op, A->w, B->w, r);
-      emit_bits(ob, &on, &ocard, ka, r);
-      if (cut) {
-        combine(OP_AND, A->w, B->w, r);
-        emit_bits(qb, &qn, &qcard, ka, r);
-      }
+      emit_bits(ob, &on, &ocard, ka, combine(op, A->w, B->w));
+      if (cut) emit_bits(qb, &qn, &qcard, ka, combine(OP_AND, A->w, B->w));
       i++;
       j++;
     } else if (ka < kb) {
@@ -112,6 +115,34 @@ SP_INLINE void merge_bitmaps(sp_cur *a, sp_cur *b, const int op, const int cut, 
     both->n = qn;
     both->card = qcard;
   }
+}
+
+/* Appends c's blocks from its current one up to block key hi, clipping a
+ * full span that runs past hi (the rest stays in c). */
+static int copy_upto(sp_build *o, sp_cur *c, uint32_t hi) {
+  while (sp_cur_ok(c)) {
+    const sp_blk *x = &c->b[c->i];
+    uint32_t lo = sp_cur_lo(c);
+    if (lo > hi) break;
+    int rc = sp_build_room(o, 1);
+    if (rc) return rc;
+    if (sp_blk_last(x) > hi) {
+      sp_build_full_r(o, lo, hi);
+      c->skip = hi + 1 - x->key;
+      break;
+    }
+    sp_build_copy_r(o, x, lo);
+    sp_cur_next(c);
+  }
+  return 0;
+}
+
+/* Moves c (which has a current block) past block key hi. */
+static void seek_past(sp_cur *c, uint32_t hi) {
+  if (hi >= SP_LAST_KEY)
+    sp__cur_finish(c);
+  else
+    sp_cur_seek(c, hi + 1);
 }
 
 /* Makes both cursors have a current block; false when either set is done. A
@@ -150,13 +181,8 @@ SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build 
     const sp_blk *A = &a->b[a->i], *B = &b->b[b->i];
     if (!(A->nfull | B->nfull)) { /* two bitmap blocks (never partly consumed) */
       if (A->key == B->key) {
-        uint64_t r[4];
-        combine(op, A->w, B->w, r);
-        sp_build_bits_r(out, A->key, r);
-        if (cut) {
-          combine(OP_AND, A->w, B->w, r);
-          sp_build_bits_r(both, A->key, r);
-        }
+        emit_bits(out->b, &out->n, &out->card, A->key, combine(op, A->w, B->w));
+        if (cut) emit_bits(both->b, &both->n, &both->card, A->key, combine(OP_AND, A->w, B->w));
         a->i++;
         b->i++;
       } else if (A->key < B->key) {
@@ -214,14 +240,42 @@ SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build 
       sp_cur_consume(b, hi);
       continue;
     }
-    const uint64_t *aw = A->nfull ? ONES : A->w, *bw = B->nfull ? ONES : B->w;
-    uint64_t r[4];
-    combine(op, aw, bw, r);
-    sp_build_bits_r(out, k, r);
-    if (cut) {
-      combine(OP_AND, aw, bw, r);
-      sp_build_bits_r(both, k, r);
+    /* One full span, over the other side's bitmap at k: whole stretches are
+     * decided without looking at the other side's blocks one by one. */
+    if (op == OP_OR) { /* the span absorbs what the other side has under it */
+      if (A->nfull) {
+        sp_build_full_r(out, k, ahi);
+        sp_cur_next(a);
+        seek_past(b, ahi);
+      } else {
+        sp_build_full_r(out, k, bhi);
+        sp_cur_next(b);
+        seek_past(a, bhi);
+      }
+      continue;
     }
+    if (op == OP_AND) { /* the other side's blocks under the span, as they are */
+      if (A->nfull) {
+        if ((rc = copy_upto(out, b, ahi))) return rc;
+        sp_cur_next(a);
+      } else {
+        if ((rc = copy_upto(out, a, bhi))) return rc;
+        sp_cur_next(b);
+      }
+      continue;
+    }
+    if (op == OP_ANDNOT && B->nfull) { /* a's blocks under b's span go (into both, for cut) */
+      if (cut) {
+        if ((rc = copy_upto(both, a, bhi))) return rc;
+      } else {
+        seek_past(a, bhi);
+      }
+      sp_cur_next(b);
+      continue;
+    }
+    const uint64_t *aw = A->nfull ? ONES : A->w, *bw = B->nfull ? ONES : B->w;
+    emit_bits(out->b, &out->n, &out->card, k, combine(op, aw, bw));
+    if (cut) emit_bits(both->b, &both->n, &both->card, k, combine(OP_AND, aw, bw));
     sp_cur_consume(a, k);
     sp_cur_consume(b, k);
   }

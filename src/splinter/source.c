@@ -213,14 +213,23 @@ static void leaf_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
     put_full(out, n, kbase, (uint32_t)(kbase + (sp_level_cap(nd->level) >> 8) - 1));
     w->leaf_active = 0;
     return;
-  case SP_BITMAP: {
-    uint32_t c = w->pos, last = (uint32_t)(((uint64_t)nd->bstart + nd->n - 1) / 32);
-    if (c < nd->bstart / 32) c = nd->bstart / 32;
-    for (; c <= last && *n < cap; c++) {
-      uint64_t bw[4];
-      bitmap_chunk(nd, c, bw);
-      if (bw[0] | bw[1] | bw[2] | bw[3]) put_bits(out, n, kbase + c, bw);
+  case SP_BITMAP: { /* 32 bytes a block, loaded as words (the node's fields in locals) */
+    const uint8_t *p = nd->p;
+    const uint64_t bs = nd->bstart, be = bs + nd->n;
+    uint32_t c = w->pos, last = (uint32_t)((be - 1) / 32);
+    size_t m = *n;
+    if (c < bs / 32) c = (uint32_t)(bs / 32);
+    for (; c <= last && m < cap; c++) {
+      uint64_t lo = (uint64_t)c * 32, bw[4];
+      if (lo >= bs && lo + 32 <= be) {
+        const uint8_t *q = p + (lo - bs);
+        bw[0] = ld_le64(q), bw[1] = ld_le64(q + 8), bw[2] = ld_le64(q + 16), bw[3] = ld_le64(q + 24);
+      } else {
+        bitmap_chunk(nd, c, bw);
+      }
+      if (bw[0] | bw[1] | bw[2] | bw[3]) put_bits(out, &m, kbase + c, bw);
     }
+    *n = m;
     w->pos = c;
     if (c > last) w->leaf_active = 0;
     return;
@@ -469,6 +478,15 @@ bool sp__cur_refill(sp_cur *c) {
   c->skip = 0;
   if (c->want < c->bufcap) c->want *= 2; /* sequential reading: decode more at a time */
   return c->n > 0;
+}
+
+void sp__cur_finish(sp_cur *c) {
+  c->i = c->n;
+  c->skip = 0;
+  if (c->view) {
+    c->walk.depth = 0;
+    c->walk.leaf_active = 0;
+  }
 }
 
 void sp__cur_seek_far(sp_cur *c, uint32_t key) {

@@ -290,8 +290,12 @@ void sp__cur_view(sp_cur *c, const splinter_view_t *v, sp_blk *buf, size_t cap);
 void sp__cur_ref(sp_cur *c, splinter_ref_t r, sp_blk *buf, size_t cap);
 /* The window is used up: decode the next one. false at the end of the set. */
 bool sp__cur_refill(sp_cur *c);
-/* Moves to the first block whose last key is >= key and trims a full span to
- * start at key. The cursor must not be past key already. */
+/* Drops everything left in c. */
+void sp__cur_finish(sp_cur *c);
+/* The largest block key (a block holds the values key*256 .. key*256+255). */
+#define SP_LAST_KEY 0xFFFFFFu
+/* Moves to the first block whose last key is >= key (<= SP_LAST_KEY) and
+ * trims a full span to start at key. The cursor must not be past key already. */
 void sp__cur_seek_far(sp_cur *c, uint32_t key);
 
 /* true if a current block exists (refilling a view's window if needed). */
