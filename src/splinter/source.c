@@ -426,7 +426,9 @@ static void walk_seek(sp_walk *w, uint32_t key) {
   }
   while (nd.kind == SP_TREE) {
     uint32_t byte = (key >> (8 * (2 - nd.level))) & 255, idx;
-    if (!sp__tree_find(&nd, byte, &idx)) { /* resume at the first child above byte */
+    /* Not found: resume at the first child above byte. Found in a level-2
+     * tree: resume at that child (a single block the frame's loop decodes). */
+    if (!sp__tree_find(&nd, byte, &idx) || nd.level == 2) {
       push_frame(w, &nd, idx, (int)byte - 1);
       return;
     }
