@@ -67,41 +67,82 @@ SP_INLINE void emit_bits(sp_blk *ob, size_t *on, uint64_t *card, uint32_t key, w
                       __builtin_popcountll(r.w3));
 }
 
+SP_INLINE words combine_w(int op, words a, words b) {
+  words r = {word_op(op, a.w0, b.w0), word_op(op, a.w1, b.w1), word_op(op, a.w2, b.w2),
+             word_op(op, a.w3, b.w3)};
+  return r;
+}
+
+/* The words of block i of a window: raw (bytes of a view's bitmap leaf) or blocks. */
+SP_INLINE words window_words(const sp_blk *b, const uint8_t *raw, size_t i, const int is_raw) {
+  if (is_raw) {
+    const uint8_t *q = raw + 32 * i;
+    words w = {ld_le64(q), ld_le64(q + 8), ld_le64(q + 16), ld_le64(q + 24)};
+    return w;
+  }
+  words w = {b[i].w[0], b[i].w[1], b[i].w[2], b[i].w[3]};
+  return w;
+}
+
 /* The common stretch of a merge, where both current blocks are bitmaps, with
  * the cursors and outputs in locals (the build has no strict aliasing, so
- * their fields would be reloaded after every store). Stops at a full span, at
- * the end of a window, when an output needs room, or when the side the
- * operation drops must skip more than one block (the caller seeks). */
-SP_INLINE void merge_bitmaps(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build *out,
-                             sp_build *both) {
+ * their fields would be reloaded after every store); compiled for each
+ * combination of block and raw windows (a raw block may be empty or full:
+ * results go through emit_bits). Returns 0 at the end of a window or when an
+ * output needs room, 1 when the general step must run: a full span, or the
+ * side the operation drops must skip more than one block of a block window. */
+SP_INLINE int merge_run(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build *out, sp_build *both,
+                        const int araw, const int braw) {
   const bool keep_a = op != OP_AND, keep_b = op == OP_OR || op == OP_XOR;
   const sp_blk *ab = a->b, *bb = b->b;
+  const uint8_t *ar = a->raw, *br = b->raw;
+  const uint32_t ak0 = a->raw_key, bk0 = b->raw_key;
   const size_t ni = a->n, nj = b->n, ocap = out->cap, qcap = cut ? both->cap : 0;
   size_t i = a->i, j = b->i, on = out->n, qn = cut ? both->n : 0;
   sp_blk *ob = out->b, *qb = cut ? both->b : NULL;
   uint64_t ocard = out->card, qcard = cut ? both->card : 0;
+  int general = 0;
   while (i < ni && j < nj && on < ocap && (!cut || qn < qcap)) {
-    const sp_blk *A = &ab[i], *B = &bb[j];
-    if (A->nfull | B->nfull) break;
-    uint32_t ka = A->key, kb = B->key;
+    if ((!araw && ab[i].nfull) || (!braw && bb[j].nfull)) {
+      general = 1;
+      break;
+    }
+    uint32_t ka = araw ? ak0 + (uint32_t)i : ab[i].key, kb = braw ? bk0 + (uint32_t)j : bb[j].key;
     if (ka == kb) {
-      emit_bits(ob, &on, &ocard, ka, combine(op, A->w, B->w));
-      if (cut) emit_bits(qb, &qn, &qcard, ka, combine(OP_AND, A->w, B->w));
+      words wa = window_words(ab, ar, i, araw), wb = window_words(bb, br, j, braw);
+      emit_bits(ob, &on, &ocard, ka, combine_w(op, wa, wb));
+      if (cut) emit_bits(qb, &qn, &qcard, ka, combine_w(OP_AND, wa, wb));
       i++;
       j++;
     } else if (ka < kb) {
       if (keep_a) {
-        ob[on++] = *A;
-        ocard += sp_blk_card(A);
+        if (araw) {
+          emit_bits(ob, &on, &ocard, ka, window_words(ab, ar, i, 1));
+        } else {
+          ob[on++] = ab[i];
+          ocard += sp_blk_card(&ab[i]);
+        }
+      } else if (araw) { /* to kb, or past the window */
+        i = kb - ak0 < ni ? kb - ak0 : ni;
+        continue;
       } else if (i + 1 == ni || ab[i + 1].key < kb) {
+        general = 1;
         break;
       }
       i++;
     } else {
       if (keep_b) {
-        ob[on++] = *B;
-        ocard += sp_blk_card(B);
+        if (braw) {
+          emit_bits(ob, &on, &ocard, kb, window_words(bb, br, j, 1));
+        } else {
+          ob[on++] = bb[j];
+          ocard += sp_blk_card(&bb[j]);
+        }
+      } else if (braw) {
+        j = ka - bk0 < nj ? ka - bk0 : nj;
+        continue;
       } else if (j + 1 == nj || bb[j + 1].key < ka) {
+        general = 1;
         break;
       }
       j++;
@@ -115,17 +156,26 @@ SP_INLINE void merge_bitmaps(sp_cur *a, sp_cur *b, const int op, const int cut, 
     both->n = qn;
     both->card = qcard;
   }
+  return general;
+}
+
+SP_INLINE int merge_bitmaps(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build *out,
+                            sp_build *both) {
+  if (a->raw)
+    return b->raw ? merge_run(a, b, op, cut, out, both, 1, 1) : merge_run(a, b, op, cut, out, both, 1, 0);
+  return b->raw ? merge_run(a, b, op, cut, out, both, 0, 1) : merge_run(a, b, op, cut, out, both, 0, 0);
 }
 
 /* Appends c's blocks from its current one up to block key hi, clipping a
  * full span that runs past hi (the rest stays in c). */
 static int copy_upto(sp_build *o, sp_cur *c, uint32_t hi) {
+  int raw_ok = c->raw_ok, rc = 0; /* blocks here */
+  c->raw_ok = 0;
   while (sp_cur_ok(c)) {
     const sp_blk *x = &c->b[c->i];
     uint32_t lo = sp_cur_lo(c);
     if (lo > hi) break;
-    int rc = sp_build_room(o, 1);
-    if (rc) return rc;
+    if ((rc = sp_build_room(o, 1))) break;
     if (sp_blk_last(x) > hi) {
       sp_build_full_r(o, lo, hi);
       c->skip = hi + 1 - x->key;
@@ -134,7 +184,8 @@ static int copy_upto(sp_build *o, sp_cur *c, uint32_t hi) {
     sp_build_copy_r(o, x, lo);
     sp_cur_next(c);
   }
-  return 0;
+  c->raw_ok = raw_ok;
+  return rc;
 }
 
 /* Moves c (which has a current block) past block key hi. */
@@ -174,10 +225,13 @@ SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build 
   const bool keep_a = op != OP_AND, keep_b = op == OP_OR || op == OP_XOR;
   int rc;
   while (next_pair(a, b, keep_a, keep_b)) {
-    merge_bitmaps(a, b, op, cut, out, both);
-    if (a->i == a->n || b->i == b->n) continue;
-    /* One step of the general case: a full span, a seek, or growing an output. */
+    int general = merge_bitmaps(a, b, op, cut, out, both);
     if ((rc = sp_build_room(out, 2)) || (cut && (rc = sp_build_room(both, 1)))) return rc;
+    if (!general) continue; /* the end of a window, or room made */
+    /* One step of the general case (a full span, or a seek), on windows of blocks. */
+    sp__cur_plain(a);
+    sp__cur_plain(b);
+    if (a->i == a->n || b->i == b->n) continue;
     const sp_blk *A = &a->b[a->i], *B = &b->b[b->i];
     if (!(A->nfull | B->nfull)) { /* two bitmap blocks (never partly consumed) */
       if (A->key == B->key) {
@@ -279,6 +333,9 @@ SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build 
     sp_cur_consume(a, k);
     sp_cur_consume(b, k);
   }
+  a->raw_ok = b->raw_ok = 0; /* the rest is copied as blocks */
+  sp__cur_plain(a);
+  sp__cur_plain(b);
   if (keep_a && (rc = sp__build_rest(out, a))) return rc;
   if (keep_b && (rc = sp__build_rest(out, b))) return rc;
   return 0;
@@ -299,6 +356,7 @@ static int binop(splinter_ref_t ra, splinter_ref_t rb, int op, splinter_t *out) 
   operand a, b;
   operand_init(&a, ra);
   operand_init(&b, rb);
+  a.cur.raw_ok = b.cur.raw_ok = 1;
   size_t ea = sp__cur_estimate(&a.cur), eb = sp__cur_estimate(&b.cur);
   size_t est = op == OP_AND ? min_size(ea, eb) : op == OP_ANDNOT ? ea : ea + eb;
   sp_build o;
@@ -337,6 +395,7 @@ int splinter_cut(splinter_t *a, splinter_ref_t b, splinter_t *removed) {
   operand ob;
   sp__cur_blocks(&ca, a->b, a->n);
   operand_init(&ob, b);
+  ob.cur.raw_ok = 1;
   sp_build rest, both = {0};
   sp__build_start(&rest, a);
   if (removed) sp__build_start(&both, removed);

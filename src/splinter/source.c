@@ -197,8 +197,13 @@ static void runs_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
   if (w->pos >= nd->n) w->leaf_active = 0;
 }
 
-/* Decodes the current leaf into out[*n..cap); clears leaf_active when done. */
-static void leaf_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
+/* Raw windows are worth it from this many whole chunks on. */
+#define SP_RAW_MIN 4
+
+/* Decodes the current leaf into out[*n..cap); clears leaf_active when done.
+ * With raw_ok and nothing decoded yet, a bitmap leaf's stretch of whole
+ * chunks is handed over raw instead (w->raw_n). */
+static void leaf_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap, int raw_ok) {
   const sp_node *nd = &w->leaf;
   uint32_t kbase = nd->base >> 8;
   if (nd->level == 3) {
@@ -219,6 +224,17 @@ static void leaf_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
     uint32_t c = w->pos, last = (uint32_t)((be - 1) / 32);
     size_t m = *n;
     if (c < bs / 32) c = (uint32_t)(bs / 32);
+    if (raw_ok && m == 0 && (uint64_t)c * 32 >= bs && be >= 32) {
+      uint64_t whole_end = be / 32; /* chunks c .. whole_end-1 lie inside the bytes */
+      if (whole_end >= (uint64_t)c + SP_RAW_MIN) {
+        w->raw = p + ((uint64_t)c * 32 - bs);
+        w->raw_key = kbase + c;
+        w->raw_n = (uint32_t)(whole_end - c);
+        w->pos = (uint32_t)whole_end;
+        if (w->pos > last) w->leaf_active = 0;
+        return;
+      }
+    }
     for (; c <= last && m < cap; c++) {
       uint64_t lo = (uint64_t)c * 32, bw[4];
       if (lo >= bs && lo + 32 <= be) {
@@ -328,12 +344,15 @@ static void walk_init(sp_walk *w, const splinter_view_t *v) {
     start_leaf(w, &root);
 }
 
-/* Decodes up to cap (>= 1) next blocks into out; 0 only at the end. */
-static size_t walk_fill(sp_walk *w, sp_blk *out, size_t cap) {
+/* Decodes up to cap (>= 1) next blocks into out; 0 only at the end, or when
+ * (with raw_ok) a raw stretch was found instead (w->raw_n > 0). */
+static size_t walk_fill(sp_walk *w, sp_blk *out, size_t cap, int raw_ok) {
   size_t n = 0;
+  w->raw_n = 0;
   while (n < cap) {
     if (w->leaf_active) {
-      leaf_fill(w, out, &n, cap);
+      leaf_fill(w, out, &n, cap, raw_ok);
+      if (w->raw_n) break;
       continue;
     }
     if (w->depth == 0) break;
@@ -453,10 +472,15 @@ void sp__cur_blocks(sp_cur *c, const sp_blk *b, size_t n) {
   c->buf = NULL;
   c->bufcap = 0;
   c->view = NULL;
+  c->raw = NULL;
+  c->raw_key = 0;
+  c->raw_ok = 0;
+  c->raw_hold = 0;
 }
 
 void sp__cur_view(sp_cur *c, const splinter_view_t *v, sp_blk *buf, size_t cap) {
   sp__cur_blocks(c, buf, 0);
+  c->walk.raw_n = 0;
   c->buf = buf;
   c->bufcap = cap;
   c->want = 4; /* then doubling while the reading is sequential */
@@ -474,13 +498,37 @@ void sp__cur_ref(sp_cur *c, splinter_ref_t r, sp_blk *buf, size_t cap) {
 bool sp__cur_refill(sp_cur *c) {
   if (!c->view) return false;
   size_t want = c->want < c->bufcap ? c->want : c->bufcap;
-  c->n = walk_fill(&c->walk, c->buf, want);
+  c->raw = NULL;
+  c->n = walk_fill(&c->walk, c->buf, want, c->raw_ok && !c->raw_hold);
+  c->raw_hold = 0;
   c->b = c->buf;
   c->i = 0;
   c->skip = 0;
+  if (c->walk.raw_n) {
+    c->raw = c->walk.raw;
+    c->raw_key = c->walk.raw_key;
+    c->n = c->walk.raw_n;
+    return true;
+  }
   if (c->want < c->bufcap) c->want *= 2; /* sequential reading: decode more at a time */
   return c->n > 0;
 }
+
+void sp__cur_plain(sp_cur *c) {
+  if (!c->raw) return;
+  c->raw = NULL;
+  if (c->i < c->n) { /* rewind the walker to the current chunk: its leaf is still the bitmap */
+    sp_walk *w = &c->walk;
+    w->pos = c->raw_key + (uint32_t)c->i - (w->leaf.base >> 8);
+    w->leaf_active = 1;
+    c->raw_hold = 1;
+    sp__cur_refill(c);
+  } else {
+    c->i = c->n = 0;
+  }
+}
+
+static bool walk_done(const sp_walk *w) { return w->depth == 0 && !w->leaf_active; }
 
 void sp__cur_finish(sp_cur *c) {
   c->i = c->n;
@@ -491,7 +539,26 @@ void sp__cur_finish(sp_cur *c) {
   }
 }
 
+static void seek_far(sp_cur *c, uint32_t key, int64_t seen);
+
 void sp__cur_seek_far(sp_cur *c, uint32_t key) {
+  int64_t seen = -1; /* the last key of the window before, if it was raw */
+  if (c->raw) {      /* consecutive keys: within the window it is arithmetic */
+    if (c->i < c->n && (uint64_t)key < (uint64_t)c->raw_key + c->n) {
+      if (key > c->raw_key + c->i) c->i = key - c->raw_key;
+      return;
+    }
+    seen = (int64_t)c->raw_key + (int64_t)c->n - 1;
+    c->raw = NULL;
+    c->i = c->n = 0; /* the rest of the raw window is below key; the walker is past it */
+  }
+  int raw_ok = c->raw_ok; /* a seek ends on a window of blocks */
+  c->raw_ok = 0;
+  seek_far(c, key, seen);
+  c->raw_ok = raw_ok;
+}
+
+static void seek_far(sp_cur *c, uint32_t key, int64_t seen) {
   int sought = 0;
   for (;;) {
     if (c->i < c->n) {
@@ -523,10 +590,11 @@ void sp__cur_seek_far(sp_cur *c, uint32_t key) {
     }
     /* The next block or two: read on. Further (decoding a block costs about
      * what a descent does): re-descend from the root, once; then read on. */
-    uint32_t seen = c->n ? sp_blk_last(&c->b[c->n - 1]) : 0;
+    if (c->n) seen = sp_blk_last(&c->b[c->n - 1]);
     c->i = c->n;
     c->skip = 0;
-    if (!sought && (c->n == 0 || key - seen > 2)) {
+    if (walk_done(&c->walk)) return; /* nothing left to find */
+    if (!sought && (seen < 0 || key - seen > 2)) {
       walk_seek(&c->walk, key);
       c->want = 1; /* a seek may well be followed by another: decode little */
     }
@@ -547,7 +615,7 @@ size_t sp__cur_estimate(const sp_cur *c) {
 
 /* ---- public iterator -------------------------------------------------------------------- */
 
-#define SP_ITER_WINDOW 4
+#define SP_ITER_WINDOW 3
 
 typedef struct sp_iter {
   sp_cur cur;

@@ -265,6 +265,10 @@ typedef struct sp_walk {
   sp_node leaf;
   uint32_t pos; /* leaf: next bitmap chunk, array value or run */
   uint64_t c;   /* RUNS leaf: next value to produce */
+  /* Raw chunks found by the last fill (raw_n > 0): raw_n blocks of a bitmap
+   * leaf, block i the 32 bytes at raw + 32 * i under key raw_key + i. */
+  const uint8_t *raw;
+  uint32_t raw_key, raw_n;
 } sp_walk;
 
 /* Every generic algorithm (algebra, predicates, copies, the public iterator)
@@ -280,6 +284,13 @@ typedef struct sp_cur {
   sp_blk *buf;                 /* view: the window's storage */
   size_t bufcap;               /* its capacity in blocks (>= 1) */
   const splinter_view_t *view; /* NULL: the window is the whole set */
+  /* A raw window (raw != NULL; only with raw_ok): the stretch of whole 32-byte
+   * chunks of a view's bitmap leaf, read in place: block i is the bytes at
+   * raw + 32 * i, key raw_key + i, and may be empty or full. Only the merge
+   * loop reads raw windows; sp__cur_plain turns one back into blocks. */
+  const uint8_t *raw;
+  uint32_t raw_key;
+  int raw_ok, raw_hold;
   sp_walk walk;
 } sp_cur;
 
@@ -292,6 +303,8 @@ void sp__cur_ref(sp_cur *c, splinter_ref_t r, sp_blk *buf, size_t cap);
 bool sp__cur_refill(sp_cur *c);
 /* Drops everything left in c. */
 void sp__cur_finish(sp_cur *c);
+/* A raw window becomes a window of blocks from its current chunk on. */
+void sp__cur_plain(sp_cur *c);
 /* The largest block key (a block holds the values key*256 .. key*256+255). */
 #define SP_LAST_KEY 0xFFFFFFu
 /* Moves to the first block whose last key is >= key (<= SP_LAST_KEY) and
@@ -304,8 +317,10 @@ static inline void sp_cur_next(sp_cur *c) {
   c->i++;
   c->skip = 0;
 }
-/* The first key of the current block that is still to be used. */
-static inline uint32_t sp_cur_lo(const sp_cur *c) { return c->b[c->i].key + c->skip; }
+/* The first key of the current block that is still to be used (raw windows too). */
+static inline uint32_t sp_cur_lo(const sp_cur *c) {
+  return c->raw ? c->raw_key + (uint32_t)c->i : c->b[c->i].key + c->skip;
+}
 /* Drops the current block's keys up to and including key (within it). */
 static inline void sp_cur_consume(sp_cur *c, uint32_t key) {
   const sp_blk *x = &c->b[c->i];
