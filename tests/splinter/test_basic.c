@@ -349,6 +349,68 @@ static void test_noncanonical_views(void) {
   splinter_free(other);
 }
 
+/* Views whose bitmap leaves the merge reads in place (raw windows): leaves
+ * with an unaligned start and a partial end, chunks with every bit set, and
+ * operands whose full spans and gaps make the merge leave and re-enter a raw
+ * window midway; every operation in every pairing, against the model. */
+static void test_dense_views(void) {
+  model ms[3] = {{0}, {0}, {0}};
+  for (uint32_t x = 1003; x < 20000; x += 3) model_insert_range(&ms[0], x, x);
+  for (uint32_t x = 5001; x < 40000; x += 2) model_insert_range(&ms[1], x, x);
+  model_insert_range(&ms[1], 10000, 12000);
+  model_insert_range(&ms[2], 0, 3000);
+  model_insert_range(&ms[2], 15000, 15999);
+  for (uint32_t x = 16000; x < 30000; x += 97) model_insert_range(&ms[2], x, x);
+  model_insert_range(&ms[2], 33000, 33100);
+  splinter_t *sets[3];
+  uint8_t *bytes[3];
+  size_t lens[3];
+  splinter_view_t views[3];
+  for (int k = 0; k < 3; k++) {
+    CHECK_OK(splinter_from_sorted(ms[k].v, ms[k].n, &sets[k]));
+    CHECK_OK(splinter_serialize_alloc(sets[k], &bytes[k], &lens[k]));
+    CHECK_OK(splinter_view_open(bytes[k], lens[k], &views[k]));
+  }
+  CHECK((bytes[0][views[0].root_len - 1] & 7) == 4); /* the first two are bitmaps */
+  CHECK((bytes[1][views[1].root_len - 1] & 7) == 4);
+  model want = {0};
+  splinter_t *out, *cut, *removed;
+  CHECK_OK(splinter_new(&out));
+  CHECK_OK(splinter_new(&removed));
+  for (int x = 0; x < 3; x++)
+    for (int y = 0; y < 3; y++)
+      for (int pair = 0; pair < 4; pair++) {
+        splinter_ref_t l = pair & 2 ? splinter_ref_view(&views[x]) : splinter_ref_owned(sets[x]);
+        splinter_ref_t r = pair & 1 ? splinter_ref_view(&views[y]) : splinter_ref_owned(sets[y]);
+        for (int op = 0; op < 4; op++) {
+          int rc = op == 0   ? splinter_union(l, r, out)
+                   : op == 1 ? splinter_intersection(l, r, out)
+                   : op == 2 ? splinter_difference(l, r, out)
+                             : splinter_symmetric_difference(l, r, out);
+          CHECK_OK(rc);
+          model_op(&ms[x], &ms[y], op, &want);
+          model_check(&want, splinter_ref_owned(out));
+        }
+        model_op(&ms[x], &ms[y], 1, &want);
+        CHECK(splinter_intersects(l, r) == (want.n > 0));
+        CHECK_OK(splinter_from_ref(l, &cut));
+        CHECK_OK(splinter_cut(cut, r, removed));
+        model_check(&want, splinter_ref_owned(removed));
+        model_op(&ms[x], &ms[y], 2, &want);
+        model_check(&want, splinter_ref_owned(cut));
+        CHECK(splinter_is_subset(l, r) == (want.n == 0));
+        splinter_free(cut);
+      }
+  splinter_free(out);
+  splinter_free(removed);
+  model_free(&want);
+  for (int k = 0; k < 3; k++) {
+    splinter_bytes_free(bytes[k]);
+    splinter_free(sets[k]);
+    model_free(&ms[k]);
+  }
+}
+
 /* Regression: a tree stores no cumulative count for its last child, so rank
  * past every child must use the node's own cardinality (it once read the
  * key bytes as a count). */
@@ -410,6 +472,7 @@ int main(void) {
   test_oom();
   test_bitmap_preference();
   test_noncanonical_views();
+  test_dense_views();
   test_rank_past_last_child();
   test_page_query();
   return test_done("test_splinter_basic");
