@@ -539,29 +539,20 @@ void sp__cur_finish(sp_cur *c) {
   }
 }
 
-static void seek_far(sp_cur *c, uint32_t key, int64_t seen);
-
 void sp__cur_seek_far(sp_cur *c, uint32_t key) {
-  int64_t seen = -1; /* the last key of the window before, if it was raw */
-  if (c->raw) {      /* consecutive keys: within the window it is arithmetic */
-    if (c->i < c->n && (uint64_t)key < (uint64_t)c->raw_key + c->n) {
-      if (key > c->raw_key + c->i) c->i = key - c->raw_key;
-      return;
-    }
-    seen = (int64_t)c->raw_key + (int64_t)c->n - 1;
-    c->raw = NULL;
-    c->i = c->n = 0; /* the rest of the raw window is below key; the walker is past it */
-  }
-  int raw_ok = c->raw_ok; /* a seek ends on a window of blocks */
-  c->raw_ok = 0;
-  seek_far(c, key, seen);
-  c->raw_ok = raw_ok;
-}
-
-static void seek_far(sp_cur *c, uint32_t key, int64_t seen) {
   int sought = 0;
+  int64_t seen = -1; /* the last key of the window before */
   for (;;) {
-    if (c->i < c->n) {
+    if (c->raw) { /* consecutive keys: arithmetic */
+      uint64_t end = (uint64_t)c->raw_key + c->n;
+      if (c->i < c->n && key < end) {
+        if (key > c->raw_key + c->i) c->i = key - c->raw_key;
+        return;
+      }
+      seen = (int64_t)end - 1;
+      c->raw = NULL;
+      c->i = c->n = 0; /* the walker is past the raw chunks */
+    } else if (c->i < c->n) {
       const sp_blk *b = c->b;
       if (sp_blk_last(&b[c->i]) >= key) break;
       if (sp_blk_last(&b[c->n - 1]) >= key) { /* in this window: gallop, then bisect */
@@ -582,18 +573,18 @@ static void seek_far(sp_cur *c, uint32_t key, int64_t seen) {
         c->skip = 0;
         break;
       }
+      seen = sp_blk_last(&b[c->n - 1]);
     }
     if (!c->view) {
       c->i = c->n;
       c->skip = 0;
       return;
     }
-    /* The next block or two: read on. Further (decoding a block costs about
-     * what a descent does): re-descend from the root, once; then read on. */
-    if (c->n) seen = sp_blk_last(&c->b[c->n - 1]);
     c->i = c->n;
     c->skip = 0;
     if (walk_done(&c->walk)) return; /* nothing left to find */
+    /* The next block or two: read on. Further (decoding a block costs about
+     * what a descent does): re-descend, once; then read on. */
     if (!sought && (seen < 0 || key - seen > 2)) {
       walk_seek(&c->walk, key);
       c->want = 1; /* a seek may well be followed by another: decode little */
