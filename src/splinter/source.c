@@ -552,10 +552,10 @@ void sp__cur_seek_far(sp_cur *c, uint32_t key) {
       seen = (int64_t)end - 1;
       c->raw = NULL;
       c->i = c->n = 0; /* the walker is past the raw chunks */
-    } else if (c->i < c->n) {
+    } else if (c->n) {
       const sp_blk *b = c->b;
-      if (sp_blk_last(&b[c->i]) >= key) break;
-      if (sp_blk_last(&b[c->n - 1]) >= key) { /* in this window: gallop, then bisect */
+      if (c->i < c->n && sp_blk_last(&b[c->i]) >= key) break;
+      if (c->i < c->n && sp_blk_last(&b[c->n - 1]) >= key) { /* in this window: gallop, then bisect */
         size_t base = c->i + 1, step = 1;
         while (base + step < c->n && sp_blk_last(&b[base + step - 1]) < key) {
           base += step;
