@@ -12,11 +12,14 @@
  */
 #include "splinter/splinter_int.h"
 
-static void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
-  for (unsigned i = a >> 6; i <= (b >> 6); i++) {
-    unsigned lo = a > i * 64 ? a - i * 64 : 0, hi = b < i * 64 + 63 ? b - i * 64 : 63;
-    uint64_t mask = hi - lo == 63 ? ~0ull : ((1ull << (hi - lo + 1)) - 1);
-    w[i] |= mask << lo;
+/* Sets bits a..b (a <= b < 256) of a block: per word, the bits from a on and
+ * the bits up to b (no branches). */
+static inline void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
+  for (unsigned i = 0; i < 4; i++) {
+    unsigned lo = 64 * i, hi = lo + 63;
+    uint64_t from = a <= lo ? ~0ull : a > hi ? 0 : ~0ull << (a - lo);
+    uint64_t upto = b >= hi ? ~0ull : b < lo ? 0 : ~0ull >> (63 - (b - lo));
+    w[i] |= from & upto;
   }
 }
 
