@@ -183,8 +183,7 @@ int splinter_from_ref(splinter_ref_t src, splinter_t **out) {
 
 /* ---- lookup ------------------------------------------------------------------------ */
 
-/* Index of the first block whose last key is >= key (n if none). */
-static size_t find_from(const sp_blk *b, size_t lo, size_t n, uint32_t key) {
+size_t sp__blk_find(const sp_blk *b, size_t lo, size_t n, uint32_t key) {
   size_t hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -198,7 +197,7 @@ static size_t find_from(const sp_blk *b, size_t lo, size_t n, uint32_t key) {
 
 bool splinter_contains(const splinter_t *s, uint32_t value) {
   uint32_t key = value >> 8;
-  size_t i = find_from(s->b, 0, s->n, key);
+  size_t i = sp__blk_find(s->b, 0, s->n, key);
   if (i == s->n || s->b[i].key > key) return false;
   const sp_blk *b = &s->b[i];
   return b->nfull || ((b->w[(value >> 6) & 3] >> (value & 63)) & 1);
@@ -335,7 +334,7 @@ int splinter_insert(splinter_t *s, uint32_t value) {
   else if (sp_blk_last(&s->b[s->n - 1]) == key)
     i = s->n - 1;
   else
-    i = find_from(s->b, 0, s->n, key);
+    i = sp__blk_find(s->b, 0, s->n, key);
   if (i < s->n && s->b[i].key <= key) {
     sp_blk *b = &s->b[i];
     if (b->nfull || (b->w[word] & bit)) return 0;
@@ -360,7 +359,7 @@ int splinter_remove(splinter_t *s, uint32_t value) {
   uint32_t key = value >> 8;
   uint64_t bit = 1ull << (value & 63);
   unsigned word = (value >> 6) & 3;
-  size_t i = find_from(s->b, 0, s->n, key);
+  size_t i = sp__blk_find(s->b, 0, s->n, key);
   if (i == s->n || s->b[i].key > key) return 0;
   sp_blk *b = &s->b[i];
   if (!b->nfull) {

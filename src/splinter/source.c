@@ -564,15 +564,7 @@ void sp__cur_seek_far(sp_cur *c, uint32_t key) {
           base += step;
           step *= 2;
         }
-        size_t lo = base, hi = base + step - 1 < c->n - 1 ? base + step - 1 : c->n - 1;
-        while (lo < hi) {
-          size_t mid = lo + (hi - lo) / 2;
-          if (sp_blk_last(&b[mid]) < key)
-            lo = mid + 1;
-          else
-            hi = mid;
-        }
-        c->i = lo;
+        c->i = sp__blk_find(b, base, base + step - 1 < c->n - 1 ? base + step : c->n, key);
         c->skip = 0;
         break;
       }

@@ -182,6 +182,8 @@ struct splinter {
 };
 
 static inline uint32_t sp_blk_last(const sp_blk *b) { return b->key + (b->nfull ? b->nfull - 1 : 0); }
+/* Index of the first of blocks b[lo..n) whose last key is >= key (n if none). */
+size_t sp__blk_find(const sp_blk *b, size_t lo, size_t n, uint32_t key);
 static inline uint64_t sp_blk_card(const sp_blk *b) {
   return b->nfull ? (uint64_t)b->nfull * 256
                   : (uint64_t)(__builtin_popcountll(b->w[0]) + __builtin_popcountll(b->w[1]) +
