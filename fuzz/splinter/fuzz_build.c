@@ -105,26 +105,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check(splinter_ref_view(&va), ma, base);
   splinter_ref_t ra[2] = {splinter_ref_owned(sa), splinter_ref_view(&va)};
   splinter_ref_t rb[2] = {splinter_ref_owned(sb), splinter_ref_view(&vb)};
-  for (int i = 0; i < 4; i++) {
-    int op = (int)(size + (size_t)i) % 4;
-    if (op == 0 && splinter_union(ra[i & 1], rb[i >> 1], out)) fail();
-    if (op == 1 && splinter_intersection(ra[i & 1], rb[i >> 1], out)) fail();
-    if (op == 2 && splinter_difference(ra[i & 1], rb[i >> 1], out)) fail();
-    if (op == 3 && splinter_symmetric_difference(ra[i & 1], rb[i >> 1], out)) fail();
-    for (uint32_t k = 0; k < MAXN; k++)
+  for (int i = 0; i < 16; i++) { /* every operation in every pairing of forms */
+    int op = i & 3;
+    splinter_ref_t left = ra[(i >> 2) & 1], right = rb[i >> 3];
+    if (op == 0 && splinter_union(left, right, out)) fail();
+    if (op == 1 && splinter_intersection(left, right, out)) fail();
+    if (op == 2 && splinter_difference(left, right, out)) fail();
+    if (op == 3 && splinter_symmetric_difference(left, right, out)) fail();
+    uint64_t n = 0;
+    for (uint32_t k = 0; k < MAXN; k++) {
       mo[k] = op == 0   ? (ma[k] | mb[k])
               : op == 1 ? (ma[k] & mb[k])
               : op == 2 ? (ma[k] & !mb[k])
                         : (ma[k] ^ mb[k]);
+      n += mo[k];
+    }
     check(splinter_ref_owned(out), mo, base);
+    if (op == 1 && splinter_intersects(left, right) != (n > 0)) fail();
+    if (op == 2 && splinter_is_subset(left, right) != (n == 0)) fail();
+    if (op == 3 && splinter_equal(left, right) != (n == 0)) fail();
+    if (op == 0 && !splinter_is_subset(left, splinter_ref_owned(out))) fail();
   }
-  splinter_t *removed;
-  if (splinter_new(&removed) || splinter_cut(sa, splinter_ref_view(&vb), removed)) fail();
-  for (uint32_t k = 0; k < MAXN; k++) mo[k] = ma[k] & !mb[k];
-  check(splinter_ref_owned(sa), mo, base);
-  for (uint32_t k = 0; k < MAXN; k++) mo[k] = ma[k] & mb[k];
-  check(splinter_ref_owned(removed), mo, base);
-  splinter_free(removed);
+  for (int form = 0; form < 2; form++) { /* cut by b in either form */
+    splinter_t *wanted, *removed;
+    if (splinter_from_ref(ra[form], &wanted) || splinter_new(&removed)) fail();
+    if (splinter_cut(wanted, rb[form], form ? removed : NULL)) fail();
+    for (uint32_t k = 0; k < MAXN; k++) mo[k] = ma[k] & !mb[k];
+    check(splinter_ref_owned(wanted), mo, base);
+    if (form) {
+      for (uint32_t k = 0; k < MAXN; k++) mo[k] = ma[k] & mb[k];
+      check(splinter_ref_owned(removed), mo, base);
+    }
+    splinter_free(wanted);
+    splinter_free(removed);
+  }
   splinter_bytes_free(ea);
   splinter_bytes_free(eb);
   splinter_free(a), splinter_free(b), splinter_free(out), splinter_free(sa), splinter_free(sb);

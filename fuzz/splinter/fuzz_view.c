@@ -14,6 +14,55 @@
 
 __attribute__((noreturn)) static void fail(void) { abort(); }
 
+/* Algebra of the view (any valid encoding: adjacent full leaves, bitmap
+ * chunks with every bit set, arrays holding a whole block...) with its owned
+ * copy and with ranges taken from the input, against contains. */
+static void algebra(const splinter_view_t *v, const splinter_t *copy, const uint8_t *data, size_t size) {
+  splinter_ref_t rv = splinter_ref_view(v), rc = splinter_ref_owned(copy);
+  uint64_t card = splinter_view_cardinality(v);
+  splinter_t *out, *probe;
+  if (splinter_new(&out) || splinter_new(&probe)) fail();
+  if (splinter_union(rv, rc, out) || !splinter_equal(splinter_ref_owned(out), rc)) fail();
+  if (splinter_intersection(rc, rv, out) || !splinter_equal(splinter_ref_owned(out), rv)) fail();
+  if (splinter_difference(rv, rv, out) || !splinter_is_empty(out)) fail();
+  if (splinter_symmetric_difference(rc, rv, out) || !splinter_is_empty(out)) fail();
+  if (!splinter_is_subset(rv, rc) || !splinter_is_subset(rc, rv)) fail();
+  /* probe: a few ranges and values from the input bytes */
+  uint64_t in_probe = 0, in_both = 0;
+  for (size_t i = 0; i + 6 <= size && i < 48; i += 6) {
+    uint32_t lo = ld_le32(data + i), len = (uint32_t)data[i + 4] << (data[i + 5] & 15);
+    uint32_t hi = lo > UINT32_MAX - len ? UINT32_MAX : lo + len;
+    if (splinter_insert_range(probe, lo, hi)) fail();
+  }
+  splinter_iter_t it;
+  uint32_t x;
+  splinter_iter_init(&it, splinter_ref_owned(probe), 0);
+  while (in_probe < 20000 && splinter_iter_next(&it, &x)) {
+    in_probe++;
+    in_both += splinter_view_contains(v, x);
+  }
+  if (in_probe < 20000) { /* small enough to count through */
+    if (splinter_intersection(splinter_ref_owned(probe), rv, out) || splinter_cardinality(out) != in_both)
+      fail();
+    if (splinter_intersects(rv, splinter_ref_owned(probe)) != (in_both > 0)) fail();
+    if (splinter_union(rv, splinter_ref_owned(probe), out) ||
+        splinter_cardinality(out) != card + in_probe - in_both)
+      fail();
+    if (splinter_difference(splinter_ref_owned(probe), rv, out) ||
+        splinter_cardinality(out) != in_probe - in_both)
+      fail();
+    splinter_t *removed;
+    if (splinter_new(&removed) || splinter_cut(probe, rv, removed)) fail();
+    if (splinter_cardinality(removed) != in_both || splinter_cardinality(probe) != in_probe - in_both) fail();
+    if (splinter_intersects(splinter_ref_owned(probe), rv) ||
+        !splinter_is_subset(splinter_ref_owned(removed), rv))
+      fail();
+    splinter_free(removed);
+  }
+  splinter_free(out);
+  splinter_free(probe);
+}
+
 static void query(const splinter_view_t *v, const uint8_t *data, size_t size) {
   uint64_t card = splinter_view_cardinality(v);
   splinter_iter_t it;
@@ -51,6 +100,7 @@ static void query(const splinter_view_t *v, const uint8_t *data, size_t size) {
   if (splinter_from_ref(splinter_ref_view(v), &copy) == 0) {
     if (!splinter_equal(splinter_ref_owned(copy), splinter_ref_view(v))) fail();
     if (splinter_intersects(splinter_ref_owned(copy), splinter_ref_view(v)) != (card > 0)) fail();
+    algebra(v, copy, data, size);
     splinter_free(copy);
   }
 }

@@ -152,7 +152,10 @@ QUIRE_API size_t splinter_iter_next_batch(splinter_iter_t *it, uint32_t *out, si
 /* ---- set algebra (any pairing of forms) -----------------------------------
  * out's previous contents are replaced by the result. out may be the owned
  * set behind a or b (in-place: splinter_union(splinter_ref_owned(acc), x,
- * acc) is acc |= x). On error out is unchanged. */
+ * acc) is acc |= x). On error out is unchanged. out keeps the memory of its
+ * previous contents for the next result built into it, so repeated algebra
+ * into the same set allocates nothing once it has grown. A view operand is
+ * read in place (no allocation proportional to it). */
 QUIRE_API int splinter_union(splinter_ref_t a, splinter_ref_t b, splinter_t *out);
 QUIRE_API int splinter_intersection(splinter_ref_t a, splinter_ref_t b, splinter_t *out);
 QUIRE_API int splinter_difference(splinter_ref_t a, splinter_ref_t b, splinter_t *out); /* a - b */

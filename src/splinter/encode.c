@@ -12,6 +12,9 @@
  */
 #include "splinter/splinter_int.h"
 
+/* Bitmaps this large (bytes) win over encodings up to 1/8 smaller. */
+#define SP_BITMAP_FAVOURED 64
+
 typedef struct plan_rec {
   uint8_t kind, wa, wb;
   uint64_t size;
@@ -286,7 +289,8 @@ static int plan(enc *e, int level, uint64_t klo, size_t i, size_t j, uint64_t *s
     if (rsize < best.size) best = (plan_rec){SP_RUNS, (uint8_t)sw, (uint8_t)lw, rsize};
     uint64_t fb = st.first >> 3, m = (st.last >> 3) - fb + 1;
     unsigned bw = fb == 0 ? 0 : sp_bytes_for(fb) == 3 ? 4 : sp_bytes_for(fb);
-    if (m + bw + 1 < best.size) best = (plan_rec){SP_BITMAP, (uint8_t)bw, 0, m + bw + 1};
+    plan_rec bitmap = {SP_BITMAP, (uint8_t)bw, 0, m + bw + 1};
+    if (bitmap.size < best.size) best = bitmap;
     if (level <= 2) {
       child ch[256];
       size_t k = children(e, level, klo, i, j, ch);
@@ -298,11 +302,16 @@ static int plan(enc *e, int level, uint64_t klo, size_t i, size_t j, uint64_t *s
       /* the last child's end and cumulative cardinality are implied */
       unsigned ow = sp_bytes_for(total - csize), cw = sp_bytes_for(st.card - ccard);
       uint64_t tsize = total + (k - 1) * (ow + cw) + keystore_size(k) + 2;
-      if (tsize < best.size)
-        best = (plan_rec){SP_TREE, (uint8_t)ow, (uint8_t)cw, tsize};
-      else
-        e->nrec = r + 1; /* children's records are not needed */
+      if (tsize < best.size) best = (plan_rec){SP_TREE, (uint8_t)ow, (uint8_t)cw, tsize};
     }
+    /* A bitmap is read word by word (algebra on a view ORs or ANDs its bytes
+     * as they are; contains is one bit test), where arrays and runs cost work
+     * per element: past a few blocks it wins when at most 1/8 larger than the
+     * smallest. */
+    if (best.kind != SP_BITMAP && bitmap.size >= SP_BITMAP_FAVOURED &&
+        bitmap.size <= best.size + best.size / 8)
+      best = bitmap;
+    if (best.kind != SP_TREE) e->nrec = r + 1; /* children's records are not needed */
   }
   e->rec[r] = best;
   *size_out = best.size;

@@ -11,56 +11,51 @@
 
 #include <stdlib.h>
 
-static const uint64_t ONES[4] = {~0ull, ~0ull, ~0ull, ~0ull};
-
 static bool bits_full(const uint64_t w[4]) { return (w[0] & w[1] & w[2] & w[3]) == ~0ull; }
 static bool bits_empty(const uint64_t w[4]) { return (w[0] | w[1] | w[2] | w[3]) == 0; }
 
 /* ---- builder ------------------------------------------------------------------ */
 
-static int build_grow(sp_build *o) {
-  if (o->n < o->cap) return 0;
-  size_t ncap = o->cap ? o->cap * 2 : 8;
-  sp_blk *nb = quire__realloc(o->b, ncap * sizeof *nb);
+int sp__build_grow(sp_build *o, size_t extra) {
+  size_t need = o->n + extra, ncap = o->cap ? o->cap : 8;
+  while (ncap < need) ncap *= 2;
+  sp_blk *nb;
+  if (o->n == 0) { /* nothing to keep (a spare array holds stale blocks): no copy */
+    nb = quire__malloc(ncap * sizeof *nb);
+    if (nb) quire__free(o->b);
+  } else {
+    nb = quire__realloc(o->b, ncap * sizeof *nb);
+  }
   if (!nb) return quire__err(QUIRE_ENOMEM, "splinter: out of memory");
   o->b = nb;
   o->cap = ncap;
   return 0;
 }
 
-int sp__build_full(sp_build *o, uint32_t lo, uint32_t hi) {
-  o->card += ((uint64_t)hi - lo + 1) * 256;
-  if (o->n && o->b[o->n - 1].nfull && (uint64_t)sp_blk_last(&o->b[o->n - 1]) + 1 == lo) {
-    o->b[o->n - 1].nfull += hi - lo + 1;
-    return 0;
-  }
-  int rc = build_grow(o);
-  if (rc) {
-    o->card -= ((uint64_t)hi - lo + 1) * 256;
-    return rc;
-  }
-  sp_blk *b = &o->b[o->n++];
-  b->key = lo;
-  b->nfull = hi - lo + 1;
-  memcpy(b->w, ONES, sizeof ONES);
-  return 0;
-}
-
 int sp__build_bits(sp_build *o, uint32_t key, const uint64_t w[4]) {
-  if (bits_empty(w)) return 0;
-  if (bits_full(w)) return sp__build_full(o, key, key);
-  int rc = build_grow(o);
+  int rc = sp_build_room(o, 1);
   if (rc) return rc;
-  sp_blk *b = &o->b[o->n++];
-  b->key = key;
-  b->nfull = 0;
-  memcpy(b->w, w, sizeof b->w);
-  o->card += sp_blk_card(b);
+  sp_build_bits_r(o, key, w);
   return 0;
 }
 
-int sp__build_item(sp_build *o, const sp_item *it) {
-  return it->full ? sp__build_full(o, it->lo, it->hi) : sp__build_bits(o, it->lo, it->w);
+int sp__build_rest(sp_build *o, sp_cur *c) {
+  while (sp_cur_ok(c)) {
+    size_t cnt = c->n - c->i;
+    int rc = sp_build_room(o, cnt);
+    if (rc) return rc;
+    /* the first block may continue the output's last full span; the rest of a window is canonical */
+    const sp_blk *x = &c->b[c->i];
+    sp_build_copy_r(o, x, sp_cur_lo(c));
+    memcpy(o->b + o->n, x + 1, (cnt - 1) * sizeof *x);
+    uint64_t card = 0;
+    for (size_t k = 1; k < cnt; k++) card += sp_blk_card(&x[k]);
+    o->n += cnt - 1;
+    o->card += card;
+    c->i = c->n;
+    c->skip = 0;
+  }
+  return 0;
 }
 
 void sp__build_free(sp_build *o) {
@@ -68,26 +63,39 @@ void sp__build_free(sp_build *o) {
   memset(o, 0, sizeof *o);
 }
 
+void sp__build_start(sp_build *o, splinter_t *s) {
+  o->b = s->spare;
+  o->cap = s->spare_cap;
+  o->n = 0;
+  o->card = 0;
+  s->spare = NULL;
+  s->spare_cap = 0;
+}
+
+void sp__build_abort(sp_build *o, splinter_t *s) {
+  if (!s->spare) {
+    s->spare = o->b;
+    s->spare_cap = o->cap;
+  } else {
+    quire__free(o->b);
+  }
+  memset(o, 0, sizeof *o);
+}
+
 void sp__build_commit(sp_build *o, splinter_t *s) {
-  quire__free(s->b);
+  sp_blk *old = s->b;
+  size_t old_cap = s->cap;
   s->b = o->b;
   s->n = o->n;
   s->cap = o->cap;
   s->card = o->card;
   memset(o, 0, sizeof *o);
-}
-
-int sp__owned_replace(splinter_t *dst, sp_src *src) {
-  sp_build o = {0};
-  for (; src->has; sp__src_next(src)) {
-    int rc = sp__build_item(&o, &src->cur);
-    if (rc) {
-      sp__build_free(&o);
-      return rc;
-    }
+  if (old && !s->spare && old_cap <= 4 * s->cap + 64) {
+    s->spare = old;
+    s->spare_cap = old_cap;
+  } else {
+    quire__free(old);
   }
-  sp__build_commit(&o, dst);
-  return 0;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -101,6 +109,7 @@ int splinter_new(splinter_t **out) {
 
 void splinter_free(splinter_t *s) {
   if (!s) return;
+  quire__free(s->spare);
   quire__free(s->b);
   quire__free(s);
 }
@@ -137,9 +146,25 @@ int splinter_from_sorted(const uint32_t *vals, size_t n, splinter_t **out) {
 int splinter_assign(splinter_t *dst, splinter_ref_t src) {
   if (!dst || !sp_ref_ok(src)) return quire__err(QUIRE_EINVAL, "splinter_assign: bad argument");
   if (src.owned == dst) return 0;
-  sp_src it;
-  sp__src_init(&it, src);
-  return sp__owned_replace(dst, &it);
+  if (src.owned && dst->cap >= src.owned->n) { /* fits: no allocation, so nothing can fail */
+    if (src.owned->n) memcpy(dst->b, src.owned->b, src.owned->n * sizeof *dst->b);
+    dst->n = src.owned->n;
+    dst->card = src.owned->card;
+    return 0;
+  }
+  sp_blk window[64];
+  sp_cur c;
+  sp__cur_ref(&c, src, window, sizeof window / sizeof window[0]);
+  sp_build o;
+  sp__build_start(&o, dst);
+  int rc = sp_build_room(&o, sp__cur_estimate(&c) + 1);
+  if (!rc) rc = sp__build_rest(&o, &c);
+  if (rc) {
+    sp__build_abort(&o, dst);
+    return rc;
+  }
+  sp__build_commit(&o, dst);
+  return 0;
 }
 
 int splinter_from_ref(splinter_ref_t src, splinter_t **out) {
@@ -158,8 +183,7 @@ int splinter_from_ref(splinter_ref_t src, splinter_t **out) {
 
 /* ---- lookup ------------------------------------------------------------------------ */
 
-/* Index of the first block whose last key is >= key (n if none). */
-static size_t find_from(const sp_blk *b, size_t lo, size_t n, uint32_t key) {
+size_t sp__blk_find(const sp_blk *b, size_t lo, size_t n, uint32_t key) {
   size_t hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -171,11 +195,9 @@ static size_t find_from(const sp_blk *b, size_t lo, size_t n, uint32_t key) {
   return lo;
 }
 
-size_t sp__owned_find(const sp_blk *b, size_t lo, size_t n, uint32_t key) { return find_from(b, lo, n, key); }
-
 bool splinter_contains(const splinter_t *s, uint32_t value) {
   uint32_t key = value >> 8;
-  size_t i = find_from(s->b, 0, s->n, key);
+  size_t i = sp__blk_find(s->b, 0, s->n, key);
   if (i == s->n || s->b[i].key > key) return false;
   const sp_blk *b = &s->b[i];
   return b->nfull || ((b->w[(value >> 6) & 3] >> (value & 63)) & 1);
@@ -312,7 +334,7 @@ int splinter_insert(splinter_t *s, uint32_t value) {
   else if (sp_blk_last(&s->b[s->n - 1]) == key)
     i = s->n - 1;
   else
-    i = find_from(s->b, 0, s->n, key);
+    i = sp__blk_find(s->b, 0, s->n, key);
   if (i < s->n && s->b[i].key <= key) {
     sp_blk *b = &s->b[i];
     if (b->nfull || (b->w[word] & bit)) return 0;
@@ -337,7 +359,7 @@ int splinter_remove(splinter_t *s, uint32_t value) {
   uint32_t key = value >> 8;
   uint64_t bit = 1ull << (value & 63);
   unsigned word = (value >> 6) & 3;
-  size_t i = find_from(s->b, 0, s->n, key);
+  size_t i = sp__blk_find(s->b, 0, s->n, key);
   if (i == s->n || s->b[i].key > key) return 0;
   sp_blk *b = &s->b[i];
   if (!b->nfull) {

@@ -1,44 +1,126 @@
 /*
- * splinter/source.c — block sources and the public value iterator.
+ * splinter/source.c — block cursors, view walkers and the public iterator.
  *
- * A block source (sp_src) turns either form, or a plain [lo, hi] range, into
- * one ascending stream of items: a bitmap of one 256-value block, or a span of
- * consecutive full blocks. Every generic algorithm reads sources, so it is
- * written once for all pairings of forms. Sources allocate nothing; a view
- * source walks the trie with a fixed stack of at most three tree frames.
+ * Every generic algorithm reads a set as a window of owned-form blocks (a
+ * 256-value bitmap, or a span of full blocks) through a cursor (sp_cur in
+ * splinter_int.h). An owned set's window is its own block array. A view is
+ * decoded by a walker, many blocks per call, into a small buffer the caller
+ * provides: each leaf node is turned into blocks with one loop per node kind
+ * (bitmap bytes are loaded as words; an array of one block's values is set
+ * into four words in one pass), and a level-2 tree, whose children are all
+ * single blocks, has a loop of its own. Nothing here allocates.
  */
 #include "splinter/splinter_int.h"
 
-size_t sp__owned_find(const sp_blk *b, size_t lo, size_t n, uint32_t key);
-
-static void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
-  for (unsigned i = a >> 6; i <= (b >> 6); i++) {
-    unsigned lo = a > i * 64 ? a - i * 64 : 0, hi = b < i * 64 + 63 ? b - i * 64 : 63;
-    uint64_t mask = hi - lo == 63 ? ~0ull : ((1ull << (hi - lo + 1)) - 1);
-    w[i] |= mask << lo;
+/* Sets bits a..b (a <= b < 256) of a block: per word, the bits from a on and
+ * the bits up to b (no branches). */
+static inline void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
+  for (unsigned i = 0; i < 4; i++) {
+    unsigned lo = 64 * i, hi = lo + 63;
+    uint64_t from = a <= lo ? ~0ull : a > hi ? 0 : ~0ull << (a - lo);
+    uint64_t upto = b >= hi ? ~0ull : b < lo ? 0 : ~0ull >> (63 - (b - lo));
+    w[i] |= from & upto;
   }
 }
 
-/* One item of the run [*c, e] starting at *c; advances *c past it. */
-static void run_piece(uint64_t *c, uint64_t e, sp_item *it) {
-  uint64_t key = *c >> 8;
-  if ((*c & 255) == 0 && e >= *c + 255) {
-    uint64_t hi = ((e + 1) >> 8) - 1;
-    it->lo = (uint32_t)key;
-    it->hi = (uint32_t)hi;
-    it->full = 1;
-    *c = (hi + 1) << 8;
+/* ---- appending decoded blocks ----------------------------------------------------------
+ * A window is canonical like an owned set: no empty or full bitmap blocks,
+ * adjacent full spans merged (an encoding may hold two full leaves side by
+ * side, or a bitmap chunk with every bit set). Across two windows a full span
+ * may continue; consumers merge that as they append. */
+
+static inline void put_full(sp_blk *out, size_t *n, uint32_t lo, uint32_t hi) {
+  if (*n) {
+    sp_blk *p = &out[*n - 1];
+    if (p->nfull && (uint64_t)p->key + p->nfull == lo) {
+      p->nfull += hi - lo + 1;
+      return;
+    }
+  }
+  sp_blk *b = &out[(*n)++];
+  b->key = lo;
+  b->nfull = hi - lo + 1;
+  memset(b->w, 0xff, sizeof b->w);
+}
+
+/* w is not empty. */
+static inline void put_bits(sp_blk *out, size_t *n, uint32_t key, const uint64_t w[4]) {
+  if ((w[0] & w[1] & w[2] & w[3]) == ~0ull) {
+    put_full(out, n, key, key);
     return;
   }
-  uint64_t bend = key * 256 + 255, upto = e < bend ? e : bend;
-  memset(it->w, 0, sizeof it->w);
-  bits_set_range(it->w, (unsigned)(*c & 255), (unsigned)(upto & 255));
-  it->lo = it->hi = (uint32_t)key;
-  it->full = 0;
-  *c = upto + 1;
+  sp_blk *b = &out[(*n)++];
+  b->key = key;
+  b->nfull = 0;
+  memcpy(b->w, w, sizeof b->w);
 }
 
-/* ---- leaves of a view ----------------------------------------------------------- */
+/* ---- decoding leaves ------------------------------------------------------------------------ */
+
+/* Prefix XOR of the bits of x: bit i of the result is the parity of bits 0..i. */
+static inline uint64_t prefix_xor(uint64_t x) {
+  x ^= x << 1;
+  x ^= x << 2;
+  x ^= x << 4;
+  x ^= x << 8;
+  x ^= x << 16;
+  return x ^ (x << 32);
+}
+
+/* The block a level-3 node p[0..len) holds, as words. A level-3 node is never
+ * empty and its values and run fields are one byte wide (validation). */
+static inline void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
+  uint8_t kb = p[len - 1];
+  switch (SP_KIND(kb)) {
+  case SP_ARRAY: { /* one pass, no branch per value: the four words live in memory */
+    uint64_t x[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i + 1 < len; i++) x[p[i] >> 6] |= 1ull << (p[i] & 63);
+    memcpy(w, x, sizeof x);
+    return;
+  }
+  case SP_BITMAP: {
+    unsigned sw = sp_bstart_width(SP_FA(kb));
+    size_t m = len - 1 - sw;
+    if (m == 32) { /* the whole block: then its start field is 0 */
+      w[0] = ld_le64(p), w[1] = ld_le64(p + 8), w[2] = ld_le64(p + 16), w[3] = ld_le64(p + 24);
+      return;
+    }
+    uint8_t buf[32] = {0};
+    memcpy(buf + (sw ? sp_rd(p + m, sw) : 0), p, m);
+    w[0] = ld_le64(buf), w[1] = ld_le64(buf + 8), w[2] = ld_le64(buf + 16), w[3] = ld_le64(buf + 24);
+    return;
+  }
+  case SP_RUNS: { /* mark where each run starts and where it stops, then a prefix XOR fills them in */
+    uint64_t t[5] = {0, 0, 0, 0, 0}; /* t[4]: the stop of a run ending at 255 */
+    for (size_t i = 0; i + 2 < len; i += 2) {
+      unsigned s = p[i], stop = s + p[i + 1] + 1u;
+      t[s >> 6] |= 1ull << (s & 63);
+      t[stop >> 6] |= 1ull << (stop & 63);
+    }
+    uint64_t carry = 0;
+    for (int k = 0; k < 4; k++) {
+      w[k] = prefix_xor(t[k]) ^ carry;
+      carry = 0 - (w[k] >> 63);
+    }
+    return;
+  }
+  default: /* FULL */ memset(w, 0xff, 4 * sizeof *w); return;
+  }
+}
+
+/* Block c (node-local) of a BITMAP node, as words. */
+static inline void bitmap_chunk(const sp_node *nd, uint32_t c, uint64_t w[4]) {
+  uint64_t lo = (uint64_t)c * 32, bs = nd->bstart, be = bs + nd->n;
+  if (lo >= bs && lo + 32 <= be) {
+    const uint8_t *q = nd->p + (lo - bs);
+    w[0] = ld_le64(q), w[1] = ld_le64(q + 8), w[2] = ld_le64(q + 16), w[3] = ld_le64(q + 24);
+    return;
+  }
+  uint8_t buf[32] = {0};
+  uint64_t a = lo > bs ? lo : bs, b = lo + 32 < be ? lo + 32 : be;
+  if (a < b) memcpy(buf + (a - lo), nd->p + (a - bs), (size_t)(b - a));
+  w[0] = ld_le64(buf), w[1] = ld_le64(buf + 8), w[2] = ld_le64(buf + 16), w[3] = ld_le64(buf + 24);
+}
 
 static inline uint32_t arr_at(const sp_node *nd, uint32_t i) {
   return sp_rd(nd->p + (size_t)i * nd->wa, nd->wa);
@@ -50,140 +132,140 @@ static inline uint64_t run_e(const sp_node *nd, uint32_t i) {
   return run_s(nd, i) + sp_rd(nd->p + (size_t)i * (nd->wa + nd->wb) + nd->wa, nd->wb);
 }
 
-static void leaf_init(sp_leaf *l, const sp_node *nd) {
-  l->node = *nd;
-  l->pos = 0;
-  l->c = 0;
+/* An array leaf above level 3: values grouped by block, one loop per width. */
+static void array_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
+  const sp_node *nd = &w->leaf;
+  const uint8_t *q = nd->p;
+  uint32_t pos = w->pos, cnt = nd->n, kbase = nd->base >> 8;
+  switch (nd->wa) {
+#define SP_ARRAY_FILL(W, LD)                                                                                 \
+  while (pos < cnt && *n < cap) {                                                                            \
+    uint32_t x = LD(q + (size_t)pos * W), key = x >> 8;                                                      \
+    uint64_t bw[4] = {0, 0, 0, 0};                                                                           \
+    for (;;) {                                                                                               \
+      bw[(x >> 6) & 3] |= 1ull << (x & 63);                                                                  \
+      if (++pos == cnt) break;                                                                               \
+      x = LD(q + (size_t)pos * W);                                                                           \
+      if (x >> 8 != key) break;                                                                              \
+    }                                                                                                        \
+    put_bits(out, n, kbase + key, bw);                                                                       \
+  }                                                                                                          \
+  break;
+#define SP_LD1(a) ((uint32_t) * (a))
+#define SP_LD3(a) ((uint32_t)ld_le16(a) | (uint32_t)(a)[2] << 16)
+  case 1: SP_ARRAY_FILL(1, SP_LD1)
+  case 2: SP_ARRAY_FILL(2, ld_le16)
+  case 3: SP_ARRAY_FILL(3, SP_LD3)
+  default: SP_ARRAY_FILL(4, ld_le32)
+#undef SP_ARRAY_FILL
+#undef SP_LD1
+#undef SP_LD3
+  }
+  w->pos = pos;
+  if (pos >= cnt) w->leaf_active = 0;
 }
 
-static int leaf_next(sp_leaf *l, sp_item *it) {
-  const sp_node *nd = &l->node;
+static void runs_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
+  const sp_node *nd = &w->leaf;
+  while (w->pos < nd->n && *n < cap) {
+    uint64_t s = run_s(nd, w->pos), e = run_e(nd, w->pos);
+    if (w->c < s) w->c = s;
+    uint64_t c = w->c, key = c >> 8;
+    if ((c & 255) == 0 && e >= c + 255) { /* whole blocks */
+      uint64_t hi = ((e + 1) >> 8) - 1;
+      put_full(out, n, (uint32_t)key, (uint32_t)hi);
+      w->c = (hi + 1) << 8;
+      if (w->c > e) w->pos++;
+      continue;
+    }
+    uint64_t bend = key * 256 + 255, upto = e < bend ? e : bend;
+    uint64_t bw[4] = {0, 0, 0, 0};
+    bits_set_range(bw, (unsigned)(c & 255), (unsigned)(upto & 255));
+    w->c = upto + 1;
+    if (w->c > e) { /* later runs that start in this block join it */
+      w->pos++;
+      while (w->pos < nd->n) {
+        s = run_s(nd, w->pos);
+        if (s > bend) break;
+        e = run_e(nd, w->pos);
+        upto = e < bend ? e : bend;
+        bits_set_range(bw, (unsigned)(s & 255), (unsigned)(upto & 255));
+        w->c = upto + 1;
+        if (e > bend) break;
+        w->pos++;
+      }
+    }
+    put_bits(out, n, (uint32_t)key, bw);
+  }
+  if (w->pos >= nd->n) w->leaf_active = 0;
+}
+
+/* Raw windows are worth it from this many whole chunks on. */
+#define SP_RAW_MIN 4
+
+/* Decodes the current leaf into out[*n..cap); clears leaf_active when done.
+ * With raw_ok and nothing decoded yet, a bitmap leaf's stretch of whole
+ * chunks is handed over raw instead (w->raw_n). */
+static void leaf_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap, int raw_ok) {
+  const sp_node *nd = &w->leaf;
+  uint32_t kbase = nd->base >> 8;
+  if (nd->level == 3) {
+    uint64_t bw[4];
+    block_words(nd->p, nd->len, bw);
+    put_bits(out, n, kbase, bw);
+    w->leaf_active = 0;
+    return;
+  }
   switch (nd->kind) {
   case SP_FULL:
-    if (l->pos) return 0;
-    l->pos = 1;
-    it->lo = nd->base >> 8;
-    it->hi = (uint32_t)((nd->base >> 8) + (sp_level_cap(nd->level) >> 8) - 1);
-    it->full = 1;
-    return 1;
-  case SP_BITMAP: {
-    uint32_t first = nd->bstart / 32, last = (uint32_t)(((uint64_t)nd->bstart + nd->n - 1) / 32);
-    if (l->pos < first) l->pos = first;
-    while (l->pos <= last) {
-      sp__bitmap_chunk(nd, l->pos, it->w);
-      l->pos++;
-      if (it->w[0] | it->w[1] | it->w[2] | it->w[3]) {
-        it->lo = it->hi = (nd->base >> 8) + l->pos - 1;
-        it->full = 0;
-        return 1;
+    put_full(out, n, kbase, (uint32_t)(kbase + (sp_level_cap(nd->level) >> 8) - 1));
+    w->leaf_active = 0;
+    return;
+  case SP_BITMAP: { /* 32 bytes a block, loaded as words (the node's fields in locals) */
+    const uint8_t *p = nd->p;
+    const uint64_t bs = nd->bstart, be = bs + nd->n;
+    uint32_t c = w->pos, last = (uint32_t)((be - 1) / 32);
+    size_t m = *n;
+    if (c < bs / 32) c = (uint32_t)(bs / 32);
+    if (raw_ok && m == 0 && (uint64_t)c * 32 >= bs && be >= 32) {
+      uint64_t whole_end = be / 32; /* chunks c .. whole_end-1 lie inside the bytes */
+      if (whole_end >= (uint64_t)c + SP_RAW_MIN) {
+        w->raw = p + ((uint64_t)c * 32 - bs);
+        w->raw_key = kbase + c;
+        w->raw_n = (uint32_t)(whole_end - c);
+        w->pos = (uint32_t)whole_end;
+        if (w->pos > last) w->leaf_active = 0;
+        return;
       }
     }
-    return 0;
-  }
-  case SP_ARRAY: {
-    uint32_t pos = l->pos, n = nd->n, base = nd->base;
-    if (pos >= n) return 0;
-    const uint8_t *q = nd->p;
-    uint64_t w[4] = {0, 0, 0, 0};
-    uint32_t key;
-    if (nd->level == 3) { /* a block: every value is in this one item; ascending, so word by word */
-      key = base >> 8;
-      for (unsigned h = 0; h < 4; h++) {
-        uint64_t acc = 0;
-        unsigned lim = (h + 1) * 64;
-        for (; pos < n && q[pos] < lim; pos++) acc |= 1ull << (q[pos] & 63);
-        w[h] = acc;
+    for (; c <= last && m < cap; c++) {
+      uint64_t lo = (uint64_t)c * 32, bw[4];
+      if (lo >= bs && lo + 32 <= be) {
+        const uint8_t *q = p + (lo - bs);
+        bw[0] = ld_le64(q), bw[1] = ld_le64(q + 8), bw[2] = ld_le64(q + 16), bw[3] = ld_le64(q + 24);
+      } else {
+        bitmap_chunk(nd, c, bw);
       }
-    } else {
-      unsigned vw = nd->wa;
-      key = (base + sp_rd(q + (size_t)pos * vw, vw)) >> 8;
-      for (; pos < n; pos++) {
-        uint32_t v = base + sp_rd(q + (size_t)pos * vw, vw);
-        if (v >> 8 != key) break;
-        w[(v >> 6) & 3] |= 1ull << (v & 63);
-      }
+      if (bw[0] | bw[1] | bw[2] | bw[3]) put_bits(out, &m, kbase + c, bw);
     }
-    l->pos = pos;
-    memcpy(it->w, w, sizeof w);
-    it->lo = it->hi = key;
-    it->full = 0;
-    return 1;
+    *n = m;
+    w->pos = c;
+    if (c > last) w->leaf_active = 0;
+    return;
   }
-  case SP_RUNS: {
-    if (l->pos >= nd->n) return 0;
-    uint64_t s = run_s(nd, l->pos), e = run_e(nd, l->pos);
-    if (l->c < s) l->c = s;
-    run_piece(&l->c, e, it);
-    if (l->c <= e) return 1;
-    l->pos++;
-    if (it->full) return 1;
-    /* Later runs that start in the same block join this item. */
-    uint64_t bend = (uint64_t)it->lo * 256 + 255;
-    while (l->pos < nd->n) {
-      s = run_s(nd, l->pos);
-      if (s > bend) break;
-      e = run_e(nd, l->pos);
-      uint64_t upto = e < bend ? e : bend;
-      bits_set_range(it->w, (unsigned)(s & 255), (unsigned)(upto & 255));
-      if (e > bend) {
-        l->c = bend + 1;
-        break;
-      }
-      l->pos++;
-    }
-    return 1;
-  }
-  default: return 0;
+  case SP_ARRAY: array_fill(w, out, n, cap); return;
+  case SP_RUNS: runs_fill(w, out, n, cap); return;
+  default: w->leaf_active = 0; return;
   }
 }
 
-/* Positions the leaf so its next item is the first with a block key >= key. */
-static void leaf_seek(sp_leaf *l, uint32_t key) {
-  const sp_node *nd = &l->node;
-  uint64_t target = (uint64_t)key << 8;
-  if (target <= nd->base) return;
-  switch (nd->kind) {
-  case SP_BITMAP: {
-    uint32_t rel = key - (nd->base >> 8);
-    if (rel > l->pos) l->pos = rel;
-    return;
-  }
-  case SP_ARRAY: {
-    uint32_t lo = l->pos, hi = nd->n;
-    while (lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2;
-      if ((uint64_t)nd->base + arr_at(nd, mid) < target)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    l->pos = lo;
-    return;
-  }
-  case SP_RUNS: {
-    uint32_t lo = l->pos, hi = nd->n;
-    while (lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2;
-      if (run_e(nd, mid) < target)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    if (lo != l->pos) l->c = 0;
-    l->pos = lo;
-    if (l->c < target) l->c = target;
-    return;
-  }
-  default: return;
-  }
-}
-
-/* ---- sources ------------------------------------------------------------------------ */
+/* ---- walking a view ---------------------------------------------------------------------- */
 
 /* Key of child idx, given the key of child idx-1 (prev, -1 for none): with a
- * key bitmap this is the next set bit, not a scan from the start. */
-static uint32_t next_key(const sp_node *t, uint32_t idx, int prev) {
-  if (t->keymode != 1) return sp__tree_key(t, idx);
+ * key bitmap this is the next set bit, not a count from the start. */
+static inline uint32_t next_key(const sp_node *t, uint32_t idx, int prev) {
+  if (t->keymode == 0) return t->keys[idx];
+  if (t->keymode == 2) return idx;
   for (uint32_t b = (uint32_t)(prev + 1); b < 256;) {
     uint64_t x = ld_le64(t->keys + (b >> 6) * 8) >> (b & 63);
     if (x) return b + (uint32_t)__builtin_ctzll(x);
@@ -192,206 +274,375 @@ static uint32_t next_key(const sp_node *t, uint32_t idx, int prev) {
   return 255;
 }
 
-static int view_next(sp_src *s, sp_item *it) {
-  for (;;) {
-    if (s->leaf_active) {
-      if (leaf_next(&s->leaf, it)) return 1;
-      s->leaf_active = 0;
+static void push_frame(sp_walk *w, const sp_node *t, uint32_t idx, int prev) {
+  w->fr[w->depth] = *t;
+  w->fidx[w->depth] = idx;
+  w->fkey[w->depth] = prev;
+  w->depth++;
+}
+
+static void start_leaf(sp_walk *w, const sp_node *nd) {
+  w->leaf = *nd;
+  w->leaf_active = 1;
+  w->pos = 0;
+  w->c = 0;
+}
+
+/* The children of a level-2 tree are single blocks: decode them in one loop,
+ * with the tree's fields in locals (stores to out may alias anything). */
+static inline __attribute__((always_inline)) void tree2_loop(sp_walk *w, int f, sp_blk *out, size_t *np,
+                                                             size_t cap, const unsigned ow) {
+  const sp_node *t = &w->fr[f];
+  const uint8_t *p = t->p, *ends = t->ends, *keys = t->keys;
+  const unsigned mode = t->keymode;
+  const uint32_t k = t->n, kbase = t->base >> 8;
+  const size_t region = t->region;
+  uint32_t i = w->fidx[f];
+  int prev = w->fkey[f];
+  size_t n = *np, start = i ? sp_rd(ends + (size_t)(i - 1) * ow, ow) : 0;
+  for (; i < k && n < cap; i++) {
+    uint32_t key;
+    if (mode == 0) {
+      key = keys[i];
+    } else if (mode == 2) {
+      key = i;
+    } else { /* the next set bit of the key bitmap */
+      uint32_t b = (uint32_t)(prev + 1);
+      uint64_t x = ld_le64(keys + (b >> 6) * 8) >> (b & 63);
+      while (!x) {
+        b = (b | 63) + 1;
+        x = ld_le64(keys + (b >> 6) * 8);
+      }
+      key = b + (uint32_t)__builtin_ctzll(x);
     }
-    if (s->depth == 0) return 0;
-    int f = s->depth - 1;
-    if (s->fidx[f] >= s->fr[f].n) {
-      s->depth--;
+    size_t end = i + 1 < k ? sp_rd(ends + (size_t)i * ow, ow) : region;
+    uint64_t bw[4];
+    block_words(p + start, end - start, bw);
+    put_bits(out, &n, kbase + key, bw);
+    prev = (int)key;
+    start = end;
+  }
+  *np = n;
+  w->fidx[f] = i;
+  w->fkey[f] = prev;
+}
+
+static void tree2_fill(sp_walk *w, int f, sp_blk *out, size_t *n, size_t cap) {
+  switch (w->fr[f].wa) { /* the encoder writes 1 or 2 (children take at most 256 * 33 bytes) */
+  case 1: tree2_loop(w, f, out, n, cap, 1); break;
+  case 2: tree2_loop(w, f, out, n, cap, 2); break;
+  default: tree2_loop(w, f, out, n, cap, w->fr[f].wa); break;
+  }
+}
+
+static void walk_init(sp_walk *w, const splinter_view_t *v) {
+  w->view = v;
+  w->depth = 0;
+  w->leaf_active = 0;
+  sp_node root;
+  sp__view_root(v, &root);
+  if (root.kind == SP_TREE)
+    push_frame(w, &root, 0, -1);
+  else if (root.kind != SP_EMPTY)
+    start_leaf(w, &root);
+}
+
+/* Decodes up to cap (>= 1) next blocks into out; 0 only at the end, or when
+ * (with raw_ok) a raw stretch was found instead (w->raw_n > 0). */
+static size_t walk_fill(sp_walk *w, sp_blk *out, size_t cap, int raw_ok) {
+  size_t n = 0;
+  w->raw_n = 0;
+  while (n < cap) {
+    if (w->leaf_active) {
+      leaf_fill(w, out, &n, cap, raw_ok);
+      if (w->raw_n) break;
       continue;
     }
-    /* parse the child straight into the leaf slot; move it to a frame if it is a tree */
-    uint32_t key = next_key(&s->fr[f], s->fidx[f], s->fkey[f]);
-    s->fkey[f] = (int)key;
-    sp_tree_child_k(&s->fr[f], s->fidx[f]++, key, &s->leaf.node);
-    if (s->leaf.node.kind == SP_TREE) {
-      s->fr[s->depth] = s->leaf.node;
-      s->fidx[s->depth] = 0;
-      s->fkey[s->depth] = -1;
-      s->depth++;
-    } else {
-      s->leaf.pos = 0;
-      s->leaf.c = 0;
-      s->leaf_active = 1;
+    if (w->depth == 0) break;
+    int f = w->depth - 1;
+    sp_node *t = &w->fr[f];
+    if (w->fidx[f] >= t->n) {
+      w->depth--;
+      continue;
     }
+    if (t->level == 2) {
+      tree2_fill(w, f, out, &n, cap);
+      continue;
+    }
+    uint32_t key = next_key(t, w->fidx[f], w->fkey[f]);
+    w->fkey[f] = (int)key;
+    sp_node child;
+    sp_tree_child_k(t, w->fidx[f]++, key, &child);
+    if (child.kind == SP_TREE)
+      push_frame(w, &child, 0, -1);
+    else
+      start_leaf(w, &child);
+  }
+  return n;
+}
+
+/* Positions the current leaf so its next block is the first with a key >= key. */
+static void leaf_seek(sp_walk *w, uint32_t key) {
+  const sp_node *nd = &w->leaf;
+  uint64_t target = (uint64_t)key << 8;
+  if (target <= nd->base) return;
+  switch (nd->kind) {
+  case SP_BITMAP: { /* bitmap chunk c is node-local block c */
+    uint32_t rel = key - (nd->base >> 8);
+    if (rel > w->pos) w->pos = rel;
+    return;
+  }
+  case SP_ARRAY: {
+    uint32_t lo = w->pos, hi = nd->n;
+    while (lo < hi) {
+      uint32_t mid = lo + (hi - lo) / 2;
+      if ((uint64_t)nd->base + arr_at(nd, mid) < target)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    w->pos = lo;
+    return;
+  }
+  case SP_RUNS: {
+    uint32_t lo = w->pos, hi = nd->n;
+    while (lo < hi) {
+      uint32_t mid = lo + (hi - lo) / 2;
+      if (run_e(nd, mid) < target)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    w->pos = lo;
+    if (w->c < target) w->c = target;
+    return;
+  }
+  default: return; /* FULL: the consumer trims the span */
   }
 }
 
-/* Re-descends from the root to the first item holding a block key >= key. */
-static void view_seek(sp_src *s, uint32_t key) {
+static inline bool node_holds(const sp_node *nd, uint64_t value) {
+  return value >= nd->base && value - nd->base < sp_level_cap(nd->level);
+}
+
+/* Positions the walker so its next block is the first with a key >= key
+ * (which is past everything it produced so far). The search starts from the
+ * deepest open node that holds the key: inside the current leaf, or from a
+ * tree on the current path, and only from the root when neither does. */
+static void walk_seek(sp_walk *w, uint32_t key) {
+  uint64_t target = (uint64_t)key << 8;
+  if (w->leaf_active && node_holds(&w->leaf, target)) {
+    leaf_seek(w, key);
+    return;
+  }
+  w->leaf_active = 0;
+  int d = w->depth;
+  while (d > 0 && !node_holds(&w->fr[d - 1], target)) d--;
   sp_node nd;
-  sp__view_root(s->view, &nd);
-  s->depth = 0;
-  s->leaf_active = 0;
-  int constrained = 1;
-  for (;;) {
-    if (nd.kind == SP_TREE) {
-      uint32_t idx = 0;
-      int found = 0;
-      if (constrained) {
-        uint32_t byte = (key >> (8 * (2 - nd.level))) & 255;
-        /* first child with key >= byte */
-        uint32_t lo = 0, hi = nd.n;
-        while (lo < hi) {
-          uint32_t mid = (lo + hi) / 2;
-          if (sp__tree_key(&nd, mid) < byte)
-            lo = mid + 1;
-          else
-            hi = mid;
-        }
-        idx = lo;
-        found = lo < nd.n && sp__tree_key(&nd, lo) == byte;
-      }
-      s->fr[s->depth] = nd;
-      s->fidx[s->depth] = idx;
-      s->fkey[s->depth] = idx ? (int)sp__tree_key(&nd, idx - 1) : -1;
-      s->depth++;
-      if (idx >= nd.n) return;
-      sp_node child;
-      uint32_t ckey = sp__tree_key(&nd, idx);
-      sp_tree_child_k(&nd, idx, ckey, &child);
-      s->fidx[s->depth - 1] = idx + 1;
-      s->fkey[s->depth - 1] = (int)ckey;
-      if (!found) constrained = 0;
-      if (child.kind == SP_TREE) {
-        nd = child;
-        continue;
-      }
-      nd = child;
-    }
-    if (nd.kind == SP_EMPTY) return;
-    leaf_init(&s->leaf, &nd);
-    if (constrained) leaf_seek(&s->leaf, key);
-    s->leaf_active = 1;
-    return;
-  }
-}
-
-static void load(sp_src *s) {
-  switch (s->type) {
-  case SRC_OWNED:
-    if (s->i < s->n) {
-      const sp_blk *b = &s->b[s->i++];
-      s->cur.lo = b->key;
-      s->cur.hi = sp_blk_last(b);
-      s->cur.full = b->nfull != 0;
-      if (!b->nfull) memcpy(s->cur.w, b->w, sizeof s->cur.w);
-      s->has = 1;
-    } else
-      s->has = 0;
-    return;
-  case SRC_VIEW: s->has = view_next(s, &s->cur); return;
-  case SRC_RANGE:
-    if (s->rlo <= s->rhi) {
-      run_piece(&s->rlo, s->rhi, &s->cur);
-      s->has = 1;
-    } else
-      s->has = 0;
-    return;
-  default: s->has = 0; return;
-  }
-}
-
-void sp__src_init(sp_src *s, splinter_ref_t ref) {
-  s->has = 0;
-  if (ref.owned) {
-    s->type = SRC_OWNED;
-    s->b = ref.owned->b;
-    s->n = ref.owned->n;
-    s->i = 0;
-  } else if (ref.view) {
-    s->type = SRC_VIEW;
-    s->view = ref.view;
-    s->depth = 0;
-    s->leaf_active = 0;
-    sp_node root;
-    sp__view_root(ref.view, &root);
-    if (root.kind == SP_TREE) {
-      s->fr[0] = root;
-      s->fidx[0] = 0;
-      s->fkey[0] = -1;
-      s->depth = 1;
-    } else if (root.kind != SP_EMPTY) {
-      leaf_init(&s->leaf, &root);
-      s->leaf_active = 1;
-    }
+  if (d > 0) {
+    nd = w->fr[d - 1];
+    w->depth = d - 1;
   } else {
-    s->type = SRC_NONE;
+    sp__view_root(w->view, &nd);
+    w->depth = 0;
   }
-  load(s);
+  while (nd.kind == SP_TREE) {
+    uint32_t byte = (key >> (8 * (2 - nd.level))) & 255, idx;
+    /* Not found: resume at the first child above byte. Found in a level-2
+     * tree: resume at that child (a single block the frame's loop decodes). */
+    if (!sp__tree_find(&nd, byte, &idx) || nd.level == 2) {
+      push_frame(w, &nd, idx, (int)byte - 1);
+      return;
+    }
+    push_frame(w, &nd, idx + 1, (int)byte);
+    sp_node child;
+    sp_tree_child_k(&nd, idx, byte, &child);
+    nd = child;
+  }
+  if (nd.kind == SP_EMPTY) return;
+  start_leaf(w, &nd);
+  leaf_seek(w, key);
 }
 
-void sp__src_init_range(sp_src *s, uint32_t lo, uint32_t hi) {
-  s->type = SRC_RANGE;
-  s->rlo = lo;
-  s->rhi = hi;
-  load(s);
+/* ---- cursors --------------------------------------------------------------------------------- */
+
+void sp__cur_blocks(sp_cur *c, const sp_blk *b, size_t n) {
+  c->b = b;
+  c->i = 0;
+  c->n = n;
+  c->skip = 0;
+  c->want = 0;
+  c->buf = NULL;
+  c->bufcap = 0;
+  c->view = NULL;
+  c->raw = NULL;
+  c->raw_key = 0;
+  c->raw_ok = 0;
+  c->raw_hold = 0;
 }
 
-void sp__src_next(sp_src *s) { load(s); }
+void sp__cur_view(sp_cur *c, const splinter_view_t *v, sp_blk *buf, size_t cap) {
+  sp__cur_blocks(c, buf, 0);
+  c->walk.raw_n = 0;
+  c->buf = buf;
+  c->bufcap = cap;
+  c->want = 4; /* then doubling while the reading is sequential */
+  c->view = v;
+  walk_init(&c->walk, v);
+}
 
-void sp__src_seek(sp_src *s, uint32_t key) {
-  if (!s->has) return;
-  if (s->cur.hi < key) {
-    switch (s->type) {
-    case SRC_OWNED: s->i = sp__owned_find(s->b, s->i, s->n, key); break;
-    case SRC_VIEW: { /* a short gap is cheaper to walk than to re-descend from the root */
-      for (int step = 0; step < 4; step++) {
-        load(s);
-        if (!s->has) return;
-        if (s->cur.hi >= key) goto trim;
+void sp__cur_ref(sp_cur *c, splinter_ref_t r, sp_blk *buf, size_t cap) {
+  if (r.owned)
+    sp__cur_blocks(c, r.owned->b, r.owned->n);
+  else
+    sp__cur_view(c, r.view, buf, cap);
+}
+
+bool sp__cur_refill(sp_cur *c) {
+  if (!c->view) return false;
+  size_t want = c->want < c->bufcap ? c->want : c->bufcap;
+  c->raw = NULL;
+  c->n = walk_fill(&c->walk, c->buf, want, c->raw_ok && !c->raw_hold);
+  c->raw_hold = 0;
+  c->b = c->buf;
+  c->i = 0;
+  c->skip = 0;
+  if (c->walk.raw_n) {
+    c->raw = c->walk.raw;
+    c->raw_key = c->walk.raw_key;
+    c->n = c->walk.raw_n;
+    return true;
+  }
+  if (c->want < c->bufcap) c->want *= 2; /* sequential reading: decode more at a time */
+  return c->n > 0;
+}
+
+void sp__cur_plain(sp_cur *c) {
+  if (!c->raw) return;
+  c->raw = NULL;
+  if (c->i < c->n) { /* rewind the walker to the current chunk: its leaf is still the bitmap */
+    sp_walk *w = &c->walk;
+    w->pos = c->raw_key + (uint32_t)c->i - (w->leaf.base >> 8);
+    w->leaf_active = 1;
+    c->raw_hold = 1;
+    sp__cur_refill(c);
+  } else {
+    c->i = c->n = 0;
+  }
+}
+
+static bool walk_done(const sp_walk *w) { return w->depth == 0 && !w->leaf_active; }
+
+void sp__cur_finish(sp_cur *c) {
+  c->i = c->n;
+  c->skip = 0;
+  if (c->view) {
+    c->walk.depth = 0;
+    c->walk.leaf_active = 0;
+  }
+}
+
+void sp__cur_seek_far(sp_cur *c, uint32_t key) {
+  int sought = 0;
+  int64_t seen = -1; /* the last key of the window before */
+  for (;;) {
+    if (c->raw) { /* consecutive keys: arithmetic */
+      uint64_t end = (uint64_t)c->raw_key + c->n;
+      if (c->i < c->n && key < end) {
+        if (key > c->raw_key + c->i) c->i = key - c->raw_key;
+        return;
       }
-      view_seek(s, key);
-      break;
+      seen = (int64_t)end - 1;
+      c->raw = NULL;
+      c->i = c->n = 0; /* the walker is past the raw chunks */
+    } else if (c->n) {
+      const sp_blk *b = c->b;
+      if (c->i < c->n && sp_blk_last(&b[c->i]) >= key) break;
+      if (c->i < c->n && sp_blk_last(&b[c->n - 1]) >= key) { /* in this window: gallop, then bisect */
+        size_t base = c->i + 1, step = 1;
+        while (base + step < c->n && sp_blk_last(&b[base + step - 1]) < key) {
+          base += step;
+          step *= 2;
+        }
+        c->i = sp__blk_find(b, base, base + step - 1 < c->n - 1 ? base + step : c->n, key);
+        c->skip = 0;
+        break;
+      }
+      seen = sp_blk_last(&b[c->n - 1]);
     }
-    case SRC_RANGE: {
-      uint64_t t = (uint64_t)key << 8;
-      if (s->rlo < t) s->rlo = t;
-      break;
+    if (!c->view) {
+      c->i = c->n;
+      c->skip = 0;
+      return;
     }
-    default: break;
+    c->i = c->n;
+    c->skip = 0;
+    if (walk_done(&c->walk)) return; /* nothing left to find */
+    /* The next block or two: read on. Further (decoding a block costs about
+     * what a descent does): re-descend, once; then read on. */
+    if (!sought && (seen < 0 || key - seen > 2)) {
+      walk_seek(&c->walk, key);
+      c->want = 1; /* a seek may well be followed by another: decode little */
     }
-    load(s);
-    if (!s->has) return;
+    sought = 1;
+    if (!sp__cur_refill(c)) return;
   }
-trim:
-  if (s->cur.full && s->cur.lo < key) s->cur.lo = key;
+  const sp_blk *x = &c->b[c->i];
+  if (x->nfull && x->key + c->skip < key) c->skip = key - x->key;
+}
+
+size_t sp__cur_estimate(const sp_cur *c) {
+  if (!c->view) return c->n - c->i;
+  /* from ~3 bytes a block (sparse arrays) to ~33 (bitmaps): take the low end
+   * of the count (outputs grow by doubling); at most one block per element */
+  size_t est = c->view->len / 32;
+  return est < c->view->cardinality ? est : (size_t)c->view->cardinality;
 }
 
 /* ---- public iterator -------------------------------------------------------------------- */
 
+#define SP_ITER_WINDOW 3
+
 typedef struct sp_iter {
-  sp_src src;
+  sp_cur cur;
   uint64_t c; /* next candidate value */
+  sp_blk buf[SP_ITER_WINDOW];
 } sp_iter;
 
 _Static_assert(sizeof(sp_iter) <= sizeof(splinter_iter_t), "splinter_iter_t too small");
 _Static_assert(_Alignof(sp_iter) <= _Alignof(splinter_iter_t), "splinter_iter_t misaligned");
 
+/* The iterator is a value the caller may have copied: point a view's window
+ * at this copy's buffer. */
+static sp_iter *iter_of(splinter_iter_t *pub) {
+  sp_iter *it = (sp_iter *)pub;
+  if (it->cur.view) {
+    it->cur.b = it->buf;
+    it->cur.buf = it->buf;
+  }
+  return it;
+}
+
 void splinter_iter_init(splinter_iter_t *pub, splinter_ref_t set, uint32_t lower_bound) {
   sp_iter *it = (sp_iter *)pub;
-  sp__src_init(&it->src, set);
+  sp__cur_ref(&it->cur, set, it->buf, SP_ITER_WINDOW);
   it->c = lower_bound;
-  if (lower_bound) sp__src_seek(&it->src, lower_bound >> 8);
+  if (lower_bound && sp_cur_ok(&it->cur)) sp_cur_seek(&it->cur, lower_bound >> 8);
 }
 
 static int iter_next(sp_iter *it, uint32_t *out) {
-  while (it->src.has) {
-    const sp_item *cur = &it->src.cur;
-    uint64_t first = (uint64_t)cur->lo << 8, last = ((uint64_t)cur->hi << 8) | 255;
+  while (sp_cur_ok(&it->cur)) {
+    const sp_blk *x = &it->cur.b[it->cur.i];
+    uint64_t first = (uint64_t)sp_cur_lo(&it->cur) << 8, last = ((uint64_t)sp_blk_last(x) << 8) | 255;
     if (it->c < first) it->c = first;
     if (it->c <= last) {
-      if (cur->full) {
+      if (x->nfull) {
         *out = (uint32_t)it->c++;
         return 1;
       }
       unsigned pos = (unsigned)(it->c & 255);
       for (unsigned wi = pos >> 6; wi < 4; wi++) {
-        uint64_t w = cur->w[wi];
+        uint64_t w = x->w[wi];
         if (wi == pos >> 6) w &= ~0ull << (pos & 63);
         if (w) {
           uint64_t v = first + wi * 64 + (unsigned)__builtin_ctzll(w);
@@ -401,26 +652,26 @@ static int iter_next(sp_iter *it, uint32_t *out) {
         }
       }
     }
-    sp__src_next(&it->src);
+    sp_cur_next(&it->cur);
   }
   return 0;
 }
 
-int splinter_iter_next(splinter_iter_t *pub, uint32_t *out) { return iter_next((sp_iter *)pub, out); }
+int splinter_iter_next(splinter_iter_t *pub, uint32_t *out) { return iter_next(iter_of(pub), out); }
 
 size_t splinter_iter_next_batch(splinter_iter_t *pub, uint32_t *out, size_t cap) {
-  sp_iter *it = (sp_iter *)pub;
+  sp_iter *it = iter_of(pub);
   size_t n = 0;
-  while (n < cap && it->src.has) {
-    const sp_item *cur = &it->src.cur;
-    uint64_t first = (uint64_t)cur->lo << 8, last = ((uint64_t)cur->hi << 8) | 255;
+  while (n < cap && sp_cur_ok(&it->cur)) {
+    const sp_blk *x = &it->cur.b[it->cur.i];
+    uint64_t first = (uint64_t)sp_cur_lo(&it->cur) << 8, last = ((uint64_t)sp_blk_last(x) << 8) | 255;
     if (it->c < first) it->c = first;
-    if (cur->full) {
+    if (x->nfull) {
       while (n < cap && it->c <= last) out[n++] = (uint32_t)it->c++;
     } else if (it->c <= last) {
       unsigned pos = (unsigned)(it->c & 255);
       for (unsigned wi = pos >> 6; wi < 4 && n < cap; wi++) {
-        uint64_t w = cur->w[wi];
+        uint64_t w = x->w[wi];
         if (wi == pos >> 6) w &= ~0ull << (pos & 63);
         while (w && n < cap) {
           uint64_t v = first + wi * 64 + (unsigned)__builtin_ctzll(w);
@@ -431,7 +682,7 @@ size_t splinter_iter_next_batch(splinter_iter_t *pub, uint32_t *out, size_t cap)
       }
       if (n < cap) it->c = last + 1;
     }
-    if (it->c > last) sp__src_next(&it->src);
+    if (it->c > last) sp_cur_next(&it->cur);
   }
   return n;
 }

@@ -7,11 +7,11 @@
  *    blocks. Full spans are merged, so the array is canonical;
  *  - the serialized form: a 4-level byte trie (docs/SPLINTER.md), read in
  *    place through sp_node descriptors.
- * Every generic algorithm (algebra, equality, iteration, copying) runs over a
- * block source (sp_src): an ascending stream of sp_item, each one bitmap block
- * or one span of full blocks, produced by either form (or by a plain range).
+ * Every generic algorithm (algebra, equality, iteration, copying) reads a set
+ * through a block cursor (sp_cur): a window of owned-form blocks, which is
+ * the owned set's own array, or a buffer a view walker decodes nodes into.
  * Files: owned.c (owned form), view.c (validation and in-place queries),
- * source.c (block sources, iterators), algebra.c, encode.c, dump.c.
+ * source.c (cursors, view walkers, the iterator), algebra.c, encode.c, dump.c.
  */
 #ifndef QUIRE_SPLINTER_INT_H
 #define QUIRE_SPLINTER_INT_H
@@ -156,8 +156,8 @@ static inline void sp__tree_child(const sp_node *t, uint32_t i, sp_node *child) 
 static inline uint64_t sp__tree_cum(const sp_node *t, uint32_t i) {
   return sp_rd(t->cums + (size_t)i * t->wb, t->wb);
 }
-/* The 32 bitmap bytes of node-local block c of a BITMAP node, as words. */
-void sp__bitmap_chunk(const sp_node *nd, uint32_t c, uint64_t w[4]);
+/* Finds key in a tree: 1 and *idx = its child, or 0 and *idx = children below key. */
+int sp__tree_find(const sp_node *t, uint32_t key, uint32_t *idx);
 /* Root node of a validated view. */
 static inline void sp__view_root(const splinter_view_t *v, sp_node *root) {
   sp_node_fill(v->bytes, v->root_len, 0, 0, root);
@@ -174,69 +174,183 @@ struct splinter {
   sp_blk *b;
   size_t n, cap;
   uint64_t card;
+  /* The block array of an earlier content, kept so that the next result built
+   * into this set (algebra writes a new array and swaps it in) reuses it:
+   * repeated algebra into the same set then allocates nothing. */
+  sp_blk *spare;
+  size_t spare_cap;
 };
 
 static inline uint32_t sp_blk_last(const sp_blk *b) { return b->key + (b->nfull ? b->nfull - 1 : 0); }
+/* Index of the first of blocks b[lo..n) whose last key is >= key (n if none). */
+size_t sp__blk_find(const sp_blk *b, size_t lo, size_t n, uint32_t key);
 static inline uint64_t sp_blk_card(const sp_blk *b) {
   return b->nfull ? (uint64_t)b->nfull * 256
                   : (uint64_t)(__builtin_popcountll(b->w[0]) + __builtin_popcountll(b->w[1]) +
                                __builtin_popcountll(b->w[2]) + __builtin_popcountll(b->w[3]));
 }
 
-/* ---- block stream -------------------------------------------------------------- */
-typedef struct sp_item {
-  uint32_t lo, hi; /* block keys; lo == hi unless full */
-  int full;
-  uint64_t w[4]; /* when !full */
-} sp_item;
+/* ---- building owned sets ------------------------------------------------------ */
 
-/* Output builder: appends items in ascending order, keeping the canonical form. */
+/* Output builder: blocks appended in ascending order, kept canonical (bitmap
+ * blocks neither empty nor full, adjacent full spans merged). The *_r
+ * appenders need room reserved first (sp_build_room); an appended block may
+ * merge into the last one instead of taking its slot. */
 typedef struct sp_build {
   sp_blk *b;
   size_t n, cap;
   uint64_t card;
 } sp_build;
+int sp__build_grow(sp_build *o, size_t extra);
+static inline int sp_build_room(sp_build *o, size_t extra) {
+  return o->cap - o->n >= extra ? 0 : sp__build_grow(o, extra);
+}
+static inline void sp_build_full_r(sp_build *o, uint32_t lo, uint32_t hi) {
+  o->card += ((uint64_t)hi - lo + 1) * 256;
+  if (o->n) {
+    sp_blk *p = &o->b[o->n - 1];
+    if (p->nfull && (uint64_t)p->key + p->nfull == lo) {
+      p->nfull += hi - lo + 1;
+      return;
+    }
+  }
+  sp_blk *b = &o->b[o->n++];
+  b->key = lo;
+  b->nfull = hi - lo + 1;
+  memset(b->w, 0xff, sizeof b->w);
+}
+static inline void sp_build_bits_r(sp_build *o, uint32_t key, const uint64_t w[4]) {
+  if (!(w[0] | w[1] | w[2] | w[3])) return;
+  if ((w[0] & w[1] & w[2] & w[3]) == ~0ull) {
+    sp_build_full_r(o, key, key);
+    return;
+  }
+  sp_blk *b = &o->b[o->n++];
+  b->key = key;
+  b->nfull = 0;
+  memcpy(b->w, w, sizeof b->w);
+  o->card += sp_blk_card(b);
+}
+/* Block x of a canonical source, from block key lo (> x->key only inside a full span). */
+static inline void sp_build_copy_r(sp_build *o, const sp_blk *x, uint32_t lo) {
+  if (x->nfull) {
+    sp_build_full_r(o, lo, sp_blk_last(x));
+    return;
+  }
+  o->b[o->n++] = *x;
+  o->card += sp_blk_card(x);
+}
 int sp__build_bits(sp_build *o, uint32_t key, const uint64_t w[4]);
-int sp__build_full(sp_build *o, uint32_t lo, uint32_t hi);
-int sp__build_item(sp_build *o, const sp_item *it);
+/* Starts building a result that will replace the contents of s, in s's spare
+ * array if it has one (never in s's live array, so s stays intact until the
+ * commit and unchanged if the build fails). */
+void sp__build_start(sp_build *o, splinter_t *s);
+/* Abandons a build started on s: its array becomes s's spare again. */
+void sp__build_abort(sp_build *o, splinter_t *s);
 void sp__build_free(sp_build *o);
-/* Moves the built blocks into s (whose old blocks are freed). */
+/* Moves the built blocks into s; s's old array becomes its spare (or is
+ * freed if it is much larger than s now needs). */
 void sp__build_commit(sp_build *o, splinter_t *s);
 
-enum { SRC_NONE, SRC_OWNED, SRC_VIEW, SRC_RANGE };
-typedef struct sp_leaf {
-  sp_node node;
-  uint32_t pos;
-  uint64_t c; /* RUNS / range: next value to produce */
-} sp_leaf;
-typedef struct sp_src {
-  int type;
-  int has;     /* cur is valid */
-  sp_item cur; /* the current item; consumers may raise cur.lo of a full item */
-  /* SRC_OWNED */
-  const sp_blk *b;
-  size_t n, i;
-  /* SRC_VIEW */
+/* ---- block cursors ------------------------------------------------------------ */
+
+/* A view walker decodes a view's nodes, in ascending order, into owned-form
+ * blocks, many at a time. It keeps the path from the root (at most three tree
+ * frames) and the leaf being decoded; it allocates nothing. */
+typedef struct sp_walk {
   const splinter_view_t *view;
-  sp_node fr[3];
-  uint32_t fidx[3]; /* next child to visit */
+  sp_node fr[3];    /* open trees, outermost first */
+  uint32_t fidx[3]; /* next child of each */
   int fkey[3];      /* key of the child visited last (-1: none) */
   int depth;
   int leaf_active;
-  sp_leaf leaf;
-  /* SRC_RANGE */
-  uint64_t rlo, rhi;
-} sp_src;
+  sp_node leaf;
+  uint32_t pos; /* leaf: next bitmap chunk, array value or run */
+  uint64_t c;   /* RUNS leaf: next value to produce */
+  /* Raw chunks found by the last fill (raw_n > 0): raw_n blocks of a bitmap
+   * leaf, block i the 32 bytes at raw + 32 * i under key raw_key + i. */
+  const uint8_t *raw;
+  uint32_t raw_key, raw_n;
+} sp_walk;
 
-/* Starts a source positioned on its first item (src->has says if any). */
-void sp__src_init(sp_src *s, splinter_ref_t ref);
-void sp__src_init_range(sp_src *s, uint32_t lo, uint32_t hi);
-void sp__src_next(sp_src *s);
-/* Moves to the first item holding a block key >= key (trimming a full span). */
-void sp__src_seek(sp_src *s, uint32_t key);
+/* Every generic algorithm (algebra, predicates, copies, the public iterator)
+ * reads a set through a cursor: a window b[i..n) of canonical blocks in
+ * ascending order. For an owned set the window is its block array (nothing is
+ * copied); for a view it is a caller-provided buffer the walker refills. A
+ * full span can be partly consumed: skip counts its blocks already used. */
+typedef struct sp_cur {
+  const sp_blk *b;
+  size_t i, n;
+  uint32_t skip;
+  uint32_t want;               /* view: blocks to decode at the next refill (grows to bufcap) */
+  sp_blk *buf;                 /* view: the window's storage */
+  size_t bufcap;               /* its capacity in blocks (>= 1) */
+  const splinter_view_t *view; /* NULL: the window is the whole set */
+  /* A raw window (raw != NULL; only with raw_ok): the stretch of whole 32-byte
+   * chunks of a view's bitmap leaf, read in place: block i is the bytes at
+   * raw + 32 * i, key raw_key + i, and may be empty or full. Only the merge
+   * loop reads raw windows; sp__cur_plain turns one back into blocks. */
+  const uint8_t *raw;
+  uint32_t raw_key;
+  int raw_ok, raw_hold;
+  sp_walk walk;
+} sp_cur;
+
+/* Cursors over blocks b[0..n) (an owned set, a range), or over a view using
+ * buf[0..cap) (cap >= 1) as the window. */
+void sp__cur_blocks(sp_cur *c, const sp_blk *b, size_t n);
+void sp__cur_view(sp_cur *c, const splinter_view_t *v, sp_blk *buf, size_t cap);
+void sp__cur_ref(sp_cur *c, splinter_ref_t r, sp_blk *buf, size_t cap);
+/* The window is used up: decode the next one. false at the end of the set. */
+bool sp__cur_refill(sp_cur *c);
+/* Drops everything left in c. */
+void sp__cur_finish(sp_cur *c);
+/* A raw window becomes a window of blocks from its current chunk on. */
+void sp__cur_plain(sp_cur *c);
+/* The largest block key (a block holds the values key*256 .. key*256+255). */
+#define SP_LAST_KEY 0xFFFFFFu
+/* Moves to the first block whose last key is >= key (<= SP_LAST_KEY) and
+ * trims a full span to start at key. The cursor must not be past key already. */
+void sp__cur_seek_far(sp_cur *c, uint32_t key);
+
+/* true if a current block exists (refilling a view's window if needed). */
+static inline bool sp_cur_ok(sp_cur *c) { return c->i < c->n || sp__cur_refill(c); }
+static inline void sp_cur_next(sp_cur *c) {
+  c->i++;
+  c->skip = 0;
+}
+/* The first key of the current block that is still to be used (raw windows too). */
+static inline uint32_t sp_cur_lo(const sp_cur *c) {
+  return c->raw ? c->raw_key + (uint32_t)c->i : c->b[c->i].key + c->skip;
+}
+/* Drops the current block's keys up to and including key (within it). */
+static inline void sp_cur_consume(sp_cur *c, uint32_t key) {
+  const sp_blk *x = &c->b[c->i];
+  if (x->nfull && sp_blk_last(x) > key)
+    c->skip = key + 1 - x->key;
+  else
+    sp_cur_next(c);
+}
+/* sp__cur_seek_far with the common short steps inline. Needs sp_cur_ok(c). */
+static inline void sp_cur_seek(sp_cur *c, uint32_t key) {
+  const sp_blk *x = &c->b[c->i];
+  if (sp_blk_last(x) < key) {
+    if (c->i + 1 < c->n && x[1].key >= key) {
+      sp_cur_next(c);
+      return;
+    }
+    sp__cur_seek_far(c, key);
+    return;
+  }
+  if (x->nfull && x->key + c->skip < key) c->skip = key - x->key;
+}
+/* Blocks the cursor will probably yield (exact for owned sets), to size outputs. */
+size_t sp__cur_estimate(const sp_cur *c);
+
+/* Appends everything left in c to o. */
+int sp__build_rest(sp_build *o, sp_cur *c);
 
 /* ---- shared helpers ------------------------------------------------------------ */
-int sp__owned_replace(splinter_t *dst, sp_src *src); /* dst = contents of src */
 int sp__op_range(splinter_t *s, uint32_t lo, uint32_t hi, int remove);
 static inline bool sp_ref_ok(splinter_ref_t r) { return (r.owned != NULL) != (r.view != NULL); }
 

@@ -80,8 +80,7 @@ uint32_t sp__tree_key(const sp_node *t, uint32_t i) {
   return 255;
 }
 
-/* Finds key in a tree: 1 and *idx = its child, or 0 and *idx = children below key. */
-static inline int tree_find(const sp_node *t, uint32_t key, uint32_t *idx) {
+int sp__tree_find(const sp_node *t, uint32_t key, uint32_t *idx) {
   if (t->keymode == 2) {
     *idx = key;
     return 1;
@@ -104,19 +103,6 @@ static inline int tree_find(const sp_node *t, uint32_t key, uint32_t *idx) {
   }
   *idx = lo;
   return lo < t->n && t->keys[lo] == key;
-}
-
-void sp__bitmap_chunk(const sp_node *nd, uint32_t c, uint64_t w[4]) {
-  uint64_t lo = (uint64_t)c * 32, hi = lo + 32, bs = nd->bstart, be = bs + nd->n;
-  if (lo >= bs && hi <= be) {
-    const uint8_t *q = nd->p + (lo - bs);
-    w[0] = ld_le64(q), w[1] = ld_le64(q + 8), w[2] = ld_le64(q + 16), w[3] = ld_le64(q + 24);
-    return;
-  }
-  uint8_t buf[32] = {0};
-  uint64_t a = lo > bs ? lo : bs, b = hi < be ? hi : be;
-  if (a < b) memcpy(buf + (a - lo), nd->p + (a - bs), (size_t)(b - a));
-  w[0] = ld_le64(buf), w[1] = ld_le64(buf + 8), w[2] = ld_le64(buf + 16), w[3] = ld_le64(buf + 24);
 }
 
 /* Set bits in bytes p[0..n). */
@@ -456,7 +442,7 @@ uint64_t splinter_view_rank(const splinter_view_t *v, uint32_t value) {
     case SP_BITMAP: return r + bitmap_rank(&nd, x);
     case SP_TREE: {
       uint32_t idx, key = x >> (8 * (3 - nd.level));
-      int found = tree_find(&nd, key, &idx);
+      int found = sp__tree_find(&nd, key, &idx);
       if (idx == nd.n) return r + card; /* every child is below key */
       uint64_t below = idx ? sp__tree_cum(&nd, idx - 1) : 0;
       r += below;

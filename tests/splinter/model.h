@@ -124,7 +124,7 @@ static inline void model_check(const model *m, splinter_ref_t set) {
     uint64_t got_rank = set.owned ? splinter_rank(set.owned, p) : splinter_view_rank(set.view, p);
     CHECKF(got_rank == rank, "rank(%u) got %llu want %llu", p, (unsigned long long)got_rank,
            (unsigned long long)rank);
-    /* iteration from a lower bound */
+    /* iteration from a lower bound; an iterator is a value: a copy goes on alone */
     splinter_iter_t lb;
     splinter_iter_init(&lb, set, p);
     size_t i = model_lower(m, p);
@@ -132,6 +132,12 @@ static inline void model_check(const model *m, splinter_ref_t set) {
     size_t got = splinter_iter_next_batch(&lb, batch, 7);
     for (size_t b = 0; b < got; b++) CHECK(i + b < m->n && batch[b] == m->v[i + b]);
     CHECK(got == (m->n - i < 7 ? m->n - i : 7));
+    splinter_iter_t copy = lb;
+    memset(&lb, 0xA5, sizeof lb);
+    for (size_t b = i + got; b < m->n && b < i + got + 300; b++) {
+      uint32_t next;
+      CHECK(splinter_iter_next(&copy, &next) == 1 && next == m->v[b]);
+    }
     if (m->n) {
       uint64_t idx = test_rand_below(m->n);
       uint32_t sel;

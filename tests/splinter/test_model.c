@@ -69,12 +69,26 @@ static void check_roundtrip(const model *m, splinter_t *s, uint8_t **bytes_out, 
   *len_out = len;
 }
 
+/* n random values with density about 1/gap from lo: blocks as arrays, or
+ * (around 1/10) as the bitmaps the encoder favours. */
+static void insert_scattered(model *m, splinter_t *s, uint32_t lo, size_t n, uint32_t gap) {
+  uint64_t x = lo;
+  for (size_t i = 0; i < n && x <= UINT32_MAX; i++) {
+    CHECK(splinter_insert(s, (uint32_t)x) >= 0);
+    model_insert_range(m, (uint32_t)x, (uint32_t)x);
+    x += 1 + test_rand_below(2 * gap - 1);
+  }
+}
+
 static void random_set(model *m, splinter_t *s) {
   splinter_clear(s);
   m->n = 0;
   int ops = (int)test_rand_below(40);
   for (int i = 0; i < ops; i++) {
-    if (test_rand_below(3) == 0) {
+    if (test_rand_below(8) == 0) {
+      static const uint32_t gaps[] = {2, 4, 9, 10, 11, 20, 60, 300};
+      insert_scattered(m, s, gen_value(), 200 + test_rand_below(3000), gaps[test_rand_below(8)]);
+    } else if (test_rand_below(3) == 0) {
       uint32_t lo, hi;
       gen_range(&lo, &hi);
       CHECK_OK(splinter_insert_range(s, lo, hi));
@@ -114,7 +128,7 @@ static void check_algebra(const model *ma, splinter_t *a, const splinter_view_t 
           CHECK(splinter_equal(as[pa], bs[pb]) == (want.n == 0));
         }
       }
-      /* cut: a copy of a (owned) cut by b in either form */
+      /* cut: a copy of a (owned) cut by b in either form, with and without the removed part */
       splinter_t *cut, *removed;
       CHECK_OK(splinter_from_ref(as[pa], &cut));
       CHECK_OK(splinter_new(&removed));
@@ -124,6 +138,13 @@ static void check_algebra(const model *ma, splinter_t *a, const splinter_view_t 
       model_check(&want, splinter_ref_owned(cut));
       model_op(ma, mb, 1, &want);
       model_check(&want, splinter_ref_owned(removed));
+      CHECK_OK(splinter_assign(cut, as[pa])); /* into a set with contents (and a spare array) */
+      model_check(ma, splinter_ref_owned(cut));
+      CHECK_OK(splinter_cut(cut, bs[pb], NULL));
+      model_op(ma, mb, 2, &want);
+      model_check(&want, splinter_ref_owned(cut));
+      CHECK(!splinter_intersects(splinter_ref_owned(cut), bs[pb]));
+      CHECK(splinter_is_subset(splinter_ref_owned(cut), as[pa]));
       splinter_free(cut);
       splinter_free(removed);
     }
@@ -135,6 +156,15 @@ static void check_algebra(const model *ma, splinter_t *a, const splinter_view_t 
   model_check(&want, splinter_ref_owned(acc));
   CHECK_OK(splinter_intersection(bs[0], splinter_ref_owned(acc), acc));
   model_check(mb, splinter_ref_owned(acc));
+  /* out aliasing the right operand, whose blocks the operation drops or keeps */
+  CHECK_OK(splinter_assign(acc, bs[1]));
+  CHECK_OK(splinter_difference(as[1], splinter_ref_owned(acc), acc));
+  model_op(ma, mb, 2, &want);
+  model_check(&want, splinter_ref_owned(acc));
+  CHECK_OK(splinter_assign(acc, bs[1]));
+  CHECK_OK(splinter_symmetric_difference(as[0], splinter_ref_owned(acc), acc));
+  model_op(ma, mb, 3, &want);
+  model_check(&want, splinter_ref_owned(acc));
   splinter_free(acc);
   splinter_free(out);
   model_free(&want);
