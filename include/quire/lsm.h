@@ -95,7 +95,9 @@ QUIRE_API int lsm_open(const char *path, const lsm_options *opts, lsm_db **out);
 
 /* Flushes committed data, writes both header slots and closes. Every
  * transaction and cursor must have been finished first. Accepts NULL.
- * Returns the first error met while flushing (the handle is freed anyway). */
+ * Returns the first error met while flushing (the handle is freed anyway).
+ * After a failed write (see lsm_txn_commit) it writes nothing and returns
+ * QUIRE_EIO; reopening recovers the acknowledged commits from the log. */
 QUIRE_API int lsm_close(lsm_db *db);
 
 /* Longest key accepted (depends on the page size). */
@@ -130,7 +132,11 @@ QUIRE_API int lsm_txn_delete_range(lsm_txn *t, const void *lo, size_t lol, const
  * QUIRE_ENOTFOUND if absent; release *out with lsm_value_release. */
 QUIRE_API int lsm_txn_get(lsm_txn *t, const void *k, size_t kl, lsm_value *out);
 /* Commits and frees t (always, even on failure). Durable per the sync mode
- * when it returns 0. QUIRE_ECONFLICT for an optimistic transaction that lost. */
+ * when it returns 0. QUIRE_ECONFLICT for an optimistic transaction that lost.
+ * A commit that fails never takes effect, now or after a reopen. If a write
+ * or sync of the file fails (here, in a flush or in a background merge), the
+ * database refuses every later commit, flush, compaction and merge with
+ * QUIRE_EIO until it is closed and reopened (reads still work). */
 QUIRE_API int lsm_txn_commit(lsm_txn *t);
 /* Discards t and frees it. Accepts NULL. */
 QUIRE_API void lsm_txn_abort(lsm_txn *t);

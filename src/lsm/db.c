@@ -54,11 +54,89 @@ struct lsm_txn {
   int failed;
 };
 
-static int sync_file(lsm_db *db);
-
 void lsm_options_init(lsm_options *o) { memset(o, 0, sizeof *o); }
 
 size_t lsm_max_key_len(const lsm_db *db) { return db->klim; }
+
+/* ---- failures ---------------------------------------------------------- */
+/* Why a failed write is fatal: after a failed fdatasync the kernel may have
+ * dropped the dirty pages it could not write (they read back fine until
+ * evicted, then the old bytes return), and a later fdatasync reports success
+ * without writing them. Nothing written before the failure can be trusted to
+ * be durable, so the database stops writing, as LevelDB's sticky background
+ * error and SQLite's pager error state do: the application reopens it, and
+ * recovery decides from what the file holds. */
+int lsm__fail(lsm_db *db, int rc, const char *what) {
+  if (!rc) return 0;
+  pthread_mutex_lock(&db->fail_mu);
+  if (!atomic_load(&db->fatal)) {
+    const char *detail = quire_errmsg();
+    snprintf(db->fatal_msg, sizeof db->fatal_msg, "%s failed: %s%s%s%s", what, quire_errname(rc),
+             *detail ? " (" : "", detail, *detail ? ")" : "");
+    atomic_store(&db->fatal, rc);
+    QLOG_ERROR("lsm: %s; no more writes until the database is reopened", db->fatal_msg);
+  }
+  pthread_mutex_unlock(&db->fail_mu);
+  return rc;
+}
+
+int lsm__failed(lsm_db *db) {
+  if (!atomic_load(&db->fatal)) return 0;
+  char msg[sizeof db->fatal_msg];
+  pthread_mutex_lock(&db->fail_mu);
+  memcpy(msg, db->fatal_msg, sizeof msg);
+  pthread_mutex_unlock(&db->fail_mu);
+  return quire__err(QUIRE_EIO, "lsm: %s earlier; the database refuses writes until it is closed and reopened",
+                    msg);
+}
+
+int lsm__fwrite(lsm_db *db, const void *buf, size_t n, uint64_t off) {
+  int rc = lsm__failed(db);
+  if (rc) return rc;
+  quire__err_clear(); /* the detail of a failure is the file layer's own */
+  rc = db->file->ops->write(db->file, buf, n, off);
+  return rc ? lsm__fail(db, rc, "a write") : 0;
+}
+
+int lsm__fsync(lsm_db *db) {
+  atomic_fetch_add(&db->st_syncs, 1);
+  pthread_mutex_lock(&db->fsync_mu);
+  quire__err_clear();
+  int rc = db->file->ops->sync(db->file);
+  if (rc) lsm__fail(db, rc, "a sync");
+  pthread_mutex_unlock(&db->fsync_mu);
+  return rc;
+}
+
+/* After a failure, zeroes the log records written but never acknowledged
+ * (the commit that failed, and any written after the last successful sync
+ * that were waiting for one), so that whatever of them reached the file,
+ * replay after reopen stops before them. Runs once; commit_lock. */
+static void log_erase(lsm_db *db) {
+  if (db->log_erased || !atomic_load(&db->fatal) || db->read_only) return;
+  db->log_erased = 1;
+  pthread_mutex_lock(&db->sync_mu);
+  uint64_t from = db->ack_off, to = db->wal_dirty;
+  pthread_mutex_unlock(&db->sync_mu);
+  if (from >= to) return;
+  uint8_t zeros[4096];
+  memset(zeros, 0, sizeof zeros);
+  uint64_t base = (uint64_t)(db->wal_start - 1) * db->pgsz;
+  int rc = 0;
+  for (uint64_t off = from; off < to && !rc; off += sizeof zeros) {
+    size_t n = to - off < sizeof zeros ? (size_t)(to - off) : sizeof zeros;
+    rc = db->file->ops->write(db->file, zeros, n, base + off);
+  }
+  if (!rc) {
+    pthread_mutex_lock(&db->fsync_mu);
+    rc = db->file->ops->sync(db->file);
+    pthread_mutex_unlock(&db->fsync_mu);
+  }
+  if (rc)
+    QLOG_ERROR("lsm: could not erase the unacknowledged log records (%s): commits reported failed may "
+               "reappear after reopen",
+               quire_errname(rc));
+}
 
 /* ---- versions ---------------------------------------------------------- */
 int lsm__version_new(lsm_db *db, lsm_version **out) {
@@ -186,45 +264,62 @@ void lsm__version_swap(lsm_db *db, lsm_version *nv, uint64_t visible) {
   lsm__version_unref(db, old);
 }
 
-/* Everything up to seq is durable (a header naming it was synced, or the log
- * was synced after it was written). */
-static void mark_durable(lsm_db *db, uint64_t seq) {
+/* A flush or big commit made everything up to seq durable through a header,
+ * and the log starts a new epoch. commit_lock. */
+static void log_restart(lsm_db *db, uint64_t seq) {
+  db->wal_off = 0;
+  db->wal_dirty = 0;
   pthread_mutex_lock(&db->sync_mu);
+  db->written_seq = seq;
+  db->written_off = 0;
+  db->ack_off = 0;
+  db->log_gen++;
   if (seq > db->synced_seq) db->synced_seq = seq;
   pthread_cond_broadcast(&db->sync_cv);
   pthread_mutex_unlock(&db->sync_mu);
 }
 
-/* Waits until commit seq is durable, syncing the log for everyone written
- * so far if no other committer is already doing it. Then publishes it. */
+static void publish(lsm_db *db, uint64_t seq) {
+  pthread_mutex_lock(&db->lock);
+  if (seq > db->visible_seq) db->visible_seq = seq;
+  pthread_mutex_unlock(&db->lock);
+}
+
+/* Waits until commit seq is durable, syncing the log for every record
+ * written so far if no other committer is already doing it (group commit).
+ * Then publishes it to readers. A failed sync fails every commit it was to
+ * cover, and all later ones: their records are erased. No lock held. */
 static int group_sync(lsm_db *db, uint64_t seq) {
-  int rc = 0;
   pthread_mutex_lock(&db->sync_mu);
-  while (db->synced_seq < seq && !db->sync_err) {
+  while (db->synced_seq < seq && !atomic_load(&db->fatal)) {
     if (db->syncing) {
       pthread_cond_wait(&db->sync_cv, &db->sync_mu);
       continue;
     }
     db->syncing = 1;
-    uint64_t target = atomic_load(&db->written_seq);
+    uint64_t target = db->written_seq, target_off = db->written_off, gen = db->log_gen;
     pthread_mutex_unlock(&db->sync_mu);
-    rc = sync_file(db);
+    int rc = lsm__fsync(db);
     pthread_mutex_lock(&db->sync_mu);
     db->syncing = 0;
-    if (rc)
-      db->sync_err = rc;
-    else if (target > db->synced_seq)
+    /* a sync that succeeds after another failed proves nothing (fatal is set
+     * under fsync_mu before the next sync can start) */
+    if (!rc && !atomic_load(&db->fatal) && target > db->synced_seq) {
       db->synced_seq = target;
+      if (gen == db->log_gen && target_off > db->ack_off) db->ack_off = target_off;
+    }
     pthread_cond_broadcast(&db->sync_cv);
   }
   uint64_t synced = db->synced_seq;
-  rc = synced >= seq ? 0 : db->sync_err;
   pthread_mutex_unlock(&db->sync_mu);
-  if (!rc) {
-    pthread_mutex_lock(&db->lock);
-    if (synced > db->visible_seq) db->visible_seq = synced;
-    pthread_mutex_unlock(&db->lock);
+  if (synced >= seq) {
+    publish(db, synced);
+    return 0;
   }
+  int rc = lsm__failed(db);
+  pthread_mutex_lock(&db->commit_lock);
+  log_erase(db);
+  pthread_mutex_unlock(&db->commit_lock);
   return rc;
 }
 
@@ -242,23 +337,41 @@ static void hdr_levels(lsm_hdr *h, const lsm_version *v) {
   }
 }
 
-static int sync_file(lsm_db *db) {
-  atomic_fetch_add(&db->st_syncs, 1);
-  return db->file->ops->sync(db->file);
+/* A header write failed after its slot may have been written: rewrites
+ * that slot with the previous state (same generation), so whether the failed
+ * one reached the disk or not, reopening finds the state before it: the
+ * commit reported failed does not come back. Overwriting the failed slot, not
+ * the other one, keeps the previous header intact if this write tears too. */
+static void header_revert(lsm_db *db, uint64_t generation) {
+  lsm_hdr old = db->hdr;
+  old.generation = generation;
+  uint8_t slot[LSM_SLOT_SIZE];
+  int rc = lsm__hdr_encode(&old, slot);
+  if (!rc) rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (generation & 1) * LSM_SLOT_SIZE);
+  if (!rc && db->sync_mode != LSM_SYNC_OFF) {
+    pthread_mutex_lock(&db->fsync_mu);
+    rc = db->file->ops->sync(db->file);
+    pthread_mutex_unlock(&db->fsync_mu);
+  }
+  if (rc)
+    QLOG_ERROR("lsm: could not take back a failed header write (%s): reopening may find it",
+               quire_errname(rc));
 }
 
 /* Writes the next header slot describing version v, recording change
  * counter `seq` (the newest commit contained in segments). extra: pages this
  * header frees that are not yet on any list (what a merge stopped reaching);
  * they are saved as free, and the caller hands them to limbo once this
- * returns 0. Data pages are synced first, the slot after (FULL and NORMAL).
- * commit_lock. */
-int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq) {
+ * returns 0. flags: LSM_HDR_NEW_EPOCH (the log starts over), LSM_HDR_MERGE
+ * (merge counter + 1). Data pages are synced first, the slot after (FULL and
+ * NORMAL). db->hdr becomes the new header only on success. commit_lock. */
+int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq, unsigned flags) {
   int rc = 0;
   lsm_extv all = {0};
   lsm_ext blob = {0, 0};
   uint8_t *bytes = NULL;
-  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
+  if ((rc = lsm__failed(db))) goto out;
+  if (db->sync_mode != LSM_SYNC_OFF && (rc = lsm__fsync(db))) goto out;
   /* the saved free list: free + pending + limbo + extra (+ the old blob) */
   size_t count = 0, len = 0;
   uint32_t np = 0;
@@ -336,6 +449,8 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
   }
   lsm_hdr h = db->hdr;
   h.generation = db->hdr.generation + 1;
+  if (flags & LSM_HDR_NEW_EPOCH) h.wal_epoch++;
+  if (flags & LSM_HDR_MERGE) h.merge_counter++;
   h.npages = atomic_load(&db->npages);
   /* a page free twice would later be used twice: refuse to save such a list */
   for (size_t i = 0; i < all.n; i++) {
@@ -354,7 +469,8 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
     pthread_mutex_lock(&db->lock);
     uint64_t end = (uint64_t)atomic_load(&db->npages) * db->pgsz;
     rc = db->file->ops->size(db->file, &size);
-    if (!rc && size < end) rc = db->file->ops->truncate(db->file, end);
+    if (!rc && size < end && (rc = db->file->ops->truncate(db->file, end)))
+      lsm__fail(db, rc, "extending the file");
     pthread_mutex_unlock(&db->lock);
     if (rc) goto out;
   }
@@ -369,11 +485,18 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
   hdr_levels(&h, v);
   uint8_t slot[LSM_SLOT_SIZE];
   if ((rc = lsm__hdr_encode(&h, slot))) goto out;
-  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
-  if ((rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (h.generation & 1) * LSM_SLOT_SIZE)))
-    goto out;
+  if (db->sync_mode != LSM_SYNC_OFF && (rc = lsm__fsync(db))) goto out;
+  if ((rc = lsm__failed(db))) goto out;
+  rc = lsm__fwrite(db, slot, LSM_SLOT_SIZE, (h.generation & 1) * LSM_SLOT_SIZE);
   atomic_fetch_add(&db->st_bytes, LSM_SLOT_SIZE);
-  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
+  if (!rc && db->sync_mode != LSM_SYNC_OFF) rc = lsm__fsync(db);
+  /* a failure anywhere before this sync returned (the syncs are serialised)
+   * means the slot may or may not be on disk */
+  if (!rc) rc = lsm__failed(db);
+  if (rc) {
+    header_revert(db, h.generation);
+    goto out;
+  }
   atomic_fetch_add(&db->st_hdr, 1);
   /* the new header is durable: the old blob and pending pages are reusable */
   uint32_t old_fl = db->hdr.fl_page, old_np = db->hdr.fl_page ? lsm__blob_pages(db, db->hdr.fl_len) : 0;
@@ -480,20 +603,10 @@ static int commit_segments(lsm_db *db, lsm_seg **front, size_t nfront, uint64_t 
   int rc = lsm__mem_new(&mem);
   if (rc) goto out;
   if ((rc = version_with(db, db->cur, front, nfront, mem, &nv))) goto out;
-  uint64_t old_seq = db->last_seq;
-  uint64_t old_epoch = db->hdr.wal_epoch;
+  if ((rc = lsm__write_header(db, nv, NULL, seq, LSM_HDR_NEW_EPOCH))) goto out;
   db->last_seq = seq;
-  db->hdr.wal_epoch++;
-  rc = lsm__write_header(db, nv, NULL, seq);
-  if (rc) {
-    db->last_seq = old_seq;
-    db->hdr.wal_epoch = old_epoch;
-    goto out;
-  }
-  db->wal_off = 0;
   db->wal_chain = wal_seed(db);
-  atomic_store(&db->written_seq, seq);
-  mark_durable(db, seq);
+  log_restart(db, seq);
   lsm__version_swap(db, nv, seq);
   nv = NULL;
 out:
@@ -503,14 +616,17 @@ out:
   return rc;
 }
 
-/* Memtable -> segment at the front of Incoming. commit_lock. */
+/* Memtable -> segment at the front of Incoming. commit_lock. After a
+ * failure the memtable may hold a commit reported failed (applied before
+ * the sync that failed): it is never written. */
 int lsm__flush_locked(lsm_db *db) {
   lsm_mem *m = db->cur->mem;
+  int rc = lsm__failed(db);
+  if (rc) return rc;
   if (!m->entries && !m->nranges && db->wal_off == 0) return 0;
   lsm_segdesc d;
   lsm_seg *s = NULL;
-  int rc = build_from_mem(db, m, &d, NULL);
-  if (rc) return rc;
+  if ((rc = build_from_mem(db, m, &d, NULL))) return rc;
   if (d.root || d.rt_page) {
     if ((rc = lsm__seg_load(db, &d, &s))) return rc;
   }
@@ -734,6 +850,8 @@ static void db_free(lsm_db *db) {
   pthread_mutex_destroy(&db->commit_lock);
   pthread_mutex_destroy(&db->sync_mu);
   pthread_cond_destroy(&db->sync_cv);
+  pthread_mutex_destroy(&db->fail_mu);
+  pthread_mutex_destroy(&db->fsync_mu);
   quire__free(db);
 }
 
@@ -825,6 +943,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   pthread_mutex_init(&db->commit_lock, NULL);
   pthread_mutex_init(&db->sync_mu, NULL);
   pthread_cond_init(&db->sync_cv, NULL);
+  pthread_mutex_init(&db->fail_mu, NULL);
+  pthread_mutex_init(&db->fsync_mu, NULL);
   pthread_mutex_init(&db->merge_mu, NULL);
   pthread_cond_init(&db->merge_cv, NULL);
   const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm__vfs_posix();
@@ -905,7 +1025,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   if ((rc = wal_replay(db, db->cur->mem))) goto fail;
   db->visible_seq = db->last_seq;
   db->synced_seq = db->last_seq;
-  atomic_store(&db->written_seq, db->last_seq);
+  db->written_seq = db->last_seq;
+  db->written_off = db->ack_off = db->wal_dirty = db->wal_off;
   if ((rc = lsm__merge_start(db, opts))) goto fail;
   lsm__merge_kick(db); /* work left by the previous session */
   *out = db;
@@ -921,9 +1042,15 @@ int lsm_close(lsm_db *db) {
   lsm__merge_stop(db); /* a running merge finishes and commits first */
   pthread_mutex_lock(&db->commit_lock);
   if (db->read_only) goto done;
+  if ((rc = lsm__failed(db))) {
+    /* nothing more is written: the memtable may hold a commit reported
+     * failed, and reopening replays the log as the file holds it */
+    log_erase(db);
+    goto done;
+  }
   if (db->cur->mem->entries || db->cur->mem->nranges || db->wal_off) rc = lsm__flush_locked(db);
   /* write the final state into both slots, so a damaged slot costs nothing */
-  for (int i = 0; i < 2 && !rc; i++) rc = lsm__write_header(db, db->cur, NULL, db->hdr.change_counter);
+  for (int i = 0; i < 2 && !rc; i++) rc = lsm__write_header(db, db->cur, NULL, db->hdr.change_counter, 0);
 done:
   pthread_mutex_unlock(&db->commit_lock);
   db_free(db);
@@ -1387,6 +1514,7 @@ int lsm_txn_commit(lsm_txn *t) {
   }
   lsm__merge_throttle(db);
   pthread_mutex_lock(&db->commit_lock);
+  if ((rc = lsm__failed(db))) goto unlock;
   if ((t->flags & LSM_TXN_OPTIMISTIC) && txn_conflicts(t)) {
     atomic_fetch_add(&db->st_conflicts, 1);
     rc = quire__err(QUIRE_ECONFLICT, "lsm: a conflicting commit landed first");
@@ -1423,9 +1551,14 @@ int lsm_txn_commit(lsm_txn *t) {
     st_le64(hdr + 16, seq);
     uint64_t chk = quire__xxh3_seeded(hdr + 8, rec.len - 8, db->wal_chain);
     st_le64(hdr, chk);
-    rc = db->file->ops->write(db->file, rec.data, rec.len,
-                              (uint64_t)(db->hdr.wal_start - 1) * db->pgsz + db->wal_off);
-    if (rc) goto unlock;
+    /* a failed write may still have landed, in part or whole: the erase
+     * covers every byte ever attempted */
+    if (db->wal_off + rec.len > db->wal_dirty) db->wal_dirty = db->wal_off + rec.len;
+    rc = lsm__fwrite(db, rec.data, rec.len, (uint64_t)(db->hdr.wal_start - 1) * db->pgsz + db->wal_off);
+    if (rc) {
+      log_erase(db);
+      goto unlock;
+    }
     atomic_fetch_add(&db->st_bytes, rec.len);
     db->wal_off += rec.len;
     db->wal_chain = chk;
@@ -1434,14 +1567,24 @@ int lsm_txn_commit(lsm_txn *t) {
   rc = payload_apply(db, rec.data + WAL_HDR, plen, m, seq, NULL);
   if (QUIRE_NEVER(rc)) goto unlock;
   db->last_seq = seq;
+  pthread_mutex_lock(&db->sync_mu);
+  db->written_seq = seq;
+  db->written_off = db->wal_off;
   if (db->sync_mode == LSM_SYNC_FULL) {
-    atomic_store(&db->written_seq, seq);
+    db->full_seq = seq;
     group = 1; /* visible once durable */
+  } else if (atomic_load(&db->fatal)) {
+    rc = QUIRE_EIO; /* a failure since the check above: not acknowledged, erased below */
   } else {
-    pthread_mutex_lock(&db->lock);
-    db->visible_seq = seq;
-    pthread_mutex_unlock(&db->lock);
+    db->ack_off = db->wal_off;
   }
+  pthread_mutex_unlock(&db->sync_mu);
+  if (rc) {
+    rc = lsm__failed(db);
+    log_erase(db);
+    goto unlock;
+  }
+  if (!group) publish(db, seq);
   if (m->bytes > db->mem_budget) {
     /* the commit is in the log and the memtable already: a failed flush is
      * retried by a later commit, not this commit's failure */

@@ -349,7 +349,7 @@ int lsm__read_pages(lsm_db *db, uint32_t pgno, uint32_t count, uint8_t *buf) {
 int lsm__write_pages(lsm_db *db, uint32_t pgno, uint32_t count, uint8_t *buf) {
   for (uint32_t i = 0; i < count; i++) lsm__page_seal(db, buf + (size_t)i * db->pgsz, pgno + i);
   atomic_fetch_add(&db->st_bytes, (uint64_t)count * db->pgsz);
-  return db->file->ops->write(db->file, buf, (size_t)count * db->pgsz, (uint64_t)(pgno - 1) * db->pgsz);
+  return lsm__fwrite(db, buf, (size_t)count * db->pgsz, (uint64_t)(pgno - 1) * db->pgsz);
 }
 
 int lsm__page_get(lsm_db *db, uint32_t pgno, lsm_page **out) {

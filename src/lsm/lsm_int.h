@@ -10,8 +10,11 @@
  *   check.c   reachability walk, free-list rebuild, `lsm check`
  *
  * Formats are tabled at the top of file.c (header, blobs) and page.c (pages)
- * and in docs/LSM.md. Lock order: db->commit_lock, then db->lock, then the
- * page cache's lock. Readers take db->lock only to pin or unpin a version.
+ * and in docs/LSM.md. Lock order: db->commit_lock, then db->merge_mu, then
+ * db->lock, then the page cache's lock; db->sync_mu and db->fsync_mu come
+ * after commit_lock and are never held together with db->lock or each other;
+ * db->fail_mu is a leaf. Readers take db->lock only to pin or unpin a
+ * version.
  */
 #ifndef QUIRE_LSM_INT_H
 #define QUIRE_LSM_INT_H
@@ -221,12 +224,30 @@ struct lsm_db {
   uint64_t visible_seq; /* newest commit readers may see (lock) */
 
   /* Group commit (FULL): committers write their log record under the commit
-   * lock, then share one fdatasync outside it. sync_mu protects these. */
+   * lock, then share one fdatasync outside it. sync_mu protects these (after
+   * commit_lock and lock in the lock order). Offsets are into the log of the
+   * current epoch; log_gen counts epochs, so a sync that started in an older
+   * one does not move ack_off. */
   pthread_mutex_t sync_mu;
   pthread_cond_t sync_cv;
-  atomic_ullong written_seq; /* newest record written to the log */
-  uint64_t synced_seq;       /* newest commit known durable */
-  int syncing, sync_err;
+  uint64_t written_seq, written_off; /* newest record written to the log, and its end */
+  uint64_t synced_seq;               /* newest commit known durable */
+  uint64_t ack_off;                  /* end of the acknowledged records: nothing before it is erased */
+  uint64_t full_seq;                 /* newest record of a FULL commit */
+  uint64_t log_gen;
+  int syncing;
+
+  /* The first write, sync or truncate that failed (docs/LSM.md "When a write
+   * fails"): from then on every commit, flush and merge is refused until the
+   * database is reopened. fatal is set once, with fail_mu held (a leaf lock);
+   * fsync_mu serialises syncs, so a sync that succeeds after one that failed
+   * finds fatal set. */
+  atomic_int fatal; /* 0, or the error of the failure */
+  pthread_mutex_t fail_mu;
+  char fatal_msg[200];
+  pthread_mutex_t fsync_mu;
+  int log_erased;     /* commit_lock: the unacknowledged log tail was zeroed */
+  uint64_t wal_dirty; /* commit_lock: end of every log byte written or attempted in this epoch */
 
   /* commit_lock */
   lsm_hdr hdr;        /* as last written */
@@ -448,6 +469,17 @@ int lsm__mcur_seek(lsm_mcur *m, const uint8_t *k, size_t kl, int op);
 lsm_src *lsm__mcur_cur(lsm_mcur *m); /* the winning source, or NULL */
 int lsm__mcur_deleted(lsm_mcur *m);  /* current entry is deleted (raw mode) */
 
+/* db.c: failures. Any write, sync or truncate that fails makes the
+ * database refuse further writes until it is reopened. */
+/* Records rc as the database's failure (the first one wins); returns rc. */
+int lsm__fail(lsm_db *db, int rc, const char *what);
+/* 0, or QUIRE_EIO with a message naming the earlier failure. */
+int lsm__failed(lsm_db *db);
+/* The file layer's write and sync, refused after a failure and recording
+ * their own. */
+int lsm__fwrite(lsm_db *db, const void *buf, size_t n, uint64_t off);
+int lsm__fsync(lsm_db *db);
+
 /* db.c */
 void lsm__version_unref(lsm_db *db, lsm_version *v);
 /* Pins the current version and visible seq. */
@@ -460,7 +492,9 @@ int lsm__version_new(lsm_db *db, lsm_version **out);
 void lsm__version_swap(lsm_db *db, lsm_version *nv, uint64_t visible);
 void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages);
 void lsm__punch_free(lsm_db *db);
-int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq);
+#define LSM_HDR_NEW_EPOCH 1u /* lsm__write_header flags */
+#define LSM_HDR_MERGE 2u
+int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq, unsigned flags);
 int lsm__flush_locked(lsm_db *db);
 
 /* levels.c: merge scheduling, background threads, backpressure, compact */

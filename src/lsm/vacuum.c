@@ -23,7 +23,7 @@ static int install(lsm_db *dst, const lsm_segdesc *d) {
     nv->n_reg = s ? 1 : 0;
     nv->segs[0] = s;
     s = NULL;
-    if (!(rc = lsm__write_header(dst, nv, NULL, dst->hdr.change_counter))) {
+    if (!(rc = lsm__write_header(dst, nv, NULL, dst->hdr.change_counter, 0))) {
       lsm__version_swap(dst, nv, 0);
       nv = NULL;
     }

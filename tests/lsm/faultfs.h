@@ -6,6 +6,16 @@
  * every unsynced write dropped, kept, kept in a random subset, or the first
  * ones kept and the next torn (a prefix of its bytes). Also a plain memory
  * file for fuzzing and OOM tests (crash_at = 0 never crashes).
+ *
+ * One-shot faults (fail_kind, fail_at): exactly one sync or write fails and
+ * the program goes on, every later call succeeding. A failed sync behaves
+ * like Linux after a writeback error: the writes since the last sync stay
+ * readable (page cache) but never become durable (FFS_FAIL_SYNC), or only a
+ * prefix of them did, the last one torn (FFS_FAIL_SYNC_PARTIAL); a later
+ * successful sync does not bring them back. A failed write lands nothing
+ * (FFS_FAIL_WRITE) or a prefix of its bytes (FFS_FAIL_WRITE_PARTIAL). Syncs
+ * and writes are counted (nsync, nwrite) so a dry run tells how many fault
+ * positions a workload has.
  */
 #ifndef QUIRE_TEST_FAULTFS_H
 #define QUIRE_TEST_FAULTFS_H
@@ -32,12 +42,32 @@ typedef struct faultfs {
   size_t nlog, caplog;
   long ops, crash_at;
   int crashed;
+  int fail_kind;      /* enum ffs_fail_kind */
+  long fail_at;       /* 1-based index of the sync (sync kinds) or write that fails; 0 never */
+  long nsync, nwrite; /* calls so far */
+  int failed;         /* the one-shot fault has fired */
+  uint64_t rng;       /* chooses partial lengths (set it to vary them) */
 } faultfs;
+
+enum ffs_fail_kind {
+  FFS_FAIL_SYNC,
+  FFS_FAIL_SYNC_PARTIAL,
+  FFS_FAIL_WRITE,
+  FFS_FAIL_WRITE_PARTIAL,
+  FFS_FAIL_KINDS
+};
 
 typedef struct ffs_file {
   lsm_file base;
   faultfs *fs;
 } ffs_file;
+
+static uint64_t ffs_rand_below(faultfs *fs, uint64_t n) {
+  uint64_t z = (fs->rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return n ? (z ^ (z >> 31)) % n : 0;
+}
 
 static void ffs_resize(uint8_t **p, size_t *len, size_t *cap, size_t n) {
   if (n > *cap) {
@@ -101,6 +131,14 @@ static int ffs_read(lsm_file *f, void *buf, size_t n, uint64_t off) {
 
 static int ffs_writef(lsm_file *f, const void *buf, size_t n, uint64_t off) {
   faultfs *fs = ((ffs_file *)f)->fs;
+  if (!fs->crashed) fs->nwrite++;
+  if (!fs->crashed && !fs->failed && fs->fail_at == fs->nwrite &&
+      (fs->fail_kind == FFS_FAIL_WRITE || fs->fail_kind == FFS_FAIL_WRITE_PARTIAL)) {
+    fs->failed = 1;
+    if (fs->fail_kind == FFS_FAIL_WRITE_PARTIAL && n > 1)
+      ffs_log(fs, off, 1 + (size_t)ffs_rand_below(fs, n - 1), buf);
+    return QUIRE_EIO;
+  }
   int crashed_now = !fs->crashed && fs->crash_at && fs->ops + 1 >= fs->crash_at;
   int rc = ffs_tick(fs);
   if (crashed_now) ffs_log(fs, off, n, buf); /* the write in flight may land, in part */
@@ -111,11 +149,26 @@ static int ffs_writef(lsm_file *f, const void *buf, size_t n, uint64_t off) {
 
 static int ffs_sync(lsm_file *f) {
   faultfs *fs = ((ffs_file *)f)->fs;
+  if (!fs->crashed) fs->nsync++;
+  if (!fs->crashed && !fs->failed && fs->fail_at == fs->nsync &&
+      (fs->fail_kind == FFS_FAIL_SYNC || fs->fail_kind == FFS_FAIL_SYNC_PARTIAL)) {
+    /* writeback failed: what did not reach the disk never will */
+    fs->failed = 1;
+    if (fs->fail_kind == FFS_FAIL_SYNC_PARTIAL && fs->nlog) {
+      size_t keep = (size_t)ffs_rand_below(fs, fs->nlog);
+      for (size_t i = 0; i <= keep; i++) {
+        size_t n = fs->log[i].n;
+        if (i == keep && n != SIZE_MAX) n = (size_t)ffs_rand_below(fs, n + 1);
+        ffs_apply(&fs->durable, &fs->dlen, &fs->dcap, &fs->log[i], n);
+      }
+    }
+    ffs_clear_log(fs);
+    return QUIRE_EIO;
+  }
   int rc = ffs_tick(fs);
   if (rc) return rc;
-  ffs_resize(&fs->durable, &fs->dlen, &fs->dcap, fs->clen);
-  fs->dlen = fs->clen;
-  memcpy(fs->durable, fs->cur, fs->clen);
+  for (size_t i = 0; i < fs->nlog; i++)
+    ffs_apply(&fs->durable, &fs->dlen, &fs->dcap, &fs->log[i], fs->log[i].n);
   ffs_clear_log(fs);
   return 0;
 }
@@ -179,6 +232,14 @@ static inline void ffs_free(faultfs *fs) {
 }
 
 enum { FFS_DROP, FFS_KEEP, FFS_TEAR, FFS_SUBSET, FFS_VARIANTS };
+
+/* The file as the page cache holds it (what a process that exits without a
+ * power cut leaves). Caller frees *out. */
+static inline void ffs_cached_image(const faultfs *fs, uint8_t **out, size_t *len) {
+  *out = malloc(fs->clen ? fs->clen : 1);
+  if (fs->clen) memcpy(*out, fs->cur, fs->clen);
+  *len = fs->clen;
+}
 
 /* The image a power cut leaves: the durable image plus some unsynced
  * writes (per variant). Caller frees *out. */
