@@ -358,6 +358,125 @@ static void header_revert(lsm_db *db, uint64_t generation) {
                quire_errname(rc));
 }
 
+/* Removes [start, start+count) from the run of the sorted, coalesced list x
+ * that holds it (splitting the run if it lies inside). */
+static int extv_cut(lsm_extv *x, uint32_t start, uint32_t count) {
+  size_t lo = 0, hi = x->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (x->v[mid].start <= start)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (QUIRE_NEVER(lo == 0 || (uint64_t)x->v[lo - 1].start + x->v[lo - 1].count < (uint64_t)start + count))
+    return quire__err(QUIRE_EINTERNAL, "lsm: pages %u..%u are not on the free list", start,
+                      start + count - 1);
+  lsm_ext *r = &x->v[lo - 1];
+  uint32_t end = r->start + r->count;
+  if (r->start == start) {
+    r->start += count;
+    r->count -= count;
+    if (!r->count) {
+      memmove(r, r + 1, (x->n - lo) * sizeof *r);
+      x->n--;
+    }
+    return 0;
+  }
+  r->count = start - r->start;
+  return start + count < end ? lsm__extv_insert(x, start + count, end - start - count) : 0;
+}
+
+/* The free list the next header saves (free + pending + limbo + extra + the
+ * old list's own blob, sorted and coalesced) and the pages it is saved in,
+ * taken in one pass under db->lock so that merge threads cannot change it
+ * meanwhile. The blob's size depends on the list and the list on where the
+ * blob is taken from, so the choice is made where the effect is known:
+ * reserve room for one run more than the list has, at the front of the first
+ * free run longer than that (the list loses those pages: at most one run
+ * more, when the blob splits a run of the list), then hand the unneeded tail
+ * back to what is left of that free run, which it touches (no new run). A
+ * run of exactly that length before it is taken whole when the list without
+ * it needs exactly that many pages. With no such run the blob goes at the
+ * file end, which the list does not reach. No retry: it converges by
+ * construction. */
+static int free_list_plan(lsm_db *db, const lsm_extv *extra, lsm_extv *all, lsm_ext *blob,
+                          uint64_t *inflight) {
+  int rc = 0;
+  *blob = (lsm_ext){0, 0};
+  all->n = 0;
+  pthread_mutex_lock(&db->lock);
+  /* free pages at the end of the file leave it (the file is cut to the new
+   * end once this header is durable) */
+  while (db->free.n && (uint64_t)db->free.v[db->free.n - 1].start + db->free.v[db->free.n - 1].count ==
+                           atomic_load(&db->npages)) {
+    atomic_store(&db->npages, db->free.v[db->free.n - 1].start);
+    db->free.n--;
+  }
+  for (size_t i = 0; i < db->free.n && !rc; i++)
+    rc = lsm__extv_insert(all, db->free.v[i].start, db->free.v[i].count);
+  for (size_t i = 0; i < db->pending.n && !rc; i++)
+    rc = lsm__extv_insert(all, db->pending.v[i].start, db->pending.v[i].count);
+  for (lsm_limbo *l = db->limbo; l && !rc; l = l->next)
+    for (size_t i = 0; i < l->pages.n && !rc; i++)
+      rc = lsm__extv_insert(all, l->pages.v[i].start, l->pages.v[i].count);
+  for (size_t i = 0; extra && i < extra->n && !rc; i++)
+    rc = lsm__extv_insert(all, extra->v[i].start, extra->v[i].count);
+  if (!rc && db->hdr.fl_page)
+    rc = lsm__extv_insert(all, db->hdr.fl_page, lsm__blob_pages(db, db->hdr.fl_len));
+  *inflight = db->inflight;
+  if (rc) goto out;
+  uint32_t room = lsm__blob_pages(db, 4 + 8 * ((uint64_t)all->n + 1));
+  size_t i = 0;
+  for (; i < db->free.n; i++) {
+    lsm_ext *f = &db->free.v[i];
+    if (f->count > room) break;
+    if (f->count < room) continue;
+    /* a run exactly that long, taken whole: only if the list then needs
+     * exactly that many pages (no tail to give back) */
+    if ((rc = extv_cut(all, f->start, room))) goto out;
+    if (lsm__blob_pages(db, 4 + 8 * (uint64_t)all->n) == room) {
+      *blob = *f;
+      memmove(f, f + 1, (db->free.n - i - 1) * sizeof *f);
+      db->free.n--;
+      goto out;
+    }
+    /* undo: the pages join their neighbours again or take the slot the cut
+     * freed, so this allocates nothing */
+    if (QUIRE_NEVER(lsm__extv_insert(all, f->start, room))) {
+      rc = QUIRE_EINTERNAL;
+      goto out;
+    }
+  }
+  if (i < db->free.n) {
+    lsm_ext *f = &db->free.v[i];
+    if ((rc = extv_cut(all, f->start, room))) goto out;
+    *blob = (lsm_ext){f->start, room};
+    f->start += room;
+    f->count -= room;
+    uint32_t need = lsm__blob_pages(db, 4 + 8 * (uint64_t)all->n);
+    if (need < room) {
+      /* joins the rest of the run in both lists: cannot fail, adds no run */
+      f->start -= room - need;
+      f->count += room - need;
+      blob->count = need;
+      rc = lsm__extv_insert(all, blob->start + need, room - need);
+    }
+  } else {
+    uint32_t need = lsm__blob_pages(db, 4 + 8 * (uint64_t)all->n), end = atomic_load(&db->npages);
+    if ((uint64_t)end + need > UINT32_MAX - 1) {
+      rc = quire__err(QUIRE_ETOOLARGE, "lsm: file is full (2^32 pages)");
+      goto out;
+    }
+    *blob = (lsm_ext){end, need};
+    atomic_store(&db->npages, end + need);
+  }
+out:
+  pthread_mutex_unlock(&db->lock);
+  if (!rc) lsm__cache_forget(db, blob->start, blob->count);
+  return rc;
+}
+
 /* Writes the next header slot describing version v, recording change
  * counter `seq` (the newest commit contained in segments). extra: pages this
  * header frees that are not yet on any list (what a merge stopped reaching);
@@ -372,54 +491,10 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
   uint8_t *bytes = NULL;
   if ((rc = lsm__failed(db))) goto out;
   if (db->sync_mode != LSM_SYNC_OFF && (rc = lsm__fsync(db))) goto out;
-  /* the saved free list: free + pending + limbo + extra (+ the old blob) */
-  size_t count = 0, len = 0;
-  uint32_t np = 0;
-  pthread_mutex_lock(&db->lock);
-  /* free pages at the end of the file leave it (the file is cut to the new
-   * end once this header is durable) */
-  while (db->free.n && (uint64_t)db->free.v[db->free.n - 1].start + db->free.v[db->free.n - 1].count ==
-                           atomic_load(&db->npages)) {
-    atomic_store(&db->npages, db->free.v[db->free.n - 1].start);
-    db->free.n--;
-  }
-  count = db->free.n + db->pending.n + (extra ? extra->n : 0) + 1;
-  for (lsm_limbo *l = db->limbo; l; l = l->next) count += l->pages.n;
-  pthread_mutex_unlock(&db->lock);
-  np = lsm__blob_pages(db, 4 + 8 * (count + 2));
   uint64_t inflight = 0;
-  /* The blob must be exactly as long as the list it holds, and the list
-   * depends on what allocating the blob took from the free runs (and merge
-   * threads allocate and free meanwhile): allocate, build the list, and
-   * start again with the right size when they disagree. */
-  for (int attempt = 0;; attempt++) {
-    if ((rc = lsm__alloc(db, np, np, &blob))) goto out;
-    all.n = 0;
-    pthread_mutex_lock(&db->lock);
-    for (size_t i = 0; i < db->free.n && !rc; i++)
-      rc = lsm__extv_insert(&all, db->free.v[i].start, db->free.v[i].count);
-    for (size_t i = 0; i < db->pending.n && !rc; i++)
-      rc = lsm__extv_insert(&all, db->pending.v[i].start, db->pending.v[i].count);
-    for (lsm_limbo *l = db->limbo; l && !rc; l = l->next)
-      for (size_t i = 0; i < l->pages.n && !rc; i++)
-        rc = lsm__extv_insert(&all, l->pages.v[i].start, l->pages.v[i].count);
-    inflight = db->inflight;
-    pthread_mutex_unlock(&db->lock);
-    for (size_t i = 0; extra && i < extra->n && !rc; i++)
-      rc = lsm__extv_insert(&all, extra->v[i].start, extra->v[i].count);
-    if (!rc && db->hdr.fl_page)
-      rc = lsm__extv_insert(&all, db->hdr.fl_page, lsm__blob_pages(db, db->hdr.fl_len));
-    if (rc) goto out;
-    len = 4 + 8 * all.n;
-    if (lsm__blob_pages(db, len) == np) break;
-    np = lsm__blob_pages(db, len);
-    lsm__free_now(db, blob.start, blob.count);
-    blob.count = 0;
-    if (attempt == 16) {
-      rc = quire__err(QUIRE_EINTERNAL, "lsm: the free list keeps changing while it is saved");
-      goto out;
-    }
-  }
+  if ((rc = free_list_plan(db, extra, &all, &blob, &inflight))) goto out;
+  size_t len = 4 + 8 * all.n;
+  uint32_t np = blob.count;
   bytes = quire__calloc(1, len);
   if (!bytes) {
     rc = QUIRE_ENOMEM;
@@ -626,13 +701,18 @@ int lsm__flush_locked(lsm_db *db) {
   if (!m->entries && !m->nranges && db->wal_off == 0) return 0;
   lsm_segdesc d;
   lsm_seg *s = NULL;
-  if ((rc = build_from_mem(db, m, &d, NULL))) return rc;
-  if (d.root || d.rt_page) {
-    if ((rc = lsm__seg_load(db, &d, &s))) return rc;
+  lsm_extv pages = {0};
+  if ((rc = build_from_mem(db, m, &d, &pages))) return rc;
+  if (d.root || d.rt_page) rc = lsm__seg_load(db, &d, &s);
+  if (!rc) rc = commit_segments(db, &s, s ? 1 : 0, db->last_seq);
+  if (rc) {
+    /* no header names them (or, after a failure, nothing is written again) */
+    for (size_t i = 0; i < pages.n; i++) lsm__free_now(db, pages.v[i].start, pages.v[i].count);
+  } else {
+    atomic_fetch_add(&db->st_flushes, 1);
+    lsm__merge_kick(db);
   }
-  rc = commit_segments(db, &s, s ? 1 : 0, db->last_seq);
-  if (!rc) atomic_fetch_add(&db->st_flushes, 1);
-  if (!rc) lsm__merge_kick(db);
+  lsm__extv_free(&pages);
   return rc;
 }
 
