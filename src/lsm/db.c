@@ -984,28 +984,43 @@ static int unfinished_creation(lsm_db *db) {
   return 0;
 }
 
-static int read_header(lsm_db *db) {
+/* Picks the valid slot with the higher generation. *damaged = 1 when the
+ * other slot does not validate (a header write cut short, or damage). */
+static int read_header(lsm_db *db, int *damaged) {
   uint8_t two[2 * LSM_SLOT_SIZE];
   int rc = db->file->ops->read(db->file, two, sizeof two, 0);
   if (rc) return rc == QUIRE_ECORRUPT ? quire__err(rc, "lsm: file too short for a header") : rc;
   lsm_hdr a, b;
   int ra = lsm__hdr_decode(two, &a), rb = lsm__hdr_decode(two + LSM_SLOT_SIZE, &b);
   if (ra && rb) {
-    if (ra == QUIRE_EVERSION || rb == QUIRE_EVERSION) {
-      lsm_hdr *x = ra == QUIRE_EVERSION ? &a : &b;
-      (void)x;
+    if (ra == QUIRE_EVERSION || rb == QUIRE_EVERSION)
       return lsm__hdr_decode(ra == QUIRE_EVERSION ? two : two + LSM_SLOT_SIZE, &a);
-    }
     return quire__err(QUIRE_ECORRUPT, "lsm: neither header slot is valid");
   }
   if (!ra && !rb)
     db->hdr = a.generation >= b.generation ? a : b;
   else
     db->hdr = ra ? b : a;
-  if ((db->hdr.generation & 1) != (ra ? 1u : 0u) && ra == 0 && rb != 0) {
-    /* slot 0 holds even generations; tolerate, the generation decides */
-  }
+  *damaged = ra || rb;
   return 0;
+}
+
+/* 1 if the log region starts with a valid record of the epoch after the
+ * header's: the header that began that epoch (a flush or big commit) was
+ * durable, and commits were acknowledged after it. */
+static int log_has_next_epoch(lsm_db *db) {
+  walbuf wb = {.db = db, .size = (uint64_t)db->wal_pages * db->pgsz};
+  uint64_t e = db->hdr.wal_epoch + 1;
+  uint64_t seed = quire__xxh3_seeded(&e, sizeof e, db->hdr.file_id);
+  int found = 0;
+  if (wal_window(&wb, 0, WAL_HDR) == 1) {
+    uint32_t len = ld_le32(wb.b + 8);
+    if (wal_window(&wb, 0, WAL_HDR + (uint64_t)len) == 1)
+      found =
+          ld_le32(wb.b + 12) == 0 && ld_le64(wb.b) == quire__xxh3_seeded(wb.b + 8, WAL_HDR - 8 + len, seed);
+  }
+  quire__free(wb.b);
+  return found;
 }
 
 int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
@@ -1028,6 +1043,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   pthread_mutex_init(&db->merge_mu, NULL);
   pthread_cond_init(&db->merge_cv, NULL);
   const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm__vfs_posix();
+  int damaged = 0;
   int rc = vfs->open(vfs, path, opts->create, &db->file);
   if (rc) {
     db->file = NULL;
@@ -1042,7 +1058,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
       goto fail;
     }
     if ((rc = create_file(db, opts))) goto fail;
-  } else if ((rc = read_header(db))) {
+  } else if ((rc = read_header(db, &damaged))) {
     /* A creation cut short leaves a slot that was never written (all zero)
      * and no valid one; a file that was ever committed has two slots. */
     if (rc != QUIRE_ECORRUPT || !opts->create || opts->read_only || !unfinished_creation(db)) goto fail;
@@ -1100,6 +1116,18 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   for (uint32_t i = 0; i < h->n_in + h->n_wait + h->n_reg; i++) {
     if (!h->seg[i].root && !h->seg[i].rt_page) continue;
     if ((rc = lsm__seg_load(db, &h->seg[i], &db->cur->segs[i]))) goto fail;
+  }
+  /* The newer slot is damaged and the older one is in use. If the newer
+   * header kept the log epoch (a merge), replaying the log from the older
+   * one's position recovers every commit (the records chain from there). If
+   * it began a new epoch and commits were logged after it, they and what it
+   * flushed are beyond reach: report it rather than go back in time. */
+  if (damaged && log_has_next_epoch(db)) {
+    rc = quire__err(QUIRE_ECORRUPT,
+                    "lsm: %s: the newest header slot is damaged and the log holds commits made after it; "
+                    "the older slot would lose them",
+                    path);
+    goto fail;
   }
   db->wal_chain = wal_seed(db);
   if ((rc = wal_replay(db, db->cur->mem))) goto fail;
