@@ -34,7 +34,7 @@ extern "C" {
 typedef struct lsm_db lsm_db;
 typedef struct lsm_txn lsm_txn;
 typedef struct lsm_cursor lsm_cursor;
-struct lsm_vfs; /* file-layer vtable for fault injection, src/lsm/lsm_vfs.h */
+struct lsm_vfs; /* the file layer, quire/lsm_vfs.h */
 
 /* Durability of a commit (docs/LSM.md, "Sync modes"). */
 enum lsm_sync_mode {
@@ -131,6 +131,18 @@ QUIRE_API int lsm_txn_delete_range(lsm_txn *t, const void *lo, size_t lol, const
 /* Reads key as this transaction sees it (its own writes over its snapshot).
  * QUIRE_ENOTFOUND if absent; release *out with lsm_value_release. */
 QUIRE_API int lsm_txn_get(lsm_txn *t, const void *k, size_t kl, lsm_value *out);
+/* This commit's durability, overriding the database's sync_mode:
+ * LSM_SYNC_FULL (acknowledged once the log is synced: survives power loss)
+ * or LSM_SYNC_NORMAL (acknowledged once written: survives a process crash).
+ * Commits stay ordered whatever their modes: the log is one sequence, so a
+ * FULL commit's sync makes every earlier NORMAL commit durable too, replay
+ * never keeps a later commit without the earlier ones, and a NORMAL commit
+ * made while an earlier FULL one waits for its sync is acknowledged (and
+ * visible) only once that FULL one is durable. QUIRE_EINVAL for
+ * LSM_SYNC_OFF (a commit without a log record could be lost while later
+ * ones survive) and on a database opened with LSM_SYNC_OFF (it keeps no
+ * log). Call any time before lsm_txn_commit. */
+QUIRE_API int lsm_txn_set_sync(lsm_txn *t, int sync_mode);
 /* Commits and frees t (always, even on failure). Durable per the sync mode
  * when it returns 0. QUIRE_ECONFLICT for an optimistic transaction that lost.
  * A commit that fails never takes effect, now or after a reopen. If a write

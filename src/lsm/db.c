@@ -52,6 +52,7 @@ struct lsm_txn {
   uint64_t *reads;
   size_t nreads, capreads;
   int failed;
+  int sync_mode; /* this commit's durability (lsm_txn_set_sync) */
 };
 
 void lsm_options_init(lsm_options *o) { memset(o, 0, sizeof *o); }
@@ -285,19 +286,25 @@ static void publish(lsm_db *db, uint64_t seq) {
   pthread_mutex_unlock(&db->lock);
 }
 
-/* Waits until commit seq is durable, syncing the log for every record
- * written so far if no other committer is already doing it (group commit).
- * Then publishes it to readers. A failed sync fails every commit it was to
- * cover, and all later ones: their records are erased. No lock held. */
-static int group_sync(lsm_db *db, uint64_t seq) {
+/* Waits until commit `wait` is durable, syncing the log for every record
+ * written so far if no other committer is already doing it (group commit),
+ * then acknowledges commit seq (>= wait) and publishes it to readers. A FULL
+ * commit waits for itself (wait = seq); a NORMAL one written after a FULL
+ * one still unsynced waits for that one (wait < seq: readers must not see
+ * it, nor the FULL one through it, before the FULL one is durable), and its
+ * own record, at [.., end_off) of log generation gen, is acknowledged without
+ * a sync of its own. A failed sync fails every commit waiting, and all later
+ * ones: their records are erased. No lock held. */
+static int group_sync(lsm_db *db, uint64_t wait, uint64_t seq, uint64_t end_off, uint64_t gen) {
+  int ok = 0;
   pthread_mutex_lock(&db->sync_mu);
-  while (db->synced_seq < seq && !atomic_load(&db->fatal)) {
+  while (db->synced_seq < wait && !atomic_load(&db->fatal)) {
     if (db->syncing) {
       pthread_cond_wait(&db->sync_cv, &db->sync_mu);
       continue;
     }
     db->syncing = 1;
-    uint64_t target = db->written_seq, target_off = db->written_off, gen = db->log_gen;
+    uint64_t target = db->written_seq, target_off = db->written_off, tgen = db->log_gen;
     pthread_mutex_unlock(&db->sync_mu);
     int rc = lsm__fsync(db);
     pthread_mutex_lock(&db->sync_mu);
@@ -306,14 +313,20 @@ static int group_sync(lsm_db *db, uint64_t seq) {
      * under fsync_mu before the next sync can start) */
     if (!rc && !atomic_load(&db->fatal) && target > db->synced_seq) {
       db->synced_seq = target;
-      if (gen == db->log_gen && target_off > db->ack_off) db->ack_off = target_off;
+      if (tgen == db->log_gen && target_off > db->ack_off) db->ack_off = target_off;
     }
     pthread_cond_broadcast(&db->sync_cv);
   }
   uint64_t synced = db->synced_seq;
-  pthread_mutex_unlock(&db->sync_mu);
   if (synced >= seq) {
-    publish(db, synced);
+    ok = 1; /* durable itself (by a sync, or by a flush's header) */
+  } else if (synced >= wait && !atomic_load(&db->fatal)) {
+    ok = 1; /* NORMAL: everything it waited for is durable */
+    if (gen == db->log_gen && end_off > db->ack_off) db->ack_off = end_off;
+  }
+  pthread_mutex_unlock(&db->sync_mu);
+  if (ok) {
+    publish(db, synced > seq ? synced : seq);
     return 0;
   }
   int rc = lsm__failed(db);
@@ -1042,7 +1055,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   pthread_mutex_init(&db->fsync_mu, NULL);
   pthread_mutex_init(&db->merge_mu, NULL);
   pthread_cond_init(&db->merge_cv, NULL);
-  const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm__vfs_posix();
+  const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm_vfs_posix();
   int damaged = 0;
   int rc = vfs->open(vfs, path, opts->create, &db->file);
   if (rc) {
@@ -1300,8 +1313,20 @@ int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out) {
   }
   t->db = db;
   t->flags = flags;
+  t->sync_mode = db->sync_mode;
   t->ver = lsm__pin(db, &t->snap);
   *out = t;
+  return 0;
+}
+
+int lsm_txn_set_sync(lsm_txn *t, int sync_mode) {
+  if (!t) return QUIRE_EINVAL;
+  if (sync_mode != LSM_SYNC_FULL && sync_mode != LSM_SYNC_NORMAL)
+    return quire__err(QUIRE_EINVAL, "lsm: a transaction's sync mode is LSM_SYNC_FULL or LSM_SYNC_NORMAL "
+                                    "(a commit without a log record could be lost while later ones survive)");
+  if (t->db->sync_mode == LSM_SYNC_OFF)
+    return quire__err(QUIRE_EINVAL, "lsm: the database was opened with LSM_SYNC_OFF and keeps no log");
+  t->sync_mode = sync_mode;
   return 0;
 }
 
@@ -1610,8 +1635,8 @@ static int commit_as_segments(lsm_txn *t, uint64_t seq) {
 int lsm_txn_commit(lsm_txn *t) {
   if (!t) return QUIRE_EINVAL;
   lsm_db *db = t->db;
-  int rc = t->failed, group = 0;
-  uint64_t seq = 0;
+  int rc = t->failed;
+  uint64_t seq = 0, wait = 0, end_off = 0, gen = 0;
   quire_buf rec;
   quire__buf_init(&rec, (size_t)1 << 32);
   if (rc) goto out;
@@ -1678,21 +1703,25 @@ int lsm_txn_commit(lsm_txn *t) {
   pthread_mutex_lock(&db->sync_mu);
   db->written_seq = seq;
   db->written_off = db->wal_off;
-  if (db->sync_mode == LSM_SYNC_FULL) {
+  gen = db->log_gen;
+  if (t->sync_mode == LSM_SYNC_FULL) {
     db->full_seq = seq;
-    group = 1; /* visible once durable */
+    wait = seq; /* visible once durable */
+  } else if (db->synced_seq < db->full_seq) {
+    wait = db->full_seq; /* NORMAL behind a FULL commit not yet durable */
   } else if (atomic_load(&db->fatal)) {
     rc = QUIRE_EIO; /* a failure since the check above: not acknowledged, erased below */
   } else {
     db->ack_off = db->wal_off;
   }
   pthread_mutex_unlock(&db->sync_mu);
+  end_off = db->wal_off;
   if (rc) {
     rc = lsm__failed(db);
     log_erase(db);
     goto unlock;
   }
-  if (!group) publish(db, seq);
+  if (!wait) publish(db, seq);
   if (m->bytes > db->mem_budget) {
     /* the commit is in the log and the memtable already: a failed flush is
      * retried by a later commit, not this commit's failure */
@@ -1701,7 +1730,7 @@ int lsm_txn_commit(lsm_txn *t) {
   }
 unlock:
   pthread_mutex_unlock(&db->commit_lock);
-  if (!rc && group) rc = group_sync(db, seq);
+  if (!rc && wait) rc = group_sync(db, wait, seq, end_off, gen);
   if (!rc) atomic_fetch_add(&db->st_commits, 1);
   if (!rc) lsm__merge_after_commit(db);
 out:

@@ -145,7 +145,7 @@ static int px_open(const struct lsm_vfs *vfs, const char *path, int create, lsm_
 }
 
 static const struct lsm_vfs px_vfs = {px_open, NULL};
-const struct lsm_vfs *lsm__vfs_posix(void) { return &px_vfs; }
+const struct lsm_vfs *lsm_vfs_posix(void) { return &px_vfs; }
 
 /* ---- extent lists ------------------------------------------------------ */
 int lsm__extv_push(lsm_extv *x, uint32_t start, uint32_t count) {

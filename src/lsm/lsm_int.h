@@ -23,7 +23,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "lsm/lsm_vfs.h"
+#include "quire/lsm_vfs.h"
 #include "quire/lsm.h"
 #include "util/util.h"
 

@@ -273,6 +273,55 @@ static void test_builder_edges(void) {
   CHECK(cnt.leaked == 0 && cnt.double_use == 0);
 }
 
+/* lsm_txn_set_sync: OFF and unknown modes refused; a NORMAL commit in a
+ * FULL database syncs nothing, a FULL commit in a NORMAL database syncs the
+ * log once; both are there after reopen. */
+static void test_txn_sync(void) {
+  const int modes[] = {LSM_SYNC_FULL, LSM_SYNC_NORMAL, LSM_SYNC_OFF};
+  for (int m = 0; m < 3; m++) {
+    unlink(path);
+    lsm_options o;
+    lsm_options_init(&o);
+    o.create = 1;
+    o.sync_mode = modes[m];
+    o.merge_off = 1;
+    lsm_db *db;
+    CHECK_OK(lsm_open(path, &o, &db));
+    lsm_txn *t;
+    CHECK_OK(lsm_txn_begin(db, 0, &t));
+    CHECK_RC(lsm_txn_set_sync(t, LSM_SYNC_OFF), QUIRE_EINVAL);
+    CHECK_RC(lsm_txn_set_sync(t, 7), QUIRE_EINVAL);
+    CHECK_RC(lsm_txn_set_sync(NULL, LSM_SYNC_FULL), QUIRE_EINVAL);
+    if (modes[m] == LSM_SYNC_OFF) {
+      CHECK_RC(lsm_txn_set_sync(t, LSM_SYNC_FULL), QUIRE_EINVAL);
+      lsm_txn_abort(t);
+      CHECK_OK(lsm_close(db));
+      continue;
+    }
+    lsm_stats s0, s1, s2;
+    CHECK_OK(lsm_stats_get(db, &s0));
+    CHECK_OK(lsm_txn_set_sync(t, LSM_SYNC_NORMAL));
+    CHECK_OK(lsm_txn_put(t, "normal", 6, "1", 1));
+    CHECK_OK(lsm_txn_commit(t));
+    CHECK_OK(lsm_stats_get(db, &s1));
+    CHECK(s1.log_syncs == s0.log_syncs);
+    CHECK_OK(lsm_txn_begin(db, 0, &t));
+    CHECK_OK(lsm_txn_set_sync(t, LSM_SYNC_FULL));
+    CHECK_OK(lsm_txn_put(t, "full", 4, "2", 1));
+    CHECK_OK(lsm_txn_commit(t));
+    CHECK_OK(lsm_stats_get(db, &s2));
+    CHECK(s2.log_syncs == s1.log_syncs + 1);
+    CHECK_OK(lsm_close(db));
+    CHECK_OK(lsm_open(path, &o, &db));
+    lsm_value v;
+    CHECK_OK(lsm_get(db, "normal", 6, &v));
+    lsm_value_release(&v);
+    CHECK_OK(lsm_get(db, "full", 4, &v));
+    lsm_value_release(&v);
+    CHECK_OK(lsm_close(db));
+  }
+}
+
 /* The saved free list must be written whatever its shape. A list of n
  * runs needs blob_pages(4 + 8n) pages, and allocating those pages changes
  * the list it describes (taking a whole run removes one, splitting one
@@ -387,6 +436,7 @@ int main(void) {
   unlink(path);
   test_builder_edges();
   test_flush_refused();
+  test_txn_sync();
   test_free_list_save();
   CHECK(quire__never_count() == 0);
   test_rmtree(dir);
