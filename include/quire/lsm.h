@@ -48,6 +48,13 @@ enum lsm_sync_mode {
 
 enum lsm_seek_op { LSM_SEEK_EQ = 0, LSM_SEEK_LE = 1, LSM_SEEK_GE = 2 };
 
+/* Levels of the messages passed to lsm_options.log_fn. */
+enum lsm_log_level {
+  LSM_LOG_ERROR = 0, /* a write failed and the database stopped writing; a take-back failed */
+  LSM_LOG_WARN = 1,  /* a background merge failed (it is retried); a free list was rebuilt */
+  LSM_LOG_INFO = 2,  /* progress of long operations (vacuum) */
+};
+
 /* lsm_txn_begin flags */
 #define LSM_TXN_OPTIMISTIC                                                                                   \
   1u /* commit fails with QUIRE_ECONFLICT if a commit that                                                   \
@@ -80,6 +87,15 @@ typedef struct lsm_options {
   unsigned level_factor;   /* nominal size growth between Regular levels; 0 = 10 */
   uint64_t level0_bytes;   /* nominal size of Regular 0; 0 = 64 MiB */
   uint32_t promote_leaves; /* leaves promoted by one partial merge; 0 = 512 */
+  /* Where the library's own messages go; NULL: nowhere (the library never
+   * writes to stderr or stdout). level is an enum lsm_log_level; msg is one
+   * line without a newline, valid only during the call. Called from any
+   * thread (background merges too), possibly with internal locks held: it
+   * must not call into the database, and should be quick. log_ctx is passed
+   * back untouched. Errors returned by calls are not logged (they carry
+   * their own quire_errmsg()). */
+  void (*log_fn)(void *ctx, int level, const char *msg);
+  void *log_ctx;
 } lsm_options;
 
 /* Fills o with the defaults (every field 0 means "default"). */

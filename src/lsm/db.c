@@ -28,6 +28,7 @@
  * NORMAL), and the log starts a new epoch. Large transactions (spilled or
  * larger than the log) become segments directly, committed the same way.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,17 @@ void lsm_options_init(lsm_options *o) { memset(o, 0, sizeof *o); }
 
 size_t lsm_max_key_len(const lsm_db *db) { return db->klim; }
 
+/* ---- messages ---------------------------------------------------------- */
+void lsm__log(lsm_db *db, int level, const char *fmt, ...) {
+  if (!db->log_fn) return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  db->log_fn(db->log_ctx, level, msg);
+}
+
 /* ---- failures ---------------------------------------------------------- */
 /* Why a failed write is fatal: after a failed fdatasync the kernel may have
  * dropped the dirty pages it could not write (they read back fine until
@@ -75,7 +87,7 @@ int lsm__fail(lsm_db *db, int rc, const char *what) {
     snprintf(db->fatal_msg, sizeof db->fatal_msg, "%s failed: %s%s%s%s", what, quire_errname(rc),
              *detail ? " (" : "", detail, *detail ? ")" : "");
     atomic_store(&db->fatal, rc);
-    QLOG_ERROR("lsm: %s; no more writes until the database is reopened", db->fatal_msg);
+    lsm__log(db, LSM_LOG_ERROR, "lsm: %s; no more writes until the database is reopened", db->fatal_msg);
   }
   pthread_mutex_unlock(&db->fail_mu);
   return rc;
@@ -134,9 +146,10 @@ static void log_erase(lsm_db *db) {
     pthread_mutex_unlock(&db->fsync_mu);
   }
   if (rc)
-    QLOG_ERROR("lsm: could not erase the unacknowledged log records (%s): commits reported failed may "
-               "reappear after reopen",
-               quire_errname(rc));
+    lsm__log(db, LSM_LOG_ERROR,
+             "lsm: could not erase the unacknowledged log records (%s): commits reported failed may "
+             "reappear after reopen",
+             quire_errname(rc));
 }
 
 /* ---- versions ---------------------------------------------------------- */
@@ -169,7 +182,7 @@ static void limbo_reclaim(lsm_db *db) {
     for (size_t i = 0; i < l->pages.n; i++) {
       lsm_ext e = l->pages.v[i];
       if (lsm__extv_insert(&db->free, e.start, e.count))
-        QLOG_WARN("lsm: out of memory freeing pages (leaked until the next check)");
+        lsm__log(db, LSM_LOG_WARN, "lsm: out of memory freeing pages (leaked until the next check)");
       /* give larger runs' disk space back until they are reused (under the
        * lock: nothing can allocate and write them before the punch is done) */
       if (e.count >= PUNCH_MIN_PAGES && db->file->ops->punch && !db->read_only)
@@ -191,8 +204,8 @@ void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages) {
   pthread_mutex_lock(&db->lock);
   if (!l) {
     /* without memory to wait, keep them out of use until the next check */
-    QLOG_WARN("lsm: out of memory: %llu freed pages leaked until the next check",
-              (unsigned long long)lsm__extv_pages(pages));
+    lsm__log(db, LSM_LOG_WARN, "lsm: out of memory: %llu freed pages leaked until the next check",
+             (unsigned long long)lsm__extv_pages(pages));
     lsm__extv_free(pages);
   } else {
     l->vid = vid;
@@ -367,8 +380,8 @@ static void header_revert(lsm_db *db, uint64_t generation) {
     pthread_mutex_unlock(&db->fsync_mu);
   }
   if (rc)
-    QLOG_ERROR("lsm: could not take back a failed header write (%s): reopening may find it",
-               quire_errname(rc));
+    lsm__log(db, LSM_LOG_ERROR, "lsm: could not take back a failed header write (%s): reopening may find it",
+             quire_errname(rc));
 }
 
 /* Removes [start, start+count) from the run of the sorted, coalesced list x
@@ -1055,6 +1068,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   pthread_mutex_init(&db->fsync_mu, NULL);
   pthread_mutex_init(&db->merge_mu, NULL);
   pthread_cond_init(&db->merge_cv, NULL);
+  db->log_fn = opts->log_fn;
+  db->log_ctx = opts->log_ctx;
   const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm_vfs_posix();
   int damaged = 0;
   int rc = vfs->open(vfs, path, opts->create, &db->file);
@@ -1114,7 +1129,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   /* free space: the saved list, or a reachability walk when it is not exact */
   if (!(h->flags & LSM_HDR_FREE_EXACT) || (rc = load_free_list(db))) {
     if (rc == QUIRE_ENOMEM) goto fail;
-    if (rc) QLOG_WARN("lsm: %s: free list unreadable (%s); rebuilding it", path, quire_errmsg());
+    if (rc)
+      lsm__log(db, LSM_LOG_WARN, "lsm: %s: free list unreadable (%s); rebuilding it", path, quire_errmsg());
     if ((rc = rebuild_free_list(db))) goto fail;
   }
   if ((rc = lsm__version_new(db, &db->cur))) goto fail;
@@ -1726,7 +1742,7 @@ int lsm_txn_commit(lsm_txn *t) {
     /* the commit is in the log and the memtable already: a failed flush is
      * retried by a later commit, not this commit's failure */
     int frc = lsm__flush_locked(db);
-    if (frc) QLOG_WARN("lsm: flush failed (%s); retried later", quire_errmsg());
+    if (frc) lsm__log(db, LSM_LOG_WARN, "lsm: flush failed (%s); retried later", quire_errmsg());
   }
 unlock:
   pthread_mutex_unlock(&db->commit_lock);

@@ -577,7 +577,7 @@ int lsm__alloc(lsm_db *db, uint32_t min, uint32_t want, lsm_ext *out) {
 void lsm__free_now(lsm_db *db, uint32_t start, uint32_t count) {
   pthread_mutex_lock(&db->lock);
   if (lsm__extv_insert(&db->free, start, count))
-    QLOG_WARN("lsm: out of memory freeing %u pages (leaked until the next check)", count);
+    lsm__log(db, LSM_LOG_WARN, "lsm: out of memory freeing %u pages (leaked until the next check)", count);
   pthread_mutex_unlock(&db->lock);
 }
 

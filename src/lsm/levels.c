@@ -360,7 +360,8 @@ static int run_one(lsm_db *db) {
   db->merge_running--;
   if (rc) {
     atomic_fetch_add(&db->st_merrors, 1);
-    if (!db->merge_err) QLOG_WARN("lsm: background merge failed: %s (%s)", quire_errname(rc), quire_errmsg());
+    if (!db->merge_err)
+      lsm__log(db, LSM_LOG_WARN, "lsm: background merge failed: %s (%s)", quire_errname(rc), quire_errmsg());
     db->merge_err = rc;
   } else {
     db->merge_err = 0;

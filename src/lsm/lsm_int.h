@@ -281,6 +281,9 @@ struct lsm_db {
   uint32_t promote_leaves;
   atomic_int merges_building; /* merges with written, uncommitted pages */
 
+  void (*log_fn)(void *ctx, int level, const char *msg); /* lsm_options.log_fn (may be NULL) */
+  void *log_ctx;
+
   lsm_cache cache;
   uint8_t *scratch; /* one page, commit_lock */
   atomic_ullong st_commits, st_flushes, st_merges, st_syncs, st_hdr, st_conflicts;
@@ -468,6 +471,10 @@ int lsm__mcur_prev(lsm_mcur *m);
 int lsm__mcur_seek(lsm_mcur *m, const uint8_t *k, size_t kl, int op);
 lsm_src *lsm__mcur_cur(lsm_mcur *m); /* the winning source, or NULL */
 int lsm__mcur_deleted(lsm_mcur *m);  /* current entry is deleted (raw mode) */
+
+/* db.c: the library's own messages go to lsm_options.log_fn, never to
+ * stderr. LSM_LOG_* levels. */
+void lsm__log(lsm_db *db, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* db.c: failures. Any write, sync or truncate that fails makes the
  * database refuse further writes until it is reopened. */

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "lsm_faultfs.h"
 #include "lsm/lsm_int.h"
@@ -333,6 +334,63 @@ static void run_mode(int mode, int nsteps, long max_points) {
   free(s);
 }
 
+/* ---- messages ------------------------------------------------------------ */
+/* The library writes nothing to stderr: a failed sync and a failed
+ * background merge are reported through lsm_options.log_fn only. */
+typedef struct logbook {
+  int errors, warnings;
+  char first[512];
+} logbook;
+
+static void log_to_book(void *ctx, int level, const char *msg) {
+  logbook *b = ctx;
+  if (!b->errors && !b->warnings) snprintf(b->first, sizeof b->first, "%s", msg);
+  if (level == LSM_LOG_ERROR) b->errors++;
+  if (level == LSM_LOG_WARN) b->warnings++;
+}
+
+static void test_log_callback(void) {
+  char tmpl[] = "/tmp/quire-lsm-stderr-XXXXXX";
+  int fd = mkstemp(tmpl);
+  CHECK(fd >= 0);
+  unlink(tmpl);
+  fflush(stderr);
+  int saved = dup(2);
+  CHECK(saved >= 0 && dup2(fd, 2) == 2);
+  quire__log_set_level(4); /* the global logger at its loudest: still nothing from lsm */
+  for (int with_fn = 0; with_fn < 2; with_fn++) {
+    faultfs fs;
+    ffs_init(&fs, NULL, 0);
+    logbook book = {0, 0, ""};
+    lsm_options o = opts(&fs, LSM_SYNC_FULL);
+    if (with_fn) {
+      o.log_fn = log_to_book;
+      o.log_ctx = &book;
+    }
+    lsm_db *db;
+    CHECK_OK(lsm_open("fault.db", &o, &db));
+    fs.fail_kind = FFS_FAIL_SYNC;
+    fs.fail_at = fs.nsync + 1;
+    lsm_txn *t;
+    CHECK_OK(lsm_txn_begin(db, 0, &t));
+    CHECK_OK(lsm_txn_put(t, "k", 1, "v", 1));
+    CHECK_RC(lsm_txn_commit(t), QUIRE_EIO);
+    CHECK_RC(lsm_close(db), QUIRE_EIO);
+    ffs_free(&fs);
+    if (with_fn) {
+      CHECKF(book.errors == 1 && strstr(book.first, "sync failed") != NULL, "%d errors, first: %s",
+             book.errors, book.first);
+    }
+  }
+  quire__log_set_level(-1);
+  fflush(stderr);
+  CHECK(dup2(saved, 2) == 2);
+  close(saved);
+  off_t len = lseek(fd, 0, SEEK_END);
+  close(fd);
+  CHECKF(len == 0, "the library wrote %lld bytes to stderr", (long long)len);
+}
+
 /* ---- a NORMAL commit behind a FULL one ---------------------------------- */
 /* A gate in the file layer holds the FULL commit's sync while a NORMAL
  * commit is made: the NORMAL one is written but must not be acknowledged or
@@ -473,6 +531,7 @@ int main(void) {
   test_seed();
   quire__log_set_level(-1); /* expected warnings about failed writes */
   int longm = test_long_mode();
+  test_log_callback();
   test_normal_behind_full(0);
   test_normal_behind_full(1);
   run_mode(LSM_SYNC_FULL, longm ? 300 : 60, longm ? 100000 : 60);
