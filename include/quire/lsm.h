@@ -249,9 +249,53 @@ typedef struct lsm_stats {
   uint64_t stalls, stall_us;    /* commits slowed down by backpressure, and for how long */
   uint64_t bytes_written;       /* bytes written to the file since open (log, pages, headers) */
   uint64_t pages_limbo;         /* freed pages waiting for old snapshots to close */
+  uint32_t format_version;      /* of the file (1) */
+  int checksums_verified;       /* 0 if the file was created with no_checksums */
+  uint32_t wal_start;           /* first page of the log region */
+  uint64_t wal_epoch;           /* log epoch of the latest header */
 } lsm_stats;
 
+/* Fills *out (caller-owned) with counters of the open database. */
 QUIRE_API int lsm_stats_get(lsm_db *db, lsm_stats *out);
+
+/* One segment of the latest version, for `quire lsm stat`. */
+typedef struct lsm_segment_stats {
+  uint32_t level; /* index into lsm_stats.level: 0 Incoming, 1 Waiting, 2 + n Regular n */
+  uint32_t pos;   /* position in its level (Incoming, Waiting: 0 = newest) */
+  uint32_t root;  /* root page; 0 for an empty Regular level */
+  uint32_t depth; /* 0: the root is a leaf */
+  uint64_t leaves, tombstones, ranges; /* leaf pages, point tombstones, range tombstones */
+} lsm_segment_stats;
+
+/* Copies up to cap segment descriptions, newest level first, into out
+ * (caller-owned); *n = how many there are (may exceed cap: call again with
+ * more room). Empty Regular levels are listed with root 0. */
+QUIRE_API int lsm_stats_segments(lsm_db *db, lsm_segment_stats *out, size_t cap, size_t *n);
+
+/* Page accounting of lsm_check: every page of the file is exactly one of
+ * header, log, reachable from a segment, or free. */
+typedef struct lsm_check_result {
+  uint64_t pages_total;    /* pages counted (header, log, segments, free, leaked) */
+  uint64_t pages_header;   /* 1 */
+  uint64_t pages_log;      /* the commit log region */
+  uint64_t pages_segments; /* reachable from a segment of the latest header */
+  uint64_t pages_free;     /* on the free list, freed by the next header, in limbo, or the saved list's own */
+  uint64_t pages_limbo;    /* of pages_free: freed by merges, waiting for older snapshots to close */
+  uint64_t pages_leaked;   /* none of these: unusable until the next free-list rebuild (not corruption) */
+  uint64_t pages_double;   /* free twice, or both free and in use (corruption) */
+  int error;               /* what lsm_check returned */
+  char message[256];       /* the first problem found, "" if none */
+} lsm_check_result;
+
+/* Walks every segment of the database as it is durable: verifies every page
+ * checksum, key order within and across pages, parent keys and counts,
+ * overflow runs, range tombstones and the free list, and accounts for every
+ * page (*out, caller-owned, always filled). Returns 0 when the file is sound
+ * (leaked pages are counted, not an error), QUIRE_ECORRUPT when anything is
+ * corrupt (each problem is also passed to lsm_options.log_fn at
+ * LSM_LOG_ERROR), QUIRE_ENOMEM. Pauses background merges while it counts;
+ * reads go on. */
+QUIRE_API int lsm_check(lsm_db *db, lsm_check_result *out);
 
 #ifdef __cplusplus
 }

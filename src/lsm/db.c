@@ -1768,6 +1768,10 @@ int lsm_stats_get(lsm_db *db, lsm_stats *o) {
   o->change_counter = db->last_seq;
   o->merge_counter = db->hdr.merge_counter;
   pthread_mutex_lock(&db->lock);
+  o->format_version = db->hdr.version;
+  o->checksums_verified = db->checksums;
+  o->wal_start = db->hdr.wal_start;
+  o->wal_epoch = db->hdr.wal_epoch;
   o->pages_total = atomic_load(&db->npages);
   o->pages_free = lsm__extv_pages(&db->free) + lsm__extv_pages(&db->pending);
   for (lsm_limbo *l = db->limbo; l; l = l->next) o->pages_limbo += lsm__extv_pages(&l->pages);
@@ -1822,5 +1826,34 @@ int lsm_stats_get(lsm_db *db, lsm_stats *o) {
   o->cache_misses = db->cache.misses;
   o->cache_bytes = db->cache.bytes;
   pthread_mutex_unlock(&db->cache.mu);
+  return 0;
+}
+
+int lsm_stats_segments(lsm_db *db, lsm_segment_stats *out, size_t cap, size_t *n) {
+  if (!db || !n || (!out && cap)) return QUIRE_EINVAL;
+  uint64_t snap;
+  lsm_version *v = lsm__pin(db, &snap);
+  size_t k = 0;
+  for (uint32_t i = 0; i < lsm__vcount(v); i++, k++) {
+    if (k >= cap) continue;
+    lsm_segment_stats *o = &out[k];
+    memset(o, 0, sizeof *o);
+    if (i < v->n_in) {
+      o->level = 0, o->pos = i;
+    } else if (i < v->n_in + v->n_wait) {
+      o->level = 1, o->pos = i - v->n_in;
+    } else {
+      o->level = 2 + (i - v->n_in - v->n_wait), o->pos = 0;
+    }
+    const lsm_seg *s = v->segs[i];
+    if (!s) continue;
+    o->root = s->d.root;
+    o->depth = s->depth;
+    o->leaves = s->leaves;
+    o->tombstones = s->tombs;
+    o->ranges = s->nranges;
+  }
+  lsm__version_unref(db, v);
+  *n = k;
   return 0;
 }

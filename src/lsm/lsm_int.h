@@ -522,6 +522,7 @@ typedef struct lsm_check_counts {
   uint64_t log;        /* the commit log region */
   uint64_t reachable;  /* named by a segment of the header */
   uint64_t free;       /* free, freed by the next header, in limbo, or the saved list itself */
+  uint64_t limbo;      /* of free: in limbo (freed by merges, older snapshots may read them) */
   uint64_t leaked;     /* none of these */
   uint64_t double_use; /* free twice, or both free and in use (corruption) */
 } lsm_check_counts;

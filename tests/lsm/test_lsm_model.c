@@ -99,13 +99,16 @@ static void compare_all(lsm_db *db, const model *m, lsm_txn *t, const model *tm)
   free(k);
 }
 
-/* Page accounting: every page is header, log, reachable or free. */
+/* Page accounting (the public lsm_check): every page is header, log,
+ * reachable or free. */
 static void check_file(lsm_db *db) {
-  lsm_check_counts cnt;
-  CHECKF(lsm__check(db, NULL, NULL, &cnt) == 0, "check failed: %s", quire_errmsg());
-  CHECKF(cnt.leaked == 0 && cnt.double_use == 0, "pages: %llu leaked, %llu used twice",
-         (unsigned long long)cnt.leaked, (unsigned long long)cnt.double_use);
-  CHECK(cnt.header + cnt.log + cnt.reachable + cnt.free == cnt.total);
+  lsm_check_result cnt;
+  int rc = lsm_check(db, &cnt);
+  CHECKF(rc == 0 && cnt.error == 0, "check failed: %s", cnt.message);
+  CHECKF(cnt.pages_leaked == 0 && cnt.pages_double == 0, "pages: %llu leaked, %llu used twice (%s)",
+         (unsigned long long)cnt.pages_leaked, (unsigned long long)cnt.pages_double, cnt.message);
+  CHECK(cnt.pages_header + cnt.pages_log + cnt.pages_segments + cnt.pages_free == cnt.pages_total);
+  CHECK(cnt.pages_limbo <= cnt.pages_free && cnt.message[0] == 0);
 }
 
 /* merge: 0 background threads, 1 inline */
