@@ -135,6 +135,21 @@ QUIRE_API void lsm_value_release(lsm_value *v);
  * caller must lsm_value_release(out). Inline values need no allocation. */
 QUIRE_API int lsm_get(lsm_db *db, const void *key, size_t klen, lsm_value *out);
 
+/* Point read of the nearest entry, on the latest snapshot, tombstones and
+ * range deletes hidden: op LSM_SEEK_LE (the largest key <= key) or
+ * LSM_SEEK_GE (the smallest key >= key); LSM_SEEK_EQ behaves like lsm_get.
+ * The key found is copied into keybuf (keycap bytes, caller-owned; may be
+ * NULL with keycap 0) and its length stored in *klen_out, also when keycap is
+ * too small: then QUIRE_ETOOLARGE and *out stays empty (call again with
+ * lsm_max_key_len(db) bytes). On success *out holds the value as lsm_get's
+ * does (release it with lsm_value_release). QUIRE_ENOTFOUND when nothing
+ * qualifies. No cursor is built: for the client's pages, keys
+ * {'P'}{16-byte volume id}{page index BE32}{lsn BE64} and "the newest version
+ * at or below lsn" is a seek LE to {'P'}{vid}{idx}{lsn} followed by a check
+ * of the first 21 bytes of the key found. */
+QUIRE_API int lsm_get_seek(lsm_db *db, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                           size_t *klen_out, lsm_value *out);
+
 /* Starts a transaction on a snapshot of the latest commit. *out belongs to
  * the caller until lsm_txn_commit or lsm_txn_abort. flags: LSM_TXN_*. */
 QUIRE_API int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out);
@@ -147,6 +162,11 @@ QUIRE_API int lsm_txn_delete_range(lsm_txn *t, const void *lo, size_t lol, const
 /* Reads key as this transaction sees it (its own writes over its snapshot).
  * QUIRE_ENOTFOUND if absent; release *out with lsm_value_release. */
 QUIRE_API int lsm_txn_get(lsm_txn *t, const void *k, size_t kl, lsm_value *out);
+/* lsm_get_seek as transaction t sees the data (its own writes over its
+ * snapshot). An optimistic transaction records the key found as read (not
+ * the gap before it). */
+QUIRE_API int lsm_txn_get_seek(lsm_txn *t, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                               size_t *klen_out, lsm_value *out);
 /* This commit's durability, overriding the database's sync_mode:
  * LSM_SYNC_FULL (acknowledged once the log is synced: survives power loss)
  * or LSM_SYNC_NORMAL (acknowledged once written: survives a process crash).

@@ -1317,6 +1317,51 @@ int lsm_get(lsm_db *db, const void *key, size_t klen, lsm_value *out) {
   return rc;
 }
 
+/* Adds the sources of version v at snap (memtable, then segments) to s. */
+static size_t point_sources(lsm_version *v, uint64_t snap, lsm_point_src *s, size_t n) {
+  s[n++] = (lsm_point_src){.m = v->mem, .snap = snap};
+  for (uint32_t i = 0; i < lsm__vcount(v); i++)
+    if (v->segs[i]) s[n++] = (lsm_point_src){.seg = v->segs[i]};
+  return n;
+}
+
+/* EQ: the key itself, as lsm_get finds it. */
+static int seek_eq_key(int rc, const void *key, size_t klen, void *keybuf, size_t keycap, size_t *klen_out,
+                       lsm_value *out) {
+  if (rc) return rc;
+  *klen_out = klen;
+  if (klen > keycap) {
+    lsm_value_release(out);
+    return quire__err(QUIRE_ETOOLARGE, "lsm: the key found has %zu bytes, the buffer %zu", klen, keycap);
+  }
+  if (klen) memcpy(keybuf, key, klen);
+  return 0;
+}
+
+static int seek_args(const void *key, size_t klen, int op, const void *keybuf, size_t keycap,
+                     const size_t *klen_out, const lsm_value *out) {
+  if (!out || !klen_out || (!key && klen) || (!keybuf && keycap)) return QUIRE_EINVAL;
+  if (op != LSM_SEEK_EQ && op != LSM_SEEK_LE && op != LSM_SEEK_GE) return QUIRE_EINVAL;
+  return 0;
+}
+
+int lsm_get_seek(lsm_db *db, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                 size_t *klen_out, lsm_value *out) {
+  int rc = db ? seek_args(key, klen, op, keybuf, keycap, klen_out, out) : QUIRE_EINVAL;
+  if (rc) return rc;
+  memset(out, 0, sizeof *out);
+  *klen_out = 0;
+  if (op == LSM_SEEK_EQ)
+    return seek_eq_key(lsm_get(db, key, klen, out), key, klen, keybuf, keycap, klen_out, out);
+  uint64_t snap;
+  lsm_version *v = lsm__pin(db, &snap);
+  lsm_point_src s[LSM_MAX_SEGS + 1];
+  size_t n = point_sources(v, snap, s, 0);
+  rc = lsm__point_seek(db, s, n, key, klen, op, keybuf, keycap, klen_out, out);
+  lsm__version_unref(db, v);
+  return rc;
+}
+
 /* ---- transactions ------------------------------------------------------ */
 int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out) {
   if (!db || !out || (flags & ~LSM_TXN_OPTIMISTIC)) return QUIRE_EINVAL;
@@ -1556,6 +1601,26 @@ int lsm_txn_get(lsm_txn *t, const void *k, size_t kl, lsm_value *out) {
     return QUIRE_ENOTFOUND;
   }
   return version_get(t->db, t->ver, t->snap, k, kl, out);
+}
+
+int lsm_txn_get_seek(lsm_txn *t, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                     size_t *klen_out, lsm_value *out) {
+  int rc = t ? seek_args(key, klen, op, keybuf, keycap, klen_out, out) : QUIRE_EINVAL;
+  if (rc) return rc;
+  memset(out, 0, sizeof *out);
+  *klen_out = 0;
+  if (op == LSM_SEEK_EQ)
+    return seek_eq_key(lsm_txn_get(t, key, klen, out), key, klen, keybuf, keycap, klen_out, out);
+  lsm_point_src s[LSM_MAX_SEGS + MAX_PENDING + 2];
+  size_t n = 0;
+  s[n++] = (lsm_point_src){.m = t->buf, .snap = UINT64_MAX};
+  for (size_t i = t->npend; i-- > 0;) s[n++] = (lsm_point_src){.seg = t->pend[i]};
+  n = point_sources(t->ver, t->snap, s, n);
+  rc = lsm__point_seek(t->db, s, n, key, klen, op, keybuf, keycap, klen_out, out);
+  /* an optimistic transaction depends on the entry it found (the gap
+   * before it is not tracked, as with cursors) */
+  if (!rc && (rc = txn_note_read(t, keybuf, *klen_out))) lsm_value_release(out);
+  return rc;
 }
 
 int lsm__cursor_make(lsm_db *db, lsm_version *ver, lsm_src **srcs, size_t n, lsm_cursor **out);

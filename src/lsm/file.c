@@ -415,6 +415,12 @@ void lsm__page_put(lsm_db *db, lsm_page *p) {
   pthread_mutex_unlock(&c->mu);
 }
 
+void lsm__page_ref(lsm_db *db, lsm_page *p) {
+  pthread_mutex_lock(&db->cache.mu);
+  p->refs++;
+  pthread_mutex_unlock(&db->cache.mu);
+}
+
 /* Drops cached copies of pages about to be rewritten. A pinned copy stays
  * alive for its holder but leaves the hash. */
 void lsm__cache_forget(lsm_db *db, uint32_t start, uint32_t count) {

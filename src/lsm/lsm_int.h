@@ -178,6 +178,17 @@ int lsm__mem_covered(lsm_mem *m, const void *k, size_t kl, uint64_t after, uint6
 lsm_mnode *lsm__mem_seek(lsm_mem *m, const void *k, size_t kl, uint64_t snap);
 /* Last node with key < k (k NULL = last node). */
 lsm_mnode *lsm__mem_seek_lt(lsm_mem *m, const void *k, size_t kl);
+/* From node n (any version), the newest version visible at snap of n's key
+ * or a later key. */
+lsm_mnode *lsm__mem_visible(lsm_mnode *n, uint64_t snap);
+/* Newest version visible at snap of the largest key < k (k NULL: of any). */
+lsm_mnode *lsm__mem_before(lsm_mem *m, const void *k, size_t kl, uint64_t snap);
+/* Newest version visible at snap of the nearest key to k: op LSM_SEEK_LE
+ * (largest key <= k, or < k without incl) or LSM_SEEK_GE (smallest >= k /
+ * > k). NULL if none. */
+lsm_mnode *lsm__mem_near(lsm_mem *m, const void *k, size_t kl, int op, int incl, uint64_t snap);
+/* A range with after < seq <= snap covering k, or NULL. */
+const lsm_mrange *lsm__mem_covering(lsm_mem *m, const void *k, size_t kl, uint64_t after, uint64_t snap);
 static inline lsm_mnode *lsm__mnext(lsm_mnode *n) {
   return atomic_load_explicit(&n->next[0], memory_order_acquire);
 }
@@ -306,6 +317,8 @@ void lsm__cache_destroy(lsm_cache *c);
 /* Pinned, checksum-verified page; release with lsm__page_put. */
 int lsm__page_get(lsm_db *db, uint32_t pgno, lsm_page **out);
 void lsm__page_put(lsm_db *db, lsm_page *p);
+/* One more pin on a page already pinned (release with lsm__page_put). */
+void lsm__page_ref(lsm_db *db, lsm_page *p);
 void lsm__cache_forget(lsm_db *db, uint32_t start, uint32_t count);
 void lsm__page_seal(lsm_db *db, uint8_t *page, uint32_t pgno);
 int lsm__page_verify(lsm_db *db, const uint8_t *page, uint32_t pgno);
@@ -403,6 +416,23 @@ struct lsm_src {
   uint64_t seq; /* memtable: commit sequence; segments: LSM_SEQ_OWN */
 };
 int lsm__segcur_open(lsm_db *db, lsm_seg *seg, lsm_src **out);
+/* A segment cursor in the caller's memory (point seeks: no allocation). It
+ * takes no reference on seg; kbuf holds db->klim + 1 bytes (the current
+ * key). lsm__segcur_fini releases the pages it pins; do not call close. */
+typedef struct lsm_segcur {
+  lsm_src base;
+  lsm_db *db;
+  lsm_seg *seg;
+  int nst; /* stack depth: st[0] root .. st[nst-1] leaf */
+  struct {
+    lsm_page *pg;
+    lsm_pview v;
+    uint32_t idx;
+  } st[LSM_MAX_DEPTH + 1];
+  uint8_t *kbuf;
+} lsm_segcur;
+void lsm__segcur_init(lsm_segcur *c, lsm_db *db, lsm_seg *seg, uint8_t *kbuf);
+void lsm__segcur_fini(lsm_segcur *c);
 int lsm__memcur_open(lsm_mem *m, uint64_t snap, lsm_src **out);
 int lsm__ranges_cover(const lsm_range *r, size_t n, const uint8_t *k, size_t kl);
 /* Sorts ranges by lo and merges overlapping or touching ones; returns the
@@ -486,6 +516,27 @@ int lsm__failed(lsm_db *db);
  * their own. */
 int lsm__fwrite(lsm_db *db, const void *buf, size_t n, uint64_t off);
 int lsm__fsync(lsm_db *db);
+
+/* seek.c: the nearest live entry over sources ordered newest first (a
+ * transaction's buffer and pending segments, a memtable, segments), with no
+ * cursor allocated. op LSM_SEEK_LE or LSM_SEEK_GE. On success the key is
+ * copied to keybuf (QUIRE_ETOOLARGE if keycap is short; *klen_out is set
+ * either way) and *out holds the value as lsm_get's does. QUIRE_ENOTFOUND
+ * when nothing qualifies. The caller keeps the sources alive (a pinned
+ * version or transaction); b is working state. */
+typedef struct lsm_bound {
+  const uint8_t *k;
+  size_t kl;
+  int incl;
+} lsm_bound;
+typedef struct lsm_point_src {
+  lsm_mem *m; /* a memtable or transaction buffer, read at snap; or NULL */
+  uint64_t snap;
+  lsm_seg *seg; /* when m is NULL */
+  lsm_bound b;
+} lsm_point_src;
+int lsm__point_seek(lsm_db *db, lsm_point_src *s, size_t n, const void *key, size_t klen, int op,
+                    void *keybuf, size_t keycap, size_t *klen_out, lsm_value *out);
 
 /* db.c */
 void lsm__version_unref(lsm_db *db, lsm_version *v);

@@ -52,6 +52,42 @@ static void probe_key(uint8_t *buf, size_t *len) {
     (*len)--; /* a prefix of a key */
 }
 
+/* lsm_get_seek (t NULL) or lsm_txn_get_seek, every op, against the model;
+ * a key buffer one byte short gives QUIRE_ETOOLARGE and the length. */
+static void compare_point_seek(lsm_db *db, lsm_txn *t, const model *m, const uint8_t *k, size_t kl) {
+  static const int ops[] = {LSM_SEEK_LE, LSM_SEEK_GE, LSM_SEEK_EQ};
+  uint8_t *kb = malloc(klim + 1);
+  size_t i = model_lb(m, k, kl);
+  int exact = i < m->n && model_cmp(m->e[i].k, m->e[i].kl, k, kl) == 0;
+  for (int o = 0; o < 3; o++) {
+    size_t want = ops[o] == LSM_SEEK_GE ? i : exact ? i : ops[o] == LSM_SEEK_EQ || i == 0 ? SIZE_MAX : i - 1;
+    if (want >= m->n) want = SIZE_MAX;
+    lsm_value v;
+    size_t got = 12345;
+    int rc = t ? lsm_txn_get_seek(t, k, kl, ops[o], kb, klim + 1, &got, &v)
+               : lsm_get_seek(db, k, kl, ops[o], kb, klim + 1, &got, &v);
+    if (want == SIZE_MAX) {
+      CHECKF(rc == QUIRE_ENOTFOUND, "point seek op %d: rc %d, expected nothing", ops[o], rc);
+      continue;
+    }
+    CHECKF(rc == 0, "point seek op %d: rc %d (%s)", ops[o], rc, quire_errmsg());
+    const model_ent *e = &m->e[want];
+    CHECKF(got == e->kl && model_cmp(kb, got, e->k, e->kl) == 0,
+           "point seek op %d: key of %zu bytes, wanted %zu", ops[o], got, e->kl);
+    CHECKF(v.len == e->vl && (v.len == 0 || memcmp(v.data, e->v, v.len) == 0), "point seek op %d: value",
+           ops[o]);
+    lsm_value_release(&v);
+    if (e->kl) {
+      got = 0;
+      rc = t ? lsm_txn_get_seek(t, k, kl, ops[o], kb, e->kl - 1, &got, &v)
+             : lsm_get_seek(db, k, kl, ops[o], kb, e->kl - 1, &got, &v);
+      CHECK_RC(rc, QUIRE_ETOOLARGE);
+      CHECK(got == e->kl && v.data == NULL);
+    }
+  }
+  free(kb);
+}
+
 static void compare_all(lsm_db *db, const model *m, lsm_txn *t, const model *tm) {
   lsm_cursor *c;
   CHECK_OK(lsm_cursor_open(db, &c));
@@ -61,6 +97,7 @@ static void compare_all(lsm_db *db, const model *m, lsm_txn *t, const model *tm)
     size_t kl;
     probe_key(k, &kl);
     compare_seek(c, m, k, kl);
+    compare_point_seek(db, NULL, m, k, kl);
     lsm_value v;
     size_t j = model_lb(m, k, kl);
     int present = j < m->n && model_cmp(m->e[j].k, m->e[j].kl, k, kl) == 0;
@@ -82,6 +119,7 @@ static void compare_all(lsm_db *db, const model *m, lsm_txn *t, const model *tm)
       size_t kl;
       probe_key(k, &kl);
       compare_seek(tc, tm, k, kl);
+      compare_point_seek(db, t, tm, k, kl);
       size_t j = model_lb(tm, k, kl);
       int present = j < tm->n && model_cmp(tm->e[j].k, tm->e[j].kl, k, kl) == 0;
       lsm_value v;
