@@ -172,7 +172,7 @@ int lsm__point_seek(lsm_db *db, lsm_point_src *s, size_t n, const void *key, siz
       rc = QUIRE_ENOTFOUND;
       break;
     }
-    lsm_range r;
+    lsm_range r = {NULL, NULL, 0, 0};
     int rsrc;
     if (!deleted(s, b.src, &b, bestkey, b.kl, &r, &rsrc)) break;
     /* excluded from every source from now on; past the covering range from
