@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tests/lsm/faultfs.h"
+#include "../../tests/testlib/lsm_faultfs.h"
 #include "lsm/lsm_int.h"
 
 static void fix_checksums(uint8_t *img, size_t len) {

@@ -34,7 +34,7 @@ extern "C" {
 typedef struct lsm_db lsm_db;
 typedef struct lsm_txn lsm_txn;
 typedef struct lsm_cursor lsm_cursor;
-struct lsm_vfs; /* file-layer vtable for fault injection, src/lsm/lsm_vfs.h */
+struct lsm_vfs; /* the file layer, quire/lsm_vfs.h */
 
 /* Durability of a commit (docs/LSM.md, "Sync modes"). */
 enum lsm_sync_mode {
@@ -47,6 +47,13 @@ enum lsm_sync_mode {
 };
 
 enum lsm_seek_op { LSM_SEEK_EQ = 0, LSM_SEEK_LE = 1, LSM_SEEK_GE = 2 };
+
+/* Levels of the messages passed to lsm_options.log_fn. */
+enum lsm_log_level {
+  LSM_LOG_ERROR = 0, /* a write failed and the database stopped writing; a take-back failed */
+  LSM_LOG_WARN = 1,  /* a background merge failed (it is retried); a free list was rebuilt */
+  LSM_LOG_INFO = 2,  /* progress of long operations (vacuum) */
+};
 
 /* lsm_txn_begin flags */
 #define LSM_TXN_OPTIMISTIC                                                                                   \
@@ -80,6 +87,15 @@ typedef struct lsm_options {
   unsigned level_factor;   /* nominal size growth between Regular levels; 0 = 10 */
   uint64_t level0_bytes;   /* nominal size of Regular 0; 0 = 64 MiB */
   uint32_t promote_leaves; /* leaves promoted by one partial merge; 0 = 512 */
+  /* Where the library's own messages go; NULL: nowhere (the library never
+   * writes to stderr or stdout). level is an enum lsm_log_level; msg is one
+   * line without a newline, valid only during the call. Called from any
+   * thread (background merges too), possibly with internal locks held: it
+   * must not call into the database, and should be quick. log_ctx is passed
+   * back untouched. Errors returned by calls are not logged (they carry
+   * their own quire_errmsg()). */
+  void (*log_fn)(void *ctx, int level, const char *msg);
+  void *log_ctx;
 } lsm_options;
 
 /* Fills o with the defaults (every field 0 means "default"). */
@@ -95,7 +111,9 @@ QUIRE_API int lsm_open(const char *path, const lsm_options *opts, lsm_db **out);
 
 /* Flushes committed data, writes both header slots and closes. Every
  * transaction and cursor must have been finished first. Accepts NULL.
- * Returns the first error met while flushing (the handle is freed anyway). */
+ * Returns the first error met while flushing (the handle is freed anyway).
+ * After a failed write (see lsm_txn_commit) it writes nothing and returns
+ * QUIRE_EIO; reopening recovers the acknowledged commits from the log. */
 QUIRE_API int lsm_close(lsm_db *db);
 
 /* Longest key accepted (depends on the page size). */
@@ -117,6 +135,21 @@ QUIRE_API void lsm_value_release(lsm_value *v);
  * caller must lsm_value_release(out). Inline values need no allocation. */
 QUIRE_API int lsm_get(lsm_db *db, const void *key, size_t klen, lsm_value *out);
 
+/* Point read of the nearest entry, on the latest snapshot, tombstones and
+ * range deletes hidden: op LSM_SEEK_LE (the largest key <= key) or
+ * LSM_SEEK_GE (the smallest key >= key); LSM_SEEK_EQ behaves like lsm_get.
+ * The key found is copied into keybuf (keycap bytes, caller-owned; may be
+ * NULL with keycap 0) and its length stored in *klen_out, also when keycap is
+ * too small: then QUIRE_ETOOLARGE and *out stays empty (call again with
+ * lsm_max_key_len(db) bytes). On success *out holds the value as lsm_get's
+ * does (release it with lsm_value_release). QUIRE_ENOTFOUND when nothing
+ * qualifies. No cursor is built: for the client's pages, keys
+ * {'P'}{16-byte volume id}{page index BE32}{lsn BE64} and "the newest version
+ * at or below lsn" is a seek LE to {'P'}{vid}{idx}{lsn} followed by a check
+ * of the first 21 bytes of the key found. */
+QUIRE_API int lsm_get_seek(lsm_db *db, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                           size_t *klen_out, lsm_value *out);
+
 /* Starts a transaction on a snapshot of the latest commit. *out belongs to
  * the caller until lsm_txn_commit or lsm_txn_abort. flags: LSM_TXN_*. */
 QUIRE_API int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out);
@@ -129,8 +162,29 @@ QUIRE_API int lsm_txn_delete_range(lsm_txn *t, const void *lo, size_t lol, const
 /* Reads key as this transaction sees it (its own writes over its snapshot).
  * QUIRE_ENOTFOUND if absent; release *out with lsm_value_release. */
 QUIRE_API int lsm_txn_get(lsm_txn *t, const void *k, size_t kl, lsm_value *out);
+/* lsm_get_seek as transaction t sees the data (its own writes over its
+ * snapshot). An optimistic transaction records the key found as read (not
+ * the gap before it). */
+QUIRE_API int lsm_txn_get_seek(lsm_txn *t, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                               size_t *klen_out, lsm_value *out);
+/* This commit's durability, overriding the database's sync_mode:
+ * LSM_SYNC_FULL (acknowledged once the log is synced: survives power loss)
+ * or LSM_SYNC_NORMAL (acknowledged once written: survives a process crash).
+ * Commits stay ordered whatever their modes: the log is one sequence, so a
+ * FULL commit's sync makes every earlier NORMAL commit durable too, replay
+ * never keeps a later commit without the earlier ones, and a NORMAL commit
+ * made while an earlier FULL one waits for its sync is acknowledged (and
+ * visible) only once that FULL one is durable. QUIRE_EINVAL for
+ * LSM_SYNC_OFF (a commit without a log record could be lost while later
+ * ones survive) and on a database opened with LSM_SYNC_OFF (it keeps no
+ * log). Call any time before lsm_txn_commit. */
+QUIRE_API int lsm_txn_set_sync(lsm_txn *t, int sync_mode);
 /* Commits and frees t (always, even on failure). Durable per the sync mode
- * when it returns 0. QUIRE_ECONFLICT for an optimistic transaction that lost. */
+ * when it returns 0. QUIRE_ECONFLICT for an optimistic transaction that lost.
+ * A commit that fails never takes effect, now or after a reopen. If a write
+ * or sync of the file fails (here, in a flush or in a background merge), the
+ * database refuses every later commit, flush, compaction and merge with
+ * QUIRE_EIO until it is closed and reopened (reads still work). */
 QUIRE_API int lsm_txn_commit(lsm_txn *t);
 /* Discards t and frees it. Accepts NULL. */
 QUIRE_API void lsm_txn_abort(lsm_txn *t);
@@ -215,9 +269,53 @@ typedef struct lsm_stats {
   uint64_t stalls, stall_us;    /* commits slowed down by backpressure, and for how long */
   uint64_t bytes_written;       /* bytes written to the file since open (log, pages, headers) */
   uint64_t pages_limbo;         /* freed pages waiting for old snapshots to close */
+  uint32_t format_version;      /* of the file (1) */
+  int checksums_verified;       /* 0 if the file was created with no_checksums */
+  uint32_t wal_start;           /* first page of the log region */
+  uint64_t wal_epoch;           /* log epoch of the latest header */
 } lsm_stats;
 
+/* Fills *out (caller-owned) with counters of the open database. */
 QUIRE_API int lsm_stats_get(lsm_db *db, lsm_stats *out);
+
+/* One segment of the latest version, for `quire lsm stat`. */
+typedef struct lsm_segment_stats {
+  uint32_t level; /* index into lsm_stats.level: 0 Incoming, 1 Waiting, 2 + n Regular n */
+  uint32_t pos;   /* position in its level (Incoming, Waiting: 0 = newest) */
+  uint32_t root;  /* root page; 0 for an empty Regular level */
+  uint32_t depth; /* 0: the root is a leaf */
+  uint64_t leaves, tombstones, ranges; /* leaf pages, point tombstones, range tombstones */
+} lsm_segment_stats;
+
+/* Copies up to cap segment descriptions, newest level first, into out
+ * (caller-owned); *n = how many there are (may exceed cap: call again with
+ * more room). Empty Regular levels are listed with root 0. */
+QUIRE_API int lsm_stats_segments(lsm_db *db, lsm_segment_stats *out, size_t cap, size_t *n);
+
+/* Page accounting of lsm_check: every page of the file is exactly one of
+ * header, log, reachable from a segment, or free. */
+typedef struct lsm_check_result {
+  uint64_t pages_total;    /* pages counted (header, log, segments, free, leaked) */
+  uint64_t pages_header;   /* 1 */
+  uint64_t pages_log;      /* the commit log region */
+  uint64_t pages_segments; /* reachable from a segment of the latest header */
+  uint64_t pages_free;     /* on the free list, freed by the next header, in limbo, or the saved list's own */
+  uint64_t pages_limbo;    /* of pages_free: freed by merges, waiting for older snapshots to close */
+  uint64_t pages_leaked;   /* none of these: unusable until the next free-list rebuild (not corruption) */
+  uint64_t pages_double;   /* free twice, or both free and in use (corruption) */
+  int error;               /* what lsm_check returned */
+  char message[256];       /* the first problem found, "" if none */
+} lsm_check_result;
+
+/* Walks every segment of the database as it is durable: verifies every page
+ * checksum, key order within and across pages, parent keys and counts,
+ * overflow runs, range tombstones and the free list, and accounts for every
+ * page (*out, caller-owned, always filled). Returns 0 when the file is sound
+ * (leaked pages are counted, not an error), QUIRE_ECORRUPT when anything is
+ * corrupt (each problem is also passed to lsm_options.log_fn at
+ * LSM_LOG_ERROR), QUIRE_ENOMEM. Pauses background merges while it counts;
+ * reads go on. */
+QUIRE_API int lsm_check(lsm_db *db, lsm_check_result *out);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "lsm/lsm_int.h"
+#include "quire/lsm.h"
+#include "util/util.h"
 
 const char quire_cmd_lsm_summary[] =
     "inspect or maintain an LSM key-value file: stat, dump, check, compact, vacuum";
@@ -33,9 +34,17 @@ static void help(void) {
          "not be open elsewhere).\n");
 }
 
+/* The library's own messages (a rebuilt free list, a failed merge) go to
+ * stderr here: the library itself never prints. */
+static void log_stderr(void *ctx, int level, const char *msg) {
+  (void)ctx;
+  if (level <= LSM_LOG_WARN) fprintf(stderr, "quire lsm: %s\n", msg);
+}
+
 static int open_ro(const char *path, lsm_db **db) {
   lsm_options o;
   lsm_options_init(&o);
+  o.log_fn = log_stderr;
   o.read_only = 1;
   o.sync_mode = LSM_SYNC_OFF;
   return lsm_open(path, &o, db);
@@ -59,15 +68,15 @@ static int do_stat(const char *path) {
   lsm_stats st;
   lsm_stats_get(db, &st);
   printf("file            %s\n", path);
-  printf("format          version %u, page size %u, reserve %u, checksums %s\n", db->hdr.version,
-         st.page_size, st.reserve_bytes, db->checksums ? "verified" : "not verified");
+  printf("format          version %u, page size %u, reserve %u, checksums %s\n", st.format_version,
+         st.page_size, st.reserve_bytes, st.checksums_verified ? "verified" : "not verified");
   printf("header          generation %llu, change counter %llu, merge counter %llu\n",
          (unsigned long long)st.generation, (unsigned long long)st.change_counter,
          (unsigned long long)st.merge_counter);
   printf("pages           %llu total (%.1f MiB), %llu free\n", (unsigned long long)st.pages_total,
          (double)st.pages_total * st.page_size / 1048576.0, (unsigned long long)st.pages_free);
   printf("log             %u pages at page %u, epoch %llu, %llu bytes to replay\n", st.wal_pages,
-         db->hdr.wal_start, (unsigned long long)db->hdr.wal_epoch, (unsigned long long)st.wal_bytes_used);
+         st.wal_start, (unsigned long long)st.wal_epoch, (unsigned long long)st.wal_bytes_used);
   printf("memtable        %llu entries (after replaying the log)\n", (unsigned long long)st.mem_entries);
   printf("levels          incoming %u, waiting %u, regular %u (page size x leaves = bytes)\n", st.incoming,
          st.waiting, st.nlevels > 2 ? st.nlevels - 2 : 0);
@@ -81,22 +90,25 @@ static int do_stat(const char *path) {
            (unsigned long long)L->leaves, (unsigned long long)L->tombstones, (double)L->bytes / 1048576.0,
            (unsigned long long)L->ranges, nominal);
   }
-  lsm_version *v = db->cur;
-  for (uint32_t i = 0; i < lsm__vcount(v); i++) {
-    lsm_seg *s = v->segs[i];
+  lsm_segment_stats segs[128];
+  size_t nseg = 0;
+  lsm_stats_segments(db, segs, sizeof segs / sizeof segs[0], &nseg);
+  for (size_t i = 0; i < nseg && i < sizeof segs / sizeof segs[0]; i++) {
+    const lsm_segment_stats *s = &segs[i];
     char where[32];
-    if (i < v->n_in)
-      snprintf(where, sizeof where, "incoming[%u]", i);
-    else if (i < v->n_in + v->n_wait)
-      snprintf(where, sizeof where, "waiting[%u]", i - v->n_in);
+    if (s->level == 0)
+      snprintf(where, sizeof where, "incoming[%u]", s->pos);
+    else if (s->level == 1)
+      snprintf(where, sizeof where, "waiting[%u]", s->pos);
     else
-      snprintf(where, sizeof where, "regular[%u]", i - v->n_in - v->n_wait);
-    if (!s) {
+      snprintf(where, sizeof where, "regular[%u]", s->level - 2);
+    if (!s->root && !s->ranges) {
       printf("  %-14s empty\n", where);
       continue;
     }
-    printf("  %-14s root %u, depth %u, %llu leaves, %llu tombstones, %zu range deletes\n", where, s->d.root,
-           s->depth, (unsigned long long)s->leaves, (unsigned long long)s->tombs, s->nranges);
+    printf("  %-14s root %u, depth %u, %llu leaves, %llu tombstones, %llu range deletes\n", where, s->root,
+           s->depth, (unsigned long long)s->leaves, (unsigned long long)s->tombstones,
+           (unsigned long long)s->ranges);
   }
   printf("fragmentation   %.1f%% of the file is free (%llu of %llu pages)\n",
          st.pages_total ? 100.0 * (double)st.pages_free / (double)st.pages_total : 0.0,
@@ -170,20 +182,30 @@ static int do_dump(int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
-static void report(void *ctx, const char *msg) {
+/* check prints every problem lsm_check finds (they come through log_fn) */
+static void log_problems(void *ctx, int level, const char *msg) {
   (void)ctx;
-  printf("  %s\n", msg);
+  static const char prefix[] = "lsm check: ";
+  if (level == LSM_LOG_ERROR && strncmp(msg, prefix, sizeof prefix - 1) == 0)
+    printf("  %s\n", msg + sizeof prefix - 1);
+  else
+    log_stderr(ctx, level, msg);
 }
 
 static int do_check(const char *path) {
   lsm_db *db;
-  int rc = open_ro(path, &db);
+  lsm_options o;
+  lsm_options_init(&o);
+  o.read_only = 1;
+  o.sync_mode = LSM_SYNC_OFF;
+  o.log_fn = log_problems;
+  int rc = lsm_open(path, &o, &db);
   if (rc) {
     printf("%s: cannot open: %s: %s\n", path, quire_strerror(rc), quire_errmsg());
     return CLI_EXIT_FAIL;
   }
-  lsm_check_counts cnt;
-  rc = lsm__check(db, report, NULL, &cnt);
+  lsm_check_result cnt;
+  rc = lsm_check(db, &cnt);
   /* also read every committed value through the public API */
   lsm_cursor *cur;
   uint64_t entries = 0;
@@ -208,8 +230,9 @@ static int do_check(const char *path) {
   printf("%s: ok: %llu live entries, %u+%u+%u segments\n", path, (unsigned long long)entries, st.incoming,
          st.waiting, st.regular);
   printf("pages: %llu = 1 header + %llu log + %llu reachable + %llu free + %llu leaked\n",
-         (unsigned long long)cnt.total, (unsigned long long)cnt.log, (unsigned long long)cnt.reachable,
-         (unsigned long long)cnt.free, (unsigned long long)cnt.leaked);
+         (unsigned long long)cnt.pages_total, (unsigned long long)cnt.pages_log,
+         (unsigned long long)cnt.pages_segments, (unsigned long long)cnt.pages_free,
+         (unsigned long long)cnt.pages_leaked);
   return CLI_EXIT_OK;
 }
 
@@ -231,6 +254,7 @@ static int sub_check(int argc, char **argv) {
 static int open_rw(const char *path, lsm_db **db) {
   lsm_options o;
   lsm_options_init(&o);
+  o.log_fn = log_stderr;
   o.merge_off = 1; /* this command does the merging */
   return lsm_open(path, &o, db);
 }

@@ -241,6 +241,8 @@ static int write_batch(struct fetch_job *j) {
   for (int attempt = 0; attempt < 4; attempt++) {
     lsm_txn *t;
     if ((rc = lsm_txn_begin(db, LSM_TXN_OPTIMISTIC, &t)) != 0) break;
+    /* A fetched page lost to a power cut is fetched again. */
+    if (v->client->o.sync_mode == QUIRE_SYNC_FULL) lsm_txn_set_sync(t, LSM_SYNC_NORMAL);
     for (size_t i = 0; i < j->nbatch && !rc; i++) {
       struct cl_fetch_slot *s = j->batch[i];
       uint8_t key[CL_P_KEY_LEN];

@@ -248,43 +248,17 @@ int cl__pval_kind(const void *vp, size_t n, quire_lsn *pending_lsn) {
   return quire__err(QUIRE_ECORRUPT, "local page version: %zu bytes is neither a page nor a marker", n);
 }
 
-/* The entry at or below key (LE). Until the LSM has a point seek this opens
- * a cursor; the found key is copied into found (cap bytes). */
-static int seek_le(lsm_db *db, const uint8_t *key, size_t kl, uint8_t *found, size_t cap, size_t *fl,
-                   lsm_value *val, uint8_t **copy) {
-  lsm_cursor *c;
-  int rc = lsm_cursor_open(db, &c);
-  if (rc) return rc;
-  rc = lsm_cursor_seek(c, key, kl, LSM_SEEK_LE);
-  const void *k, *v;
-  size_t klen, vlen;
-  if (!rc) rc = lsm_cursor_key(c, &k, &klen);
-  if (!rc && klen > cap) rc = QUIRE_ETOOLARGE;
-  if (!rc) rc = lsm_cursor_value(c, &v, &vlen);
-  if (!rc) {
-    memcpy(found, k, klen);
-    *fl = klen;
-    *copy = quire__memdup(v, vlen ? vlen : 1);
-    if (!*copy) rc = QUIRE_ENOMEM;
-    val->data = *copy;
-    val->len = vlen;
-  }
-  lsm_cursor_close(c);
-  return rc;
-}
-
 int cl__page_lookup(lsm_db *db, const quire_gid *vid, quire_pageidx idx, quire_lsn lsn, int *kind,
                     quire_lsn *at, quire_lsn *pending, uint8_t *page) {
-  uint8_t key[CL_P_KEY_LEN], found[300], *copy = NULL;
+  uint8_t key[CL_P_KEY_LEN], found[CL_KEY_MAX];
   size_t kl = cl__key_p(key, vid, idx, lsn), fl = 0;
   lsm_value val = {0};
   *kind = CL_PAGE_ABSENT;
   *at = 0;
   *pending = 0;
-  int rc = seek_le(db, key, kl, found, sizeof found, &fl, &val, &copy);
-#define lsm_value_release(v) (quire__free(copy), copy = NULL)
-  if (rc == QUIRE_ENOTFOUND || (rc == QUIRE_ETOOLARGE)) {
-    rc = 0; /* nothing at or below: a longer key sorts after every P key */
+  int rc = lsm_get_seek(db, key, kl, LSM_SEEK_LE, found, sizeof found, &fl, &val);
+  if (rc == QUIRE_ENOTFOUND || rc == QUIRE_ETOOLARGE) {
+    rc = 0; /* nothing at or below, or a longer key that is not a page version (a name) */
     goto zero;
   }
   if (rc) return rc;
@@ -310,9 +284,7 @@ int cl__page_lookup(lsm_db *db, const quire_gid *vid, quire_pageidx idx, quire_l
   }
   lsm_value_release(&val);
   return 0;
-#undef lsm_value_release
 zero:
-  quire__free(copy);
   if (page) memset(page, 0, QUIRE_PAGE_SIZE);
   return rc;
 }

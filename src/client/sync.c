@@ -120,42 +120,82 @@ static int intent_add(struct cl_intent *in, const struct quire_ps_written *segs,
   return 0;
 }
 
-/* Uploads the pages of todo (newest version at or below end) in batches,
- * adding each batch's segments to the persisted intent. */
-static int upload(quire_volume *v, struct cl_intent *in, const splinter_t *todo, const struct cl_call *call) {
+/* The upload of one push: push_inflight workers take batches of the pages
+ * to send from one iterator, read them, write_pages them, and add each
+ * batch's segments to the intent, persisted after every batch. */
+struct upload {
+  quire_volume *v;
+  struct cl_intent *in;
+  const struct cl_call *call;
+  pthread_mutex_t mu; /* guards it, in, rc */
+  splinter_iter_t it;
+  int rc;
+  char msg[256]; /* the failing worker's detail (quire_errmsg is per thread) */
+};
+
+static void *upload_worker(void *arg) {
+  struct upload *u = arg;
+  quire_volume *v = u->v;
   quire_client *c = v->client;
   size_t batch = c->o.push_batch_pages;
   quire_pageidx *idx = quire__malloc(batch * sizeof *idx);
   uint8_t *buf = quire__malloc(batch * QUIRE_PAGE_SIZE);
   const uint8_t **pages = quire__malloc(batch * sizeof *pages);
   int rc = idx && buf && pages ? 0 : QUIRE_ENOMEM;
-  splinter_iter_t it;
-  splinter_iter_init(&it, splinter_ref_owned(todo), 1);
-  while (!rc) {
-    size_t n = splinter_iter_next_batch(&it, idx, batch);
+  for (;;) {
+    pthread_mutex_lock(&u->mu);
+    if (rc && !u->rc) {
+      u->rc = rc;
+      snprintf(u->msg, sizeof u->msg, "%s", quire_errmsg());
+    }
+    size_t n = u->rc ? 0 : splinter_iter_next_batch(&u->it, idx, batch);
+    pthread_mutex_unlock(&u->mu);
     if (!n) break;
     for (size_t i = 0; i < n && !rc; i++) {
       int kind;
       quire_lsn at, pend;
       pages[i] = buf + i * QUIRE_PAGE_SIZE;
-      rc = cl__page_lookup(c->db, &v->vid, idx[i], in->end_local, &kind, &at, &pend, buf + i * QUIRE_PAGE_SIZE);
+      rc = cl__page_lookup(c->db, &v->vid, idx[i], u->in->end_local, &kind, &at, &pend, buf + i * QUIRE_PAGE_SIZE);
       if (!rc && kind == CL_PAGE_PENDING)
         rc = quire__err(QUIRE_EINTERNAL, "push: page %u of a local commit is only pending", idx[i]);
     }
-    if (rc) break;
     struct quire_ps_written *segs = NULL;
     size_t nsegs = 0;
-    rc = cl__ps_write_pages(c->remote, &v->vid, idx, pages, n, call, &segs, &nsegs);
-    cl__count(&v->stats, &c->stats, CL_STAT(push_round_trips), 1);
-    if (!rc) rc = intent_add(in, segs, nsegs);
+    if (!rc) {
+      rc = cl__ps_write_pages(c->remote, &v->vid, idx, pages, n, u->call, &segs, &nsegs);
+      cl__count(&v->stats, &c->stats, CL_STAT(push_round_trips), 1);
+    }
+    if (!rc) {
+      pthread_mutex_lock(&u->mu);
+      rc = intent_add(u->in, segs, nsegs);
+      if (!rc) rc = store_intent(v, u->in);
+      pthread_mutex_unlock(&u->mu);
+    }
     quire__psclient_written_free(segs, nsegs);
-    if (!rc) rc = store_intent(v, in);
     if (!rc) cl__count(&v->stats, &c->stats, CL_STAT(push_pages), n);
   }
   quire__free(idx);
   quire__free(buf);
   quire__free(pages);
-  return rc;
+  return NULL;
+}
+
+/* Uploads the pages of todo (their newest version at or below the intent's
+ * end) with push_inflight write_pages calls in flight. */
+static int upload(quire_volume *v, struct cl_intent *in, const splinter_t *todo, const struct cl_call *call) {
+  struct upload u = {.v = v, .in = in, .call = call};
+  pthread_mutex_init(&u.mu, NULL);
+  splinter_iter_init(&u.it, splinter_ref_owned(todo), 1);
+  uint64_t pages = splinter_cardinality(todo), batch = v->client->o.push_batch_pages;
+  unsigned nworkers = (unsigned)QUIRE_MIN((uint64_t)v->client->o.push_inflight, (pages + batch - 1) / batch);
+  pthread_t tids[16];
+  unsigned started = 0;
+  for (unsigned i = 1; i < nworkers && i < 16; i++) /* the caller is worker 0 */
+    if (pthread_create(&tids[started], NULL, upload_worker, &u) == 0) started++;
+  upload_worker(&u);
+  for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
+  pthread_mutex_destroy(&u.mu);
+  return u.rc ? quire__err(u.rc, "%s", u.msg) : 0;
 }
 
 static int local_only(void) {

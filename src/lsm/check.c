@@ -221,6 +221,36 @@ int lsm__reachable(lsm_db *db, const lsm_hdr *h, uint8_t **bits, int strict, lsm
 
 static int check_locked(lsm_db *db, lsm_report_fn report, void *ctx, lsm_check_counts *cnt);
 
+typedef struct check_sink {
+  lsm_db *db;
+  lsm_check_result *out;
+} check_sink;
+
+static void check_report(void *ctx, const char *msg) {
+  check_sink *k = ctx;
+  if (!k->out->message[0]) snprintf(k->out->message, sizeof k->out->message, "%s", msg);
+  lsm__log(k->db, LSM_LOG_ERROR, "lsm check: %s", msg);
+}
+
+int lsm_check(lsm_db *db, lsm_check_result *out) {
+  if (!db || !out) return QUIRE_EINVAL;
+  memset(out, 0, sizeof *out);
+  check_sink k = {db, out};
+  lsm_check_counts cnt;
+  int rc = lsm__check(db, check_report, &k, &cnt);
+  out->pages_total = cnt.total;
+  out->pages_header = cnt.header;
+  out->pages_log = cnt.log;
+  out->pages_segments = cnt.reachable;
+  out->pages_free = cnt.free;
+  out->pages_limbo = cnt.limbo;
+  out->pages_leaked = cnt.leaked;
+  out->pages_double = cnt.double_use;
+  out->error = rc;
+  if (rc && !out->message[0]) snprintf(out->message, sizeof out->message, "%s", quire_errmsg());
+  return rc;
+}
+
 /* Full check of the open database's durable state and page accounting:
  * every page must be exactly one of header, log, reachable from a segment,
  * or free (the free list, pages freed by the next header, pages in limbo,
@@ -272,8 +302,10 @@ static int check_locked(lsm_db *db, lsm_report_fn report, void *ctx, lsm_check_c
         FREE_PAGE(p);
   for (lsm_limbo *l = db->limbo; l; l = l->next)
     for (size_t i = 0; i < l->pages.n; i++)
-      for (uint64_t p = l->pages.v[i].start; p < (uint64_t)l->pages.v[i].start + l->pages.v[i].count; p++)
+      for (uint64_t p = l->pages.v[i].start; p < (uint64_t)l->pages.v[i].start + l->pages.v[i].count; p++) {
         FREE_PAGE(p);
+        cnt->limbo += p < np && !(bits[p >> 3] & (1u << (p & 7)));
+      }
   pthread_mutex_unlock(&db->lock);
   if (db->hdr.fl_page)
     for (uint64_t p = db->hdr.fl_page; p < (uint64_t)db->hdr.fl_page + lsm__blob_pages(db, db->hdr.fl_len);

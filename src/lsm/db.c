@@ -28,6 +28,7 @@
  * NORMAL), and the log starts a new epoch. Large transactions (spilled or
  * larger than the log) become segments directly, committed the same way.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,13 +53,104 @@ struct lsm_txn {
   uint64_t *reads;
   size_t nreads, capreads;
   int failed;
+  int sync_mode; /* this commit's durability (lsm_txn_set_sync) */
 };
-
-static int sync_file(lsm_db *db);
 
 void lsm_options_init(lsm_options *o) { memset(o, 0, sizeof *o); }
 
 size_t lsm_max_key_len(const lsm_db *db) { return db->klim; }
+
+/* ---- messages ---------------------------------------------------------- */
+void lsm__log(lsm_db *db, int level, const char *fmt, ...) {
+  if (!db->log_fn) return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  db->log_fn(db->log_ctx, level, msg);
+}
+
+/* ---- failures ---------------------------------------------------------- */
+/* Why a failed write is fatal: after a failed fdatasync the kernel may have
+ * dropped the dirty pages it could not write (they read back fine until
+ * evicted, then the old bytes return), and a later fdatasync reports success
+ * without writing them. Nothing written before the failure can be trusted to
+ * be durable, so the database stops writing, as LevelDB's sticky background
+ * error and SQLite's pager error state do: the application reopens it, and
+ * recovery decides from what the file holds. */
+int lsm__fail(lsm_db *db, int rc, const char *what) {
+  if (!rc) return 0;
+  pthread_mutex_lock(&db->fail_mu);
+  if (!atomic_load(&db->fatal)) {
+    const char *detail = quire_errmsg();
+    snprintf(db->fatal_msg, sizeof db->fatal_msg, "%s failed: %s%s%s%s", what, quire_errname(rc),
+             *detail ? " (" : "", detail, *detail ? ")" : "");
+    atomic_store(&db->fatal, rc);
+    lsm__log(db, LSM_LOG_ERROR, "lsm: %s; no more writes until the database is reopened", db->fatal_msg);
+  }
+  pthread_mutex_unlock(&db->fail_mu);
+  return rc;
+}
+
+int lsm__failed(lsm_db *db) {
+  if (!atomic_load(&db->fatal)) return 0;
+  char msg[sizeof db->fatal_msg];
+  pthread_mutex_lock(&db->fail_mu);
+  memcpy(msg, db->fatal_msg, sizeof msg);
+  pthread_mutex_unlock(&db->fail_mu);
+  return quire__err(QUIRE_EIO, "lsm: %s earlier; the database refuses writes until it is closed and reopened",
+                    msg);
+}
+
+int lsm__fwrite(lsm_db *db, const void *buf, size_t n, uint64_t off) {
+  int rc = lsm__failed(db);
+  if (rc) return rc;
+  quire__err_clear(); /* the detail of a failure is the file layer's own */
+  rc = db->file->ops->write(db->file, buf, n, off);
+  return rc ? lsm__fail(db, rc, "a write") : 0;
+}
+
+int lsm__fsync(lsm_db *db) {
+  atomic_fetch_add(&db->st_syncs, 1);
+  pthread_mutex_lock(&db->fsync_mu);
+  quire__err_clear();
+  int rc = db->file->ops->sync(db->file);
+  if (rc) lsm__fail(db, rc, "a sync");
+  pthread_mutex_unlock(&db->fsync_mu);
+  return rc;
+}
+
+/* After a failure, zeroes the log records written but never acknowledged
+ * (the commit that failed, and any written after the last successful sync
+ * that were waiting for one), so that whatever of them reached the file,
+ * replay after reopen stops before them. Runs once; commit_lock. */
+static void log_erase(lsm_db *db) {
+  if (db->log_erased || !atomic_load(&db->fatal) || db->read_only) return;
+  db->log_erased = 1;
+  pthread_mutex_lock(&db->sync_mu);
+  uint64_t from = db->ack_off, to = db->wal_dirty;
+  pthread_mutex_unlock(&db->sync_mu);
+  if (from >= to) return;
+  uint8_t zeros[4096];
+  memset(zeros, 0, sizeof zeros);
+  uint64_t base = (uint64_t)(db->wal_start - 1) * db->pgsz;
+  int rc = 0;
+  for (uint64_t off = from; off < to && !rc; off += sizeof zeros) {
+    size_t n = to - off < sizeof zeros ? (size_t)(to - off) : sizeof zeros;
+    rc = db->file->ops->write(db->file, zeros, n, base + off);
+  }
+  if (!rc) {
+    pthread_mutex_lock(&db->fsync_mu);
+    rc = db->file->ops->sync(db->file);
+    pthread_mutex_unlock(&db->fsync_mu);
+  }
+  if (rc)
+    lsm__log(db, LSM_LOG_ERROR,
+             "lsm: could not erase the unacknowledged log records (%s): commits reported failed may "
+             "reappear after reopen",
+             quire_errname(rc));
+}
 
 /* ---- versions ---------------------------------------------------------- */
 int lsm__version_new(lsm_db *db, lsm_version **out) {
@@ -90,7 +182,7 @@ static void limbo_reclaim(lsm_db *db) {
     for (size_t i = 0; i < l->pages.n; i++) {
       lsm_ext e = l->pages.v[i];
       if (lsm__extv_insert(&db->free, e.start, e.count))
-        QLOG_WARN("lsm: out of memory freeing pages (leaked until the next check)");
+        lsm__log(db, LSM_LOG_WARN, "lsm: out of memory freeing pages (leaked until the next check)");
       /* give larger runs' disk space back until they are reused (under the
        * lock: nothing can allocate and write them before the punch is done) */
       if (e.count >= PUNCH_MIN_PAGES && db->file->ops->punch && !db->read_only)
@@ -112,8 +204,8 @@ void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages) {
   pthread_mutex_lock(&db->lock);
   if (!l) {
     /* without memory to wait, keep them out of use until the next check */
-    QLOG_WARN("lsm: out of memory: %llu freed pages leaked until the next check",
-              (unsigned long long)lsm__extv_pages(pages));
+    lsm__log(db, LSM_LOG_WARN, "lsm: out of memory: %llu freed pages leaked until the next check",
+             (unsigned long long)lsm__extv_pages(pages));
     lsm__extv_free(pages);
   } else {
     l->vid = vid;
@@ -186,45 +278,74 @@ void lsm__version_swap(lsm_db *db, lsm_version *nv, uint64_t visible) {
   lsm__version_unref(db, old);
 }
 
-/* Everything up to seq is durable (a header naming it was synced, or the log
- * was synced after it was written). */
-static void mark_durable(lsm_db *db, uint64_t seq) {
+/* A flush or big commit made everything up to seq durable through a header,
+ * and the log starts a new epoch. commit_lock. */
+static void log_restart(lsm_db *db, uint64_t seq) {
+  db->wal_off = 0;
+  db->wal_dirty = 0;
   pthread_mutex_lock(&db->sync_mu);
+  db->written_seq = seq;
+  db->written_off = 0;
+  db->ack_off = 0;
+  db->log_gen++;
   if (seq > db->synced_seq) db->synced_seq = seq;
   pthread_cond_broadcast(&db->sync_cv);
   pthread_mutex_unlock(&db->sync_mu);
 }
 
-/* Waits until commit seq is durable, syncing the log for everyone written
- * so far if no other committer is already doing it. Then publishes it. */
-static int group_sync(lsm_db *db, uint64_t seq) {
-  int rc = 0;
+static void publish(lsm_db *db, uint64_t seq) {
+  pthread_mutex_lock(&db->lock);
+  if (seq > db->visible_seq) db->visible_seq = seq;
+  pthread_mutex_unlock(&db->lock);
+}
+
+/* Waits until commit `wait` is durable, syncing the log for every record
+ * written so far if no other committer is already doing it (group commit),
+ * then acknowledges commit seq (>= wait) and publishes it to readers. A FULL
+ * commit waits for itself (wait = seq); a NORMAL one written after a FULL
+ * one still unsynced waits for that one (wait < seq: readers must not see
+ * it, nor the FULL one through it, before the FULL one is durable), and its
+ * own record, at [.., end_off) of log generation gen, is acknowledged without
+ * a sync of its own. A failed sync fails every commit waiting, and all later
+ * ones: their records are erased. No lock held. */
+static int group_sync(lsm_db *db, uint64_t wait, uint64_t seq, uint64_t end_off, uint64_t gen) {
+  int ok = 0;
   pthread_mutex_lock(&db->sync_mu);
-  while (db->synced_seq < seq && !db->sync_err) {
+  while (db->synced_seq < wait && !atomic_load(&db->fatal)) {
     if (db->syncing) {
       pthread_cond_wait(&db->sync_cv, &db->sync_mu);
       continue;
     }
     db->syncing = 1;
-    uint64_t target = atomic_load(&db->written_seq);
+    uint64_t target = db->written_seq, target_off = db->written_off, tgen = db->log_gen;
     pthread_mutex_unlock(&db->sync_mu);
-    rc = sync_file(db);
+    int rc = lsm__fsync(db);
     pthread_mutex_lock(&db->sync_mu);
     db->syncing = 0;
-    if (rc)
-      db->sync_err = rc;
-    else if (target > db->synced_seq)
+    /* a sync that succeeds after another failed proves nothing (fatal is set
+     * under fsync_mu before the next sync can start) */
+    if (!rc && !atomic_load(&db->fatal) && target > db->synced_seq) {
       db->synced_seq = target;
+      if (tgen == db->log_gen && target_off > db->ack_off) db->ack_off = target_off;
+    }
     pthread_cond_broadcast(&db->sync_cv);
   }
   uint64_t synced = db->synced_seq;
-  rc = synced >= seq ? 0 : db->sync_err;
-  pthread_mutex_unlock(&db->sync_mu);
-  if (!rc) {
-    pthread_mutex_lock(&db->lock);
-    if (synced > db->visible_seq) db->visible_seq = synced;
-    pthread_mutex_unlock(&db->lock);
+  if (synced >= seq) {
+    ok = 1; /* durable itself (by a sync, or by a flush's header) */
+  } else if (synced >= wait && !atomic_load(&db->fatal)) {
+    ok = 1; /* NORMAL: everything it waited for is durable */
+    if (gen == db->log_gen && end_off > db->ack_off) db->ack_off = end_off;
   }
+  pthread_mutex_unlock(&db->sync_mu);
+  if (ok) {
+    publish(db, synced > seq ? synced : seq);
+    return 0;
+  }
+  int rc = lsm__failed(db);
+  pthread_mutex_lock(&db->commit_lock);
+  log_erase(db);
+  pthread_mutex_unlock(&db->commit_lock);
   return rc;
 }
 
@@ -242,26 +363,74 @@ static void hdr_levels(lsm_hdr *h, const lsm_version *v) {
   }
 }
 
-static int sync_file(lsm_db *db) {
-  atomic_fetch_add(&db->st_syncs, 1);
-  return db->file->ops->sync(db->file);
+/* A header write failed after its slot may have been written: rewrites
+ * that slot with the previous state (same generation), so whether the failed
+ * one reached the disk or not, reopening finds the state before it: the
+ * commit reported failed does not come back. Overwriting the failed slot, not
+ * the other one, keeps the previous header intact if this write tears too. */
+static void header_revert(lsm_db *db, uint64_t generation) {
+  lsm_hdr old = db->hdr;
+  old.generation = generation;
+  uint8_t slot[LSM_SLOT_SIZE];
+  int rc = lsm__hdr_encode(&old, slot);
+  if (!rc) rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (generation & 1) * LSM_SLOT_SIZE);
+  if (!rc && db->sync_mode != LSM_SYNC_OFF) {
+    pthread_mutex_lock(&db->fsync_mu);
+    rc = db->file->ops->sync(db->file);
+    pthread_mutex_unlock(&db->fsync_mu);
+  }
+  if (rc)
+    lsm__log(db, LSM_LOG_ERROR, "lsm: could not take back a failed header write (%s): reopening may find it",
+             quire_errname(rc));
 }
 
-/* Writes the next header slot describing version v, recording change
- * counter `seq` (the newest commit contained in segments). extra: pages this
- * header frees that are not yet on any list (what a merge stopped reaching);
- * they are saved as free, and the caller hands them to limbo once this
- * returns 0. Data pages are synced first, the slot after (FULL and NORMAL).
- * commit_lock. */
-int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq) {
+/* Removes [start, start+count) from the run of the sorted, coalesced list x
+ * that holds it (splitting the run if it lies inside). */
+static int extv_cut(lsm_extv *x, uint32_t start, uint32_t count) {
+  size_t lo = 0, hi = x->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (x->v[mid].start <= start)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (QUIRE_NEVER(lo == 0 || (uint64_t)x->v[lo - 1].start + x->v[lo - 1].count < (uint64_t)start + count))
+    return quire__err(QUIRE_EINTERNAL, "lsm: pages %u..%u are not on the free list", start,
+                      start + count - 1);
+  lsm_ext *r = &x->v[lo - 1];
+  uint32_t end = r->start + r->count;
+  if (r->start == start) {
+    r->start += count;
+    r->count -= count;
+    if (!r->count) {
+      memmove(r, r + 1, (x->n - lo) * sizeof *r);
+      x->n--;
+    }
+    return 0;
+  }
+  r->count = start - r->start;
+  return start + count < end ? lsm__extv_insert(x, start + count, end - start - count) : 0;
+}
+
+/* The free list the next header saves (free + pending + limbo + extra + the
+ * old list's own blob, sorted and coalesced) and the pages it is saved in,
+ * taken in one pass under db->lock so that merge threads cannot change it
+ * meanwhile. The blob's size depends on the list and the list on where the
+ * blob is taken from, so the choice is made where the effect is known:
+ * reserve room for one run more than the list has, at the front of the first
+ * free run longer than that (the list loses those pages: at most one run
+ * more, when the blob splits a run of the list), then hand the unneeded tail
+ * back to what is left of that free run, which it touches (no new run). A
+ * run of exactly that length before it is taken whole when the list without
+ * it needs exactly that many pages. With no such run the blob goes at the
+ * file end, which the list does not reach. No retry: it converges by
+ * construction. */
+static int free_list_plan(lsm_db *db, const lsm_extv *extra, lsm_extv *all, lsm_ext *blob,
+                          uint64_t *inflight) {
   int rc = 0;
-  lsm_extv all = {0};
-  lsm_ext blob = {0, 0};
-  uint8_t *bytes = NULL;
-  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
-  /* the saved free list: free + pending + limbo + extra (+ the old blob) */
-  size_t count = 0, len = 0;
-  uint32_t np = 0;
+  *blob = (lsm_ext){0, 0};
+  all->n = 0;
   pthread_mutex_lock(&db->lock);
   /* free pages at the end of the file leave it (the file is cut to the new
    * end once this header is durable) */
@@ -270,43 +439,88 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
     atomic_store(&db->npages, db->free.v[db->free.n - 1].start);
     db->free.n--;
   }
-  count = db->free.n + db->pending.n + (extra ? extra->n : 0) + 1;
-  for (lsm_limbo *l = db->limbo; l; l = l->next) count += l->pages.n;
-  pthread_mutex_unlock(&db->lock);
-  np = lsm__blob_pages(db, 4 + 8 * (count + 2));
-  uint64_t inflight = 0;
-  /* The blob must be exactly as long as the list it holds, and the list
-   * depends on what allocating the blob took from the free runs (and merge
-   * threads allocate and free meanwhile): allocate, build the list, and
-   * start again with the right size when they disagree. */
-  for (int attempt = 0;; attempt++) {
-    if ((rc = lsm__alloc(db, np, np, &blob))) goto out;
-    all.n = 0;
-    pthread_mutex_lock(&db->lock);
-    for (size_t i = 0; i < db->free.n && !rc; i++)
-      rc = lsm__extv_insert(&all, db->free.v[i].start, db->free.v[i].count);
-    for (size_t i = 0; i < db->pending.n && !rc; i++)
-      rc = lsm__extv_insert(&all, db->pending.v[i].start, db->pending.v[i].count);
-    for (lsm_limbo *l = db->limbo; l && !rc; l = l->next)
-      for (size_t i = 0; i < l->pages.n && !rc; i++)
-        rc = lsm__extv_insert(&all, l->pages.v[i].start, l->pages.v[i].count);
-    inflight = db->inflight;
-    pthread_mutex_unlock(&db->lock);
-    for (size_t i = 0; extra && i < extra->n && !rc; i++)
-      rc = lsm__extv_insert(&all, extra->v[i].start, extra->v[i].count);
-    if (!rc && db->hdr.fl_page)
-      rc = lsm__extv_insert(&all, db->hdr.fl_page, lsm__blob_pages(db, db->hdr.fl_len));
-    if (rc) goto out;
-    len = 4 + 8 * all.n;
-    if (lsm__blob_pages(db, len) == np) break;
-    np = lsm__blob_pages(db, len);
-    lsm__free_now(db, blob.start, blob.count);
-    blob.count = 0;
-    if (attempt == 16) {
-      rc = quire__err(QUIRE_EINTERNAL, "lsm: the free list keeps changing while it is saved");
+  for (size_t i = 0; i < db->free.n && !rc; i++)
+    rc = lsm__extv_insert(all, db->free.v[i].start, db->free.v[i].count);
+  for (size_t i = 0; i < db->pending.n && !rc; i++)
+    rc = lsm__extv_insert(all, db->pending.v[i].start, db->pending.v[i].count);
+  for (lsm_limbo *l = db->limbo; l && !rc; l = l->next)
+    for (size_t i = 0; i < l->pages.n && !rc; i++)
+      rc = lsm__extv_insert(all, l->pages.v[i].start, l->pages.v[i].count);
+  for (size_t i = 0; extra && i < extra->n && !rc; i++)
+    rc = lsm__extv_insert(all, extra->v[i].start, extra->v[i].count);
+  if (!rc && db->hdr.fl_page)
+    rc = lsm__extv_insert(all, db->hdr.fl_page, lsm__blob_pages(db, db->hdr.fl_len));
+  *inflight = db->inflight;
+  if (rc) goto out;
+  uint32_t room = lsm__blob_pages(db, 4 + 8 * ((uint64_t)all->n + 1));
+  size_t i = 0;
+  for (; i < db->free.n; i++) {
+    lsm_ext *f = &db->free.v[i];
+    if (f->count > room) break;
+    if (f->count < room) continue;
+    /* a run exactly that long, taken whole: only if the list then needs
+     * exactly that many pages (no tail to give back) */
+    if ((rc = extv_cut(all, f->start, room))) goto out;
+    if (lsm__blob_pages(db, 4 + 8 * (uint64_t)all->n) == room) {
+      *blob = *f;
+      memmove(f, f + 1, (db->free.n - i - 1) * sizeof *f);
+      db->free.n--;
+      goto out;
+    }
+    /* undo: the pages join their neighbours again or take the slot the cut
+     * freed, so this allocates nothing */
+    if (QUIRE_NEVER(lsm__extv_insert(all, f->start, room))) {
+      rc = QUIRE_EINTERNAL;
       goto out;
     }
   }
+  if (i < db->free.n) {
+    lsm_ext *f = &db->free.v[i];
+    if ((rc = extv_cut(all, f->start, room))) goto out;
+    *blob = (lsm_ext){f->start, room};
+    f->start += room;
+    f->count -= room;
+    uint32_t need = lsm__blob_pages(db, 4 + 8 * (uint64_t)all->n);
+    if (need < room) {
+      /* joins the rest of the run in both lists: cannot fail, adds no run */
+      f->start -= room - need;
+      f->count += room - need;
+      blob->count = need;
+      rc = lsm__extv_insert(all, blob->start + need, room - need);
+    }
+  } else {
+    uint32_t need = lsm__blob_pages(db, 4 + 8 * (uint64_t)all->n), end = atomic_load(&db->npages);
+    if ((uint64_t)end + need > UINT32_MAX - 1) {
+      rc = quire__err(QUIRE_ETOOLARGE, "lsm: file is full (2^32 pages)");
+      goto out;
+    }
+    *blob = (lsm_ext){end, need};
+    atomic_store(&db->npages, end + need);
+  }
+out:
+  pthread_mutex_unlock(&db->lock);
+  if (!rc) lsm__cache_forget(db, blob->start, blob->count);
+  return rc;
+}
+
+/* Writes the next header slot describing version v, recording change
+ * counter `seq` (the newest commit contained in segments). extra: pages this
+ * header frees that are not yet on any list (what a merge stopped reaching);
+ * they are saved as free, and the caller hands them to limbo once this
+ * returns 0. flags: LSM_HDR_NEW_EPOCH (the log starts over), LSM_HDR_MERGE
+ * (merge counter + 1). Data pages are synced first, the slot after (FULL and
+ * NORMAL). db->hdr becomes the new header only on success. commit_lock. */
+int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq, unsigned flags) {
+  int rc = 0;
+  lsm_extv all = {0};
+  lsm_ext blob = {0, 0};
+  uint8_t *bytes = NULL;
+  if ((rc = lsm__failed(db))) goto out;
+  if (db->sync_mode != LSM_SYNC_OFF && (rc = lsm__fsync(db))) goto out;
+  uint64_t inflight = 0;
+  if ((rc = free_list_plan(db, extra, &all, &blob, &inflight))) goto out;
+  size_t len = 4 + 8 * all.n;
+  uint32_t np = blob.count;
   bytes = quire__calloc(1, len);
   if (!bytes) {
     rc = QUIRE_ENOMEM;
@@ -336,6 +550,8 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
   }
   lsm_hdr h = db->hdr;
   h.generation = db->hdr.generation + 1;
+  if (flags & LSM_HDR_NEW_EPOCH) h.wal_epoch++;
+  if (flags & LSM_HDR_MERGE) h.merge_counter++;
   h.npages = atomic_load(&db->npages);
   /* a page free twice would later be used twice: refuse to save such a list */
   for (size_t i = 0; i < all.n; i++) {
@@ -354,7 +570,8 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
     pthread_mutex_lock(&db->lock);
     uint64_t end = (uint64_t)atomic_load(&db->npages) * db->pgsz;
     rc = db->file->ops->size(db->file, &size);
-    if (!rc && size < end) rc = db->file->ops->truncate(db->file, end);
+    if (!rc && size < end && (rc = db->file->ops->truncate(db->file, end)))
+      lsm__fail(db, rc, "extending the file");
     pthread_mutex_unlock(&db->lock);
     if (rc) goto out;
   }
@@ -369,11 +586,18 @@ int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, u
   hdr_levels(&h, v);
   uint8_t slot[LSM_SLOT_SIZE];
   if ((rc = lsm__hdr_encode(&h, slot))) goto out;
-  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
-  if ((rc = db->file->ops->write(db->file, slot, LSM_SLOT_SIZE, (h.generation & 1) * LSM_SLOT_SIZE)))
-    goto out;
+  if (db->sync_mode != LSM_SYNC_OFF && (rc = lsm__fsync(db))) goto out;
+  if ((rc = lsm__failed(db))) goto out;
+  rc = lsm__fwrite(db, slot, LSM_SLOT_SIZE, (h.generation & 1) * LSM_SLOT_SIZE);
   atomic_fetch_add(&db->st_bytes, LSM_SLOT_SIZE);
-  if (db->sync_mode != LSM_SYNC_OFF && (rc = sync_file(db))) goto out;
+  if (!rc && db->sync_mode != LSM_SYNC_OFF) rc = lsm__fsync(db);
+  /* a failure anywhere before this sync returned (the syncs are serialised)
+   * means the slot may or may not be on disk */
+  if (!rc) rc = lsm__failed(db);
+  if (rc) {
+    header_revert(db, h.generation);
+    goto out;
+  }
   atomic_fetch_add(&db->st_hdr, 1);
   /* the new header is durable: the old blob and pending pages are reusable */
   uint32_t old_fl = db->hdr.fl_page, old_np = db->hdr.fl_page ? lsm__blob_pages(db, db->hdr.fl_len) : 0;
@@ -480,20 +704,10 @@ static int commit_segments(lsm_db *db, lsm_seg **front, size_t nfront, uint64_t 
   int rc = lsm__mem_new(&mem);
   if (rc) goto out;
   if ((rc = version_with(db, db->cur, front, nfront, mem, &nv))) goto out;
-  uint64_t old_seq = db->last_seq;
-  uint64_t old_epoch = db->hdr.wal_epoch;
+  if ((rc = lsm__write_header(db, nv, NULL, seq, LSM_HDR_NEW_EPOCH))) goto out;
   db->last_seq = seq;
-  db->hdr.wal_epoch++;
-  rc = lsm__write_header(db, nv, NULL, seq);
-  if (rc) {
-    db->last_seq = old_seq;
-    db->hdr.wal_epoch = old_epoch;
-    goto out;
-  }
-  db->wal_off = 0;
   db->wal_chain = wal_seed(db);
-  atomic_store(&db->written_seq, seq);
-  mark_durable(db, seq);
+  log_restart(db, seq);
   lsm__version_swap(db, nv, seq);
   nv = NULL;
 out:
@@ -503,20 +717,28 @@ out:
   return rc;
 }
 
-/* Memtable -> segment at the front of Incoming. commit_lock. */
+/* Memtable -> segment at the front of Incoming. commit_lock. After a
+ * failure the memtable may hold a commit reported failed (applied before
+ * the sync that failed): it is never written. */
 int lsm__flush_locked(lsm_db *db) {
   lsm_mem *m = db->cur->mem;
+  int rc = lsm__failed(db);
+  if (rc) return rc;
   if (!m->entries && !m->nranges && db->wal_off == 0) return 0;
   lsm_segdesc d;
   lsm_seg *s = NULL;
-  int rc = build_from_mem(db, m, &d, NULL);
-  if (rc) return rc;
-  if (d.root || d.rt_page) {
-    if ((rc = lsm__seg_load(db, &d, &s))) return rc;
+  lsm_extv pages = {0};
+  if ((rc = build_from_mem(db, m, &d, &pages))) return rc;
+  if (d.root || d.rt_page) rc = lsm__seg_load(db, &d, &s);
+  if (!rc) rc = commit_segments(db, &s, s ? 1 : 0, db->last_seq);
+  if (rc) {
+    /* no header names them (or, after a failure, nothing is written again) */
+    for (size_t i = 0; i < pages.n; i++) lsm__free_now(db, pages.v[i].start, pages.v[i].count);
+  } else {
+    atomic_fetch_add(&db->st_flushes, 1);
+    lsm__merge_kick(db);
   }
-  rc = commit_segments(db, &s, s ? 1 : 0, db->last_seq);
-  if (!rc) atomic_fetch_add(&db->st_flushes, 1);
-  if (!rc) lsm__merge_kick(db);
+  lsm__extv_free(&pages);
   return rc;
 }
 
@@ -734,6 +956,8 @@ static void db_free(lsm_db *db) {
   pthread_mutex_destroy(&db->commit_lock);
   pthread_mutex_destroy(&db->sync_mu);
   pthread_cond_destroy(&db->sync_cv);
+  pthread_mutex_destroy(&db->fail_mu);
+  pthread_mutex_destroy(&db->fsync_mu);
   quire__free(db);
 }
 
@@ -786,28 +1010,43 @@ static int unfinished_creation(lsm_db *db) {
   return 0;
 }
 
-static int read_header(lsm_db *db) {
+/* Picks the valid slot with the higher generation. *damaged = 1 when the
+ * other slot does not validate (a header write cut short, or damage). */
+static int read_header(lsm_db *db, int *damaged) {
   uint8_t two[2 * LSM_SLOT_SIZE];
   int rc = db->file->ops->read(db->file, two, sizeof two, 0);
   if (rc) return rc == QUIRE_ECORRUPT ? quire__err(rc, "lsm: file too short for a header") : rc;
   lsm_hdr a, b;
   int ra = lsm__hdr_decode(two, &a), rb = lsm__hdr_decode(two + LSM_SLOT_SIZE, &b);
   if (ra && rb) {
-    if (ra == QUIRE_EVERSION || rb == QUIRE_EVERSION) {
-      lsm_hdr *x = ra == QUIRE_EVERSION ? &a : &b;
-      (void)x;
+    if (ra == QUIRE_EVERSION || rb == QUIRE_EVERSION)
       return lsm__hdr_decode(ra == QUIRE_EVERSION ? two : two + LSM_SLOT_SIZE, &a);
-    }
     return quire__err(QUIRE_ECORRUPT, "lsm: neither header slot is valid");
   }
   if (!ra && !rb)
     db->hdr = a.generation >= b.generation ? a : b;
   else
     db->hdr = ra ? b : a;
-  if ((db->hdr.generation & 1) != (ra ? 1u : 0u) && ra == 0 && rb != 0) {
-    /* slot 0 holds even generations; tolerate, the generation decides */
-  }
+  *damaged = ra || rb;
   return 0;
+}
+
+/* 1 if the log region starts with a valid record of the epoch after the
+ * header's: the header that began that epoch (a flush or big commit) was
+ * durable, and commits were acknowledged after it. */
+static int log_has_next_epoch(lsm_db *db) {
+  walbuf wb = {.db = db, .size = (uint64_t)db->wal_pages * db->pgsz};
+  uint64_t e = db->hdr.wal_epoch + 1;
+  uint64_t seed = quire__xxh3_seeded(&e, sizeof e, db->hdr.file_id);
+  int found = 0;
+  if (wal_window(&wb, 0, WAL_HDR) == 1) {
+    uint32_t len = ld_le32(wb.b + 8);
+    if (wal_window(&wb, 0, WAL_HDR + (uint64_t)len) == 1)
+      found =
+          ld_le32(wb.b + 12) == 0 && ld_le64(wb.b) == quire__xxh3_seeded(wb.b + 8, WAL_HDR - 8 + len, seed);
+  }
+  quire__free(wb.b);
+  return found;
 }
 
 int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
@@ -825,9 +1064,14 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   pthread_mutex_init(&db->commit_lock, NULL);
   pthread_mutex_init(&db->sync_mu, NULL);
   pthread_cond_init(&db->sync_cv, NULL);
+  pthread_mutex_init(&db->fail_mu, NULL);
+  pthread_mutex_init(&db->fsync_mu, NULL);
   pthread_mutex_init(&db->merge_mu, NULL);
   pthread_cond_init(&db->merge_cv, NULL);
-  const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm__vfs_posix();
+  db->log_fn = opts->log_fn;
+  db->log_ctx = opts->log_ctx;
+  const struct lsm_vfs *vfs = opts->vfs ? opts->vfs : lsm_vfs_posix();
+  int damaged = 0;
   int rc = vfs->open(vfs, path, opts->create, &db->file);
   if (rc) {
     db->file = NULL;
@@ -842,7 +1086,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
       goto fail;
     }
     if ((rc = create_file(db, opts))) goto fail;
-  } else if ((rc = read_header(db))) {
+  } else if ((rc = read_header(db, &damaged))) {
     /* A creation cut short leaves a slot that was never written (all zero)
      * and no valid one; a file that was ever committed has two slots. */
     if (rc != QUIRE_ECORRUPT || !opts->create || opts->read_only || !unfinished_creation(db)) goto fail;
@@ -885,7 +1129,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   /* free space: the saved list, or a reachability walk when it is not exact */
   if (!(h->flags & LSM_HDR_FREE_EXACT) || (rc = load_free_list(db))) {
     if (rc == QUIRE_ENOMEM) goto fail;
-    if (rc) QLOG_WARN("lsm: %s: free list unreadable (%s); rebuilding it", path, quire_errmsg());
+    if (rc)
+      lsm__log(db, LSM_LOG_WARN, "lsm: %s: free list unreadable (%s); rebuilding it", path, quire_errmsg());
     if ((rc = rebuild_free_list(db))) goto fail;
   }
   if ((rc = lsm__version_new(db, &db->cur))) goto fail;
@@ -901,11 +1146,24 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
     if (!h->seg[i].root && !h->seg[i].rt_page) continue;
     if ((rc = lsm__seg_load(db, &h->seg[i], &db->cur->segs[i]))) goto fail;
   }
+  /* The newer slot is damaged and the older one is in use. If the newer
+   * header kept the log epoch (a merge), replaying the log from the older
+   * one's position recovers every commit (the records chain from there). If
+   * it began a new epoch and commits were logged after it, they and what it
+   * flushed are beyond reach: report it rather than go back in time. */
+  if (damaged && log_has_next_epoch(db)) {
+    rc = quire__err(QUIRE_ECORRUPT,
+                    "lsm: %s: the newest header slot is damaged and the log holds commits made after it; "
+                    "the older slot would lose them",
+                    path);
+    goto fail;
+  }
   db->wal_chain = wal_seed(db);
   if ((rc = wal_replay(db, db->cur->mem))) goto fail;
   db->visible_seq = db->last_seq;
   db->synced_seq = db->last_seq;
-  atomic_store(&db->written_seq, db->last_seq);
+  db->written_seq = db->last_seq;
+  db->written_off = db->ack_off = db->wal_dirty = db->wal_off;
   if ((rc = lsm__merge_start(db, opts))) goto fail;
   lsm__merge_kick(db); /* work left by the previous session */
   *out = db;
@@ -921,9 +1179,15 @@ int lsm_close(lsm_db *db) {
   lsm__merge_stop(db); /* a running merge finishes and commits first */
   pthread_mutex_lock(&db->commit_lock);
   if (db->read_only) goto done;
+  if ((rc = lsm__failed(db))) {
+    /* nothing more is written: the memtable may hold a commit reported
+     * failed, and reopening replays the log as the file holds it */
+    log_erase(db);
+    goto done;
+  }
   if (db->cur->mem->entries || db->cur->mem->nranges || db->wal_off) rc = lsm__flush_locked(db);
   /* write the final state into both slots, so a damaged slot costs nothing */
-  for (int i = 0; i < 2 && !rc; i++) rc = lsm__write_header(db, db->cur, NULL, db->hdr.change_counter);
+  for (int i = 0; i < 2 && !rc; i++) rc = lsm__write_header(db, db->cur, NULL, db->hdr.change_counter, 0);
 done:
   pthread_mutex_unlock(&db->commit_lock);
   db_free(db);
@@ -1053,6 +1317,51 @@ int lsm_get(lsm_db *db, const void *key, size_t klen, lsm_value *out) {
   return rc;
 }
 
+/* Adds the sources of version v at snap (memtable, then segments) to s. */
+static size_t point_sources(lsm_version *v, uint64_t snap, lsm_point_src *s, size_t n) {
+  s[n++] = (lsm_point_src){.m = v->mem, .snap = snap};
+  for (uint32_t i = 0; i < lsm__vcount(v); i++)
+    if (v->segs[i]) s[n++] = (lsm_point_src){.seg = v->segs[i]};
+  return n;
+}
+
+/* EQ: the key itself, as lsm_get finds it. */
+static int seek_eq_key(int rc, const void *key, size_t klen, void *keybuf, size_t keycap, size_t *klen_out,
+                       lsm_value *out) {
+  if (rc) return rc;
+  *klen_out = klen;
+  if (klen > keycap) {
+    lsm_value_release(out);
+    return quire__err(QUIRE_ETOOLARGE, "lsm: the key found has %zu bytes, the buffer %zu", klen, keycap);
+  }
+  if (klen) memcpy(keybuf, key, klen);
+  return 0;
+}
+
+static int seek_args(const void *key, size_t klen, int op, const void *keybuf, size_t keycap,
+                     const size_t *klen_out, const lsm_value *out) {
+  if (!out || !klen_out || (!key && klen) || (!keybuf && keycap)) return QUIRE_EINVAL;
+  if (op != LSM_SEEK_EQ && op != LSM_SEEK_LE && op != LSM_SEEK_GE) return QUIRE_EINVAL;
+  return 0;
+}
+
+int lsm_get_seek(lsm_db *db, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                 size_t *klen_out, lsm_value *out) {
+  int rc = db ? seek_args(key, klen, op, keybuf, keycap, klen_out, out) : QUIRE_EINVAL;
+  if (rc) return rc;
+  memset(out, 0, sizeof *out);
+  *klen_out = 0;
+  if (op == LSM_SEEK_EQ)
+    return seek_eq_key(lsm_get(db, key, klen, out), key, klen, keybuf, keycap, klen_out, out);
+  uint64_t snap;
+  lsm_version *v = lsm__pin(db, &snap);
+  lsm_point_src s[LSM_MAX_SEGS + 1];
+  size_t n = point_sources(v, snap, s, 0);
+  rc = lsm__point_seek(db, s, n, key, klen, op, keybuf, keycap, klen_out, out);
+  lsm__version_unref(db, v);
+  return rc;
+}
+
 /* ---- transactions ------------------------------------------------------ */
 int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out) {
   if (!db || !out || (flags & ~LSM_TXN_OPTIMISTIC)) return QUIRE_EINVAL;
@@ -1065,8 +1374,20 @@ int lsm_txn_begin(lsm_db *db, unsigned flags, lsm_txn **out) {
   }
   t->db = db;
   t->flags = flags;
+  t->sync_mode = db->sync_mode;
   t->ver = lsm__pin(db, &t->snap);
   *out = t;
+  return 0;
+}
+
+int lsm_txn_set_sync(lsm_txn *t, int sync_mode) {
+  if (!t) return QUIRE_EINVAL;
+  if (sync_mode != LSM_SYNC_FULL && sync_mode != LSM_SYNC_NORMAL)
+    return quire__err(QUIRE_EINVAL, "lsm: a transaction's sync mode is LSM_SYNC_FULL or LSM_SYNC_NORMAL "
+                                    "(a commit without a log record could be lost while later ones survive)");
+  if (t->db->sync_mode == LSM_SYNC_OFF)
+    return quire__err(QUIRE_EINVAL, "lsm: the database was opened with LSM_SYNC_OFF and keeps no log");
+  t->sync_mode = sync_mode;
   return 0;
 }
 
@@ -1282,6 +1603,26 @@ int lsm_txn_get(lsm_txn *t, const void *k, size_t kl, lsm_value *out) {
   return version_get(t->db, t->ver, t->snap, k, kl, out);
 }
 
+int lsm_txn_get_seek(lsm_txn *t, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                     size_t *klen_out, lsm_value *out) {
+  int rc = t ? seek_args(key, klen, op, keybuf, keycap, klen_out, out) : QUIRE_EINVAL;
+  if (rc) return rc;
+  memset(out, 0, sizeof *out);
+  *klen_out = 0;
+  if (op == LSM_SEEK_EQ)
+    return seek_eq_key(lsm_txn_get(t, key, klen, out), key, klen, keybuf, keycap, klen_out, out);
+  lsm_point_src s[LSM_MAX_SEGS + MAX_PENDING + 2];
+  size_t n = 0;
+  s[n++] = (lsm_point_src){.m = t->buf, .snap = UINT64_MAX};
+  for (size_t i = t->npend; i-- > 0;) s[n++] = (lsm_point_src){.seg = t->pend[i]};
+  n = point_sources(t->ver, t->snap, s, n);
+  rc = lsm__point_seek(t->db, s, n, key, klen, op, keybuf, keycap, klen_out, out);
+  /* an optimistic transaction depends on the entry it found (the gap
+   * before it is not tracked, as with cursors) */
+  if (!rc && (rc = txn_note_read(t, keybuf, *klen_out))) lsm_value_release(out);
+  return rc;
+}
+
 int lsm__cursor_make(lsm_db *db, lsm_version *ver, lsm_src **srcs, size_t n, lsm_cursor **out);
 
 int lsm_txn_cursor_open(lsm_txn *t, lsm_cursor **out) {
@@ -1375,8 +1716,8 @@ static int commit_as_segments(lsm_txn *t, uint64_t seq) {
 int lsm_txn_commit(lsm_txn *t) {
   if (!t) return QUIRE_EINVAL;
   lsm_db *db = t->db;
-  int rc = t->failed, group = 0;
-  uint64_t seq = 0;
+  int rc = t->failed;
+  uint64_t seq = 0, wait = 0, end_off = 0, gen = 0;
   quire_buf rec;
   quire__buf_init(&rec, (size_t)1 << 32);
   if (rc) goto out;
@@ -1387,6 +1728,7 @@ int lsm_txn_commit(lsm_txn *t) {
   }
   lsm__merge_throttle(db);
   pthread_mutex_lock(&db->commit_lock);
+  if ((rc = lsm__failed(db))) goto unlock;
   if ((t->flags & LSM_TXN_OPTIMISTIC) && txn_conflicts(t)) {
     atomic_fetch_add(&db->st_conflicts, 1);
     rc = quire__err(QUIRE_ECONFLICT, "lsm: a conflicting commit landed first");
@@ -1423,9 +1765,14 @@ int lsm_txn_commit(lsm_txn *t) {
     st_le64(hdr + 16, seq);
     uint64_t chk = quire__xxh3_seeded(hdr + 8, rec.len - 8, db->wal_chain);
     st_le64(hdr, chk);
-    rc = db->file->ops->write(db->file, rec.data, rec.len,
-                              (uint64_t)(db->hdr.wal_start - 1) * db->pgsz + db->wal_off);
-    if (rc) goto unlock;
+    /* a failed write may still have landed, in part or whole: the erase
+     * covers every byte ever attempted */
+    if (db->wal_off + rec.len > db->wal_dirty) db->wal_dirty = db->wal_off + rec.len;
+    rc = lsm__fwrite(db, rec.data, rec.len, (uint64_t)(db->hdr.wal_start - 1) * db->pgsz + db->wal_off);
+    if (rc) {
+      log_erase(db);
+      goto unlock;
+    }
     atomic_fetch_add(&db->st_bytes, rec.len);
     db->wal_off += rec.len;
     db->wal_chain = chk;
@@ -1434,23 +1781,37 @@ int lsm_txn_commit(lsm_txn *t) {
   rc = payload_apply(db, rec.data + WAL_HDR, plen, m, seq, NULL);
   if (QUIRE_NEVER(rc)) goto unlock;
   db->last_seq = seq;
-  if (db->sync_mode == LSM_SYNC_FULL) {
-    atomic_store(&db->written_seq, seq);
-    group = 1; /* visible once durable */
+  pthread_mutex_lock(&db->sync_mu);
+  db->written_seq = seq;
+  db->written_off = db->wal_off;
+  gen = db->log_gen;
+  if (t->sync_mode == LSM_SYNC_FULL) {
+    db->full_seq = seq;
+    wait = seq; /* visible once durable */
+  } else if (db->synced_seq < db->full_seq) {
+    wait = db->full_seq; /* NORMAL behind a FULL commit not yet durable */
+  } else if (atomic_load(&db->fatal)) {
+    rc = QUIRE_EIO; /* a failure since the check above: not acknowledged, erased below */
   } else {
-    pthread_mutex_lock(&db->lock);
-    db->visible_seq = seq;
-    pthread_mutex_unlock(&db->lock);
+    db->ack_off = db->wal_off;
   }
+  pthread_mutex_unlock(&db->sync_mu);
+  end_off = db->wal_off;
+  if (rc) {
+    rc = lsm__failed(db);
+    log_erase(db);
+    goto unlock;
+  }
+  if (!wait) publish(db, seq);
   if (m->bytes > db->mem_budget) {
     /* the commit is in the log and the memtable already: a failed flush is
      * retried by a later commit, not this commit's failure */
     int frc = lsm__flush_locked(db);
-    if (frc) QLOG_WARN("lsm: flush failed (%s); retried later", quire_errmsg());
+    if (frc) lsm__log(db, LSM_LOG_WARN, "lsm: flush failed (%s); retried later", quire_errmsg());
   }
 unlock:
   pthread_mutex_unlock(&db->commit_lock);
-  if (!rc && group) rc = group_sync(db, seq);
+  if (!rc && wait) rc = group_sync(db, wait, seq, end_off, gen);
   if (!rc) atomic_fetch_add(&db->st_commits, 1);
   if (!rc) lsm__merge_after_commit(db);
 out:
@@ -1472,6 +1833,10 @@ int lsm_stats_get(lsm_db *db, lsm_stats *o) {
   o->change_counter = db->last_seq;
   o->merge_counter = db->hdr.merge_counter;
   pthread_mutex_lock(&db->lock);
+  o->format_version = db->hdr.version;
+  o->checksums_verified = db->checksums;
+  o->wal_start = db->hdr.wal_start;
+  o->wal_epoch = db->hdr.wal_epoch;
   o->pages_total = atomic_load(&db->npages);
   o->pages_free = lsm__extv_pages(&db->free) + lsm__extv_pages(&db->pending);
   for (lsm_limbo *l = db->limbo; l; l = l->next) o->pages_limbo += lsm__extv_pages(&l->pages);
@@ -1526,5 +1891,34 @@ int lsm_stats_get(lsm_db *db, lsm_stats *o) {
   o->cache_misses = db->cache.misses;
   o->cache_bytes = db->cache.bytes;
   pthread_mutex_unlock(&db->cache.mu);
+  return 0;
+}
+
+int lsm_stats_segments(lsm_db *db, lsm_segment_stats *out, size_t cap, size_t *n) {
+  if (!db || !n || (!out && cap)) return QUIRE_EINVAL;
+  uint64_t snap;
+  lsm_version *v = lsm__pin(db, &snap);
+  size_t k = 0;
+  for (uint32_t i = 0; i < lsm__vcount(v); i++, k++) {
+    if (k >= cap) continue;
+    lsm_segment_stats *o = &out[k];
+    memset(o, 0, sizeof *o);
+    if (i < v->n_in) {
+      o->level = 0, o->pos = i;
+    } else if (i < v->n_in + v->n_wait) {
+      o->level = 1, o->pos = i - v->n_in;
+    } else {
+      o->level = 2 + (i - v->n_in - v->n_wait), o->pos = 0;
+    }
+    const lsm_seg *s = v->segs[i];
+    if (!s) continue;
+    o->root = s->d.root;
+    o->depth = s->depth;
+    o->leaves = s->leaves;
+    o->tombstones = s->tombs;
+    o->ranges = s->nranges;
+  }
+  lsm__version_unref(db, v);
+  *n = k;
   return 0;
 }

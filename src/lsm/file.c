@@ -145,7 +145,7 @@ static int px_open(const struct lsm_vfs *vfs, const char *path, int create, lsm_
 }
 
 static const struct lsm_vfs px_vfs = {px_open, NULL};
-const struct lsm_vfs *lsm__vfs_posix(void) { return &px_vfs; }
+const struct lsm_vfs *lsm_vfs_posix(void) { return &px_vfs; }
 
 /* ---- extent lists ------------------------------------------------------ */
 int lsm__extv_push(lsm_extv *x, uint32_t start, uint32_t count) {
@@ -349,7 +349,7 @@ int lsm__read_pages(lsm_db *db, uint32_t pgno, uint32_t count, uint8_t *buf) {
 int lsm__write_pages(lsm_db *db, uint32_t pgno, uint32_t count, uint8_t *buf) {
   for (uint32_t i = 0; i < count; i++) lsm__page_seal(db, buf + (size_t)i * db->pgsz, pgno + i);
   atomic_fetch_add(&db->st_bytes, (uint64_t)count * db->pgsz);
-  return db->file->ops->write(db->file, buf, (size_t)count * db->pgsz, (uint64_t)(pgno - 1) * db->pgsz);
+  return lsm__fwrite(db, buf, (size_t)count * db->pgsz, (uint64_t)(pgno - 1) * db->pgsz);
 }
 
 int lsm__page_get(lsm_db *db, uint32_t pgno, lsm_page **out) {
@@ -413,6 +413,12 @@ void lsm__page_put(lsm_db *db, lsm_page *p) {
     }
   }
   pthread_mutex_unlock(&c->mu);
+}
+
+void lsm__page_ref(lsm_db *db, lsm_page *p) {
+  pthread_mutex_lock(&db->cache.mu);
+  p->refs++;
+  pthread_mutex_unlock(&db->cache.mu);
 }
 
 /* Drops cached copies of pages about to be rewritten. A pinned copy stays
@@ -577,7 +583,7 @@ int lsm__alloc(lsm_db *db, uint32_t min, uint32_t want, lsm_ext *out) {
 void lsm__free_now(lsm_db *db, uint32_t start, uint32_t count) {
   pthread_mutex_lock(&db->lock);
   if (lsm__extv_insert(&db->free, start, count))
-    QLOG_WARN("lsm: out of memory freeing %u pages (leaked until the next check)", count);
+    lsm__log(db, LSM_LOG_WARN, "lsm: out of memory freeing %u pages (leaked until the next check)", count);
   pthread_mutex_unlock(&db->lock);
 }
 

@@ -162,9 +162,7 @@ static int merge_commit(lsm_db *db, const edit *e, lsm_extv *freed) {
   atomic_fetch_sub(&db->merges_building, 1);
   int rc = apply_edit(db, db->cur, e, &nv);
   if (!rc) {
-    db->hdr.merge_counter++;
-    rc = lsm__write_header(db, nv, freed, db->hdr.change_counter);
-    if (rc) db->hdr.merge_counter--;
+    rc = lsm__write_header(db, nv, freed, db->hdr.change_counter, LSM_HDR_MERGE);
   }
   uint64_t old_vid = db->cur->vid;
   if (!rc) {
@@ -351,7 +349,8 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms) {
 /* merge_mu held (released while the job runs). 1 if a job ran. */
 static int run_one(lsm_db *db) {
   job j;
-  if (db->merge_pause || !pick(db, &j)) return 0;
+  /* after a failed write nothing more is written until the database is reopened */
+  if (db->merge_pause || atomic_load(&db->fatal) || !pick(db, &j)) return 0;
   set_busy(db, &j, 1);
   db->merge_running++;
   pthread_mutex_unlock(&db->merge_mu);
@@ -361,7 +360,8 @@ static int run_one(lsm_db *db) {
   db->merge_running--;
   if (rc) {
     atomic_fetch_add(&db->st_merrors, 1);
-    if (!db->merge_err) QLOG_WARN("lsm: background merge failed: %s (%s)", quire_errname(rc), quire_errmsg());
+    if (!db->merge_err)
+      lsm__log(db, LSM_LOG_WARN, "lsm: background merge failed: %s (%s)", quire_errname(rc), quire_errmsg());
     db->merge_err = rc;
   } else {
     db->merge_err = 0;
@@ -450,12 +450,13 @@ static int behind(lsm_db *db) {
 }
 
 void lsm__merge_throttle(lsm_db *db) {
-  if (db->merge_mode != 0 || !behind(db)) return;
+  if (db->merge_mode != 0 || atomic_load(&db->fatal) || !behind(db)) return;
   uint64_t t0 = quire__mono_ns();
   atomic_fetch_add(&db->st_stalls, 1);
   pthread_mutex_lock(&db->merge_mu);
   /* a failing merge must not stop commits forever: wait at most a second then */
-  while (!db->merge_stop && behind(db) && (!db->merge_err || quire__mono_ns() - t0 < 1000000000ull))
+  while (!db->merge_stop && !atomic_load(&db->fatal) && behind(db) &&
+         (!db->merge_err || quire__mono_ns() - t0 < 1000000000ull))
     timed_wait(&db->merge_cv, &db->merge_mu, 20);
   pthread_mutex_unlock(&db->merge_mu);
   atomic_fetch_add(&db->st_stall_us, (quire__mono_ns() - t0) / 1000);
@@ -482,7 +483,7 @@ int lsm_merge_wait(lsm_db *db) {
     timed_wait(&db->merge_cv, &db->merge_mu, 50);
   }
   pthread_mutex_unlock(&db->merge_mu);
-  return rc;
+  return rc ? rc : lsm__failed(db);
 }
 
 void lsm__merge_pause(lsm_db *db, int on) {
@@ -527,9 +528,7 @@ int lsm_compact(lsm_db *db) {
       nv->n_reg = ns ? last + 1 : 0;
       if (ns) nv->segs[last] = ns;
       ns = NULL;
-      db->hdr.merge_counter++;
-      rc = lsm__write_header(db, nv, &freed, db->hdr.change_counter);
-      if (rc) db->hdr.merge_counter--;
+      rc = lsm__write_header(db, nv, &freed, db->hdr.change_counter, LSM_HDR_MERGE);
     }
     if (rc) {
       free_written(db, &written);

@@ -10,8 +10,11 @@
  *   check.c   reachability walk, free-list rebuild, `lsm check`
  *
  * Formats are tabled at the top of file.c (header, blobs) and page.c (pages)
- * and in docs/LSM.md. Lock order: db->commit_lock, then db->lock, then the
- * page cache's lock. Readers take db->lock only to pin or unpin a version.
+ * and in docs/LSM.md. Lock order: db->commit_lock, then db->merge_mu, then
+ * db->lock, then the page cache's lock; db->sync_mu and db->fsync_mu come
+ * after commit_lock and are never held together with db->lock or each other;
+ * db->fail_mu is a leaf. Readers take db->lock only to pin or unpin a
+ * version.
  */
 #ifndef QUIRE_LSM_INT_H
 #define QUIRE_LSM_INT_H
@@ -20,7 +23,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "lsm/lsm_vfs.h"
+#include "quire/lsm_vfs.h"
 #include "quire/lsm.h"
 #include "util/util.h"
 
@@ -175,6 +178,17 @@ int lsm__mem_covered(lsm_mem *m, const void *k, size_t kl, uint64_t after, uint6
 lsm_mnode *lsm__mem_seek(lsm_mem *m, const void *k, size_t kl, uint64_t snap);
 /* Last node with key < k (k NULL = last node). */
 lsm_mnode *lsm__mem_seek_lt(lsm_mem *m, const void *k, size_t kl);
+/* From node n (any version), the newest version visible at snap of n's key
+ * or a later key. */
+lsm_mnode *lsm__mem_visible(lsm_mnode *n, uint64_t snap);
+/* Newest version visible at snap of the largest key < k (k NULL: of any). */
+lsm_mnode *lsm__mem_before(lsm_mem *m, const void *k, size_t kl, uint64_t snap);
+/* Newest version visible at snap of the nearest key to k: op LSM_SEEK_LE
+ * (largest key <= k, or < k without incl) or LSM_SEEK_GE (smallest >= k /
+ * > k). NULL if none. */
+lsm_mnode *lsm__mem_near(lsm_mem *m, const void *k, size_t kl, int op, int incl, uint64_t snap);
+/* A range with after < seq <= snap covering k, or NULL. */
+const lsm_mrange *lsm__mem_covering(lsm_mem *m, const void *k, size_t kl, uint64_t after, uint64_t snap);
 static inline lsm_mnode *lsm__mnext(lsm_mnode *n) {
   return atomic_load_explicit(&n->next[0], memory_order_acquire);
 }
@@ -221,12 +235,30 @@ struct lsm_db {
   uint64_t visible_seq; /* newest commit readers may see (lock) */
 
   /* Group commit (FULL): committers write their log record under the commit
-   * lock, then share one fdatasync outside it. sync_mu protects these. */
+   * lock, then share one fdatasync outside it. sync_mu protects these (after
+   * commit_lock and lock in the lock order). Offsets are into the log of the
+   * current epoch; log_gen counts epochs, so a sync that started in an older
+   * one does not move ack_off. */
   pthread_mutex_t sync_mu;
   pthread_cond_t sync_cv;
-  atomic_ullong written_seq; /* newest record written to the log */
-  uint64_t synced_seq;       /* newest commit known durable */
-  int syncing, sync_err;
+  uint64_t written_seq, written_off; /* newest record written to the log, and its end */
+  uint64_t synced_seq;               /* newest commit known durable */
+  uint64_t ack_off;                  /* end of the acknowledged records: nothing before it is erased */
+  uint64_t full_seq;                 /* newest record of a FULL commit */
+  uint64_t log_gen;
+  int syncing;
+
+  /* The first write, sync or truncate that failed (docs/LSM.md "When a write
+   * fails"): from then on every commit, flush and merge is refused until the
+   * database is reopened. fatal is set once, with fail_mu held (a leaf lock);
+   * fsync_mu serialises syncs, so a sync that succeeds after one that failed
+   * finds fatal set. */
+  atomic_int fatal; /* 0, or the error of the failure */
+  pthread_mutex_t fail_mu;
+  char fatal_msg[200];
+  pthread_mutex_t fsync_mu;
+  int log_erased;     /* commit_lock: the unacknowledged log tail was zeroed */
+  uint64_t wal_dirty; /* commit_lock: end of every log byte written or attempted in this epoch */
 
   /* commit_lock */
   lsm_hdr hdr;        /* as last written */
@@ -260,6 +292,9 @@ struct lsm_db {
   uint32_t promote_leaves;
   atomic_int merges_building; /* merges with written, uncommitted pages */
 
+  void (*log_fn)(void *ctx, int level, const char *msg); /* lsm_options.log_fn (may be NULL) */
+  void *log_ctx;
+
   lsm_cache cache;
   uint8_t *scratch; /* one page, commit_lock */
   atomic_ullong st_commits, st_flushes, st_merges, st_syncs, st_hdr, st_conflicts;
@@ -282,6 +317,8 @@ void lsm__cache_destroy(lsm_cache *c);
 /* Pinned, checksum-verified page; release with lsm__page_put. */
 int lsm__page_get(lsm_db *db, uint32_t pgno, lsm_page **out);
 void lsm__page_put(lsm_db *db, lsm_page *p);
+/* One more pin on a page already pinned (release with lsm__page_put). */
+void lsm__page_ref(lsm_db *db, lsm_page *p);
 void lsm__cache_forget(lsm_db *db, uint32_t start, uint32_t count);
 void lsm__page_seal(lsm_db *db, uint8_t *page, uint32_t pgno);
 int lsm__page_verify(lsm_db *db, const uint8_t *page, uint32_t pgno);
@@ -379,6 +416,23 @@ struct lsm_src {
   uint64_t seq; /* memtable: commit sequence; segments: LSM_SEQ_OWN */
 };
 int lsm__segcur_open(lsm_db *db, lsm_seg *seg, lsm_src **out);
+/* A segment cursor in the caller's memory (point seeks: no allocation). It
+ * takes no reference on seg; kbuf holds db->klim + 1 bytes (the current
+ * key). lsm__segcur_fini releases the pages it pins; do not call close. */
+typedef struct lsm_segcur {
+  lsm_src base;
+  lsm_db *db;
+  lsm_seg *seg;
+  int nst; /* stack depth: st[0] root .. st[nst-1] leaf */
+  struct {
+    lsm_page *pg;
+    lsm_pview v;
+    uint32_t idx;
+  } st[LSM_MAX_DEPTH + 1];
+  uint8_t *kbuf;
+} lsm_segcur;
+void lsm__segcur_init(lsm_segcur *c, lsm_db *db, lsm_seg *seg, uint8_t *kbuf);
+void lsm__segcur_fini(lsm_segcur *c);
 int lsm__memcur_open(lsm_mem *m, uint64_t snap, lsm_src **out);
 int lsm__ranges_cover(const lsm_range *r, size_t n, const uint8_t *k, size_t kl);
 /* Sorts ranges by lo and merges overlapping or touching ones; returns the
@@ -448,6 +502,42 @@ int lsm__mcur_seek(lsm_mcur *m, const uint8_t *k, size_t kl, int op);
 lsm_src *lsm__mcur_cur(lsm_mcur *m); /* the winning source, or NULL */
 int lsm__mcur_deleted(lsm_mcur *m);  /* current entry is deleted (raw mode) */
 
+/* db.c: the library's own messages go to lsm_options.log_fn, never to
+ * stderr. LSM_LOG_* levels. */
+void lsm__log(lsm_db *db, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* db.c: failures. Any write, sync or truncate that fails makes the
+ * database refuse further writes until it is reopened. */
+/* Records rc as the database's failure (the first one wins); returns rc. */
+int lsm__fail(lsm_db *db, int rc, const char *what);
+/* 0, or QUIRE_EIO with a message naming the earlier failure. */
+int lsm__failed(lsm_db *db);
+/* The file layer's write and sync, refused after a failure and recording
+ * their own. */
+int lsm__fwrite(lsm_db *db, const void *buf, size_t n, uint64_t off);
+int lsm__fsync(lsm_db *db);
+
+/* seek.c: the nearest live entry over sources ordered newest first (a
+ * transaction's buffer and pending segments, a memtable, segments), with no
+ * cursor allocated. op LSM_SEEK_LE or LSM_SEEK_GE. On success the key is
+ * copied to keybuf (QUIRE_ETOOLARGE if keycap is short; *klen_out is set
+ * either way) and *out holds the value as lsm_get's does. QUIRE_ENOTFOUND
+ * when nothing qualifies. The caller keeps the sources alive (a pinned
+ * version or transaction); b is working state. */
+typedef struct lsm_bound {
+  const uint8_t *k;
+  size_t kl;
+  int incl;
+} lsm_bound;
+typedef struct lsm_point_src {
+  lsm_mem *m; /* a memtable or transaction buffer, read at snap; or NULL */
+  uint64_t snap;
+  lsm_seg *seg; /* when m is NULL */
+  lsm_bound b;
+} lsm_point_src;
+int lsm__point_seek(lsm_db *db, lsm_point_src *s, size_t n, const void *key, size_t klen, int op,
+                    void *keybuf, size_t keycap, size_t *klen_out, lsm_value *out);
+
 /* db.c */
 void lsm__version_unref(lsm_db *db, lsm_version *v);
 /* Pins the current version and visible seq. */
@@ -460,7 +550,9 @@ int lsm__version_new(lsm_db *db, lsm_version **out);
 void lsm__version_swap(lsm_db *db, lsm_version *nv, uint64_t visible);
 void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages);
 void lsm__punch_free(lsm_db *db);
-int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq);
+#define LSM_HDR_NEW_EPOCH 1u /* lsm__write_header flags */
+#define LSM_HDR_MERGE 2u
+int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq, unsigned flags);
 int lsm__flush_locked(lsm_db *db);
 
 /* levels.c: merge scheduling, background threads, backpressure, compact */
@@ -481,6 +573,7 @@ typedef struct lsm_check_counts {
   uint64_t log;        /* the commit log region */
   uint64_t reachable;  /* named by a segment of the header */
   uint64_t free;       /* free, freed by the next header, in limbo, or the saved list itself */
+  uint64_t limbo;      /* of free: in limbo (freed by merges, older snapshots may read them) */
   uint64_t leaked;     /* none of these */
   uint64_t double_use; /* free twice, or both free and in use (corruption) */
 } lsm_check_counts;

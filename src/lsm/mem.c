@@ -190,10 +190,39 @@ lsm_mnode *lsm__mem_find(lsm_mem *m, const void *k, size_t kl, uint64_t snap) {
 }
 
 int lsm__mem_covered(lsm_mem *m, const void *k, size_t kl, uint64_t after, uint64_t snap) {
+  return lsm__mem_covering(m, k, kl, after, snap) != NULL;
+}
+
+lsm_mnode *lsm__mem_visible(lsm_mnode *n, uint64_t snap) {
+  while (n && n->seq > snap) n = lsm__mnext(n);
+  return n;
+}
+
+lsm_mnode *lsm__mem_before(lsm_mem *m, const void *k, size_t kl, uint64_t snap) {
+  for (;;) {
+    lsm_mnode *n = lsm__mem_seek_lt(m, k, kl);
+    if (!n) return NULL;
+    lsm_mnode *v = lsm__mem_seek(m, n->key, n->klen, snap);
+    if (v && lsm__keycmp(v->key, v->klen, n->key, n->klen) == 0) return v;
+    k = n->key, kl = n->klen; /* no visible version: keep going back */
+  }
+}
+
+lsm_mnode *lsm__mem_near(lsm_mem *m, const void *k, size_t kl, int op, int incl, uint64_t snap) {
+  if (op == LSM_SEEK_GE) /* (k, 0) sorts after every version of k: the first key > k */
+    return lsm__mem_visible(lsm__mem_seek(m, k, kl, incl ? snap : 0), snap);
+  if (incl) {
+    lsm_mnode *n = lsm__mem_visible(lsm__mem_seek(m, k, kl, snap), snap);
+    if (n && lsm__keycmp(n->key, n->klen, k, kl) == 0) return n;
+  }
+  return lsm__mem_before(m, k, kl, snap);
+}
+
+const lsm_mrange *lsm__mem_covering(lsm_mem *m, const void *k, size_t kl, uint64_t after, uint64_t snap) {
   for (lsm_mrange *r = atomic_load_explicit(&m->ranges, memory_order_acquire); r;
        r = atomic_load_explicit(&r->next, memory_order_acquire)) {
     if (r->seq <= after || r->seq > snap) continue;
-    if (lsm__keycmp(r->r.lo, r->r.lol, k, kl) <= 0 && lsm__keycmp(k, kl, r->r.hi, r->r.hil) < 0) return 1;
+    if (lsm__keycmp(r->r.lo, r->r.lol, k, kl) <= 0 && lsm__keycmp(k, kl, r->r.hi, r->r.hil) < 0) return r;
   }
-  return 0;
+  return NULL;
 }

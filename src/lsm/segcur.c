@@ -177,18 +177,7 @@ void lsm__seg_unref(lsm_db *db, lsm_seg *s) {
 }
 
 /* ---- segment cursor ---------------------------------------------------- */
-typedef struct segcur {
-  lsm_src base;
-  lsm_db *db;
-  lsm_seg *seg;
-  int nst; /* stack depth: st[0] root .. st[nst-1] leaf */
-  struct {
-    lsm_page *pg;
-    lsm_pview v;
-    uint32_t idx;
-  } st[LSM_MAX_DEPTH + 1];
-  uint8_t *kbuf;
-} segcur;
+typedef lsm_segcur segcur;
 
 static void sc_drop_from(segcur *c, int lvl) {
   for (int i = lvl; i < c->nst; i++) {
@@ -359,18 +348,26 @@ static void sc_close(lsm_src *s) {
 static const struct lsm_src_ops sc_ops = {sc_first, sc_last,   sc_next,  sc_prev,
                                           sc_seek,  sc_covers, sc_value, sc_close};
 
-/* Takes a new reference on seg. */
-int lsm__segcur_open(lsm_db *db, lsm_seg *seg, lsm_src **out) {
-  segcur *c = quire__calloc(1, sizeof *c);
-  if (!c) return QUIRE_ENOMEM;
-  c->kbuf = quire__malloc(db->klim + 1);
-  if (!c->kbuf) {
-    quire__free(c);
-    return QUIRE_ENOMEM;
-  }
+void lsm__segcur_init(lsm_segcur *c, lsm_db *db, lsm_seg *seg, uint8_t *kbuf) {
+  memset(c, 0, sizeof *c);
   c->base.ops = &sc_ops;
   c->db = db;
   c->seg = seg;
+  c->kbuf = kbuf;
+}
+
+void lsm__segcur_fini(lsm_segcur *c) { sc_invalidate(c); }
+
+/* Takes a new reference on seg. */
+int lsm__segcur_open(lsm_db *db, lsm_seg *seg, lsm_src **out) {
+  segcur *c = quire__calloc(1, sizeof *c);
+  uint8_t *kbuf = quire__malloc(db->klim + 1);
+  if (!c || !kbuf) {
+    quire__free(c);
+    quire__free(kbuf);
+    return QUIRE_ENOMEM;
+  }
+  lsm__segcur_init(c, db, seg, kbuf);
   atomic_fetch_add(&seg->refs, 1);
   *out = &c->base;
   return 0;
@@ -397,12 +394,7 @@ static void mc_set(memcur *c, lsm_mnode *n) {
   c->base.seq = n->seq;
 }
 
-/* From node n (any version), the newest visible version of n's key or a
- * later key. */
-static lsm_mnode *mc_visible_fwd(memcur *c, lsm_mnode *n) {
-  while (n && n->seq > c->snap) n = lsm__mnext(n);
-  return n;
-}
+static lsm_mnode *mc_visible_fwd(memcur *c, lsm_mnode *n) { return lsm__mem_visible(n, c->snap); }
 
 static int mc_first(lsm_src *s) {
   memcur *c = (memcur *)s;
@@ -419,15 +411,8 @@ static int mc_next(lsm_src *s) {
   return 0;
 }
 
-/* Newest visible version of the largest key < (k,kl) (k NULL: of any key). */
 static lsm_mnode *mc_before(memcur *c, const uint8_t *k, size_t kl, int has_k) {
-  for (;;) {
-    lsm_mnode *n = lsm__mem_seek_lt(c->m, has_k ? k : NULL, kl);
-    if (!n) return NULL;
-    lsm_mnode *v = lsm__mem_seek(c->m, n->key, n->klen, c->snap);
-    if (v && lsm__keycmp(v->key, v->klen, n->key, n->klen) == 0) return v;
-    k = n->key, kl = n->klen, has_k = 1; /* no visible version: keep going back */
-  }
+  return lsm__mem_before(c->m, has_k ? k : NULL, kl, c->snap);
 }
 
 static int mc_last(lsm_src *s) {

@@ -23,7 +23,7 @@ static int install(lsm_db *dst, const lsm_segdesc *d) {
     nv->n_reg = s ? 1 : 0;
     nv->segs[0] = s;
     s = NULL;
-    if (!(rc = lsm__write_header(dst, nv, NULL, dst->hdr.change_counter))) {
+    if (!(rc = lsm__write_header(dst, nv, NULL, dst->hdr.change_counter, 0))) {
       lsm__version_swap(dst, nv, 0);
       nv = NULL;
     }
@@ -83,7 +83,8 @@ int lsm_vacuum(lsm_db *db, const char *dst_path) {
       val = vbuf;
     }
     if ((rc = lsm__build_add(b, s->key, s->klen, LSM_V_INLINE, val, s->vlen))) break;
-    if (++entries % 1000000 == 0) QLOG_INFO("lsm: vacuum: %llu entries copied", (unsigned long long)entries);
+    if (++entries % 1000000 == 0)
+      lsm__log(db, LSM_LOG_INFO, "lsm: vacuum: %llu entries copied", (unsigned long long)entries);
   }
   if (rc == QUIRE_EEND) rc = 0;
   if (rc) goto out;

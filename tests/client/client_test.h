@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lsm/lsm_int.h"
 #include "quire/lsm.h"
 #include "quire/quire.h"
 #include "test.h"
@@ -97,22 +96,17 @@ static inline uint64_t store_count(const char *dir, char letter) {
   return n;
 }
 
-static inline void store_check_report(void *ctx, const char *msg) {
-  (void)ctx;
-  fprintf(stderr, "  local store check: %s\n", msg);
-}
-
 /* 1 when the local store passes a full check with no leaked page (the
  * client must be closed). */
 static inline int store_check_clean(const char *dir) {
   lsm_db *db = store_open_ro(dir);
-  lsm_check_counts cnt;
-  int rc = lsm__check(db, store_check_report, NULL, &cnt);
+  lsm_check_result r;
+  int rc = lsm_check(db, &r);
   lsm_close(db);
-  if (rc || cnt.leaked || cnt.double_use)
-    fprintf(stderr, "local store %s: check %s, %llu leaked, %llu used twice\n", dir, quire_strerror(rc),
-            (unsigned long long)cnt.leaked, (unsigned long long)cnt.double_use);
-  return rc == 0 && cnt.leaked == 0 && cnt.double_use == 0;
+  if (rc || r.pages_leaked || r.pages_double)
+    fprintf(stderr, "local store %s: check %s, %llu leaked, %llu used twice: %s\n", dir, quire_strerror(rc),
+            (unsigned long long)r.pages_leaked, (unsigned long long)r.pages_double, r.message);
+  return rc == 0 && r.pages_leaked == 0 && r.pages_double == 0;
 }
 
 #endif

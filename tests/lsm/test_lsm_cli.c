@@ -102,6 +102,8 @@ int main(void) {
   snprintf(cmd, sizeof cmd, "%s lsm check %s", bin, path);
   CHECK(run(cmd, out, sizeof out) == 1);
   CHECK(strstr(out, "CORRUPT") != NULL || strstr(out, "data is corrupt") != NULL);
+  if (strstr(out, "CORRUPT")) /* each problem on its own line, from lsm_check through log_fn */
+    CHECKF(strstr(out, "\n  ") != NULL || strncmp(out, "  ", 2) == 0, "no problem listed: %s", out);
   test_rmtree(dir);
   free(dir);
   return test_done("test_lsm_cli");

@@ -4,14 +4,16 @@
  * file layer; for every write point N it is run again with the Nth write or
  * sync failing (power cut), then the file image a power cut could leave is
  * built four ways (unsynced writes dropped, kept, torn, random subset) and
- * reopened. FULL: the state must be exactly the model after every
- * acknowledged commit (or one more, the commit in flight). NORMAL: some
- * prefix of the commits (nothing half-applied). The reopened file must pass
- * lsm check and accept new commits.
+ * reopened. A quarter of the transactions commit with the other sync mode
+ * (lsm_txn_set_sync). The state must be a prefix of the commits (nothing
+ * half-applied) that holds every commit up to the last acknowledged FULL
+ * one, so FULL alone: exactly every acknowledged commit (or one more, the
+ * commit in flight). The reopened file must pass lsm check and accept new
+ * commits.
  */
 #include <stdio.h>
 
-#include "faultfs.h"
+#include "lsm_faultfs.h"
 #include "lsm/lsm_int.h"
 #include "lsm_testutil.h"
 
@@ -27,6 +29,7 @@ typedef struct sstep {
   int kind;
   sop ops[4];
   int nops;
+  int flip; /* committed with the other sync mode (lsm_txn_set_sync) */
 } sstep;
 
 #define NK 300
@@ -62,6 +65,7 @@ static int make_script(sstep *s, int n, uint64_t seed) {
     else {
       s[i].kind = S_TXN;
       ntxn++;
+      s[i].flip = sr(4) == 0;
       s[i].nops = 1 + (int)sr(4);
       for (int j = 0; j < s[i].nops; j++) {
         sop *o = &s[i].ops[j];
@@ -154,14 +158,17 @@ static lsm_options opts(faultfs *fs, int mode) {
 static lsm_stats dry_stats; /* of the last run without a crash */
 
 /* Runs the script until the file layer fails. *acked = transactions
- * acknowledged; *inflight = 1 if it stopped inside a commit. */
-static void workload(faultfs *fs, int mode, const sstep *s, int n, int *acked, int *inflight) {
+ * acknowledged; *inflight = 1 if it stopped inside a commit; *last_full =
+ * how many were acknowledged up to and including the last FULL one. */
+static void workload(faultfs *fs, int mode, const sstep *s, int n, int *acked, int *inflight,
+                     int *last_full) {
   lsm_options o = opts(fs, mode);
   lsm_db *db;
   uint8_t *vbuf = malloc(10000);
   char k[32], h[32];
   *acked = 0;
   *inflight = 0;
+  *last_full = 0;
   if (lsm_open("crash.db", &o, &db)) {
     free(vbuf);
     return;
@@ -176,6 +183,8 @@ static void workload(faultfs *fs, int mode, const sstep *s, int n, int *acked, i
       lsm_txn *t;
       rc = lsm_txn_begin(db, 0, &t);
       if (rc) break;
+      int txn_mode = s[i].flip ? (mode == LSM_SYNC_FULL ? LSM_SYNC_NORMAL : LSM_SYNC_FULL) : mode;
+      CHECK_OK(lsm_txn_set_sync(t, txn_mode));
       if (s[i].kind == S_BIG) {
         for (unsigned j = 0; j < 150 && !rc; j++) {
           sop op = {O_PUT, (j * 7) % NK, 0, 100, s[i].ops[0].vseed + j};
@@ -204,6 +213,7 @@ static void workload(faultfs *fs, int mode, const sstep *s, int n, int *acked, i
         break;
       }
       (*acked)++;
+      if (txn_mode == LSM_SYNC_FULL) *last_full = *acked;
     }
     if (rc) break;
   }
@@ -215,7 +225,7 @@ static void workload(faultfs *fs, int mode, const sstep *s, int n, int *acked, i
 static long crash_runs, reopens;
 
 static void check_image(const uint8_t *img, size_t len, int mode, const uint64_t *hashes, int acked,
-                        int inflight, int ntxn, long at, int variant) {
+                        int inflight, int last_full, int ntxn, long at, int variant) {
   faultfs fs;
   ffs_init(&fs, img, len);
   lsm_options o = opts(&fs, mode);
@@ -225,20 +235,17 @@ static void check_image(const uint8_t *img, size_t len, int mode, const uint64_t
          quire_errmsg());
   uint64_t hsh = 0;
   CHECK_OK(db_hash(db, &hsh));
+  /* a prefix of the commits: every one up to the last FULL one acknowledged
+   * (FULL: all acknowledged), at most the one in flight beyond them */
   int found = -1;
-  for (int j = ntxn; j >= 0 && found < 0; j--)
+  for (int j = last_full; j <= acked + inflight && j <= ntxn && found < 0; j++)
     if (hashes[j] == hsh) found = j;
-  if (mode == LSM_SYNC_FULL)
-    CHECKF(hashes[acked] == hsh || (inflight && acked < ntxn && hashes[acked + 1] == hsh),
-           "FULL crash at %ld variant %d: state matches commit %d, acknowledged %d%s", at, variant, found,
-           acked, inflight ? " (+1 in flight)" : "");
-  found = -1;
-  if (mode != LSM_SYNC_FULL)
-    for (int j = 0; j <= acked + inflight && j <= ntxn; j++)
-      if (hashes[j] == hsh) found = j;
-  if (mode != LSM_SYNC_FULL)
-    CHECKF(found >= 0 && found <= acked + inflight,
-           "NORMAL crash at %ld variant %d: state matches %d, acked %d", at, variant, found, acked);
+  if (found < 0)
+    for (int j = ntxn; j >= 0 && found < 0; j--)
+      if (hashes[j] == hsh) found = -2 - j;
+  CHECKF(found >= 0,
+         "crash at %ld variant %d: state matches commit %d, acknowledged %d (%d up to the last FULL)%s", at,
+         variant, found < -1 ? -2 - found : -1, acked, last_full, inflight ? " (+1 in flight)" : "");
   lsm_check_counts cnt;
   CHECKF(lsm__check(db, NULL, NULL, &cnt) == 0, "crash at %ld variant %d: check: %s", at, variant,
          quire_errmsg());
@@ -277,15 +284,15 @@ static void run_mode(int mode, int nsteps, uint64_t seed, long max_points) {
   /* dry run: how many write points, and the final state is right */
   faultfs fs;
   ffs_init(&fs, NULL, 0);
-  int acked, inflight;
-  workload(&fs, mode, s, nsteps, &acked, &inflight);
+  int acked, inflight, last_full;
+  workload(&fs, mode, s, nsteps, &acked, &inflight, &last_full);
   CHECKF(acked == ntxn, "dry run acknowledged %d of %d", acked, ntxn);
   long total = fs.ops;
   {
     uint8_t *img;
     size_t len;
     ffs_crash_image(&fs, FFS_DROP, &img, &len);
-    check_image(img, len, mode, hashes, acked, 0, ntxn, 0, -1);
+    check_image(img, len, mode, hashes, acked, 0, last_full, ntxn, 0, -1);
     free(img);
   }
   ffs_free(&fs);
@@ -293,14 +300,14 @@ static void run_mode(int mode, int nsteps, uint64_t seed, long max_points) {
   for (long at = 1 + (long)test_rand_below((uint64_t)stride); at <= total; at += stride) {
     ffs_init(&fs, NULL, 0);
     fs.crash_at = at;
-    workload(&fs, mode, s, nsteps, &acked, &inflight);
+    workload(&fs, mode, s, nsteps, &acked, &inflight, &last_full);
     CHECKF(fs.crashed, "no crash at write %ld of %ld (the run made %ld writes, acked %d)", at, total,
            (long)fs.ops, acked);
     for (int v = 0; v < FFS_VARIANTS; v++) {
       uint8_t *img;
       size_t len;
       ffs_crash_image(&fs, v, &img, &len);
-      check_image(img, len, mode, hashes, acked, inflight, ntxn, at, v);
+      check_image(img, len, mode, hashes, acked, inflight, last_full, ntxn, at, v);
       free(img);
     }
     ffs_free(&fs);

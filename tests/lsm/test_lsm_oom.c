@@ -8,7 +8,7 @@
  */
 #include <stdio.h>
 
-#include "faultfs.h"
+#include "lsm_faultfs.h"
 #include "lsm/lsm_int.h"
 #include "lsm_testutil.h"
 
