@@ -275,6 +275,8 @@ static void after_read(struct qs_file *f, uint8_t *buf, int amt, sqlite3_int64 o
     f->vers_known = 1;
   } else if (off == 24 && amt == 16 && f->check_version) {
     /* SQLite's cache check at a new lock: report a change. */
+    QLOG_TRACE("quire sqlite: '%s' cache check (%s)", f->name,
+               !f->vers_known || memcmp(buf, f->vers, 16) == 0 ? "forced" : "changed");
     f->check_version = 0;
     if (!f->vers_known || memcmp(buf, f->vers, 16) == 0)
       for (int i = 0; i < 16; i++) buf[i] ^= 0xff;
@@ -421,6 +423,8 @@ static int lock_shared(struct qs_file *f) {
   }
   quire_lsn lsn = quire_reader_lsn(f->reader);
   f->check_version = f->cache_known && lsn != f->cache_lsn;
+  QLOG_TRACE("quire sqlite: '%s' SHARED at lsn %llu (cache at %llu%s)", f->name, (unsigned long long)lsn,
+             (unsigned long long)f->cache_lsn, f->check_version ? ": reload" : "");
   f->cache_lsn = lsn;
   f->cache_known = 1;
   return SQLITE_OK;
@@ -462,6 +466,7 @@ static int file_lock(sqlite3_file *file, int level) {
 static int file_unlock(sqlite3_file *file, int level) {
   struct qs_file *f = (struct qs_file *)file;
   if (level >= f->lock) return SQLITE_OK;
+  QLOG_TRACE("quire sqlite: '%s' unlock %d -> %d", f->name, f->lock, level);
   int rc = SQLITE_OK;
   if (f->lock >= SQLITE_LOCK_RESERVED) rc = end_write(f);
   if (level == SQLITE_LOCK_NONE) {
