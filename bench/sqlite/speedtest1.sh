@@ -27,9 +27,14 @@ fetch_source() {
   mkdir -p "$SRC_DIR/pkg"
   if ! (cd "$SRC_DIR/pkg" && apt-get source --download-only sqlite3 >/dev/null 2>&1); then
     if [ "$(id -u)" -eq 0 ] && ! grep -rqs "^Types:.*deb-src\|^deb-src" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-      echo "speedtest1: adding a deb-src line for Debian's sources (/etc/apt/sources.list.d/quire-deb-src.sources)"
-      sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-        >/etc/apt/sources.list.d/quire-deb-src.sources 2>/dev/null || true
+      echo "speedtest1: adding deb-src lines for Debian's sources (/etc/apt/sources.list.d/quire-deb-src.*)"
+      if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
+          >/etc/apt/sources.list.d/quire-deb-src.sources 2>/dev/null || true
+      fi
+      if grep -qs '^deb ' /etc/apt/sources.list; then
+        sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >/etc/apt/sources.list.d/quire-deb-src.list || true
+      fi
       apt-get update -qq >/dev/null 2>&1 || true
     fi
     (cd "$SRC_DIR/pkg" && apt-get source --download-only sqlite3 >/dev/null 2>&1) ||
