@@ -10,62 +10,12 @@
  */
 #include <sys/stat.h>
 
-#include "quire/quire.h"
 #include "sqlite_test.h"
 
 static char *root;
 static struct qt_server srv;
 static char vid[64];
 static long pages = 65536, runs = 5;
-
-static sqlite3_int64 build_plain(const char *path) {
-  sqlite3 *db = NULL;
-  CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "unix") == SQLITE_OK);
-  qt_exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF");
-  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER, pad BLOB)");
-  qt_execf(db,
-           "BEGIN; INSERT INTO t SELECT value, (value * 40503) %% 65537, randomblob(3000) FROM series(%ld); "
-           "COMMIT",
-           pages * 99 / 100);
-  qt_exec(db, "CREATE INDEX tk ON t(k)");
-  sqlite3_int64 n = qt_int(db, "PRAGMA page_count"), id = qt_int(db, "SELECT max(id) FROM t") + 1;
-  for (; n < pages; id++) {
-    qt_execf(db, "INSERT INTO t VALUES (%lld, (%lld * 40503) %% 65537, randomblob(3000))", id, id);
-    n = qt_int(db, "PRAGMA page_count");
-  }
-  sqlite3_close(db);
-  return n;
-}
-
-static int import_main(void *arg) {
-  char dir[4200];
-  snprintf(dir, sizeof dir, "%s/writer", root);
-  quire_client_opts o;
-  quire_client_opts_init(&o);
-  o.data_dir = dir;
-  o.metastore_url = srv.ms_url;
-  o.pagestore_url = srv.ps_url;
-  o.sync_mode = QUIRE_SYNC_OFF;
-  o.call_timeout_ms = 300000;
-  quire_client *c;
-  CHECK_OK(quire_client_open(&o, &c));
-  quire_volume *v;
-  CHECK_OK(quire_volume_open(c, "big", QUIRE_CREATE, &v));
-  CHECK_OK(quire_volume_import(v, arg));
-  CHECK_OK(quire_volume_push(v, 0));
-  quire_gid g;
-  quire_volume_vid(v, &g);
-  char text[QUIRE_GID_TEXT_LEN + 1], path[4200];
-  quire_gid_format(&g, text);
-  snprintf(path, sizeof path, "%s/vid", root);
-  FILE *f = fopen(path, "w");
-  CHECK(f != NULL);
-  fprintf(f, "%s\n", text);
-  fclose(f);
-  quire_volume_close(v);
-  CHECK_OK(quire_client_close(c));
-  return 0;
-}
 
 struct result {
   double ms;
@@ -80,7 +30,7 @@ static int cold_main(void *arg) {
   qt_register();
   long key = (long)((run * 7919 + 4242) % (pages * 99 / 100)) + 1;
   snprintf(u, sizeof u, "file:big?vfs=quire&vid=%s", vid);
-  snprintf(sql, sizeof sql, "SELECT length(pad) FROM t WHERE k = %ld", (key * 40503) % 65537);
+  snprintf(sql, sizeof sql, "SELECT length(pad) FROM t WHERE k = %lld", qt_big_key(key));
   uint64_t t0 = qt_now_ms();
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
@@ -122,15 +72,13 @@ int main(int argc, char **argv) {
   char plain[4200];
   snprintf(plain, sizeof plain, "%s/big.db", root);
   uint64_t t0 = qt_now_ms();
-  sqlite3_int64 n = build_plain(plain);
+  sqlite3_int64 rows, n = qt_build_big(plain, pages, &rows);
   uint64_t t1 = qt_now_ms();
-  CHECK(qt_wait(qt_fork(import_main, plain)) == 0);
+  char dir[4200], path[4200];
+  snprintf(dir, sizeof dir, "%s/writer", root);
+  qt_import_push(dir, &srv, plain, vid);
   uint64_t t2 = qt_now_ms();
-  char path[4200];
-  snprintf(path, sizeof path, "%s/vid", root);
-  FILE *f = fopen(path, "r");
-  CHECK(f && fscanf(f, "%63s", vid) == 1);
-  fclose(f);
+  FILE *f;
   printf("a %lld-page database (%lld MiB): built in %llu ms, imported and pushed in %llu ms\n", (long long)n,
          (long long)(n * 4096 >> 20), (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1));
   double ms[100];
@@ -151,7 +99,7 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &a);
   CHECK(sqlite3_open_v2(plain, &db, SQLITE_OPEN_READONLY, "unix") == SQLITE_OK);
   char sql[128];
-  snprintf(sql, sizeof sql, "SELECT length(pad) FROM t WHERE k = %ld", (4243L * 40503) % 65537);
+  snprintf(sql, sizeof sql, "SELECT length(pad) FROM t WHERE k = %lld", qt_big_key(4243));
   CHECK(qt_int(db, sql) == 3000);
   clock_gettime(CLOCK_MONOTONIC, &b);
   sqlite3_close(db);

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "quire/quire.h"
 #include "quire/quire_sqlite.h"
 #include "test.h"
 
@@ -194,6 +195,19 @@ static inline unsigned long long qt_kv_u64(const char *text, const char *key) {
   return strtoull(v, NULL, 10);
 }
 
+/* PRAGMA quire_status into out. */
+static inline void qt_status(sqlite3 *db, char *out, size_t cap) {
+  int rc = qt_text_rc(db, "PRAGMA quire_status", out, cap);
+  QT_CHECK_DB(db, rc == SQLITE_OK);
+}
+
+/* One numeric field of PRAGMA quire_status. */
+static inline unsigned long long qt_status_u64(sqlite3 *db, const char *key) {
+  char st[4096];
+  qt_status(db, st, sizeof st);
+  return qt_kv_u64(st, key);
+}
+
 /* A counter of the quire_stats table (scope volume). */
 static inline sqlite3_int64 qt_stat(sqlite3 *db, const char *name) {
   char sql[256];
@@ -208,6 +222,35 @@ static inline void qt_register(void) {
   CHECK(sqlite3_vfs_find("quire") != NULL);
   done = 1;
 }
+
+/* ---- a big database ---------------------------------------------------------- */
+
+/* Builds at path (unix VFS) a database of at least `pages` 4 KiB pages:
+ * t(id INTEGER PRIMARY KEY, k INTEGER UNIQUE-ish, pad BLOB of 3000 bytes),
+ * about one row per page, k = id * 40503 mod 65537 (distinct for id <=
+ * 65536), an index on k. Returns the page count; *rows gets the last id. */
+static inline sqlite3_int64 qt_build_big(const char *path, sqlite3_int64 pages, sqlite3_int64 *rows) {
+  sqlite3 *db = NULL;
+  CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "unix") == SQLITE_OK);
+  qt_exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA page_size = 4096");
+  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER, pad BLOB)");
+  qt_execf(db,
+           "BEGIN; INSERT INTO t SELECT value, (value * 40503) %% 65537, randomblob(3000) FROM series(%lld); "
+           "COMMIT",
+           pages * 99 / 100);
+  qt_exec(db, "CREATE INDEX tk ON t(k)");
+  sqlite3_int64 n = qt_int(db, "PRAGMA page_count"), id = qt_int(db, "SELECT max(id) FROM t") + 1;
+  for (; n < pages; id++) {
+    qt_execf(db, "INSERT INTO t VALUES (%lld, (%lld * 40503) %% 65537, randomblob(3000))", id, id);
+    n = qt_int(db, "PRAGMA page_count");
+  }
+  *rows = id - 1;
+  sqlite3_close(db);
+  return n;
+}
+
+/* The key of row id in qt_build_big's table. */
+static inline long long qt_big_key(long long id) { return id * 40503 % 65537; }
 
 /* ---- processes ------------------------------------------------------------ */
 
@@ -302,6 +345,50 @@ static inline void qt_server_stop(struct qt_server *s, int sig) {
   kill(s->pid, sig);
   qt_wait(s->pid);
   s->pid = 0;
+}
+
+/* In a child process: a quire client in dir imports the SQLite file plain as
+ * raw pages into a new volume and pushes it to s; vid gets its id (23
+ * bytes). Prints the time taken. */
+static inline void qt_import_push(const char *dir, const struct qt_server *s, const char *plain, char *vid) {
+  int p[2];
+  CHECK(pipe(p) == 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    quire_client_opts o;
+    quire_client_opts_init(&o);
+    o.data_dir = dir;
+    o.metastore_url = s->ms_url;
+    o.pagestore_url = s->ps_url;
+    o.sync_mode = QUIRE_SYNC_OFF;
+    o.call_timeout_ms = 300000;
+    quire_client *c;
+    CHECK_OK(quire_client_open(&o, &c));
+    quire_volume *v;
+    CHECK_OK(quire_volume_open(c, "big", QUIRE_CREATE, &v));
+    uint64_t t0 = qt_now_ms();
+    CHECK_OK(quire_volume_import(v, plain));
+    uint64_t t1 = qt_now_ms();
+    CHECK_OK(quire_volume_push(v, 0));
+    printf("imported in %llu ms, pushed in %llu ms\n", (unsigned long long)(t1 - t0),
+           (unsigned long long)(qt_now_ms() - t1));
+    quire_gid g;
+    quire_volume_vid(v, &g);
+    char text[QUIRE_GID_TEXT_LEN + 1];
+    quire_gid_format(&g, text);
+    CHECK(write(p[1], text, QUIRE_GID_TEXT_LEN) == QUIRE_GID_TEXT_LEN);
+    quire_volume_close(v);
+    CHECK_OK(quire_client_close(c));
+    fflush(NULL);
+    _exit(0);
+  }
+  close(p[1]);
+  CHECK(read(p[0], vid, QUIRE_GID_TEXT_LEN) == QUIRE_GID_TEXT_LEN);
+  vid[QUIRE_GID_TEXT_LEN] = '\0';
+  close(p[0]);
+  CHECK(qt_wait(pid) == 0);
 }
 
 /* The environment of a client with its own data directory. */

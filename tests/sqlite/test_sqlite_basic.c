@@ -29,22 +29,9 @@ static sqlite3 *open_vol(const char *name) {
   return qt_open(u);
 }
 
-static void status(sqlite3 *db, char *out, size_t cap) {
-  int rc = qt_text_rc(db, "PRAGMA quire_status", out, cap);
-  QT_CHECK_DB(db, rc == SQLITE_OK);
-}
+static unsigned long long local_lsn(sqlite3 *db) { return qt_status_u64(db, "local_lsn"); }
 
-static unsigned long long local_lsn(sqlite3 *db) {
-  char st[4096];
-  status(db, st, sizeof st);
-  return qt_kv_u64(st, "local_lsn");
-}
-
-static unsigned long long vol_pages(sqlite3 *db) {
-  char st[4096];
-  status(db, st, sizeof st);
-  return qt_kv_u64(st, "page_count");
-}
+static unsigned long long vol_pages(sqlite3 *db) { return qt_status_u64(db, "page_count"); }
 
 /* The volume holds exactly the pages SQLite's header says, rounded up. */
 static void check_size(sqlite3 *db) {
@@ -377,7 +364,7 @@ static void names(void) {
   sqlite3 *db = open_vol("named");
   qt_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES ('hello')");
   char st[4096], vid[64];
-  status(db, st, sizeof st);
+  qt_status(db, st, sizeof st);
   qt_kv(st, "vid", vid, sizeof vid);
   CHECK(strlen(vid) == 22);
   sqlite3_close(db);
@@ -434,7 +421,7 @@ static void pragmas(void) {
   sqlite3 *db = open_vol("pragmas");
   qt_exec(db, "CREATE TABLE t(x); INSERT INTO t SELECT value FROM series(100)");
   char out[8192], v[256];
-  status(db, out, sizeof out);
+  qt_status(db, out, sizeof out);
   static const char *keys[] = {"volume",        "vid",        "client",     "data_dir",         "state",
                                "local_lsn",     "remote_lsn", "page_count", "unpushed_commits", "pages_local",
                                "pages_pending", "snapshot"};

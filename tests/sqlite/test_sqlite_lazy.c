@@ -16,71 +16,12 @@
  */
 #include <sys/stat.h>
 
-#include "quire/quire.h"
 #include "sqlite_test.h"
 
 static char *root;
 static sqlite3_int64 target_pages;
 static struct qt_server srv;
 static char vid[64];
-
-static sqlite3_int64 build_plain(const char *path) {
-  sqlite3 *db = NULL;
-  CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "unix") == SQLITE_OK);
-  qt_exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA page_size = 4096");
-  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER, pad BLOB)");
-  /* One row of ~3000 bytes per page, keys k spread over the rows. */
-  qt_execf(db,
-           "BEGIN; INSERT INTO t SELECT value, (value * 40503) %% 65537, randomblob(3000) FROM series(%lld); "
-           "COMMIT",
-           target_pages * 99 / 100);
-  qt_exec(db, "CREATE INDEX tk ON t(k)");
-  sqlite3_int64 n = qt_int(db, "PRAGMA page_count"), id = qt_int(db, "SELECT max(id) FROM t") + 1;
-  while (n < target_pages) {
-    qt_execf(db, "INSERT INTO t VALUES (%lld, (%lld * 40503) %% 65537, randomblob(3000))", id, id);
-    id++;
-    n = qt_int(db, "PRAGMA page_count");
-  }
-  qt_integrity(db);
-  sqlite3_close(db);
-  return n;
-}
-
-static int import_main(void *arg) {
-  const char *plain = arg;
-  char dir[4200];
-  snprintf(dir, sizeof dir, "%s/writer", root);
-  quire_client_opts o;
-  quire_client_opts_init(&o);
-  o.data_dir = dir;
-  o.metastore_url = srv.ms_url;
-  o.pagestore_url = srv.ps_url;
-  o.sync_mode = QUIRE_SYNC_OFF;
-  o.call_timeout_ms = 120000;
-  quire_client *c;
-  CHECK_OK(quire_client_open(&o, &c));
-  quire_volume *v;
-  CHECK_OK(quire_volume_open(c, "big", QUIRE_CREATE, &v));
-  uint64_t t0 = qt_now_ms();
-  CHECK_OK(quire_volume_import(v, plain));
-  uint64_t t1 = qt_now_ms();
-  CHECK_OK(quire_volume_push(v, 0));
-  printf("writer: imported in %llu ms, pushed in %llu ms\n", (unsigned long long)(t1 - t0),
-         (unsigned long long)(qt_now_ms() - t1));
-  quire_gid g;
-  quire_volume_vid(v, &g);
-  char text[QUIRE_GID_TEXT_LEN + 1];
-  quire_gid_format(&g, text);
-  char path[4200];
-  snprintf(path, sizeof path, "%s/vid", root);
-  FILE *f = fopen(path, "w");
-  CHECK(f != NULL);
-  fprintf(f, "%s\n", text);
-  fclose(f);
-  quire_volume_close(v);
-  CHECK_OK(quire_client_close(c));
-  return 0;
-}
 
 struct reader_args {
   sqlite3_int64 pages, rows;
@@ -97,7 +38,7 @@ static int reader_main(void *arg) {
   sqlite3 *db = qt_open(u);
   /* An indexed point query on a cold client. */
   uint64_t t0 = qt_now_ms();
-  sqlite3_int64 key = (4242 * 40503LL) % 65537;
+  sqlite3_int64 key = qt_big_key(4242);
   char sql[256];
   snprintf(sql, sizeof sql, "SELECT id FROM t WHERE k = %lld", key);
   CHECK(qt_int(db, sql) == 4242);
@@ -108,7 +49,7 @@ static int reader_main(void *arg) {
       (long long)a->pages, (long long)(a->pages * 4096 >> 20), (long long)fetched, (long long)trips,
       (unsigned long long)(t1 - t0));
   CHECKF(fetched <= 64, "a point query fetched %lld pages", (long long)fetched);
-  snprintf(sql, sizeof sql, "SELECT length(pad) FROM t WHERE k = %lld", (7777 * 40503LL) % 65537);
+  snprintf(sql, sizeof sql, "SELECT length(pad) FROM t WHERE k = %lld", qt_big_key(7777));
   CHECK(qt_int(db, sql) == 3000);
   sqlite3_int64 fetched2 = qt_stat(db, "fetch_pages");
   printf("a second point query: %lld more pages\n", (long long)(fetched2 - fetched));
@@ -143,20 +84,13 @@ int main(void) {
   snprintf(plain, sizeof plain, "%s/big.db", root);
   uint64_t t0 = qt_now_ms();
   struct reader_args a;
-  a.pages = build_plain(plain);
-  sqlite3 *db = NULL;
-  CHECK(sqlite3_open_v2(plain, &db, SQLITE_OPEN_READONLY, "unix") == SQLITE_OK);
-  a.rows = qt_int(db, "SELECT max(id) FROM t");
-  sqlite3_close(db);
+  a.pages = qt_build_big(plain, target_pages, &a.rows);
   printf("built a %lld-page database in %llu ms\n", (long long)a.pages,
          (unsigned long long)(qt_now_ms() - t0));
-  CHECK(qt_wait(qt_fork(import_main, plain)) == 0);
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/writer", root);
+  qt_import_push(dir, &srv, plain, vid);
   unlink(plain);
-  char path[4200];
-  snprintf(path, sizeof path, "%s/vid", root);
-  FILE *f = fopen(path, "r");
-  CHECK(f && fscanf(f, "%63s", vid) == 1);
-  fclose(f);
   CHECK(qt_wait(qt_fork(reader_main, &a)) == 0);
   qt_server_stop(&srv, SIGTERM);
   test_rmtree(root);

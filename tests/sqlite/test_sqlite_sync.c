@@ -90,16 +90,7 @@ static sqlite3 *open_shared(struct peer *p, const char *name) {
   return qt_open(u);
 }
 
-static void status(sqlite3 *db, char *out, size_t cap) {
-  int rc = qt_text_rc(db, "PRAGMA quire_status", out, cap);
-  QT_CHECK_DB(db, rc == SQLITE_OK);
-}
-
-static unsigned long long remote_lsn(sqlite3 *db) {
-  char st[4096];
-  status(db, st, sizeof st);
-  return qt_kv_u64(st, "remote_lsn");
-}
+static unsigned long long remote_lsn(sqlite3 *db) { return qt_status_u64(db, "remote_lsn"); }
 
 /* Waits (up to 15 s) until autosync pulled remote lsn `want`. */
 static void wait_remote(sqlite3 *db, unsigned long long want) {
@@ -119,7 +110,7 @@ static void push(sqlite3 *db) {
 /* Writes the volume id where the parent reads it. */
 static void share_vid(sqlite3 *db, struct peer *p) {
   char st[4096], vid[64];
-  status(db, st, sizeof st);
+  qt_status(db, st, sizeof st);
   qt_kv(st, "vid", vid, sizeof vid);
   CHECK(strlen(vid) == 22);
   CHECK(write(p->to_parent[1], vid, 22) == 22);
@@ -224,7 +215,7 @@ static int cw_b(struct peer *p) {
   CHECK(qt_exec_rc(db, "PRAGMA quire_push") == SQLITE_ERROR);
   CHECKF(strstr(sqlite3_errmsg(db), "conflict") != NULL, "push said: %s", sqlite3_errmsg(db));
   char st[4096], state[32];
-  status(db, st, sizeof st);
+  qt_status(db, st, sizeof st);
   qt_kv(st, "state", state, sizeof state);
   CHECK(strcmp(state, "conflict") == 0);
   /* ... local reads go on, new write transactions are refused ... */
@@ -241,7 +232,7 @@ static int cw_b(struct peer *p) {
   /* ... and quire_reset takes A's version: this connection's cache held
    * B's version of the same pages under the same change counter. */
   qt_exec(db, "PRAGMA quire_reset");
-  status(db, st, sizeof st);
+  qt_status(db, st, sizeof st);
   qt_kv(st, "state", state, sizeof state);
   CHECK(strcmp(state, "ok") == 0);
   CHECK(qt_int(db, "SELECT count(*) FROM t WHERE who = 'B'") == 0);
@@ -350,7 +341,7 @@ static int off_b(struct peer *p) {
   printf("offline: a read of absent pages failed with %d (%s) after %llu ms\n", rc, sqlite3_errstr(rc),
          (unsigned long long)(qt_now_ms() - t0));
   char st[4096], err[1024];
-  status(db, st, sizeof st);
+  qt_status(db, st, sizeof st);
   qt_kv(st, "last_vfs_error", err, sizeof err);
   const char *e = strstr(st, "last_vfs_error=");
   CHECKF(e && strstr(e, "unavailable"), "quire_status: %s", st);
