@@ -44,6 +44,9 @@ for _ in $(seq 200); do port_busy 3001 && port_busy 3002 && break; sleep 0.05; d
 port_busy 3002 || { echo "run.sh: the server did not start:" >&2; cat "$DATA/server.log" >&2; exit 1; }
 echo "quire server: metastore 127.0.0.1:3001, pagestore 127.0.0.1:3002, objects in $DATA/objects"
 
+# The demo's output stays readable: quire's own warnings (stderr) only from
+# level error unless QUIRE_LOG says otherwise.
+export QUIRE_LOG=${QUIRE_LOG:-error}
 A_DIR="$DATA/demo/client-a"
 B_DIR="$DATA/demo/client-b"
 rm -rf "$A_DIR" "$B_DIR"
