@@ -301,6 +301,39 @@ static void wal_refused(void) {
   sqlite3_close(db);
 }
 
+/* A WAL-mode database imported as raw pages (its header says WAL) opens as
+ * a rollback-journal database: the volume has no WAL file. */
+static void wal_header(void) {
+  char plain[4200], dir[4200], u[4400];
+  snprintf(plain, sizeof plain, "%s/wal-mode.db", root);
+  snprintf(dir, sizeof dir, "%s/rawimport", root);
+  sqlite3 *p = NULL;
+  CHECK(sqlite3_open_v2(plain, &p, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "unix") == SQLITE_OK);
+  char jm[32];
+  qt_text(p, "PRAGMA journal_mode = WAL", jm);
+  CHECK(strcmp(jm, "wal") == 0);
+  qt_exec(p, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3); PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_close(p);
+  quire_client_opts o;
+  quire_client_opts_init(&o);
+  o.data_dir = dir;
+  quire_client *c;
+  CHECK_OK(quire_client_open(&o, &c));
+  quire_volume *v;
+  CHECK_OK(quire_volume_open(c, "walfile", QUIRE_CREATE, &v));
+  CHECK_OK(quire_volume_import(v, plain));
+  quire_volume_close(v);
+  CHECK_OK(quire_client_close(c));
+  snprintf(u, sizeof u, "file:walfile?vfs=quire&dir=%s", dir);
+  sqlite3 *db = qt_open(u);
+  qt_text(db, "PRAGMA journal_mode", jm);
+  CHECK(strcmp(jm, "delete") == 0);
+  CHECK(qt_int(db, "SELECT sum(x) FROM t") == 6);
+  qt_exec(db, "INSERT INTO t VALUES (4)");
+  qt_integrity(db);
+  sqlite3_close(db);
+}
+
 static void locking(void) {
   sqlite3 *a = open_vol("locks"), *b = open_vol("locks");
   sqlite3_busy_timeout(b, 0);
@@ -624,6 +657,7 @@ int main(void) {
                    {"backup", backup},
                    {"page_sizes", page_sizes},
                    {"wal_refused", wal_refused},
+                   {"wal_header", wal_header},
                    {"locking", locking},
                    {"readonly", readonly},
                    {"names", names},
