@@ -39,6 +39,9 @@ static int stop_requested(void) {
   return access(p, F_OK) == 0;
 }
 
+/* Opens the bank volume for a client with its own data directory. While
+ * the server is down a page that is not local yet cannot be read, so the
+ * open (which reads the header) is retried for up to 30 s. */
 static sqlite3 *open_bank(const char *dir) {
   char d[4200], u[256];
   snprintf(d, sizeof d, "%s/%s", root, dir);
@@ -47,9 +50,20 @@ static sqlite3 *open_bank(const char *dir) {
   setenv("QUIRE_CLOSE_PUSH_MS", "3000", 1);
   qt_register();
   snprintf(u, sizeof u, "file:bank?vfs=quire&vid=%s", vid);
-  sqlite3 *db = qt_open(u);
-  sqlite3_busy_timeout(db, 50);
-  return db;
+  uint64_t deadline = qt_now_ms() + 30000;
+  for (;;) {
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(u, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL);
+    if (rc == SQLITE_OK) rc = qt_exec_rc(db, "SELECT count(*) FROM accounts");
+    if (rc == SQLITE_OK) {
+      sqlite3_busy_timeout(db, 50);
+      return db;
+    }
+    CHECKF((rc & 0xff) == SQLITE_IOERR && qt_now_ms() < deadline, "open %s: %s (%d)", dir,
+           db ? sqlite3_errmsg(db) : "?", rc);
+    sqlite3_close(db);
+    qt_sleep_ms(100);
+  }
 }
 
 static int state_is(sqlite3 *db, const char *want) {
