@@ -305,7 +305,32 @@ struct qt_server {
   char ms_url[64], ps_url[64];
 };
 
+/* The servers this process started, stopped at exit (a failed CHECK exits
+ * at once) so that no server outlives its test. Children forked later run
+ * the handler too: the owner check keeps them from stopping it. */
+static struct qt_server *qt_servers[4];
+static pid_t qt_servers_owner;
+
+static inline void qt_servers_kill(void) {
+  if (getpid() != qt_servers_owner) return;
+  for (int i = 0; i < 4; i++)
+    if (qt_servers[i] && qt_servers[i]->pid > 0) {
+      kill(qt_servers[i]->pid, SIGKILL);
+      waitpid(qt_servers[i]->pid, NULL, 0);
+      qt_servers[i]->pid = 0;
+    }
+}
+
 static inline void qt_server_start(struct qt_server *s) {
+  if (!qt_servers_owner) {
+    qt_servers_owner = getpid();
+    atexit(qt_servers_kill);
+  }
+  for (int i = 0; i < 4; i++)
+    if (qt_servers[i] == s || !qt_servers[i]) {
+      qt_servers[i] = s;
+      break;
+    }
   const char *bin = getenv("QUIRE_BIN");
   CHECKF(bin && *bin, "QUIRE_BIN is not set (run under ctest)");
   if (!s->ms_port) {
