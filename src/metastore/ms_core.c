@@ -312,26 +312,72 @@ static void count_commit(quire_metastore *ms, const char *result) {
                        "commit requests by result (ok, retry = idempotent replay, conflict)", labels, 1);
 }
 
-/* The commit at c->lsn exists: a retry of the same commit, or a conflict. */
+/* Where a retried commit differs from the commit its id already made, or
+ * NULL when the content (page count and every segment id and graft, in
+ * order) is the same. Checkpoint and timestamp are the server's, not the
+ * client's, and are not compared. */
+static const char *content_differs(const struct quire_commit *mine, const struct quire_commit *there,
+                                   char *why, size_t cap) {
+  if (mine->page_count != there->page_count) {
+    snprintf(why, cap, "page_count %u, the original had %u", mine->page_count, there->page_count);
+    return why;
+  }
+  if (mine->nsegments != there->nsegments) {
+    snprintf(why, cap, "%u segments, the original had %u", mine->nsegments, there->nsegments);
+    return why;
+  }
+  for (uint32_t i = 0; i < mine->nsegments; i++) {
+    const struct quire_commit_segment *a = &mine->segments[i], *b = &there->segments[i];
+    if (quire_gid_cmp(&a->sid, &b->sid) != 0) {
+      snprintf(why, cap, "segment %u has another segment id than the original", i);
+      return why;
+    }
+    if (a->graft_len != b->graft_len || memcmp(a->graft, b->graft, a->graft_len) != 0) {
+      snprintf(why, cap, "segment %u has other pages than the original", i);
+      return why;
+    }
+  }
+  return NULL;
+}
+
+/* The commit at c->lsn exists: a retry of the same commit, or a conflict.
+ * A retry must repeat the original request exactly: the same commit id with
+ * other content is a client bug and answered QUIRE_ECONFLICT with a message
+ * saying so, never with the original's snapshot. */
 static int resolve_taken(quire_metastore *ms, const struct quire_commit *c, struct quire_snapshot *out) {
   quire_buf buf;
   quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
   struct quire_snapshot there;
-  int rc = quire__ms_load(ms, &c->vid, c->lsn, &buf, NULL, &there);
-  quire__buf_free(&buf);
+  struct quire_commit rec = {0};
+  int rc = quire__ms_load(ms, &c->vid, c->lsn, &buf, &rec, &there);
   if (rc == QUIRE_ENOTFOUND) /* it existed a moment ago: the store lost it */
-    return quire__err(QUIRE_EUNAVAILABLE, "lsn %llu exists but cannot be read back",
-                      (unsigned long long)c->lsn);
-  if (rc) return rc;
+    rc =
+        quire__err(QUIRE_EUNAVAILABLE, "lsn %llu exists but cannot be read back", (unsigned long long)c->lsn);
+  if (rc) goto out;
   if (quire_gid_cmp(&there.commit_id, &c->commit_id) == 0 &&
       quire_gid_cmp(&there.client_id, &c->client_id) == 0) {
+    char why[160];
+    if (content_differs(c, &rec, why, sizeof why)) {
+      char id[QUIRE_GID_TEXT_LEN + 1];
+      quire_gid_format(&c->commit_id, id);
+      count_commit(ms, "conflict");
+      rc = quire__err(QUIRE_ECONFLICT,
+                      "commit id %s already made lsn %llu with other content (this request has %s); a "
+                      "retry must repeat the original request exactly, a new commit needs a new id",
+                      id, (unsigned long long)c->lsn, why);
+      goto out;
+    }
     *out = there;
     count_commit(ms, "retry");
-    return 0;
+    goto out;
   }
   count_commit(ms, "conflict");
-  return quire__err(QUIRE_ECONFLICT, "lsn %llu is taken by another commit; base %llu is out of date",
-                    (unsigned long long)c->lsn, (unsigned long long)(c->lsn - 1));
+  rc = quire__err(QUIRE_ECONFLICT, "lsn %llu is taken by another commit; base %llu is out of date",
+                  (unsigned long long)c->lsn, (unsigned long long)(c->lsn - 1));
+out:
+  quire__commit_clear(&rec);
+  quire__buf_free(&buf);
+  return rc;
 }
 
 int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_snapshot *out) {
