@@ -11,7 +11,10 @@
  *     commits from lsn down to the checkpoint, newest first (and each
  *     commit's segments last to first), cut = wanted.cut(segment pages);
  *     a non-empty cut is one load job (segment, cut). The walk stops as soon
- *     as wanted is empty; what is left was never written.
+ *     as wanted is empty; what is left was never written. Pages above the
+ *     smallest page_count between a commit and lsn are dropped from wanted
+ *     before that commit is cut: a volume shrunk below a page and grown
+ *     again reads it as never written, not as its old bytes.
  *  3. Loading. Jobs run concurrently on the loader pool. A job pins the
  *     segment in the disk cache; on a miss it either fetches only the
  *     needed pages with ranged GETs (when the cut is a small part of the
@@ -110,6 +113,22 @@ static int add_job(ps_plan *p, const quire_gid *sid, splinter_t *cut) {
   return 0;
 }
 
+/* Moves the pages of wanted above limit into dead: a commit between the
+ * one being walked and the LSN read shrank the volume below them, so the
+ * older versions are gone (pages past page_count read as never written, and
+ * growing the volume again does not bring them back). */
+static int drop_past(splinter_t *wanted, uint32_t limit, splinter_t *dead) {
+  uint32_t hi;
+  if (splinter_max(wanted, &hi) != 0 || hi <= limit) return 0;
+  splinter_iter_t it;
+  splinter_iter_init(&it, splinter_ref_owned(wanted), limit + 1);
+  uint32_t x;
+  int rc = 0;
+  while (rc == 0 && splinter_iter_next(&it, &x)) rc = splinter_insert(dead, x) < 0 ? QUIRE_ENOMEM : 0;
+  if (rc == 0) rc = splinter_remove_range(wanted, limit + 1, hi);
+  return rc;
+}
+
 int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, splinter_ref_t wanted,
                    ps_plan **out) {
   *out = NULL;
@@ -123,9 +142,12 @@ int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, spl
   p->vid = *vid;
   p->lsn = lsn;
   rc = splinter_from_ref(wanted, &p->wanted);
+  splinter_t *dead = NULL; /* wanted pages cut off by a smaller page_count */
+  if (rc == 0) rc = splinter_new(&dead);
   quire_buf rec;
   quire__buf_init(&rec, QUIRE_COMMIT_MAX_SIZE);
   quire_lsn checkpoint = 1;
+  uint32_t limit = UINT32_MAX; /* the smallest page_count from lsn down to here */
   for (quire_lsn l = lsn; rc == 0 && l >= checkpoint && l > 0 && !splinter_is_empty(p->wanted); l--) {
     quire__buf_reset(&rec);
     rc = ms_catalog_get(ps->catalog, vid, l, &rec);
@@ -136,6 +158,10 @@ int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, spl
     struct quire_commit c;
     if (rc || (rc = quire__commit_decode(rec.data, rec.len, &c)) != 0) break;
     if (l == lsn && c.checkpoint_lsn > checkpoint) checkpoint = c.checkpoint_lsn;
+    if (c.page_count < limit) {
+      limit = c.page_count;
+      rc = drop_past(p->wanted, limit, dead);
+    }
     for (uint32_t k = c.nsegments; k-- > 0 && rc == 0 && !splinter_is_empty(p->wanted);) {
       splinter_view_t pages;
       rc = splinter_view_open(c.segments[k].graft, c.segments[k].graft_len, &pages);
@@ -156,6 +182,9 @@ int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, spl
     quire__commit_clear(&c);
   }
   quire__buf_free(&rec);
+  if (rc == 0 && !splinter_is_empty(dead))
+    rc = splinter_union(splinter_ref_owned(p->wanted), splinter_ref_owned(dead), p->wanted);
+  splinter_free(dead);
   if (rc) {
     quire__ps_plan_free(p);
     return rc;

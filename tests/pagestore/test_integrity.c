@@ -1,0 +1,218 @@
+/*
+ * History integrity through both services (a metastore on loopback, a
+ * pagestore in process, one file:// store). Commits go straight to the
+ * metastore's request handler (no client library), reads straight to the
+ * pagestore's segment query; the pagestore catches its catalog up over HTTP.
+ *
+ *  - page_count: shrinking a volume makes the pages past the new count read
+ *    as never written at that LSN and every later one, and growing it again
+ *    does not bring the old bytes back; older LSNs keep their history.
+ */
+#include "test.h"
+#include "metastore/service.h"
+#include "pagestore/ps_int.h"
+#include "proto/metastore.pb-c.h"
+#include "proto/pb.h"
+#include "util/util.h"
+
+#include <string.h>
+
+static char *root;
+static char ms_url[64], store_url[512];
+static quire_ms_service *ms;
+static quire_pagestore *ps;
+static quire_gid client;
+
+static void fill(uint8_t *p, quire_pageidx idx, unsigned version) {
+  for (size_t i = 0; i < QUIRE_PAGE_SIZE; i += 4)
+    st_le32(p + i, idx * 1000003u + version * 7919u + (uint32_t)i);
+}
+
+/* The segments of one write_pages, ready to commit. */
+struct written {
+  size_t n;
+  quire_gid sid[8];
+  uint8_t *graft[8];
+  size_t graft_len[8];
+};
+
+static void written_free(struct written *w) {
+  for (size_t i = 0; i < w->n; i++) splinter_bytes_free(w->graft[i]);
+  memset(w, 0, sizeof *w);
+}
+
+/* Writes pages idx[0..n) of vid with content version; fills *out. */
+static void write_pages(const quire_gid *vid, const quire_pageidx *idx, size_t n, unsigned version,
+                        struct written *out) {
+  static uint8_t bufs[64][QUIRE_PAGE_SIZE];
+  const uint8_t *pages[64];
+  CHECK(n <= 64);
+  for (size_t i = 0; i < n; i++) {
+    fill(bufs[i], idx[i], version);
+    pages[i] = bufs[i];
+  }
+  ps_write *w;
+  CHECK_OK(quire__ps_write_wait(ps, vid, idx, pages, n, &w));
+  const quire_gid *sids;
+  const splinter_t *const *grafts;
+  memset(out, 0, sizeof *out);
+  out->n = quire__ps_write_segments(w, &sids, &grafts);
+  CHECK(out->n <= 8);
+  for (size_t k = 0; k < out->n; k++) {
+    out->sid[k] = sids[k];
+    CHECK_OK(splinter_serialize_alloc(grafts[k], &out->graft[k], &out->graft_len[k]));
+  }
+  quire__ps_write_free(w);
+}
+
+/* Commits w (may be NULL: no segments) at base + 1 through the metastore's
+ * request handler. Returns its rc; *lsn gets the new LSN. */
+static int commit(const quire_gid *vid, quire_lsn base, quire_pagecount page_count, const struct written *w,
+                  quire_lsn *lsn) {
+  Quire__Metastore__V1__CommitRequest m = QUIRE__METASTORE__V1__COMMIT_REQUEST__INIT;
+  quire_gid cid;
+  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
+  m.has_vid = m.has_client_id = m.has_commit_id = m.has_page_count = 1;
+  m.vid = quire__pb_gid_bytes(vid);
+  m.client_id = quire__pb_gid_bytes(&client);
+  m.commit_id = quire__pb_gid_bytes(&cid);
+  m.has_base_lsn = base > 0;
+  m.base_lsn = base;
+  m.page_count = page_count;
+  Quire__Common__V1__SegmentInfo infos[8], *ptrs[8];
+  size_t n = w ? w->n : 0;
+  for (size_t k = 0; k < n; k++) {
+    quire__common__v1__segment_info__init(&infos[k]);
+    infos[k].has_sid = infos[k].has_graft = 1;
+    infos[k].sid = quire__pb_gid_bytes(&w->sid[k]);
+    infos[k].graft.data = w->graft[k];
+    infos[k].graft.len = w->graft_len[k];
+    ptrs[k] = &infos[k];
+  }
+  m.n_segments = n;
+  m.segments = ptrs;
+  quire_buf req, resp;
+  quire__buf_init(&req, 64u << 20);
+  quire__buf_init(&resp, 64u << 20);
+  CHECK_OK(quire__pb_pack(&m.base, &req));
+  int rc = quire__ms_handle_commit(quire__ms_service_metastore(ms), req.data, req.len, &resp);
+  if (rc == 0) {
+    Quire__Metastore__V1__CommitResponse *r =
+        quire__metastore__v1__commit_response__unpack(&quire__pb_allocator, resp.len, resp.data);
+    CHECK(r && r->snapshot && r->snapshot->has_lsn);
+    *lsn = r->snapshot->lsn;
+    quire__metastore__v1__commit_response__free_unpacked(r, &quire__pb_allocator);
+  }
+  quire__buf_free(&req);
+  quire__buf_free(&resp);
+  return rc;
+}
+
+/* What a read returned: version[idx] of each page served (0 = not served),
+ * and the pages reported missing. */
+struct got {
+  unsigned version[65];
+  splinter_t *missing;
+};
+
+static int on_pages(void *ctx, const quire_pageidx *idx, const uint8_t *const *pages, size_t n) {
+  struct got *g = ctx;
+  for (size_t i = 0; i < n; i++) {
+    CHECK(idx[i] <= 64 && g->version[idx[i]] == 0);
+    uint8_t want[QUIRE_PAGE_SIZE];
+    unsigned v;
+    for (v = 1; v < 100; v++) {
+      fill(want, idx[i], v);
+      if (memcmp(want, pages[i], QUIRE_PAGE_SIZE) == 0) break;
+    }
+    CHECKF(v < 100, "page %u has content no write gave it", idx[i]);
+    g->version[idx[i]] = v;
+  }
+  return 0;
+}
+
+/* Reads pages 1..64 of vid at lsn. */
+static int read_all(const quire_gid *vid, quire_lsn lsn, struct got *g) {
+  memset(g, 0, sizeof *g);
+  splinter_t *wanted;
+  CHECK_OK(splinter_new(&wanted));
+  CHECK_OK(splinter_insert_range(wanted, 1, 64));
+  int rc = quire__ps_read(ps, vid, lsn, splinter_ref_owned(wanted), on_pages, g, &g->missing);
+  splinter_free(wanted);
+  return rc;
+}
+
+/* Checks the read at lsn: pages in [lo, hi] have version v, the others in
+ * 1..64 are missing (never written). */
+static void expect(const struct got *g, quire_pageidx lo, quire_pageidx hi, unsigned v) {
+  for (quire_pageidx p = 1; p <= 64; p++) {
+    if (p >= lo && p <= hi) {
+      CHECKF(g->version[p] == v, "page %u: version %u, want %u", p, g->version[p], v);
+    } else {
+      CHECKF(g->version[p] == 0 && splinter_contains(g->missing, p), "page %u: version %u, want missing", p,
+             g->version[p]);
+    }
+  }
+}
+
+static void test_page_count(void) {
+  quire_gid vid;
+  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
+  quire_pageidx idx[64];
+  for (unsigned i = 0; i < 64; i++) idx[i] = i + 1;
+  struct written w;
+  quire_lsn l1, l2, l3, l4, l5, l6;
+  write_pages(&vid, idx, 64, 1, &w);
+  CHECK_OK(commit(&vid, 0, 64, &w, &l1)); /* 1..64 version 1 */
+  written_free(&w);
+  CHECK_OK(commit(&vid, l1, 0, NULL, &l2));  /* shrink to nothing */
+  CHECK_OK(commit(&vid, l2, 64, NULL, &l3)); /* grow back: nothing comes back */
+  write_pages(&vid, idx + 2, 1, 4, &w);
+  CHECK_OK(commit(&vid, l3, 64, &w, &l4)); /* page 3 version 4 */
+  written_free(&w);
+  CHECK_OK(commit(&vid, l4, 2, NULL, &l5));  /* shrink to 2: page 3 goes too */
+  CHECK_OK(commit(&vid, l5, 40, NULL, &l6)); /* grow to 40 */
+  struct got g;
+  CHECK_OK(read_all(&vid, l1, &g));
+  expect(&g, 1, 64, 1);
+  splinter_free(g.missing);
+  quire_lsn empty[] = {l2, l3, l5, l6};
+  for (size_t i = 0; i < 4; i++) {
+    CHECK_OK(read_all(&vid, empty[i], &g));
+    expect(&g, 1, 0, 0); /* all missing */
+    splinter_free(g.missing);
+  }
+  CHECK_OK(read_all(&vid, l4, &g));
+  expect(&g, 3, 3, 4);
+  splinter_free(g.missing);
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  test_seed();
+  quire__log_set_level(-1);
+  root = test_tmpdir("ps-integrity");
+  snprintf(store_url, sizeof store_url, "file://%s/objects", root);
+  CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &client));
+  struct quire_ms_settings mss = {
+      .listen = "127.0.0.1:0", .store_url = store_url, .catalog_path = ":memory:"};
+  CHECK_OK(quire__ms_service_open(&mss, &ms));
+  snprintf(ms_url, sizeof ms_url, "http://127.0.0.1:%u", quire__ms_service_port(ms));
+  char cache[4096];
+  snprintf(cache, sizeof cache, "%s/cache", root);
+  struct quire_pagestore_opts o = {.store_url = store_url,
+                                   .metastore_url = ms_url,
+                                   .catalog_path = ":memory:",
+                                   .cache_dir = cache,
+                                   .flush_interval_ms = 5};
+  CHECK_OK(quire__pagestore_open(&o, &ps));
+
+  test_page_count();
+
+  quire__pagestore_close(ps);
+  quire__ms_service_close(ms, 1000);
+  CHECK(quire__never_count() == 0);
+  test_rmtree(root);
+  free(root);
+  return test_done("pagestore_integrity");
+}
