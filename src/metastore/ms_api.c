@@ -177,7 +177,12 @@ int quire__ms_handle_pull_commits(quire_metastore *ms, const uint8_t *req, size_
   if (limit > ms->o.max_pull_commits) limit = ms->o.max_pull_commits;
   quire_lsn latest;
   rc = ms_catalog_latest(ms->o.catalog, &vid, &latest);
-  if (!rc && latest < to) rc = quire__ms_refresh(ms, &vid, &latest);
+  if (!rc && latest < to) {
+    rc = quire__ms_refresh(ms, &vid, &latest);
+    /* A broken volume serves closed ranges below the break; an open range
+     * would pass a shortened log off as the whole. */
+    if (rc == QUIRE_ECORRUPT && to != UINT64_MAX && to <= latest) rc = 0;
+  }
   if (rc) return rc;
   if (from > latest + 1)
     return quire__err(QUIRE_ENOTFOUND, "from_lsn %llu is past the latest lsn %llu + 1",
@@ -296,7 +301,12 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
   /* Ask the store unless the catalog is known to be fresh enough; a client
    * that has seen more than the catalog holds always makes us look. */
   int look = r->to ? latest < r->to : (!trust_catalog || r->from > latest);
-  if (!rc && look) rc = quire__ms_refresh(ms, &r->vid, &latest);
+  if (!rc && look) {
+    rc = quire__ms_refresh(ms, &r->vid, &latest);
+    if (rc == QUIRE_ECORRUPT && r->to && r->to <= latest) rc = 0; /* below the break */
+  } else if (!rc && !r->to) {
+    rc = quire__ms_broken(ms, &r->vid); /* "the latest" of a broken log is unknown */
+  }
   if (rc) return rc;
   if (r->to && r->to > latest)
     return quire__err(QUIRE_ENOTFOUND, "to_lsn %llu is past the latest lsn %llu", (unsigned long long)r->to,

@@ -47,7 +47,9 @@ static int catch_up(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn) {
   quire__buf_init(&rec, QUIRE_COMMIT_MAX_SIZE);
   for (quire_lsn from = latest + 1; from != 0;) {
     struct quire_msclient_commits page;
-    rc = quire__msclient_pull_commits(ps->ms, vid, from, 0, 0, &page);
+    /* Up to lsn only: a read below a broken spot of the log must not
+     * depend on the commits past it. */
+    rc = quire__msclient_pull_commits(ps->ms, vid, from, lsn, 0, &page);
     if (rc == QUIRE_ENOTFOUND) { /* no commits at or after from */
       rc = 0;
       break;
