@@ -24,6 +24,10 @@ static struct quire_cfg_opt opts[] = {
     {"catalog", "QUIRE_PAGESTORE_CATALOG", "pagestore",
      "catalog file (rebuilt from the metastore when missing; \":memory:\" keeps it in memory)", ":memory:", 0,
      NULL, NULL},
+    {"receipt-key", "QUIRE_RECEIPT_KEY", "pagestore",
+     "write-receipt key file shared with the metastore (64 hex digits): write_pages answers carry a "
+     "receipt per segment",
+     NULL, 0, NULL, NULL},
     CLI_PAGESTORE_TUNING_OPTS,
     CLI_SERVE_HTTP_OPTS,
 };
@@ -102,6 +106,7 @@ int quire_cmd_pagestore(int argc, char **argv) {
   s.ps.metastore_url = quire__cfg_get(opts, NOPTS, "metastore");
   s.ps.cache_dir = quire__cfg_get(opts, NOPTS, "cache");
   s.ps.catalog_path = quire__cfg_get(opts, NOPTS, "catalog");
+  s.receipt_key_file = quire__cfg_get(opts, NOPTS, "receipt-key");
   if (!s.ps.store_url) {
     status = cli_usage_error("pagestore", "--store is required");
     goto out;

@@ -764,6 +764,10 @@ int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore *
   quire_metastore *ms = quire__calloc(1, sizeof *ms);
   if (!ms) return QUIRE_ENOMEM;
   ms->o = *o;
+  if (o->receipt_key) {
+    memcpy(ms->receipt_key, o->receipt_key, sizeof ms->receipt_key);
+    ms->o.receipt_key = ms->receipt_key;
+  }
   if (!ms->o.catchup_inflight) ms->o.catchup_inflight = 4;
   if (ms->o.catchup_inflight > 64) ms->o.catchup_inflight = 64;
   if (!ms->o.catchup_threads) ms->o.catchup_threads = 8;

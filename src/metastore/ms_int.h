@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/receipt.h"
 #include "metastore/gidmap.h"
 #include "metastore/metastore.h"
 #include "util/limiter.h"
@@ -38,7 +39,8 @@ struct ms_volume {
 };
 
 struct quire_metastore {
-  struct quire_metastore_opts o;
+  struct quire_metastore_opts o; /* o.receipt_key points at receipt_key below, or is NULL */
+  uint8_t receipt_key[QUIRE_RECEIPT_KEY_SIZE];
   quire_limiter *catchups; /* single flight per volume id */
   quire_pool *getters;     /* parallel GETs of catch-ups */
   quire_pool *pollers;     /* store polls for long-poll waiters */

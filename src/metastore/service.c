@@ -3,6 +3,8 @@
  */
 #include "metastore/service.h"
 
+#include "core/receipt.h"
+
 #include <signal.h>
 #include <string.h>
 
@@ -56,7 +58,16 @@ int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service *
   }
   rc = quire__metrics_create(&svc->metrics);
   if (rc) goto fail;
-  struct quire_metastore_opts mo = {.store = svc->store,
+  uint8_t key[QUIRE_RECEIPT_KEY_SIZE];
+  if (s->receipt_key_file) {
+    rc = quire__receipt_key_load(s->receipt_key_file, key);
+    if (rc) goto fail;
+  } else {
+    QLOG_WARN("metastore: no receipt key: commits are not checked against the segments pagestores wrote "
+              "(--receipt-key; docs/OPERATIONS.md)");
+  }
+  struct quire_metastore_opts mo = {.receipt_key = s->receipt_key_file ? key : NULL,
+                                    .store = svc->store,
                                     .catalog = svc->catalog,
                                     .metrics = svc->metrics,
                                     .poll_interval_ms = s->poll_interval_ms,

@@ -20,6 +20,7 @@ struct quire_ms_settings {
   const char *store_url;    /* object store URL */
   const char *catalog_path; /* LSM file, or ":memory:" */
   int single_instance;      /* allow a store without conditional create */
+  const char *receipt_key_file; /* write-receipt key shared with the pagestores; NULL: none */
   unsigned threads, workers, max_connections, max_inflight, deadline_ms;
   size_t max_body;
   unsigned poll_interval_ms, catchup_inflight;

@@ -47,7 +47,10 @@ struct quire_pagestore_opts {
    * the cut needs at most this percentage of its pages; else the whole
    * segment into the cache (0 means the default, 25). */
   unsigned partial_read_percent;
-  int no_partial_reads;   /* 1: always fetch whole segments */
+  int no_partial_reads; /* 1: always fetch whole segments */
+  /* Write-receipt key shared with the metastore (core/receipt.h), copied:
+   * write_pages answers carry a receipt per segment. NULL: no receipts. */
+  const uint8_t *receipt_key;
   quire_metrics *metrics; /* may be NULL; not owned */
 };
 

@@ -17,6 +17,11 @@ int quire__ps_service_open(const struct quire_ps_settings *s, quire_ps_service *
   int rc = quire__metrics_create(&svc->metrics);
   struct quire_pagestore_opts po = s->ps;
   po.metrics = svc->metrics;
+  uint8_t key[QUIRE_RECEIPT_KEY_SIZE];
+  if (rc == 0 && s->receipt_key_file) {
+    rc = quire__receipt_key_load(s->receipt_key_file, key);
+    po.receipt_key = key;
+  }
   if (rc == 0) rc = quire__pagestore_open(&po, &svc->ps);
   if (rc) goto fail;
   size_t max_body = s->max_body;
