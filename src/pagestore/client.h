@@ -25,6 +25,8 @@ struct quire_ps_written {
   quire_gid sid;
   uint8_t *graft;
   size_t graft_len;
+  uint8_t receipt[32]; /* the write receipt to commit with (receipt_len 0: none given) */
+  size_t receipt_len;
 };
 /* Writes n pages (idx[i] → pages[i], 4096 bytes each) of vid and waits
  * until they are durable. *segs (free with quire__psclient_written_free)
