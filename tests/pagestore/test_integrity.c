@@ -11,8 +11,12 @@
  *    (then missing, with later ones present), reads below it work, reads at
  *    and past it and every commit fail with a corruption error naming the
  *    object; put back, the volume is whole again.
+ *  - write receipts: commits naming segments nobody wrote (20,000 of them),
+ *    without receipts, into another volume, or with pages the segment was
+ *    not written with are refused (403); a declared subset is fine.
  */
 #include "test.h"
+#include "core/receipt.h"
 #include "metastore/service.h"
 #include "pagestore/ps_int.h"
 #include "proto/metastore.pb-c.h"
@@ -26,6 +30,8 @@ static char ms_url[64], store_url[512];
 static quire_ms_service *ms;
 static quire_pagestore *ps;
 static quire_gid client;
+static char key_file[600];
+static uint8_t receipt_key[QUIRE_RECEIPT_KEY_SIZE]; /* the receipt key both services share */
 
 static void fill(uint8_t *p, quire_pageidx idx, unsigned version) {
   for (size_t i = 0; i < QUIRE_PAGE_SIZE; i += 4)
@@ -38,6 +44,10 @@ struct written {
   quire_gid sid[8];
   uint8_t *graft[8];
   size_t graft_len[8];
+  uint8_t receipt[8][QUIRE_RECEIPT_SIZE]; /* what write_pages answers over HTTP */
+  int no_receipt;                         /* commit without receipts */
+  const uint8_t *receipt_graft[8];        /* commit a subset of what was written */
+  size_t receipt_graft_len[8];
 };
 
 static void written_free(struct written *w) {
@@ -65,6 +75,7 @@ static void write_pages(const quire_gid *vid, const quire_pageidx *idx, size_t n
   for (size_t k = 0; k < out->n; k++) {
     out->sid[k] = sids[k];
     CHECK_OK(splinter_serialize_alloc(grafts[k], &out->graft[k], &out->graft_len[k]));
+    quire__receipt_make(receipt_key, vid, &sids[k], out->graft[k], out->graft_len[k], out->receipt[k]);
   }
   quire__ps_write_free(w);
 }
@@ -91,6 +102,12 @@ static int commit(const quire_gid *vid, quire_lsn base, quire_pagecount page_cou
     infos[k].sid = quire__pb_gid_bytes(&w->sid[k]);
     infos[k].graft.data = w->graft[k];
     infos[k].graft.len = w->graft_len[k];
+    infos[k].has_receipt = !w->no_receipt;
+    infos[k].receipt.data = (uint8_t *)w->receipt[k];
+    infos[k].receipt.len = QUIRE_RECEIPT_SIZE;
+    infos[k].has_receipt_graft = w->receipt_graft[k] != NULL;
+    infos[k].receipt_graft.data = (uint8_t *)w->receipt_graft[k];
+    infos[k].receipt_graft.len = w->receipt_graft_len[k];
     ptrs[k] = &infos[k];
   }
   m.n_segments = n;
@@ -192,8 +209,10 @@ static void test_page_count(void) {
 }
 
 static void open_services(void) {
-  struct quire_ms_settings mss = {
-      .listen = "127.0.0.1:0", .store_url = store_url, .catalog_path = ":memory:"};
+  struct quire_ms_settings mss = {.listen = "127.0.0.1:0",
+                                  .store_url = store_url,
+                                  .catalog_path = ":memory:",
+                                  .receipt_key_file = key_file};
   CHECK_OK(quire__ms_service_open(&mss, &ms));
   snprintf(ms_url, sizeof ms_url, "http://127.0.0.1:%u", quire__ms_service_port(ms));
   char cache[4096];
@@ -202,7 +221,8 @@ static void open_services(void) {
                                    .metastore_url = ms_url,
                                    .catalog_path = ":memory:",
                                    .cache_dir = cache,
-                                   .flush_interval_ms = 5};
+                                   .flush_interval_ms = 5,
+                                   .receipt_key = receipt_key};
   CHECK_OK(quire__pagestore_open(&o, &ps));
 }
 
@@ -283,6 +303,134 @@ static void test_damaged_log(void) {
   quire_objstore_close(store);
 }
 
+/* Commits may only name segments a pagestore wrote for that volume with
+ * those pages: each needs the write receipt (a MAC under the key the
+ * metastore shares with the pagestores). */
+static void test_receipts(void) {
+  quire_gid vid, other;
+  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
+  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &other));
+  quire_lsn l1, l;
+
+  /* 20,000 segment ids nobody wrote, each claiming one page: refused, and
+   * the volume is untouched. */
+  {
+    enum { FAKE = 20000 };
+    Quire__Metastore__V1__CommitRequest m = QUIRE__METASTORE__V1__COMMIT_REQUEST__INIT;
+    quire_gid cid;
+    CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
+    m.has_vid = m.has_client_id = m.has_commit_id = m.has_page_count = 1;
+    m.vid = quire__pb_gid_bytes(&vid);
+    m.client_id = quire__pb_gid_bytes(&client);
+    m.commit_id = quire__pb_gid_bytes(&cid);
+    m.page_count = FAKE;
+    Quire__Common__V1__SegmentInfo *infos = calloc(FAKE, sizeof *infos);
+    Quire__Common__V1__SegmentInfo **ptrs = calloc(FAKE, sizeof *ptrs);
+    quire_gid *sids = calloc(FAKE, sizeof *sids);
+    uint8_t **grafts = calloc(FAKE, sizeof *grafts);
+    uint8_t mac[QUIRE_RECEIPT_SIZE] = {0};
+    CHECK(infos && ptrs && sids && grafts);
+    for (uint32_t i = 0; i < FAKE; i++) {
+      CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &sids[i]));
+      uint32_t page = i + 1;
+      size_t len;
+      splinter_t *g;
+      CHECK_OK(splinter_from_sorted(&page, 1, &g));
+      CHECK_OK(splinter_serialize_alloc(g, &grafts[i], &len));
+      splinter_free(g);
+      quire__common__v1__segment_info__init(&infos[i]);
+      infos[i].has_sid = infos[i].has_graft = 1;
+      infos[i].sid = quire__pb_gid_bytes(&sids[i]);
+      infos[i].graft.data = grafts[i];
+      infos[i].graft.len = len;
+      infos[i].has_receipt = i % 2; /* half without, half with a made-up one */
+      infos[i].receipt.data = mac;
+      infos[i].receipt.len = sizeof mac;
+      ptrs[i] = &infos[i];
+    }
+    m.n_segments = FAKE;
+    m.segments = ptrs;
+    quire_buf req, resp;
+    quire__buf_init(&req, 64u << 20);
+    quire__buf_init(&resp, 1 << 20);
+    CHECK_OK(quire__pb_pack(&m.base, &req));
+    CHECK_RC(quire__ms_handle_commit(quire__ms_service_metastore(ms), req.data, req.len, &resp),
+             QUIRE_EFORBIDDEN);
+    CHECKF(strstr(quire_errmsg(), "segment 0: no write receipt"), "%s", quire_errmsg());
+    for (uint32_t i = 0; i < FAKE; i++) infos[i].has_receipt = 1;
+    quire__buf_reset(&req);
+    CHECK_OK(quire__pb_pack(&m.base, &req));
+    CHECK_RC(quire__ms_handle_commit(quire__ms_service_metastore(ms), req.data, req.len, &resp),
+             QUIRE_EFORBIDDEN);
+    CHECKF(strstr(quire_errmsg(), "receipt does not match"), "%s", quire_errmsg());
+    for (uint32_t i = 0; i < FAKE; i++) splinter_bytes_free(grafts[i]);
+    free(infos);
+    free(ptrs);
+    free(sids);
+    free(grafts);
+    quire__buf_free(&req);
+    quire__buf_free(&resp);
+  }
+
+  quire_pageidx idx[4] = {1, 2, 3, 4};
+  struct written w;
+  write_pages(&vid, idx, 4, 1, &w);
+  CHECK(w.n == 1);
+  /* Without the receipt. */
+  w.no_receipt = 1;
+  CHECK_RC(commit(&vid, 0, 64, &w, &l), QUIRE_EFORBIDDEN);
+  w.no_receipt = 0;
+  /* Into another volume: the receipt names the volume. */
+  CHECK_RC(commit(&other, 0, 64, &w, &l), QUIRE_EFORBIDDEN);
+  CHECKF(strstr(quire_errmsg(), "receipt does not match"), "%s", quire_errmsg());
+  /* Claiming a page the segment was not written with. */
+  {
+    uint32_t more[5] = {1, 2, 3, 4, 9};
+    splinter_t *g;
+    CHECK_OK(splinter_from_sorted(more, 5, &g));
+    uint8_t *bytes;
+    size_t len;
+    CHECK_OK(splinter_serialize_alloc(g, &bytes, &len));
+    splinter_free(g);
+    struct written forged = w;
+    forged.graft[0] = bytes;
+    forged.graft_len[0] = len;
+    CHECK_RC(commit(&vid, 0, 64, &forged, &l), QUIRE_EFORBIDDEN);
+    /* ... also when saying what was written. */
+    forged.receipt_graft[0] = w.graft[0];
+    forged.receipt_graft_len[0] = w.graft_len[0];
+    CHECK_RC(commit(&vid, 0, 64, &forged, &l), QUIRE_EFORBIDDEN);
+    CHECKF(strstr(quire_errmsg(), "not written with"), "%s", quire_errmsg());
+    splinter_bytes_free(bytes);
+  }
+  /* A subset of what was written, saying what was written: fine. */
+  {
+    uint32_t some[2] = {2, 4};
+    splinter_t *g;
+    CHECK_OK(splinter_from_sorted(some, 2, &g));
+    uint8_t *bytes;
+    size_t len;
+    CHECK_OK(splinter_serialize_alloc(g, &bytes, &len));
+    splinter_free(g);
+    struct written sub = w;
+    sub.graft[0] = bytes;
+    sub.graft_len[0] = len;
+    CHECK_RC(commit(&vid, 0, 64, &sub, &l), QUIRE_EFORBIDDEN); /* the receipt is for all four */
+    sub.receipt_graft[0] = w.graft[0];
+    sub.receipt_graft_len[0] = w.graft_len[0];
+    CHECK_OK(commit(&vid, 0, 64, &sub, &l1));
+    splinter_bytes_free(bytes);
+    struct got g2;
+    CHECK_OK(read_all(&vid, l1, &g2));
+    for (quire_pageidx p = 1; p <= 64; p++) CHECK(g2.version[p] == (p == 2 || p == 4 ? 1u : 0u));
+    splinter_free(g2.missing);
+  }
+  /* The whole write, with its receipt. */
+  CHECK_OK(commit(&vid, l1, 64, &w, &l));
+  CHECK(l == l1 + 1);
+  written_free(&w);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   test_seed();
@@ -290,9 +438,12 @@ int main(void) {
   root = test_tmpdir("ps-integrity");
   snprintf(store_url, sizeof store_url, "file://%s/objects", root);
   CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &client));
+  snprintf(key_file, sizeof key_file, "%s/receipt.key", root);
+  CHECK_OK(quire__receipt_key_ensure(key_file, receipt_key));
   open_services();
   test_page_count();
   test_damaged_log();
+  test_receipts();
   close_services();
   CHECK(quire__never_count() == 0);
   test_rmtree(root);
