@@ -116,7 +116,7 @@ int quire__http_server_create(const struct quire_http_server_opts *opts, quire_h
   if (!s->o.max_connections) s->o.max_connections = 1024;
   if (!s->o.max_inflight) s->o.max_inflight = 256;
   if (!s->o.max_receiving) s->o.max_receiving = s->o.max_inflight;
-  if (!s->o.max_per_address) s->o.max_per_address = 256;
+  if (!s->o.max_per_address) s->o.max_per_address = 128;
   if (!s->o.header_timeout_ms) s->o.header_timeout_ms = 10000;
   if (!s->o.min_body_rate) s->o.min_body_rate = 1024;
   if (!s->o.max_body) s->o.max_body = 16u << 20;

@@ -54,7 +54,7 @@ struct quire_http_server_opts {
   unsigned threads;         /* server threads, each with its own epoll loop (default 4) */
   unsigned workers;         /* threads running handlers (default 64) */
   unsigned max_connections; /* open connections (default 1024); more are refused */
-  unsigned max_per_address; /* open connections from one client address (default 256) */
+  unsigned max_per_address; /* open connections from one client address (default 128) */
   unsigned max_inflight;    /* requests being handled, bodies complete (default 256); more get 503 */
   unsigned max_receiving;   /* requests receiving their bodies (default: max_inflight); more get 503 */
   size_t max_body;          /* request body cap in bytes (default 16 MiB) */
