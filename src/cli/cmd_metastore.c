@@ -67,6 +67,14 @@ int cli_ms_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
   s->max_body = (size_t)v;
   if ((rc = cli_serve_number(cmd, o, n, "deadline-ms", 3600000, &v))) return rc;
   s->deadline_ms = (unsigned)v;
+  if ((rc = cli_serve_number(cmd, o, n, "max-receiving", 1000000, &v))) return rc;
+  s->max_receiving = (unsigned)v;
+  if ((rc = cli_serve_number(cmd, o, n, "max-per-address", 1000000, &v))) return rc;
+  s->max_per_address = v ? (unsigned)v : 1;
+  if ((rc = cli_serve_number(cmd, o, n, "header-timeout-ms", 3600000, &v))) return rc;
+  s->header_timeout_ms = v ? (unsigned)v : 1;
+  if ((rc = cli_serve_number(cmd, o, n, "min-body-rate", 1u << 30, &v))) return rc;
+  s->min_body_rate = v ? (unsigned)v : QUIRE_HTTP_NO_MIN_RATE;
   if ((rc = cli_serve_number(cmd, o, n, "poll-interval-ms", 3600000, &v))) return rc;
   s->poll_interval_ms = v ? (unsigned)v : 1;
   return 0;

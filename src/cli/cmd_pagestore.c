@@ -63,7 +63,11 @@ int cli_ps_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
               {"segment-bytes", 1ull << 30},
               {"uploads", 256},
               {"downloads", 256},
-              {"partial-read-percent", 100}};
+              {"partial-read-percent", 100},
+              {"max-receiving", 1000000},
+              {"max-per-address", 1000000},
+              {"header-timeout-ms", 3600000},
+              {"min-body-rate", 1u << 30}};
   unsigned long long v[sizeof nums / sizeof nums[0]];
   for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
     int rc = cli_serve_number(cmd, o, n, nums[i].name, nums[i].max, &v[i]);
@@ -83,6 +87,10 @@ int cli_ps_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
   s->ps.download_concurrency = (unsigned)v[10];
   s->ps.partial_read_percent = (unsigned)v[11];
   s->ps.no_partial_reads = v[11] == 0;
+  s->max_receiving = (unsigned)v[12];
+  s->max_per_address = v[13] ? (unsigned)v[13] : 1;
+  s->header_timeout_ms = v[14] ? (unsigned)v[14] : 1;
+  s->min_body_rate = v[15] ? (unsigned)v[15] : QUIRE_HTTP_NO_MIN_RATE;
   return 0;
 }
 
