@@ -71,7 +71,9 @@ static void answer_write(quire_pagestore *ps, quire_http_req *r, struct wreq *u)
   pthread_mutex_unlock(&u->mu);
   int rc = quire__ps_write_result(u->w);
   if (rc) {
-    quire__http_respond_error(r, rc, "segment upload failed; nothing of this request is durable");
+    char msg[400];
+    snprintf(msg, sizeof msg, "nothing of this request is durable: %s", quire__ps_write_error(u->w));
+    quire__http_respond_error(r, rc, msg);
     return;
   }
   const quire_gid *sids;

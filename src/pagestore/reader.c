@@ -406,6 +406,7 @@ struct fanout {
   pthread_cond_t cv;
   size_t left;
   int rc;
+  char why[400]; /* the message of the first failure (it happened on a loader thread) */
 };
 
 struct task {
@@ -435,7 +436,13 @@ static void run_task(void *arg) {
     QLOG_WARN("pagestore: read of segment %s failed: %s (%s)", s, quire_strerror(rc), quire_errmsg());
   }
   pthread_mutex_lock(&f->mu);
-  if (rc && !f->rc) f->rc = rc;
+  if (rc && !f->rc) {
+    f->rc = rc;
+    char s[QUIRE_GID_TEXT_LEN + 1];
+    quire_gid_format(&f->plan->jobs[t->job].sid, s);
+    snprintf(f->why, sizeof f->why, "segment %s: %s", s,
+             quire_errmsg()[0] ? quire_errmsg() : quire_strerror(rc));
+  }
   if (--f->left == 0) pthread_cond_signal(&f->cv);
   pthread_mutex_unlock(&f->mu);
   quire__free(t);
@@ -448,7 +455,7 @@ int quire__ps_plan_run(quire_pagestore *ps, ps_plan *plan, ps_read_pages_fn emit
     if (rc == 0) atomic_fetch_add(&ps->pages_served, splinter_cardinality(plan->jobs[0].cut));
     return rc;
   }
-  struct fanout f = {ps, plan, emit, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  struct fanout f = {ps, plan, emit, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, ""};
   for (size_t i = 0; i < plan->njobs; i++) {
     struct task *t = quire__malloc(sizeof *t);
     int rc = t ? 0 : QUIRE_ENOMEM;
@@ -467,7 +474,10 @@ int quire__ps_plan_run(quire_pagestore *ps, ps_plan *plan, ps_read_pages_fn emit
     }
     if (rc) {
       pthread_mutex_lock(&f.mu);
-      if (!f.rc) f.rc = rc;
+      if (!f.rc) {
+        f.rc = rc;
+        snprintf(f.why, sizeof f.why, "queueing segment reads: %s", quire_strerror(rc));
+      }
       pthread_mutex_unlock(&f.mu);
       break;
     }
@@ -478,6 +488,8 @@ int quire__ps_plan_run(quire_pagestore *ps, ps_plan *plan, ps_read_pages_fn emit
   pthread_mutex_unlock(&f.mu);
   pthread_mutex_destroy(&f.mu);
   pthread_cond_destroy(&f.cv);
+  /* The detail goes with the code to this thread, which answers. */
+  if (rc && f.why[0]) quire__err(rc, "%s", f.why);
   return rc;
 }
 
