@@ -137,13 +137,18 @@ struct get_task {
   uint8_t *data;
   size_t len;
   int rc;
+  char why[200]; /* the store's message for a failure (it ran on another thread) */
 };
 
 static void run_get(void *arg) {
   struct get_task *t = arg;
+  quire__err_clear();
   t->rc = quire__ms_store_get(t->ms, t->key, &t->data, &t->len);
-  if (t->rc && t->rc != QUIRE_ENOTFOUND)
-    QLOG_DEBUG("metastore: GET %s: %s: %s", t->key, quire_strerror(t->rc), quire_errmsg());
+  if (t->rc && t->rc != QUIRE_ENOTFOUND) {
+    snprintf(t->why, sizeof t->why, "GET %s: %s%s%s", t->key, quire_strerror(t->rc),
+             quire_errmsg()[0] ? ": " : "", quire_errmsg());
+    QLOG_DEBUG("metastore: %s", t->why);
+  }
   pthread_mutex_lock(&t->batch->mu);
   if (--t->batch->pending == 0) pthread_cond_signal(&t->batch->done);
   pthread_mutex_unlock(&t->batch->mu);
@@ -221,15 +226,19 @@ static int probe_past(quire_metastore *ms, const quire_gid *vid, quire_lsn missi
   struct get_task tasks[3];
   fetch(ms, vid, missing + 1, 3, tasks);
   int rc = 0;
+  char why[200] = "";
   for (unsigned i = 0; i < 3; i++) {
     if (tasks[i].rc == 0 && !later[0]) quire__commit_key(vid, missing + 1 + i, later);
-    if (tasks[i].rc && tasks[i].rc != QUIRE_ENOTFOUND && !rc) rc = tasks[i].rc;
+    if (tasks[i].rc && tasks[i].rc != QUIRE_ENOTFOUND && !rc) {
+      rc = tasks[i].rc;
+      memcpy(why, tasks[i].why, sizeof why);
+    }
     quire_objstore_free(tasks[i].data);
   }
   if (later[0]) return 0;
   if (rc)
-    return quire__err(QUIRE_EUNAVAILABLE, "probing the log past lsn %llu: %s", (unsigned long long)missing,
-                      quire_strerror(rc));
+    return quire__err(QUIRE_EUNAVAILABLE, "checking the log for a gap past lsn %llu: %s",
+                      (unsigned long long)missing, why);
   char key[64], prefix[64];
   quire__commit_key(vid, missing, key);
   size_t plen = strlen(key) - 16; /* "volumes/{vid}/log/" */
@@ -279,7 +288,10 @@ static int catch_up(quire_metastore *ms, struct ms_volume *v, quire_lsn *latest_
         end = 1;
         break;
       }
-      err = tasks[i].rc ? tasks[i].rc : check_fetched(vid, latest + 1 + i, tasks[i].data, tasks[i].len);
+      if (tasks[i].rc)
+        err = quire__err(tasks[i].rc == QUIRE_ENOMEM ? QUIRE_ENOMEM : QUIRE_EUNAVAILABLE, "%s", tasks[i].why);
+      else
+        err = check_fetched(vid, latest + 1 + i, tasks[i].data, tasks[i].len);
       if (err == QUIRE_ECORRUPT || err == QUIRE_EVERSION) {
         /* An unreadable commit object: everything before it still counts. */
         snprintf(why, sizeof why, "%s", quire_errmsg());

@@ -183,5 +183,19 @@ int main(void) {
   quire_metastore_close(ms);
   ms_catalog_close(cat);
   quire_objstore_close(store);
+
+  /* A store that fails: the error says which GET failed and why (the GET
+   * ran on another thread; its message used to be lost). */
+  CHECK_OK(quire_objstore_open("fault+mem://?err=1&seed=3", &store));
+  CHECK_OK(quire__catalog_mem_open(&cat));
+  struct quire_metastore_opts fo = {.store = store, .catalog = cat};
+  CHECK_OK(quire_metastore_open(&fo, &ms));
+  quire__err_clear();
+  int frc = quire__ms_refresh(ms, &vid, &latest);
+  CHECK(frc != 0 && frc != QUIRE_ECORRUPT);
+  CHECKF(strstr(quire_errmsg(), "GET volumes/") != NULL, "'%s'", quire_errmsg());
+  quire_metastore_close(ms);
+  ms_catalog_close(cat);
+  quire_objstore_close(store);
   return test_done("metastore_catchup");
 }
