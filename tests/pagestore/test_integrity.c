@@ -304,6 +304,15 @@ static void test_damaged_log(void) {
   quire_objstore_close(store);
 }
 
+/* The serialized splinter of pages[0..n) (ascending); free with
+ * splinter_bytes_free. */
+static void graft_of(const uint32_t *pages, size_t n, uint8_t **bytes, size_t *len) {
+  splinter_t *g;
+  CHECK_OK(splinter_from_sorted(pages, n, &g));
+  CHECK_OK(splinter_serialize_alloc(g, bytes, len));
+  splinter_free(g);
+}
+
 /* Commits may only name segments a pagestore wrote for that volume with
  * those pages: each needs the write receipt (a MAC under the key the
  * metastore shares with the pagestores). */
@@ -335,10 +344,7 @@ static void test_receipts(void) {
       CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &sids[i]));
       uint32_t page = i + 1;
       size_t len;
-      splinter_t *g;
-      CHECK_OK(splinter_from_sorted(&page, 1, &g));
-      CHECK_OK(splinter_serialize_alloc(g, &grafts[i], &len));
-      splinter_free(g);
+      graft_of(&page, 1, &grafts[i], &len);
       quire__common__v1__segment_info__init(&infos[i]);
       infos[i].has_sid = infos[i].has_graft = 1;
       infos[i].sid = quire__pb_gid_bytes(&sids[i]);
@@ -387,12 +393,9 @@ static void test_receipts(void) {
   /* Claiming a page the segment was not written with. */
   {
     uint32_t more[5] = {1, 2, 3, 4, 9};
-    splinter_t *g;
-    CHECK_OK(splinter_from_sorted(more, 5, &g));
     uint8_t *bytes;
     size_t len;
-    CHECK_OK(splinter_serialize_alloc(g, &bytes, &len));
-    splinter_free(g);
+    graft_of(more, 5, &bytes, &len);
     struct written forged = w;
     forged.graft[0] = bytes;
     forged.graft_len[0] = len;
@@ -407,12 +410,9 @@ static void test_receipts(void) {
   /* A subset of what was written, saying what was written: fine. */
   {
     uint32_t some[2] = {2, 4};
-    splinter_t *g;
-    CHECK_OK(splinter_from_sorted(some, 2, &g));
     uint8_t *bytes;
     size_t len;
-    CHECK_OK(splinter_serialize_alloc(g, &bytes, &len));
-    splinter_free(g);
+    graft_of(some, 2, &bytes, &len);
     struct written sub = w;
     sub.graft[0] = bytes;
     sub.graft_len[0] = len;
