@@ -325,6 +325,7 @@ static void first_bytes(http_guard *g, struct http_conn *c) {
   socklen_t salen = c->salen;
   pthread_mutex_unlock(&g->mu);
   if (MHD_add_connection(g->mhd, fd, (const struct sockaddr *)&sa, salen) != MHD_YES) {
+    QLOG_WARN("%s: libmicrohttpd did not take a connection: %s", g->name, strerror(errno));
     /* libmicrohttpd closed the socket; forget it unless its close callback
      * already did. Only this thread creates connections, so the table entry
      * for fd, if any, is still ours. */

@@ -165,6 +165,10 @@ void quire__http_server_set_drain(quire_http_server *s, quire_http_drain_fn fn, 
 
 uint16_t quire__http_server_port(const quire_http_server *s) { return s->port; }
 
+unsigned quire__http_server_connections(quire_http_server *s) {
+  return s->guard ? quire__http_guard_connections(s->guard) : 0;
+}
+
 int quire__http_server_closing(quire_http_server *s) {
   pthread_mutex_lock(&s->mu);
   int c = s->closing;
@@ -884,8 +888,15 @@ int quire__http_server_start(quire_http_server *s) {
    * listen socket of its own. */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+  /* The guard enforces max_connections. libmicrohttpd splits its own limit
+   * evenly between its threads and places a handed-over connection by its
+   * descriptor, so with the same limit it refuses connections when they
+   * happen to land unevenly: give each thread room for all of them. */
+  unsigned mhd_limit = s->o.max_connections > UINT32_MAX / 2 / s->o.threads
+                           ? UINT32_MAX / 2
+                           : s->o.max_connections * s->o.threads + s->o.threads;
   s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE, s->o.threads,
-                            MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                            MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
                             s->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_NOTIFY_CONNECTION, quire__http_guard_notify, s->guard,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);

@@ -81,6 +81,8 @@ void quire__http_server_set_drain(quire_http_server *s, quire_http_drain_fn fn, 
 int quire__http_server_start(quire_http_server *s);
 /* The bound port (after start). */
 uint16_t quire__http_server_port(const quire_http_server *s);
+/* Open connections (waiting for their first byte or served); 0 when not running. */
+unsigned quire__http_server_connections(quire_http_server *s);
 /* Graceful stop (see the file comment), waiting at most drain_ms for
  * in-flight requests. Returns the number of requests cut off. */
 unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms);

@@ -39,6 +39,14 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int slow_entered, slow_release;
+static atomic_int attackers_in; /* attacker threads connected and sending */
+
+/* Waits (up to 20 s: the machine may be busy) until n attackers are in. */
+static void wait_attackers(int n) {
+  uint64_t t0 = quire__mono_ms();
+  while (atomic_load(&attackers_in) < n && quire__mono_ms() - t0 < 20000) quire__sleep_ms(10);
+  CHECK(atomic_load(&attackers_in) >= n);
+}
 
 static void h_echo(void *ctx, quire_http_req *r) {
   (void)ctx;
@@ -178,6 +186,7 @@ static void *slow_body(void *arg) {
            "Content-Length: %d\r\n\r\n",
            c->body_len);
   CHECK(send_all(fd, head, strlen(head)) == 0);
+  atomic_fetch_add(&attackers_in, 1);
   uint64_t t0 = quire__mono_ms();
   char reply[4096];
   for (int sent = 0; sent < c->body_len && quire__mono_ms() - t0 < (uint64_t)c->max_ms; sent++) {
@@ -202,11 +211,12 @@ static void test_slow_bodies(void) {
   enum { N = 16 };
   struct slow_client cs[N];
   pthread_t th[N];
+  atomic_store(&attackers_in, 0);
   for (int i = 0; i < N; i++) {
     cs[i] = (struct slow_client){.s = s, .body_len = 1000, .gap_ms = 400, .max_ms = 9000};
     CHECK(pthread_create(&th[i], NULL, slow_body, &cs[i]) == 0);
   }
-  quire__sleep_ms(600); /* every slow body has begun */
+  wait_attackers(N); /* every slow body has begun */
   /* Four times more slow bodies than in-flight slots: valid requests are
    * served all the same (they used to get 503 for as long as it lasted). */
   char reply[4096];
@@ -253,9 +263,10 @@ static void *slowloris(void *arg) {
   char reply[4096];
   if (l->keepalive_first) {
     CHECK(send_all(fd, echo_req, strlen(echo_req)) == 0);
-    read_reply(fd, reply, sizeof reply, 5000, 1);
-    CHECK(status_of(reply) == 200);
+    int closed = read_reply(fd, reply, sizeof reply, 5000, 1);
+    CHECKF(status_of(reply) == 200, "closed %d: '%s'", closed, reply);
   }
+  atomic_fetch_add(&attackers_in, 1);
   const char *trickle = "POST /t/echo HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
   uint64_t t0 = quire__mono_ms();
   for (size_t i = 0; trickle[i] && quire__mono_ms() - t0 < 7000; i++) {
@@ -280,11 +291,12 @@ static void test_slowloris(void) {
   quire_http_server *s = start(&o);
   struct loris ls[N];
   pthread_t th[N];
+  atomic_store(&attackers_in, 0);
   for (int i = 0; i < N; i++) {
     ls[i] = (struct loris){.s = s, .keepalive_first = i % 2};
     CHECK(pthread_create(&th[i], NULL, slowloris, &ls[i]) == 0);
   }
-  quire__sleep_ms(300);
+  wait_attackers(N); /* every connection the server allows is the attack's */
   /* A valid client gets served while the attack still trickles (it used to
    * wait for as long as the attack went on). */
   uint64_t t0 = quire__mono_ms();
@@ -316,12 +328,19 @@ static void test_slowloris(void) {
 
 /* --- per-address cap, non-HTTP bytes, framing ---------------------------------- */
 
+/* Waits (up to 10 s) until the server counts n open connections. */
+static void wait_connections(quire_http_server *s, unsigned n) {
+  uint64_t t0 = quire__mono_ms();
+  while (quire__http_server_connections(s) != n && quire__mono_ms() - t0 < 10000) quire__sleep_ms(10);
+  CHECK(quire__http_server_connections(s) == n);
+}
+
 static void test_per_address(void) {
   struct quire_http_server_opts o = {.max_per_address = 3};
   quire_http_server *s = start(&o);
   int held[3];
   for (int i = 0; i < 3; i++) held[i] = dial(s, "127.0.0.2");
-  quire__sleep_ms(200);
+  wait_connections(s, 3);
   char reply[4096];
   int extra = dial(s, "127.0.0.2");
   uint64_t t0 = quire__mono_ms();
@@ -331,7 +350,7 @@ static void test_per_address(void) {
   /* Another address is served; so is the first once it lets one go. */
   CHECK(request(s, echo_req, reply, sizeof reply) == 200);
   close(held[0]);
-  quire__sleep_ms(200);
+  wait_connections(s, 2);
   int again = dial(s, "127.0.0.2");
   CHECK(send_all(again, echo_req, strlen(echo_req)) == 0);
   read_reply(again, reply, sizeof reply, 5000, 1);
@@ -448,7 +467,15 @@ static void test_ready_and_messages(void) {
   pthread_cond_broadcast(&cond);
   pthread_mutex_unlock(&mu);
   pthread_join(t, NULL);
-  CHECK(request(s, "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n", reply, sizeof reply) == 200);
+  /* The slot is given back once the answer has gone out, a moment after the
+   * client has it. */
+  uint64_t t0 = quire__mono_ms();
+  int ready = 0;
+  while (!ready && quire__mono_ms() - t0 < 5000) {
+    ready = request(s, "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n", reply, sizeof reply) == 200;
+    if (!ready) quire__sleep_ms(20);
+  }
+  CHECK(ready);
 
   /* Every error answer says why. */
   struct {
