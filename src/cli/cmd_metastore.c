@@ -26,6 +26,10 @@ static struct quire_cfg_opt opts[] = {
     {"single-instance", "QUIRE_SINGLE_INSTANCE", "metastore",
      "accept a store without conditional create (s3://): only safe when this is the one metastore", NULL, 1,
      NULL, NULL},
+    {"receipt-key", "QUIRE_RECEIPT_KEY", "metastore",
+     "write-receipt key file shared with the pagestores (64 hex digits); commits must then carry the "
+     "receipts write_pages gave. Without it commits are not checked against written segments",
+     NULL, 0, NULL, NULL},
     CLI_SERVE_HTTP_OPTS,
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -63,6 +67,14 @@ int cli_ms_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
   s->max_body = (size_t)v;
   if ((rc = cli_serve_number(cmd, o, n, "deadline-ms", 3600000, &v))) return rc;
   s->deadline_ms = (unsigned)v;
+  if ((rc = cli_serve_number(cmd, o, n, "max-receiving", 1000000, &v))) return rc;
+  s->max_receiving = (unsigned)v;
+  if ((rc = cli_serve_number(cmd, o, n, "max-per-address", 1000000, &v))) return rc;
+  s->max_per_address = v ? (unsigned)v : 1;
+  if ((rc = cli_serve_number(cmd, o, n, "header-timeout-ms", 3600000, &v))) return rc;
+  s->header_timeout_ms = v ? (unsigned)v : 1;
+  if ((rc = cli_serve_number(cmd, o, n, "min-body-rate", 1u << 30, &v))) return rc;
+  s->min_body_rate = v ? (unsigned)v : QUIRE_HTTP_NO_MIN_RATE;
   if ((rc = cli_serve_number(cmd, o, n, "poll-interval-ms", 3600000, &v))) return rc;
   s->poll_interval_ms = v ? (unsigned)v : 1;
   return 0;
@@ -85,6 +97,7 @@ int quire_cmd_metastore(int argc, char **argv) {
   s.store_url = quire__cfg_get(opts, NOPTS, "store");
   s.catalog_path = quire__cfg_get(opts, NOPTS, "catalog");
   s.single_instance = quire__cfg_true(quire__cfg_get(opts, NOPTS, "single-instance"));
+  s.receipt_key_file = quire__cfg_get(opts, NOPTS, "receipt-key");
   if (!s.store_url) {
     status = cli_usage_error("metastore", "--store URL is required");
     goto out;

@@ -24,6 +24,10 @@ static struct quire_cfg_opt opts[] = {
     {"catalog", "QUIRE_PAGESTORE_CATALOG", "pagestore",
      "catalog file (rebuilt from the metastore when missing; \":memory:\" keeps it in memory)", ":memory:", 0,
      NULL, NULL},
+    {"receipt-key", "QUIRE_RECEIPT_KEY", "pagestore",
+     "write-receipt key file shared with the metastore (64 hex digits): write_pages answers carry a "
+     "receipt per segment",
+     NULL, 0, NULL, NULL},
     CLI_PAGESTORE_TUNING_OPTS,
     CLI_SERVE_HTTP_OPTS,
 };
@@ -59,7 +63,11 @@ int cli_ps_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
               {"segment-bytes", 1ull << 30},
               {"uploads", 256},
               {"downloads", 256},
-              {"partial-read-percent", 100}};
+              {"partial-read-percent", 100},
+              {"max-receiving", 1000000},
+              {"max-per-address", 1000000},
+              {"header-timeout-ms", 3600000},
+              {"min-body-rate", 1u << 30}};
   unsigned long long v[sizeof nums / sizeof nums[0]];
   for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
     int rc = cli_serve_number(cmd, o, n, nums[i].name, nums[i].max, &v[i]);
@@ -79,6 +87,10 @@ int cli_ps_settings(const char *cmd, struct quire_cfg_opt *o, size_t n, struct q
   s->ps.download_concurrency = (unsigned)v[10];
   s->ps.partial_read_percent = (unsigned)v[11];
   s->ps.no_partial_reads = v[11] == 0;
+  s->max_receiving = (unsigned)v[12];
+  s->max_per_address = v[13] ? (unsigned)v[13] : 1;
+  s->header_timeout_ms = v[14] ? (unsigned)v[14] : 1;
+  s->min_body_rate = v[15] ? (unsigned)v[15] : QUIRE_HTTP_NO_MIN_RATE;
   return 0;
 }
 
@@ -102,6 +114,7 @@ int quire_cmd_pagestore(int argc, char **argv) {
   s.ps.metastore_url = quire__cfg_get(opts, NOPTS, "metastore");
   s.ps.cache_dir = quire__cfg_get(opts, NOPTS, "cache");
   s.ps.catalog_path = quire__cfg_get(opts, NOPTS, "catalog");
+  s.receipt_key_file = quire__cfg_get(opts, NOPTS, "receipt-key");
   if (!s.ps.store_url) {
     status = cli_usage_error("pagestore", "--store is required");
     goto out;

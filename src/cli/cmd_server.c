@@ -18,6 +18,7 @@
 
 const char quire_cmd_server_summary[] = "run every service on one machine (the embedded default)";
 
+#include "core/receipt.h"
 #include "metastore/service.h"
 #include "util/log.h"
 
@@ -40,8 +41,9 @@ static void help(void) {
          "\n"
          "Runs quire on one machine: the object store is the directory DIR/objects\n"
          "(file://), the catalogs are DIR/metastore.catalog and DIR/pagestore.catalog,\n"
-         "the pagestore's segment cache is DIR/cache, and both services listen on\n"
-         "loopback.\n"
+         "the pagestore's segment cache is DIR/cache, the write-receipt key both\n"
+         "services share is DIR/receipt.key (created on first start), and both\n"
+         "services listen on loopback.\n"
          "Prints where each service listens; SIGINT or SIGTERM stops it gracefully.\n"
          "\n"
          "Settings: flags override QUIRE_* environment variables, which override the\n"
@@ -63,7 +65,7 @@ int quire_cmd_server(int argc, char **argv) {
   int status = CLI_EXIT_OK;
   const char *data = quire__cfg_get(opts, NOPTS, "data");
   char abs[PATH_MAX], store[PATH_MAX + 32], catalog[PATH_MAX + 32];
-  char ps_catalog[PATH_MAX + 32], cache[PATH_MAX + 32], ms_url[96];
+  char ps_catalog[PATH_MAX + 32], cache[PATH_MAX + 32], receipt_key[PATH_MAX + 32], ms_url[96];
   struct quire_ms_settings s = {0};
   struct quire_ps_settings pss = {0};
   quire_ps_service *ps = NULL;
@@ -81,6 +83,19 @@ int quire_cmd_server(int argc, char **argv) {
   }
   snprintf(store, sizeof store, "file://%s/objects", abs);
   snprintf(catalog, sizeof catalog, "%s/metastore.catalog", abs);
+  /* Both services share the write-receipt key: commits may only name
+   * segments this pagestore wrote for that volume. */
+  snprintf(receipt_key, sizeof receipt_key, "%s/receipt.key", abs);
+  {
+    uint8_t key[QUIRE_RECEIPT_KEY_SIZE];
+    int krc = quire__receipt_key_ensure(receipt_key, key);
+    if (krc) {
+      status = cli_fail("server", krc, receipt_key);
+      goto out;
+    }
+  }
+  s.receipt_key_file = receipt_key;
+  pss.receipt_key_file = receipt_key;
   s.listen = quire__cfg_get(opts, NOPTS, "metastore-listen");
   s.store_url = store;
   s.catalog_path = catalog;

@@ -11,9 +11,10 @@
 #define CLI_SERVE_HTTP_OPTS                                                                                  \
   {"threads", "QUIRE_HTTP_THREADS", "http", "server threads (each with its own epoll loop)", "4", 0, NULL,   \
    NULL},                                                                                                    \
-      {"workers", "QUIRE_HTTP_WORKERS", "http",                                                    \
-       "threads running request handlers (a handler waiting on the object store holds one)", "64", 0,  \
-       NULL, NULL},                                                                                  \
+      {"workers", "QUIRE_HTTP_WORKERS",                                                                      \
+       "http",    "threads running request handlers (a handler waiting on the object store holds one)",      \
+       "64",      0,                                                                                         \
+       NULL,      NULL},                                                                                     \
       {"max-connections",                                                                                    \
        "QUIRE_HTTP_MAX_CONNECTIONS",                                                                         \
        "http",                                                                                               \
@@ -30,7 +31,42 @@
        "http",     "request body cap (k/m/g suffixes); more is 413",                                         \
        "16m",      0,                                                                                        \
        NULL,       NULL},                                                                                    \
-      {"deadline-ms", "QUIRE_HTTP_DEADLINE_MS", "http", "per-request deadline", "30000", 0, NULL, NULL},     \
+      {"deadline-ms", "QUIRE_HTTP_DEADLINE_MS",                                                              \
+       "http",        "per-request deadline: a body not complete this long after its headers gets 408",      \
+       "30000",       0,                                                                                     \
+       NULL,          NULL},                                                                                 \
+      {"max-receiving",                                                                                      \
+       "QUIRE_HTTP_MAX_RECEIVING",                                                                           \
+       "http",                                                                                               \
+       "requests receiving their bodies at once (0: as many as --max-inflight); more get 503",               \
+       "0",                                                                                                  \
+       0,                                                                                                    \
+       NULL,                                                                                                 \
+       NULL},                                                                                                \
+      {"max-per-address",                                                                                    \
+       "QUIRE_HTTP_MAX_PER_ADDRESS",                                                                         \
+       "http",                                                                                               \
+       "open connections from one client address; more are closed at accept",                                \
+       "128",                                                                                                \
+       0,                                                                                                    \
+       NULL,                                                                                                 \
+       NULL},                                                                                                \
+      {"header-timeout-ms",                                                                                  \
+       "QUIRE_HTTP_HEADER_TIMEOUT_MS",                                                                       \
+       "http",                                                                                               \
+       "a request's headers must be complete this long after its first byte (else 408 and close)",           \
+       "10000",                                                                                              \
+       0,                                                                                                    \
+       NULL,                                                                                                 \
+       NULL},                                                                                                \
+      {"min-body-rate",                                                                                      \
+       "QUIRE_HTTP_MIN_BODY_RATE",                                                                           \
+       "http",                                                                                               \
+       "bytes/s a request body must keep up after its first 2 s (else 408 and close); 0: no minimum",        \
+       "1024",                                                                                               \
+       0,                                                                                                    \
+       NULL,                                                                                                 \
+       NULL},                                                                                                \
       {"drain-ms", "QUIRE_HTTP_DRAIN_MS",                                                                    \
        "http",     "on SIGINT/SIGTERM, how long in-flight requests may take to finish",                      \
        "10000",    0,                                                                                        \

@@ -66,9 +66,13 @@ struct cl_intent {
   uint64_t created_ms;     /* wall clock when the intent was made (sync lag) */
   uint64_t first_commit_ms;/* wall clock of the oldest local commit folded in */
   uint32_t nsegs;
-  quire_gid *sids;         /* owned */
-  uint8_t **grafts;        /* owned, splinter bytes */
-  uint32_t *graft_lens;
+  struct cl_seg {          /* what write_pages answered so far */
+    quire_gid sid;
+    uint8_t *graft;        /* owned, splinter bytes */
+    uint32_t graft_len;
+    uint8_t receipt[32];   /* the pagestore's write receipt (core/receipt.h) */
+    uint32_t receipt_len;  /* 0: none given */
+  } *segs;                 /* owned */
 };
 
 void cl__intent_clear(struct cl_intent *in);
@@ -254,6 +258,11 @@ int cl__fetch_page(quire_volume *v, const struct quire_reader *snap, quire_pagei
                    uint8_t *out);
 
 /* sync.c */
+struct quire_commit_segment;
+struct quire_ps_written;
+/* Adds write_pages' answer (segments, grafts, receipts) to in->segs. */
+int cl__intent_add(struct cl_intent *in, const struct quire_ps_written *segs, size_t n);
+struct quire_commit_segment *cl__commit_segs(const struct cl_seg *segs, uint32_t n); /* caller frees */
 int cl__push(quire_volume *v, const struct cl_call *call);
 int cl__pull(quire_volume *v, unsigned wait_ms, const struct cl_call *call);
 /* timeout_ms: the whole operation's limit, 0 = none (each call still has

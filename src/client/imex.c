@@ -165,30 +165,8 @@ struct fork_state {
   quire_volume *v;
   quire_gid new_vid;
   lsm_txn *t;
-  struct quire_commit_segment *segs;
-  uint8_t **owned;
-  size_t nsegs, cap;
+  struct cl_intent up; /* the segments written so far (only segs is used) */
 };
-
-static int fork_add_segs(struct fork_state *fs, struct quire_ps_written *w, size_t n) {
-  if (fs->nsegs + n > fs->cap) {
-    size_t cap = (fs->nsegs + n) * 2;
-    struct quire_commit_segment *s = quire__realloc(fs->segs, cap * sizeof *s);
-    if (!s) return QUIRE_ENOMEM;
-    fs->segs = s;
-    uint8_t **o = quire__realloc(fs->owned, cap * sizeof *o);
-    if (!o) return QUIRE_ENOMEM;
-    fs->owned = o;
-    fs->cap = cap;
-  }
-  for (size_t i = 0; i < n; i++) {
-    uint8_t *g = quire__memdup(w[i].graft, w[i].graft_len ? w[i].graft_len : 1);
-    if (!g) return QUIRE_ENOMEM;
-    fs->owned[fs->nsegs] = g;
-    fs->segs[fs->nsegs++] = (struct quire_commit_segment){w[i].sid, g, (uint32_t)w[i].graft_len};
-  }
-  return 0;
-}
 
 int quire_volume_fork(quire_volume *v, unsigned timeout_ms, quire_gid *new_vid_out) {
   quire_client *c = v->client;
@@ -238,15 +216,17 @@ int quire_volume_fork(quire_volume *v, unsigned timeout_ms, quire_gid *new_vid_o
     struct quire_ps_written *w = NULL;
     size_t nw = 0;
     rc = cl__ps_write_pages(c->remote, &fs.new_vid, idx, pages, n, &call, &w, &nw);
-    if (!rc) rc = fork_add_segs(&fs, w, nw);
+    if (!rc) rc = cl__intent_add(&fs.up, w, nw);
     quire__psclient_written_free(w, nw);
   }
   quire_gid commit_id;
   struct quire_snapshot rs;
   if (!rc) rc = quire_gid_new(QUIRE_GID_COMMIT, &commit_id);
+  struct quire_commit_segment *cs = rc ? NULL : cl__commit_segs(fs.up.segs, fs.up.nsegs);
+  if (!rc && !cs) rc = QUIRE_ENOMEM;
   if (!rc)
-    rc = cl__ms_commit(c->remote, &fs.new_vid, &c->client_id, &commit_id, 0, snap.count, fs.segs,
-                       (uint32_t)fs.nsegs, &call, &rs);
+    rc = cl__ms_commit(c->remote, &fs.new_vid, &c->client_id, &commit_id, 0, snap.count, cs, fs.up.nsegs, &call, &rs);
+  quire__free(cs);
   pthread_mutex_lock(&v->mu);
   if (pinned) cl__vol_unpin(v, snap.lsn);
   struct cl_vrec rec;
@@ -293,9 +273,7 @@ int quire_volume_fork(quire_volume *v, unsigned timeout_ms, quire_gid *new_vid_o
   pthread_mutex_unlock(&v->mu);
   pthread_mutex_unlock(&v->sync_mu);
   lsm_txn_abort(fs.t);
-  for (size_t i = 0; i < fs.nsegs; i++) quire__free(fs.owned[i]);
-  quire__free(fs.owned);
-  quire__free(fs.segs);
+  cl__intent_clear(&fs.up);
   quire__free(idx);
   quire__free(buf);
   quire__free(pages);

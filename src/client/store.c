@@ -130,13 +130,12 @@ int cl__vrec_decode(const void *vp, size_t n, struct cl_vrec *v) {
  *  37   8   created (wall ms)
  *  45   8   oldest local commit folded in (wall ms)
  *  53   4   segment count S
- *  57  ...  S times: segment id (16), graft length G (4), graft (G bytes)
+ *  57  ...  S times: segment id (16), graft length G (4), graft (G bytes),
+ *           receipt length R (1, 0..32), receipt (R bytes)
  */
 void cl__intent_clear(struct cl_intent *in) {
-  for (uint32_t i = 0; i < in->nsegs; i++) quire__free(in->grafts[i]);
-  quire__free(in->sids);
-  quire__free(in->grafts);
-  quire__free(in->graft_lens);
+  for (uint32_t i = 0; i < in->nsegs; i++) quire__free(in->segs[i].graft);
+  quire__free(in->segs);
   memset(in, 0, sizeof *in);
 }
 
@@ -153,9 +152,12 @@ int cl__intent_encode(const struct cl_intent *in, quire_buf *out) {
   st_le64(p + 45, in->first_commit_ms);
   st_le32(p + 53, in->nsegs);
   for (uint32_t i = 0; i < in->nsegs && !rc; i++) {
-    rc = quire__buf_append(out, in->sids[i].b, 16);
-    if (!rc) rc = quire__buf_append_le32(out, in->graft_lens[i]);
-    if (!rc) rc = quire__buf_append(out, in->grafts[i], in->graft_lens[i]);
+    const struct cl_seg *sg = &in->segs[i];
+    rc = quire__buf_append(out, sg->sid.b, 16);
+    if (!rc) rc = quire__buf_append_le32(out, sg->graft_len);
+    if (!rc) rc = quire__buf_append(out, sg->graft, sg->graft_len);
+    if (!rc) rc = quire__buf_append_u8(out, (uint8_t)sg->receipt_len);
+    if (!rc) rc = quire__buf_append(out, sg->receipt, sg->receipt_len);
   }
   return rc;
 }
@@ -172,32 +174,32 @@ int cl__intent_decode(const void *vp, size_t n, struct cl_intent *in) {
   in->created_ms = ld_le64(p + 37);
   in->first_commit_ms = ld_le64(p + 45);
   uint32_t ns = ld_le32(p + 53);
-  if (quire_gid_type(&in->commit_id) != QUIRE_GID_COMMIT || ns > (n - 57) / 20)
+  if (quire_gid_type(&in->commit_id) != QUIRE_GID_COMMIT || ns > (n - 57) / 21)
     return quire__err(QUIRE_ECORRUPT, "push intent: bad commit id or segment count");
-  in->sids = quire__calloc(ns ? ns : 1, sizeof *in->sids);
-  in->grafts = quire__calloc(ns ? ns : 1, sizeof *in->grafts);
-  in->graft_lens = quire__calloc(ns ? ns : 1, sizeof *in->graft_lens);
-  if (!in->sids || !in->grafts || !in->graft_lens) {
-    cl__intent_clear(in);
-    return QUIRE_ENOMEM;
-  }
+  in->segs = quire__calloc(ns ? ns : 1, sizeof *in->segs);
+  if (!in->segs) return QUIRE_ENOMEM;
   size_t off = 57;
   for (uint32_t i = 0; i < ns; i++) {
+    struct cl_seg *sg = &in->segs[i];
     if (n - off < 20) goto bad;
-    memcpy(in->sids[i].b, p + off, 16);
+    memcpy(sg->sid.b, p + off, 16);
     uint32_t gl = ld_le32(p + off + 16);
     off += 20;
-    if (gl > n - off || quire_gid_type(&in->sids[i]) != QUIRE_GID_SEGMENT) goto bad;
+    if (gl > n - off || quire_gid_type(&sg->sid) != QUIRE_GID_SEGMENT) goto bad;
     splinter_view_t view;
     if (splinter_view_open(p + off, gl, &view)) goto bad;
-    in->grafts[i] = quire__memdup(p + off, gl ? gl : 1);
-    if (!in->grafts[i]) {
+    sg->graft = quire__memdup(p + off, gl ? gl : 1);
+    if (!sg->graft) {
       cl__intent_clear(in);
       return QUIRE_ENOMEM;
     }
-    in->graft_lens[i] = gl;
+    sg->graft_len = gl;
     in->nsegs = i + 1;
     off += gl;
+    if (n - off < 1 || p[off] > sizeof sg->receipt || p[off] > n - off - 1) goto bad;
+    sg->receipt_len = p[off];
+    memcpy(sg->receipt, p + off + 1, sg->receipt_len);
+    off += 1 + sg->receipt_len;
   }
   if (off != n) goto bad;
   return 0;

@@ -97,27 +97,37 @@ static int load_intent(quire_volume *v, struct cl_intent *in) {
   return rc;
 }
 
-/* Adds write_pages' segments to the intent. */
-static int intent_add(struct cl_intent *in, const struct quire_ps_written *segs, size_t n) {
-  size_t total = in->nsegs + n;
-  quire_gid *sids = quire__realloc(in->sids, total * sizeof *sids);
-  if (!sids) return QUIRE_ENOMEM;
-  in->sids = sids;
-  uint8_t **grafts = quire__realloc(in->grafts, total * sizeof *grafts);
-  if (!grafts) return QUIRE_ENOMEM;
-  in->grafts = grafts;
-  uint32_t *lens = quire__realloc(in->graft_lens, total * sizeof *lens);
-  if (!lens) return QUIRE_ENOMEM;
-  in->graft_lens = lens;
+/* Adds write_pages' segments (with their receipts) to the intent. */
+int cl__intent_add(struct cl_intent *in, const struct quire_ps_written *segs, size_t n) {
+  struct cl_seg *all = quire__realloc(in->segs, (in->nsegs + n) * sizeof *all);
+  if (!all) return QUIRE_ENOMEM;
+  in->segs = all;
   for (size_t i = 0; i < n; i++) {
-    uint8_t *g = quire__memdup(segs[i].graft, segs[i].graft_len ? segs[i].graft_len : 1);
-    if (!g) return QUIRE_ENOMEM;
-    in->sids[in->nsegs] = segs[i].sid;
-    in->grafts[in->nsegs] = g;
-    in->graft_lens[in->nsegs] = (uint32_t)segs[i].graft_len;
+    struct cl_seg *sg = &in->segs[in->nsegs];
+    memset(sg, 0, sizeof *sg);
+    sg->graft = quire__memdup(segs[i].graft, segs[i].graft_len ? segs[i].graft_len : 1);
+    if (!sg->graft) return QUIRE_ENOMEM;
+    sg->sid = segs[i].sid;
+    sg->graft_len = (uint32_t)segs[i].graft_len;
+    sg->receipt_len = (uint32_t)QUIRE_MIN(segs[i].receipt_len, sizeof sg->receipt);
+    memcpy(sg->receipt, segs[i].receipt, sg->receipt_len);
     in->nsegs++;
   }
   return 0;
+}
+
+/* The commit request's segments for the intent's (pointers into it). */
+struct quire_commit_segment *cl__commit_segs(const struct cl_seg *segs, uint32_t n) {
+  struct quire_commit_segment *cs = quire__calloc(n ? n : 1, sizeof *cs);
+  if (!cs) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    cs[i].sid = segs[i].sid;
+    cs[i].graft = segs[i].graft;
+    cs[i].graft_len = segs[i].graft_len;
+    cs[i].receipt = segs[i].receipt_len ? segs[i].receipt : NULL;
+    cs[i].receipt_len = segs[i].receipt_len;
+  }
+  return cs;
 }
 
 /* The upload of one push: push_inflight workers take batches of the pages
@@ -167,7 +177,7 @@ static void *upload_worker(void *arg) {
     }
     if (!rc) {
       pthread_mutex_lock(&u->mu);
-      rc = intent_add(u->in, segs, nsegs);
+      rc = cl__intent_add(u->in, segs, nsegs);
       if (!rc) rc = store_intent(v, u->in);
       pthread_mutex_unlock(&u->mu);
     }
@@ -257,18 +267,17 @@ int cl__push(quire_volume *v, const struct cl_call *call) {
   /* (2) Upload what no recorded segment holds yet. */
   for (uint32_t i = 0; i < in.nsegs; i++) {
     splinter_view_t g;
-    if ((rc = splinter_view_open(in.grafts[i], in.graft_lens[i], &g)) != 0) goto out;
+    if ((rc = splinter_view_open(in.segs[i].graft, in.segs[i].graft_len, &g)) != 0) goto out;
     if ((rc = splinter_union(splinter_ref_owned(uploaded), splinter_ref_view(&g), uploaded)) != 0) goto out;
   }
   if ((rc = splinter_difference(splinter_ref_owned(pages), splinter_ref_owned(uploaded), pages)) != 0) goto out;
   if ((rc = upload(v, &in, pages, call)) != 0) goto out;
   /* (3) The commit, with the same commit id on every attempt. */
-  struct quire_commit_segment *segs = quire__calloc(in.nsegs ? in.nsegs : 1, sizeof *segs);
+  struct quire_commit_segment *segs = cl__commit_segs(in.segs, in.nsegs);
   if (!segs) {
     rc = QUIRE_ENOMEM;
     goto out;
   }
-  for (uint32_t i = 0; i < in.nsegs; i++) segs[i] = (struct quire_commit_segment){in.sids[i], in.grafts[i], in.graft_lens[i]};
   struct quire_snapshot snap;
   rc = cl__ms_commit(c->remote, &v->vid, &c->client_id, &in.commit_id, in.base_remote, in.count, segs, in.nsegs,
                      call, &snap);

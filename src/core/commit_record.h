@@ -27,6 +27,13 @@ struct quire_commit_segment {
   quire_gid sid;
   const uint8_t *graft; /* splinter bytes; not owned */
   uint32_t graft_len;
+  /* Commit requests only (never in the record): the write receipt the
+   * pagestore gave for this segment (core/receipt.h), and the graft it was
+   * given for when graft is a subset of it (NULL: graft itself). */
+  const uint8_t *receipt;
+  uint32_t receipt_len;
+  const uint8_t *receipt_graft;
+  uint32_t receipt_graft_len;
 };
 
 struct quire_commit {

@@ -116,6 +116,12 @@ int quire__msclient_commit(quire_msclient *c, const quire_gid *vid, const quire_
     infos[i].sid = quire__pb_gid_bytes(&segs[i].sid);
     infos[i].graft.data = (uint8_t *)segs[i].graft;
     infos[i].graft.len = segs[i].graft_len;
+    infos[i].has_receipt = segs[i].receipt != NULL;
+    infos[i].receipt.data = (uint8_t *)segs[i].receipt;
+    infos[i].receipt.len = segs[i].receipt_len;
+    infos[i].has_receipt_graft = segs[i].receipt_graft != NULL;
+    infos[i].receipt_graft.data = (uint8_t *)segs[i].receipt_graft;
+    infos[i].receipt_graft.len = segs[i].receipt_graft_len;
     ptrs[i] = &infos[i];
   }
   m.n_segments = nsegs;

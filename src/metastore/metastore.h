@@ -37,6 +37,10 @@ struct quire_metastore_opts {
   unsigned max_pull_commits;  /* commits per pull_commits page (default 1000) */
   size_t max_pull_bytes;      /* bytes of records per pull_commits page (default 4 MiB) */
   unsigned max_graft_commits; /* commits one pull_graft answer covers at most (default 10000) */
+  /* Write-receipt key shared with the pagestores (core/receipt.h), copied;
+   * with it every committed segment must carry a valid receipt. NULL:
+   * commits are not checked against written segments. */
+  const uint8_t *receipt_key;
 };
 
 int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore **out);

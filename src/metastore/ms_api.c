@@ -6,7 +6,9 @@
  * Validation of a commit (DESIGN.md §8.3 step 3): ids of the right types,
  * every graft a valid non-empty splinter with no page 0 and nothing above
  * page_count, no segment id twice, and no page in two segments. A failure is
- * QUIRE_EINVAL with a message naming the segment and the problem.
+ * QUIRE_EINVAL with a message naming the segment and the problem. With a
+ * receipt key, every segment must also carry the write receipt the
+ * pagestore answered (core/receipt.h): QUIRE_EFORBIDDEN otherwise.
  */
 #include <stdio.h>
 #include <string.h>
@@ -66,9 +68,45 @@ int quire__ms_handle_snapshot(quire_metastore *ms, const uint8_t *req, size_t le
 
 /* --- commit ---------------------------------------------------------------- */
 
+/* With a receipt key: segment i of the commit must carry the receipt the
+ * pagestore gave for (vid, sid, the graft written), and commit a subset of
+ * that graft (all of it unless receipt_graft says what was written). */
+static int check_receipt(const quire_metastore *ms, uint32_t i, const Quire__Common__V1__SegmentInfo *si,
+                         const quire_gid *vid, const quire_gid *sid, const splinter_view_t *graft) {
+  if (!si->has_receipt)
+    return quire__err(
+        QUIRE_EFORBIDDEN,
+        "segment %u: no write receipt; this metastore only takes segments written by a pagestore "
+        "that shares its receipt key (pass on the receipt write_pages answered)",
+        i);
+  const uint8_t *written = si->graft.data;
+  size_t written_len = si->graft.len;
+  if (si->has_receipt_graft) {
+    splinter_view_t w;
+    if (si->receipt_graft.len > UINT32_MAX ||
+        splinter_view_open(si->receipt_graft.data, si->receipt_graft.len, &w))
+      return quire__err(QUIRE_EINVAL, "segment %u: receipt_graft is not a valid splinter", i);
+    if (!splinter_is_subset(splinter_ref_view(graft), splinter_ref_view(&w)))
+      return quire__err(QUIRE_EFORBIDDEN, "segment %u: commits pages the segment was not written with", i);
+    written = si->receipt_graft.data;
+    written_len = si->receipt_graft.len;
+  }
+  if (quire__receipt_check(ms->o.receipt_key, vid, sid, written, written_len, si->receipt.data,
+                           si->receipt.len) != 0) {
+    char s[QUIRE_GID_TEXT_LEN + 1];
+    quire_gid_format(sid, s);
+    return quire__err(QUIRE_EFORBIDDEN,
+                      "segment %u: the write receipt does not match: segment %s was not written with these "
+                      "pages of this volume by a pagestore sharing this metastore's receipt key",
+                      i, s);
+  }
+  return 0;
+}
+
 /* Validates the segments of a commit request into c->segments (allocated;
  * graft pointers into m). */
-static int check_segments(Quire__Metastore__V1__CommitRequest *m, struct quire_commit *c) {
+static int check_segments(const quire_metastore *ms, Quire__Metastore__V1__CommitRequest *m,
+                          struct quire_commit *c) {
   if (m->n_segments > QUIRE_COMMIT_MAX_SEGMENTS)
     return quire__err(QUIRE_EINVAL, "%zu segments (max %u)", m->n_segments, QUIRE_COMMIT_MAX_SEGMENTS);
   c->nsegments = (uint32_t)m->n_segments;
@@ -117,6 +155,7 @@ static int check_segments(Quire__Metastore__V1__CommitRequest *m, struct quire_c
       rc = quire__err(QUIRE_EINVAL, "segment %u: page %u is above page_count %u", i, hi, m->page_count);
       break;
     }
+    if (ms->o.receipt_key && (rc = check_receipt(ms, i, si, &c->vid, &s->sid, &view)) != 0) break;
     if (splinter_intersects(splinter_ref_owned(seen), splinter_ref_view(&view))) {
       rc = quire__err(QUIRE_EINVAL, "segment %u: shares pages with an earlier segment", i);
       break;
@@ -140,7 +179,7 @@ int quire__ms_handle_commit(quire_metastore *ms, const uint8_t *req, size_t len,
   if (!rc && !m->has_page_count) rc = quire__err(QUIRE_EINVAL, "page_count is missing");
   if (!rc && m->has_base_lsn && m->base_lsn == UINT64_MAX)
     rc = quire__err(QUIRE_EINVAL, "base_lsn out of range");
-  if (!rc) rc = check_segments(m, &c);
+  if (!rc) rc = check_segments(ms, m, &c);
   if (rc) goto out;
   c.page_count = m->page_count;
   c.lsn = (m->has_base_lsn ? m->base_lsn : 0) + 1;
@@ -177,7 +216,12 @@ int quire__ms_handle_pull_commits(quire_metastore *ms, const uint8_t *req, size_
   if (limit > ms->o.max_pull_commits) limit = ms->o.max_pull_commits;
   quire_lsn latest;
   rc = ms_catalog_latest(ms->o.catalog, &vid, &latest);
-  if (!rc && latest < to) rc = quire__ms_refresh(ms, &vid, &latest);
+  if (!rc && latest < to) {
+    rc = quire__ms_refresh(ms, &vid, &latest);
+    /* A broken volume serves closed ranges below the break; an open range
+     * would pass a shortened log off as the whole. */
+    if (rc == QUIRE_ECORRUPT && to != UINT64_MAX && to <= latest) rc = 0;
+  }
   if (rc) return rc;
   if (from > latest + 1)
     return quire__err(QUIRE_ENOTFOUND, "from_lsn %llu is past the latest lsn %llu + 1",
@@ -296,7 +340,12 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
   /* Ask the store unless the catalog is known to be fresh enough; a client
    * that has seen more than the catalog holds always makes us look. */
   int look = r->to ? latest < r->to : (!trust_catalog || r->from > latest);
-  if (!rc && look) rc = quire__ms_refresh(ms, &r->vid, &latest);
+  if (!rc && look) {
+    rc = quire__ms_refresh(ms, &r->vid, &latest);
+    if (rc == QUIRE_ECORRUPT && r->to && r->to <= latest) rc = 0; /* below the break */
+  } else if (!rc && !r->to) {
+    rc = quire__ms_broken(ms, &r->vid); /* "the latest" of a broken log is unknown */
+  }
   if (rc) return rc;
   if (r->to && r->to > latest)
     return quire__err(QUIRE_ENOTFOUND, "to_lsn %llu is past the latest lsn %llu", (unsigned long long)r->to,

@@ -137,13 +137,18 @@ struct get_task {
   uint8_t *data;
   size_t len;
   int rc;
+  char why[200]; /* the store's message for a failure (it ran on another thread) */
 };
 
 static void run_get(void *arg) {
   struct get_task *t = arg;
+  quire__err_clear();
   t->rc = quire__ms_store_get(t->ms, t->key, &t->data, &t->len);
-  if (t->rc && t->rc != QUIRE_ENOTFOUND)
-    QLOG_DEBUG("metastore: GET %s: %s: %s", t->key, quire_strerror(t->rc), quire_errmsg());
+  if (t->rc && t->rc != QUIRE_ENOTFOUND) {
+    snprintf(t->why, sizeof t->why, "GET %s: %s%s%s", t->key, quire_strerror(t->rc),
+             quire_errmsg()[0] ? ": " : "", quire_errmsg());
+    QLOG_DEBUG("metastore: %s", t->why);
+  }
   pthread_mutex_lock(&t->batch->mu);
   if (--t->batch->pending == 0) pthread_cond_signal(&t->batch->done);
   pthread_mutex_unlock(&t->batch->mu);
@@ -190,45 +195,179 @@ static int check_fetched(const quire_gid *vid, quire_lsn lsn, const uint8_t *p, 
   return 0;
 }
 
-static int catch_up(quire_metastore *ms, const quire_gid *vid, quire_lsn *latest_out) {
+/* Marks v broken at lsn (why names the key and the reason) and logs it
+ * once; clears the mark with lsn 0. */
+static void set_broken(struct ms_volume *v, quire_lsn lsn, int gap, const char *why) {
+  char vid[QUIRE_GID_TEXT_LEN + 1];
+  quire_gid_format(&v->node.vid, vid);
+  pthread_mutex_lock(&v->mu);
+  int changed = v->broken != lsn || (lsn && strcmp(v->broken_why, why) != 0);
+  quire_lsn was = v->broken;
+  v->broken = lsn;
+  v->broken_gap = gap;
+  if (lsn) snprintf(v->broken_why, sizeof v->broken_why, "%s", why);
+  pthread_mutex_unlock(&v->mu);
+  if (!changed) return;
+  if (lsn)
+    QLOG_ERROR("metastore: volume %s: history is broken at lsn %llu: %s; reads at older LSNs go on, "
+               "commits are refused until the object is restored (docs/OPERATIONS.md)",
+               vid, (unsigned long long)lsn, why);
+  else
+    QLOG_WARN("metastore: volume %s: the log is readable past lsn %llu again", vid, (unsigned long long)was);
+}
+
+/* The cold-start probe (once per volume per process): the log ends at
+ * missing, unless something exists after it. GETs the next three LSNs and
+ * LISTs the log once from there. *later gets the first key found past the
+ * gap ("" when none). Store failures of the GETs are returned (the probe is
+ * then retried on the next catch-up); a failing LIST only logs. */
+static int probe_past(quire_metastore *ms, const quire_gid *vid, quire_lsn missing, char later[64]) {
+  later[0] = '\0';
+  struct get_task tasks[3];
+  fetch(ms, vid, missing + 1, 3, tasks);
+  int rc = 0;
+  char why[200] = "";
+  for (unsigned i = 0; i < 3; i++) {
+    if (tasks[i].rc == 0 && !later[0]) quire__commit_key(vid, missing + 1 + i, later);
+    if (tasks[i].rc && tasks[i].rc != QUIRE_ENOTFOUND && !rc) {
+      rc = tasks[i].rc;
+      memcpy(why, tasks[i].why, sizeof why);
+    }
+    quire_objstore_free(tasks[i].data);
+  }
+  if (later[0]) return 0;
+  if (rc)
+    return quire__err(QUIRE_EUNAVAILABLE, "checking the log for a gap past lsn %llu: %s",
+                      (unsigned long long)missing, why);
+  char key[64], prefix[64];
+  quire__commit_key(vid, missing, key);
+  size_t plen = strlen(key) - 16; /* "volumes/{vid}/log/" */
+  memcpy(prefix, key, plen);
+  prefix[plen] = '\0';
+  quire_objstore_list list;
+  uint64_t t0 = quire__mono_ns();
+  int lrc = quire_objstore_list_keys(ms->o.store, prefix, key, 16, &list);
+  store_metrics(ms, "list", lrc, t0);
+  if (lrc) {
+    QLOG_WARN("metastore: listing %s after %s (gap check): %s: %s", prefix, key, quire_strerror(lrc),
+              quire_errmsg());
+  } else {
+    for (size_t i = 0; i < list.count && !later[0]; i++) {
+      const char *name = list.entries[i].key + plen;
+      quire_lsn lsn;
+      if (strlen(name) == 16 && quire_lsn_parse(name, 16, &lsn) == 0 && lsn > missing)
+        snprintf(later, 64, "%s", list.entries[i].key);
+    }
+  }
+  quire_objstore_list_free(&list);
+  return 0;
+}
+
+/* Appends log/{latest+1}, ... to the catalog until a key is missing or
+ * unreadable, then decides whether the log really ends there (see
+ * "Gaps and corrupt commit objects" above). 0 with *latest_out the last
+ * LSN of the intact prefix; QUIRE_ECORRUPT when the volume is broken (its
+ * mark says where and why); store errors as they come. */
+static int catch_up(quire_metastore *ms, struct ms_volume *v, quire_lsn *latest_out) {
+  const quire_gid *vid = &v->node.vid;
   quire_lsn latest;
   int rc = ms_catalog_latest(ms->o.catalog, vid, &latest);
   if (rc) return rc;
   unsigned k = 1, inflight = ms->o.catchup_inflight;
   struct get_task *tasks = quire__calloc(inflight, sizeof *tasks);
   if (!tasks) return QUIRE_ENOMEM;
+  char why[320] = "";
   for (;;) {
     fetch(ms, vid, latest + 1, k, tasks);
     const uint8_t *recs[64];
     size_t lens[64];
     unsigned found = 0;
-    int err = 0;
-    for (unsigned i = 0; i < k && !err; i++) {
-      if (tasks[i].rc == QUIRE_ENOTFOUND) break;
-      err = tasks[i].rc ? tasks[i].rc : check_fetched(vid, latest + 1 + i, tasks[i].data, tasks[i].len);
+    int err = 0, end = 0;
+    for (unsigned i = 0; i < k && !err && !end; i++) {
+      if (tasks[i].rc == QUIRE_ENOTFOUND) {
+        end = 1;
+        break;
+      }
+      if (tasks[i].rc)
+        err = quire__err(tasks[i].rc == QUIRE_ENOMEM ? QUIRE_ENOMEM : QUIRE_EUNAVAILABLE, "%s", tasks[i].why);
+      else
+        err = check_fetched(vid, latest + 1 + i, tasks[i].data, tasks[i].len);
+      if (err == QUIRE_ECORRUPT || err == QUIRE_EVERSION) {
+        /* An unreadable commit object: everything before it still counts. */
+        snprintf(why, sizeof why, "%s", quire_errmsg());
+        err = QUIRE_ECORRUPT;
+      }
       if (!err) {
         recs[found] = tasks[i].data;
         lens[found] = tasks[i].len;
         found++;
       }
     }
-    if (found) err = err ? err : ms_catalog_append(ms->o.catalog, vid, latest + 1, found, recs, lens);
-    if (!err || found) {
+    int arc = found ? ms_catalog_append(ms->o.catalog, vid, latest + 1, found, recs, lens) : 0;
+    if (found) {
       /* What was appended counts even if a later GET failed. */
       quire_lsn now;
       if (ms_catalog_latest(ms->o.catalog, vid, &now) == 0) latest = now;
     }
     for (unsigned i = 0; i < k; i++) quire_objstore_free(tasks[i].data);
+    if (arc) {
+      rc = arc;
+      break;
+    }
     if (err) {
       rc = err;
       break;
     }
-    if (found < k) break;
+    if (end || found < k) break;
     k = QUIRE_MIN(k * 2, inflight); /* 1, 2, 4, ...: a short catch-up wastes few GETs */
   }
   quire__free(tasks);
+  if (rc == QUIRE_ECORRUPT && why[0]) {
+    set_broken(v, latest + 1, 0, why);
+  } else if (rc == 0) {
+    /* The log ends at latest + 1, unless it has a gap there. */
+    pthread_mutex_lock(&v->mu);
+    int known_gap = v->broken == latest + 1 && v->broken_gap;
+    int probe = !v->probed && !known_gap;
+    pthread_mutex_unlock(&v->mu);
+    char later[64] = "";
+    if (probe) {
+      rc = probe_past(ms, vid, latest + 1, later);
+      if (rc == 0 && !later[0]) {
+        pthread_mutex_lock(&v->mu);
+        v->probed = 1;
+        pthread_mutex_unlock(&v->mu);
+      }
+    }
+    if (rc == 0 && later[0]) {
+      char key[64];
+      quire__commit_key(vid, latest + 1, key);
+      snprintf(why, sizeof why, "commit object %s is missing but %s exists (a gap in the log)", key, later);
+      set_broken(v, latest + 1, 1, why);
+      rc = QUIRE_ECORRUPT;
+    } else if (rc == 0 && known_gap) {
+      rc = QUIRE_ECORRUPT;
+    } else if (rc == 0) {
+      set_broken(v, 0, 0, "");
+    }
+  }
   *latest_out = latest;
   return rc;
+}
+
+/* The error for a broken volume, naming where and why. */
+static int broken_err(struct ms_volume *v) {
+  char vid[QUIRE_GID_TEXT_LEN + 1];
+  quire_gid_format(&v->node.vid, vid);
+  pthread_mutex_lock(&v->mu);
+  quire_lsn at = v->broken;
+  char why[sizeof v->broken_why];
+  memcpy(why, v->broken_why, sizeof why);
+  pthread_mutex_unlock(&v->mu);
+  return quire__err(QUIRE_ECORRUPT,
+                    "volume %s: history is broken at lsn %llu: %s; reads at lsn %llu and below still work, "
+                    "commits are refused until the object is restored",
+                    vid, (unsigned long long)at, why, (unsigned long long)(at ? at - 1 : 0));
 }
 
 int quire__ms_refresh(quire_metastore *ms, const quire_gid *vid, quire_lsn *latest_out) {
@@ -246,8 +385,9 @@ int quire__ms_refresh(quire_metastore *ms, const quire_gid *vid, quire_lsn *late
   quire_lsn latest = v->latest;
   pthread_mutex_unlock(&v->mu);
   if (!done) {
-    rc = catch_up(ms, vid, &latest);
-    if (rc == 0) {
+    rc = catch_up(ms, v, &latest);
+    /* A broken volume is an answer too: callers that came meanwhile share it. */
+    if (rc == 0 || rc == QUIRE_ECORRUPT) {
       pthread_mutex_lock(&v->mu);
       if (started > v->covered) v->covered = started;
       pthread_mutex_unlock(&v->mu);
@@ -255,8 +395,23 @@ int quire__ms_refresh(quire_metastore *ms, const quire_gid *vid, quire_lsn *late
     publish_latest(ms, v, latest);
   }
   quire__limiter_release(&permit);
+  if (rc == 0 || rc == QUIRE_ECORRUPT) {
+    pthread_mutex_lock(&v->mu);
+    int broken = v->broken != 0;
+    pthread_mutex_unlock(&v->mu);
+    rc = broken ? broken_err(v) : 0;
+  }
   if (latest_out) *latest_out = latest;
   return rc;
+}
+
+int quire__ms_broken(quire_metastore *ms, const quire_gid *vid) {
+  struct ms_volume *v = quire__ms_volume(ms, vid);
+  if (!v) return QUIRE_ENOMEM;
+  pthread_mutex_lock(&v->mu);
+  int broken = v->broken != 0;
+  pthread_mutex_unlock(&v->mu);
+  return broken ? broken_err(v) : 0;
 }
 
 /* --- reading records ------------------------------------------------------- */
@@ -278,7 +433,8 @@ int quire__ms_load(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, qui
   if (rc == QUIRE_ENOTFOUND) {
     quire_lsn latest;
     rc = quire__ms_refresh(ms, vid, &latest);
-    if (rc) return rc;
+    /* A broken volume still serves the LSNs before the break. */
+    if (rc && !(rc == QUIRE_ECORRUPT && lsn <= latest)) return rc;
     if (lsn > latest) {
       char v[QUIRE_GID_TEXT_LEN + 1];
       quire_gid_format(vid, v);
@@ -308,30 +464,78 @@ int quire__ms_record(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, q
 static void count_commit(quire_metastore *ms, const char *result) {
   char labels[32];
   snprintf(labels, sizeof labels, "result=\"%s\"", result);
-  quire__metrics_count(ms->o.metrics, "quire_metastore_commits_total",
-                       "commit requests by result (ok, retry = idempotent replay, conflict)", labels, 1);
+  quire__metrics_count(
+      ms->o.metrics, "quire_metastore_commits_total",
+      "commit requests by result (ok, retry = idempotent replay, conflict, refused = broken history)", labels,
+      1);
 }
 
-/* The commit at c->lsn exists: a retry of the same commit, or a conflict. */
+/* Where a retried commit differs from the commit its id already made, or
+ * NULL when the content (page count and every segment id and graft, in
+ * order) is the same. Checkpoint and timestamp are the server's, not the
+ * client's, and are not compared. */
+static const char *content_differs(const struct quire_commit *mine, const struct quire_commit *there,
+                                   char *why, size_t cap) {
+  if (mine->page_count != there->page_count) {
+    snprintf(why, cap, "page_count %u, the original had %u", mine->page_count, there->page_count);
+    return why;
+  }
+  if (mine->nsegments != there->nsegments) {
+    snprintf(why, cap, "%u segments, the original had %u", mine->nsegments, there->nsegments);
+    return why;
+  }
+  for (uint32_t i = 0; i < mine->nsegments; i++) {
+    const struct quire_commit_segment *a = &mine->segments[i], *b = &there->segments[i];
+    if (quire_gid_cmp(&a->sid, &b->sid) != 0) {
+      snprintf(why, cap, "segment %u has another segment id than the original", i);
+      return why;
+    }
+    if (a->graft_len != b->graft_len || memcmp(a->graft, b->graft, a->graft_len) != 0) {
+      snprintf(why, cap, "segment %u has other pages than the original", i);
+      return why;
+    }
+  }
+  return NULL;
+}
+
+/* The commit at c->lsn exists: a retry of the same commit, or a conflict.
+ * A retry must repeat the original request exactly: the same commit id with
+ * other content is a client bug and answered QUIRE_ECONFLICT with a message
+ * saying so, never with the original's snapshot. */
 static int resolve_taken(quire_metastore *ms, const struct quire_commit *c, struct quire_snapshot *out) {
   quire_buf buf;
   quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
   struct quire_snapshot there;
-  int rc = quire__ms_load(ms, &c->vid, c->lsn, &buf, NULL, &there);
-  quire__buf_free(&buf);
+  struct quire_commit rec = {0};
+  int rc = quire__ms_load(ms, &c->vid, c->lsn, &buf, &rec, &there);
   if (rc == QUIRE_ENOTFOUND) /* it existed a moment ago: the store lost it */
-    return quire__err(QUIRE_EUNAVAILABLE, "lsn %llu exists but cannot be read back",
-                      (unsigned long long)c->lsn);
-  if (rc) return rc;
+    rc =
+        quire__err(QUIRE_EUNAVAILABLE, "lsn %llu exists but cannot be read back", (unsigned long long)c->lsn);
+  if (rc) goto out;
   if (quire_gid_cmp(&there.commit_id, &c->commit_id) == 0 &&
       quire_gid_cmp(&there.client_id, &c->client_id) == 0) {
+    char why[160];
+    if (content_differs(c, &rec, why, sizeof why)) {
+      char id[QUIRE_GID_TEXT_LEN + 1];
+      quire_gid_format(&c->commit_id, id);
+      count_commit(ms, "conflict");
+      rc = quire__err(QUIRE_ECONFLICT,
+                      "commit id %s already made lsn %llu with other content (this request has %s); a "
+                      "retry must repeat the original request exactly, a new commit needs a new id",
+                      id, (unsigned long long)c->lsn, why);
+      goto out;
+    }
     *out = there;
     count_commit(ms, "retry");
-    return 0;
+    goto out;
   }
   count_commit(ms, "conflict");
-  return quire__err(QUIRE_ECONFLICT, "lsn %llu is taken by another commit; base %llu is out of date",
-                    (unsigned long long)c->lsn, (unsigned long long)(c->lsn - 1));
+  rc = quire__err(QUIRE_ECONFLICT, "lsn %llu is taken by another commit; base %llu is out of date",
+                  (unsigned long long)c->lsn, (unsigned long long)(c->lsn - 1));
+out:
+  quire__commit_clear(&rec);
+  quire__buf_free(&buf);
+  return rc;
 }
 
 int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_snapshot *out) {
@@ -342,15 +546,28 @@ int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_s
   int rc = ms_catalog_latest(ms->o.catalog, &c->vid, &latest);
   if (rc) return rc;
   if (c->lsn <= latest) return resolve_taken(ms, c, out);
-  if (c->lsn - 1 > latest) { /* the base is newer than what we know: look */
+  pthread_mutex_lock(&v->mu);
+  int cold = !v->probed;
+  pthread_mutex_unlock(&v->mu);
+  /* Look at the store when the base is newer than what we know, and before
+   * the first commit to a volume in this process (the gap probe: a commit
+   * must never fill a hole below commits that exist). */
+  if (cold || c->lsn - 1 > latest) {
     rc = quire__ms_refresh(ms, &c->vid, &latest);
-    if (rc) return rc;
+    if (rc == QUIRE_ECORRUPT && c->lsn <= latest) return resolve_taken(ms, c, out);
+    if (rc) {
+      if (rc == QUIRE_ECORRUPT) count_commit(ms, "refused");
+      return rc;
+    }
     if (c->lsn <= latest) return resolve_taken(ms, c, out);
     if (c->lsn - 1 > latest) {
       count_commit(ms, "conflict");
       return quire__err(QUIRE_ENOTFOUND, "base lsn %llu does not exist (latest is %llu)",
                         (unsigned long long)(c->lsn - 1), (unsigned long long)latest);
     }
+  } else if ((rc = quire__ms_broken(ms, &c->vid)) != 0) {
+    count_commit(ms, "refused");
+    return rc;
   }
   /* The base is in the catalog: inherit its checkpoint. */
   quire_buf buf;
@@ -559,6 +776,10 @@ int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore *
   quire_metastore *ms = quire__calloc(1, sizeof *ms);
   if (!ms) return QUIRE_ENOMEM;
   ms->o = *o;
+  if (o->receipt_key) {
+    memcpy(ms->receipt_key, o->receipt_key, sizeof ms->receipt_key);
+    ms->o.receipt_key = ms->receipt_key;
+  }
   if (!ms->o.catchup_inflight) ms->o.catchup_inflight = 4;
   if (ms->o.catchup_inflight > 64) ms->o.catchup_inflight = 64;
   if (!ms->o.catchup_threads) ms->o.catchup_threads = 8;

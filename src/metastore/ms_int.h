@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/receipt.h"
 #include "metastore/gidmap.h"
 #include "metastore/metastore.h"
 #include "util/limiter.h"
@@ -30,10 +31,16 @@ struct ms_volume {
   uint64_t last_poll_ms;         /* when the last one started */
   int active;                    /* on ms->active (also guarded by ms->sched_mu) */
   struct ms_volume *active_next; /* under ms->sched_mu */
+  /* History integrity (see ms_core.c, "Gaps and corrupt commit objects"). */
+  int probed;           /* the cold-start gap probe ran and found no gap */
+  quire_lsn broken;     /* first LSN the log cannot be read past (0: intact) */
+  int broken_gap;       /* broken because that LSN is missing and a later one exists */
+  char broken_why[320]; /* names the key and the reason */
 };
 
 struct quire_metastore {
-  struct quire_metastore_opts o;
+  struct quire_metastore_opts o; /* o.receipt_key points at receipt_key below, or is NULL */
+  uint8_t receipt_key[QUIRE_RECEIPT_KEY_SIZE];
   quire_limiter *catchups; /* single flight per volume id */
   quire_pool *getters;     /* parallel GETs of catch-ups */
   quire_pool *pollers;     /* store polls for long-poll waiters */
@@ -71,6 +78,12 @@ int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_s
  * now), QUIRE_EBUSY over the waiter cap, QUIRE_ECLOSED when draining. */
 int quire__ms_wait(quire_metastore *ms, const quire_gid *vid, quire_lsn from, unsigned wait_ms,
                    quire_http_req *req);
+
+/* QUIRE_ECORRUPT (naming the bad key) when vid's history is broken: a
+ * commit object that is missing while later ones exist, or unreadable.
+ * Reads below that LSN go on; anything needing the latest LSN, and every
+ * commit, gets this error. 0 otherwise. */
+int quire__ms_broken(quire_metastore *ms, const quire_gid *vid);
 
 /* 1 when vid's poll loop is running and polled the store within the last
  * poll interval: a long poll may then trust the catalog without a GET. */

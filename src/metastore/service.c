@@ -3,6 +3,8 @@
  */
 #include "metastore/service.h"
 
+#include "core/receipt.h"
+
 #include <signal.h>
 #include <string.h>
 
@@ -56,7 +58,16 @@ int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service *
   }
   rc = quire__metrics_create(&svc->metrics);
   if (rc) goto fail;
-  struct quire_metastore_opts mo = {.store = svc->store,
+  uint8_t key[QUIRE_RECEIPT_KEY_SIZE];
+  if (s->receipt_key_file) {
+    rc = quire__receipt_key_load(s->receipt_key_file, key);
+    if (rc) goto fail;
+  } else {
+    QLOG_WARN("metastore: no receipt key: commits are not checked against the segments pagestores wrote "
+              "(--receipt-key; docs/OPERATIONS.md)");
+  }
+  struct quire_metastore_opts mo = {.receipt_key = s->receipt_key_file ? key : NULL,
+                                    .store = svc->store,
                                     .catalog = svc->catalog,
                                     .metrics = svc->metrics,
                                     .poll_interval_ms = s->poll_interval_ms,
@@ -68,6 +79,10 @@ int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service *
                                       .workers = s->workers,
                                       .max_connections = s->max_connections,
                                       .max_inflight = s->max_inflight,
+                                      .max_receiving = s->max_receiving,
+                                      .max_per_address = s->max_per_address,
+                                      .header_timeout_ms = s->header_timeout_ms,
+                                      .min_body_rate = s->min_body_rate,
                                       .max_body = s->max_body,
                                       .deadline_ms = s->deadline_ms,
                                       .metrics = svc->metrics,

@@ -16,11 +16,13 @@
 #include "metastore/metastore.h"
 
 struct quire_ms_settings {
-  const char *listen;       /* HOST:PORT */
-  const char *store_url;    /* object store URL */
-  const char *catalog_path; /* LSM file, or ":memory:" */
-  int single_instance;      /* allow a store without conditional create */
+  const char *listen;           /* HOST:PORT */
+  const char *store_url;        /* object store URL */
+  const char *catalog_path;     /* LSM file, or ":memory:" */
+  int single_instance;          /* allow a store without conditional create */
+  const char *receipt_key_file; /* write-receipt key shared with the pagestores; NULL: none */
   unsigned threads, workers, max_connections, max_inflight, deadline_ms;
+  unsigned max_receiving, max_per_address, header_timeout_ms, min_body_rate; /* 0: defaults */
   size_t max_body;
   unsigned poll_interval_ms, catchup_inflight;
 };

@@ -3,8 +3,9 @@
  *
  * Request problems (EINVAL, ERANGE, EVERSION) are 400; missing things 404;
  * lost races 409; size limits 413; a dependency down, overload, shutdown or a
- * passed deadline 503 (the client may retry); everything else, corruption of
- * our own stored data and broken invariants included, is 500.
+ * passed deadline 503 (the client may retry); everything else is 500:
+ * corruption of stored data (code CORRUPT, so a client can tell a damaged
+ * object from a bug) and broken invariants (INTERNAL).
  */
 #include "net/errmap.h"
 
@@ -35,6 +36,7 @@ static const struct {
     /* A server's own call stopped by its cancel token (shutdown): retry. A
      * client never gets ECANCELED from the wire, only from its own token. */
     {QUIRE_ECANCELED, 503, QUIRE__COMMON__V1__ERROR_CODE__UNAVAILABLE},
+    {QUIRE_ECORRUPT, 500, QUIRE__COMMON__V1__ERROR_CODE__CORRUPT},
 };
 
 int quire__errmap_status(int rc) {
@@ -60,6 +62,7 @@ int quire__errmap_rc(int code, int http_status) {
   case QUIRE__COMMON__V1__ERROR_CODE__UNAVAILABLE: return QUIRE_EUNAVAILABLE;
   case QUIRE__COMMON__V1__ERROR_CODE__TIMED_OUT: return QUIRE_ETIMEDOUT;
   case QUIRE__COMMON__V1__ERROR_CODE__INTERNAL: return QUIRE_EINTERNAL;
+  case QUIRE__COMMON__V1__ERROR_CODE__CORRUPT: return QUIRE_ECORRUPT;
   default: break;
   }
   switch (http_status) {

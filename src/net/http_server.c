@@ -16,8 +16,16 @@
  * Every suspend is matched by exactly one resume: by the answer (which is
  * given exactly once) or by the wake of a parked request.
  *
- * Locking: s->mu protects inflight, parked and closing; s->idle is signalled
- * when both counts may have dropped. No lock is held while a handler runs.
+ * Admission: a request holds a receiving slot (max_receiving) from its
+ * headers until its body is complete, then an in-flight slot (max_inflight)
+ * until it is answered; a slow body never holds an in-flight slot, and the
+ * front door (http_guard.c) closes bodies that miss the deadline or the
+ * minimum rate. The guard is told where each request is (headers done, body
+ * bytes, body done, request done).
+ *
+ * Locking: s->mu protects inflight, receiving, parked and closing; s->idle
+ * is signalled when the counts may have dropped. No lock is held while a
+ * handler runs.
  */
 #include "net/http_server.h"
 
@@ -35,6 +43,7 @@
 #include <unistd.h>
 
 #include "net/errmap.h"
+#include "net/http_guard.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -66,10 +75,12 @@ struct quire_http_server {
   quire_http_drain_fn drain;
   void *drain_ctx;
   quire_pool *workers; /* runs the handlers */
-  pthread_mutex_t mu;  /* guards inflight, parked, closing */
+  http_guard *guard;   /* accepts connections, watches them until their request is in */
+  pthread_mutex_t mu;  /* guards inflight, receiving, parked, closing */
   pthread_cond_t idle;
-  unsigned inflight, parked;
+  unsigned inflight, receiving, parked;
   int closing, stopped;
+  int collector; /* the gauges' collector is registered */
 };
 
 enum req_state { RS_BODY, RS_TOO_LARGE, RS_ANSWERED, RS_PARKED, RS_RESUMED };
@@ -84,7 +95,9 @@ struct quire_http_req {
   uint64_t start_ns, deadline_ms;
   enum req_state state;
   int status;
-  int counted; /* holds an inflight slot */
+  int counted;                  /* holds an inflight slot */
+  int receiving;                /* holds a receiving slot (headers in, body not yet complete) */
+  struct http_conn *conn_track; /* the guard's view of the connection (may be NULL) */
   int resumed;
   int deferred;                 /* on a worker, connection suspended: answers are stored */
   struct MHD_Response *pending; /* a stored answer, queued after the resume */
@@ -102,6 +115,10 @@ int quire__http_server_create(const struct quire_http_server_opts *opts, quire_h
   if (!s->o.threads) s->o.threads = 4;
   if (!s->o.max_connections) s->o.max_connections = 1024;
   if (!s->o.max_inflight) s->o.max_inflight = 256;
+  if (!s->o.max_receiving) s->o.max_receiving = s->o.max_inflight;
+  if (!s->o.max_per_address) s->o.max_per_address = 128;
+  if (!s->o.header_timeout_ms) s->o.header_timeout_ms = 10000;
+  if (!s->o.min_body_rate) s->o.min_body_rate = 1024;
   if (!s->o.max_body) s->o.max_body = 16u << 20;
   if (!s->o.deadline_ms) s->o.deadline_ms = 30000;
   if (!s->o.idle_timeout_s) s->o.idle_timeout_s = 60;
@@ -148,6 +165,10 @@ void quire__http_server_set_drain(quire_http_server *s, quire_http_drain_fn fn, 
 
 uint16_t quire__http_server_port(const quire_http_server *s) { return s->port; }
 
+unsigned quire__http_server_connections(quire_http_server *s) {
+  return s->guard ? quire__http_guard_connections(s->guard) : 0;
+}
+
 int quire__http_server_closing(quire_http_server *s) {
   pthread_mutex_lock(&s->mu);
   int c = s->closing;
@@ -177,13 +198,16 @@ static int hand_over(quire_http_req *r, int status, struct MHD_Response *resp) {
   return ok == MHD_YES ? 0 : QUIRE_EIO;
 }
 
+/* close: the connection closes after this answer (a request whose framing
+ * cannot be trusted must not be followed by another on the same stream). */
 static int queue(quire_http_req *r, int status, const char *ctype, const void *body, size_t len,
-                 int retry_after) {
+                 int retry_after, int close) {
   if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (resp) {
     if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   }
   if (!resp) {
     if (!r->deferred) return QUIRE_ENOMEM;
@@ -199,19 +223,23 @@ static int queue(quire_http_req *r, int status, const char *ctype, const void *b
 
 int quire__http_respond(quire_http_req *r, int status, const char *content_type, const void *body,
                         size_t len) {
-  return queue(r, status, content_type, body, len, status == 503);
+  return queue(r, status, content_type, body, len, status == 503, 0);
 }
 
-static int respond_status_error(quire_http_req *r, int status, int rc, const char *message) {
+static int respond_error_close(quire_http_req *r, int status, int rc, const char *message, int close) {
   quire_buf b;
   quire__buf_init(&b, 1u << 20);
   if (quire__errmap_body(rc, message, &b) != 0) {
     quire__buf_free(&b);
-    return queue(r, status, "text/plain", "error\n", 6, status == 503);
+    return queue(r, status, "text/plain", "error\n", 6, status == 503, close);
   }
-  int ret = queue(r, status, QUIRE_CONTENT_PROTOBUF, b.data, b.len, status == 503);
+  int ret = queue(r, status, QUIRE_CONTENT_PROTOBUF, b.data, b.len, status == 503, close);
   quire__buf_free(&b);
   return ret;
+}
+
+static int respond_status_error(quire_http_req *r, int status, int rc, const char *message) {
+  return respond_error_close(r, status, rc, message, 0);
 }
 
 int quire__http_respond_error(quire_http_req *r, int rc, const char *message) {
@@ -320,7 +348,8 @@ int quire__http_respond_stream(quire_http_req *r, int status, const char *conten
   return 0;
 }
 
-int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(void *ctx, uint8_t *dst), void *ctx) {
+int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(void *ctx, uint8_t *dst),
+                                void *ctx) {
   int rc = 0;
   pthread_mutex_lock(&st->mu);
   while (!st->cancelled && st->buf.len - st->off > 0 && st->buf.len - st->off + n > st->max_buffer)
@@ -409,17 +438,46 @@ void quire__http_req_wake(quire_http_req *r) { MHD_resume_connection(r->conn); }
 
 /* --- built-in endpoints ---------------------------------------------------- */
 
+/* Why the server cannot take more work now, or NULL (for /ready). */
+static const char *saturated(quire_http_server *s, char *why, size_t cap) {
+  pthread_mutex_lock(&s->mu);
+  unsigned inflight = s->inflight, receiving = s->receiving;
+  pthread_mutex_unlock(&s->mu);
+  unsigned conns = s->guard ? quire__http_guard_connections(s->guard) : 0;
+  if (inflight >= s->o.max_inflight)
+    snprintf(why, cap, "saturated: %u of %u requests being handled (--max-inflight)", inflight,
+             s->o.max_inflight);
+  else if (receiving >= s->o.max_receiving)
+    snprintf(why, cap, "saturated: %u of %u request bodies being received", receiving, s->o.max_receiving);
+  else if (conns >= s->o.max_connections)
+    snprintf(why, cap, "saturated: %u of %u connections open (--max-connections)", conns,
+             s->o.max_connections);
+  else
+    return NULL;
+  return why;
+}
+
 static void serve_builtin(quire_http_req *r, size_t which) {
   quire_http_server *s = r->srv;
   if (which == 0) {
     quire__http_respond(r, 200, "text/plain", "ok\n", 3);
   } else if (which == 1) {
     int rc = s->ready ? s->ready(s->ready_ctx) : 0;
-    if (rc == 0 && quire__http_server_closing(s)) rc = QUIRE_ECLOSED;
+    char why[160];
+    const char *msg = NULL;
+    if (rc) {
+      msg = quire_errmsg()[0] ? quire_errmsg() : "the object store does not answer";
+      rc = QUIRE_EUNAVAILABLE;
+    } else if (quire__http_server_closing(s)) {
+      rc = QUIRE_ECLOSED;
+      msg = "shutting down";
+    } else if ((msg = saturated(s, why, sizeof why)) != NULL) {
+      rc = QUIRE_EBUSY;
+    }
     if (rc == 0)
       quire__http_respond(r, 200, "text/plain", "ready\n", 6);
     else
-      quire__http_respond_error(r, rc == QUIRE_ECLOSED ? QUIRE_ECLOSED : QUIRE_EUNAVAILABLE, NULL);
+      quire__http_respond_error(r, rc, msg);
   } else {
     quire_buf b;
     quire__buf_init(&b, 64u << 20);
@@ -441,11 +499,53 @@ static int content_type_ok(struct MHD_Connection *conn) {
   return strncasecmp(ct, QUIRE_CONTENT_PROTOBUF, n) == 0 && (ct[n] == '\0' || ct[n] == ';');
 }
 
+struct framing {
+  unsigned content_length, transfer_encoding;
+  int cl_bad, te_bad;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  (void)kind;
+  struct framing *f = cls;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    f->content_length++;
+    if (!value || !*value || strspn(value, "0123456789") != strlen(value)) f->cl_bad = 1;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    f->transfer_encoding++;
+    if (!value || strcasecmp(value, "chunked") != 0) f->te_bad = 1;
+  }
+  return MHD_YES;
+}
+
+/* RFC 9112 §6: a request whose length two parts of the chain could read
+ * differently (request smuggling) is refused, and the connection closed.
+ * Returns 1 when it answered. */
+static int reject_framing(quire_http_req *r) {
+  struct framing f = {0};
+  MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+  const char *why = NULL;
+  int status = 400, rc = QUIRE_EINVAL;
+  if (f.content_length > 1)
+    why = "more than one Content-Length header";
+  else if (f.content_length && f.transfer_encoding)
+    why = "both Transfer-Encoding and Content-Length";
+  else if (f.cl_bad)
+    why = "Content-Length is not a decimal number";
+  else if (f.transfer_encoding > 1)
+    why = "more than one Transfer-Encoding header";
+  else if (f.te_bad)
+    why = "Transfer-Encoding other than chunked", status = 501, rc = QUIRE_EUNSUPPORTED;
+  if (!why) return 0;
+  respond_error_close(r, status, rc, why, 1);
+  return 1;
+}
+
 /* First call: route, admission. Returns 0 to go on reading the body. */
 static int admit(quire_http_server *s, quire_http_req *r, const char *url, const char *method) {
   for (size_t i = 0; i < QUIRE_ARRAY_LEN(builtin_paths); i++) {
     if (strcmp(url, builtin_paths[i]) == 0) {
       r->endpoint = builtin_paths[i];
+      if (reject_framing(r)) return 1;
       if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return respond_status_error(r, 405, QUIRE_EINVAL, "use GET"), 1;
       serve_builtin(r, i);
@@ -461,6 +561,7 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
       break;
     }
   }
+  if (reject_framing(r)) return 1;
   if (!r->route) {
     r->endpoint = path_match ? path_match->path : "other";
     if (path_match) {
@@ -468,21 +569,15 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
       snprintf(msg, sizeof msg, "use %s", path_match->method);
       respond_status_error(r, 405, QUIRE_EINVAL, msg);
     } else {
-      respond_status_error(r, 404, QUIRE_ENOTFOUND, "no such endpoint");
+      char msg[160];
+      snprintf(msg, sizeof msg, "no such endpoint: %s %.100s", method, url);
+      respond_status_error(r, 404, QUIRE_ENOTFOUND, msg);
     }
     return 1;
   }
   r->endpoint = r->route->path;
-  pthread_mutex_lock(&s->mu);
-  int closing = s->closing, busy = s->inflight >= s->o.max_inflight;
-  if (!closing && !busy) {
-    s->inflight++;
-    r->counted = 1;
-  }
-  pthread_mutex_unlock(&s->mu);
-  if (closing) return quire__http_respond_error(r, QUIRE_ECLOSED, "server is shutting down"), 1;
-  if (busy) return quire__http_respond_error(r, QUIRE_EBUSY, "server overloaded; retry"), 1;
   const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  int too_large = 0;
   if (cl) {
     char *end;
     errno = 0;
@@ -493,19 +588,55 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
       quire__http_respond_error(r, QUIRE_ETOOLARGE, msg);
       return 1;
     }
-    if (n > s->o.max_body) {
-      /* Read and drop the body, then answer 413: answering before the body
-       * is read makes the close reset the connection, and the client may
-       * never see the status. */
-      r->state = RS_TOO_LARGE;
-      quire__buf_free(&r->body);
-    }
+    too_large = n > s->o.max_body;
   }
   if (strcmp(method, "POST") == 0 && !content_type_ok(r->conn)) {
     respond_status_error(r, 415, QUIRE_EINVAL, "Content-Type must be " QUIRE_CONTENT_PROTOBUF);
     return 1;
   }
+  /* A receiving slot until the body is complete; the handlers' in-flight
+   * slots are taken only then, so slow bodies cannot starve them. Refusing
+   * here, before the body, also tells a client that waits for
+   * 100-continue to back off. */
+  pthread_mutex_lock(&s->mu);
+  int closing = s->closing, busy = s->inflight >= s->o.max_inflight,
+      full = s->receiving >= s->o.max_receiving;
+  if (!closing && !busy && !full) {
+    s->receiving++;
+    r->receiving = 1;
+  }
+  unsigned inflight = s->inflight, receiving = s->receiving;
+  pthread_mutex_unlock(&s->mu);
+  char msg[160];
+  if (closing) return quire__http_respond_error(r, QUIRE_ECLOSED, "server is shutting down"), 1;
+  if (busy) {
+    snprintf(msg, sizeof msg, "server overloaded: %u requests being handled (the limit); retry", inflight);
+    return quire__http_respond_error(r, QUIRE_EBUSY, msg), 1;
+  }
+  if (full) {
+    snprintf(msg, sizeof msg, "server overloaded: %u request bodies being received (the limit); retry",
+             receiving);
+    return quire__http_respond_error(r, QUIRE_EBUSY, msg), 1;
+  }
+  if (too_large) {
+    /* Read and drop the body, then answer 413: answering before the body
+     * is read makes the close reset the connection, and the client may
+     * never see the status. */
+    r->state = RS_TOO_LARGE;
+    quire__buf_free(&r->body);
+  }
   return 0;
+}
+
+/* Gives back the receiving slot (the body is complete, or the request is
+ * over). */
+static void release_receiving(quire_http_server *s, quire_http_req *r) {
+  if (!r->receiving) return;
+  pthread_mutex_lock(&s->mu);
+  s->receiving--;
+  r->receiving = 0;
+  pthread_cond_broadcast(&s->idle);
+  pthread_mutex_unlock(&s->mu);
 }
 
 /* Runs a handler on a worker (the connection is suspended). */
@@ -524,7 +655,8 @@ static void dispatch(quire_http_server *s, quire_http_req *r) {
   r->deferred = 1;
   MHD_suspend_connection(r->conn);
   if (quire__pool_try_submit(s->workers, run_handler, r) != 0)
-    quire__http_respond_error(r, QUIRE_EBUSY, "server overloaded; retry"); /* resumes */
+    quire__http_respond_error(r, QUIRE_EBUSY,
+                              "server overloaded: no handler thread free; retry"); /* resumes */
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -538,17 +670,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!r) return MHD_NO;
     r->srv = s;
     r->conn = conn;
+    r->conn_track = quire__http_guard_conn(conn);
     r->start_ns = quire__mono_ns();
     r->deadline_ms = quire__mono_ms() + s->o.deadline_ms;
     r->endpoint = "other";
     quire__buf_init(&r->body, s->o.max_body);
     *con_cls = r;
-    admit(s, r, url, method);
+    quire__http_guard_headers_done(s->guard, r->conn_track);
+    if (admit(s, r, url, method)) quire__http_guard_body_done(s->guard, r->conn_track); /* answered */
     return MHD_YES;
   }
   if (*upload_size > 0) {
     size_t n = *upload_size;
     *upload_size = 0;
+    quire__http_guard_body(s->guard, r->conn_track, n);
     if (r->state == RS_BODY) {
       int rc = quire__buf_append(&r->body, upload, n);
       if (rc == QUIRE_ETOOLARGE) {
@@ -577,6 +712,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     return MHD_YES;
   case RS_TOO_LARGE: {
+    release_receiving(s, r);
+    if (quire__http_guard_body_done(s->guard, r->conn_track) != 0) return MHD_NO;
     char msg[96];
     snprintf(msg, sizeof msg, "request body over %zu bytes", s->o.max_body);
     quire__http_respond_error(r, QUIRE_ETOOLARGE, msg);
@@ -592,14 +729,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->state = RS_RESUMED;
     r->resumed = 1;
     break;
-  default: break;
+  default: {
+    /* The body is complete: trade the receiving slot for an in-flight one. */
+    release_receiving(s, r);
+    if (quire__http_guard_body_done(s->guard, r->conn_track) != 0) return MHD_NO; /* timed out meanwhile */
+    if (quire__mono_ms() > r->deadline_ms) {
+      /* The body took longer to arrive than the whole request may take. */
+      respond_error_close(r, 408, QUIRE_ETIMEDOUT, "request deadline passed before the body arrived", 1);
+      return MHD_YES;
+    }
+    pthread_mutex_lock(&s->mu);
+    int closing = s->closing, busy = s->inflight >= s->o.max_inflight;
+    if (!closing && !busy) {
+      s->inflight++;
+      r->counted = 1;
+    }
+    unsigned inflight = s->inflight;
+    pthread_mutex_unlock(&s->mu);
+    if (closing) return quire__http_respond_error(r, QUIRE_ECLOSED, "server is shutting down"), MHD_YES;
+    if (busy) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "server overloaded: %u requests being handled (the limit); retry", inflight);
+      quire__http_respond_error(r, QUIRE_EBUSY, msg);
+      return MHD_YES;
+    }
+    break;
+  }
   }
   r->deferred = 0;
-  if (!r->resumed && quire__mono_ms() > r->deadline_ms) {
-    /* The body took longer to arrive than the whole request may take. */
-    quire__http_respond_error(r, QUIRE_ETIMEDOUT, "request deadline passed before the body arrived");
-    return MHD_YES;
-  }
   dispatch(s, r);
   return MHD_YES;
 }
@@ -611,8 +768,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   quire_http_req *r = *con_cls;
   if (!r) return;
   *con_cls = NULL;
+  int killed = quire__http_guard_request_done(s->guard, r->conn_track);
+  if (killed && !r->status) r->status = killed; /* the watchdog answered it */
   pthread_mutex_lock(&s->mu);
   if (r->counted) s->inflight--;
+  if (r->receiving) s->receiving--;
   if (r->state == RS_PARKED) s->parked--; /* cut off by shutdown */
   pthread_cond_broadcast(&s->idle);
   pthread_mutex_unlock(&s->mu);
@@ -691,26 +851,73 @@ out:
   return rc;
 }
 
+/* Gauges of the admission state, refreshed before each /metrics render. */
+static void collect(void *ctx, quire_metrics *m) {
+  quire_http_server *s = ctx;
+  pthread_mutex_lock(&s->mu);
+  unsigned inflight = s->inflight, receiving = s->receiving, parked = s->parked;
+  pthread_mutex_unlock(&s->mu);
+  quire__metrics_gauge(m, "quire_http_inflight", "requests being handled (bodies complete)", "",
+                       (int64_t)inflight);
+  quire__metrics_gauge(m, "quire_http_receiving", "requests whose bodies are arriving", "",
+                       (int64_t)receiving);
+  quire__metrics_gauge(m, "quire_http_parked", "requests parked (long polls, writes waiting for uploads)", "",
+                       (int64_t)parked);
+  if (s->guard)
+    quire__metrics_gauge(m, "quire_http_connections", "open connections", "",
+                         (int64_t)quire__http_guard_connections(s->guard));
+}
+
 int quire__http_server_start(quire_http_server *s) {
   int rc = quire__pool_create(s->o.workers, s->o.max_inflight, s->name, &s->workers);
   if (rc) return rc;
   rc = bind_listen(s->o.listen ? s->o.listen : "127.0.0.1:0", &s->listen_fd, &s->port);
   if (rc) return rc;
-  unsigned flags =
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-  s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-                            MHD_OPTION_THREAD_POOL_SIZE, s->o.threads, MHD_OPTION_CONNECTION_LIMIT,
-                            s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->o.idle_timeout_s,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                            s, MHD_OPTION_END);
+  struct http_guard_opts go = {.listen_fd = s->listen_fd,
+                               .max_connections = s->o.max_connections,
+                               .max_per_address = s->o.max_per_address,
+                               .header_timeout_ms = s->o.header_timeout_ms,
+                               .body_timeout_ms = s->o.deadline_ms,
+                               .min_body_rate =
+                                   s->o.min_body_rate == QUIRE_HTTP_NO_MIN_RATE ? 0 : s->o.min_body_rate,
+                               .metrics = s->o.metrics,
+                               .name = s->name};
+  rc = quire__http_guard_create(&go, &s->guard);
+  if (rc) goto fail;
+  /* The guard accepts and hands connections over: libmicrohttpd has no
+   * listen socket of its own. */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+  /* The guard enforces max_connections. libmicrohttpd splits its own limit
+   * evenly between its threads and places a handed-over connection by its
+   * descriptor, so with the same limit it refuses connections when they
+   * happen to land unevenly: give each thread room for all of them. */
+  unsigned mhd_limit = s->o.max_connections > UINT32_MAX / 2 / s->o.threads
+                           ? UINT32_MAX / 2
+                           : s->o.max_connections * s->o.threads + s->o.threads;
+  s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE, s->o.threads,
+                            MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                            s->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, quire__http_guard_notify, s->guard,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
   if (!s->mhd) {
-    close(s->listen_fd);
-    s->listen_fd = -1;
-    return quire__err(QUIRE_EIO, "%s: libmicrohttpd failed to start on %s", s->name,
-                      s->o.listen ? s->o.listen : "127.0.0.1:0");
+    rc = quire__err(QUIRE_EIO, "%s: libmicrohttpd failed to start on %s", s->name,
+                    s->o.listen ? s->o.listen : "127.0.0.1:0");
+    goto fail;
   }
+  rc = quire__http_guard_start(s->guard, s->mhd);
+  if (rc) goto fail;
+  if (s->o.metrics && quire__metrics_add_collector(s->o.metrics, collect, s) == 0) s->collector = 1;
   QLOG_INFO("%s: listening on port %u (%u threads)", s->name, s->port, s->o.threads);
   return 0;
+fail:
+  if (s->mhd) MHD_stop_daemon(s->mhd);
+  s->mhd = NULL;
+  quire__http_guard_free(s->guard);
+  s->guard = NULL;
+  close(s->listen_fd);
+  s->listen_fd = -1;
+  return rc;
 }
 
 unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms) {
@@ -718,7 +925,7 @@ unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms) {
   pthread_mutex_lock(&s->mu);
   s->closing = 1;
   pthread_mutex_unlock(&s->mu);
-  MHD_quiesce_daemon(s->mhd); /* no new connections; the fd stays ours */
+  quire__http_guard_stop(s->guard); /* no new connections */
   if (s->drain) s->drain(s->drain_ctx);
   struct timespec ts;
   quire__deadline_after_ms(&ts, drain_ms);
@@ -734,6 +941,10 @@ unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms) {
   s->workers = NULL;
   MHD_stop_daemon(s->mhd);
   s->mhd = NULL;
+  if (s->collector) quire__metrics_remove_collector(s->o.metrics, collect, s);
+  s->collector = 0;
+  quire__http_guard_free(s->guard);
+  s->guard = NULL;
   s->stopped = 1;
   if (s->listen_fd >= 0) close(s->listen_fd);
   s->listen_fd = -1;

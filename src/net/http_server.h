@@ -5,13 +5,18 @@
  * A service registers routes (method + exact path → handler) and starts the
  * server. Handlers run on a pool of worker threads (the connection is
  * suspended meanwhile), so a slow one holds no server thread. The server
- * owns everything generic: it reads the body up to a cap
- * (413 past it, answered before the body is read when Content-Length says
- * so), checks the content type of POSTs (415), answers unknown paths (404)
- * and wrong methods (405), refuses work beyond max_inflight with 503 and
- * Retry-After, serves GET /health, /ready and /metrics, and records
- * per-endpoint request counts and latencies. Handlers see a complete body and
- * a deadline, and answer with quire__http_respond*().
+ * owns everything generic: it accepts connections through its front door
+ * (net/http_guard.h: connection caps, per-address caps, non-HTTP bytes,
+ * header and body receive deadlines and a minimum body rate), rejects
+ * ambiguous framing (two Content-Length headers, Transfer-Encoding with
+ * Content-Length: 400 and close), reads the body up to a cap (413 past it,
+ * answered before the body is read when Content-Length says so), checks the
+ * content type of POSTs (415), answers unknown paths (404) and wrong
+ * methods (405), refuses work beyond max_receiving (bodies arriving) and
+ * max_inflight (complete requests being handled) with 503 and Retry-After,
+ * serves GET /health, /ready (503 when saturated) and /metrics, and records
+ * per-endpoint request counts and latencies. Handlers see a complete body
+ * and a deadline, and answer with quire__http_respond*().
  *
  * Long polls: a handler may park its request (quire__http_req_park) instead of
  * answering; some other thread later calls quire__http_req_wake, and the
@@ -41,17 +46,26 @@ typedef int (*quire_http_ready_fn)(void *ctx);
 /* Called once at the start of shutdown: wake every parked request. */
 typedef void (*quire_http_drain_fn)(void *ctx);
 
+/* For min_body_rate: no minimum. */
+#define QUIRE_HTTP_NO_MIN_RATE 0xFFFFFFFFu
+
 struct quire_http_server_opts {
   const char *listen;       /* "HOST:PORT"; PORT 0 picks a free port */
   unsigned threads;         /* server threads, each with its own epoll loop (default 4) */
   unsigned workers;         /* threads running handlers (default 64) */
   unsigned max_connections; /* open connections (default 1024); more are refused */
-  unsigned max_inflight;    /* requests being handled (default 256); more get 503 */
+  unsigned max_per_address; /* open connections from one client address (default 128) */
+  unsigned max_inflight;    /* requests being handled, bodies complete (default 256); more get 503 */
+  unsigned max_receiving;   /* requests receiving their bodies (default: max_inflight); more get 503 */
   size_t max_body;          /* request body cap in bytes (default 16 MiB) */
-  unsigned deadline_ms;     /* per-request deadline handlers honour (default 30000) */
-  unsigned idle_timeout_s;  /* idle keep-alive connections close after (default 60) */
-  quire_metrics *metrics;   /* may be NULL; not owned */
-  const char *name;         /* for logs: "metastore" */
+  /* Per-request deadline (default 30000): the body must be complete this
+   * long after the headers (else 408 and close), and handlers honour it. */
+  unsigned deadline_ms;
+  unsigned header_timeout_ms; /* headers complete after the first byte (default 10000), else 408 */
+  unsigned min_body_rate;     /* bytes/s a body must keep after 2 s (default 1024; QUIRE_HTTP_NO_MIN_RATE) */
+  unsigned idle_timeout_s;    /* idle keep-alive connections close after (default 60) */
+  quire_metrics *metrics;     /* may be NULL; not owned */
+  const char *name;           /* for logs: "metastore" */
 };
 
 #define QUIRE_CONTENT_PROTOBUF "application/x-protobuf"
@@ -67,6 +81,8 @@ void quire__http_server_set_drain(quire_http_server *s, quire_http_drain_fn fn, 
 int quire__http_server_start(quire_http_server *s);
 /* The bound port (after start). */
 uint16_t quire__http_server_port(const quire_http_server *s);
+/* Open connections (waiting for their first byte or served); 0 when not running. */
+unsigned quire__http_server_connections(quire_http_server *s);
 /* Graceful stop (see the file comment), waiting at most drain_ms for
  * in-flight requests. Returns the number of requests cut off. */
 unsigned quire__http_server_stop(quire_http_server *s, unsigned drain_ms);
@@ -104,7 +120,8 @@ int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n);
 /* Appends n bytes produced in place: fill(ctx, dst) writes exactly n bytes
  * at dst (inside the stream's buffer, under its lock: keep it short). Saves
  * a copy for large frames. Same blocking and errors as _write. */
-int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(void *ctx, uint8_t *dst), void *ctx);
+int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(void *ctx, uint8_t *dst),
+                                void *ctx);
 /* failed != 0 cuts the response off (the client sees a truncated body). */
 void quire__http_stream_end(quire_http_stream *st, int failed);
 int quire__http_stream_cancelled(quire_http_stream *st);

@@ -89,6 +89,13 @@ int quire__psclient_write_pages(quire_psclient *c, const quire_gid *vid, const q
       out[i].graft_len = s->graft.len;
       if (!out[i].graft) rc = QUIRE_ENOMEM;
     }
+    if (rc == 0 && s->has_receipt) {
+      if (s->receipt.len != sizeof out[i].receipt)
+        rc = quire__err(QUIRE_ECORRUPT, "write_pages: segment %zu has a receipt of %zu bytes", i,
+                        s->receipt.len);
+      out[i].receipt_len = rc == 0 ? s->receipt.len : 0;
+      if (rc == 0) memcpy(out[i].receipt, s->receipt.data, s->receipt.len);
+    }
     *nsegs = i + 1;
   }
   if (r) quire__pagestore__v1__write_pages_response__free_unpacked(r, &quire__pb_allocator);

@@ -43,6 +43,8 @@ struct quire_ps_written {
   quire_gid sid;
   uint8_t *graft;
   size_t graft_len;
+  uint8_t receipt[32]; /* the write receipt to commit with (receipt_len 0: none given) */
+  size_t receipt_len;
 };
 /* Writes n pages of vid (idx[i] → pages[i], QUIRE_PAGE_SIZE bytes each;
  * 1 ≤ n ≤ 4096, indexes non-zero and distinct; read during the call only)

@@ -37,6 +37,10 @@ int quire__pagestore_open(const struct quire_pagestore_opts *opts, quire_pagesto
   quire_pagestore *ps = quire__calloc(1, sizeof *ps);
   if (!ps) return QUIRE_ENOMEM;
   ps->o = *opts;
+  if (opts->receipt_key) {
+    memcpy(ps->receipt_key, opts->receipt_key, sizeof ps->receipt_key);
+    ps->o.receipt_key = ps->receipt_key;
+  }
   defaults(&ps->o);
   quire_segment_limits_default(&ps->seglimits);
   if (opts->segment_bytes) {

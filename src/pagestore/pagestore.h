@@ -47,7 +47,10 @@ struct quire_pagestore_opts {
    * the cut needs at most this percentage of its pages; else the whole
    * segment into the cache (0 means the default, 25). */
   unsigned partial_read_percent;
-  int no_partial_reads;   /* 1: always fetch whole segments */
+  int no_partial_reads; /* 1: always fetch whole segments */
+  /* Write-receipt key shared with the metastore (core/receipt.h), copied:
+   * write_pages answers carry a receipt per segment. NULL: no receipts. */
+  const uint8_t *receipt_key;
   quire_metrics *metrics; /* may be NULL; not owned */
 };
 
@@ -77,6 +80,9 @@ int quire__ps_write_submit(quire_pagestore *ps, const quire_gid *vid, const quir
 /* After done: 0 or the error that failed the write (QUIRE_EUNAVAILABLE
  * when an upload failed: nothing of the request is reported durable). */
 int quire__ps_write_result(const ps_write *w);
+/* After done with an error: what failed it (names the segment and the
+ * reason). Owned by w. */
+const char *quire__ps_write_error(const ps_write *w);
 /* After done with result 0: the segments holding the request's pages and,
  * for each, the splinter of its pages there (owned by w). */
 size_t quire__ps_write_segments(const ps_write *w, const quire_gid **sids, const splinter_t *const **grafts);

@@ -66,12 +66,14 @@ static void written(void *ctx, ps_write *w) {
   wreq_unref(u);
 }
 
-static void answer_write(quire_http_req *r, struct wreq *u) {
+static void answer_write(quire_pagestore *ps, quire_http_req *r, struct wreq *u) {
   pthread_mutex_lock(&u->mu); /* pairs with written(): it has let go of u->mu */
   pthread_mutex_unlock(&u->mu);
   int rc = quire__ps_write_result(u->w);
   if (rc) {
-    quire__http_respond_error(r, rc, "segment upload failed; nothing of this request is durable");
+    char msg[400];
+    snprintf(msg, sizeof msg, "nothing of this request is durable: %s", quire__ps_write_error(u->w));
+    quire__http_respond_error(r, rc, msg);
     return;
   }
   const quire_gid *sids;
@@ -80,7 +82,8 @@ static void answer_write(quire_http_req *r, struct wreq *u) {
   Quire__Common__V1__SegmentInfo *infos = quire__calloc(n ? n : 1, sizeof *infos);
   Quire__Common__V1__SegmentInfo **ptrs = quire__calloc(n ? n : 1, sizeof *ptrs);
   uint8_t **bytes = quire__calloc(n ? n : 1, sizeof *bytes);
-  rc = infos && ptrs && bytes ? 0 : QUIRE_ENOMEM;
+  uint8_t(*receipts)[QUIRE_RECEIPT_SIZE] = quire__calloc(n ? n : 1, sizeof *receipts);
+  rc = infos && ptrs && bytes && receipts ? 0 : QUIRE_ENOMEM;
   for (size_t i = 0; i < n && rc == 0; i++) {
     size_t len;
     rc = splinter_serialize_alloc(grafts[i], &bytes[i], &len);
@@ -90,6 +93,12 @@ static void answer_write(quire_http_req *r, struct wreq *u) {
     infos[i].has_graft = 1;
     infos[i].graft.data = bytes[i];
     infos[i].graft.len = len;
+    if (rc == 0 && ps->o.receipt_key) {
+      quire__receipt_make(ps->o.receipt_key, &u->req.vid, &sids[i], bytes[i], len, receipts[i]);
+      infos[i].has_receipt = 1;
+      infos[i].receipt.data = receipts[i];
+      infos[i].receipt.len = QUIRE_RECEIPT_SIZE;
+    }
     ptrs[i] = &infos[i];
   }
   quire_buf out;
@@ -107,6 +116,7 @@ static void answer_write(quire_http_req *r, struct wreq *u) {
   quire__buf_free(&out);
   for (size_t i = 0; bytes && i < n; i++) splinter_bytes_free(bytes[i]);
   quire__free(bytes);
+  quire__free(receipts);
   quire__free(ptrs);
   quire__free(infos);
 }
@@ -157,7 +167,7 @@ int quire__ps_parse_write(const uint8_t *body, size_t len, unsigned max_pages, s
 static void on_write_pages(void *ctx, quire_http_req *r) {
   quire_pagestore *ps = ctx;
   if (quire__http_req_resumed(r)) {
-    answer_write(r, quire__http_req_user(r));
+    answer_write(ps, r, quire__http_req_user(r));
     return;
   }
   size_t len;

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "core/receipt.h"
 #include "metastore/catalog.h"
 #include "metastore/client.h"
 #include "pagestore/cache.h"
@@ -19,7 +20,8 @@
 struct open_seg;
 
 struct quire_pagestore {
-  struct quire_pagestore_opts o;
+  struct quire_pagestore_opts o; /* o.receipt_key points at receipt_key below, or is NULL */
+  uint8_t receipt_key[QUIRE_RECEIPT_KEY_SIZE];
   quire_objstore *store;
   int own_store;
   quire_objstore_uploads *uploads;

@@ -11,7 +11,10 @@
  *     commits from lsn down to the checkpoint, newest first (and each
  *     commit's segments last to first), cut = wanted.cut(segment pages);
  *     a non-empty cut is one load job (segment, cut). The walk stops as soon
- *     as wanted is empty; what is left was never written.
+ *     as wanted is empty; what is left was never written. Pages above the
+ *     smallest page_count between a commit and lsn are dropped from wanted
+ *     before that commit is cut: a volume shrunk below a page and grown
+ *     again reads it as never written, not as its old bytes.
  *  3. Loading. Jobs run concurrently on the loader pool. A job pins the
  *     segment in the disk cache; on a miss it either fetches only the
  *     needed pages with ranged GETs (when the cut is a small part of the
@@ -44,7 +47,9 @@ static int catch_up(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn) {
   quire__buf_init(&rec, QUIRE_COMMIT_MAX_SIZE);
   for (quire_lsn from = latest + 1; from != 0;) {
     struct quire_msclient_commits page;
-    rc = quire__msclient_pull_commits(ps->ms, vid, from, 0, 0, NULL, &page);
+    /* Up to lsn only: a read below a broken spot of the log must not
+     * depend on the commits past it. */
+    rc = quire__msclient_pull_commits(ps->ms, vid, from, lsn, 0, NULL, &page);
     if (rc == QUIRE_ENOTFOUND) { /* no commits at or after from */
       rc = 0;
       break;
@@ -110,6 +115,22 @@ static int add_job(ps_plan *p, const quire_gid *sid, splinter_t *cut) {
   return 0;
 }
 
+/* Moves the pages of wanted above limit into dead: a commit between the
+ * one being walked and the LSN read shrank the volume below them, so the
+ * older versions are gone (pages past page_count read as never written, and
+ * growing the volume again does not bring them back). */
+static int drop_past(splinter_t *wanted, uint32_t limit, splinter_t *dead) {
+  uint32_t hi;
+  if (splinter_max(wanted, &hi) != 0 || hi <= limit) return 0;
+  splinter_iter_t it;
+  splinter_iter_init(&it, splinter_ref_owned(wanted), limit + 1);
+  uint32_t x;
+  int rc = 0;
+  while (rc == 0 && splinter_iter_next(&it, &x)) rc = splinter_insert(dead, x) < 0 ? QUIRE_ENOMEM : 0;
+  if (rc == 0) rc = splinter_remove_range(wanted, limit + 1, hi);
+  return rc;
+}
+
 int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, splinter_ref_t wanted,
                    ps_plan **out) {
   *out = NULL;
@@ -123,9 +144,12 @@ int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, spl
   p->vid = *vid;
   p->lsn = lsn;
   rc = splinter_from_ref(wanted, &p->wanted);
+  splinter_t *dead = NULL; /* wanted pages cut off by a smaller page_count */
+  if (rc == 0) rc = splinter_new(&dead);
   quire_buf rec;
   quire__buf_init(&rec, QUIRE_COMMIT_MAX_SIZE);
   quire_lsn checkpoint = 1;
+  uint32_t limit = UINT32_MAX; /* the smallest page_count from lsn down to here */
   for (quire_lsn l = lsn; rc == 0 && l >= checkpoint && l > 0 && !splinter_is_empty(p->wanted); l--) {
     quire__buf_reset(&rec);
     rc = ms_catalog_get(ps->catalog, vid, l, &rec);
@@ -136,6 +160,10 @@ int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, spl
     struct quire_commit c;
     if (rc || (rc = quire__commit_decode(rec.data, rec.len, &c)) != 0) break;
     if (l == lsn && c.checkpoint_lsn > checkpoint) checkpoint = c.checkpoint_lsn;
+    if (c.page_count < limit) {
+      limit = c.page_count;
+      rc = drop_past(p->wanted, limit, dead);
+    }
     for (uint32_t k = c.nsegments; k-- > 0 && rc == 0 && !splinter_is_empty(p->wanted);) {
       splinter_view_t pages;
       rc = splinter_view_open(c.segments[k].graft, c.segments[k].graft_len, &pages);
@@ -156,6 +184,9 @@ int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, spl
     quire__commit_clear(&c);
   }
   quire__buf_free(&rec);
+  if (rc == 0 && !splinter_is_empty(dead))
+    rc = splinter_union(splinter_ref_owned(p->wanted), splinter_ref_owned(dead), p->wanted);
+  splinter_free(dead);
   if (rc) {
     quire__ps_plan_free(p);
     return rc;
@@ -375,6 +406,7 @@ struct fanout {
   pthread_cond_t cv;
   size_t left;
   int rc;
+  char why[400]; /* the message of the first failure (it happened on a loader thread) */
 };
 
 struct task {
@@ -404,7 +436,13 @@ static void run_task(void *arg) {
     QLOG_WARN("pagestore: read of segment %s failed: %s (%s)", s, quire_strerror(rc), quire_errmsg());
   }
   pthread_mutex_lock(&f->mu);
-  if (rc && !f->rc) f->rc = rc;
+  if (rc && !f->rc) {
+    f->rc = rc;
+    char s[QUIRE_GID_TEXT_LEN + 1];
+    quire_gid_format(&f->plan->jobs[t->job].sid, s);
+    snprintf(f->why, sizeof f->why, "segment %s: %s", s,
+             quire_errmsg()[0] ? quire_errmsg() : quire_strerror(rc));
+  }
   if (--f->left == 0) pthread_cond_signal(&f->cv);
   pthread_mutex_unlock(&f->mu);
   quire__free(t);
@@ -417,7 +455,7 @@ int quire__ps_plan_run(quire_pagestore *ps, ps_plan *plan, ps_read_pages_fn emit
     if (rc == 0) atomic_fetch_add(&ps->pages_served, splinter_cardinality(plan->jobs[0].cut));
     return rc;
   }
-  struct fanout f = {ps, plan, emit, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  struct fanout f = {ps, plan, emit, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, ""};
   for (size_t i = 0; i < plan->njobs; i++) {
     struct task *t = quire__malloc(sizeof *t);
     int rc = t ? 0 : QUIRE_ENOMEM;
@@ -436,7 +474,10 @@ int quire__ps_plan_run(quire_pagestore *ps, ps_plan *plan, ps_read_pages_fn emit
     }
     if (rc) {
       pthread_mutex_lock(&f.mu);
-      if (!f.rc) f.rc = rc;
+      if (!f.rc) {
+        f.rc = rc;
+        snprintf(f.why, sizeof f.why, "queueing segment reads: %s", quire_strerror(rc));
+      }
       pthread_mutex_unlock(&f.mu);
       break;
     }
@@ -447,6 +488,8 @@ int quire__ps_plan_run(quire_pagestore *ps, ps_plan *plan, ps_read_pages_fn emit
   pthread_mutex_unlock(&f.mu);
   pthread_mutex_destroy(&f.mu);
   pthread_cond_destroy(&f.cv);
+  /* The detail goes with the code to this thread, which answers. */
+  if (rc && f.why[0]) quire__err(rc, "%s", f.why);
   return rc;
 }
 

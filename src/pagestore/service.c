@@ -17,6 +17,11 @@ int quire__ps_service_open(const struct quire_ps_settings *s, quire_ps_service *
   int rc = quire__metrics_create(&svc->metrics);
   struct quire_pagestore_opts po = s->ps;
   po.metrics = svc->metrics;
+  uint8_t key[QUIRE_RECEIPT_KEY_SIZE];
+  if (rc == 0 && s->receipt_key_file) {
+    rc = quire__receipt_key_load(s->receipt_key_file, key);
+    po.receipt_key = key;
+  }
   if (rc == 0) rc = quire__pagestore_open(&po, &svc->ps);
   if (rc) goto fail;
   size_t max_body = s->max_body;
@@ -26,6 +31,10 @@ int quire__ps_service_open(const struct quire_ps_settings *s, quire_ps_service *
                                       .workers = s->workers,
                                       .max_connections = s->max_connections,
                                       .max_inflight = s->max_inflight,
+                                      .max_receiving = s->max_receiving,
+                                      .max_per_address = s->max_per_address,
+                                      .header_timeout_ms = s->header_timeout_ms,
+                                      .min_body_rate = s->min_body_rate,
                                       .max_body = max_body,
                                       .deadline_ms = s->deadline_ms,
                                       .metrics = svc->metrics,

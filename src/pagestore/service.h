@@ -12,7 +12,9 @@ struct quire_ps_settings {
   const char *listen;             /* HOST:PORT (port 0: any free port) */
   struct quire_pagestore_opts ps; /* metrics is filled in by the service */
   unsigned threads, workers, max_connections, max_inflight, deadline_ms;
-  size_t max_body; /* default: enough for max_write_pages pages */
+  unsigned max_receiving, max_per_address, header_timeout_ms, min_body_rate; /* 0: defaults */
+  size_t max_body;              /* default: enough for max_write_pages pages */
+  const char *receipt_key_file; /* write-receipt key shared with the metastore; NULL: none */
 };
 
 typedef struct quire_ps_service quire_ps_service;

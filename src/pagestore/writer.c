@@ -53,6 +53,7 @@ struct ps_write {
   void *ctx;
   unsigned pending; /* segments not yet finished */
   int rc;
+  char why[240]; /* what failed it, when rc != 0 */
   int submitted; /* all pages placed */
   quire_gid *sids;
   splinter_t **grafts;
@@ -201,7 +202,10 @@ int quire__ps_write_submit(quire_pagestore *ps, const quire_gid *vid, const quir
     quire__free(w);
     return rc;
   }
-  if (rc) w->rc = rc; /* partly placed: fail it when its segments finish */
+  if (rc) { /* partly placed: fail it when its segments finish */
+    w->rc = rc;
+    snprintf(w->why, sizeof w->why, "placing pages: %s", quire_errmsg());
+  }
   w->submitted = 1;
   atomic_fetch_add(&ps->pages_written, placed);
   *out = w;
@@ -216,20 +220,25 @@ static int cmp_entry(const void *a, const void *b) {
   return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static void finish_segment(struct open_seg *s, int rc);
+static void finish_segment(struct open_seg *s, int rc, const char *why);
 
 static void upload_done(void *arg, int rc) {
   struct open_seg *s = arg;
   quire_pagestore *ps = s->ps;
+  char why[240] = "";
   if (rc) {
-    QLOG_WARN("pagestore: upload of a segment failed: %s", quire_strerror(rc));
+    char sid[QUIRE_GID_TEXT_LEN + 1];
+    quire_gid_format(&s->sid, sid);
+    snprintf(why, sizeof why, "uploading segments/%s: %s%s%s", sid, quire_strerror(rc),
+             quire_errmsg()[0] ? ": " : "", quire_errmsg());
+    QLOG_WARN("pagestore: %s", why);
     atomic_fetch_add(&ps->upload_failures, 1);
   } else {
     atomic_fetch_add(&ps->segments_uploaded, 1);
     quire__metrics_observe(ps->o.metrics, "quire_ps_upload_seconds", "segment upload latency", "",
                            (double)(quire__mono_ns() - s->upload_start_ns) / 1e9);
   }
-  finish_segment(s, rc ? QUIRE_EUNAVAILABLE : 0);
+  finish_segment(s, rc ? QUIRE_EUNAVAILABLE : 0, why);
   if (rc == 0) {
     /* Write-through, after the answers went out: recently written segments
      * are the likeliest to be read. A full cache (pinned entries) only
@@ -251,8 +260,10 @@ static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
   if (rc == 0) rc = quire_segment_builder_to_buf(b, &s->bytes, &s->len);
   quire_segment_builder_free(b);
   if (rc) {
-    QLOG_ERROR("pagestore: building a segment failed: %s (%s)", quire_strerror(rc), quire_errmsg());
-    finish_segment(s, rc);
+    char why[240];
+    snprintf(why, sizeof why, "building a segment: %s: %s", quire_strerror(rc), quire_errmsg());
+    QLOG_ERROR("pagestore: %s", why);
+    finish_segment(s, rc, why);
     seg_free(s);
     return;
   }
@@ -263,7 +274,9 @@ static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
   s->upload_start_ns = quire__mono_ns();
   rc = quire_objstore_uploads_put(ps->uploads, key, s->bytes, s->len, 0, upload_done, s);
   if (rc) {
-    finish_segment(s, QUIRE_EUNAVAILABLE);
+    char why[240];
+    snprintf(why, sizeof why, "queueing the upload of %s: %s: %s", key, quire_strerror(rc), quire_errmsg());
+    finish_segment(s, QUIRE_EUNAVAILABLE, why);
     seg_free(s);
   }
 }
@@ -271,14 +284,17 @@ static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
 /* Tells every request with pages in s how the segment ended and completes
  * the requests that have nothing else pending. The caller frees s (the page
  * bytes it borrowed must not be touched after this). */
-static void finish_segment(struct open_seg *s, int rc) {
+static void finish_segment(struct open_seg *s, int rc, const char *why) {
   quire_pagestore *ps = s->ps;
   size_t nready = 0; /* completed requests are moved to the front of s->reqs */
   pthread_mutex_lock(&ps->wmu);
   for (size_t r = 0; r < s->nreqs; r++) {
     ps_write *w = s->reqs[r];
     if (rc) {
-      if (!w->rc) w->rc = rc;
+      if (!w->rc) {
+        w->rc = rc;
+        snprintf(w->why, sizeof w->why, "%s", why);
+      }
     } else if (!w->rc) {
       splinter_t *g = NULL;
       int e = splinter_new(&g);
@@ -293,6 +309,7 @@ static void finish_segment(struct open_seg *s, int rc) {
       } else {
         splinter_free(g);
         w->rc = e;
+        snprintf(w->why, sizeof w->why, "out of memory recording a finished segment");
       }
     }
     if (--w->pending == 0 && w->submitted) s->reqs[nready++] = w;
@@ -358,6 +375,8 @@ void quire__ps_writer_stop(quire_pagestore *ps) {
 }
 
 int quire__ps_write_result(const ps_write *w) { return w->rc; }
+
+const char *quire__ps_write_error(const ps_write *w) { return w->why; }
 
 size_t quire__ps_write_segments(const ps_write *w, const quire_gid **sids, const splinter_t *const **grafts) {
   *sids = w->sids;

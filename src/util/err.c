@@ -14,7 +14,7 @@
 #define QUIRE_GIT_REVISION "unknown"
 #endif
 
-static _Thread_local char errmsg[512];
+static _Thread_local char errmsg[1024];
 static atomic_long never_count;
 
 static const struct {
@@ -64,10 +64,15 @@ const char *quire_errmsg(void) { return errmsg; }
 void quire__err_clear(void) { errmsg[0] = '\0'; }
 
 int quire__err(int rc, const char *fmt, ...) {
+  /* Format into a copy first: callers wrap the previous detail
+   * (quire__err(rc, "%s: %s", key, quire_errmsg())), and formatting into
+   * the buffer an argument points into garbles it. */
+  char msg[sizeof errmsg];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  memcpy(errmsg, msg, sizeof errmsg);
   return rc;
 }
 

@@ -7,9 +7,12 @@
 #ifndef QUIRE_TESTS_CLIENT_SERVICES_H
 #define QUIRE_TESTS_CLIENT_SERVICES_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "core/receipt.h"
 #include "metastore/client.h"
 #include "metastore/service.h"
 #include "pagestore/service.h"
@@ -19,6 +22,7 @@
 struct services {
   char root[1024];
   char store_url[1100];
+  char receipt_key[1100]; /* the services share a write-receipt key: commits need receipts */
   char ms_url[64], ps_url[64];
   char ms_listen[64], ps_listen[64];
   quire_ms_service *ms;
@@ -35,6 +39,7 @@ static inline void services_start_ps(struct services *s) {
   pss.ps.catalog_path = catalog;
   pss.ps.cache_dir = cache;
   pss.ps.flush_interval_ms = 5;
+  pss.receipt_key_file = s->receipt_key;
   pss.ps.cache_bytes = 256u << 20;
   CHECK_OK(quire__ps_service_open(&pss, &s->ps));
   snprintf(s->ps_url, sizeof s->ps_url, "http://127.0.0.1:%u", quire__ps_service_port(s->ps));
@@ -45,6 +50,7 @@ static inline void services_start_ms(struct services *s) {
   char catalog[1100];
   pathf(catalog, sizeof catalog, "%s/ms.catalog", s->root);
   struct quire_ms_settings mss = {.listen = s->ms_listen, .store_url = s->store_url, .catalog_path = catalog};
+  mss.receipt_key_file = s->receipt_key;
   mss.poll_interval_ms = 50;
   CHECK_OK(quire__ms_service_open(&mss, &s->ms));
   snprintf(s->ms_url, sizeof s->ms_url, "http://127.0.0.1:%u", quire__ms_service_port(s->ms));
@@ -59,6 +65,10 @@ static inline void services_start(struct services *s, const char *root, const ch
     pathf(s->store_url, sizeof s->store_url, "%s", store_url);
   else
     pathf(s->store_url, sizeof s->store_url, "file://%s/objects", root);
+  pathf(s->receipt_key, sizeof s->receipt_key, "%s/receipt.key", root);
+  uint8_t key[QUIRE_RECEIPT_KEY_SIZE];
+  CHECK(mkdir(root, 0700) == 0 || errno == EEXIST);
+  CHECK_OK(quire__receipt_key_ensure(s->receipt_key, key));
   snprintf(s->ms_listen, sizeof s->ms_listen, "127.0.0.1:0");
   snprintf(s->ps_listen, sizeof s->ps_listen, "127.0.0.1:0");
   services_start_ms(s);

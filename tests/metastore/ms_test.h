@@ -68,14 +68,17 @@ static inline void graft_of(const uint32_t *pages, size_t n, uint8_t **bytes, si
   splinter_free(s);
 }
 
-/* Commits one segment holding pages[0..n) at base + 1. */
+/* Commits one segment holding pages[0..n) at base + 1. The segment id is
+ * the commit id with the segment type byte, so a retry (same commit id, same
+ * pages) repeats the original request exactly. */
 static inline int commit_pages(quire_msclient *cli, const quire_gid *vid, const quire_gid *client,
                                const quire_gid *commit_id, quire_lsn base, quire_pagecount page_count,
                                const uint32_t *pages, size_t n, struct quire_snapshot *snap) {
-  struct quire_commit_segment seg;
+  struct quire_commit_segment seg = {0};
   uint8_t *bytes = NULL;
   size_t len = 0;
-  CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &seg.sid));
+  seg.sid = *commit_id;
+  seg.sid.b[0] = QUIRE_GID_SEGMENT;
   if (n) graft_of(pages, n, &bytes, &len);
   seg.graft = bytes;
   seg.graft_len = (uint32_t)len;

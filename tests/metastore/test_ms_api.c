@@ -119,8 +119,30 @@ static void test_chain(const char *store_url) {
   size_t n1 = pages_of(1, p1);
   CHECK_OK(commit_pages(e.cli, &vid, &client, &ids[1], 0, 1000, p1, n1, &s));
   CHECK(s.lsn == 1 && quire_gid_cmp(&s.commit_id, &ids[1]) == 0);
-  CHECK_OK(commit_pages(e.cli, &vid, &client, &ids[7], 6, 1000, p1, n1, &s));
+  uint32_t p7[8];
+  size_t n7 = pages_of(7, p7);
+  CHECK_OK(commit_pages(e.cli, &vid, &client, &ids[7], 6, 1000, p7, n7, &s));
   CHECK(s.lsn == 7);
+  /* The same commit id with other content is a client bug, never a success:
+   * other pages, another page_count, no segments. */
+  CHECK_RC(commit_pages(e.cli, &vid, &client, &ids[7], 6, 1000, p1, n1, &s), QUIRE_ECONFLICT);
+  CHECK(strstr(quire_errmsg(), "other content") && strstr(quire_errmsg(), "segment 0 has other pages"));
+  CHECK_RC(commit_pages(e.cli, &vid, &client, &ids[7], 6, 999, p7, n7, &s), QUIRE_ECONFLICT);
+  CHECK(strstr(quire_errmsg(), "page_count 999"));
+  CHECK_RC(commit_pages(e.cli, &vid, &client, &ids[7], 6, 1000, NULL, 0, &s), QUIRE_ECONFLICT);
+  CHECK(strstr(quire_errmsg(), "0 segments"));
+  {
+    struct quire_commit_segment seg7 = {0};
+    uint8_t *bytes;
+    size_t len;
+    graft_of(p7, n7, &bytes, &len);
+    CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &seg7.sid));
+    seg7.graft = bytes;
+    seg7.graft_len = (uint32_t)len;
+    CHECK_RC(quire__msclient_commit(e.cli, &vid, &client, &ids[7], 6, 1000, &seg7, 1, NULL, &s), QUIRE_ECONFLICT);
+    CHECK(strstr(quire_errmsg(), "another segment id"));
+    splinter_bytes_free(bytes);
+  }
   /* Anything else at a taken LSN is a conflict. */
   quire_gid fresh, other_client;
   CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &fresh));

@@ -154,6 +154,7 @@ struct writer {
   quire_gid pending_id;  /* the commit in flight when the server died */
   int pending_vol;
   quire_lsn pending_base;
+  uint32_t pending_pages[2]; /* a retry repeats the request exactly */
   volatile int stop;
   unsigned commits;
 };
@@ -168,6 +169,7 @@ static void *write_loop(void *arg) {
     w->pending_vol = v;
     w->pending_base = w->acked[v];
     uint32_t pages[2] = {i % 50 + 1, 100 + i % 7};
+    memcpy(w->pending_pages, pages, sizeof pages);
     struct quire_snapshot s;
     int rc = commit_pages(w->cli, &w->vids[v], &w->client, &cid, w->acked[v], 1000, pages, 2, &s);
     if (rc != 0) break; /* the server is gone */
@@ -238,7 +240,7 @@ static void test_kill_restart(const char *dir) {
      * exactly once (either it had reached the store, or it goes in now). */
     int v = w.pending_vol;
     struct quire_snapshot s;
-    uint32_t pages[2] = {1, 2};
+    const uint32_t *pages = w.pending_pages;
     CHECK_OK(commit_pages(cli, &vids[v], &w.client, &w.pending_id, w.pending_base, 1000, pages, 2, &s));
     CHECK(s.lsn == w.pending_base + 1 && quire_gid_cmp(&s.commit_id, &w.pending_id) == 0);
     w.acked[v] = s.lsn;

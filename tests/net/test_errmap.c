@@ -21,7 +21,7 @@ static void test_map(void) {
   CHECK(quire__errmap_status(-5) == 500);
   /* What a client sees is what the server meant, for every client-relevant code. */
   int codes[] = {QUIRE_EINVAL,        QUIRE_ENOTFOUND,  QUIRE_ECONFLICT, QUIRE_ETOOLARGE, QUIRE_EUNAVAILABLE,
-                 QUIRE_EUNAUTHORIZED, QUIRE_EFORBIDDEN, QUIRE_ETIMEDOUT, QUIRE_EINTERNAL};
+                 QUIRE_EUNAUTHORIZED, QUIRE_EFORBIDDEN, QUIRE_ETIMEDOUT, QUIRE_EINTERNAL, QUIRE_ECORRUPT};
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
     int rc = codes[i];
     CHECK(quire__errmap_rc(quire__errmap_code(rc), quire__errmap_status(rc)) == rc);

@@ -7,8 +7,11 @@
  * unknown LSNs, malformed requests, single flight on cold segments (100
  * concurrent reads, one download, one catalog catch-up), restart with the
  * cache and catalog resumed, partial (ranged) reads, and a store that fails.
+ * Both services share a write-receipt key: every commit passes on the
+ * receipts write_pages gave.
  */
 #include "test.h"
+#include "core/receipt.h"
 #include "metastore/client.h"
 #include "metastore/service.h"
 #include "net/http_client.h"
@@ -25,7 +28,7 @@
 #define MAXLSN 64
 
 static char *root;
-static char ms_url[64], store_url[512];
+static char ms_url[64], store_url[512], receipt_key[512];
 static quire_ms_service *ms;
 static quire_msclient *msc;
 
@@ -53,6 +56,7 @@ static quire_ps_service *open_ps(const char *cache, const char *catalog, const c
   s.ps.partial_read_percent = partial;
   s.ps.no_partial_reads = partial == 0;
   s.ps.cache_bytes = 64u << 20;
+  s.receipt_key_file = receipt_key;
   quire_ps_service *svc;
   CHECK_OK(quire__ps_service_open(&s, &svc));
   return svc;
@@ -106,6 +110,9 @@ static void *writer(void *arg) {
     uint64_t total = 0;
     for (size_t i = 0; i < nsegs; i++) {
       cs[i] = (struct quire_commit_segment){segs[i].sid, segs[i].graft, (uint32_t)segs[i].graft_len};
+      CHECK(segs[i].receipt_len == 32); /* the metastore takes nothing without it */
+      cs[i].receipt = segs[i].receipt;
+      cs[i].receipt_len = (uint32_t)segs[i].receipt_len;
       splinter_view_t gv;
       CHECK_OK(splinter_view_open(segs[i].graft, segs[i].graft_len, &gv));
       total += splinter_view_cardinality(&gv);
@@ -309,8 +316,13 @@ int main(void) {
   test_seed();
   root = test_tmpdir("ps-e2e");
   snprintf(store_url, sizeof store_url, "file://%s/objects", root);
-  struct quire_ms_settings mss = {
-      .listen = "127.0.0.1:0", .store_url = store_url, .catalog_path = ":memory:"};
+  snprintf(receipt_key, sizeof receipt_key, "%s/receipt.key", root);
+  uint8_t key[QUIRE_RECEIPT_KEY_SIZE];
+  CHECK_OK(quire__receipt_key_ensure(receipt_key, key));
+  struct quire_ms_settings mss = {.listen = "127.0.0.1:0",
+                                  .store_url = store_url,
+                                  .catalog_path = ":memory:",
+                                  .receipt_key_file = receipt_key};
   CHECK_OK(quire__ms_service_open(&mss, &ms));
   snprintf(ms_url, sizeof ms_url, "http://127.0.0.1:%u", quire__ms_service_port(ms));
   CHECK_OK(quire__msclient_open(ms_url, NULL, &msc));

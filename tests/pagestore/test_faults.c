@@ -139,6 +139,8 @@ int main(void) {
       ok++;
     } else {
       CHECK_RC(rc, QUIRE_EUNAVAILABLE);
+      /* The answer says what failed. */
+      CHECKF(strstr(quire__ps_write_error(w), "uploading segments/"), "'%s'", quire__ps_write_error(w));
       failed++;
     }
     quire__ps_write_free(w);

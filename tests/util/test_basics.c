@@ -19,6 +19,11 @@ static void test_errors(void) {
   }
   CHECK_RC(quire__err(QUIRE_EINVAL, "bad %s", "thing"), QUIRE_EINVAL);
   CHECK(strcmp(quire_errmsg(), "bad thing") == 0);
+  /* Wrapping the previous detail keeps it (it was garbled: the message
+   * was formatted into the buffer its argument pointed into). */
+  quire__err(QUIRE_ECORRUPT, "commit record: checksum mismatch");
+  CHECK_RC(quire__err(QUIRE_ECORRUPT, "%s: %s", "volumes/x/log/1", quire_errmsg()), QUIRE_ECORRUPT);
+  CHECK(strcmp(quire_errmsg(), "volumes/x/log/1: commit record: checksum mismatch") == 0);
   errno = ENOSPC;
   CHECK_RC(quire__errno("write %s", "f"), -ENOSPC);
   CHECK(strstr(quire_errmsg(), "write f: No space") != NULL);
