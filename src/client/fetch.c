@@ -223,62 +223,58 @@ static int is_zero_page(const uint8_t *p) {
   return 1;
 }
 
-/* Writes the batch's pages over their markers (only where the marker is
- * still there: a commit may have pruned it meanwhile), then retires the
- * slots. */
+/* Writes the batch's pages over their markers — only where the marker is
+ * still there (a commit may have pruned it meanwhile) — then retires the
+ * slots. Under vol->mu, which every other writer of page versions (local
+ * commits, pulls, resets, forks, and their pruning) holds across its LSM
+ * commit: the check and the write are one step. */
 static int write_batch(struct fetch_job *j) {
   quire_volume *v = j->v;
   lsm_db *db = v->client->db;
-  int rc = 0;
+  struct cl_fetcher *f = &v->f;
   if (!j->nbatch) return 0;
   /* Read-ahead pages nobody asked for yet are noted before they become
    * readable locally, so the first read of one counts as used. */
-  struct cl_fetcher *f = &v->f;
   pthread_mutex_lock(&f->mu);
   for (size_t i = 0; i < j->nbatch; i++)
     if (j->batch[i]->prefetch) splinter_insert(f->prefetched, j->batch[i]->idx);
   pthread_mutex_unlock(&f->mu);
-  for (int attempt = 0; attempt < 4; attempt++) {
-    lsm_txn *t;
-    if ((rc = lsm_txn_begin(db, LSM_TXN_OPTIMISTIC, &t)) != 0) break;
-    /* A fetched page lost to a power cut is fetched again. */
-    if (v->client->o.sync_mode == QUIRE_SYNC_FULL) lsm_txn_set_sync(t, LSM_SYNC_NORMAL);
-    for (size_t i = 0; i < j->nbatch && !rc; i++) {
-      struct cl_fetch_slot *s = j->batch[i];
-      uint8_t key[CL_P_KEY_LEN];
-      size_t kl = cl__key_p(key, &v->vid, s->idx, s->marker);
-      lsm_value val = {0};
-      rc = lsm_txn_get(t, key, kl, &val);
-      if (rc == QUIRE_ENOTFOUND) {
-        rc = 0;
-        continue;
-      }
-      if (rc) break;
-      quire_lsn pend = 0;
-      int kind = cl__pval_kind(val.data, val.len, &pend);
-      lsm_value_release(&val);
-      if (kind != CL_PAGE_PENDING) continue;
-      const uint8_t empty = CL_VALUE_EMPTY;
-      rc = is_zero_page(s->page) ? lsm_txn_put(t, key, kl, &empty, 1)
-                                 : lsm_txn_put(t, key, kl, s->page, QUIRE_PAGE_SIZE);
-    }
-    if (rc) {
-      lsm_txn_abort(t);
-      break;
-    }
-    rc = lsm_txn_commit(t);
-    if (rc != QUIRE_ECONFLICT) break;
-  }
-  pthread_mutex_lock(&f->mu);
-  for (size_t i = 0; i < j->nbatch; i++) {
+  pthread_mutex_lock(&v->mu);
+  lsm_txn *t = NULL;
+  int rc = lsm_txn_begin(db, 0, &t);
+  /* A fetched page lost to a power cut is fetched again. */
+  if (!rc && v->client->o.sync_mode == QUIRE_SYNC_FULL) lsm_txn_set_sync(t, LSM_SYNC_NORMAL);
+  size_t written = 0;
+  for (size_t i = 0; i < j->nbatch && !rc; i++) {
     struct cl_fetch_slot *s = j->batch[i];
-    if (rc && s->state == 1) {
-      /* Waiters already have the page; only the local copy failed. */
-      QLOG_DEBUG("fetched page %u could not be stored locally (it is fetched again when read): %s", s->idx,
-                 quire_strerror(rc));
+    uint8_t key[CL_P_KEY_LEN];
+    size_t kl = cl__key_p(key, &v->vid, s->idx, s->marker);
+    lsm_value val = {0};
+    rc = lsm_get(db, key, kl, &val);
+    if (rc == QUIRE_ENOTFOUND) {
+      rc = 0;
+      continue;
     }
-    unlink_slot(f, s);
+    if (rc) break;
+    quire_lsn pend = 0;
+    int kind = cl__pval_kind(val.data, val.len, &pend);
+    lsm_value_release(&val);
+    if (kind != CL_PAGE_PENDING) continue;
+    const uint8_t empty = CL_VALUE_EMPTY;
+    rc = is_zero_page(s->page) ? lsm_txn_put(t, key, kl, &empty, 1) : lsm_txn_put(t, key, kl, s->page, QUIRE_PAGE_SIZE);
+    written++;
   }
+  if (!rc && written) {
+    rc = lsm_txn_commit(t);
+  } else {
+    lsm_txn_abort(t);
+  }
+  pthread_mutex_unlock(&v->mu);
+  if (rc)
+    QLOG_DEBUG("fetched pages could not be stored locally (they are fetched again when read): %s",
+               quire_strerror(rc));
+  pthread_mutex_lock(&f->mu);
+  for (size_t i = 0; i < j->nbatch; i++) unlink_slot(f, j->batch[i]);
   pthread_mutex_unlock(&f->mu);
   j->nbatch = 0;
   return rc;
@@ -294,13 +290,15 @@ static int on_page(void *ctx, quire_pageidx idx, const uint8_t *page) {
     pthread_mutex_unlock(&f->mu);
     return quire__err(QUIRE_ECORRUPT, "read_pages: page %u twice", idx);
   }
+  /* Counted before any waiter can go on: a reader never sees its page
+   * before the counters do. */
+  j->received++;
+  cl__count(&j->v->stats, &j->v->client->stats, CL_STAT(fetch_pages), 1);
+  cl__count(&j->v->stats, &j->v->client->stats, CL_STAT(fetch_bytes), QUIRE_PAGE_SIZE);
   memcpy(s->page, page, QUIRE_PAGE_SIZE);
   s->state = 1;
   pthread_cond_broadcast(&f->cv);
   pthread_mutex_unlock(&f->mu);
-  j->received++;
-  cl__count(&j->v->stats, &j->v->client->stats, CL_STAT(fetch_pages), 1);
-  cl__count(&j->v->stats, &j->v->client->stats, CL_STAT(fetch_bytes), QUIRE_PAGE_SIZE);
   j->batch[j->nbatch++] = s;
   if (j->nbatch == WRITE_BATCH) write_batch(j);
   return 0;
@@ -332,12 +330,12 @@ static void run_job(void *arg) {
       struct cl_fetch_slot *s = job_slot(j, idx);
       if (!s || s->state != 0) continue;
       pthread_mutex_lock(&f->mu);
+      cl__count(&v->stats, &c->stats, CL_STAT(fetch_missing), 1);
       memset(s->page, 0, QUIRE_PAGE_SIZE);
       s->state = 1;
       pthread_cond_broadcast(&f->cv);
       pthread_mutex_unlock(&f->mu);
       j->batch[j->nbatch++] = s;
-      cl__count(&v->stats, &c->stats, CL_STAT(fetch_missing), 1);
       if (j->nbatch == WRITE_BATCH) write_batch(j);
     }
   }
