@@ -20,7 +20,8 @@ static lsm_options opts(faultfs *fs, int mode) {
   lsm_options_init(&o);
   o.create = 1;
   o.sync_mode = mode;
-  o.merge_off = 1; /* no background thread touches the file */
+  o.merge_off = 1;  /* no background thread touches the file */
+  o.wal_pages = 16; /* a small file: the in-memory images are copied whole */
   o.vfs = &fs->vfs;
   return o;
 }
