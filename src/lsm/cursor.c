@@ -175,7 +175,6 @@ struct lsm_cursor {
   size_t vcap;
 };
 
-int lsm__cursor_make(lsm_db *db, lsm_version *ver, lsm_src **srcs, size_t n, lsm_cursor **out);
 int lsm__cursor_make(lsm_db *db, lsm_version *ver, lsm_src **srcs, size_t n, lsm_cursor **out) {
   lsm_cursor *c = quire__calloc(1, sizeof *c);
   if (!c) return QUIRE_ENOMEM;

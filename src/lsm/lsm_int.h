@@ -6,7 +6,16 @@
  *   segcur.c  single-segment cursor
  *   mem.c     skiplist memtable (also the transaction buffer)
  *   cursor.c  multi-cursor (newest wins) and living cursor (hides deletes)
- *   db.c      open/recovery, log, transactions, commit, flush, merge
+ *   db.c      the handle: open/recovery, close, failures, messages, stats
+ *   version.c versions, snapshots, limbo
+ *   header.c  header slots, saving/loading/rebuilding the free list
+ *   log.c     the commit log: format, writer, group sync, erase, replay
+ *   txn.c     transactions (buffer, spill, reads)
+ *   commit.c  commit and flush
+ *   point.c   point reads: lsm_get, lsm_get_seek
+ *   levels.c  merge scheduling, threads, backpressure, compact
+ *   merge.c   partial merges; merge_full.c whole-segment merges
+ *   vacuum.c  lsm_vacuum
  *   check.c   reachability walk, free-list rebuild, `lsm check`
  *
  * Formats are tabled at the top of file.c (header, blobs) and page.c (pages)
@@ -517,7 +526,7 @@ int lsm__failed(lsm_db *db);
 int lsm__fwrite(lsm_db *db, const void *buf, size_t n, uint64_t off);
 int lsm__fsync(lsm_db *db);
 
-/* seek.c: the nearest live entry over sources ordered newest first (a
+/* point.c: the nearest live entry over sources ordered newest first (a
  * transaction's buffer and pending segments, a memtable, segments), with no
  * cursor allocated. op LSM_SEEK_LE or LSM_SEEK_GE. On success the key is
  * copied to keybuf (QUIRE_ETOOLARGE if keycap is short; *klen_out is set
@@ -538,22 +547,108 @@ typedef struct lsm_point_src {
 int lsm__point_seek(lsm_db *db, lsm_point_src *s, size_t n, const void *key, size_t klen, int op,
                     void *keybuf, size_t keycap, size_t *klen_out, lsm_value *out);
 
-/* db.c */
+/* ---- version.c --------------------------------------------------------- */
+int lsm__version_new(lsm_db *db, lsm_version **out);
 void lsm__version_unref(lsm_db *db, lsm_version *v);
 /* Pins the current version and visible seq. */
 lsm_version *lsm__pin(lsm_db *db, uint64_t *seq);
 /* Opens sources for (extra..., version at snap), newest first. */
 int lsm__sources(lsm_db *db, lsm_version *v, uint64_t snap, lsm_src **srcs, size_t *n);
-
-/* db.c: versions and headers, shared with levels.c */
-int lsm__version_new(lsm_db *db, lsm_version **out);
+/* Installs nv as current (takes ownership) and drops the old version. */
 void lsm__version_swap(lsm_db *db, lsm_version *nv, uint64_t visible);
+/* A new version: v's segments with front (newest first, new references
+ * taken) ahead of Incoming, and memtable mem. QUIRE_EBUSY past the limits. */
+int lsm__version_with(lsm_db *db, const lsm_version *v, lsm_seg **front, size_t nfront, lsm_mem *mem,
+                      lsm_version **out);
 void lsm__limbo_add(lsm_db *db, uint64_t vid, lsm_extv *pages);
 void lsm__punch_free(lsm_db *db);
+
+/* ---- header.c ---------------------------------------------------------- */
 #define LSM_HDR_NEW_EPOCH 1u /* lsm__write_header flags */
 #define LSM_HDR_MERGE 2u
 int lsm__write_header(lsm_db *db, const lsm_version *v, const lsm_extv *extra, uint64_t seq, unsigned flags);
+/* Picks the valid slot with the higher generation into db->hdr; *damaged =
+ * 1 when the other slot does not validate. */
+int lsm__hdr_read(lsm_db *db, int *damaged);
+/* Writes a new file's header (both slots), sized per o. */
+int lsm__file_create(lsm_db *db, const lsm_options *o);
+/* 1 if the file looks like a creation cut short (a slot never written). */
+int lsm__file_unfinished(lsm_db *db);
+/* db->free from the header's saved list, or from a reachability walk. */
+int lsm__free_list_load(lsm_db *db);
+int lsm__free_list_rebuild(lsm_db *db);
+
+/* ---- log.c ------------------------------------------------------------- */
+#define LSM_WAL_HDR 24u /* record header: checksum, length, 0, sequence */
+/* Chain seed of the first record of the header's epoch. */
+uint64_t lsm__wal_seed(lsm_db *db);
+/* Appends a record (LSM_WAL_HDR bytes of room, then the payload). */
+int lsm__log_write(lsm_db *db, uint8_t *rec, size_t len, uint64_t seq);
+/* Serialises a transaction buffer's net effect as a record payload. */
+int lsm__log_payload(lsm_mem *m, quire_buf *out);
+/* Validates a payload (m NULL: also the arena bytes it needs in *need) or
+ * applies it to m under seq. */
+int lsm__payload_apply(lsm_db *db, const uint8_t *p, size_t len, lsm_mem *m, uint64_t seq, size_t *need);
+/* Replays the log of the header's epoch into m. */
+int lsm__log_replay(lsm_db *db, lsm_mem *m);
+/* 1 if the log starts with a valid record of the epoch after the header's. */
+int lsm__log_has_next_epoch(lsm_db *db);
+/* Zeroes the records written but never acknowledged (once, after a
+ * failure). commit_lock. */
+void lsm__log_erase(lsm_db *db);
+/* Everything up to seq is durable through a header; a new epoch begins.
+ * commit_lock. */
+void lsm__log_restart(lsm_db *db, uint64_t seq);
+/* Readers may see commits up to seq. */
+void lsm__publish(lsm_db *db, uint64_t seq);
+/* Group commit: waits for commit `wait` to be durable, then acknowledges seq
+ * (its record ends at end_off of log generation gen). No lock held. */
+int lsm__group_sync(lsm_db *db, uint64_t wait, uint64_t seq, uint64_t end_off, uint64_t gen);
+
+/* ---- txn.c, commit.c --------------------------------------------------- */
+#define LSM_MAX_PENDING 8               /* pending segments of a transaction before they are folded */
+#define LSM_CONFLICT_BUCKETS (1u << 16) /* last-writer sequences by key hash (optimistic commits) */
+
+static inline uint64_t lsm__key_hash(const void *k, size_t kl) { return quire__xxh3(k, kl); }
+
+struct lsm_txn {
+  lsm_db *db;
+  unsigned flags;
+  lsm_version *ver; /* the snapshot, pinned */
+  uint64_t snap;
+  lsm_mem *buf; /* own writes, sequence = operation number */
+  uint64_t op;
+  lsm_seg *pend[LSM_MAX_PENDING + 1]; /* spilled writes, oldest first */
+  size_t npend;
+  uint64_t pend_pages;
+  uint64_t *reads; /* key hashes read (optimistic) */
+  size_t nreads, capreads;
+  int failed;    /* a spill failed: commit returns it */
+  int sync_mode; /* this commit's durability (lsm_txn_set_sync) */
+};
+
+/* Writes the net effect of m as a segment (root 0 and rt_page 0 when empty);
+ * pages written are appended to pages (may be NULL). */
+int lsm__build_from_mem(lsm_db *db, lsm_mem *m, lsm_segdesc *d, lsm_extv *pages);
 int lsm__flush_locked(lsm_db *db);
+
+/* ---- point.c ----------------------------------------------------------- */
+/* Newest version of k in one segment / memtable at snap / version at snap:
+ * 1 found (out filled unless a tombstone; *kind set), 0 not, < 0 error. */
+int lsm__seg_get(lsm_db *db, lsm_seg *s, const uint8_t *k, size_t kl, lsm_value *out, int *kind);
+int lsm__mem_get(lsm_mem *m, uint64_t snap, const uint8_t *k, size_t kl, lsm_value *out, int *kind);
+/* lsm_get's answer in version v at snap: 0 or QUIRE_ENOTFOUND. */
+int lsm__version_get(lsm_db *db, lsm_version *v, uint64_t snap, const uint8_t *k, size_t kl, lsm_value *out);
+/* Appends version v's sources at snap to s (lsm__point_seek). */
+size_t lsm__point_sources(lsm_version *v, uint64_t snap, lsm_point_src *s, size_t n);
+/* The EQ case of the seeks: lsm_get's result rc with the key copied out. */
+int lsm__seek_eq(int rc, const void *key, size_t klen, void *keybuf, size_t keycap, size_t *klen_out,
+                 lsm_value *out);
+int lsm__seek_args(const void *key, size_t klen, int op, const void *keybuf, size_t keycap,
+                   const size_t *klen_out, const lsm_value *out);
+
+/* cursor.c */
+int lsm__cursor_make(lsm_db *db, lsm_version *ver, lsm_src **srcs, size_t n, lsm_cursor **out);
 
 /* levels.c: merge scheduling, background threads, backpressure, compact */
 int lsm__merge_start(lsm_db *db, const lsm_options *o);

@@ -103,39 +103,6 @@ static void model_apply(model *m, const sstep *s, uint8_t *vbuf) {
   }
 }
 
-static uint64_t model_hash(const model *m) {
-  quire_hasher h;
-  quire__hasher_init(&h);
-  for (size_t i = 0; i < m->n; i++) {
-    uint64_t l[2] = {m->e[i].kl, m->e[i].vl};
-    quire__hasher_update(&h, l, sizeof l);
-    quire__hasher_update(&h, m->e[i].k, m->e[i].kl);
-    quire__hasher_update(&h, m->e[i].v, m->e[i].vl);
-  }
-  return quire__hasher_digest(&h);
-}
-
-static int db_hash(lsm_db *db, uint64_t *out) {
-  lsm_cursor *c;
-  int rc = lsm_cursor_open(db, &c);
-  if (rc) return rc;
-  quire_hasher h;
-  quire__hasher_init(&h);
-  for (rc = lsm_cursor_first(c); rc == 0; rc = lsm_cursor_next(c)) {
-    const void *k, *v;
-    size_t kl, vl;
-    if ((rc = lsm_cursor_key(c, &k, &kl)) || (rc = lsm_cursor_value(c, &v, &vl))) break;
-    uint64_t l[2] = {kl, vl};
-    quire__hasher_update(&h, l, sizeof l);
-    quire__hasher_update(&h, k, kl);
-    quire__hasher_update(&h, v, vl);
-  }
-  lsm_cursor_close(c);
-  if (rc != QUIRE_EEND) return rc;
-  *out = quire__hasher_digest(&h);
-  return 0;
-}
-
 static lsm_options opts(faultfs *fs, int mode) {
   lsm_options o;
   lsm_options_init(&o);

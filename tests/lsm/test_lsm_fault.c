@@ -12,8 +12,6 @@
  * and take new commits. Every sync and every write of the script is a fault
  * position (the short mode takes a stride through them).
  */
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -98,37 +96,10 @@ static int apply(const step *s, model *m, lsm_txn *t, uint8_t *vbuf) {
   return rc;
 }
 
-static uint64_t model_hash(const model *m) {
-  quire_hasher h;
-  quire__hasher_init(&h);
-  for (size_t i = 0; i < m->n; i++) {
-    uint64_t l[2] = {m->e[i].kl, m->e[i].vl};
-    quire__hasher_update(&h, l, sizeof l);
-    quire__hasher_update(&h, m->e[i].k, m->e[i].kl);
-    quire__hasher_update(&h, m->e[i].v, m->e[i].vl);
-  }
-  return quire__hasher_digest(&h);
-}
-
-static uint64_t db_hash(lsm_db *db) {
-  lsm_cursor *c;
-  CHECK_OK(lsm_cursor_open(db, &c));
-  quire_hasher h;
-  quire__hasher_init(&h);
-  int rc;
-  for (rc = lsm_cursor_first(c); rc == 0; rc = lsm_cursor_next(c)) {
-    const void *k, *v;
-    size_t kl, vl;
-    CHECK_OK(lsm_cursor_key(c, &k, &kl));
-    CHECK_OK(lsm_cursor_value(c, &v, &vl));
-    uint64_t l[2] = {kl, vl};
-    quire__hasher_update(&h, l, sizeof l);
-    quire__hasher_update(&h, k, kl);
-    quire__hasher_update(&h, v, vl);
-  }
-  lsm_cursor_close(c);
-  CHECK_RC(rc, QUIRE_EEND);
-  return quire__hasher_digest(&h);
+static uint64_t hash_of(lsm_db *db) {
+  uint64_t h = 0;
+  CHECK_OK(db_hash(db, &h));
+  return h;
 }
 
 static lsm_options opts(faultfs *fs, int mode) {
@@ -192,7 +163,7 @@ static outcome workload(faultfs *fs, int mode, const step *s, int n, const uint6
   }
   if (out.faulted) {
     /* readers see the acknowledged commits, never the failed one */
-    CHECKF(db_hash(db) == hashes[out.acked], "after the fault: reads do not show the %d acknowledged commits",
+    CHECKF(hash_of(db) == hashes[out.acked], "after the fault: reads do not show the %d acknowledged commits",
            out.acked);
     for (int i = 0; i < 3; i++) {
       lsm_txn *t;
@@ -206,7 +177,7 @@ static outcome workload(faultfs *fs, int mode, const step *s, int n, const uint6
     CHECK_RC(lsm_flush(db), QUIRE_EIO);
     CHECK_RC(lsm_compact(db), QUIRE_EIO);
     refused_flushes++;
-    CHECK(db_hash(db) == hashes[out.acked]);
+    CHECK(hash_of(db) == hashes[out.acked]);
     int rc = lsm_close(db);
     CHECKF(rc == QUIRE_EIO, "close after the fault: %s", quire_strerror(rc));
   } else {
@@ -231,7 +202,7 @@ static void check_image(uint8_t *img, size_t len, int mode, const uint64_t *hash
   lsm_db *db;
   int rc = lsm_open("fault.db", &o, &db);
   CHECKF(rc == 0, "%s: reopen failed: %s (%s)", what, quire_strerror(rc), quire_errmsg());
-  uint64_t h = db_hash(db);
+  uint64_t h = hash_of(db);
   if (mode == LSM_SYNC_FULL || !power_cut) {
     CHECKF(h == hashes[out.acked], "%s: the state is not the %d acknowledged commits%s", what, out.acked,
            out.failed && h == hashes[out.acked + 1] ? " (the failed one took effect)" : "");
@@ -391,149 +362,11 @@ static void test_log_callback(void) {
   CHECKF(len == 0, "the library wrote %lld bytes to stderr", (long long)len);
 }
 
-/* ---- a NORMAL commit behind a FULL one ---------------------------------- */
-/* A gate in the file layer holds the FULL commit's sync while a NORMAL
- * commit is made: the NORMAL one is written but must not be acknowledged or
- * visible (nor the FULL one through it) until the FULL one is durable; when
- * the held sync fails, both fail and neither is found after reopen. */
-typedef struct gate {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int armed, holding, release, result;
-} gate;
-
-static int gate_hook(faultfs *fs, void *arg, int op, uint64_t off, size_t n) {
-  (void)fs, (void)off, (void)n;
-  gate *g = arg;
-  if (op != FFS_OP_SYNC) return 0;
-  pthread_mutex_lock(&g->mu);
-  int rc = 0;
-  if (g->armed) {
-    g->armed = 0;
-    g->holding = 1;
-    pthread_cond_broadcast(&g->cv);
-    while (!g->release) pthread_cond_wait(&g->cv, &g->mu);
-    g->holding = 0;
-    rc = g->result;
-  }
-  pthread_mutex_unlock(&g->mu);
-  return rc;
-}
-
-typedef struct committer {
-  lsm_db *db;
-  const char *key;
-  int mode, rc;
-} committer;
-
-static void *commit_one(void *arg) {
-  committer *c = arg;
-  lsm_txn *t;
-  c->rc = lsm_txn_begin(c->db, 0, &t);
-  if (!c->rc) c->rc = lsm_txn_set_sync(t, c->mode);
-  if (!c->rc) c->rc = lsm_txn_put(t, c->key, strlen(c->key), "v", 1);
-  if (!c->rc)
-    c->rc = lsm_txn_commit(t);
-  else
-    lsm_txn_abort(t);
-  return NULL;
-}
-
-static int has(lsm_db *db, const char *k) {
-  lsm_value v;
-  int rc = lsm_get(db, k, strlen(k), &v);
-  lsm_value_release(&v);
-  CHECK(rc == 0 || rc == QUIRE_ENOTFOUND);
-  return rc == 0;
-}
-
-static void test_normal_behind_full(int sync_fails) {
-  faultfs fs;
-  ffs_init(&fs, NULL, 0);
-  gate g = {.result = sync_fails ? QUIRE_EIO : 0};
-  pthread_mutex_init(&g.mu, NULL);
-  pthread_cond_init(&g.cv, NULL);
-  lsm_options o = opts(&fs, LSM_SYNC_NORMAL);
-  o.merge_inline = 0;
-  o.merge_off = 1;
-  lsm_db *db;
-  CHECK_OK(lsm_open("fault.db", &o, &db));
-  committer before = {db, "before", LSM_SYNC_NORMAL, 0};
-  commit_one(&before);
-  CHECK_OK(before.rc);
-  fs.hook = gate_hook;
-  fs.hook_arg = &g;
-  pthread_mutex_lock(&g.mu);
-  g.armed = 1;
-  pthread_mutex_unlock(&g.mu);
-  committer full = {db, "full", LSM_SYNC_FULL, 0}, normal = {db, "normal", LSM_SYNC_NORMAL, 0};
-  pthread_t ta, tb;
-  CHECK(pthread_create(&ta, NULL, commit_one, &full) == 0);
-  pthread_mutex_lock(&g.mu);
-  while (!g.holding) pthread_cond_wait(&g.cv, &g.mu); /* the FULL commit is in its sync */
-  pthread_mutex_unlock(&g.mu);
-  pthread_mutex_lock(&fs.mu);
-  long writes = fs.nwrite;
-  pthread_mutex_unlock(&fs.mu);
-  CHECK(pthread_create(&tb, NULL, commit_one, &normal) == 0);
-  for (;;) { /* wait until the NORMAL commit's record is written */
-    pthread_mutex_lock(&fs.mu);
-    long now = fs.nwrite;
-    pthread_mutex_unlock(&fs.mu);
-    if (now > writes) break;
-    sched_yield();
-  }
-  /* written, but behind a FULL commit that is not durable: neither is visible */
-  CHECK(has(db, "before"));
-  CHECK(!has(db, "normal"));
-  CHECK(!has(db, "full"));
-  pthread_mutex_lock(&g.mu);
-  g.release = 1;
-  pthread_cond_broadcast(&g.cv);
-  pthread_mutex_unlock(&g.mu);
-  pthread_join(ta, NULL);
-  pthread_join(tb, NULL);
-  fs.hook = NULL;
-  if (sync_fails) {
-    CHECK_RC(full.rc, QUIRE_EIO);
-    CHECK_RC(normal.rc, QUIRE_EIO);
-    CHECK(!has(db, "full") && !has(db, "normal"));
-    CHECK_RC(lsm_close(db), QUIRE_EIO);
-  } else {
-    CHECK_OK(full.rc);
-    CHECK_OK(normal.rc);
-    CHECK(has(db, "full") && has(db, "normal"));
-    CHECK_OK(lsm_close(db));
-  }
-  for (int power_cut = 0; power_cut < 2; power_cut++) {
-    uint8_t *img;
-    size_t len;
-    if (power_cut)
-      ffs_crash_image(&fs, FFS_DROP, &img, &len);
-    else
-      ffs_cached_image(&fs, &img, &len);
-    faultfs fs2;
-    ffs_init(&fs2, img, len);
-    free(img);
-    lsm_options o2 = opts(&fs2, LSM_SYNC_NORMAL);
-    CHECK_OK(lsm_open("fault.db", &o2, &db));
-    CHECK(has(db, "full") == !sync_fails);
-    CHECK(has(db, "normal") == !sync_fails);
-    CHECK_OK(lsm_close(db));
-    ffs_free(&fs2);
-  }
-  ffs_free(&fs);
-  pthread_mutex_destroy(&g.mu);
-  pthread_cond_destroy(&g.cv);
-}
-
 int main(void) {
   test_seed();
   quire__log_set_level(-1); /* expected warnings about failed writes */
   int longm = test_long_mode();
   test_log_callback();
-  test_normal_behind_full(0);
-  test_normal_behind_full(1);
   run_mode(LSM_SYNC_FULL, longm ? 300 : 60, longm ? 100000 : 60);
   run_mode(LSM_SYNC_NORMAL, longm ? 300 : 60, longm ? 100000 : 60);
   printf("  %ld refused commits, %ld refused flushes, %ld reopened images\n", refused_commits,

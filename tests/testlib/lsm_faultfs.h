@@ -239,8 +239,8 @@ static int ffs_lock(lsm_file *f) {
 
 static void ffs_close(lsm_file *f) { free(f); }
 
-static const struct lsm_file_ops ffs_ops = {ffs_read,     ffs_writef, ffs_sync, ffs_size,
-                                            ffs_truncate, ffs_lock,   ffs_close};
+static const struct lsm_file_ops ffs_ops = {ffs_read,     ffs_writef, ffs_sync,  ffs_size,
+                                            ffs_truncate, ffs_lock,   ffs_close, NULL /* no punch */};
 
 static int ffs_open(const struct lsm_vfs *vfs, const char *path, int create, lsm_file **out) {
   (void)path;

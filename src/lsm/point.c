@@ -1,5 +1,6 @@
 /*
- * lsm/seek.c — point reads of the nearest entry (lsm_get_seek,
+ * lsm/point.c — point reads: lsm_get (the newest version of one key, source
+ * by source, newest first) and the nearest entry (lsm_get_seek,
  * lsm_txn_get_seek): the largest live key <= k or the smallest >= k and its
  * value, without building a cursor. The client reads pages this way: keys
  * end in a big-endian LSN, and "the newest version at or below lsn" is a
@@ -199,5 +200,172 @@ int lsm__point_seek(lsm_db *db, lsm_point_src *s, size_t n, const void *key, siz
   }
   best_drop(db, &b);
   if (mem != stackbuf) quire__free(mem);
+  return rc;
+}
+
+/* ---- point reads ------------------------------------------------------- */
+void lsm_value_release(lsm_value *v) {
+  if (!v) return;
+  if (v->pin_[0]) {
+    if (v->pin_[1])
+      lsm__page_put((lsm_db *)v->pin_[1], (lsm_page *)v->pin_[0]);
+    else
+      lsm__mem_unref((lsm_mem *)v->pin_[0]);
+  }
+  quire__free(v->pin_[2]);
+  memset(v, 0, sizeof *v);
+}
+
+/* Point lookup in one segment: 1 found (out filled, kind in *kind), 0 not. */
+int lsm__seg_get(lsm_db *db, lsm_seg *s, const uint8_t *k, size_t kl, lsm_value *out, int *kind) {
+  uint32_t pgno = s->d.root;
+  int want = -1;
+  if (!pgno) return 0;
+  for (int lvl = 0; lvl <= LSM_MAX_DEPTH; lvl++) {
+    lsm_page *pg;
+    int rc = lsm__page_get(db, pgno, &pg);
+    if (rc) return rc;
+    lsm_pview v;
+    uint32_t idx;
+    int eq;
+    lsm_item it;
+    if ((rc = lsm__pview(db, pg->data, &v))) goto done;
+    if (want >= 0 && (int)v.depth != want) {
+      rc = quire__err(QUIRE_ECORRUPT, "lsm: page %u at the wrong depth", pgno);
+      goto done;
+    }
+    if ((rc = lsm__psearch(db, &v, k, kl, &idx, &eq))) goto done;
+    if (idx == v.n || (v.type == LSM_PAGE_LEAF && !eq)) goto done; /* rc 0: absent */
+    if ((rc = lsm__pitem(db, &v, idx, &it))) goto done;
+    if (v.type == LSM_PAGE_PARENT) {
+      pgno = (uint32_t)it.child;
+      want = (int)v.depth - 1;
+      lsm__page_put(db, pg);
+      continue;
+    }
+    *kind = it.kind;
+    if (it.kind == LSM_V_TOMB) goto done_found;
+    if (it.kind == LSM_V_INLINE) {
+      out->data = it.vlen ? it.val : (const void *)"";
+      out->len = it.vlen;
+      out->pin_[0] = pg;
+      out->pin_[1] = db;
+      return 1;
+    }
+    {
+      uint8_t *heap = quire__malloc(it.vlen);
+      if (!heap) {
+        rc = QUIRE_ENOMEM;
+        goto done;
+      }
+      rc = lsm__value_read(db, it.kind, it.ovf, it.val, it.vlen, 0, heap, it.vlen);
+      if (rc) {
+        quire__free(heap);
+        goto done;
+      }
+      out->data = heap;
+      out->len = it.vlen;
+      out->pin_[2] = heap;
+    }
+  done_found:
+    lsm__page_put(db, pg);
+    return 1;
+  done:
+    lsm__page_put(db, pg);
+    return rc;
+  }
+  return quire__err(QUIRE_ECORRUPT, "lsm: tree too deep");
+}
+
+int lsm__mem_get(lsm_mem *m, uint64_t snap, const uint8_t *k, size_t kl, lsm_value *out, int *kind) {
+  lsm_mnode *n = lsm__mem_find(m, k, kl, snap);
+  if (!n) return 0;
+  if (lsm__mem_covered(m, k, kl, n->seq, snap)) {
+    *kind = LSM_V_TOMB;
+    return 1;
+  }
+  *kind = n->kind;
+  if (n->kind == LSM_V_TOMB) return 1;
+  out->data = n->vlen ? n->val : (const void *)"";
+  out->len = n->vlen;
+  out->pin_[0] = m;
+  lsm__mem_ref(m);
+  return 1;
+}
+
+/* Looks k up in version v at snap, after the sources in front (a txn). */
+int lsm__version_get(lsm_db *db, lsm_version *v, uint64_t snap, const uint8_t *k, size_t kl, lsm_value *out) {
+  int kind = LSM_V_TOMB, rc;
+  memset(out, 0, sizeof *out);
+  rc = lsm__mem_get(v->mem, snap, k, kl, out, &kind);
+  if (rc < 0) return rc;
+  if (rc == 0 && lsm__mem_covered(v->mem, k, kl, 0, snap)) return QUIRE_ENOTFOUND;
+  for (uint32_t i = 0; rc == 0 && i < lsm__vcount(v); i++) {
+    lsm_seg *s = v->segs[i];
+    if (!s) continue;
+    rc = lsm__seg_get(db, s, k, kl, out, &kind);
+    if (rc < 0) return rc;
+    if (rc == 0 && s->nranges && lsm__ranges_cover(s->ranges, s->nranges, k, kl)) return QUIRE_ENOTFOUND;
+  }
+  if (rc == 0 || kind == LSM_V_TOMB) {
+    lsm_value_release(out);
+    return QUIRE_ENOTFOUND;
+  }
+  return 0;
+}
+
+int lsm_get(lsm_db *db, const void *key, size_t klen, lsm_value *out) {
+  if (!db || !out || (!key && klen)) return QUIRE_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (klen > db->klim) return QUIRE_ENOTFOUND;
+  uint64_t snap;
+  lsm_version *v = lsm__pin(db, &snap);
+  int rc = lsm__version_get(db, v, snap, key, klen, out);
+  lsm__version_unref(db, v);
+  return rc;
+}
+
+/* Adds the sources of version v at snap (memtable, then segments) to s. */
+size_t lsm__point_sources(lsm_version *v, uint64_t snap, lsm_point_src *s, size_t n) {
+  s[n++] = (lsm_point_src){.m = v->mem, .snap = snap};
+  for (uint32_t i = 0; i < lsm__vcount(v); i++)
+    if (v->segs[i]) s[n++] = (lsm_point_src){.seg = v->segs[i]};
+  return n;
+}
+
+/* EQ: the key itself, as lsm_get finds it. */
+int lsm__seek_eq(int rc, const void *key, size_t klen, void *keybuf, size_t keycap, size_t *klen_out,
+                 lsm_value *out) {
+  if (rc) return rc;
+  *klen_out = klen;
+  if (klen > keycap) {
+    lsm_value_release(out);
+    return quire__err(QUIRE_ETOOLARGE, "lsm: the key found has %zu bytes, the buffer %zu", klen, keycap);
+  }
+  if (klen) memcpy(keybuf, key, klen);
+  return 0;
+}
+
+int lsm__seek_args(const void *key, size_t klen, int op, const void *keybuf, size_t keycap,
+                   const size_t *klen_out, const lsm_value *out) {
+  if (!out || !klen_out || (!key && klen) || (!keybuf && keycap)) return QUIRE_EINVAL;
+  if (op != LSM_SEEK_EQ && op != LSM_SEEK_LE && op != LSM_SEEK_GE) return QUIRE_EINVAL;
+  return 0;
+}
+
+int lsm_get_seek(lsm_db *db, const void *key, size_t klen, int op, void *keybuf, size_t keycap,
+                 size_t *klen_out, lsm_value *out) {
+  int rc = db ? lsm__seek_args(key, klen, op, keybuf, keycap, klen_out, out) : QUIRE_EINVAL;
+  if (rc) return rc;
+  memset(out, 0, sizeof *out);
+  *klen_out = 0;
+  if (op == LSM_SEEK_EQ)
+    return lsm__seek_eq(lsm_get(db, key, klen, out), key, klen, keybuf, keycap, klen_out, out);
+  uint64_t snap;
+  lsm_version *v = lsm__pin(db, &snap);
+  lsm_point_src s[LSM_MAX_SEGS + 1];
+  size_t n = lsm__point_sources(v, snap, s, 0);
+  rc = lsm__point_seek(db, s, n, key, klen, op, keybuf, keycap, klen_out, out);
+  lsm__version_unref(db, v);
   return rc;
 }
