@@ -176,7 +176,7 @@ static void *poll_worker(void *arg) {
   p->ready = 1;
   pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
-  OK(quire__msclient_pull_graft(c, &p->vid, p->from, 0, 10000, NULL, &s, &to, &g));
+  OK(quire__msclient_pull_graft(c, &p->vid, p->from, 0, 10000, NULL, &s, &to, &g, NULL));
   p->woke_ns = quire__mono_ns();
   quire__buf_free(&g);
   quire__msclient_close(c);

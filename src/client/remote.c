@@ -50,9 +50,10 @@ static struct quire_call qc(const struct cl_call *call) {
 }
 
 int cl__ms_pull_graft(struct cl_remote *r, const quire_gid *vid, quire_lsn from, unsigned wait_ms,
-                      const struct cl_call *call, struct quire_snapshot *snap, quire_lsn *to, quire_buf *graft) {
+                      const struct cl_call *call, struct quire_snapshot *snap, quire_lsn *to, quire_buf *graft,
+                      quire_pagecount *min_count) {
   struct quire_call q = qc(call);
-  return quire__msclient_pull_graft(r->ms, vid, from, 0, wait_ms, &q, snap, to, graft);
+  return quire__msclient_pull_graft(r->ms, vid, from, 0, wait_ms, &q, snap, to, graft, min_count);
 }
 
 int cl__ms_snapshot(struct cl_remote *r, const quire_gid *vid, quire_lsn lsn, const struct cl_call *call,

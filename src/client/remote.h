@@ -15,7 +15,8 @@ struct cl_remote {
 };
 
 int cl__ms_pull_graft(struct cl_remote *r, const quire_gid *vid, quire_lsn from, unsigned wait_ms,
-                      const struct cl_call *call, struct quire_snapshot *snap, quire_lsn *to, quire_buf *graft);
+                      const struct cl_call *call, struct quire_snapshot *snap, quire_lsn *to, quire_buf *graft,
+                      quire_pagecount *min_count);
 int cl__ms_snapshot(struct cl_remote *r, const quire_gid *vid, quire_lsn lsn, const struct cl_call *call,
                     struct quire_snapshot *out);
 int cl__ms_commit(struct cl_remote *r, const quire_gid *vid, const quire_gid *client_id, const quire_gid *commit_id,

@@ -346,7 +346,8 @@ out:
 }
 
 /* Applies a pulled remote head as one local commit (sync_mu and mu held). */
-static int apply_pull(quire_volume *v, const struct quire_snapshot *snap, quire_lsn to, const splinter_t *changed) {
+static int apply_pull(quire_volume *v, const struct quire_snapshot *snap, quire_lsn to, quire_pagecount min_count,
+                      const splinter_t *changed) {
   quire_client *c = v->client;
   struct cl_vrec rec = v->rec;
   quire_lsn lsn = rec.head + 1;
@@ -367,7 +368,11 @@ static int apply_pull(quire_volume *v, const struct quire_snapshot *snap, quire_
   }
   splinter_t *regrown = NULL;
   if (!rc) rc = splinter_new(&regrown);
-  if (!rc) rc = cl__regrow(v, t, rec.count, QUIRE_MIN(snap->page_count, rec.hwm), lsn, changed, regrown);
+  /* Pages the range truncated away and nothing wrote again read as zeros
+   * (the range's smallest page_count may lie below both ends). */
+  if (!rc)
+    rc = cl__regrow(v, t, QUIRE_MIN(rec.count, min_count), QUIRE_MIN(snap->page_count, rec.hwm), lsn, changed,
+                    regrown);
   splinter_free(regrown);
   if (!rc) {
     rec.head = lsn;
@@ -430,7 +435,8 @@ int cl__pull(quire_volume *v, unsigned wait_ms, const struct cl_call *call) {
     }
     struct quire_snapshot snap;
     quire_lsn to = 0;
-    rc = cl__ms_pull_graft(c->remote, &vid, from, round ? 0 : wait_ms, call, &snap, &to, &graft);
+    quire_pagecount min_count = UINT32_MAX;
+    rc = cl__ms_pull_graft(c->remote, &vid, from, round ? 0 : wait_ms, call, &snap, &to, &graft, &min_count);
     if (rc == QUIRE_ENOTFOUND && from == 0) {
       /* The volume has no remote commit: it is empty there. */
       rc = 0;
@@ -465,7 +471,7 @@ int cl__pull(quire_volume *v, unsigned wait_ms, const struct cl_call *call) {
     } else if (v->rec.head > v->rec.remote_local || v->has_intent) {
       rc = set_conflict(v);
     } else {
-      rc = apply_pull(v, &snap, to, changed);
+      rc = apply_pull(v, &snap, to, min_count, changed);
       if (!rc) {
         cl__count(&v->stats, &c->stats, CL_STAT(pulls), 1);
         cl__count(&v->stats, &c->stats, CL_STAT(pull_commits), to - from);
@@ -561,12 +567,13 @@ int quire_volume_reset(quire_volume *v, unsigned timeout_ms) {
   pthread_mutex_unlock(&v->mu);
   /* The remote head and everything that changed there since our remote lsn. */
   quire_lsn head_remote = from;
-  quire_pagecount remote_count = 0;
+  quire_pagecount remote_count = 0, min_count = UINT32_MAX;
   int have_snap = 0;
   while (!rc) {
     struct quire_snapshot snap;
     quire_lsn to = 0;
-    rc = cl__ms_pull_graft(c->remote, &vid, head_remote, 0, &call, &snap, &to, &graft);
+    quire_pagecount range_min = UINT32_MAX;
+    rc = cl__ms_pull_graft(c->remote, &vid, head_remote, 0, &call, &snap, &to, &graft, &range_min);
     if (rc == QUIRE_ENOTFOUND && head_remote == 0) {
       rc = 0; /* no remote commit: the remote volume is empty */
       break;
@@ -581,6 +588,7 @@ int quire_volume_reset(quire_volume *v, unsigned timeout_ms) {
       break;
     }
     rc = splinter_union(splinter_ref_owned(remote_changed), splinter_ref_view(&gv), remote_changed);
+    if (range_min < min_count) min_count = range_min;
     head_remote = to;
   }
   if (rc) {
@@ -617,7 +625,8 @@ int quire_volume_reset(quire_volume *v, unsigned timeout_ms) {
     const uint8_t empty = CL_VALUE_EMPTY;
     if ((rc = cl__page_lookup(c->db, &v->vid, idx, base_local, &kind, &at, &pend, NULL)) != 0) break;
     size_t fl = cl__key_p(fk, &v->vid, idx, lsn);
-    if (idx > rec.remote_count) kind = CL_PAGE_ABSENT; /* past the end there: zeros, whatever is stored */
+    /* Past the end there, or truncated away remotely since: zeros, whatever is stored. */
+    if (idx > QUIRE_MIN(rec.remote_count, min_count)) kind = CL_PAGE_ABSENT;
     if (kind == CL_PAGE_ABSENT || kind == CL_PAGE_EMPTY) {
       rc = lsm_txn_put(t, fk, fl, &empty, 1);
     } else {
@@ -633,7 +642,9 @@ int quire_volume_reset(quire_volume *v, unsigned timeout_ms) {
   if (!rc) rc = splinter_new(&both);
   if (!rc) rc = splinter_new(&regrown);
   if (!rc) rc = splinter_union(splinter_ref_owned(remote_changed), splinter_ref_owned(local_changed), both);
-  if (!rc) rc = cl__regrow(v, t, rec.remote_count, QUIRE_MIN(remote_count, rec.hwm), lsn, both, regrown);
+  if (!rc)
+    rc = cl__regrow(v, t, QUIRE_MIN(rec.remote_count, min_count), QUIRE_MIN(remote_count, rec.hwm), lsn, both,
+                    regrown);
   if (!rc) {
     splinter_iter_init(&it, splinter_ref_owned(both), 1);
     while (!rc && splinter_iter_next(&it, &idx) && idx <= remote_count) rc = cl__prune_page(v, t, idx, lsn);

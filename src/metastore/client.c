@@ -142,7 +142,7 @@ out:
 
 int quire__msclient_pull_graft(quire_msclient *c, const quire_gid *vid, quire_lsn from, quire_lsn to,
                                unsigned wait_ms, const struct quire_call *call, struct quire_snapshot *snap,
-                               quire_lsn *to_out, quire_buf *graft) {
+                               quire_lsn *to_out, quire_buf *graft, quire_pagecount *min_count) {
   Quire__Metastore__V1__PullGraftRequest m = QUIRE__METASTORE__V1__PULL_GRAFT_REQUEST__INIT;
   m.has_vid = m.has_from_lsn = 1;
   m.vid = quire__pb_gid_bytes(vid);
@@ -172,6 +172,7 @@ int quire__msclient_pull_graft(quire_msclient *c, const quire_gid *vid, quire_ls
       if (!rc) {
         *snap = s;
         *to_out = r->to_lsn;
+        if (min_count) *min_count = r->has_min_page_count ? r->min_page_count : UINT32_MAX;
       }
     }
     if (r) quire__metastore__v1__pull_graft_response__free_unpacked(r, &quire__pb_allocator);

@@ -87,10 +87,13 @@ int quire__msclient_commit(quire_msclient *c, const quire_gid *vid, const quire_
  * wait_ms (a long poll does not time out because of its own wait), and a
  * cancel ends it at once.
  * QUIRE_ENOTFOUND: no commits (after the wait, for a long poll), or from/to
- * past the latest; QUIRE_EINVAL: to < from. */
+ * past the latest; QUIRE_EINVAL: to < from. *min_count (may be NULL) gets
+ * the smallest page_count of a commit in the range covered — pages above
+ * it that the graft leaves out were truncated away and read as zeros at
+ * *to_out — or UINT32_MAX from a server that does not say. */
 int quire__msclient_pull_graft(quire_msclient *c, const quire_gid *vid, quire_lsn from, quire_lsn to,
                                unsigned wait_ms, const struct quire_call *call, struct quire_snapshot *snap,
-                               quire_lsn *to_out, quire_buf *graft);
+                               quire_lsn *to_out, quire_buf *graft, quire_pagecount *min_count);
 
 /* One page of the commits of vid with LSN in [from, to] (from 0 = 1, to 0 =
  * the latest), in LSN order, at most limit (0 = the server default, 100;

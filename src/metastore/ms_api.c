@@ -364,11 +364,13 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
   quire_buf rec;
   quire__buf_init(&rec, QUIRE_COMMIT_MAX_SIZE);
   struct quire_snapshot snap;
+  quire_pagecount min_count = UINT32_MAX;
   rc = splinter_new(&acc);
   for (quire_lsn l = r->from + 1; rc == 0 && l <= end; l++) {
     struct quire_commit c;
     rc = quire__ms_load(ms, &r->vid, l, &rec, &c, NULL);
     if (rc) break;
+    if (c.page_count < min_count) min_count = c.page_count;
     for (uint32_t i = 0; rc == 0 && i < c.nsegments; i++) {
       splinter_view_t v;
       rc = splinter_view_open(c.segments[i].graft, c.segments[i].graft_len, &v);
@@ -390,6 +392,8 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
     resp.to_lsn = end;
     resp.graft.data = bytes;
     resp.graft.len = nbytes;
+    resp.has_min_page_count = end > r->from;
+    resp.min_page_count = min_count;
     rc = quire__pb_pack(&resp.base, out);
   }
   splinter_bytes_free(bytes);

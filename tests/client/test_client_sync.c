@@ -228,6 +228,80 @@ static void offline(void) {
   CHECK_OK(quire_client_close(b));
 }
 
+static void truncate_to(quire_volume *v, quire_pagecount n) {
+  quire_writer *w;
+  CHECK_OK(quire_writer_open(v, &w));
+  CHECK_OK(quire_writer_truncate(w, n));
+  CHECK_OK(quire_writer_commit(w, NULL));
+}
+
+static void expect_zeros(quire_volume *v, quire_pageidx lo, quire_pageidx hi) {
+  quire_reader *r;
+  uint8_t page[QUIRE_PAGE_SIZE];
+  CHECK_OK(quire_reader_open(v, &r));
+  for (quire_pageidx i = lo; i <= hi; i++) {
+    CHECK_OK(quire_reader_read(r, i, page));
+    CHECKF(page_tag(page) == 0, "page %u: want zeros got tag %llu", i, (unsigned long long)page_tag(page));
+  }
+  quire_reader_close(r);
+}
+
+/* A commit that only grows page_count (no segments: the protocol allows it,
+ * whatever client sends it), straight to the metastore. */
+static void remote_grow(quire_volume *v, quire_pagecount count) {
+  quire_msclient *ms;
+  CHECK_OK(quire__msclient_open(svc.ms_url, NULL, &ms));
+  quire_gid vid, client, commit;
+  quire_volume_vid(v, &vid);
+  CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &client));
+  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &commit));
+  struct quire_snapshot head, out;
+  CHECK_OK(quire__msclient_snapshot(ms, &vid, 0, NULL, &head));
+  CHECK(head.page_count < count);
+  CHECK_OK(quire__msclient_commit(ms, &vid, &client, &commit, head.lsn, count, NULL, 0, NULL, &out));
+  quire__msclient_close(ms);
+}
+
+/* A remote truncation and regrowth inside one pulled range: B held the old
+ * pages locally, the range's graft names only what was written after the
+ * growth, and the pages in between must read as zeros (the range's smallest
+ * page_count says so) — after a pull, and after a reset. */
+static void truncate_regrow(void) {
+  quire_client *a = open_client("tr_a", 0), *b = open_client("tr_b", 0);
+  quire_volume *va, *vb;
+  CHECK_OK(quire_volume_open(a, "tr", QUIRE_CREATE, &va));
+  write_tagged(va, 1, 10, 100);
+  CHECK_OK(quire_volume_push(va, 0));
+  char id[QUIRE_GID_TEXT_LEN + 1];
+  vid_text(va, id);
+  CHECK_OK(quire_volume_open(b, id, 0, &vb));
+  expect_pages(vb, 1, 10, 100); /* fetched: B holds every page */
+  truncate_to(va, 3);
+  CHECK_OK(quire_volume_push(va, 0));
+  remote_grow(va, 10);
+  CHECK_OK(quire_volume_pull(vb, 0));
+  expect_pages(vb, 1, 3, 100);
+  expect_zeros(vb, 4, 10);
+  /* Again with B holding an unpushed commit over the cut pages: reset. */
+  CHECK_OK(quire_volume_pull(va, 0));
+  write_tagged(va, 4, 10, 300);
+  CHECK_OK(quire_volume_push(va, 0));
+  CHECK_OK(quire_volume_pull(vb, 0));
+  expect_pages(vb, 4, 10, 300);
+  write_tagged(vb, 5, 6, 400); /* unpushed */
+  truncate_to(va, 2);
+  CHECK_OK(quire_volume_push(va, 0));
+  remote_grow(va, 10);
+  CHECK_RC(quire_volume_pull(vb, 0), QUIRE_ECONFLICT);
+  CHECK_OK(quire_volume_reset(vb, 0));
+  expect_pages(vb, 1, 2, 100);
+  expect_zeros(vb, 3, 10);
+  quire_volume_close(va);
+  quire_volume_close(vb);
+  CHECK_OK(quire_client_close(a));
+  CHECK_OK(quire_client_close(b));
+}
+
 int main(void) {
   test_seed();
   root = test_tmpdir("client_sync");
@@ -238,6 +312,7 @@ int main(void) {
   conflicts();
   autosync();
   offline();
+  truncate_regrow();
   services_stop(&svc);
   test_rmtree(root);
   free(root);

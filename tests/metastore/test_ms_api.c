@@ -64,21 +64,21 @@ static void test_chain(const char *store_url) {
   quire_buf g;
   quire__buf_init(&g, 1 << 20);
   quire_lsn to;
-  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 0, 0, 0, NULL, &s, &to, &g));
+  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 0, 0, 0, NULL, &s, &to, &g, NULL));
   CHECK(to == 10 && s.lsn == 10 && graft_card(&g) == 40);
   CHECK(graft_has(&g, 10) && graft_has(&g, 102) && graft_has(&g, 510) && !graft_has(&g, 103));
-  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 3, 5, 0, NULL, &s, &to, &g));
+  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 3, 5, 0, NULL, &s, &to, &g, NULL));
   CHECK(to == 5 && s.lsn == 5 && graft_card(&g) == 8);
   CHECK(graft_has(&g, 40) && graft_has(&g, 52) && graft_has(&g, 505) && !graft_has(&g, 30));
   /* Nothing newer: an empty graft and the range end equal to its start. */
-  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 10, 0, 0, NULL, &s, &to, &g));
+  CHECK_OK(quire__msclient_pull_graft(e.cli, &vid, 10, 0, 0, NULL, &s, &to, &g, NULL));
   CHECK(to == 10 && s.lsn == 10 && graft_card(&g) == 0);
-  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 11, 0, 0, NULL, &s, &to, &g), QUIRE_ENOTFOUND);
-  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 5, 3, 0, NULL, &s, &to, &g), QUIRE_EINVAL);
-  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 5, 12, 0, NULL, &s, &to, &g), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 11, 0, 0, NULL, &s, &to, &g, NULL), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 5, 3, 0, NULL, &s, &to, &g, NULL), QUIRE_EINVAL);
+  CHECK_RC(quire__msclient_pull_graft(e.cli, &vid, 5, 12, 0, NULL, &s, &to, &g, NULL), QUIRE_ENOTFOUND);
   quire_gid other;
   CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &other));
-  CHECK_RC(quire__msclient_pull_graft(e.cli, &other, 0, 0, 0, NULL, &s, &to, &g), QUIRE_ENOTFOUND);
+  CHECK_RC(quire__msclient_pull_graft(e.cli, &other, 0, 0, 0, NULL, &s, &to, &g, NULL), QUIRE_ENOTFOUND);
 
   /* pull_commits, paged by 3. */
   quire_lsn from = 1;

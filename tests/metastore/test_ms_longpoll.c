@@ -29,7 +29,7 @@ static void *wait_thread(void *arg) {
   quire__buf_init(&g, 1 << 20);
   struct quire_snapshot s;
   uint64_t t0 = quire__mono_ms();
-  w->rc = quire__msclient_pull_graft(w->cli, &w->vid, w->from, 0, w->wait_ms, w->call, &s, &w->to, &g);
+  w->rc = quire__msclient_pull_graft(w->cli, &w->vid, w->from, 0, w->wait_ms, w->call, &s, &w->to, &g, NULL);
   w->elapsed_ms = quire__mono_ms() - t0;
   if (w->rc == 0) {
     splinter_view_t v;

@@ -202,7 +202,7 @@ static void describe(quire_msclient *cli, const quire_gid *vid, quire_buf *out) 
   quire_lsn to;
   quire_buf g;
   quire__buf_init(&g, 1 << 20);
-  CHECK_OK(quire__msclient_pull_graft(cli, vid, 0, 0, 0, NULL, &s, &to, &g));
+  CHECK_OK(quire__msclient_pull_graft(cli, vid, 0, 0, 0, NULL, &s, &to, &g, NULL));
   CHECK_OK(quire__buf_append(out, &s, sizeof s));
   CHECK_OK(quire__buf_append(out, g.data, g.len));
   quire__buf_free(&g);
