@@ -206,8 +206,8 @@ static void kill_conn(http_guard *g, struct http_conn *c, const char *reason, co
       (void)!send(c->fd, body.data, body.len, MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   quire__buf_free(&body);
+  count_closed(g, reason); /* before the peer can see the close */
   shutdown(c->fd, SHUT_RDWR);
-  count_closed(g, reason);
   char peer[INET6_ADDRSTRLEN] = "?";
   if (c->sa.ss_family == AF_INET)
     inet_ntop(AF_INET, &((struct sockaddr_in *)&c->sa)->sin_addr, peer, sizeof peer);
@@ -218,9 +218,9 @@ static void kill_conn(http_guard *g, struct http_conn *c, const char *reason, co
 
 /* Closes a connection we still own (PENDING). Call with g->mu held. */
 static void close_pending(http_guard *g, struct http_conn *c, const char *reason) {
+  if (reason) count_closed(g, reason); /* before the peer can see the close */
   epoll_ctl(g->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
-  if (reason) count_closed(g, reason);
   conn_remove(g, c);
 }
 
@@ -291,8 +291,8 @@ static void accept_all(http_guard *g) {
     }
     pthread_mutex_unlock(&g->mu);
     if (refused) {
-      if (fd >= 0) close(fd);
       count_closed(g, refused);
+      if (fd >= 0) close(fd);
       QLOG_DEBUG("%s: refused a connection: %s", g->name, refused);
     }
   }

@@ -7,6 +7,8 @@
 # in directory-walk order) and --no-atomic-replace (a GET racing a PUT of
 # the same key can get the new bytes cut to the old length); see
 # test_conformance.c and docs/OBJSTORE.md.
+# The conformance runs allow 3 minutes per request: a 64 MiB GET through
+# s3rver under TSan on a loaded 2-core machine took over 30 s.
 # If s3rver cannot be installed this test fails; it never skips.
 set -euo pipefail
 CONFORMANCE=$1 EXTRA=$2 S3RVER_SH=$3
@@ -18,11 +20,11 @@ echo "s3rver on 127.0.0.1:$port (data in $dir)"
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 unset AWS_ENDPOINT_URL AWS_SESSION_TOKEN
 run=run-$$-$RANDOM
-"$CONFORMANCE" "s3://quire-test/$run?endpoint=http://127.0.0.1:$port&region=us-east-1" \
+"$CONFORMANCE" "s3://quire-test/$run?endpoint=http://127.0.0.1:$port&region=us-east-1&deadline_ms=180000&timeout_ms=180000" \
   --no-conditional --walk-list-order --no-atomic-replace
 # Again with 7 keys per ListObjectsV2 page, so that listings follow
 # continuation tokens (s3rver makes them with DES; see scripts/s3rver.sh).
-"$CONFORMANCE" "s3://quire-test/$run-paged?endpoint=http://127.0.0.1:$port&region=us-east-1&list_page=7" \
+"$CONFORMANCE" "s3://quire-test/$run-paged?endpoint=http://127.0.0.1:$port&region=us-east-1&list_page=7&deadline_ms=180000&timeout_ms=180000" \
   --no-conditional --walk-list-order --no-atomic-replace
 "$EXTRA" "http://127.0.0.1:$port"
 # s3rver does not recompute v4 signatures: check ours against an
