@@ -42,7 +42,12 @@
  * a reset or an import may not (two clients can reach the same counter).
  * So when a lock finds a snapshot other than the one the cache reflects,
  * the check read reports bytes that differ from what SQLite last saw, and
- * SQLite reloads every page.
+ * SQLite reloads every page. The cache reflects the lock's snapshot only
+ * once that check read has been answered: a lock whose check read failed
+ * (page 1 not local, the pagestore down) leaves the next lock to check
+ * again. After a failed commit SQLite restores page 1 from its journal
+ * while the volume saw none of it, so what SQLite last saw is unknown and
+ * the next check forces the reload.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -206,11 +211,12 @@ static int commit_writer(struct qs_file *f) {
   f->nwrites = 0;
   if (rc) {
     f->doomed = 1;
+    f->vers_known = 0; /* SQLite's rollback restores page 1 without us */
     return fail(f, qs__sqlite_code(rc, SQLITE_IOERR_FSYNC), rc, "commit failed, the transaction rolls back");
   }
   f->committed = 1;
   if (lsn == f->cache_lsn) return SQLITE_OK;
-  f->cache_lsn = lsn;
+  f->cache_lsn = f->lock_lsn = lsn;
   if (f->reader) {
     quire_reader *nr;
     if (quire_reader_open(f->vol->v, &nr) == 0) {
@@ -278,6 +284,7 @@ static void after_read(struct qs_file *f, uint8_t *buf, int amt, sqlite3_int64 o
     QLOG_TRACE("quire sqlite: '%s' cache check (%s)", f->name,
                !f->vers_known || memcmp(buf, f->vers, 16) == 0 ? "forced" : "changed");
     f->check_version = 0;
+    f->cache_lsn = f->lock_lsn; /* SQLite drops its cache now */
     if (!f->vers_known || memcmp(buf, f->vers, 16) == 0)
       for (int i = 0; i < 16; i++) buf[i] ^= 0xff;
   }
@@ -406,6 +413,12 @@ static int file_size(sqlite3_file *file, sqlite3_int64 *size) {
   if (rc) return fail(f, qs__sqlite_code(rc, SQLITE_IOERR_FSTAT), rc, "cannot read the volume's size");
   *size = (sqlite3_int64)quire_reader_page_count(r) * PAGE;
   if (transient) quire_reader_close(r);
+  if (!*size && f->check_version && !transient) {
+    /* SQLite checks an empty file without the read at 24: its cache is
+     * dropped or already empty. */
+    f->check_version = 0;
+    f->cache_lsn = f->lock_lsn;
+  }
   return SQLITE_OK;
 }
 
@@ -425,7 +438,8 @@ static int lock_shared(struct qs_file *f) {
   f->check_version = f->cache_known && lsn != f->cache_lsn;
   QLOG_TRACE("quire sqlite: '%s' SHARED at lsn %llu (cache at %llu%s)", f->name, (unsigned long long)lsn,
              (unsigned long long)f->cache_lsn, f->check_version ? ": reload" : "");
-  f->cache_lsn = lsn;
+  f->lock_lsn = lsn;
+  if (!f->cache_known) f->cache_lsn = lsn; /* nothing cached yet */
   f->cache_known = 1;
   return SQLITE_OK;
 }

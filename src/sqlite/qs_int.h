@@ -109,6 +109,7 @@ struct qs_file {
   quire_writer *writer; /* pending changes of the write transaction */
   int write_locked;     /* this handle owns vol->owner */
   quire_lsn cache_lsn;  /* the snapshot SQLite's page cache reflects */
+  quire_lsn lock_lsn;   /* the snapshot of the current lock */
   int cache_known;
   int check_version; /* the next 16-byte read at 24 must show a change */
   uint8_t vers[16];  /* bytes 24..39 of page 1 as SQLite last read or wrote them */

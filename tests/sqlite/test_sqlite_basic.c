@@ -624,6 +624,9 @@ static void batch_atomic(void) {
   CHECK(m->xUnlock(f, SQLITE_LOCK_NONE) == SQLITE_OK);
   CHECK(g->pMethods->xUnlock(g, SQLITE_LOCK_NONE) == SQLITE_OK);
   CHECK(g->pMethods->xLock(g, SQLITE_LOCK_SHARED) == SQLITE_OK);
+  /* SQLite's cache check at a new lock (until it is answered, a write lock
+   * on the new snapshot is refused: the cache may be stale). */
+  CHECK(g->pMethods->xRead(g, back, 16, 24) == SQLITE_OK);
   CHECK(g->pMethods->xRead(g, back, 10, 50) == SQLITE_OK && memcmp(back, page, 10) == 0);
   /* A write transaction that ends without the control rolled back. */
   CHECK(g->pMethods->xLock(g, SQLITE_LOCK_RESERVED) == SQLITE_OK);

@@ -12,6 +12,8 @@
  *   - concurrent writers, autosync on: a remote commit pulled while B's
  *     write transaction is open makes B's COMMIT fail with
  *     SQLITE_BUSY_SNAPSHOT; the retry sees A's commit;
+ *   - a reset whose first read fails (server down): the next read still
+ *     reloads SQLite's cache;
  *   - offline: with the server down a page that is not local fails with
  *     SQLITE_IOERR and quire's message in PRAGMA quire_status, local
  *     reads and commits go on, and the push resumes when the server is
@@ -372,6 +374,79 @@ static void offline(void) {
   peer_finish(&b);
 }
 
+/* ---- a reset, then the first read fails ------------------------------------------- */
+
+/* After a reset, SQLite's cache holds this client's dropped version of the
+ * pages under the same change counter as the remote head (one transaction
+ * each side). The first lock's cache check cannot read page 1 (the server
+ * is down, the page is not local): the next lock must still make SQLite
+ * reload (it used to believe the cache checked and kept the dropped rows). */
+static int ro_a(struct peer *p) {
+  sqlite3 *db = open_shared(p, "ro");
+  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, n INT)");
+  qt_exec(db, "INSERT INTO t(who, n) SELECT 'base', value FROM series(500)");
+  push(db);
+  share_vid(db, p);
+  wait_go(); /* B has the volume */
+  qt_exec(db, "UPDATE t SET who = 'A' WHERE id <= 250");
+  step();
+  wait_go(); /* B committed locally */
+  push(db);
+  step();
+  wait_go();
+  sqlite3_close(db);
+  return 0;
+}
+
+static int ro_b(struct peer *p) {
+  sqlite3 *db = open_shared(p, "ro");
+  CHECK(qt_int(db, "SELECT count(*) FROM t WHERE who = 'base'") == 500);
+  step();
+  wait_go(); /* A committed locally */
+  qt_exec(db, "UPDATE t SET who = 'B' WHERE id > 250");
+  step();
+  wait_go(); /* A pushed */
+  CHECK(qt_exec_rc(db, "PRAGMA quire_push") == SQLITE_ERROR);
+  qt_exec(db, "PRAGMA quire_reset");
+  step();
+  wait_go(); /* the server is down */
+  int rc;
+  qt_int_rc(db, "SELECT count(*) FROM t WHERE who = 'A'", &rc);
+  CHECKF((rc & 0xff) == SQLITE_IOERR, "a read of the pulled pages while offline gave %d", rc);
+  step();
+  wait_go(); /* the server is back */
+  CHECKF(qt_int(db, "SELECT count(*) FROM t WHERE who = 'B'") == 0, "the reset's dropped rows are read");
+  CHECK(qt_int(db, "SELECT count(*) FROM t WHERE who = 'A'") == 250);
+  qt_integrity(db);
+  sqlite3_close(db);
+  return 0;
+}
+
+static void reset_offline(void) {
+  struct peer a = {.dir = "ro_a", .autosync = 0, .fn = ro_a};
+  peer_start(&a);
+  struct peer b = {.dir = "ro_b", .autosync = 0, .fn = ro_b};
+  read_vid(&a, b.vid);
+  peer_start(&b);
+  peer_wait_step(&b); /* B has the volume */
+  peer_go(&a);
+  peer_wait_step(&a); /* A committed locally */
+  peer_go(&b);
+  peer_wait_step(&b); /* B committed locally */
+  peer_go(&a);
+  peer_wait_step(&a); /* A pushed */
+  peer_go(&a);
+  peer_finish(&a);
+  peer_go(&b);
+  peer_wait_step(&b); /* B reset */
+  qt_server_stop(&srv, SIGKILL);
+  peer_go(&b);
+  peer_wait_step(&b); /* B's read failed */
+  qt_server_start(&srv);
+  peer_go(&b);
+  peer_finish(&b);
+}
+
 int main(void) {
   test_seed();
   root = test_tmpdir("sqlite_sync");
@@ -381,6 +456,7 @@ int main(void) {
   concurrent_writers();
   snapshot_conflict();
   offline();
+  reset_offline();
   qt_server_stop(&srv, SIGTERM);
   test_rmtree(root);
   free(root);
