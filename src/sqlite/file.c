@@ -468,9 +468,15 @@ static int file_lock(sqlite3_file *file, int level) {
   struct qs_file *f = (struct qs_file *)file;
   if (level <= f->lock) return SQLITE_OK;
   int rc;
-  if (f->lock == SQLITE_LOCK_NONE && (rc = lock_shared(f)) != SQLITE_OK) return rc;
-  f->lock = SQLITE_LOCK_SHARED;
-  if (level >= SQLITE_LOCK_RESERVED && !f->immutable) {
+  if (f->lock == SQLITE_LOCK_NONE) {
+    if ((rc = lock_shared(f)) != SQLITE_OK) return rc;
+    f->lock = SQLITE_LOCK_SHARED;
+  }
+  /* RESERVED → EXCLUSIVE adds nothing: the write lock and the writer are
+   * taken once (taking them again could fail — the volume fell into
+   * conflict meanwhile — and leave the lock below RESERVED with the writer
+   * open, which no unlock would then end). */
+  if (level >= SQLITE_LOCK_RESERVED && f->lock < SQLITE_LOCK_RESERVED && !f->immutable) {
     if ((rc = lock_reserved(f)) != SQLITE_OK) return rc;
   }
   f->lock = level;
@@ -482,7 +488,7 @@ static int file_unlock(sqlite3_file *file, int level) {
   if (level >= f->lock) return SQLITE_OK;
   QLOG_TRACE("quire sqlite: '%s' unlock %d -> %d", f->name, f->lock, level);
   int rc = SQLITE_OK;
-  if (f->lock >= SQLITE_LOCK_RESERVED) rc = end_write(f);
+  if (f->lock >= SQLITE_LOCK_RESERVED || f->writer || f->write_locked) rc = end_write(f);
   if (level == SQLITE_LOCK_NONE) {
     quire_reader_close(f->reader);
     f->reader = NULL;

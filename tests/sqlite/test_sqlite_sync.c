@@ -14,6 +14,9 @@
  *     SQLITE_BUSY_SNAPSHOT; the retry sees A's commit;
  *   - a reset whose first read fails (server down): the next read still
  *     reloads SQLite's cache;
+ *   - the volume falls into conflict while a write transaction holds
+ *     RESERVED: its COMMIT is refused, and after a reset the next write
+ *     transaction reads the reset volume;
  *   - offline: with the server down a page that is not local fails with
  *     SQLITE_IOERR and quire's message in PRAGMA quire_status, local
  *     reads and commits go on, and the push resumes when the server is
@@ -447,6 +450,72 @@ static void reset_offline(void) {
   peer_finish(&b);
 }
 
+/* ---- the volume falls into conflict inside a write transaction --------------- */
+
+/* B's write transaction holds RESERVED when its own push finds the conflict
+ * (another connection of B pushed); SQLite's COMMIT then asks for EXCLUSIVE.
+ * That upgrade used to take the write lock again, which the conflict
+ * refused: the lock fell back to SHARED with the writer still open, no
+ * unlock ended it, and after quire_reset the next write transaction read
+ * the dropped pages through it. Now the upgrade adds nothing, the
+ * transaction commits locally, and the reset drops it. */
+static int ex_a(struct peer *p) {
+  sqlite3 *db = open_shared(p, "ex");
+  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, n INT)");
+  qt_exec(db, "INSERT INTO t(who, n) SELECT 'base', value FROM series(500)");
+  push(db);
+  share_vid(db, p);
+  wait_go(); /* B committed locally */
+  qt_exec(db, "UPDATE t SET who = 'A' WHERE id <= 250");
+  push(db);
+  step();
+  wait_go();
+  sqlite3_close(db);
+  return 0;
+}
+
+static int ex_b(struct peer *p) {
+  sqlite3 *db = open_shared(p, "ex"), *other = open_shared(p, "ex");
+  sqlite3_busy_timeout(db, 0);
+  qt_exec(db, "UPDATE t SET who = 'B' WHERE id > 250"); /* unpushed */
+  step();
+  wait_go(); /* A pushed */
+  qt_exec(db, "BEGIN IMMEDIATE");
+  qt_exec(db, "UPDATE t SET n = -1 WHERE id = 1");
+  CHECK(qt_exec_rc(other, "PRAGMA quire_push") == SQLITE_ERROR); /* the conflict */
+  /* The transaction held the write lock before the conflict: it commits
+   * locally, one more unpushed commit that the reset drops. */
+  qt_exec(db, "COMMIT");
+  CHECK(qt_int(db, "SELECT n FROM t WHERE id = 1") == -1);
+  qt_exec(db, "PRAGMA quire_reset");
+  CHECK(qt_int(db, "SELECT n FROM t WHERE id = 1") == 1);
+  qt_exec(db, "BEGIN IMMEDIATE");
+  CHECKF(qt_int(db, "SELECT count(*) FROM t WHERE who = 'B'") == 0, "a write transaction after the reset reads the dropped rows");
+  CHECK(qt_int(db, "SELECT count(*) FROM t WHERE who = 'A'") == 250);
+  qt_exec(db, "UPDATE t SET n = -2 WHERE id = 2");
+  qt_exec(db, "COMMIT");
+  push(db);
+  qt_integrity(db);
+  sqlite3_close(other);
+  sqlite3_close(db);
+  return 0;
+}
+
+static void conflict_in_write(void) {
+  struct peer a = {.dir = "ex_a", .autosync = 0, .fn = ex_a};
+  peer_start(&a);
+  struct peer b = {.dir = "ex_b", .autosync = 0, .fn = ex_b};
+  read_vid(&a, b.vid);
+  peer_start(&b);
+  peer_wait_step(&b); /* B committed locally */
+  peer_go(&a);
+  peer_wait_step(&a); /* A pushed */
+  peer_go(&b);
+  peer_finish(&b);
+  peer_go(&a);
+  peer_finish(&a);
+}
+
 int main(void) {
   test_seed();
   root = test_tmpdir("sqlite_sync");
@@ -457,6 +526,7 @@ int main(void) {
   snapshot_conflict();
   offline();
   reset_offline();
+  conflict_in_write();
   qt_server_stop(&srv, SIGTERM);
   test_rmtree(root);
   free(root);
