@@ -544,11 +544,13 @@ int lsm__alloc(lsm_db *db, uint32_t min, uint32_t want, lsm_ext *out) {
   /* First fit by address: the lowest run that holds `want` pages, so live
    * data drifts to the front of the file and free space gathers at its end,
    * where the next header cuts it off. Failing that, the largest run of at
-   * least `min` pages, then the end of the file. */
+   * least `min` pages, then the end of the file. While lsm_compact packs
+   * the file (alloc_mode), the lowest run of at least `min`, or the end. */
   size_t best = SIZE_MAX;
-  for (size_t i = 0; i < db->free.n; i++) {
+  int mode = db->alloc_mode;
+  for (size_t i = 0; i < db->free.n && mode != LSM_ALLOC_END; i++) {
     uint32_t c = db->free.v[i].count;
-    if (c >= want) {
+    if (c >= want || (mode == LSM_ALLOC_LOWEST && c >= min)) {
       best = i;
       break;
     }

@@ -218,6 +218,12 @@ typedef struct lsm_version {
   lsm_seg *segs[LSM_MAX_SEGS];
 } lsm_version;
 
+/* lsm__alloc's choice (db->alloc_mode): first fit by address for `want`
+ * pages, else the largest run (normal); the lowest run of at least `min`
+ * (packing the front of the file); always the end of the file (a copy that
+ * must land past every live page). */
+enum { LSM_ALLOC_NORMAL, LSM_ALLOC_LOWEST, LSM_ALLOC_END };
+
 static inline uint32_t lsm__vcount(const lsm_version *v) { return v->n_in + v->n_wait + v->n_reg; }
 
 /* Pages a merge stopped reaching: reusable once every version up to vid is
@@ -268,6 +274,7 @@ struct lsm_db {
   pthread_mutex_t fsync_mu;
   int log_erased;     /* commit_lock: the unacknowledged log tail was zeroed */
   uint64_t wal_dirty; /* commit_lock: end of every log byte written or attempted in this epoch */
+  uint64_t wal_stale; /* commit_lock: end of earlier epochs' log bytes, punched at the next epoch's first record */
 
   /* commit_lock */
   lsm_hdr hdr;        /* as last written */
@@ -280,6 +287,7 @@ struct lsm_db {
   /* lock */
   atomic_uint npages; /* file end in pages */
   lsm_extv free;      /* reusable now */
+  int alloc_mode;     /* lsm_compact packing: LSM_ALLOC_* (how lsm__alloc picks a run) */
   lsm_extv pending;   /* freed by the next header write */
   lsm_limbo *limbo;   /* freed by merges, waiting for old versions to go */
   lsm_version *live;  /* every version not yet released, oldest first */
