@@ -219,6 +219,7 @@ typedef struct {
 /* quire tuning knobs for experiments; 0 = the engine's default */
 static unsigned quire_merge_threads; /* --quire-merge-threads */
 static uint32_t quire_wal_pages;     /* --quire-wal-pages */
+static uint64_t quire_mem_bytes;     /* --quire-memtable-mib (in bytes) */
 
 static void qdie(const char *what, int rc) {
   eng_fail("quire %s: %s (%s)", what, quire_strerror(rc), quire_errmsg());
@@ -235,6 +236,7 @@ static engine *quire_open(const char *dir, int sync_each) {
   o.sync_mode = sync_each ? LSM_SYNC_FULL : LSM_SYNC_NORMAL;
   o.merge_threads = quire_merge_threads;
   o.wal_pages = quire_wal_pages;
+  o.memtable_bytes = (size_t)quire_mem_bytes;
   int rc = lsm_open(path, &o, &e->db);
   if (rc) qdie("open", rc);
   return &e->base;
@@ -1285,7 +1287,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short]\n"
              "                       [--engines quire,leveldb,rocksdb,lmdb] [--rows ROW,...] [--dir DIR] "
              "[--strict]\n"
-             "                       [--quire-merge-threads N] [--quire-wal-pages N]\n"
+             "                       [--quire-merge-threads N] [--quire-wal-pages N] [--quire-memtable-mib N]\n"
              "--strict: exit 1 when a row failed or an engine missed a key (else 0: make bench goes on)\n"
              "rows:");
   for (int r = 0; r < R_COUNT; r++) fprintf(f, " %s", row_defs[r].name);
@@ -1334,6 +1336,8 @@ int main(int argc, char **argv) {
       rows = v, i++;
     } else if (!strcmp(a, "--quire-merge-threads")) {
       quire_merge_threads = (unsigned)parse_u64(v, a), i++;
+    } else if (!strcmp(a, "--quire-memtable-mib")) {
+      quire_mem_bytes = parse_u64(v, a) << 20, i++;
     } else if (!strcmp(a, "--quire-wal-pages")) {
       quire_wal_pages = (uint32_t)parse_u64(v, a), i++;
     } else if (!strcmp(a, "--dir")) {
@@ -1452,6 +1456,8 @@ int main(int argc, char **argv) {
   if (quire_merge_threads) printf("  quire merge threads: %u (--quire-merge-threads)\n", quire_merge_threads);
   if (quire_wal_pages)
     printf("  quire log region: %u pages (--quire-wal-pages)\n", (unsigned)quire_wal_pages);
+  if (quire_mem_bytes)
+    printf("  quire memtable: %llu MiB (--quire-memtable-mib)\n", (unsigned long long)(quire_mem_bytes >> 20));
   printf("  write amp = bytes passed to write() by the whole process (/proc/self/io wchar, background\n"
          "    threads included) / user bytes (keys + values, keys only for deletes); \"whole life\" runs\n"
          "    from creating that database to closing it\n");
