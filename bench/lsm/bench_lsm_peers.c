@@ -12,7 +12,7 @@
  * usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short] [--strict]
  *                        [--engines quire,leveldb,rocksdb,lmdb]
  *                        [--rows fillseq,...] [--dir DIR]
- *                        [--quire-merge-threads N] [--quire-wal-pages N]
+ *                        [--quire-merge-threads N] [--quire-wal-pages N] [--quire-memtable-mib N]
  */
 #include <errno.h>
 #include <ftw.h>
@@ -355,9 +355,9 @@ static uint64_t quire_own_written(engine *b) {
   if (rc) qdie("stats", rc);
   return st.bytes_written;
 }
-static const engine_vt quire_vt = {"quire",       quire_open,  quire_put,         quire_del,
-                                   quire_get,     quire_scan,  quire_seek,        quire_seek_le,
-                                   quire_close,   qe_version,  quire_own_written, quire_describe};
+static const engine_vt quire_vt = {"quire",     quire_open, quire_put,         quire_del,
+                                   quire_get,   quire_scan, quire_seek,        quire_seek_le,
+                                   quire_close, qe_version, quire_own_written, quire_describe};
 
 /* --- LevelDB ------------------------------------------------------------- */
 #if QB_HAVE_LEVELDB
@@ -486,8 +486,8 @@ static const char *ldb_version(void) {
   snprintf(v, sizeof v, "%d.%d", leveldb_major_version(), leveldb_minor_version());
   return v;
 }
-static const engine_vt ldb_vt = {"leveldb", ldb_open,    ldb_put,   ldb_del,    ldb_get,
-                                 ldb_scan,  ldb_seek,    ldb_seek_le, ldb_close, ldb_version};
+static const engine_vt ldb_vt = {"leveldb", ldb_open, ldb_put,     ldb_del,   ldb_get,
+                                 ldb_scan,  ldb_seek, ldb_seek_le, ldb_close, ldb_version};
 #endif
 
 /* --- RocksDB ------------------------------------------------------------- */
@@ -612,8 +612,8 @@ static const char *rdb_version(void) {
   return "?";
 #endif
 }
-static const engine_vt rdb_vt = {"rocksdb", rdb_open,    rdb_put,   rdb_del,    rdb_get,
-                                 rdb_scan,  rdb_seek,    rdb_seek_le, rdb_close, rdb_version};
+static const engine_vt rdb_vt = {"rocksdb", rdb_open, rdb_put,     rdb_del,   rdb_get,
+                                 rdb_scan,  rdb_seek, rdb_seek_le, rdb_close, rdb_version};
 #endif
 
 /* --- LMDB ---------------------------------------------------------------- */
@@ -1029,7 +1029,10 @@ static void row_prepare(runner *ru, const cfg *c, int r) {
     db_fresh(ru, r, r == R_FILLSYNC);
     return;
   }
-  int want = need == NEED_SMALL ? ST_SMALL : need == NEED_BIG ? ST_BIG : need == NEED_PAGES ? ST_PAGES : ST_PAGES2;
+  int want = need == NEED_SMALL   ? ST_SMALL
+             : need == NEED_BIG   ? ST_BIG
+             : need == NEED_PAGES ? ST_PAGES
+                                  : ST_PAGES2;
   if (ru->state == want) return;
   result scratch = {0};
   if (want == ST_PAGES2 && ru->state == ST_PAGES) {
@@ -1284,12 +1287,13 @@ static const engine_vt *const all_engines[] = {
 #define N_ALL (int)(sizeof all_engines / sizeof all_engines[0])
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short]\n"
-             "                       [--engines quire,leveldb,rocksdb,lmdb] [--rows ROW,...] [--dir DIR] "
-             "[--strict]\n"
-             "                       [--quire-merge-threads N] [--quire-wal-pages N] [--quire-memtable-mib N]\n"
-             "--strict: exit 1 when a row failed or an engine missed a key (else 0: make bench goes on)\n"
-             "rows:");
+  fprintf(f,
+          "usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short]\n"
+          "                       [--engines quire,leveldb,rocksdb,lmdb] [--rows ROW,...] [--dir DIR] "
+          "[--strict]\n"
+          "                       [--quire-merge-threads N] [--quire-wal-pages N] [--quire-memtable-mib N]\n"
+          "--strict: exit 1 when a row failed or an engine missed a key (else 0: make bench goes on)\n"
+          "rows:");
   for (int r = 0; r < R_COUNT; r++) fprintf(f, " %s", row_defs[r].name);
   fprintf(f, "\nbuilt with:");
   for (int i = 0; i < N_ALL; i++) fprintf(f, " %s", all_engines[i]->name);
@@ -1443,9 +1447,10 @@ int main(int argc, char **argv) {
   printf("  keys: fillrandom a fixed-seed permutation (every key once); overwrite/read*/seek/delete uniform\n"
          "        random over [0,N) from a fixed-seed PRNG, the same sequence for every engine\n");
   printf("  one put (or delete) per write batch/transaction; no fsync except fillsync (fsync per commit)\n");
-  printf("  page* rows: the client's pages, keys {16-byte volume id}{page BE32}{lsn BE64}, 4 KiB values;\n"
-         "    pagefill every page once in random order, pagerewrite a new version of 20%% of them, page*read\n"
-         "    the newest version at or below the head LSN (seek LE + prefix check), pagescan every version\n");
+  printf(
+      "  page* rows: the client's pages, keys {16-byte volume id}{page BE32}{lsn BE64}, 4 KiB values;\n"
+      "    pagefill every page once in random order, pagerewrite a new version of 20%% of them, page*read\n"
+      "    the newest version at or below the head LSN (seek LE + prefix check), pagescan every version\n");
   printf("  machine: %ld cores, %s; load average at start %.2f %.2f %.2f\n", sysconf(_SC_NPROCESSORS_ONLN),
          cpu, la[0], la[1], la[2]);
   printf("  engines:");
@@ -1457,7 +1462,8 @@ int main(int argc, char **argv) {
   if (quire_wal_pages)
     printf("  quire log region: %u pages (--quire-wal-pages)\n", (unsigned)quire_wal_pages);
   if (quire_mem_bytes)
-    printf("  quire memtable: %llu MiB (--quire-memtable-mib)\n", (unsigned long long)(quire_mem_bytes >> 20));
+    printf("  quire memtable: %llu MiB (--quire-memtable-mib)\n",
+           (unsigned long long)(quire_mem_bytes >> 20));
   printf("  write amp = bytes passed to write() by the whole process (/proc/self/io wchar, background\n"
          "    threads included) / user bytes (keys + values, keys only for deletes); \"whole life\" runs\n"
          "    from creating that database to closing it\n");

@@ -288,7 +288,7 @@ struct lsm_db {
   pthread_mutex_t fsync_mu;
   int log_erased;     /* commit_lock: the unacknowledged log tail was zeroed */
   uint64_t wal_dirty; /* commit_lock: end of every log byte written or attempted in this epoch */
-  uint64_t wal_stale; /* commit_lock: end of earlier epochs' log bytes, punched at the next epoch's first record */
+  uint64_t wal_stale; /* commit_lock: end of earlier epochs' log bytes (punched by the next epoch) */
 
   /* commit_lock */
   lsm_hdr hdr;        /* as last written */
