@@ -12,7 +12,7 @@
  * usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short] [--strict]
  *                        [--engines quire,leveldb,rocksdb,lmdb]
  *                        [--rows fillseq,...] [--dir DIR]
- *                        [--quire-merge-threads N] [--quire-wal-pages N]
+ *                        [--quire-merge-threads N] [--quire-wal-pages N] [--quire-memtable-mib N]
  */
 #include <errno.h>
 #include <ftw.h>
@@ -45,6 +45,9 @@
 
 #define KEY_LEN 16
 #define FILLSYNC_OPS 10000u
+/* the client's page keys: {16-byte volume id}{page index BE32}{lsn BE64} */
+#define PAGE_KEY_LEN 28
+#define PAGE_KEY_MAX 64
 
 static char top_dir[PATH_MAX]; /* the run's temp directory, removed by die() too */
 static void rm_rf(const char *dir);
@@ -182,6 +185,10 @@ typedef struct engine_vt {
   /* a new iterator positioned at the first key >= k (key and value read);
    * 1 when that key equals k */
   int (*seek)(engine *e, const char *k, size_t kl);
+  /* the largest key <= k (key copied into kout, at most PAGE_KEY_MAX bytes,
+   * value touched): 1 when there is one (the client's page read, "the
+   * newest version at or below an LSN"), else 0 */
+  int (*seek_le)(engine *e, const char *k, size_t kl, char *kout, size_t *koutl, size_t *vlen);
   void (*close)(engine *e);
   const char *(*version)(void);
   /* the engine's own count of bytes written to its files since open, or
@@ -212,6 +219,7 @@ typedef struct {
 /* quire tuning knobs for experiments; 0 = the engine's default */
 static unsigned quire_merge_threads; /* --quire-merge-threads */
 static uint32_t quire_wal_pages;     /* --quire-wal-pages */
+static uint64_t quire_mem_bytes;     /* --quire-memtable-mib (in bytes) */
 
 static void qdie(const char *what, int rc) {
   eng_fail("quire %s: %s (%s)", what, quire_strerror(rc), quire_errmsg());
@@ -228,6 +236,7 @@ static engine *quire_open(const char *dir, int sync_each) {
   o.sync_mode = sync_each ? LSM_SYNC_FULL : LSM_SYNC_NORMAL;
   o.merge_threads = quire_merge_threads;
   o.wal_pages = quire_wal_pages;
+  o.memtable_bytes = (size_t)quire_mem_bytes;
   int rc = lsm_open(path, &o, &e->db);
   if (rc) qdie("open", rc);
   return &e->base;
@@ -305,6 +314,17 @@ static int quire_seek(engine *b, const char *k, size_t kl) {
   if (rc) qdie("seek", rc);
   return eq;
 }
+static int quire_seek_le(engine *b, const char *k, size_t kl, char *kout, size_t *koutl, size_t *vlen) {
+  quire_eng *e = (quire_eng *)b;
+  lsm_value v;
+  int rc = lsm_get_seek(e->db, k, kl, LSM_SEEK_LE, kout, PAGE_KEY_MAX, koutl, &v);
+  if (rc == QUIRE_ENOTFOUND) return 0;
+  if (rc) qdie("get_seek", rc);
+  *vlen = v.len;
+  sink += touch(v.data, v.len);
+  lsm_value_release(&v);
+  return 1;
+}
 static void quire_close(engine *b) {
   quire_eng *e = (quire_eng *)b;
   int rc = lsm_close(e->db);
@@ -335,9 +355,9 @@ static uint64_t quire_own_written(engine *b) {
   if (rc) qdie("stats", rc);
   return st.bytes_written;
 }
-static const engine_vt quire_vt = {"quire",    quire_open,        quire_put,     quire_del,
-                                   quire_get,  quire_scan,        quire_seek,    quire_close,
-                                   qe_version, quire_own_written, quire_describe};
+static const engine_vt quire_vt = {"quire",     quire_open, quire_put,         quire_del,
+                                   quire_get,   quire_scan, quire_seek,        quire_seek_le,
+                                   quire_close, qe_version, quire_own_written, quire_describe};
 
 /* --- LevelDB ------------------------------------------------------------- */
 #if QB_HAVE_LEVELDB
@@ -427,6 +447,32 @@ static int ldb_seek(engine *b, const char *k, size_t kl) {
   leveldb_iter_destroy(it);
   return eq;
 }
+/* LevelDB has no SeekForPrev: Seek, then Prev unless the key is exact (or
+ * SeekToLast past the end), as its users do. */
+static int ldb_seek_le(engine *b, const char *k, size_t kl, char *kout, size_t *koutl, size_t *vlen) {
+  ldb_eng *e = (ldb_eng *)b;
+  leveldb_iterator_t *it = leveldb_create_iterator(e->db, e->ro);
+  int found = 0;
+  leveldb_iter_seek(it, k, kl);
+  if (!leveldb_iter_valid(it)) {
+    leveldb_iter_seek_to_last(it);
+  } else {
+    size_t ckl;
+    const char *ck = leveldb_iter_key(it, &ckl);
+    if (!(ckl == kl && memcmp(ck, k, kl) == 0)) leveldb_iter_prev(it);
+  }
+  if (leveldb_iter_valid(it)) {
+    size_t ckl;
+    const char *ck = leveldb_iter_key(it, &ckl), *cv = leveldb_iter_value(it, vlen);
+    if (ckl > PAGE_KEY_MAX) ckl = PAGE_KEY_MAX;
+    memcpy(kout, ck, ckl);
+    *koutl = ckl;
+    sink += touch(cv, *vlen);
+    found = 1;
+  }
+  leveldb_iter_destroy(it);
+  return found;
+}
 static void ldb_close(engine *b) {
   ldb_eng *e = (ldb_eng *)b;
   leveldb_close(e->db);
@@ -440,8 +486,8 @@ static const char *ldb_version(void) {
   snprintf(v, sizeof v, "%d.%d", leveldb_major_version(), leveldb_minor_version());
   return v;
 }
-static const engine_vt ldb_vt = {"leveldb", ldb_open, ldb_put,   ldb_del,    ldb_get,
-                                 ldb_scan,  ldb_seek, ldb_close, ldb_version};
+static const engine_vt ldb_vt = {"leveldb", ldb_open, ldb_put,     ldb_del,   ldb_get,
+                                 ldb_scan,  ldb_seek, ldb_seek_le, ldb_close, ldb_version};
 #endif
 
 /* --- RocksDB ------------------------------------------------------------- */
@@ -534,6 +580,23 @@ static int rdb_seek(engine *b, const char *k, size_t kl) {
   rocksdb_iter_destroy(it);
   return eq;
 }
+static int rdb_seek_le(engine *b, const char *k, size_t kl, char *kout, size_t *koutl, size_t *vlen) {
+  rdb_eng *e = (rdb_eng *)b;
+  rocksdb_iterator_t *it = rocksdb_create_iterator(e->db, e->ro);
+  int found = 0;
+  rocksdb_iter_seek_for_prev(it, k, kl);
+  if (rocksdb_iter_valid(it)) {
+    size_t ckl;
+    const char *ck = rocksdb_iter_key(it, &ckl), *cv = rocksdb_iter_value(it, vlen);
+    if (ckl > PAGE_KEY_MAX) ckl = PAGE_KEY_MAX;
+    memcpy(kout, ck, ckl);
+    *koutl = ckl;
+    sink += touch(cv, *vlen);
+    found = 1;
+  }
+  rocksdb_iter_destroy(it);
+  return found;
+}
 static void rdb_close(engine *b) {
   rdb_eng *e = (rdb_eng *)b;
   rocksdb_close(e->db);
@@ -549,8 +612,8 @@ static const char *rdb_version(void) {
   return "?";
 #endif
 }
-static const engine_vt rdb_vt = {"rocksdb", rdb_open, rdb_put,   rdb_del,    rdb_get,
-                                 rdb_scan,  rdb_seek, rdb_close, rdb_version};
+static const engine_vt rdb_vt = {"rocksdb", rdb_open, rdb_put,     rdb_del,   rdb_get,
+                                 rdb_scan,  rdb_seek, rdb_seek_le, rdb_close, rdb_version};
 #endif
 
 /* --- LMDB ---------------------------------------------------------------- */
@@ -653,6 +716,32 @@ static int lm_seek(engine *b, const char *k, size_t kl) {
   mdb_txn_reset(e->rtxn);
   return eq;
 }
+static int lm_seek_le(engine *b, const char *k, size_t kl, char *kout, size_t *koutl, size_t *vlen) {
+  lm_eng *e = (lm_eng *)b;
+  MDB_cursor *c;
+  MDB_val mk = {kl, (void *)k}, mv;
+  int found = 0;
+  lm_check("renew", mdb_txn_renew(e->rtxn));
+  lm_check("cursor", mdb_cursor_open(e->rtxn, e->dbi, &c));
+  int rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
+  if (rc == MDB_NOTFOUND)
+    rc = mdb_cursor_get(c, &mk, &mv, MDB_LAST);
+  else if (rc == 0 && !(mk.mv_size == kl && memcmp(mk.mv_data, k, kl) == 0))
+    rc = mdb_cursor_get(c, &mk, &mv, MDB_PREV);
+  if (rc == 0) {
+    size_t ckl = mk.mv_size > PAGE_KEY_MAX ? PAGE_KEY_MAX : mk.mv_size;
+    memcpy(kout, mk.mv_data, ckl);
+    *koutl = ckl;
+    *vlen = mv.mv_size;
+    sink += touch(mv.mv_data, mv.mv_size);
+    found = 1;
+  } else if (rc != MDB_NOTFOUND) {
+    lm_check("seek", rc);
+  }
+  mdb_cursor_close(c);
+  mdb_txn_reset(e->rtxn);
+  return found;
+}
 static void lm_close(engine *b) {
   lm_eng *e = (lm_eng *)b;
   mdb_txn_abort(e->rtxn);
@@ -667,15 +756,15 @@ static const char *lm_version(void) {
   snprintf(v, sizeof v, "%d.%d.%d", a, b, c);
   return v;
 }
-static const engine_vt lm_vt = {"lmdb",  lm_open, lm_put,   lm_del,    lm_get,
-                                lm_scan, lm_seek, lm_close, lm_version};
+static const engine_vt lm_vt = {"lmdb",  lm_open, lm_put,     lm_del,   lm_get,
+                                lm_scan, lm_seek, lm_seek_le, lm_close, lm_version};
 #endif
 
 /* ------------------------------------------------------------------------- */
 /* rows                                                                       */
 
-enum { NEED_FRESH, NEED_SMALL, NEED_BIG };
-enum { ST_NONE, ST_SMALL, ST_BIG, ST_OTHER };
+enum { NEED_FRESH, NEED_SMALL, NEED_BIG, NEED_PAGES, NEED_PAGES2 };
+enum { ST_NONE, ST_SMALL, ST_BIG, ST_OTHER, ST_PAGES, ST_PAGES2 };
 enum {
   R_FILLSEQ,
   R_FILLRANDOM,
@@ -688,6 +777,11 @@ enum {
   R_FILLSYNC,
   R_FILL4K,
   R_READRANDOM4K,
+  R_PAGEFILL,
+  R_PAGEREAD,
+  R_PAGEREWRITE,
+  R_PAGEREREAD,
+  R_PAGESCAN,
   R_COUNT
 };
 
@@ -701,7 +795,9 @@ static const row_def row_defs[R_COUNT] = {
     {"fillseq", NEED_FRESH, 1},    {"fillrandom", NEED_FRESH, 1},   {"overwrite", NEED_SMALL, 1},
     {"readrandom", NEED_SMALL, 0}, {"readseq", NEED_SMALL, 0},      {"readreverse", NEED_SMALL, 0},
     {"seekrandom", NEED_SMALL, 0}, {"deleterandom", NEED_SMALL, 1}, {"fillsync", NEED_FRESH, 1},
-    {"fill4k", NEED_FRESH, 1},     {"readrandom4k", NEED_BIG, 0},
+    {"fill4k", NEED_FRESH, 1},     {"readrandom4k", NEED_BIG, 0},   {"pagefill", NEED_FRESH, 1},
+    {"pageread", NEED_PAGES, 0},   {"pagerewrite", NEED_PAGES, 1},  {"pagereread", NEED_PAGES2, 0},
+    {"pagescan", NEED_PAGES2, 0},
 };
 
 #define MAX_ENGINES 4
@@ -739,7 +835,38 @@ typedef struct runner {
 } runner;
 
 static valgen vg;
-static uint32_t *perm, *perm4k;
+static uint32_t *perm, *perm4k, *perm_rw;
+static uint64_t *page_lsn; /* [num4k]: the newest LSN written of each page */
+static uint64_t head_lsn;  /* the newest LSN written */
+static uint8_t page_vid[16];
+
+/* The client's page key: {volume id}{page index BE32}{lsn BE64}. */
+static void page_key(uint32_t page, uint64_t lsn, char *k) {
+  memcpy(k, page_vid, 16);
+  for (int i = 0; i < 4; i++) k[16 + i] = (char)(page >> (24 - 8 * i));
+  for (int i = 0; i < 8; i++) k[20 + i] = (char)(lsn >> (56 - 8 * i));
+}
+static uint64_t page_key_lsn(const char *k) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | (uint8_t)k[20 + i];
+  return v;
+}
+/* Reads the newest version of a random page at or below the head LSN (a
+ * seek LE and a prefix check, as the client does); counts it found when it
+ * is the version last written. */
+static uint64_t page_reads(runner *ru, uint64_t m, prng *rnd, uint64_t *ub) {
+  uint64_t found = 0;
+  char k[PAGE_KEY_LEN], kout[PAGE_KEY_MAX];
+  for (uint64_t i = 0; i < m; i++) {
+    uint32_t p = (uint32_t)prng_below(rnd, m);
+    size_t kl = 0, vlen = 0;
+    page_key(p, head_lsn, k);
+    if (ru->vt->seek_le(ru->e, k, PAGE_KEY_LEN, kout, &kl, &vlen) && kl == PAGE_KEY_LEN &&
+        !memcmp(kout, k, 20) && page_key_lsn(kout) == page_lsn[p] && vlen == 4096)
+      found++, *ub += PAGE_KEY_LEN + vlen;
+  }
+  return found;
+}
 
 static void shuffle(uint32_t *a, uint64_t n, uint64_t seed) {
   prng r = {seed};
@@ -854,6 +981,38 @@ static void row_body(runner *ru, const cfg *c, int r, result *out) {
     }
     ops = n, ub = n * KEY_LEN;
     break;
+  case R_PAGEFILL:
+    /* every page once, in random order, LSNs rising */
+    head_lsn = 0;
+    for (uint64_t i = 0; i < c->num4k; i++) {
+      char pk[PAGE_KEY_LEN];
+      page_lsn[perm4k[i]] = ++head_lsn;
+      page_key(perm4k[i], head_lsn, pk);
+      vt->put(e, pk, PAGE_KEY_LEN, valgen_next(&vg, 4096), 4096);
+    }
+    ops = c->num4k, ub = c->num4k * (PAGE_KEY_LEN + 4096);
+    break;
+  case R_PAGEREWRITE: {
+    /* a new version of 20% of the pages (random, distinct) */
+    uint64_t m = c->num4k / 5;
+    for (uint64_t i = 0; i < m; i++) {
+      char pk[PAGE_KEY_LEN];
+      page_lsn[perm_rw[i]] = ++head_lsn;
+      page_key(perm_rw[i], head_lsn, pk);
+      vt->put(e, pk, PAGE_KEY_LEN, valgen_next(&vg, 4096), 4096);
+    }
+    ops = m, ub = m * (PAGE_KEY_LEN + 4096);
+    break;
+  }
+  case R_PAGEREAD:
+  case R_PAGEREREAD:
+    found = page_reads(ru, c->num4k, &rnd, &ub);
+    ops = out->expect = c->num4k;
+    break;
+  case R_PAGESCAN:
+    ops = found = vt->scan(e, 0, &ub);
+    out->expect = c->num4k + c->num4k / 5;
+    break;
   default: die("unknown row %d", r);
   }
   out->ops = ops;
@@ -870,13 +1029,26 @@ static void row_prepare(runner *ru, const cfg *c, int r) {
     db_fresh(ru, r, r == R_FILLSYNC);
     return;
   }
-  int want = need == NEED_SMALL ? ST_SMALL : ST_BIG;
+  int want = need == NEED_SMALL   ? ST_SMALL
+             : need == NEED_BIG   ? ST_BIG
+             : need == NEED_PAGES ? ST_PAGES
+                                  : ST_PAGES2;
   if (ru->state == want) return;
-  int prep = need == NEED_SMALL ? R_FILLRANDOM : R_FILL4K;
+  result scratch = {0};
+  if (want == ST_PAGES2 && ru->state == ST_PAGES) {
+    fprintf(stderr, " (untimed %s)", row_defs[R_PAGEREWRITE].name);
+    row_body(ru, c, R_PAGEREWRITE, &scratch);
+    ru->state = want;
+    return;
+  }
+  int prep = need == NEED_SMALL ? R_FILLRANDOM : need == NEED_BIG ? R_FILL4K : R_PAGEFILL;
   fprintf(stderr, " (untimed %s)", row_defs[prep].name);
   db_fresh(ru, prep, 0);
-  result scratch = {0};
   row_body(ru, c, prep, &scratch);
+  if (want == ST_PAGES2) {
+    fprintf(stderr, " (untimed %s)", row_defs[R_PAGEREWRITE].name);
+    row_body(ru, c, R_PAGEREWRITE, &scratch);
+  }
   ru->state = want;
 }
 
@@ -943,6 +1115,8 @@ static void run_engine(runner *ru, const cfg *c) {
     case R_FILLRANDOM:
     case R_OVERWRITE: ru->state = ST_SMALL; break;
     case R_FILL4K: ru->state = ST_BIG; break;
+    case R_PAGEFILL: ru->state = ST_PAGES; break;
+    case R_PAGEREWRITE: ru->state = ST_PAGES2; break;
     case R_FILLSEQ:
     case R_FILLSYNC:
     case R_DELETERANDOM: ru->state = ST_OTHER; break;
@@ -1055,7 +1229,7 @@ static void print_tables(const cfg *c, runner *ru, int ne) {
       printf("  %9.2f", (double)ru[qi].res[r].own / (double)ru[qi].res[r].user_bytes);
     printf("\n");
   }
-  static const int life_rows[] = {R_FILLSEQ, R_FILLRANDOM, R_FILLSYNC, R_FILL4K};
+  static const int life_rows[] = {R_FILLSEQ, R_FILLRANDOM, R_FILLSYNC, R_FILL4K, R_PAGEFILL};
   for (size_t j = 0; j < sizeof life_rows / sizeof life_rows[0]; j++) {
     int r = life_rows[j], any = 0;
     for (int i = 0; i < ne; i++) any |= ru[i].life_wamp[r] > 0;
@@ -1113,12 +1287,13 @@ static const engine_vt *const all_engines[] = {
 #define N_ALL (int)(sizeof all_engines / sizeof all_engines[0])
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short]\n"
-             "                       [--engines quire,leveldb,rocksdb,lmdb] [--rows ROW,...] [--dir DIR] "
-             "[--strict]\n"
-             "                       [--quire-merge-threads N] [--quire-wal-pages N]\n"
-             "--strict: exit 1 when a row failed or an engine missed a key (else 0: make bench goes on)\n"
-             "rows:");
+  fprintf(f,
+          "usage: bench_lsm_peers [--num N] [--num4k N] [--value-size B] [--short]\n"
+          "                       [--engines quire,leveldb,rocksdb,lmdb] [--rows ROW,...] [--dir DIR] "
+          "[--strict]\n"
+          "                       [--quire-merge-threads N] [--quire-wal-pages N] [--quire-memtable-mib N]\n"
+          "--strict: exit 1 when a row failed or an engine missed a key (else 0: make bench goes on)\n"
+          "rows:");
   for (int r = 0; r < R_COUNT; r++) fprintf(f, " %s", row_defs[r].name);
   fprintf(f, "\nbuilt with:");
   for (int i = 0; i < N_ALL; i++) fprintf(f, " %s", all_engines[i]->name);
@@ -1165,6 +1340,8 @@ int main(int argc, char **argv) {
       rows = v, i++;
     } else if (!strcmp(a, "--quire-merge-threads")) {
       quire_merge_threads = (unsigned)parse_u64(v, a), i++;
+    } else if (!strcmp(a, "--quire-memtable-mib")) {
+      quire_mem_bytes = parse_u64(v, a) << 20, i++;
     } else if (!strcmp(a, "--quire-wal-pages")) {
       quire_wal_pages = (uint32_t)parse_u64(v, a), i++;
     } else if (!strcmp(a, "--dir")) {
@@ -1244,8 +1421,15 @@ int main(int argc, char **argv) {
 
   perm = malloc(c.num * sizeof *perm);
   perm4k = malloc(c.num4k * sizeof *perm4k);
+  perm_rw = malloc(c.num4k * sizeof *perm_rw);
+  page_lsn = calloc(c.num4k, sizeof *page_lsn);
   result *results = calloc((size_t)ne * R_COUNT, sizeof *results);
-  if (!perm || !perm4k || !results) die("out of memory");
+  if (!perm || !perm4k || !perm_rw || !page_lsn || !results) die("out of memory");
+  shuffle(perm_rw, c.num4k, 91011);
+  {
+    prng vr = {1213};
+    for (int i = 0; i < 16; i++) page_vid[i] = (uint8_t)prng_next(&vr);
+  }
   shuffle(perm, c.num, 1234);
   shuffle(perm4k, c.num4k, 5678);
   valgen_init(&vg, c.value_size > 4096 ? c.value_size : 4096);
@@ -1263,6 +1447,10 @@ int main(int argc, char **argv) {
   printf("  keys: fillrandom a fixed-seed permutation (every key once); overwrite/read*/seek/delete uniform\n"
          "        random over [0,N) from a fixed-seed PRNG, the same sequence for every engine\n");
   printf("  one put (or delete) per write batch/transaction; no fsync except fillsync (fsync per commit)\n");
+  printf(
+      "  page* rows: the client's pages, keys {16-byte volume id}{page BE32}{lsn BE64}, 4 KiB values;\n"
+      "    pagefill every page once in random order, pagerewrite a new version of 20%% of them, page*read\n"
+      "    the newest version at or below the head LSN (seek LE + prefix check), pagescan every version\n");
   printf("  machine: %ld cores, %s; load average at start %.2f %.2f %.2f\n", sysconf(_SC_NPROCESSORS_ONLN),
          cpu, la[0], la[1], la[2]);
   printf("  engines:");
@@ -1273,6 +1461,9 @@ int main(int argc, char **argv) {
   if (quire_merge_threads) printf("  quire merge threads: %u (--quire-merge-threads)\n", quire_merge_threads);
   if (quire_wal_pages)
     printf("  quire log region: %u pages (--quire-wal-pages)\n", (unsigned)quire_wal_pages);
+  if (quire_mem_bytes)
+    printf("  quire memtable: %llu MiB (--quire-memtable-mib)\n",
+           (unsigned long long)(quire_mem_bytes >> 20));
   printf("  write amp = bytes passed to write() by the whole process (/proc/self/io wchar, background\n"
          "    threads included) / user bytes (keys + values, keys only for deletes); \"whole life\" runs\n"
          "    from creating that database to closing it\n");
@@ -1306,6 +1497,8 @@ int main(int argc, char **argv) {
   rm_rf(top);
   free(perm);
   free(perm4k);
+  free(perm_rw);
+  free(page_lsn);
   free(results);
   free(vg.buf);
   return bad && strict ? 1 : 0;

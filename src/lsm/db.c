@@ -222,6 +222,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out) {
   db->synced_seq = db->last_seq;
   db->written_seq = db->last_seq;
   db->written_off = db->ack_off = db->wal_dirty = db->wal_off;
+  db->wal_stale = (uint64_t)db->hdr.wal_pages * db->pgsz; /* earlier sessions' epochs: unknown extent */
   if ((rc = lsm__merge_start(db, opts))) goto fail;
   lsm__merge_kick(db); /* work left by the previous session */
   *out = db;

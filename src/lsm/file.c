@@ -544,11 +544,13 @@ int lsm__alloc(lsm_db *db, uint32_t min, uint32_t want, lsm_ext *out) {
   /* First fit by address: the lowest run that holds `want` pages, so live
    * data drifts to the front of the file and free space gathers at its end,
    * where the next header cuts it off. Failing that, the largest run of at
-   * least `min` pages, then the end of the file. */
+   * least `min` pages, then the end of the file. While lsm_compact packs
+   * the file (alloc_mode), the lowest run of at least `min`, or the end. */
   size_t best = SIZE_MAX;
-  for (size_t i = 0; i < db->free.n; i++) {
+  int mode = db->alloc_mode;
+  for (size_t i = 0; i < db->free.n && mode != LSM_ALLOC_END; i++) {
     uint32_t c = db->free.v[i].count;
-    if (c >= want) {
+    if (c >= want || (mode == LSM_ALLOC_LOWEST && c >= min)) {
       best = i;
       break;
     }
@@ -629,13 +631,15 @@ out:
   return rc;
 }
 
+static int blob_read_room(lsm_db *db, uint32_t first, uint64_t off, uint8_t *buf, size_t n, size_t room);
+
 int lsm__value_read(lsm_db *db, int kind, uint32_t ovf, const uint8_t *tail, uint64_t vlen, uint64_t off,
                     uint8_t *buf, size_t n) {
   uint64_t run = lsm__run_bytes(db, kind, vlen);
   if (off > vlen || n > vlen - off) return quire__err(QUIRE_EINVAL, "lsm: value read past its end");
   if (off < run) {
     size_t a = run - off < n ? (size_t)(run - off) : n;
-    int rc = lsm__blob_read(db, ovf, off, buf, a);
+    int rc = blob_read_room(db, ovf, off, buf, a, n); /* the tail below overwrites [a, n) */
     if (rc) return rc;
     buf += a, off += a, n -= a;
   }
@@ -652,26 +656,39 @@ int lsm__check_run(lsm_db *db, uint32_t first, uint64_t len) {
 }
 
 /* Reads n bytes at off of the blob starting at first, page by page, verifying
- * each page it touches (never the whole blob). */
-int lsm__blob_read(lsm_db *db, uint32_t first, uint64_t off, uint8_t *buf, size_t n) {
+ * each page it touches (never the whole blob). buf has room for `room` >= n
+ * bytes, and bytes [n, room) may be overwritten (the caller writes them
+ * afterwards): a page whose usable bytes start a stretch of buf with room
+ * for the whole page, trailer included, is read straight into buf and
+ * verified there; the next page (or the caller) overwrites its trailer. So a
+ * 4 KiB value split into one page and an inline tail costs one read into the
+ * caller's buffer and no copy of ours; only a last page without that room
+ * goes through a bounce page. */
+static int blob_read_room(lsm_db *db, uint32_t first, uint64_t off, uint8_t *buf, size_t n, size_t room) {
   if (!n) return 0;
-  int rc;
+  int rc = 0;
   uint64_t pg = off / db->usable;
   uint32_t in = (uint32_t)(off % db->usable);
   if (pg + lsm__blob_pages(db, in + n) > UINT32_MAX ||
       !pgno_ok(db, first, (uint32_t)(pg + lsm__blob_pages(db, in + n))))
     return quire__err(QUIRE_ECORRUPT, "lsm: value run at page %u out of range", first);
-  uint8_t *page = quire__malloc(db->pgsz);
-  if (!page) return QUIRE_ENOMEM;
+  uint8_t *page = NULL;
   while (n) {
-    rc = lsm__read_pages(db, first + (uint32_t)pg, 1, page);
-    if (rc) goto out;
     size_t take = db->usable - in < n ? db->usable - in : n;
-    memcpy(buf, page + in, take);
-    buf += take, n -= take, in = 0, pg++;
+    if (in == 0 && room >= db->pgsz) {
+      rc = lsm__read_pages(db, first + (uint32_t)pg, 1, buf);
+    } else {
+      if (!page && !(page = quire__malloc(db->pgsz))) return QUIRE_ENOMEM;
+      rc = lsm__read_pages(db, first + (uint32_t)pg, 1, page);
+      if (!rc) memcpy(buf, page + in, take);
+    }
+    if (rc) break;
+    buf += take, n -= take, room -= take, in = 0, pg++;
   }
-  rc = 0;
-out:
   quire__free(page);
   return rc;
+}
+
+int lsm__blob_read(lsm_db *db, uint32_t first, uint64_t off, uint8_t *buf, size_t n) {
+  return blob_read_room(db, first, off, buf, n, n);
 }

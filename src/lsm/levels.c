@@ -499,6 +499,62 @@ void lsm__merge_pause(lsm_db *db, int on) {
 }
 
 /* ---- compact ----------------------------------------------------------- */
+/* Merges segs (every segment of the current version) into one segment in the
+ * last level, tombstones dropped, and commits it. commit_lock, merges
+ * paused. */
+static int compact_into_last(lsm_db *db, lsm_seg **segs, uint32_t nseg) {
+  lsm_version *c = db->cur, *nv = NULL;
+  lsm_segdesc d;
+  lsm_extv freed = {0}, written = {0};
+  lsm_seg *ns = NULL;
+  int rc = lsm__merge_full(db, segs, nseg, 1, &d, &freed, &written);
+  if (!rc) rc = load_opt(db, &d, &ns);
+  if (!rc) rc = lsm__version_new(db, &nv);
+  if (!rc) {
+    nv->mem = c->mem;
+    lsm__mem_ref(c->mem);
+    /* everything lands in the last level (at least Regular 0) */
+    uint32_t last = c->n_reg ? c->n_reg - 1 : 0;
+    nv->n_reg = ns ? last + 1 : 0;
+    if (ns) nv->segs[last] = ns;
+    ns = NULL;
+    rc = lsm__write_header(db, nv, &freed, db->hdr.change_counter, LSM_HDR_MERGE);
+  }
+  if (rc) {
+    free_written(db, &written);
+  } else {
+    uint64_t old_vid = c->vid;
+    atomic_fetch_add(&db->st_mwritten, lsm__extv_pages(&written));
+    lsm__version_swap(db, nv, 0);
+    nv = NULL;
+    lsm__limbo_add(db, old_vid, &freed);
+    atomic_fetch_add(&db->st_merges, 1);
+    atomic_fetch_add(&db->st_full, 1);
+  }
+  lsm__seg_unref(db, ns);
+  lsm__version_unref(db, nv);
+  lsm__extv_free(&freed);
+  lsm__extv_free(&written);
+  return rc;
+}
+
+static void set_alloc_mode(lsm_db *db, int mode) {
+  pthread_mutex_lock(&db->lock);
+  db->alloc_mode = mode;
+  pthread_mutex_unlock(&db->lock);
+}
+
+/* Free pages over a tenth of the file, and no reader pins pages a merge
+ * freed (they would stay where they are)? */
+static int file_loose(lsm_db *db) {
+  pthread_mutex_lock(&db->lock);
+  uint64_t total = atomic_load(&db->npages), free_all = 0;
+  for (size_t i = 0; i < db->free.n; i++) free_all += db->free.v[i].count;
+  int loose = db->limbo == NULL && total && free_all * 10 > total;
+  pthread_mutex_unlock(&db->lock);
+  return loose;
+}
+
 int lsm_compact(lsm_db *db) {
   if (!db) return QUIRE_EINVAL;
   if (db->read_only) return quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
@@ -506,45 +562,34 @@ int lsm_compact(lsm_db *db) {
   lsm__merge_pause(db, 1);
   pthread_mutex_lock(&db->commit_lock);
   int rc = lsm__flush_locked(db);
-  lsm_version *c = db->cur, *nv = NULL;
+  lsm_version *c = db->cur;
   uint32_t total = lsm__vcount(c), nseg = 0;
   lsm_seg *segs[LSM_MAX_SEGS];
   for (uint32_t i = 0; i < total; i++)
     if (c->segs[i]) segs[nseg++] = c->segs[i];
   int single =
       nseg == 1 && !segs[0]->tombs && !segs[0]->nranges && c->n_reg && reg(c, c->n_reg - 1) == segs[0];
+  /* Packing: the merged segment is written past every live page (the file
+   * end), so that once the old segments are freed the front of the file is
+   * free in one piece; then, if over a tenth of the file is free, it is
+   * copied once more, lowest pages first, into that front, and the end,
+   * free, is cut off by the next header. Leaves and parents move; overflow
+   * runs stay by reference (the copy fills around them). At most two
+   * writes of the data, for a file with under a tenth free. */
   if (!rc && nseg && !single) {
-    lsm_segdesc d;
-    lsm_extv freed = {0}, written = {0};
-    lsm_seg *ns = NULL;
-    rc = lsm__merge_full(db, segs, nseg, 1, &d, &freed, &written);
-    if (!rc) rc = load_opt(db, &d, &ns);
-    if (!rc) rc = lsm__version_new(db, &nv);
-    if (!rc) {
-      nv->mem = c->mem;
-      lsm__mem_ref(c->mem);
-      /* everything lands in the last level (at least Regular 0) */
-      uint32_t last = c->n_reg ? c->n_reg - 1 : 0;
-      nv->n_reg = ns ? last + 1 : 0;
-      if (ns) nv->segs[last] = ns;
-      ns = NULL;
-      rc = lsm__write_header(db, nv, &freed, db->hdr.change_counter, LSM_HDR_MERGE);
-    }
-    if (rc) {
-      free_written(db, &written);
-    } else {
-      uint64_t old_vid = c->vid;
-      atomic_fetch_add(&db->st_mwritten, lsm__extv_pages(&written));
-      lsm__version_swap(db, nv, 0);
-      nv = NULL;
-      lsm__limbo_add(db, old_vid, &freed);
-      atomic_fetch_add(&db->st_merges, 1);
-      atomic_fetch_add(&db->st_full, 1);
-    }
-    lsm__seg_unref(db, ns);
-    lsm__version_unref(db, nv);
-    lsm__extv_free(&freed);
-    lsm__extv_free(&written);
+    set_alloc_mode(db, LSM_ALLOC_END);
+    rc = compact_into_last(db, segs, nseg);
+    set_alloc_mode(db, LSM_ALLOC_NORMAL);
+  } else if (!rc && single && file_loose(db)) {
+    set_alloc_mode(db, LSM_ALLOC_END);
+    rc = compact_into_last(db, segs, 1);
+    set_alloc_mode(db, LSM_ALLOC_NORMAL);
+  }
+  if (!rc && db->cur->n_reg && reg(db->cur, db->cur->n_reg - 1) && file_loose(db)) {
+    lsm_seg *s = reg(db->cur, db->cur->n_reg - 1);
+    set_alloc_mode(db, LSM_ALLOC_LOWEST);
+    rc = compact_into_last(db, &s, 1);
+    set_alloc_mode(db, LSM_ALLOC_NORMAL);
   }
   pthread_mutex_unlock(&db->commit_lock);
   if (!rc) lsm__punch_free(db);

@@ -34,6 +34,23 @@ uint64_t lsm__wal_seed(lsm_db *db) {
  * the header is filled in (sequence seq, the checksum chained to the
  * previous record) and the record written at the append position. A failed
  * write is fatal and its bytes are erased. commit_lock. */
+/* The first record of an epoch is written: the bytes earlier epochs left
+ * past it are dead (the header that began this epoch is durable, and while
+ * no record of the new epoch existed they were what a damaged newest slot
+ * would fall back to), so their disk space goes back to the file system;
+ * without this the log region holds up to a whole memtable of dead records
+ * between flushes. Replay is unaffected: a hole reads as zeros, which stop
+ * it like any stale byte. commit_lock. */
+static void log_punch_stale(lsm_db *db, size_t first_len) {
+  uint64_t region = (uint64_t)db->wal_pages * db->pgsz;
+  uint64_t from = ((uint64_t)first_len + db->pgsz - 1) / db->pgsz * db->pgsz;
+  uint64_t to = db->wal_stale < region ? db->wal_stale : region;
+  to = (to + db->pgsz - 1) / db->pgsz * db->pgsz;
+  db->wal_stale = 0;
+  if (from >= to || !db->file->ops->punch || db->read_only) return;
+  (void)db->file->ops->punch(db->file, (uint64_t)(db->wal_start - 1) * db->pgsz + from, to - from);
+}
+
 int lsm__log_write(lsm_db *db, uint8_t *rec, size_t len, uint64_t seq) {
   st_le32(rec + 8, (uint32_t)(len - LSM_WAL_HDR));
   st_le32(rec + 12, 0);
@@ -49,6 +66,7 @@ int lsm__log_write(lsm_db *db, uint8_t *rec, size_t len, uint64_t seq) {
     return rc;
   }
   atomic_fetch_add(&db->st_bytes, len);
+  if (db->wal_off == 0) log_punch_stale(db, len);
   db->wal_off += len;
   db->wal_chain = chk;
   return 0;
@@ -88,6 +106,7 @@ void lsm__log_erase(lsm_db *db) {
 /* A flush or big commit made everything up to seq durable through a header,
  * and the log starts a new epoch. commit_lock. */
 void lsm__log_restart(lsm_db *db, uint64_t seq) {
+  if (db->wal_dirty > db->wal_stale) db->wal_stale = db->wal_dirty;
   db->wal_off = 0;
   db->wal_dirty = 0;
   pthread_mutex_lock(&db->sync_mu);

@@ -202,7 +202,21 @@ static inline lsm_mnode *lsm__mnext(lsm_mnode *n) {
   return atomic_load_explicit(&n->next[0], memory_order_acquire);
 }
 
-int lsm__keycmp(const void *a, size_t al, const void *b, size_t bl);
+/* memcmp order, the shorter first on a tie. Inline, eight bytes at a time
+ * (big-endian loads compare like memcmp): keys are short and this runs in
+ * every skiplist step, page search and multi-cursor step, where a call to
+ * memcmp cost more than the comparison. */
+static inline int lsm__keycmp(const void *a, size_t al, const void *b, size_t bl) {
+  const uint8_t *x = a, *y = b;
+  size_t n = al < bl ? al : bl, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t u = ld_be64(x + i), v = ld_be64(y + i);
+    if (u != v) return u < v ? -1 : 1;
+  }
+  for (; i < n; i++)
+    if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+  return al < bl ? -1 : al > bl;
+}
 /* Compare k against the split key prefix|suffix. */
 int lsm__keycmp2(const uint8_t *k, size_t kl, const uint8_t *p, size_t pl, const uint8_t *s, size_t sl);
 
@@ -217,6 +231,12 @@ typedef struct lsm_version {
   uint32_t n_in, n_wait, n_reg;
   lsm_seg *segs[LSM_MAX_SEGS];
 } lsm_version;
+
+/* lsm__alloc's choice (db->alloc_mode): first fit by address for `want`
+ * pages, else the largest run (normal); the lowest run of at least `min`
+ * (packing the front of the file); always the end of the file (a copy that
+ * must land past every live page). */
+enum { LSM_ALLOC_NORMAL, LSM_ALLOC_LOWEST, LSM_ALLOC_END };
 
 static inline uint32_t lsm__vcount(const lsm_version *v) { return v->n_in + v->n_wait + v->n_reg; }
 
@@ -268,6 +288,7 @@ struct lsm_db {
   pthread_mutex_t fsync_mu;
   int log_erased;     /* commit_lock: the unacknowledged log tail was zeroed */
   uint64_t wal_dirty; /* commit_lock: end of every log byte written or attempted in this epoch */
+  uint64_t wal_stale; /* commit_lock: end of earlier epochs' log bytes (punched by the next epoch) */
 
   /* commit_lock */
   lsm_hdr hdr;        /* as last written */
@@ -280,6 +301,7 @@ struct lsm_db {
   /* lock */
   atomic_uint npages; /* file end in pages */
   lsm_extv free;      /* reusable now */
+  int alloc_mode;     /* lsm_compact packing: LSM_ALLOC_* (how lsm__alloc picks a run) */
   lsm_extv pending;   /* freed by the next header write */
   lsm_limbo *limbo;   /* freed by merges, waiting for old versions to go */
   lsm_version *live;  /* every version not yet released, oldest first */

@@ -36,13 +36,6 @@
 
 #include "lsm/lsm_int.h"
 
-int lsm__keycmp(const void *a, size_t al, const void *b, size_t bl) {
-  size_t n = al < bl ? al : bl;
-  int c = n ? memcmp(a, b, n) : 0;
-  if (c) return c;
-  return al < bl ? -1 : al > bl;
-}
-
 int lsm__keycmp2(const uint8_t *k, size_t kl, const uint8_t *p, size_t pl, const uint8_t *s, size_t sl) {
   size_t n = kl < pl ? kl : pl;
   int c = n ? memcmp(k, p, n) : 0;
