@@ -430,7 +430,7 @@ static int profile_one(char **argv) {
 
 static void sql_run(const char *db, const char *sql) {
   char cmd[600];
-  snprintf(cmd, sizeof cmd, "sqlite3 -batch '%s'", db);
+  snprintf(cmd, sizeof cmd, "sqlite3 -batch '%s' >/dev/null", db);
   FILE *f = popen(cmd, "w");
   if (!f) die("popen sqlite3", 0);
   fputs(sql, f);
@@ -536,6 +536,7 @@ static void make_sqlite_sets(bset *sets) {
   for (int i = 0; i < NSQLITE; i++) {
     snprintf(names[i], sizeof names[i], "%s", what[i]);
     from_values(&sets[i], names[i], v[i]->v, v[i]->n);
+    if (getenv("BENCH_SPLINTER_DUMP")) splinter_dump(sets[i].sbytes, sets[i].slen, stdout, 0);
   }
   sql_desc_pages = plen / SQL_PAGE;
   for (int t = 0; t < SQL_TXNS; t++) free(txns[t].v);
