@@ -536,7 +536,7 @@ static void make_sqlite_sets(bset *sets) {
   for (int i = 0; i < NSQLITE; i++) {
     snprintf(names[i], sizeof names[i], "%s", what[i]);
     from_values(&sets[i], names[i], v[i]->v, v[i]->n);
-    if (getenv("BENCH_SPLINTER_DUMP")) splinter_dump(sets[i].sbytes, sets[i].slen, stdout, 0);
+    if (getenv("BENCH_SPLINTER_DUMP")) splinter_dump(sets[i].sbytes, sets[i].slen, stdout, atoi(getenv("BENCH_SPLINTER_DUMP")) > 1);
   }
   sql_desc_pages = plen / SQL_PAGE;
   for (int t = 0; t < SQL_TXNS; t++) free(txns[t].v);

@@ -173,31 +173,82 @@ static int unsorted_u16(const uint8_t *q, uint32_t n) {
 
 static int validate(const sp_node *nd, const uint8_t *end, uint64_t *card);
 
-static int validate_tree(const sp_node *t, const uint8_t *bend, uint64_t *card) {
-  uint32_t k = t->n;
-  if (t->keymode == 0) {
-    for (uint32_t i = 1; i < k; i++)
-      if (t->keys[i] <= t->keys[i - 1]) return corrupt("tree keys not ascending");
-  } else if (t->keymode == 1) {
-    if (popcount_bytes(t->keys, 32) != k) return corrupt("tree key bitmap count mismatch");
+/* A level-3 child (a block) checked without a call, for the kinds the
+ * encoder writes there: 1 and *card set if it is valid, 0 if it is corrupt,
+ * -1 for anything else (the general path decides). */
+static inline int block_quick(const uint8_t *q, size_t len, const uint8_t *bend, uint64_t *card) {
+  uint8_t kb = q[len - 1];
+  size_t b = len - 1;
+  if (kb == SP_KINDBYTE(SP_ARRAY, 0, 0)) {
+    if (b < 1) return 0;
+    *card = b;
+    return !unsorted_u8_short(q, (uint32_t)b, bend);
   }
-  /* One pass over the children: extent, key (the next set bit of a key
-   * bitmap, not a count from the start), then the child itself. A block
-   * array (one-byte values, the commonest child of a level-2 tree) is
-   * checked here without a call. */
+  if (kb == SP_KINDBYTE(SP_RUNS, 0, 0)) { /* (start, length - 1) byte pairs */
+    if (b < 2 || (b & 1)) return 0;
+    uint64_t total = 0;
+    int prev_end = -2;
+    for (size_t i = 0; i < b; i += 2) {
+      int s = q[i], e = s + q[i + 1];
+      if (e > 255 || s <= prev_end + 1) return 0;
+      prev_end = e;
+      total += (uint64_t)(e - s + 1);
+    }
+    *card = total;
+    return 1;
+  }
+  if (kb == SP_KINDBYTE(SP_BITMAP, 0, 0) || kb == SP_KINDBYTE(SP_BITMAP, 1, 0)) {
+    unsigned sw = kb == SP_KINDBYTE(SP_BITMAP, 1, 0);
+    if (b < 1 + sw) return 0;
+    size_t m = b - sw, start = sw ? q[m] : 0;
+    if (start + m > 32) return 0;
+    *card = popcount_bytes(q, m);
+    return *card != 0;
+  }
+  return -1;
+}
+
+/* The children of a tree, in one pass: extent, key (the next set bit of a
+ * key bitmap, not a count from the start), the child, the cumulative count.
+ * Compiled for the offset and count widths of most trees (ow, cw constant). */
+static inline __attribute__((always_inline)) int validate_children(const sp_node *t, const uint8_t *bend,
+                                                                   uint64_t *card, const unsigned ow,
+                                                                   const unsigned cw) {
+  const uint32_t k = t->n;
   const unsigned shift = 8 * (3 - t->level);
   uint64_t total = 0;
   size_t prev = 0;
   uint32_t key = 0;
   for (uint32_t i = 0; i < k; i++) {
-    size_t end = sp_tree_end(t, i);
+    size_t end = i + 1 < k ? sp_rd(t->ends + (size_t)i * ow, ow) : t->region;
     /* (checked before the child is read: a later, smaller end would come too late) */
     if (end <= prev || end > t->region) return corrupt("tree child offsets not ascending");
-    if (t->keymode == 0) {
-      key = t->keys[i];
-    } else if (t->keymode == 2) {
-      key = i;
-    } else {
+    const uint8_t *cp = t->p + prev;
+    size_t clen = end - prev;
+    prev = end;
+    uint64_t c;
+    int quick = t->level == 2 ? block_quick(cp, clen, bend, &c) : -1;
+    if (quick == 0) return corrupt("bad block");
+    if (quick < 0) {
+      if (t->keymode == 0) {
+        key = t->keys[i];
+      } else if (t->keymode == 2) {
+        key = i;
+      } else {
+        uint32_t b = i ? key + 1 : 0;
+        uint64_t x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) >> (b & 63) : 0;
+        while (!x && b < 256) {
+          b = (b | 63) + 1;
+          x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) : 0;
+        }
+        key = b + (x ? (uint32_t)__builtin_ctzll(x) : 0);
+      }
+      sp_node child;
+      int rc = sp__node_parse(cp, clen, t->level + 1, t->base | (key << shift), &child);
+      if (rc) return rc;
+      rc = validate(&child, bend, &c);
+      if (rc) return rc;
+    } else if (t->keymode == 1) { /* keep the key bitmap walk in step */
       uint32_t b = i ? key + 1 : 0;
       uint64_t x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) >> (b & 63) : 0;
       while (!x && b < 256) {
@@ -206,26 +257,26 @@ static int validate_tree(const sp_node *t, const uint8_t *bend, uint64_t *card) 
       }
       key = b + (x ? (uint32_t)__builtin_ctzll(x) : 0);
     }
-    const uint8_t *cp = t->p + prev;
-    size_t clen = end - prev;
-    prev = end;
-    if (t->level == 2 && cp[clen - 1] == SP_KINDBYTE(SP_ARRAY, 0, 0)) {
-      if (clen < 2) return corrupt("bad array length");
-      if (unsorted_u8_short(cp, (uint32_t)(clen - 1), bend)) return corrupt("array values not ascending");
-      total += clen - 1;
-    } else {
-      sp_node child;
-      int rc = sp__node_parse(cp, clen, t->level + 1, t->base | (key << shift), &child);
-      if (rc) return rc;
-      uint64_t c;
-      rc = validate(&child, bend, &c);
-      if (rc) return rc;
-      total += c;
-    }
-    if (i + 1 < k && sp__tree_cum(t, i) != total) return corrupt("tree cumulative cardinality mismatch");
+    total += c;
+    if (i + 1 < k && sp_rd(t->cums + (size_t)i * cw, cw) != total)
+      return corrupt("tree cumulative cardinality mismatch");
   }
   *card = total;
   return 0;
+}
+
+static int validate_tree(const sp_node *t, const uint8_t *bend, uint64_t *card) {
+  uint32_t k = t->n;
+  if (t->keymode == 0) {
+    for (uint32_t i = 1; i < k; i++)
+      if (t->keys[i] <= t->keys[i - 1]) return corrupt("tree keys not ascending");
+  } else if (t->keymode == 1) {
+    if (popcount_bytes(t->keys, 32) != k) return corrupt("tree key bitmap count mismatch");
+  }
+  if (t->wa == 1 && t->wb == 1) return validate_children(t, bend, card, 1, 1);
+  if (t->wa == 2 && t->wb == 2) return validate_children(t, bend, card, 2, 2);
+  if (t->wa == 2 && t->wb == 1) return validate_children(t, bend, card, 2, 1);
+  return validate_children(t, bend, card, t->wa, t->wb);
 }
 
 static int validate(const sp_node *nd, const uint8_t *end, uint64_t *card) {
