@@ -351,6 +351,19 @@ int splinter_view_open(const void *bytes, size_t len, splinter_view_t *view) {
   view->len = len;
   view->root_len = root_len;
   view->cardinality = card;
+  /* Lookups start below the one-child trees on top (a small volume's values
+   * all share their top bytes: two such levels under 65536 pages). */
+  size_t nlen = root_len;
+  unsigned level = 0;
+  uint32_t prefix = 0;
+  while (level < 3 && SP_KIND(p[nlen - 1]) == SP_TREE && p[nlen - 2] == 0) {
+    prefix = prefix << 8 | p[nlen - 3];
+    nlen -= 3;
+    level++;
+  }
+  view->entry_len = nlen;
+  view->entry_prefix = prefix;
+  view->entry_level = (uint8_t)level;
   return 0;
 }
 
@@ -407,9 +420,14 @@ static inline uint32_t local_mask(int level) {
  * (no node descriptor), with one binary-search loop per value width. */
 bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
   const uint8_t *p = v->bytes, *vend = v->bytes + v->len;
-  size_t len = v->root_len;
-  unsigned level = 0;
+  size_t len = v->entry_len;
+  unsigned level = v->entry_level;
   uint32_t x = value;
+  if (level) { /* below the one-child trees on top: the prefix they fix, then the local value */
+    unsigned shift = 8 * (4 - level);
+    if (value >> shift != v->entry_prefix) return false;
+    x = value & ((1u << shift) - 1);
+  }
   for (;;) {
     uint8_t kb = p[len - 1];
     switch (kb & 7) {
