@@ -459,7 +459,30 @@ bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
     return y == x;                                                                                           \
   }
       case 0: SP_FIND(1, SP_LD1)
-      case 1: SP_FIND(2, ld_le16)
+      case 1:
+#ifdef __SSE2__
+      { /* halve down to 16 candidates, then compare them all at once (no chain of dependent loads) */
+        uint32_t lo = 0, n = (uint32_t)(b / 2);
+        if (x > 0xFFFF) return false;
+        while (n > 15) {
+          uint32_t half = n / 2;
+          lo = ld_le16(p + (size_t)(lo + half) * 2) < x ? lo + half : lo;
+          n -= half;
+        }
+        /* the lower bound of x is in lo .. lo + n: at most 16 values, fewer at the end */
+        const uint8_t *q = p + (size_t)lo * 2;
+        if (vend - q >= 32) {
+          uint32_t m = (uint32_t)(b / 2) - lo;
+          if (m > 16) m = 16;
+          const __m128i xv = _mm_set1_epi16((short)x);
+          uint32_t eq = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)q), xv)) |
+                        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)(q + 16)), xv))
+                            << 16;
+          return (eq & (uint32_t)((1ull << (2 * m)) - 1)) != 0;
+        }
+      }
+#endif
+        SP_FIND(2, ld_le16)
       case 2: SP_FIND(3, SP_LD3)
       default: SP_FIND(4, ld_le32)
 #undef SP_FIND
