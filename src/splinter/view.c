@@ -226,29 +226,11 @@ static inline __attribute__((always_inline)) int validate_children(const sp_node
     const uint8_t *cp = t->p + prev;
     size_t clen = end - prev;
     prev = end;
-    uint64_t c;
-    int quick = t->level == 2 ? block_quick(cp, clen, bend, &c) : -1;
-    if (quick == 0) return corrupt("bad block");
-    if (quick < 0) {
-      if (t->keymode == 0) {
-        key = t->keys[i];
-      } else if (t->keymode == 2) {
-        key = i;
-      } else {
-        uint32_t b = i ? key + 1 : 0;
-        uint64_t x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) >> (b & 63) : 0;
-        while (!x && b < 256) {
-          b = (b | 63) + 1;
-          x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) : 0;
-        }
-        key = b + (x ? (uint32_t)__builtin_ctzll(x) : 0);
-      }
-      sp_node child;
-      int rc = sp__node_parse(cp, clen, t->level + 1, t->base | (key << shift), &child);
-      if (rc) return rc;
-      rc = validate(&child, bend, &c);
-      if (rc) return rc;
-    } else if (t->keymode == 1) { /* keep the key bitmap walk in step */
+    if (t->keymode == 0) {
+      key = t->keys[i];
+    } else if (t->keymode == 2) {
+      key = i;
+    } else { /* the next set bit of the key bitmap (k bits are set: checked) */
       uint32_t b = i ? key + 1 : 0;
       uint64_t x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) >> (b & 63) : 0;
       while (!x && b < 256) {
@@ -256,6 +238,16 @@ static inline __attribute__((always_inline)) int validate_children(const sp_node
         x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) : 0;
       }
       key = b + (x ? (uint32_t)__builtin_ctzll(x) : 0);
+    }
+    uint64_t c;
+    int quick = t->level == 2 ? block_quick(cp, clen, bend, &c) : -1;
+    if (quick == 0) return corrupt("bad block");
+    if (quick < 0) {
+      sp_node child;
+      int rc = sp__node_parse(cp, clen, t->level + 1, t->base | (key << shift), &child);
+      if (rc) return rc;
+      rc = validate(&child, bend, &c);
+      if (rc) return rc;
     }
     total += c;
     if (i + 1 < k && sp_rd(t->cums + (size_t)i * cw, cw) != total)
