@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <roaring/roaring.h>
 
@@ -122,21 +123,24 @@ static void make_sets(bset *sets) {
   free(v);
 }
 
-#define NSETS 7
+#define NSYNTH 7
+#define NSQLITE 7
+#define NSETS (NSYNTH + NSQLITE)
 #define NPROBE 4096
 
 static volatile uint64_t sink;
 
-/* Best time per op (ns) of rounds; fn runs reps ops. */
+/* Best thread CPU time per op (ns) of rounds (cpu_now, below: time spent
+ * waiting for a core on a shared machine does not count); body runs reps ops. */
 #define TIME_BEST(out_ns, reps, body)                                                                        \
   do {                                                                                                       \
     double best_ = 1e30;                                                                                     \
     for (int round_ = 0; round_ < 5; round_++) {                                                             \
-      double t0_ = now();                                                                                    \
+      double t0_ = cpu_now();                                                                                \
       for (size_t rep_ = 0; rep_ < (reps); rep_++) {                                                         \
         body;                                                                                                \
       }                                                                                                      \
-      double dt_ = (now() - t0_) / (double)(reps);                                                           \
+      double dt_ = (cpu_now() - t0_) / (double)(reps);                                                       \
       if (dt_ < best_) best_ = dt_;                                                                          \
     }                                                                                                        \
     (out_ns) = best_ * 1e9;                                                                                  \
@@ -415,11 +419,144 @@ static int profile_one(char **argv) {
   return 0;
 }
 
+/* ---- real SQLite page sets ------------------------------------------------------------------ */
+
+/* A database made and changed by the sqlite3 shell: a table with an index,
+ * then transactions that update, insert and delete rows; the pages each
+ * transaction changed are found by comparing the file before and after it.
+ * Keys and row ids come from rnd(), so runs are comparable. */
+#define SQL_ROWS 120000 /* about 30 MB with the index */
+#define SQL_TXNS 200
+#define SQL_PAGE 4096
+
+static void sql_run(const char *db, const char *sql) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "sqlite3 -batch '%s' >/dev/null", db);
+  FILE *f = popen(cmd, "w");
+  if (!f) die("popen sqlite3", 0);
+  fputs(sql, f);
+  if (pclose(f) != 0) die("sqlite3 failed (is the sqlite3 shell installed?)", 0);
+}
+
+/* The file at path, read into buf (reallocated to fit; kept across calls so
+ * that 200 reads of a 30 MB file do not fault in fresh memory each time). */
+static uint8_t *slurp(const char *path, uint8_t *buf, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) die("open db", 0);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = realloc(buf, (size_t)n + 1);
+  if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) die("read db", 0);
+  fclose(f);
+  *len = (size_t)n;
+  return b;
+}
+
+/* Pages (1-based) that differ between two images of the file, appended to x. */
+static void diff_pages(vec *x, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  size_t n = (alen > blen ? alen : blen) / SQL_PAGE;
+  for (size_t p = 0; p < n; p++) {
+    size_t off = p * SQL_PAGE;
+    if (off + SQL_PAGE > alen || off + SQL_PAGE > blen || memcmp(a + off, b + off, SQL_PAGE))
+      vpush(x, p + 1);
+  }
+}
+
+/* The page numbers of one b-tree (dbstat), sorted. */
+static void btree_pages(vec *x, const char *db, const char *name) {
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "sqlite3 -batch '%s' \"SELECT pageno FROM dbstat WHERE name='%s'\"", db, name);
+  FILE *f = popen(cmd, "r");
+  if (!f) die("popen sqlite3", 0);
+  unsigned long p;
+  while (fscanf(f, "%lu", &p) == 1) vpush(x, p);
+  if (pclose(f) != 0) die("sqlite3 dbstat failed", 0);
+  vsort(x);
+}
+
+/* One transaction: 20 rows get a new key and value (their index entries
+ * move), 10 rows are inserted, 2 deleted. */
+static void sql_txn(char *sql, size_t cap, uint64_t *next_id) {
+  size_t o = (size_t)snprintf(sql, cap, "BEGIN;\n");
+  for (int i = 0; i < 20; i++)
+    o += (size_t)snprintf(sql + o, cap - o, "UPDATE t SET k='%016llx', v=randomblob(200) WHERE id=%llu;\n",
+                          (unsigned long long)rnd(), (unsigned long long)(1 + rnd() % *next_id));
+  for (int i = 0; i < 10; i++)
+    o += (size_t)snprintf(sql + o, cap - o, "INSERT INTO t VALUES(%llu, '%016llx', randomblob(200));\n",
+                          (unsigned long long)(*next_id)++, (unsigned long long)rnd());
+  for (int i = 0; i < 2; i++)
+    o += (size_t)snprintf(sql + o, cap - o, "DELETE FROM t WHERE id=%llu;\n",
+                          (unsigned long long)(1 + rnd() % *next_id));
+  snprintf(sql + o, cap - o, "COMMIT;\n");
+}
+
+static size_t sql_desc_pages;
+
+static void make_sqlite_sets(bset *sets) {
+  char dir[] = "/tmp/bench_splinter.XXXXXX", db[64], sql[8192];
+  if (!mkdtemp(dir)) die("mkdtemp", 0);
+  snprintf(db, sizeof db, "%s/db", dir);
+  snprintf(sql, sizeof sql,
+           "PRAGMA page_size=%d; PRAGMA journal_mode=DELETE;\n"
+           "CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT, v BLOB);\n"
+           "CREATE INDEX t_k ON t(k);\n"
+           "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d)\n"
+           "INSERT INTO t SELECT x, printf('%%016x', (x * 11400714819323198485) & 0xffffffffffff), "
+           "randomblob(200) FROM c;\n",
+           SQL_PAGE, SQL_ROWS);
+  sql_run(db, sql);
+  size_t plen, clen;
+  uint8_t *prev = slurp(db, NULL, &plen), *cur = NULL;
+  vec txns[SQL_TXNS];
+  memset(txns, 0, sizeof txns);
+  uint64_t next_id = SQL_ROWS + 1;
+  for (int t = 0; t < SQL_TXNS; t++) {
+    sql_txn(sql, sizeof sql, &next_id);
+    sql_run(db, sql);
+    cur = slurp(db, cur, &clen);
+    diff_pages(&txns[t], prev, plen, cur, clen);
+    uint8_t *x = prev;
+    prev = cur, plen = clen, cur = x;
+  }
+  vec u10 = {0}, u200 = {0}, idx = {0}, tab = {0};
+  for (int t = 0; t < SQL_TXNS; t++)
+    for (size_t i = 0; i < txns[t].n; i++) {
+      if (t >= SQL_TXNS - 10) vpush(&u10, txns[t].v[i]);
+      vpush(&u200, txns[t].v[i]);
+    }
+  vsort(&u10), vsort(&u200);
+  btree_pages(&idx, db, "t_k");
+  btree_pages(&tab, db, "t");
+  vec full = {0};
+  for (size_t p = 1; p <= plen / SQL_PAGE; p++) vpush(&full, p);
+  static char names[NSQLITE][32];
+  vec *v[NSQLITE] = {&txns[SQL_TXNS - 1], &txns[SQL_TXNS - 2], &u10, &u200, &idx, &tab, &full};
+  const char *what[NSQLITE] = {"sql: txn 200", "sql: txn 199", "sql: 10 txns", "sql: 200 txns", "sql: index",
+                               "sql: table", "sql: whole file"};
+  for (int i = 0; i < NSQLITE; i++) {
+    snprintf(names[i], sizeof names[i], "%s", what[i]);
+    from_values(&sets[i], names[i], v[i]->v, v[i]->n);
+    if (getenv("BENCH_SPLINTER_DUMP")) splinter_dump(sets[i].sbytes, sets[i].slen, stdout, atoi(getenv("BENCH_SPLINTER_DUMP")) > 1);
+  }
+  sql_desc_pages = plen / SQL_PAGE;
+  for (int t = 0; t < SQL_TXNS; t++) free(txns[t].v);
+  free(u10.v), free(u200.v), free(idx.v), free(tab.v), free(full.v), free(prev), free(cur);
+  unlink(db);
+  rmdir(dir);
+}
+
 int main(int argc, char **argv) {
   if (argc == 5) return profile_one(argv);
+  int sets_only = argc == 2 && strcmp(argv[1], "sets") == 0; /* bench_splinter sets: the first table only */
   bset sets[NSETS];
   memset(sets, 0, sizeof sets);
   make_sets(sets);
+  /* The SQLite sets and their probes draw from the generator too; the state
+   * is put back afterwards so the algebra operands stay those of earlier runs. */
+  uint64_t rng_saved = rng_state;
+  make_sqlite_sets(sets + NSYNTH);
+  rng_state = rng_saved;
 
   printf("splinter vs CRoaring %d.%d.%d (portable format after run optimization)\n\n", ROARING_VERSION_MAJOR,
          ROARING_VERSION_MINOR, ROARING_VERSION_REVISION);
@@ -428,6 +565,7 @@ int main(int argc, char **argv) {
   uint32_t probes[NPROBE];
   for (int i = 0; i < NSETS; i++) {
     bset *b = &sets[i];
+    if (i == NSYNTH) rng_saved = rng_state;
     uint64_t card = splinter_view_cardinality(&b->v);
     for (int k = 0; k < NPROBE; k++) {
       if (k & 1) {
@@ -437,6 +575,11 @@ int main(int argc, char **argv) {
       } else {
         probes[k] = (uint32_t)(rnd() % 1100000); /* mostly misses, within the range */
         if (i == 6) probes[k] = (uint32_t)rnd();
+        if (i >= NSYNTH) { /* up to 10% past the last page */
+          uint32_t hi;
+          splinter_view_max(&b->v, &hi);
+          probes[k] = (uint32_t)(1 + rnd() % (hi + hi / 10));
+        }
       }
     }
     double vns, rns, ons, dns;
@@ -461,7 +604,13 @@ int main(int argc, char **argv) {
            dns / ons);
   }
 
-  algebra_tables();
+  printf("(sql: a %zu-page SQLite file made by the sqlite3 shell: %d rows, an index on a text key, then %d\n"
+         " transactions of 20 updates that change the key, 10 inserts and 2 deletes; a txn's pages are those that\n"
+         " differ before and after it; 10/200 txns: their union; index, table: the b-tree's pages (dbstat))\n",
+         sql_desc_pages, SQL_ROWS, SQL_TXNS);
+
+  rng_state = rng_saved;
+  if (!sets_only) algebra_tables();
   printf("\ntargets: size r/s >= 1 (tiny sets: splinter at most 16 B more), >= 2 on sparse/clustered sets;\n"
          "         view contains s/r <= 2; open+1 contains r/s >= 10 on the 10k set;\n"
          "         algebra s/r <= 2 in every pairing, <= 1.2 where both operands are dense.\n");

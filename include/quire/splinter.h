@@ -55,6 +55,13 @@ typedef struct splinter_view {
   size_t len;           /* its length, footer included */
   size_t root_len;      /* bytes of the root node (it starts at bytes[0]) */
   uint64_t cardinality; /* number of elements (up to 2^32) */
+  /* Set by splinter_view_open: the first node below the root's chain of
+   * one-child trees (the root itself if it has none), where lookups start.
+   * It begins at bytes[0] like the root (a tree's first child does), is
+   * entry_len bytes long, and every element's top bytes are entry_prefix. */
+  size_t entry_len;
+  uint32_t entry_prefix;
+  uint8_t entry_level;
 } splinter_view_t;
 
 /* Either form, borrowed. Exactly one of owned/view is non-NULL. */

@@ -103,6 +103,50 @@ static int check_receipt(const quire_metastore *ms, uint32_t i, const Quire__Com
   return 0;
 }
 
+atomic_uint_fast64_t quire__ms_sid_check_steps;
+
+/* The first segment (lowest index) whose id an earlier segment has too, with
+ * that earlier segment's index in *prev (the latest one before it); n if
+ * none, UINT32_MAX - 1 when out of memory. A stable merge sort of the indices
+ * by id, then one pass over neighbours: at most n * ceil(log2 n) comparisons
+ * plus n, whatever ids a client chooses (no hash a hostile commit could aim
+ * at one bucket); 65,536 segments take about 1.1 million steps where
+ * comparing every pair took 2.1 billion. */
+static uint32_t first_repeated_sid(const struct quire_commit_segment *segs, uint32_t n, uint32_t *prev) {
+  if (n < 2) return n;
+  uint32_t *a = quire__malloc(2 * (size_t)n * sizeof *a);
+  if (!a) return UINT32_MAX - 1;
+  uint32_t *b = a + n;
+  uint64_t steps = 0;
+  for (uint32_t i = 0; i < n; i++) a[i] = i;
+  for (uint32_t w = 1; w < n; w *= 2) {
+    for (uint32_t lo = 0; lo < n; lo += 2 * w) {
+      uint32_t mid = lo + w < n ? lo + w : n, hi = mid + w < n ? mid + w : n;
+      uint32_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) {
+        steps++;
+        b[k++] = quire_gid_cmp(&segs[a[j]].sid, &segs[a[i]].sid) < 0 ? a[j++] : a[i++];
+      }
+      while (i < mid) b[k++] = a[i++];
+      while (j < hi) b[k++] = a[j++];
+    }
+    uint32_t *t = a;
+    a = b;
+    b = t;
+  }
+  uint32_t first = n;
+  for (uint32_t i = 1; i < n; i++) {
+    steps++;
+    if (a[i] < first && quire_gid_cmp(&segs[a[i - 1]].sid, &segs[a[i]].sid) == 0) {
+      first = a[i];
+      *prev = a[i - 1];
+    }
+  }
+  atomic_fetch_add_explicit(&quire__ms_sid_check_steps, steps, memory_order_relaxed);
+  quire__free(a < b ? a : b);
+  return first;
+}
+
 /* Validates the segments of a commit request into c->segments (allocated;
  * graft pointers into m). */
 static int check_segments(const quire_metastore *ms, Quire__Metastore__V1__CommitRequest *m,
@@ -113,6 +157,16 @@ static int check_segments(const quire_metastore *ms, Quire__Metastore__V1__Commi
   if (!c->nsegments) return 0;
   c->segments = quire__calloc(c->nsegments, sizeof *c->segments);
   if (!c->segments) return QUIRE_ENOMEM;
+  /* Segment ids first (up to the first that does not parse; the loop below
+   * reports that one in order), then the first repeated one among them. */
+  uint32_t nsids = 0;
+  for (; nsids < c->nsegments; nsids++) {
+    Quire__Common__V1__SegmentInfo *si = m->segments[nsids];
+    if (quire__pb_gid(si->has_sid, &si->sid, QUIRE_GID_SEGMENT, "sid", &c->segments[nsids].sid)) break;
+  }
+  quire__err_clear();
+  uint32_t dup_prev = 0, dup = first_repeated_sid(c->segments, nsids, &dup_prev);
+  if (dup == UINT32_MAX - 1) return QUIRE_ENOMEM;
   splinter_t *seen = NULL;
   int rc = splinter_new(&seen);
   if (rc) return rc;
@@ -123,10 +177,10 @@ static int check_segments(const quire_metastore *ms, Quire__Metastore__V1__Commi
     snprintf(field, sizeof field, "segment %u: sid", i);
     rc = quire__pb_gid(si->has_sid, &si->sid, QUIRE_GID_SEGMENT, field, &s->sid);
     if (rc) break;
-    for (uint32_t j = 0; j < i; j++)
-      if (quire_gid_cmp(&c->segments[j].sid, &s->sid) == 0)
-        rc = quire__err(QUIRE_EINVAL, "segment %u: same segment id as segment %u", i, j);
-    if (rc) break;
+    if (i == dup) {
+      rc = quire__err(QUIRE_EINVAL, "segment %u: same segment id as segment %u", i, dup_prev);
+      break;
+    }
     if (!si->has_graft || si->graft.len == 0) {
       rc = quire__err(QUIRE_EINVAL, "segment %u: graft is missing", i);
       break;

@@ -136,6 +136,23 @@ static int unsorted_u8(const uint8_t *q, uint32_t n) {
   for (; i < n; i++) bad |= q[i] <= q[i - 1];
   return bad;
 }
+/* unsorted_u8 for the short arrays of blocks (a level-2 tree's children hold
+ * ~10-20 values each): up to 17 values in one compare of two overlapping
+ * 16-byte loads, when 17 bytes from q lie inside the buffer (end: its end). */
+static inline int unsorted_u8_short(const uint8_t *q, uint32_t n, const uint8_t *end) {
+#ifdef __SSE2__
+  if (n >= 2 && n <= 17 && end - q >= 17) {
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    __m128i cur = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(q + 1)), flip);
+    __m128i prev = _mm_xor_si128(_mm_loadu_si128((const __m128i *)q), flip);
+    __m128i bad = _mm_or_si128(_mm_cmpgt_epi8(prev, cur), _mm_cmpeq_epi8(prev, cur));
+    return (_mm_movemask_epi8(bad) & ((1u << (n - 1)) - 1)) != 0; /* pairs (q[i], q[i+1]), i < n - 1 */
+  }
+#else
+  (void)end;
+#endif
+  return unsorted_u8(q, n);
+}
 static int unsorted_u16(const uint8_t *q, uint32_t n) {
   uint32_t i = 1;
   int bad = 0;
@@ -154,9 +171,93 @@ static int unsorted_u16(const uint8_t *q, uint32_t n) {
   return bad;
 }
 
-static int validate(const sp_node *nd, uint64_t *card);
+static int validate(const sp_node *nd, const uint8_t *end, uint64_t *card);
 
-static int validate_tree(const sp_node *t, uint64_t *card) {
+/* A level-3 child (a block) checked without a call, for the kinds the
+ * encoder writes there: 1 and *card set if it is valid, 0 if it is corrupt,
+ * -1 for anything else (the general path decides). */
+static inline int block_quick(const uint8_t *q, size_t len, const uint8_t *bend, uint64_t *card) {
+  uint8_t kb = q[len - 1];
+  size_t b = len - 1;
+  if (kb == SP_KINDBYTE(SP_ARRAY, 0, 0)) {
+    if (b < 1) return 0;
+    *card = b;
+    return !unsorted_u8_short(q, (uint32_t)b, bend);
+  }
+  if (kb == SP_KINDBYTE(SP_RUNS, 0, 0)) { /* (start, length - 1) byte pairs */
+    if (b < 2 || (b & 1)) return 0;
+    uint64_t total = 0;
+    int prev_end = -2;
+    for (size_t i = 0; i < b; i += 2) {
+      int s = q[i], e = s + q[i + 1];
+      if (e > 255 || s <= prev_end + 1) return 0;
+      prev_end = e;
+      total += (uint64_t)(e - s + 1);
+    }
+    *card = total;
+    return 1;
+  }
+  if (kb == SP_KINDBYTE(SP_BITMAP, 0, 0) || kb == SP_KINDBYTE(SP_BITMAP, 1, 0)) {
+    unsigned sw = kb == SP_KINDBYTE(SP_BITMAP, 1, 0);
+    if (b < 1 + sw) return 0;
+    size_t m = b - sw, start = sw ? q[m] : 0;
+    if (start + m > 32) return 0;
+    *card = popcount_bytes(q, m);
+    return *card != 0;
+  }
+  return -1;
+}
+
+/* The children of a tree, in one pass: extent, key (the next set bit of a
+ * key bitmap, not a count from the start), the child, the cumulative count.
+ * Compiled for the offset and count widths of most trees (ow, cw constant). */
+static inline __attribute__((always_inline)) int validate_children(const sp_node *t, const uint8_t *bend,
+                                                                   uint64_t *card, const unsigned ow,
+                                                                   const unsigned cw) {
+  const uint32_t k = t->n;
+  const unsigned shift = 8 * (3 - t->level);
+  uint64_t total = 0;
+  size_t prev = 0;
+  uint32_t key = 0;
+  for (uint32_t i = 0; i < k; i++) {
+    size_t end = i + 1 < k ? sp_rd(t->ends + (size_t)i * ow, ow) : t->region;
+    /* (checked before the child is read: a later, smaller end would come too late) */
+    if (end <= prev || end > t->region) return corrupt("tree child offsets not ascending");
+    const uint8_t *cp = t->p + prev;
+    size_t clen = end - prev;
+    prev = end;
+    if (t->keymode == 0) {
+      key = t->keys[i];
+    } else if (t->keymode == 2) {
+      key = i;
+    } else { /* the next set bit of the key bitmap (k bits are set: checked) */
+      uint32_t b = i ? key + 1 : 0;
+      uint64_t x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) >> (b & 63) : 0;
+      while (!x && b < 256) {
+        b = (b | 63) + 1;
+        x = b < 256 ? ld_le64(t->keys + (b >> 6) * 8) : 0;
+      }
+      key = b + (x ? (uint32_t)__builtin_ctzll(x) : 0);
+    }
+    uint64_t c;
+    int quick = t->level == 2 ? block_quick(cp, clen, bend, &c) : -1;
+    if (quick == 0) return corrupt("bad block");
+    if (quick < 0) {
+      sp_node child;
+      int rc = sp__node_parse(cp, clen, t->level + 1, t->base | (key << shift), &child);
+      if (rc) return rc;
+      rc = validate(&child, bend, &c);
+      if (rc) return rc;
+    }
+    total += c;
+    if (i + 1 < k && sp_rd(t->cums + (size_t)i * cw, cw) != total)
+      return corrupt("tree cumulative cardinality mismatch");
+  }
+  *card = total;
+  return 0;
+}
+
+static int validate_tree(const sp_node *t, const uint8_t *bend, uint64_t *card) {
   uint32_t k = t->n;
   if (t->keymode == 0) {
     for (uint32_t i = 1; i < k; i++)
@@ -164,30 +265,13 @@ static int validate_tree(const sp_node *t, uint64_t *card) {
   } else if (t->keymode == 1) {
     if (popcount_bytes(t->keys, 32) != k) return corrupt("tree key bitmap count mismatch");
   }
-  size_t prev = 0;
-  for (uint32_t i = 0; i < k; i++) {
-    size_t end = sp_tree_end(t, i);
-    if (end <= prev) return corrupt("tree child offsets not ascending");
-    prev = end;
-  }
-  uint64_t total = 0;
-  for (uint32_t i = 0; i < k; i++) {
-    sp_node child;
-    size_t start = sp_tree_start(t, i), end = sp_tree_end(t, i);
-    uint32_t base = t->base | (sp__tree_key(t, i) << (8 * (3 - t->level)));
-    int rc = sp__node_parse(t->p + start, end - start, t->level + 1, base, &child);
-    if (rc) return rc;
-    uint64_t c;
-    rc = validate(&child, &c);
-    if (rc) return rc;
-    total += c;
-    if (i + 1 < k && sp__tree_cum(t, i) != total) return corrupt("tree cumulative cardinality mismatch");
-  }
-  *card = total;
-  return 0;
+  if (t->wa == 1 && t->wb == 1) return validate_children(t, bend, card, 1, 1);
+  if (t->wa == 2 && t->wb == 2) return validate_children(t, bend, card, 2, 2);
+  if (t->wa == 2 && t->wb == 1) return validate_children(t, bend, card, 2, 1);
+  return validate_children(t, bend, card, t->wa, t->wb);
 }
 
-static int validate(const sp_node *nd, uint64_t *card) {
+static int validate(const sp_node *nd, const uint8_t *end, uint64_t *card) {
   switch (nd->kind) {
   case SP_EMPTY: *card = 0; return 0;
   case SP_FULL: *card = sp_level_cap(nd->level); return 0;
@@ -195,7 +279,7 @@ static int validate(const sp_node *nd, uint64_t *card) {
     const uint8_t *q = nd->p;
     uint32_t n = nd->n, bad = 0;
     switch (nd->wa) { /* strictly ascending; one loop per width so it vectorizes */
-    case 1: bad = (uint32_t)unsorted_u8(q, n); break;
+    case 1: bad = (uint32_t)unsorted_u8_short(q, n, end); break;
     case 2: bad = (uint32_t)unsorted_u16(q, n); break;
     default: {
       unsigned w = nd->wa;
@@ -228,7 +312,7 @@ static int validate(const sp_node *nd, uint64_t *card) {
     *card = total;
     return 0;
   }
-  case SP_TREE: return validate_tree(nd, card);
+  case SP_TREE: return validate_tree(nd, end, card);
   default: return corrupt("unknown node kind");
   }
 }
@@ -252,13 +336,26 @@ int splinter_view_open(const void *bytes, size_t len, splinter_view_t *view) {
   int rc = sp__node_parse(p, root_len, 0, 0, &root);
   if (rc) return rc;
   uint64_t card;
-  rc = validate(&root, &card);
+  rc = validate(&root, p + len, &card);
   if (rc) return rc;
   if ((uint32_t)card != footer_card) return corrupt("footer cardinality mismatch");
   view->bytes = p;
   view->len = len;
   view->root_len = root_len;
   view->cardinality = card;
+  /* Lookups start below the one-child trees on top (a small volume's values
+   * all share their top bytes: two such levels under 65536 pages). */
+  size_t nlen = root_len;
+  unsigned level = 0;
+  uint32_t prefix = 0;
+  while (level < 3 && SP_KIND(p[nlen - 1]) == SP_TREE && p[nlen - 2] == 0) {
+    prefix = prefix << 8 | p[nlen - 3];
+    nlen -= 3;
+    level++;
+  }
+  view->entry_len = nlen;
+  view->entry_prefix = prefix;
+  view->entry_level = (uint8_t)level;
   return 0;
 }
 
@@ -314,16 +411,32 @@ static inline uint32_t local_mask(int level) {
 /* The hot query: walks down from the root decoding only the fields it needs
  * (no node descriptor), with one binary-search loop per value width. */
 bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
-  const uint8_t *p = v->bytes;
-  size_t len = v->root_len;
-  unsigned level = 0;
+  const uint8_t *p = v->bytes, *vend = v->bytes + v->len;
+  size_t len = v->entry_len;
+  unsigned level = v->entry_level;
   uint32_t x = value;
+  if (level) { /* below the one-child trees on top: the prefix they fix, then the local value */
+    unsigned shift = 8 * (4 - level);
+    if (value >> shift != v->entry_prefix) return false;
+    x = value & ((1u << shift) - 1);
+  }
   for (;;) {
     uint8_t kb = p[len - 1];
     switch (kb & 7) {
     case SP_FULL: return true;
     case SP_ARRAY: {
       size_t b = len - 1;
+#ifdef __SSE2__
+      /* one-byte values (a block's array, or a root below 256): one compare (x < 256, or the
+       * byte compare would find x's low byte) */
+      if (kb == SP_KINDBYTE(SP_ARRAY, 0, 0) && b <= 32 && x < 256 && vend - p >= 32) {
+        const __m128i xv = _mm_set1_epi8((char)x);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), xv)) |
+                     (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), xv))
+                         << 16;
+        return (m & (uint32_t)((1ull << b) - 1)) != 0;
+      }
+#endif
       switch (SP_FA(kb)) { /* lower bound, then compare, one loop per width */
 #define SP_FIND(W, LD)                                                                                       \
   {                                                                                                          \
@@ -338,7 +451,30 @@ bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
     return y == x;                                                                                           \
   }
       case 0: SP_FIND(1, SP_LD1)
-      case 1: SP_FIND(2, ld_le16)
+      case 1:
+#ifdef __SSE2__
+      { /* halve down to 16 candidates, then compare them all at once (no chain of dependent loads) */
+        uint32_t lo = 0, n = (uint32_t)(b / 2);
+        if (x > 0xFFFF) return false;
+        while (n > 15) {
+          uint32_t half = n / 2;
+          lo = ld_le16(p + (size_t)(lo + half) * 2) < x ? lo + half : lo;
+          n -= half;
+        }
+        /* the lower bound of x is in lo .. lo + n: at most 16 values, fewer at the end */
+        const uint8_t *q = p + (size_t)lo * 2;
+        if (vend - q >= 32) {
+          uint32_t m = (uint32_t)(b / 2) - lo;
+          if (m > 16) m = 16;
+          const __m128i xv = _mm_set1_epi16((short)x);
+          uint32_t eq = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)q), xv)) |
+                        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)(q + 16)), xv))
+                            << 16;
+          return (eq & (uint32_t)((1ull << (2 * m)) - 1)) != 0;
+        }
+      }
+#endif
+        SP_FIND(2, ld_le16)
       case 2: SP_FIND(3, SP_LD3)
       default: SP_FIND(4, ld_le32)
 #undef SP_FIND
@@ -352,16 +488,33 @@ bool splinter_view_contains(const splinter_view_t *v, uint32_t value) {
     case SP_TREE: {
       unsigned shift = 8 * (3 - level), ow = SP_FA(kb) + 1, cw = SP_FB(kb) + 1;
       uint32_t k = (uint32_t)p[len - 2] + 1, key = x >> shift, idx;
+      if (k == 1) { /* one child (small volumes: the top levels): key, then the child is the rest */
+        if (p[len - 3] != key) return false;
+        len -= 3;
+        level++;
+        x &= (1u << shift) - 1;
+        continue;
+      }
       const uint8_t *keys = p + len - 2 - sp_keystore_size(k);
-      if (k <= 32) {
-        uint32_t lo = 0, hi = k;
-        while (lo < hi) {
-          uint32_t mid = (lo + hi) / 2;
-          if (keys[mid] < key)
-            lo = mid + 1;
-          else
-            hi = mid;
+#ifdef __SSE2__
+      if (k <= 32 && keys + 32 <= vend) { /* keys below key, counted in two 16-byte compares */
+        const __m128i flip = _mm_set1_epi8((char)0x80), kv = _mm_set1_epi8((char)(key ^ 0x80));
+        __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)keys), flip);
+        __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(keys + 16)), flip);
+        uint32_t lt = (uint32_t)_mm_movemask_epi8(_mm_cmpgt_epi8(kv, a)) |
+                      (uint32_t)_mm_movemask_epi8(_mm_cmpgt_epi8(kv, b)) << 16;
+        idx = (uint32_t)__builtin_popcount(lt & (uint32_t)((1ull << k) - 1));
+        if (idx == k || keys[idx] != key) return false;
+      } else
+#endif
+      if (k <= 32) { /* branch-free lower bound: probes at random keys mispredict a branchy one */
+        uint32_t lo = 0, n = k;
+        while (n > 1) {
+          uint32_t half = n / 2;
+          lo = keys[lo + half] < key ? lo + half : lo;
+          n -= half;
         }
+        lo += keys[lo] < key;
         if (lo == k || keys[lo] != key) return false;
         idx = lo;
       } else if (k < 256) {

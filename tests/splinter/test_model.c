@@ -230,8 +230,57 @@ static void run(int steps) {
   model_free(&mb);
 }
 
+/* SQLite-like page sets in small volumes (one transaction's pages, unions of
+ * a few or many): views of a root array, or of one-child trees above a
+ * level-2 tree of short block arrays, the shape whose contains and open
+ * take the vectorized paths (view.c). Every value of the volume is probed on
+ * the view against the model, and view algebra is checked against owned. */
+static void page_sets(void) {
+  static const uint32_t volumes[] = {300, 8192, 70000};
+  for (int round = 0; round < 24; round++) {
+    uint32_t pages = volumes[round % 3];
+    model m[2] = {{0}, {0}};
+    splinter_t *s[2];
+    splinter_view_t v[2];
+    uint8_t *bytes[2];
+    size_t len[2];
+    for (int k = 0; k < 2; k++) {
+      CHECK_OK(splinter_new(&s[k]));
+      uint32_t txns = 1 + (uint32_t)test_rand_below(round < 12 ? 3 : 200);
+      for (uint32_t t = 0; t < txns; t++) {
+        uint32_t run = 1 + (uint32_t)test_rand_below(8), leaf = 1 + (uint32_t)test_rand_below(pages);
+        uint32_t picks[8] = {1 + (uint32_t)test_rand_below(8), 1 + (uint32_t)test_rand_below(pages / 64 + 1)};
+        for (int i = 2; i < 8; i++) picks[i] = 1 + (uint32_t)test_rand_below(pages);
+        for (int i = 0; i < 8; i++) {
+          CHECK(splinter_insert(s[k], picks[i]) >= 0);
+          model_insert_range(&m[k], picks[i], picks[i]);
+        }
+        uint32_t hi = leaf + run - 1 < pages ? leaf + run - 1 : pages;
+        CHECK_OK(splinter_insert_range(s[k], leaf, hi));
+        model_insert_range(&m[k], leaf, hi);
+      }
+      check_roundtrip(&m[k], s[k], &bytes[k], &len[k], &v[k]);
+      for (uint32_t x = 0; x <= pages + 300; x++)
+        CHECKF(splinter_view_contains(&v[k], x) == (model_has(&m[k], x) != 0), "page set contains(%u)", x);
+      for (int i = 0; i < 2000; i++) { /* values whose top bytes differ (the entry prefix, view.c) */
+        uint32_t x = (uint32_t)test_rand_below(pages + 1) | (uint32_t)1 << (8 + test_rand_below(24));
+        if (i & 1) x = (uint32_t)test_rand();
+        CHECKF(splinter_view_contains(&v[k], x) == (model_has(&m[k], x) != 0), "page set contains(%u)", x);
+      }
+    }
+    check_algebra(&m[0], s[0], &v[0], &m[1], s[1], &v[1]);
+    check_algebra(&m[1], s[1], &v[1], &m[0], s[0], &v[0]);
+    for (int k = 0; k < 2; k++) {
+      splinter_bytes_free(bytes[k]);
+      splinter_free(s[k]);
+      model_free(&m[k]);
+    }
+  }
+}
+
 int main(void) {
   test_seed();
+  page_sets();
   int rounds = test_long_mode() ? 40 : 2;
   for (int r = 0; r < rounds; r++) run(400);
   CHECK(quire__never_count() == 0); /* e.g. the encoder's fast node statistics matched the reference */
