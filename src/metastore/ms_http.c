@@ -60,15 +60,20 @@ static int ready(void *ctx) {
 static void drain(void *ctx) { quire_metastore_drain(ctx); }
 
 int quire_metastore_serve(quire_metastore *ms, quire_http_server *srv) {
+  /* The permission table (docs/SECURITY.md): what a token must carry for
+   * each endpoint, and what it must cover. A new endpoint adds its row. */
   static const struct {
     const char *path;
     quire_http_handler fn;
-  } routes[] = {{"/metastore/v1/snapshot", h_snapshot},
-                {"/metastore/v1/pull_graft", h_pull_graft},
-                {"/metastore/v1/pull_commits", h_pull_commits},
-                {"/metastore/v1/commit", h_commit}};
+    unsigned perm;
+    enum quire_route_scope scope;
+  } routes[] = {{"/metastore/v1/snapshot", h_snapshot, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
+                {"/metastore/v1/pull_graft", h_pull_graft, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
+                {"/metastore/v1/pull_commits", h_pull_commits, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
+                {"/metastore/v1/commit", h_commit, QUIRE_PERM_WRITE, QUIRE_SCOPE_VOLUME}};
   for (size_t i = 0; i < QUIRE_ARRAY_LEN(routes); i++) {
-    int rc = quire__http_server_route(srv, "POST", routes[i].path, routes[i].fn, ms);
+    int rc = quire__http_server_route_auth(srv, "POST", routes[i].path, routes[i].perm, routes[i].scope,
+                                           routes[i].fn, ms);
     if (rc) return rc;
   }
   quire__http_server_set_ready(srv, ready, ms);
