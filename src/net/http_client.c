@@ -12,6 +12,7 @@
 #include "net/http_client.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/errmap.h"
@@ -48,8 +49,10 @@ int quire__http_client_create(const struct quire_http_client_opts *o, quire_http
   c->o = *o;
   c->base = quire__strdup(o->base_url);
   c->token = o->token && *o->token ? quire__strdup(o->token) : NULL;
-  c->ca_file = o->ca_file && *o->ca_file ? quire__strdup(o->ca_file) : NULL;
-  int rc = c->base && (c->token || !o->token || !*o->token) && (c->ca_file || !o->ca_file || !*o->ca_file)
+  /* QUIRE_CA names the CA bundle for every client that was given none. */
+  const char *ca = o->ca_file && *o->ca_file ? o->ca_file : getenv("QUIRE_CA");
+  c->ca_file = ca && *ca ? quire__strdup(ca) : NULL;
+  int rc = c->base && (c->token || !o->token || !*o->token) && (c->ca_file || !ca || !*ca)
                ? 0
                : QUIRE_ENOMEM;
   if (!rc) rc = quire__xfer_pool_create(IDLE_MAX, &c->pool);

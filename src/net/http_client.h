@@ -61,7 +61,8 @@ struct quire_http_client_opts {
   int (*auth_fn)(void *ctx, char *buf, size_t cap);
   void *auth_ctx;
   /* https:// URLs: the server certificate is verified (always) against
-   * this PEM CA bundle, or the system CAs when NULL; copied at create. */
+   * this PEM CA bundle, or when NULL the one named by the environment
+   * variable QUIRE_CA, or the system CAs; copied at create. */
   const char *ca_file;
 };
 

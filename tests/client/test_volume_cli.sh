@@ -13,6 +13,7 @@ for _ in $(seq 1 100); do grep -q "pagestore listening" "$T/srv.out" && break; s
 ms=$(grep "metastore listening" "$T/srv.out" | grep -o 'http://[0-9.:]*')
 ps=$(grep "pagestore listening" "$T/srv.out" | grep -o 'http://[0-9.:]*')
 export QUIRE_METASTORE=$ms QUIRE_PAGESTORE=$ps
+QUIRE_TOKEN=$(cat "$T/srv/admin.token"); export QUIRE_TOKEN
 A="--data $T/a"; B="--data $T/b"
 
 head -c 300000 /dev/urandom >"$T/img"   # 73 pages and a bit: the last page is padded
