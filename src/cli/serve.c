@@ -1,6 +1,8 @@
 /* cli/serve.c — helpers shared by the service commands (see serve.h). */
 #include "cli/serve.h"
 
+#include <sys/stat.h>
+
 #include "cli/cli.h"
 #include "net/auth.h"
 #include "util/log.h"
@@ -17,6 +19,9 @@ int cli_serve_auth(const char *cmd, const struct quire_cfg_opt *opts, size_t n, 
                    struct quire_auth_settings *a, const char **tls_cert, const char **tls_key) {
   int rc;
   unsigned long long v;
+  /* What the services create (objects, catalogs, caches, keys) is private
+   * to their user, whatever the creating code asked for. */
+  umask(077);
   *tls_cert = quire__cfg_get(opts, n, "tls-cert");
   *tls_key = quire__cfg_get(opts, n, "tls-key");
   if (!*tls_cert != !*tls_key) return cli_usage_error(cmd, "--tls-cert and --tls-key go together");
