@@ -43,5 +43,9 @@ int cli_serve_auth(const char *cmd, const struct quire_cfg_opt *opts, size_t n, 
   if ((rc = cli_serve_number(cmd, opts, n, "token-bytes-rate", 1ull << 40, &v))) return rc;
   a->bytes_per_s = (double)v;
   a->metrics_token = quire__cfg_get(opts, n, "metrics-token");
+  if ((rc = cli_serve_number(cmd, opts, n, "max-volume-pages", UINT32_MAX, &v))) return rc;
+  a->max_volume_pages = (uint32_t)v;
+  if ((rc = cli_serve_number(cmd, opts, n, "max-commit-bytes", 1ull << 50, &v))) return rc;
+  a->max_commit_bytes = v;
   return 0;
 }

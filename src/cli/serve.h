@@ -102,6 +102,12 @@
       {"token-bytes-rate", "QUIRE_TOKEN_BYTES_RATE", "auth",                                                 \
        "body bytes per second per token, both ways (k/m/g; admin tokens exempt); 0: unlimited", "256m", 0,   \
        NULL, NULL},                                                                                          \
+      {"max-volume-pages", "QUIRE_MAX_VOLUME_PAGES", "auth",                                                 \
+       "per volume: a commit may not make a volume larger than this many pages (413); 0: no limit", "0", 0,  \
+       NULL, NULL},                                                                                          \
+      {"max-commit-bytes", "QUIRE_MAX_COMMIT_BYTES", "auth",                                                 \
+       "per commit: bytes of pages its segments may hold (k/m/g; 413 past it); 0: no limit", "1g", 0, NULL,  \
+       NULL},                                                                                                \
       {"metrics-token", "QUIRE_METRICS_TOKEN", "auth",                                                       \
        "when set, /metrics and /ready need 'Authorization: Bearer <this>' (or an admin token)", NULL, 0,     \
        NULL, NULL},                                                                                          \

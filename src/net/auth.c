@@ -71,7 +71,9 @@ int quire__auth_open_settings(const struct quire_auth_settings *s, quire_auth **
                               .rate_per_s = s->rate_per_s,
                               .burst = s->burst,
                               .bytes_per_s = s->bytes_per_s,
-                              .metrics_token = s->metrics_token};
+                              .metrics_token = s->metrics_token,
+                              .max_volume_pages = s->max_volume_pages,
+                              .max_commit_bytes = s->max_commit_bytes};
   return quire__auth_open(&o, out);
 }
 
@@ -84,6 +86,11 @@ void quire__auth_close(quire_auth *a) {
   }
   pthread_mutex_destroy(&a->mu);
   quire__free(a);
+}
+
+void quire__auth_volume_limits(const quire_auth *a, uint32_t *max_pages, uint64_t *max_commit_bytes) {
+  *max_pages = a ? a->o.max_volume_pages : 0;
+  *max_commit_bytes = a ? a->o.max_commit_bytes : 0;
 }
 
 /* The token text of a "Bearer <token>" header value, or NULL. */

@@ -33,6 +33,8 @@ struct quire_auth_opts {
   double burst;              /* bucket size in requests (default 2 s worth, at least 1) */
   double bytes_per_s;        /* body bytes per second per token; 0: unlimited */
   const char *metrics_token; /* when set, /metrics and /ready need it (or an admin token) */
+  uint32_t max_volume_pages; /* per volume: a commit may not make it larger (pages); 0: no limit */
+  uint64_t max_commit_bytes; /* per commit: page bytes its segments hold; 0: no limit */
 };
 
 /* Settings a service takes (metastore/service.h, pagestore/service.h). */
@@ -41,6 +43,8 @@ struct quire_auth_settings {
   double rate_per_s, burst, bytes_per_s;
   const char *metrics_token;
   unsigned skew_s;
+  uint32_t max_volume_pages;
+  uint64_t max_commit_bytes;
 };
 
 int quire__auth_open(const struct quire_auth_opts *o, quire_auth **out);
@@ -59,6 +63,10 @@ int quire__auth_check(quire_auth *a, const char *header, struct quire_token *out
 int quire__auth_admit(quire_auth *a, const struct quire_token *t, unsigned *retry_after_s);
 /* Debits n body bytes to the token (request or response). */
 void quire__auth_charge(quire_auth *a, const uint8_t id[16], uint64_t n);
+
+/* The per-volume limits (0: none); all 0 for a NULL a. Commit routes
+ * enforce them (metastore/ms_http.c). */
+void quire__auth_volume_limits(const quire_auth *a, uint32_t *max_pages, uint64_t *max_commit_bytes);
 
 /* For /metrics and /ready: 0 when they are open or header carries the
  * metrics token (or a genuine admin token); QUIRE_EUNAUTHORIZED otherwise. */

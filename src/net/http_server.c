@@ -63,6 +63,8 @@ struct route {
   enum quire_route_scope scope; /* what it must cover */
   quire_http_handler fn;
   void *ctx;
+  quire_http_check_fn check; /* may be NULL */
+  void *check_ctx;
 };
 
 struct quire_http_server {
@@ -207,6 +209,17 @@ int quire__http_server_route_auth(quire_http_server *s, const char *method, cons
   r->fn = fn;
   r->ctx = ctx;
   return 0;
+}
+
+int quire__http_server_route_check(quire_http_server *s, const char *method, const char *path,
+                                   quire_http_check_fn fn, void *ctx) {
+  for (unsigned i = 0; i < s->nroutes; i++)
+    if (strcmp(s->routes[i].method, method) == 0 && strcmp(s->routes[i].path, path) == 0) {
+      s->routes[i].check = fn;
+      s->routes[i].check_ctx = ctx;
+      return 0;
+    }
+  return quire__err(QUIRE_ENOTFOUND, "no route %s %s", method, path);
 }
 
 void quire__http_server_set_ready(quire_http_server *s, quire_http_ready_fn fn, void *ctx) {
@@ -487,6 +500,7 @@ const uint8_t *quire__http_req_body(const quire_http_req *r, size_t *len) {
 uint64_t quire__http_req_deadline_ms(const quire_http_req *r) { return r->deadline_ms; }
 const char *quire__http_req_path(const quire_http_req *r) { return r->endpoint; }
 const struct quire_token *quire__http_req_token(const quire_http_req *r) { return r->authed ? &r->tok : NULL; }
+quire_auth *quire__http_req_auth(const quire_http_req *r) { return r->srv->o.auth; }
 int quire__http_req_resumed(const quire_http_req *r) { return r->resumed; }
 void *quire__http_req_user(const quire_http_req *r) { return r->user; }
 
@@ -867,6 +881,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       return MHD_YES;
     }
     if (authorize_volume(s, r)) return MHD_YES;
+    int crc = r->route->check ? r->route->check(r->route->check_ctx, r, r->body.data, r->body.len) : 0;
+    if (crc) {
+      quire__http_respond_error(r, crc, NULL);
+      return MHD_YES;
+    }
     pthread_mutex_lock(&s->mu);
     int closing = s->closing, busy = s->inflight >= s->o.max_inflight;
     if (!closing && !busy) {

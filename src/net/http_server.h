@@ -100,6 +100,14 @@ enum quire_route_scope {
  * token is over its quota. The handler never sees such a request. */
 int quire__http_server_route_auth(quire_http_server *s, const char *method, const char *path, unsigned perm,
                                   enum quire_route_scope scope, quire_http_handler fn, void *ctx);
+/* A check of route (method, path), run after the token checks and before
+ * the handler, on the server thread, with the whole body: returns 0, or a
+ * QUIRE_E* (message set) that is answered instead of running the handler.
+ * For cheap policy checks (per-volume limits), not work. */
+typedef int (*quire_http_check_fn)(void *ctx, quire_http_req *r, const uint8_t *body, size_t len);
+int quire__http_server_route_check(quire_http_server *s, const char *method, const char *path,
+                                   quire_http_check_fn fn, void *ctx);
+
 /* A route that declares nothing: admin on the whole service (fails closed;
  * declare with _route_auth instead). */
 int quire__http_server_route(quire_http_server *s, const char *method, const char *path,
@@ -123,6 +131,8 @@ int quire__http_server_closing(quire_http_server *s);
 /* --- inside a handler ---------------------------------------------------- */
 /* The caller's verified token, or NULL when the server runs without auth. */
 const struct quire_token *quire__http_req_token(const quire_http_req *r);
+/* The server's auth (limits and quotas), or NULL when it runs without. */
+quire_auth *quire__http_req_auth(const quire_http_req *r);
 const uint8_t *quire__http_req_body(const quire_http_req *r, size_t *len);
 /* Absolute CLOCK_MONOTONIC ms by which the request should be answered. */
 uint64_t quire__http_req_deadline_ms(const quire_http_req *r);

@@ -11,7 +11,9 @@
  *    volume B (the write receipt binds segment and volume; the token's
  *    scope binds the request);
  *  - a token over its request rate gets 429 with Retry-After, while another
- *    token is served.
+ *    token is served;
+ *  - per-volume limits: a commit past the volume's page limit, or writing
+ *    more page bytes than a commit may, is 413.
  */
 #include "test.h"
 #include "core/receipt.h"
@@ -201,7 +203,12 @@ int main(void) {
 
   uint64_t now = NOW_S;
   char *admin = mint(&ks, QUIRE_PERM_ADMIN, NULL, now - 5, now + 3600, "admin");
-  struct quire_auth_settings auth = {.key_file = key, .rate_per_s = 1, .burst = 60, .metrics_token = "scrape-me"};
+  struct quire_auth_settings auth = {.key_file = key,
+                                     .rate_per_s = 1,
+                                     .burst = 60,
+                                     .metrics_token = "scrape-me",
+                                     .max_volume_pages = 1000,
+                                     .max_commit_bytes = 2 * QUIRE_PAGE_SIZE};
   struct quire_ms_settings mss = {.listen = "127.0.0.1:0", .store_url = store, .catalog_path = mcat};
   mss.receipt_key_file = receipt;
   mss.poll_interval_ms = 50;
@@ -337,6 +344,28 @@ int main(void) {
   CHECK(strstr(quire_errmsg(), "does not cover") != NULL);
   CHECK_OK(quire__msclient_commit(msc_a, &vol_a, &client, &commit, 0, 2, cs, (uint32_t)nsegs, NULL, &snap));
   CHECK(snap.lsn == 1);
+  quire__psclient_written_free(segs, nsegs);
+  /* Per-volume limits: page_count over 1000 pages; a commit of 3 pages
+   * (12 KiB) over 8 KiB. */
+  const uint8_t *three[3] = {page, page, page};
+  quire_pageidx idx3[3] = {1, 2, 3};
+  CHECK_OK(quire__psclient_write_pages(psc_a, &vol_a, idx3, three, 3, NULL, &segs, &nsegs));
+  for (size_t i = 0; i < nsegs && i < 8; i++) {
+    memset(&cs[i], 0, sizeof cs[i]);
+    cs[i].sid = segs[i].sid;
+    cs[i].graft = segs[i].graft;
+    cs[i].graft_len = (uint32_t)segs[i].graft_len;
+    cs[i].receipt = segs[i].receipt;
+    cs[i].receipt_len = (uint32_t)segs[i].receipt_len;
+  }
+  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &commit));
+  CHECK_RC(quire__msclient_commit(msc_a, &vol_a, &client, &commit, 1, 3, cs, (uint32_t)nsegs, NULL, &snap),
+           QUIRE_ETOOLARGE);
+  CHECK(strstr(quire_errmsg(), "max-commit-bytes") != NULL);
+  CHECK_RC(quire__msclient_commit(msc_a, &vol_a, &client, &commit, 1, 5000, NULL, 0, NULL, &snap), QUIRE_ETOOLARGE);
+  CHECK(strstr(quire_errmsg(), "max-volume-pages") != NULL);
+  CHECK_OK(quire__msclient_commit(msc_a, &vol_a, &client, &commit, 1, 1000, NULL, 0, NULL, &snap));
+  CHECK(snap.lsn == 2);
   quire__psclient_written_free(segs, nsegs);
   quire__psclient_close(psc_a);
   quire__msclient_close(msc_a);
