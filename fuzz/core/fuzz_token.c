@@ -96,7 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int rc = quire__token_verify(&ks, text, strlen(text), 1800000000, 120, &back);
     int live = 1800000000 < t.expires + 120;
     if ((rc == 0) != live) abort();
-    if (rc == 0 && (back.perm != t.perm || back.nvol != t.nvol || strcmp(back.subject, t.subject) != 0)) abort();
+    if (rc == 0 && (back.perm != t.perm || back.nvol != t.nvol || strcmp(back.subject, t.subject) != 0))
+      abort();
   }
   return 0;
 }

@@ -69,7 +69,8 @@ static void help(void) {
 #define ADMIN_TTL_S (365ull * 24 * 3600)
 
 /* Makes an admin token for every volume, valid ttl_s from now. */
-static int mint_admin(const struct quire_keyset *ks, const char *subject, uint64_t ttl_s, char *text, size_t cap) {
+static int mint_admin(const struct quire_keyset *ks, const char *subject, uint64_t ttl_s, char *text,
+                      size_t cap) {
   struct quire_token t = {0};
   t.perm = QUIRE_PERM_ADMIN;
   t.issued = quire__wall_ms() / 1000;
@@ -158,8 +159,8 @@ int quire_cmd_server(int argc, char **argv) {
   snprintf(admin_token, sizeof admin_token, "%s/admin.token", abs);
   if ((status = cli_serve_auth("server", opts, NOPTS, auth_key, &s.auth, &s.tls_cert_file, &s.tls_key_file)))
     goto out;
-  if ((status = cli_serve_auth("server", opts, NOPTS, auth_key, &pss.auth, &pss.tls_cert_file,
-                               &pss.tls_key_file)))
+  if ((status =
+           cli_serve_auth("server", opts, NOPTS, auth_key, &pss.auth, &pss.tls_cert_file, &pss.tls_key_file)))
     goto out;
   if (s.auth.key_file) {
     /* The key is made on first start; the pagestore reads commits from the
@@ -192,8 +193,7 @@ int quire_cmd_server(int argc, char **argv) {
   }
   const char *colon = strrchr(s.listen, ':');
   snprintf(ms_url, sizeof ms_url, "%s://%.*s:%u", s.tls_cert_file ? "https" : "http", (int)(colon - s.listen),
-           s.listen,
-           quire__ms_service_port(ms));
+           s.listen, quire__ms_service_port(ms));
   snprintf(ps_catalog, sizeof ps_catalog, "%s/pagestore.catalog", abs);
   snprintf(cache, sizeof cache, "%s/cache", abs);
   pss.listen = quire__cfg_get(opts, NOPTS, "pagestore-listen");

@@ -51,10 +51,14 @@ static int parse_ttl(const char *s, uint64_t *out) {
   unsigned long long v = strtoull(s, &end, 10);
   if (errno || end == s || v == 0) return -1;
   uint64_t mul = 1;
-  if (*end == 'm') mul = 60;
-  else if (*end == 'h') mul = 3600;
-  else if (*end == 'd') mul = 86400;
-  else if (*end != 's' && *end != '\0') return -1;
+  if (*end == 'm')
+    mul = 60;
+  else if (*end == 'h')
+    mul = 3600;
+  else if (*end == 'd')
+    mul = 86400;
+  else if (*end != 's' && *end != '\0')
+    return -1;
   if (*end && end[1]) return -1;
   if (v > 100ull * 365 * 86400 / mul) return -1;
   *out = v * mul;
@@ -70,9 +74,12 @@ static void print_time(const char *label, uint64_t secs) {
 }
 
 static int token_new(int argc, char **argv) {
-  static const struct option opts[] = {{"data", required_argument, 0, 'd'},    {"key", required_argument, 0, 'k'},
-                                       {"perm", required_argument, 0, 'p'},    {"volume", required_argument, 0, 'v'},
-                                       {"ttl", required_argument, 0, 't'},     {"subject", required_argument, 0, 's'},
+  static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                       {"key", required_argument, 0, 'k'},
+                                       {"perm", required_argument, 0, 'p'},
+                                       {"volume", required_argument, 0, 'v'},
+                                       {"ttl", required_argument, 0, 't'},
+                                       {"subject", required_argument, 0, 's'},
                                        {0, 0, 0, 0}};
   const char *data = NULL, *key = NULL;
   struct quire_token t = {0};
@@ -96,10 +103,12 @@ static int token_new(int argc, char **argv) {
       t.nvol++;
       break;
     case 't':
-      if (parse_ttl(optarg, &ttl)) return cli_usage_error("token", "bad --ttl '%s' (e.g. 30m, 24h, 7d)", optarg);
+      if (parse_ttl(optarg, &ttl))
+        return cli_usage_error("token", "bad --ttl '%s' (e.g. 30m, 24h, 7d)", optarg);
       break;
     case 's':
-      if (strlen(optarg) > QUIRE_TOKEN_MAX_SUBJECT) return cli_usage_error("token", "subject over 64 characters");
+      if (strlen(optarg) > QUIRE_TOKEN_MAX_SUBJECT)
+        return cli_usage_error("token", "subject over 64 characters");
       snprintf(t.subject, sizeof t.subject, "%s", optarg);
       break;
     case ':': return cli_usage_error("token", "option '%s' needs a value", argv[optind - 1]);
@@ -109,7 +118,8 @@ static int token_new(int argc, char **argv) {
   if (optind < argc) return cli_usage_error("token", "unexpected argument '%s'", argv[optind]);
   if (!t.perm) return cli_usage_error("token", "--perm read|write|admin is required");
   char path[PATH_MAX];
-  if (key_path(data, key, path, sizeof path)) return cli_usage_error("token", "--data DIR or --key FILE is required");
+  if (key_path(data, key, path, sizeof path))
+    return cli_usage_error("token", "--data DIR or --key FILE is required");
   struct quire_keyset ks;
   int rc = quire__keyset_load(path, &ks);
   if (rc) return cli_fail("token", rc, path);
@@ -220,7 +230,8 @@ static int token_rotate(int argc, char **argv) {
   int rc = key_only(argc, argv, &data, &key, NULL);
   if (rc) return rc;
   char path[PATH_MAX];
-  if (key_path(data, key, path, sizeof path)) return cli_usage_error("token", "--data DIR or --key FILE is required");
+  if (key_path(data, key, path, sizeof path))
+    return cli_usage_error("token", "--data DIR or --key FILE is required");
   struct quire_keyset ks, next = {0};
   rc = quire__keyset_load(path, &ks);
   if (rc) return cli_fail("token", rc, path);

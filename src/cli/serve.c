@@ -35,7 +35,8 @@ int cli_serve_auth(const char *cmd, const struct quire_cfg_opt *opts, size_t n, 
   a->key_file = quire__cfg_get(opts, n, "auth-key");
   if (!a->key_file) a->key_file = default_key;
   if (!a->key_file)
-    return cli_usage_error(cmd, "authentication is on: give --auth-key FILE (quire token keygen) or --no-auth");
+    return cli_usage_error(cmd,
+                           "authentication is on: give --auth-key FILE (quire token keygen) or --no-auth");
   if ((rc = cli_serve_number(cmd, opts, n, "token-rate", 1000000, &v))) return rc;
   a->rate_per_s = (double)v;
   if ((rc = cli_serve_number(cmd, opts, n, "token-burst", 100000000, &v))) return rc;

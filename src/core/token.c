@@ -193,9 +193,11 @@ static int parse_key_line(const char *path, unsigned lineno, char *line, struct 
     rc = quire__err(QUIRE_EINVAL, "key file %s line %u: want 'quire-auth-key v1 KID SEED'", path, lineno);
   size_t n = 0;
   uint8_t kid[QUIRE_TOKEN_KID], key[32];
-  if (!rc && (sodium_hex2bin(kid, sizeof kid, kid_hex, strlen(kid_hex), NULL, &n, NULL) != 0 || n != sizeof kid))
+  if (!rc &&
+      (sodium_hex2bin(kid, sizeof kid, kid_hex, strlen(kid_hex), NULL, &n, NULL) != 0 || n != sizeof kid))
     rc = quire__err(QUIRE_EINVAL, "key file %s line %u: key id is not 16 hex digits", path, lineno);
-  if (!rc && (sodium_hex2bin(key, sizeof key, key_hex, strlen(key_hex), NULL, &n, NULL) != 0 || n != sizeof key))
+  if (!rc &&
+      (sodium_hex2bin(key, sizeof key, key_hex, strlen(key_hex), NULL, &n, NULL) != 0 || n != sizeof key))
     rc = quire__err(QUIRE_EINVAL, "key file %s line %u: key is not 64 hex digits", path, lineno);
   if (!rc && strcmp(kind, "quire-auth-key") == 0) {
     crypto_sign_seed_keypair(k->pk, k->sk, key);
@@ -247,7 +249,8 @@ int quire__keyset_load(const char *path, struct quire_keyset *ks) {
     return rc;
   }
   if (st.st_mode & (S_IRWXG | S_IRWXO))
-    QLOG_WARN("auth key %s may be read by others (mode %03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+    QLOG_WARN("auth key %s may be read by others (mode %03o); chmod 600 it", path,
+              (unsigned)(st.st_mode & 0777));
   return 0;
 }
 
@@ -264,8 +267,8 @@ int quire__keyset_save(const char *path, const struct quire_keyset *ks) {
     char kid[2 * QUIRE_TOKEN_KID + 1], key[65];
     sodium_bin2hex(kid, sizeof kid, k->kid, QUIRE_TOKEN_KID);
     sodium_bin2hex(key, sizeof key, k->has_sk ? k->sk : k->pk, 32); /* sk starts with the seed */
-    int len = snprintf(line, sizeof line, "%s v1 %s %s\n", k->has_sk ? "quire-auth-key" : "quire-auth-pub", kid,
-                       key);
+    int len = snprintf(line, sizeof line, "%s v1 %s %s\n", k->has_sk ? "quire-auth-key" : "quire-auth-pub",
+                       kid, key);
     if (write(fd, line, (size_t)len) != len) rc = quire__errno("writing %s", tmp);
     sodium_memzero(key, sizeof key);
   }

@@ -46,7 +46,7 @@
 #define QUIRE_TOKEN_MAX_VOLUMES 16
 #define QUIRE_TOKEN_HEAD 28
 #define QUIRE_TOKEN_SIG 64
-#define QUIRE_TOKEN_BYTES_MAX                                                                               \
+#define QUIRE_TOKEN_BYTES_MAX                                                                                \
   (QUIRE_TOKEN_HEAD + QUIRE_TOKEN_MAX_SUBJECT + 16 * QUIRE_TOKEN_MAX_VOLUMES + QUIRE_TOKEN_SIG)
 #define QUIRE_TOKEN_PREFIX "qt1_"
 #define QUIRE_TOKEN_TEXT_MAX (4 + (QUIRE_TOKEN_BYTES_MAX * 4 + 2) / 3)
@@ -59,13 +59,13 @@ enum quire_perm { QUIRE_PERM_NONE = 0, QUIRE_PERM_READ = 1, QUIRE_PERM_WRITE = 2
 struct quire_token {
   uint8_t version;
   uint8_t kid[QUIRE_TOKEN_KID];
-  uint8_t perm;         /* enum quire_perm */
-  uint8_t nvol;         /* 0: every volume */
+  uint8_t perm; /* enum quire_perm */
+  uint8_t nvol; /* 0: every volume */
   uint64_t issued, expires;
   char subject[QUIRE_TOKEN_MAX_SUBJECT + 1];
   quire_gid vols[QUIRE_TOKEN_MAX_VOLUMES];
   uint8_t sig[QUIRE_TOKEN_SIG];
-  uint8_t id[16]; /* BLAKE2b-128 of the signature: names the token (quotas, logs) */
+  uint8_t id[16];    /* BLAKE2b-128 of the signature: names the token (quotas, logs) */
   size_t signed_len; /* bytes covered by the signature */
 };
 

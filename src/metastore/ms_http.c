@@ -77,7 +77,8 @@ static int commit_limits(void *ctx, quire_http_req *r, const uint8_t *body, size
     bytes += splinter_view_cardinality(&v) * (uint64_t)QUIRE_PAGE_SIZE;
   }
   if (rc == 0 && max_bytes && bytes > max_bytes)
-    rc = quire__err(QUIRE_ETOOLARGE, "the commit writes %llu bytes of pages; the limit is %llu (--max-commit-bytes)",
+    rc = quire__err(QUIRE_ETOOLARGE,
+                    "the commit writes %llu bytes of pages; the limit is %llu (--max-commit-bytes)",
                     (unsigned long long)bytes, (unsigned long long)max_bytes);
   quire__metastore__v1__commit_request__free_unpacked(m, &quire__pb_allocator);
   return rc;

@@ -219,7 +219,8 @@ int quire__auth_request_vid(const uint8_t *body, size_t len, quire_gid *out) {
       off += 4;
       break;
     case 2:
-      if (varint(body, len, &off, &v) != 0 || v > len - off) return quire__err(QUIRE_EINVAL, "body: truncated");
+      if (varint(body, len, &off, &v) != 0 || v > len - off)
+        return quire__err(QUIRE_EINVAL, "body: truncated");
       if (field == 1) {
         if (found) return quire__err(QUIRE_EINVAL, "body: vid given twice");
         if (v != QUIRE_GID_SIZE) return quire__err(QUIRE_EINVAL, "body: vid is not 16 bytes");

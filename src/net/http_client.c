@@ -32,8 +32,8 @@
 
 struct quire_http_client {
   struct quire_http_client_opts o;
-  char *base;  /* base_url without trailing '/' (o.base_url points here) */
-  char *token; /* copy of o.token, or NULL */
+  char *base;    /* base_url without trailing '/' (o.base_url points here) */
+  char *token;   /* copy of o.token, or NULL */
   char *ca_file; /* copy of o.ca_file, or NULL */
   quire_xfer_pool *pool;
 };
@@ -52,9 +52,7 @@ int quire__http_client_create(const struct quire_http_client_opts *o, quire_http
   /* QUIRE_CA names the CA bundle for every client that was given none. */
   const char *ca = o->ca_file && *o->ca_file ? o->ca_file : getenv("QUIRE_CA");
   c->ca_file = ca && *ca ? quire__strdup(ca) : NULL;
-  int rc = c->base && (c->token || !o->token || !*o->token) && (c->ca_file || !ca || !*ca)
-               ? 0
-               : QUIRE_ENOMEM;
+  int rc = c->base && (c->token || !o->token || !*o->token) && (c->ca_file || !ca || !*ca) ? 0 : QUIRE_ENOMEM;
   if (!rc) rc = quire__xfer_pool_create(IDLE_MAX, &c->pool);
   if (rc) {
     quire__http_client_destroy(c);

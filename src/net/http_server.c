@@ -134,7 +134,8 @@ static int read_pem(const char *path, char **out) {
   }
   close(fd);
   if (!rc) rc = quire__buf_append(&b, "", 1);
-  if (!rc && !strstr((const char *)b.data, "-----BEGIN ")) rc = quire__err(QUIRE_EINVAL, "%s is not PEM", path);
+  if (!rc && !strstr((const char *)b.data, "-----BEGIN "))
+    rc = quire__err(QUIRE_EINVAL, "%s is not PEM", path);
   if (!rc) {
     *out = quire__strdup((const char *)b.data);
     if (!*out) rc = QUIRE_ENOMEM;
@@ -197,7 +198,8 @@ int quire__http_server_route(quire_http_server *s, const char *method, const cha
 int quire__http_server_route_auth(quire_http_server *s, const char *method, const char *path, unsigned perm,
                                   enum quire_route_scope scope, quire_http_handler fn, void *ctx) {
   if (s->nroutes >= MAX_ROUTES) return quire__err(QUIRE_ETOOLARGE, "too many routes");
-  if (perm < QUIRE_PERM_READ || perm > QUIRE_PERM_ADMIN || (scope != QUIRE_SCOPE_VOLUME && scope != QUIRE_SCOPE_SERVICE))
+  if (perm < QUIRE_PERM_READ || perm > QUIRE_PERM_ADMIN ||
+      (scope != QUIRE_SCOPE_VOLUME && scope != QUIRE_SCOPE_SERVICE))
     return quire__err(QUIRE_EINVAL, "route %s: bad permission or scope", path);
   if (strlen(method) >= sizeof s->routes[0].method || strlen(path) >= sizeof s->routes[0].path)
     return quire__err(QUIRE_EINVAL, "route too long");
@@ -499,7 +501,9 @@ const uint8_t *quire__http_req_body(const quire_http_req *r, size_t *len) {
 }
 uint64_t quire__http_req_deadline_ms(const quire_http_req *r) { return r->deadline_ms; }
 const char *quire__http_req_path(const quire_http_req *r) { return r->endpoint; }
-const struct quire_token *quire__http_req_token(const quire_http_req *r) { return r->authed ? &r->tok : NULL; }
+const struct quire_token *quire__http_req_token(const quire_http_req *r) {
+  return r->authed ? &r->tok : NULL;
+}
 quire_auth *quire__http_req_auth(const quire_http_req *r) { return r->srv->o.auth; }
 int quire__http_req_resumed(const quire_http_req *r) { return r->resumed; }
 void *quire__http_req_user(const quire_http_req *r) { return r->user; }
@@ -644,8 +648,8 @@ static int authorize(quire_http_server *s, quire_http_req *r) {
   }
   char msg[320];
   if (r->tok.perm < rt->perm) {
-    snprintf(msg, sizeof msg, "%s needs a %s token; this one (%s) is %s", rt->path, quire__perm_name(rt->perm),
-             r->tok.subject, quire__perm_name(r->tok.perm));
+    snprintf(msg, sizeof msg, "%s needs a %s token; this one (%s) is %s", rt->path,
+             quire__perm_name(rt->perm), r->tok.subject, quire__perm_name(r->tok.perm));
     return respond_status_error(r, 403, QUIRE_EFORBIDDEN, msg), 1;
   }
   if (rt->scope == QUIRE_SCOPE_SERVICE && r->tok.nvol != 0) {

@@ -461,8 +461,8 @@ int quire__pagestore_routes(quire_pagestore *ps, quire_http_server *srv) {
                 {"/pagestore/v1/read_pages", on_read_pages, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME}};
   int rc = 0;
   for (size_t i = 0; i < QUIRE_ARRAY_LEN(routes) && rc == 0; i++)
-    rc = quire__http_server_route_auth(srv, "POST", routes[i].path, routes[i].perm, routes[i].scope, routes[i].fn,
-                                       ps);
+    rc = quire__http_server_route_auth(srv, "POST", routes[i].path, routes[i].perm, routes[i].scope,
+                                       routes[i].fn, ps);
   if (rc == 0 && ps->o.metrics) rc = quire__metrics_add_collector(ps->o.metrics, collect, ps);
   return rc;
 }

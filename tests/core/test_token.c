@@ -159,7 +159,7 @@ int main(void) {
   uint8_t body[64];
   quire_gid got;
   size_t n = 0;
-  body[n++] = 0x08, body[n++] = 0x05; /* field 1 as a varint */
+  body[n++] = 0x08, body[n++] = 0x05;                             /* field 1 as a varint */
   CHECK_RC(quire__auth_request_vid(body, n, &got), QUIRE_EINVAL); /* vid must be bytes */
   n = 0;
   body[n++] = 0x10, body[n++] = 0x96, body[n++] = 0x01; /* field 2 varint 150 */
@@ -169,7 +169,7 @@ int main(void) {
   CHECK_OK(quire__auth_request_vid(body, n, &got));
   CHECK(memcmp(got.b, vols[1].b, 16) == 0);
   CHECK_RC(quire__auth_request_vid(body, n - 1, &got), QUIRE_EINVAL); /* truncated */
-  body[n++] = 0x0a, body[n++] = 16;                                  /* a second vid */
+  body[n++] = 0x0a, body[n++] = 16;                                   /* a second vid */
   memcpy(body + n, vols[0].b, 16), n += 16;
   CHECK_RC(quire__auth_request_vid(body, n, &got), QUIRE_EINVAL);
   CHECK_RC(quire__auth_request_vid(body, 0, &got), QUIRE_EINVAL); /* missing */

@@ -77,7 +77,8 @@ static void raw_post(unsigned port, const char *method, const char *path, const 
   char *end = strstr(resp, "\r\n\r\n");
   size_t hl = end ? (size_t)(end - resp) : got;
   if (hl >= sizeof a->head) hl = sizeof a->head - 1;
-  for (size_t i = 0; i < hl; i++) a->head[i] = (char)(resp[i] >= 'A' && resp[i] <= 'Z' ? resp[i] + 32 : resp[i]);
+  for (size_t i = 0; i < hl; i++)
+    a->head[i] = (char)(resp[i] >= 'A' && resp[i] <= 'Z' ? resp[i] + 32 : resp[i]);
   a->head[hl] = '\0';
 }
 
@@ -245,7 +246,19 @@ int main(void) {
   char *read_a = mint(&ks, QUIRE_PERM_READ, &vol_a, now - 5, now + 3600, "reader-a");
   char *write_b = mint(&ks, QUIRE_PERM_WRITE, &vol_b, now - 5, now + 3600, "writer-b");
   char *write_a = mint(&ks, QUIRE_PERM_WRITE, &vol_a, now - 5, now + 3600, "writer-a");
-  enum { T_NONE, T_NOT_BEARER, T_GARBAGE, T_FORGED, T_EXPIRED, T_FOREIGN, T_READ, T_OTHER_VOL, T_WRITE, T_ADMIN, NT };
+  enum {
+    T_NONE,
+    T_NOT_BEARER,
+    T_GARBAGE,
+    T_FORGED,
+    T_EXPIRED,
+    T_FOREIGN,
+    T_READ,
+    T_OTHER_VOL,
+    T_WRITE,
+    T_ADMIN,
+    NT
+  };
   char *hdr[NT] = {NULL,
                    strdup("Basic YWRtaW46YWRtaW4="),
                    strdup("Bearer qt1_garbage"),
@@ -256,8 +269,8 @@ int main(void) {
                    bearer(write_b),
                    bearer(write_a),
                    bearer(admin)};
-  const char *names[NT] = {"none", "not bearer", "garbage", "wrong signature", "expired", "other key id",
-                           "read token", "other volume", "write token", "admin"};
+  const char *names[NT] = {"none",         "not bearer", "garbage",      "wrong signature", "expired",
+                           "other key id", "read token", "other volume", "write token",     "admin"};
 
   struct answer a;
   for (int ep = 0; ep < NEP; ep++) {
@@ -283,7 +296,10 @@ int main(void) {
   }
   /* A malformed body under a scoped token is 400 before any handler, and
    * a scoped token cannot reach a service-wide route. */
-  raw_post(ms_port, "POST", "/metastore/v1/snapshot", hdr[T_READ], "\x0a\x03" "abc", 5, &a);
+  raw_post(ms_port, "POST", "/metastore/v1/snapshot", hdr[T_READ],
+           "\x0a\x03"
+           "abc",
+           5, &a);
   CHECK(a.status == 400);
   raw_post(ms_port, "POST", "/metastore/v1/snapshot", hdr[T_READ], "", 0, &a);
   CHECK(a.status == 400);
@@ -362,7 +378,8 @@ int main(void) {
   CHECK_RC(quire__msclient_commit(msc_a, &vol_a, &client, &commit, 1, 3, cs, (uint32_t)nsegs, NULL, &snap),
            QUIRE_ETOOLARGE);
   CHECK(strstr(quire_errmsg(), "max-commit-bytes") != NULL);
-  CHECK_RC(quire__msclient_commit(msc_a, &vol_a, &client, &commit, 1, 5000, NULL, 0, NULL, &snap), QUIRE_ETOOLARGE);
+  CHECK_RC(quire__msclient_commit(msc_a, &vol_a, &client, &commit, 1, 5000, NULL, 0, NULL, &snap),
+           QUIRE_ETOOLARGE);
   CHECK(strstr(quire_errmsg(), "max-volume-pages") != NULL);
   CHECK_OK(quire__msclient_commit(msc_a, &vol_a, &client, &commit, 1, 1000, NULL, 0, NULL, &snap));
   CHECK(snap.lsn == 2);

@@ -552,9 +552,10 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     void (*fn)(void);
-  } tests[] = {{"auth_on", test_auth_on},         {"framing", test_framing},         {"not_http", test_not_http},
-               {"per_address", test_per_address}, {"ready", test_ready_and_messages},
-               {"slowloris", test_slowloris},     {"slow_bodies", test_slow_bodies}};
+  } tests[] = {{"auth_on", test_auth_on},          {"framing", test_framing},
+               {"not_http", test_not_http},        {"per_address", test_per_address},
+               {"ready", test_ready_and_messages}, {"slowloris", test_slowloris},
+               {"slow_bodies", test_slow_bodies}};
   char *dir = test_tmpdir("guard");
   char key[4200];
   snprintf(key, sizeof key, "%s/auth.key", dir);
