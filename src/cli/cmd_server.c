@@ -159,9 +159,9 @@ int quire_cmd_server(int argc, char **argv) {
   snprintf(admin_token, sizeof admin_token, "%s/admin.token", abs);
   if ((status = cli_serve_auth("server", opts, NOPTS, auth_key, &s.auth, &s.tls_cert_file, &s.tls_key_file)))
     goto out;
-  if ((status =
-           cli_serve_auth("server", opts, NOPTS, auth_key, &pss.auth, &pss.tls_cert_file, &pss.tls_key_file)))
-    goto out;
+  pss.auth = s.auth; /* both services check the same tokens */
+  pss.tls_cert_file = s.tls_cert_file;
+  pss.tls_key_file = s.tls_key_file;
   if (s.auth.key_file) {
     /* The key is made on first start; the pagestore reads commits from the
      * metastore with a token of its own that never leaves this process. */
