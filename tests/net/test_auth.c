@@ -321,6 +321,26 @@ int main(void) {
     CHECK(a.status == 200);
   }
 
+  /* The C client sees the 401 (not a reset connection) even when it sends
+   * a body the server does not read: 60 pages (240 KiB, sent without
+   * waiting for 100-continue) and 100 pages (400 KiB, with it). */
+  {
+    struct quire_http_client_opts bad_o = {.token = "qt1_garbage", .no_retry = 1};
+    quire_psclient *bad;
+    CHECK_OK(quire__psclient_open(ps_url, &bad_o, &bad));
+    static uint8_t big[100][QUIRE_PAGE_SIZE];
+    const uint8_t *bp[100];
+    quire_pageidx bi[100];
+    for (int i = 0; i < 100; i++) bp[i] = big[i], bi[i] = (quire_pageidx)(i + 1);
+    struct quire_ps_written *ws;
+    size_t nws;
+    for (int round = 0; round < 5; round++) {
+      CHECK_RC(quire__psclient_write_pages(bad, &vol_a, bi, bp, 60, NULL, &ws, &nws), QUIRE_EUNAUTHORIZED);
+      CHECK_RC(quire__psclient_write_pages(bad, &vol_a, bi, bp, 100, NULL, &ws, &nws), QUIRE_EUNAUTHORIZED);
+    }
+    quire__psclient_close(bad);
+  }
+
   /* Pages of A never land in a commit of B. writer-a writes pages of A and
    * commits them to A; writer-b, holding A's receipts, cannot commit them
    * to B (the receipt binds the segment to A), and writer-a cannot commit
