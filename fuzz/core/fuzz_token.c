@@ -4,7 +4,8 @@
  *   0: the rest is token text, verified against a fixed key;
  *   1: the rest is token bytes, sent as text (so the fuzzer reaches the
  *      field parser without having to learn base64);
- *   2: the rest is a request body whose volume is read;
+ *   2: the rest is a request body whose volume is read; when protobuf-c
+ *      decodes it too, both must read the same volume;
  *   3: the rest are claims, signed with the fixed key and verified back.
  * Invariants: a token that verifies re-signs to the same text (Ed25519 is
  * deterministic, so the parser lost and invented nothing); one that parses
@@ -17,6 +18,8 @@
 
 #include "core/token.h"
 #include "net/auth.h"
+#include "proto/metastore.pb-c.h"
+#include "proto/pb.h"
 #include "util/err.h"
 
 static struct quire_keyset ks;
@@ -72,6 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == 0) {
       /* the vid is in the body (its length may be a non-minimal varint) */
       if (!memmem(data, size, vid.b, 16)) abort();
+      /* and the handlers' decoder (protobuf-c) reads the same volume: the
+       * scope check and the handler never disagree */
+      Quire__Metastore__V1__SnapshotRequest *m =
+          quire__metastore__v1__snapshot_request__unpack(&quire__pb_allocator, size, data);
+      if (m && (!m->has_vid || m->vid.len != 16 || memcmp(m->vid.data, vid.b, 16) != 0)) abort();
+      if (m) quire__metastore__v1__snapshot_request__free_unpacked(m, &quire__pb_allocator);
     } else if (rc != QUIRE_EINVAL || !*quire_errmsg()) {
       abort();
     }
