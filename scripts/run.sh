@@ -3,12 +3,14 @@
 #
 #  1. starts `quire server --data ./quire-data` (QUIRE_DATA picks another
 #     directory): the metastore on 127.0.0.1:3001 and the pagestore on :3002,
-#     over the object store ./quire-data/objects;
-#  2. client A (its own data directory) creates the volume "demo" and writes a
+#     over the object store ./quire-data/objects; authentication is on, and
+#     the demo prints where the server put its admin token;
+#  2. client A (its own data directory, a write token) creates the volume
+#     "demo" and writes a
 #     generated shop database of a few tens of MiB through the sqlite3 shell
 #     with the quire extension loaded;
-#  3. client B (another data directory, nothing local) opens the same volume
-#     lazily and runs an indexed point query and an aggregate, and the demo
+#  3. client B (another data directory, nothing local, a read token for
+#     that one volume) opens the same volume lazily and runs an indexed point query and an aggregate, and the demo
 #     prints how many pages B fetched out of how many the database has;
 #  4. A updates a row while B is connected: the demo prints the replication
 #     lag (A's COMMIT until B's next transaction sees it);
@@ -43,6 +45,11 @@ trap 'status=$?; if [ $status -ne 0 ]; then echo "run.sh: failed (server log: $D
 for _ in $(seq 200); do port_busy 3001 && port_busy 3002 && break; sleep 0.05; done
 port_busy 3002 || { echo "run.sh: the server did not start:" >&2; cat "$DATA/server.log" >&2; exit 1; }
 echo "quire server: metastore 127.0.0.1:3001, pagestore 127.0.0.1:3002, objects in $DATA/objects"
+echo "quire server: admin token in $DATA/admin.token (export QUIRE_TOKEN=\$(cat $DATA/admin.token))"
+# Each client gets the least it needs (docs/SECURITY.md): A may write any
+# volume (it creates one), B may only read the volume A made.
+A_TOKEN=$("$Q" token new --data "$DATA" --perm write --subject demo-client-a --ttl 1d)
+echo "   client A: a write token for every volume (quire token new --perm write)"
 
 # The demo's output stays readable: quire's own warnings (stderr) only from
 # level error unless QUIRE_LOG says otherwise.
@@ -53,7 +60,7 @@ rm -rf "$A_DIR" "$B_DIR"
 # sqlq DIR URI SQL...: the user's sqlite3 shell with the extension on a volume.
 sqlq() {
   local dir=$1 uri=$2; shift 2
-  QUIRE_DATA_DIR="$dir" "$SQLITE3" -batch -cmd ".load '$EXT'" -cmd ".open '$uri'" :memory: "$@"
+  QUIRE_DATA_DIR="$dir" QUIRE_TOKEN="$A_TOKEN" "$SQLITE3" -batch -cmd ".load '$EXT'" -cmd ".open '$uri'" :memory: "$@"
 }
 now_ms() { date +%s%3N; }
 
@@ -80,7 +87,9 @@ echo "   $ORDERS orders of 20000 customers: $pages pages ($((pages * 4 / 1024)) 
 
 echo
 echo "== client B ($B_DIR) opens volume $VID lazily"
-coproc BSH { QUIRE_DATA_DIR="$B_DIR" "$SQLITE3" -batch -cmd ".load '$EXT'" \
+B_TOKEN=$("$Q" token new --data "$DATA" --perm read --volume "$VID" --subject demo-client-b --ttl 1d)
+echo "   with a read token for volume $VID only (quire token new --perm read --volume $VID)"
+coproc BSH { QUIRE_DATA_DIR="$B_DIR" QUIRE_TOKEN="$B_TOKEN" "$SQLITE3" -batch -cmd ".load '$EXT'" \
   -cmd ".open 'file:demo?vfs=quire&vid=$VID'" :memory: 2>&1; }
 # bq SQL: runs SQL in B's shell and prints its output.
 bq() {
@@ -127,8 +136,8 @@ wait "$BSH_PID" 2>/dev/null || true
 
 echo
 echo "The server keeps running (Ctrl-C stops it). Open the database yourself:"
-echo "   QUIRE_DATA_DIR=$DATA/you $SQLITE3 -cmd \".load '$EXT'\" -cmd \".open 'file:demo?vfs=quire&vid=$VID'\""
-echo "(or: $Q sql --data $DATA/you --vid $VID demo)"
+echo "   QUIRE_TOKEN=\$(cat $DATA/admin.token) QUIRE_DATA_DIR=$DATA/you $SQLITE3 -cmd \".load '$EXT'\" -cmd \".open 'file:demo?vfs=quire&vid=$VID'\""
+echo "(or: QUIRE_TOKEN=\$(cat $DATA/admin.token) $Q sql --data $DATA/you --vid $VID demo)"
 trap 'stop_server; exit 0' INT TERM
 trap - EXIT
 wait "$SERVER"

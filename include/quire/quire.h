@@ -52,7 +52,8 @@ typedef struct quire_client_opts {
   const char *data_dir;      /* required; created (mode 0700) if missing */
   const char *metastore_url; /* "http://127.0.0.1:3001"; NULL or "" = local only */
   const char *pagestore_url; /* "http://127.0.0.1:3002"; NULL or "" = local only */
-  const char *token;         /* sent as "Authorization: Bearer <token>"; NULL = none */
+  const char *token;         /* sent as "Authorization: Bearer <token>"; NULL = the environment
+                                variable QUIRE_TOKEN if set; "" = none (docs/SECURITY.md) */
   int autosync;              /* 1: push and pull in the background (default 0) */
   int sync_mode;             /* enum quire_sync_mode; default FULL */
   size_t cache_bytes;        /* local store page cache; 0 = 64 MiB */

@@ -103,6 +103,8 @@ int quire_cmd_metastore(int argc, char **argv) {
     goto out;
   }
   if ((status = cli_ms_settings("metastore", opts, NOPTS, &s))) goto out;
+  if ((status = cli_serve_auth("metastore", opts, NOPTS, NULL, &s.auth, &s.tls_cert_file, &s.tls_key_file)))
+    goto out;
   if ((status = cli_serve_number("metastore", opts, NOPTS, "drain-ms", 3600000, &drain))) goto out;
   quire__signals_block();
   quire_ms_service *svc;
@@ -112,7 +114,8 @@ int quire_cmd_metastore(int argc, char **argv) {
     goto out;
   }
   const char *colon = strrchr(s.listen, ':');
-  printf("quire metastore: listening on http://%.*s:%u (store %s, catalog %s)\n", (int)(colon - s.listen),
+  printf("quire metastore: listening on %s://%.*s:%u (store %s, catalog %s)\n",
+         s.tls_cert_file ? "https" : "http", (int)(colon - s.listen),
          s.listen, quire__ms_service_port(svc), s.store_url, s.catalog_path);
   fflush(stdout);
   int sig = quire__signals_wait();

@@ -24,6 +24,10 @@ static struct quire_cfg_opt opts[] = {
     {"catalog", "QUIRE_PAGESTORE_CATALOG", "pagestore",
      "catalog file (rebuilt from the metastore when missing; \":memory:\" keeps it in memory)", ":memory:", 0,
      NULL, NULL},
+    {"metastore-token", "QUIRE_METASTORE_TOKEN", "pagestore",
+     "bearer token for the metastore (read on every volume: quire token new --perm read)", NULL, 0, NULL, NULL},
+    {"metastore-ca", "QUIRE_METASTORE_CA", "pagestore",
+     "CA bundle (PEM) that verifies an https:// metastore; default: the system CAs", NULL, 0, NULL, NULL},
     {"receipt-key", "QUIRE_RECEIPT_KEY", "pagestore",
      "write-receipt key file shared with the metastore (64 hex digits): write_pages answers carry a "
      "receipt per segment",
@@ -108,6 +112,10 @@ int quire_cmd_pagestore(int argc, char **argv) {
   struct quire_ps_settings s = {0};
   unsigned long long drain = 0;
   if ((status = cli_ps_settings("pagestore", opts, NOPTS, &s))) goto out;
+  if ((status = cli_serve_auth("pagestore", opts, NOPTS, NULL, &s.auth, &s.tls_cert_file, &s.tls_key_file)))
+    goto out;
+  s.ps.metastore_token = quire__cfg_get(opts, NOPTS, "metastore-token");
+  s.ps.metastore_ca_file = quire__cfg_get(opts, NOPTS, "metastore-ca");
   if ((status = cli_serve_number("pagestore", opts, NOPTS, "drain-ms", 3600000, &drain))) goto out;
   s.listen = quire__cfg_get(opts, NOPTS, "listen");
   s.ps.store_url = quire__cfg_get(opts, NOPTS, "store");
@@ -131,7 +139,8 @@ int quire_cmd_pagestore(int argc, char **argv) {
     goto out;
   }
   const char *colon = strrchr(s.listen, ':');
-  printf("quire pagestore: listening on http://%.*s:%u\n", colon ? (int)(colon - s.listen) : 0, s.listen,
+  printf("quire pagestore: listening on %s://%.*s:%u\n", s.tls_cert_file ? "https" : "http",
+         colon ? (int)(colon - s.listen) : 0, s.listen,
          quire__ps_service_port(ps));
   fflush(stdout);
   int sig = quire__signals_wait();

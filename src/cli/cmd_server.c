@@ -19,6 +19,12 @@
 const char quire_cmd_server_summary[] = "run every service on one machine (the embedded default)";
 
 #include "core/receipt.h"
+#include "core/token.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include <fcntl.h>
+#include <sodium.h>
+#include <unistd.h>
 #include "metastore/service.h"
 #include "util/log.h"
 
@@ -31,6 +37,9 @@ static struct quire_cfg_opt opts[] = {
      "127.0.0.1:3001", 0, NULL, NULL},
     {"pagestore-listen", "QUIRE_PAGESTORE_LISTEN", "pagestore", "pagestore address (HOST:PORT)",
      "127.0.0.1:3002", 0, NULL, NULL},
+    {"tls-ca", "QUIRE_TLS_CA", "server",
+     "CA bundle the pagestore verifies the metastore with under --tls-cert (default: the certificate itself)",
+     NULL, 0, NULL, NULL},
     CLI_PAGESTORE_TUNING_OPTS,
     CLI_SERVE_HTTP_OPTS,
 };
@@ -44,12 +53,61 @@ static void help(void) {
          "the pagestore's segment cache is DIR/cache, the write-receipt key both\n"
          "services share is DIR/receipt.key (created on first start), and both\n"
          "services listen on loopback.\n"
+         "\n"
+         "Authentication is on: the token key is DIR/auth.key and an admin token\n"
+         "(every volume, one year) is written to DIR/admin.token, both created on\n"
+         "first start and readable by this user only. Give clients tokens made with\n"
+         "`quire token new --data DIR ...` (QUIRE_TOKEN=...). --no-auth turns it off.\n"
          "Prints where each service listens; SIGINT or SIGTERM stops it gracefully.\n"
          "\n"
          "Settings: flags override QUIRE_* environment variables, which override the\n"
          "INI file given by --config; built-in defaults come last.\n"
          "\n");
   quire__cfg_help(stdout, opts, NOPTS);
+}
+
+#define ADMIN_TTL_S (365ull * 24 * 3600)
+
+/* Makes an admin token for every volume, valid ttl_s from now. */
+static int mint_admin(const struct quire_keyset *ks, const char *subject, uint64_t ttl_s, char *text,
+                      size_t cap) {
+  struct quire_token t = {0};
+  t.perm = QUIRE_PERM_ADMIN;
+  t.issued = quire__wall_ms() / 1000;
+  t.expires = t.issued + ttl_s;
+  snprintf(t.subject, sizeof t.subject, "%s", subject);
+  return quire__token_sign(ks, &t, text, cap);
+}
+
+/* DIR/admin.token: kept while it verifies for at least a day more, else
+ * written anew (mode 0600). */
+static int ensure_admin_token(const struct quire_keyset *ks, const char *path) {
+  char text[QUIRE_TOKEN_TEXT_MAX + 2];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r')) n--;
+    struct quire_token t;
+    if (n > 0 && quire__token_verify(ks, text, (size_t)n, quire__wall_ms() / 1000 + 24 * 3600, 0, &t) == 0 &&
+        t.perm == QUIRE_PERM_ADMIN)
+      return 0;
+  }
+  int rc = mint_admin(ks, "admin", ADMIN_TTL_S, text, sizeof text);
+  if (rc) return rc;
+  size_t len = strlen(text);
+  text[len++] = '\n';
+  char tmp[PATH_MAX + 40];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return quire__errno("creating %s", tmp);
+  if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) rc = quire__errno("writing %s", tmp);
+  close(fd);
+  if (!rc && rename(tmp, path) != 0) rc = quire__errno("renaming %s", tmp);
+  if (rc) unlink(tmp);
+  sodium_memzero(text, sizeof text);
+  if (!rc) QLOG_INFO("server: wrote a new admin token to %s", path);
+  return rc;
 }
 
 int quire_cmd_server(int argc, char **argv) {
@@ -66,6 +124,7 @@ int quire_cmd_server(int argc, char **argv) {
   const char *data = quire__cfg_get(opts, NOPTS, "data");
   char abs[PATH_MAX], store[PATH_MAX + 32], catalog[PATH_MAX + 32];
   char ps_catalog[PATH_MAX + 32], cache[PATH_MAX + 32], receipt_key[PATH_MAX + 32], ms_url[96];
+  char auth_key[PATH_MAX + 32], admin_token[PATH_MAX + 32], internal_token[QUIRE_TOKEN_TEXT_MAX + 1] = "";
   struct quire_ms_settings s = {0};
   struct quire_ps_settings pss = {0};
   quire_ps_service *ps = NULL;
@@ -73,7 +132,7 @@ int quire_cmd_server(int argc, char **argv) {
   if ((status = cli_ms_settings("server", opts, NOPTS, &s))) goto out;
   if ((status = cli_ps_settings("server", opts, NOPTS, &pss))) goto out;
   if ((status = cli_serve_number("server", opts, NOPTS, "drain-ms", 3600000, &drain))) goto out;
-  if (mkdir(data, 0755) != 0 && errno != EEXIST) {
+  if (mkdir(data, 0700) != 0 && errno != EEXIST) {
     status = cli_fail("server", -errno, data);
     goto out;
   }
@@ -96,6 +155,32 @@ int quire_cmd_server(int argc, char **argv) {
   }
   s.receipt_key_file = receipt_key;
   pss.receipt_key_file = receipt_key;
+  snprintf(auth_key, sizeof auth_key, "%s/auth.key", abs);
+  snprintf(admin_token, sizeof admin_token, "%s/admin.token", abs);
+  if ((status = cli_serve_auth("server", opts, NOPTS, auth_key, &s.auth, &s.tls_cert_file, &s.tls_key_file)))
+    goto out;
+  pss.auth = s.auth; /* both services check the same tokens */
+  pss.tls_cert_file = s.tls_cert_file;
+  pss.tls_key_file = s.tls_key_file;
+  if (s.auth.key_file) {
+    /* The key is made on first start; the pagestore reads commits from the
+     * metastore with a token of its own that never leaves this process. */
+    struct quire_keyset ks;
+    int created = 0;
+    int krc = quire__keyset_ensure(auth_key, &ks, &created);
+    if (!krc) krc = ensure_admin_token(&ks, admin_token);
+    if (!krc) krc = mint_admin(&ks, "pagestore", 10 * ADMIN_TTL_S, internal_token, sizeof internal_token);
+    quire__keyset_wipe(&ks);
+    if (krc) {
+      status = cli_fail("server", krc, auth_key);
+      goto out;
+    }
+    pss.ps.metastore_token = internal_token;
+  }
+  if (s.tls_cert_file) {
+    const char *ca = quire__cfg_get(opts, NOPTS, "tls-ca");
+    pss.ps.metastore_ca_file = ca ? ca : s.tls_cert_file;
+  }
   s.listen = quire__cfg_get(opts, NOPTS, "metastore-listen");
   s.store_url = store;
   s.catalog_path = catalog;
@@ -107,8 +192,8 @@ int quire_cmd_server(int argc, char **argv) {
     goto out;
   }
   const char *colon = strrchr(s.listen, ':');
-  snprintf(ms_url, sizeof ms_url, "http://%.*s:%u", (int)(colon - s.listen), s.listen,
-           quire__ms_service_port(ms));
+  snprintf(ms_url, sizeof ms_url, "%s://%.*s:%u", s.tls_cert_file ? "https" : "http", (int)(colon - s.listen),
+           s.listen, quire__ms_service_port(ms));
   snprintf(ps_catalog, sizeof ps_catalog, "%s/pagestore.catalog", abs);
   snprintf(cache, sizeof cache, "%s/cache", abs);
   pss.listen = quire__cfg_get(opts, NOPTS, "pagestore-listen");
@@ -125,8 +210,12 @@ int quire_cmd_server(int argc, char **argv) {
   const char *pcolon = strrchr(pss.listen, ':');
   printf("quire server: data in %s\n", abs);
   printf("quire server: metastore listening on %s\n", ms_url);
-  printf("quire server: pagestore listening on http://%.*s:%u\n", (int)(pcolon - pss.listen), pss.listen,
-         quire__ps_service_port(ps));
+  printf("quire server: pagestore listening on %s://%.*s:%u\n", pss.tls_cert_file ? "https" : "http",
+         (int)(pcolon - pss.listen), pss.listen, quire__ps_service_port(ps));
+  if (s.auth.key_file)
+    printf("quire server: admin token in %s (export QUIRE_TOKEN=$(cat %s))\n", admin_token, admin_token);
+  else
+    printf("quire server: AUTHENTICATION IS OFF (--no-auth)\n");
   printf("quire server: Ctrl-C (SIGINT) or SIGTERM stops it\n");
   fflush(stdout);
   int sig = quire__signals_wait();
@@ -136,6 +225,7 @@ int quire_cmd_server(int argc, char **argv) {
   if (rc) status = cli_fail("server", rc, "closing the metastore catalog");
   printf("quire server: stopped\n");
 out:
+  sodium_memzero(internal_token, sizeof internal_token);
   quire__cfg_free(opts, NOPTS);
   return status;
 }

@@ -79,10 +79,51 @@
        0,                                                                                                    \
        NULL,                                                                                                 \
        NULL},                                                                                                \
+      CLI_SERVE_AUTH_OPTS,                                                                                   \
   {                                                                                                          \
     "config", "QUIRE_CONFIG", "", "INI file with [metastore], [http] and [server] settings", NULL, 0, NULL,  \
         NULL                                                                                                 \
   }
+
+/* Authentication, quotas and TLS (docs/SECURITY.md). */
+#define CLI_SERVE_AUTH_OPTS                                                                                  \
+  {"no-auth", "QUIRE_NO_AUTH", "auth",                                                                       \
+   "serve without authentication: anyone who reaches the port can read and write every volume (tests only)", \
+   NULL, 1, NULL, NULL},                                                                                     \
+      {"auth-key", "QUIRE_AUTH_KEY", "auth",                                                                 \
+       "token key file (quire token keygen; `quire server` makes DATA/auth.key): bearer tokens are checked "  \
+       "against it",                                                                                         \
+       NULL, 0, NULL, NULL},                                                                                 \
+      {"token-rate", "QUIRE_TOKEN_RATE", "auth",                                                             \
+       "requests per second per token (admin tokens exempt); more get 429 with Retry-After; 0: unlimited",   \
+       "1000", 0, NULL, NULL},                                                                               \
+      {"token-burst", "QUIRE_TOKEN_BURST", "auth", "requests a token may send at once (0: 2 s worth)", "0",  \
+       0, NULL, NULL},                                                                                       \
+      {"token-bytes-rate", "QUIRE_TOKEN_BYTES_RATE", "auth",                                                 \
+       "body bytes per second per token, both ways (k/m/g; admin tokens exempt); 0: unlimited", "256m", 0,   \
+       NULL, NULL},                                                                                          \
+      {"max-volume-pages", "QUIRE_MAX_VOLUME_PAGES", "auth",                                                 \
+       "per volume: a commit may not make a volume larger than this many pages (413); 0: no limit", "0", 0,  \
+       NULL, NULL},                                                                                          \
+      {"max-commit-bytes", "QUIRE_MAX_COMMIT_BYTES", "auth",                                                 \
+       "per commit: bytes of pages its segments may hold (k/m/g; 413 past it); 0: no limit", "1g", 0, NULL,  \
+       NULL},                                                                                                \
+      {"metrics-token", "QUIRE_METRICS_TOKEN", "auth",                                                       \
+       "when set, /metrics and /ready need 'Authorization: Bearer <this>' (or an admin token)", NULL, 0,     \
+       NULL, NULL},                                                                                          \
+      {"tls-cert", "QUIRE_TLS_CERT", "auth", "PEM certificate (chain): serve HTTPS only", NULL, 0, NULL,     \
+       NULL},                                                                                                \
+  {                                                                                                          \
+    "tls-key", "QUIRE_TLS_KEY", "auth", "PEM private key of --tls-cert", NULL, 0, NULL, NULL                 \
+  }
+
+struct quire_auth_settings;
+/* Fills auth settings and the TLS files from resolved opts. key_file is
+ * --auth-key, or default_key when that is unset; with neither (and no
+ * --no-auth) it is a usage error: auth is on by default. Returns 0 or 2 (a
+ * usage error was printed). */
+int cli_serve_auth(const char *cmd, const struct quire_cfg_opt *opts, size_t n, const char *default_key,
+                   struct quire_auth_settings *a, const char **tls_cert, const char **tls_key);
 
 /* Parses option name as an unsigned number (k/m/g suffixes) into *out;
  * returns 2 (usage) after printing an error for a bad value. */

@@ -3,6 +3,7 @@
  * through their C clients (src/metastore/client.h, src/pagestore/client.h).
  * Every call carries a deadline and a cancel token (struct cl_call).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "client/remote.h"
@@ -15,7 +16,8 @@ int cl__remote_open(const quire_client_opts *o, struct cl_remote **out) {
   struct quire_http_client_opts ho = {0};
   ho.timeout_ms = o->call_timeout_ms;
   ho.connect_timeout_ms = 2000;
-  ho.token = o->token;
+  /* No token given: the environment's QUIRE_TOKEN, if any ("" sends none). */
+  ho.token = o->token ? o->token : getenv("QUIRE_TOKEN");
   int rc = quire__msclient_open(o->metastore_url, &ho, &r->ms);
   if (!rc) rc = quire__psclient_open(o->pagestore_url, &ho, &r->ps);
   if (rc) {

@@ -133,7 +133,7 @@ static int px_open(const struct lsm_vfs *vfs, const char *path, int create, lsm_
   (void)vfs;
   posix_file *f = quire__calloc(1, sizeof *f);
   if (!f) return QUIRE_ENOMEM;
-  f->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+  f->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
   if (f->fd < 0) {
     int rc = quire__errno("lsm open %s", path);
     quire__free(f);

@@ -8,6 +8,9 @@
 
 #include "metastore/ms_int.h"
 #include "net/http_server.h"
+#include "proto/metastore.pb-c.h"
+#include "proto/pb.h"
+#include "quire/splinter.h"
 #include "util/err.h"
 
 int quire__ms_http_pull_graft(quire_metastore *ms, quire_http_req *hr, const uint8_t *req, size_t len,
@@ -50,6 +53,37 @@ static void h_pull_graft(void *ctx, quire_http_req *r) {
   quire__buf_free(&out);
 }
 
+/* Per-volume limits (docs/SECURITY.md "Quotas"), before the commit runs: the
+ * page_count the volume would have, and the page bytes its segments hold.
+ * A body that does not decode is left to the handler (400). */
+static int commit_limits(void *ctx, quire_http_req *r, const uint8_t *body, size_t len) {
+  (void)ctx;
+  uint32_t max_pages;
+  uint64_t max_bytes;
+  quire__auth_volume_limits(quire__http_req_auth(r), &max_pages, &max_bytes);
+  if (!max_pages && !max_bytes) return 0;
+  Quire__Metastore__V1__CommitRequest *m =
+      quire__metastore__v1__commit_request__unpack(&quire__pb_allocator, len, body);
+  if (!m) return 0;
+  int rc = 0;
+  if (max_pages && m->has_page_count && m->page_count > max_pages)
+    rc = quire__err(QUIRE_ETOOLARGE, "the volume would have %u pages; the limit is %u (--max-volume-pages)",
+                    m->page_count, max_pages);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < m->n_segments && rc == 0 && max_bytes; i++) {
+    splinter_view_t v;
+    const Quire__Common__V1__SegmentInfo *si = m->segments[i];
+    if (!si->has_graft || splinter_view_open(si->graft.data, si->graft.len, &v) != 0) continue;
+    bytes += splinter_view_cardinality(&v) * (uint64_t)QUIRE_PAGE_SIZE;
+  }
+  if (rc == 0 && max_bytes && bytes > max_bytes)
+    rc = quire__err(QUIRE_ETOOLARGE,
+                    "the commit writes %llu bytes of pages; the limit is %llu (--max-commit-bytes)",
+                    (unsigned long long)bytes, (unsigned long long)max_bytes);
+  quire__metastore__v1__commit_request__free_unpacked(m, &quire__pb_allocator);
+  return rc;
+}
+
 static int ready(void *ctx) {
   quire_metastore *ms = ctx;
   quire_objstore_info info;
@@ -60,17 +94,24 @@ static int ready(void *ctx) {
 static void drain(void *ctx) { quire_metastore_drain(ctx); }
 
 int quire_metastore_serve(quire_metastore *ms, quire_http_server *srv) {
+  /* The permission table (docs/SECURITY.md): what a token must carry for
+   * each endpoint, and what it must cover. A new endpoint adds its row. */
   static const struct {
     const char *path;
     quire_http_handler fn;
-  } routes[] = {{"/metastore/v1/snapshot", h_snapshot},
-                {"/metastore/v1/pull_graft", h_pull_graft},
-                {"/metastore/v1/pull_commits", h_pull_commits},
-                {"/metastore/v1/commit", h_commit}};
+    unsigned perm;
+    enum quire_route_scope scope;
+  } routes[] = {{"/metastore/v1/snapshot", h_snapshot, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
+                {"/metastore/v1/pull_graft", h_pull_graft, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
+                {"/metastore/v1/pull_commits", h_pull_commits, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
+                {"/metastore/v1/commit", h_commit, QUIRE_PERM_WRITE, QUIRE_SCOPE_VOLUME}};
   for (size_t i = 0; i < QUIRE_ARRAY_LEN(routes); i++) {
-    int rc = quire__http_server_route(srv, "POST", routes[i].path, routes[i].fn, ms);
+    int rc = quire__http_server_route_auth(srv, "POST", routes[i].path, routes[i].perm, routes[i].scope,
+                                           routes[i].fn, ms);
     if (rc) return rc;
   }
+  int rc = quire__http_server_route_check(srv, "POST", "/metastore/v1/commit", commit_limits, ms);
+  if (rc) return rc;
   quire__http_server_set_ready(srv, ready, ms);
   quire__http_server_set_drain(srv, drain, ms);
   return 0;

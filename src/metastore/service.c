@@ -18,6 +18,7 @@ struct quire_ms_service {
   quire_metrics *metrics;
   quire_metastore *ms;
   quire_http_server *srv;
+  quire_auth *auth;
 };
 
 static int is_s3(const char *url) {
@@ -57,6 +58,7 @@ int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service *
     goto fail;
   }
   rc = quire__metrics_create(&svc->metrics);
+  if (!rc) rc = quire__auth_open_settings(&s->auth, &svc->auth);
   if (rc) goto fail;
   uint8_t key[QUIRE_RECEIPT_KEY_SIZE];
   if (s->receipt_key_file) {
@@ -86,7 +88,10 @@ int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service *
                                       .max_body = s->max_body,
                                       .deadline_ms = s->deadline_ms,
                                       .metrics = svc->metrics,
-                                      .name = "metastore"};
+                                      .name = "metastore",
+                                      .auth = svc->auth,
+                                      .tls_cert_file = s->tls_cert_file,
+                                      .tls_key_file = s->tls_key_file};
   rc = quire__http_server_create(&so, &svc->srv);
   if (!rc) rc = quire_metastore_serve(svc->ms, svc->srv);
   if (!rc) rc = quire__http_server_start(svc->srv);
@@ -112,6 +117,7 @@ int quire__ms_service_close(quire_ms_service *svc, unsigned drain_ms) {
   quire_metastore_close(svc->ms);
   int rc = ms_catalog_close(svc->catalog);
   quire__metrics_destroy(svc->metrics);
+  quire__auth_close(svc->auth);
   quire_objstore_close(svc->store);
   quire__free(svc);
   return rc;

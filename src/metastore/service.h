@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "metastore/metastore.h"
+#include "net/auth.h"
 
 struct quire_ms_settings {
   const char *listen;           /* HOST:PORT */
@@ -25,6 +26,8 @@ struct quire_ms_settings {
   unsigned max_receiving, max_per_address, header_timeout_ms, min_body_rate; /* 0: defaults */
   size_t max_body;
   unsigned poll_interval_ms, catchup_inflight;
+  struct quire_auth_settings auth;           /* auth.key_file NULL: no auth (logged loudly) */
+  const char *tls_cert_file, *tls_key_file; /* TLS when both set */
 };
 
 typedef struct quire_ms_service quire_ms_service;

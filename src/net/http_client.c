@@ -12,6 +12,7 @@
 #include "net/http_client.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/errmap.h"
@@ -31,8 +32,9 @@
 
 struct quire_http_client {
   struct quire_http_client_opts o;
-  char *base;  /* base_url without trailing '/' (o.base_url points here) */
-  char *token; /* copy of o.token, or NULL */
+  char *base;    /* base_url without trailing '/' (o.base_url points here) */
+  char *token;   /* copy of o.token, or NULL */
+  char *ca_file; /* copy of o.ca_file, or NULL */
   quire_xfer_pool *pool;
 };
 
@@ -47,7 +49,10 @@ int quire__http_client_create(const struct quire_http_client_opts *o, quire_http
   c->o = *o;
   c->base = quire__strdup(o->base_url);
   c->token = o->token && *o->token ? quire__strdup(o->token) : NULL;
-  int rc = c->base && (c->token || !o->token || !*o->token) ? 0 : QUIRE_ENOMEM;
+  /* QUIRE_CA names the CA bundle for every client that was given none. */
+  const char *ca = o->ca_file && *o->ca_file ? o->ca_file : getenv("QUIRE_CA");
+  c->ca_file = ca && *ca ? quire__strdup(ca) : NULL;
+  int rc = c->base && (c->token || !o->token || !*o->token) && (c->ca_file || !ca || !*ca) ? 0 : QUIRE_ENOMEM;
   if (!rc) rc = quire__xfer_pool_create(IDLE_MAX, &c->pool);
   if (rc) {
     quire__http_client_destroy(c);
@@ -57,6 +62,7 @@ int quire__http_client_create(const struct quire_http_client_opts *o, quire_http
   while (n > 0 && c->base[n - 1] == '/') c->base[--n] = '\0';
   c->o.base_url = c->base;
   c->o.token = c->token;
+  c->o.ca_file = c->ca_file;
   if (!c->o.connect_timeout_ms) c->o.connect_timeout_ms = 5000;
   if (!c->o.timeout_ms) c->o.timeout_ms = 30000;
   if (!c->o.backoff_ms) c->o.backoff_ms = 50;
@@ -72,6 +78,7 @@ void quire__http_client_destroy(quire_http_client *c) {
   quire__xfer_pool_destroy(c->pool);
   quire__free(c->base);
   quire__free(c->token);
+  quire__free(c->ca_file);
   quire__free(c);
 }
 
@@ -212,6 +219,10 @@ static int attempt_once(quire_http_client *c, struct attempt *a, uint64_t deadli
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->o.connect_timeout_ms);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  /* https: the peer is always verified (curl's default, stated here). */
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (c->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -242,6 +253,10 @@ static int attempt_once(quire_http_client *c, struct attempt *a, uint64_t deadli
     rc = quire__err(QUIRE_ETOOLARGE, "%s: response over %zu bytes", a->path, a->resp->limit);
   } else if (cc == CURLE_OUT_OF_MEMORY || cc == CURLE_WRITE_ERROR) {
     rc = QUIRE_ENOMEM;
+  } else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+             cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_ISSUER_ERROR) {
+    /* the server could not be verified: retrying will not change that */
+    rc = quire__err(QUIRE_EUNAUTHORIZED, "%s: TLS: %s", url, curl_easy_strerror(cc));
   } else {
     /* connect refused or timed out, reset, answer cut short: worth a retry */
     rc = quire__err(QUIRE_EUNAVAILABLE, "%s: %s", url, curl_easy_strerror(cc));

@@ -60,6 +60,10 @@ struct quire_http_client_opts {
   const char *token;
   int (*auth_fn)(void *ctx, char *buf, size_t cap);
   void *auth_ctx;
+  /* https:// URLs: the server certificate is verified (always) against
+   * this PEM CA bundle, or when NULL the one named by the environment
+   * variable QUIRE_CA, or the system CAs; copied at create. */
+  const char *ca_file;
 };
 
 int quire__http_client_create(const struct quire_http_client_opts *o, quire_http_client **out);

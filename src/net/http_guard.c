@@ -309,9 +309,9 @@ static void first_bytes(http_guard *g, struct http_conn *c) {
     pthread_mutex_unlock(&g->mu);
     return;
   }
-  if (!http_start_byte(b)) {
-    QLOG_DEBUG("%s: closed a connection whose first byte (0x%02x%s) cannot start an HTTP/1.1 request",
-               g->name, b, b == 0x16 ? ", a TLS handshake" : "");
+  if (g->o.tls ? b != 0x16 : !http_start_byte(b)) {
+    QLOG_DEBUG("%s: closed a connection whose first byte (0x%02x%s) cannot start %s", g->name, b,
+               b == 0x16 ? ", a TLS handshake" : "", g->o.tls ? "a TLS handshake" : "an HTTP/1.1 request");
     close_pending(g, c, "not_http");
     pthread_mutex_unlock(&g->mu);
     return;

@@ -10,7 +10,8 @@
  *    first byte or served), at most max_per_address from one client
  *    address; more are closed at accept;
  *  - not HTTP: a connection whose first byte cannot start an HTTP/1.1
- *    request (a TLS or SSLv2 hello, binary) is closed at once;
+ *    request (a TLS or SSLv2 hello, binary) is closed at once; on a TLS
+ *    port, one whose first byte cannot start a TLS handshake (plain HTTP);
  *  - headers: a request's headers must be complete header_timeout_ms after
  *    its first byte (also a fresh connection's first byte must come by
  *    then); else 408 and close;
@@ -52,6 +53,7 @@ struct http_guard_opts {
   unsigned min_body_rate; /* bytes/s; 0: no minimum */
   quire_metrics *metrics; /* may be NULL */
   const char *name;       /* for logs */
+  int tls;                /* the port speaks TLS: the first byte must start a TLS handshake (0x16) */
 };
 
 int quire__http_guard_create(const struct http_guard_opts *o, http_guard **out);

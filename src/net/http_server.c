@@ -35,6 +35,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,12 +59,17 @@
 struct route {
   char method[8];
   char path[96];
+  unsigned perm;                /* enum quire_perm the token must carry */
+  enum quire_route_scope scope; /* what it must cover */
   quire_http_handler fn;
   void *ctx;
+  quire_http_check_fn check; /* may be NULL */
+  void *check_ctx;
 };
 
 struct quire_http_server {
   struct quire_http_server_opts o;
+  char *tls_cert_pem, *tls_key_pem; /* TLS on when set */
   char name[32];
   struct MHD_Daemon *mhd;
   int listen_fd;
@@ -103,9 +109,42 @@ struct quire_http_req {
   struct MHD_Response *pending; /* a stored answer, queued after the resume */
   void *user;
   void (*user_free)(void *);
+  int authed;             /* tok holds the caller's verified token */
+  struct quire_token tok; /* (auth on) */
 };
 
 static const char *const builtin_paths[] = {"/health", "/ready", "/metrics"};
+
+/* Reads a PEM file (at most 1 MiB) into a NUL-terminated string. */
+static int read_pem(const char *path, char **out) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return quire__errno("TLS file %s", path);
+  quire_buf b;
+  quire__buf_init(&b, 1u << 20);
+  int rc = 0;
+  for (;;) {
+    uint8_t chunk[4096];
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) rc = quire__errno("reading %s", path);
+    if (n <= 0) break;
+    rc = quire__buf_append(&b, chunk, (size_t)n);
+    if (rc) break;
+  }
+  close(fd);
+  if (!rc) rc = quire__buf_append(&b, "", 1);
+  if (!rc && !strstr((const char *)b.data, "-----BEGIN "))
+    rc = quire__err(QUIRE_EINVAL, "%s is not PEM", path);
+  if (!rc) {
+    *out = quire__strdup((const char *)b.data);
+    if (!*out) rc = QUIRE_ENOMEM;
+  }
+  if (b.data) sodium_memzero(b.data, b.len);
+  quire__buf_free(&b);
+  if (rc == QUIRE_ETOOLARGE) rc = quire__err(rc, "%s is over 1 MiB", path);
+  return rc;
+}
 
 int quire__http_server_create(const struct quire_http_server_opts *opts, quire_http_server **out) {
   *out = NULL;
@@ -127,9 +166,20 @@ int quire__http_server_create(const struct quire_http_server_opts *opts, quire_h
   s->o.name = s->name;
   s->o.listen = NULL; /* copied below */
   s->listen_fd = -1;
+  s->o.tls_cert_file = s->o.tls_key_file = NULL;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->idle, NULL);
   *out = s;
+  int rc = 0;
+  if (!opts->tls_cert_file != !opts->tls_key_file)
+    rc = quire__err(QUIRE_EINVAL, "TLS needs both a certificate (--tls-cert) and a key (--tls-key)");
+  if (!rc && opts->tls_cert_file) rc = read_pem(opts->tls_cert_file, &s->tls_cert_pem);
+  if (!rc && opts->tls_key_file) rc = read_pem(opts->tls_key_file, &s->tls_key_pem);
+  if (rc) {
+    quire__http_server_destroy(s);
+    *out = NULL;
+    return rc;
+  }
   if (!opts->listen) return 0;
   s->o.listen = quire__strdup(opts->listen);
   if (!s->o.listen) {
@@ -142,15 +192,36 @@ int quire__http_server_create(const struct quire_http_server_opts *opts, quire_h
 
 int quire__http_server_route(quire_http_server *s, const char *method, const char *path,
                              quire_http_handler fn, void *ctx) {
+  return quire__http_server_route_auth(s, method, path, QUIRE_PERM_ADMIN, QUIRE_SCOPE_SERVICE, fn, ctx);
+}
+
+int quire__http_server_route_auth(quire_http_server *s, const char *method, const char *path, unsigned perm,
+                                  enum quire_route_scope scope, quire_http_handler fn, void *ctx) {
   if (s->nroutes >= MAX_ROUTES) return quire__err(QUIRE_ETOOLARGE, "too many routes");
+  if (perm < QUIRE_PERM_READ || perm > QUIRE_PERM_ADMIN ||
+      (scope != QUIRE_SCOPE_VOLUME && scope != QUIRE_SCOPE_SERVICE))
+    return quire__err(QUIRE_EINVAL, "route %s: bad permission or scope", path);
   if (strlen(method) >= sizeof s->routes[0].method || strlen(path) >= sizeof s->routes[0].path)
     return quire__err(QUIRE_EINVAL, "route too long");
   struct route *r = &s->routes[s->nroutes++];
   snprintf(r->method, sizeof r->method, "%s", method);
   snprintf(r->path, sizeof r->path, "%s", path);
+  r->perm = perm;
+  r->scope = scope;
   r->fn = fn;
   r->ctx = ctx;
   return 0;
+}
+
+int quire__http_server_route_check(quire_http_server *s, const char *method, const char *path,
+                                   quire_http_check_fn fn, void *ctx) {
+  for (unsigned i = 0; i < s->nroutes; i++)
+    if (strcmp(s->routes[i].method, method) == 0 && strcmp(s->routes[i].path, path) == 0) {
+      s->routes[i].check = fn;
+      s->routes[i].check_ctx = ctx;
+      return 0;
+    }
+  return quire__err(QUIRE_ENOTFOUND, "no route %s %s", method, path);
 }
 
 void quire__http_server_set_ready(quire_http_server *s, quire_http_ready_fn fn, void *ctx) {
@@ -201,14 +272,20 @@ static int hand_over(quire_http_req *r, int status, struct MHD_Response *resp) {
 /* close: the connection closes after this answer (a request whose framing
  * cannot be trusted must not be followed by another on the same stream). */
 static int queue(quire_http_req *r, int status, const char *ctype, const void *body, size_t len,
-                 int retry_after, int close) {
+                 unsigned retry_after, int close) {
   if (QUIRE_NEVER(r->state == RS_ANSWERED)) return QUIRE_EINTERNAL;
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (resp) {
     if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (retry_after) {
+      char ra[16];
+      snprintf(ra, sizeof ra, "%u", retry_after);
+      MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   }
+  if (r->authed) quire__auth_charge(r->srv->o.auth, r->tok.id, len);
   if (!resp) {
     if (!r->deferred) return QUIRE_ENOMEM;
     /* Without a response the resumed connection is closed. */
@@ -226,16 +303,21 @@ int quire__http_respond(quire_http_req *r, int status, const char *content_type,
   return queue(r, status, content_type, body, len, status == 503, 0);
 }
 
-static int respond_error_close(quire_http_req *r, int status, int rc, const char *message, int close) {
+static int respond_error_retry(quire_http_req *r, int status, int rc, const char *message, int close,
+                               unsigned retry_after) {
   quire_buf b;
   quire__buf_init(&b, 1u << 20);
   if (quire__errmap_body(rc, message, &b) != 0) {
     quire__buf_free(&b);
-    return queue(r, status, "text/plain", "error\n", 6, status == 503, close);
+    return queue(r, status, "text/plain", "error\n", 6, retry_after, close);
   }
-  int ret = queue(r, status, QUIRE_CONTENT_PROTOBUF, b.data, b.len, status == 503, close);
+  int ret = queue(r, status, QUIRE_CONTENT_PROTOBUF, b.data, b.len, retry_after, close);
   quire__buf_free(&b);
   return ret;
+}
+
+static int respond_error_close(quire_http_req *r, int status, int rc, const char *message, int close) {
+  return respond_error_retry(r, status, rc, message, close, status == 503);
 }
 
 static int respond_status_error(quire_http_req *r, int status, int rc, const char *message) {
@@ -264,6 +346,8 @@ struct quire_http_stream {
   quire_buf buf;               /* unsent bytes are buf.data[off .. len) */
   size_t off, max_buffer;
   int refs, done, failed, cancelled, suspended;
+  quire_auth *auth; /* charge the bytes to token id (NULL: no auth) */
+  uint8_t id[16];
 };
 
 static void stream_unref(quire_http_stream *st) {
@@ -329,6 +413,10 @@ int quire__http_respond_stream(quire_http_req *r, int status, const char *conten
   st->max_buffer = max_buffer ? max_buffer : (1u << 20);
   st->conn = r->conn;
   st->refs = 2; /* the response and the producer */
+  if (r->authed) {
+    st->auth = r->srv->o.auth;
+    memcpy(st->id, r->tok.id, sizeof st->id);
+  }
   struct MHD_Response *resp =
       MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_release);
   if (!resp) {
@@ -370,6 +458,7 @@ int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(vo
     stream_kick(st);
   }
   pthread_mutex_unlock(&st->mu);
+  if (rc == 0 && st->auth) quire__auth_charge(st->auth, st->id, n);
   return rc;
 }
 
@@ -412,6 +501,10 @@ const uint8_t *quire__http_req_body(const quire_http_req *r, size_t *len) {
 }
 uint64_t quire__http_req_deadline_ms(const quire_http_req *r) { return r->deadline_ms; }
 const char *quire__http_req_path(const quire_http_req *r) { return r->endpoint; }
+const struct quire_token *quire__http_req_token(const quire_http_req *r) {
+  return r->authed ? &r->tok : NULL;
+}
+quire_auth *quire__http_req_auth(const quire_http_req *r) { return r->srv->o.auth; }
 int quire__http_req_resumed(const quire_http_req *r) { return r->resumed; }
 void *quire__http_req_user(const quire_http_req *r) { return r->user; }
 
@@ -540,6 +633,56 @@ static int reject_framing(quire_http_req *r) {
   return 1;
 }
 
+static const char *header(quire_http_req *r, const char *name) {
+  return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* The token checks that need no body (docs/SECURITY.md): genuine (401),
+ * the route's permission (403), a service-wide route needs an all-volume
+ * token (403), the quota (429). Returns 1 when it answered. */
+static int authorize(quire_http_server *s, quire_http_req *r) {
+  const struct route *rt = r->route;
+  if (quire__auth_check(s->o.auth, header(r, MHD_HTTP_HEADER_AUTHORIZATION), &r->tok) != 0) {
+    QLOG_DEBUG("%s: %s -> 401: %s", s->name, r->endpoint, quire_errmsg());
+    return respond_status_error(r, 401, QUIRE_EUNAUTHORIZED, quire_errmsg()), 1;
+  }
+  char msg[320];
+  if (r->tok.perm < rt->perm) {
+    snprintf(msg, sizeof msg, "%s needs a %s token; this one (%s) is %s", rt->path,
+             quire__perm_name(rt->perm), r->tok.subject, quire__perm_name(r->tok.perm));
+    return respond_status_error(r, 403, QUIRE_EFORBIDDEN, msg), 1;
+  }
+  if (rt->scope == QUIRE_SCOPE_SERVICE && r->tok.nvol != 0) {
+    snprintf(msg, sizeof msg, "%s needs a token for every volume; this one (%s) is for %u", rt->path,
+             r->tok.subject, (unsigned)r->tok.nvol);
+    return respond_status_error(r, 403, QUIRE_EFORBIDDEN, msg), 1;
+  }
+  unsigned retry_after = 0;
+  if (quire__auth_admit(s->o.auth, &r->tok, &retry_after) != 0)
+    return respond_error_retry(r, 429, QUIRE_EBUSY, quire_errmsg(), 0, retry_after), 1;
+  r->authed = 1;
+  return 0;
+}
+
+/* Once the body is in: the volume the request is about must be one the
+ * token covers (403), and the body's bytes count against the token's byte
+ * quota. Returns 1 when it answered. */
+static int authorize_volume(quire_http_server *s, quire_http_req *r) {
+  if (!r->authed) return 0;
+  quire__auth_charge(s->o.auth, r->tok.id, r->body.len);
+  if (r->route->scope != QUIRE_SCOPE_VOLUME || r->tok.nvol == 0) return 0;
+  quire_gid vid;
+  if (quire__auth_request_vid(r->body.data, r->body.len, &vid) != 0)
+    return respond_status_error(r, 400, QUIRE_EINVAL, quire_errmsg()), 1;
+  if (!quire__token_covers(&r->tok, &vid)) {
+    char msg[256], text[QUIRE_GID_TEXT_LEN + 1];
+    quire_gid_format(&vid, text);
+    snprintf(msg, sizeof msg, "token %s does not cover volume %s", r->tok.subject, text);
+    return respond_status_error(r, 403, QUIRE_EFORBIDDEN, msg), 1;
+  }
+  return 0;
+}
+
 /* First call: route, admission. Returns 0 to go on reading the body. */
 static int admit(quire_http_server *s, quire_http_req *r, const char *url, const char *method) {
   for (size_t i = 0; i < QUIRE_ARRAY_LEN(builtin_paths); i++) {
@@ -548,6 +691,8 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
       if (reject_framing(r)) return 1;
       if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return respond_status_error(r, 405, QUIRE_EINVAL, "use GET"), 1;
+      if (i > 0 && quire__auth_check_metrics(s->o.auth, header(r, MHD_HTTP_HEADER_AUTHORIZATION)) != 0)
+        return respond_status_error(r, 401, QUIRE_EUNAUTHORIZED, quire_errmsg()), 1;
       serve_builtin(r, i);
       return 1;
     }
@@ -576,6 +721,7 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
     return 1;
   }
   r->endpoint = r->route->path;
+  if (s->o.auth && authorize(s, r)) return 1;
   const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   int too_large = 0;
   if (cl) {
@@ -738,6 +884,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       respond_error_close(r, 408, QUIRE_ETIMEDOUT, "request deadline passed before the body arrived", 1);
       return MHD_YES;
     }
+    if (authorize_volume(s, r)) return MHD_YES;
+    int crc = r->route->check ? r->route->check(r->route->check_ctx, r, r->body.data, r->body.len) : 0;
+    if (crc) {
+      quire__http_respond_error(r, crc, NULL);
+      return MHD_YES;
+    }
     pthread_mutex_lock(&s->mu);
     int closing = s->closing, busy = s->inflight >= s->o.max_inflight;
     if (!closing && !busy) {
@@ -881,13 +1033,16 @@ int quire__http_server_start(quire_http_server *s) {
                                .min_body_rate =
                                    s->o.min_body_rate == QUIRE_HTTP_NO_MIN_RATE ? 0 : s->o.min_body_rate,
                                .metrics = s->o.metrics,
-                               .name = s->name};
+                               .name = s->name,
+                               .tls = s->tls_cert_pem != NULL};
   rc = quire__http_guard_create(&go, &s->guard);
   if (rc) goto fail;
   /* The guard accepts and hands connections over: libmicrohttpd has no
    * listen socket of its own. */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+  int tls = s->tls_cert_pem != NULL;
+  if (tls) flags |= MHD_USE_TLS;
   /* The guard enforces max_connections. libmicrohttpd splits its own limit
    * evenly between its threads and places a handed-over connection by its
    * descriptor, so with the same limit it refuses connections when they
@@ -899,7 +1054,10 @@ int quire__http_server_start(quire_http_server *s) {
                             MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
                             s->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_NOTIFY_CONNECTION, quire__http_guard_notify, s->guard,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            /* the TLS options last: without TLS they end the list early */
+                            tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert_pem,
+                            MHD_OPTION_HTTPS_MEM_KEY, s->tls_key_pem, MHD_OPTION_END);
   if (!s->mhd) {
     rc = quire__err(QUIRE_EIO, "%s: libmicrohttpd failed to start on %s", s->name,
                     s->o.listen ? s->o.listen : "127.0.0.1:0");
@@ -908,7 +1066,11 @@ int quire__http_server_start(quire_http_server *s) {
   rc = quire__http_guard_start(s->guard, s->mhd);
   if (rc) goto fail;
   if (s->o.metrics && quire__metrics_add_collector(s->o.metrics, collect, s) == 0) s->collector = 1;
-  QLOG_INFO("%s: listening on port %u (%u threads)", s->name, s->port, s->o.threads);
+  QLOG_INFO("%s: listening on port %u (%u threads%s)", s->name, s->port, s->o.threads, tls ? ", TLS" : "");
+  if (!s->o.auth)
+    QLOG_WARN("%s: AUTHENTICATION IS OFF (--no-auth): anyone who reaches port %u can read, write and "
+              "administer every volume",
+              s->name, s->port);
   return 0;
 fail:
   if (s->mhd) MHD_stop_daemon(s->mhd);
@@ -958,5 +1120,10 @@ void quire__http_server_destroy(quire_http_server *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->idle);
   quire__free((void *)s->o.listen);
+  quire__free(s->tls_cert_pem);
+  if (s->tls_key_pem) {
+    sodium_memzero(s->tls_key_pem, strlen(s->tls_key_pem));
+    quire__free(s->tls_key_pem);
+  }
   quire__free(s);
 }

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/auth.h"
 #include "net/metrics.h"
 
 typedef struct quire_http_server quire_http_server;
@@ -66,13 +67,49 @@ struct quire_http_server_opts {
   unsigned idle_timeout_s;    /* idle keep-alive connections close after (default 60) */
   quire_metrics *metrics;     /* may be NULL; not owned */
   const char *name;           /* for logs: "metastore" */
+  /* Bearer tokens, permissions, volume scope and quotas (net/auth.h,
+   * docs/SECURITY.md); not owned. NULL: no authentication at all, which
+   * the server logs loudly when it starts. */
+  quire_auth *auth;
+  /* TLS: PEM files of the certificate (chain) and its private key, read at
+   * create; both set, or neither. The port then speaks only HTTPS. */
+  const char *tls_cert_file, *tls_key_file;
 };
 
 #define QUIRE_CONTENT_PROTOBUF "application/x-protobuf"
 
 int quire__http_server_create(const struct quire_http_server_opts *opts, quire_http_server **out);
+
+/* What a route is about, for the volume scope of tokens. */
+enum quire_route_scope {
+  /* The body is a protobuf message whose field 1 is the volume id (every
+   * volume request of docs/PROTOCOL.md): the server reads it once the body
+   * is in and answers 403 unless the token covers that volume. */
+  QUIRE_SCOPE_VOLUME = 1,
+  /* Not about one volume (service-wide admin, GC): the token must cover
+   * every volume. */
+  QUIRE_SCOPE_SERVICE = 2
+};
+
 /* Before start. method "GET" or "POST"; POST routes require the protobuf
- * content type. Up to 32 routes. */
+ * content type. Up to 32 routes. perm (core/token.h: QUIRE_PERM_READ,
+ * _WRITE, _ADMIN) is what the token must carry, scope what it must cover.
+ * With auth on, the server answers before the handler runs: 401 for a
+ * missing, malformed, badly signed or expired token; 403 for a genuine one
+ * without perm or not covering the scope; 429 with Retry-After when the
+ * token is over its quota. The handler never sees such a request. */
+int quire__http_server_route_auth(quire_http_server *s, const char *method, const char *path, unsigned perm,
+                                  enum quire_route_scope scope, quire_http_handler fn, void *ctx);
+/* A check of route (method, path), run after the token checks and before
+ * the handler, on the server thread, with the whole body: returns 0, or a
+ * QUIRE_E* (message set) that is answered instead of running the handler.
+ * For cheap policy checks (per-volume limits), not work. */
+typedef int (*quire_http_check_fn)(void *ctx, quire_http_req *r, const uint8_t *body, size_t len);
+int quire__http_server_route_check(quire_http_server *s, const char *method, const char *path,
+                                   quire_http_check_fn fn, void *ctx);
+
+/* A route that declares nothing: admin on the whole service (fails closed;
+ * declare with _route_auth instead). */
 int quire__http_server_route(quire_http_server *s, const char *method, const char *path,
                              quire_http_handler fn, void *ctx);
 void quire__http_server_set_ready(quire_http_server *s, quire_http_ready_fn fn, void *ctx);
@@ -92,6 +129,10 @@ void quire__http_server_destroy(quire_http_server *s);
 int quire__http_server_closing(quire_http_server *s);
 
 /* --- inside a handler ---------------------------------------------------- */
+/* The caller's verified token, or NULL when the server runs without auth. */
+const struct quire_token *quire__http_req_token(const quire_http_req *r);
+/* The server's auth (limits and quotas), or NULL when it runs without. */
+quire_auth *quire__http_req_auth(const quire_http_req *r);
 const uint8_t *quire__http_req_body(const quire_http_req *r, size_t *len);
 /* Absolute CLOCK_MONOTONIC ms by which the request should be answered. */
 uint64_t quire__http_req_deadline_ms(const quire_http_req *r);

@@ -71,7 +71,7 @@ static int make_dirs(struct file_store *fs, const char *dir) {
     if (path[i] != '/' && path[i] != 0) continue;
     char saved = path[i];
     path[i] = 0;
-    if (mkdirat(fs->rootfd, path, 0755) == 0) {
+    if (mkdirat(fs->rootfd, path, 0700) == 0) {
       char parent[QUIRE_OBJSTORE_KEY_MAX + 1];
       key_dir(path, parent, sizeof parent);
       int rc = fsync_dir(fs, parent);
@@ -130,14 +130,14 @@ static int fw_begin(struct file_store *fs, const char *key, int flags, struct ob
   int rc = make_dirs(fs, w->dir);
   if (rc) goto fail;
   if (fs->use_tmpfile) {
-    w->fd = openat(fs->rootfd, *w->dir ? w->dir : ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    w->fd = openat(fs->rootfd, *w->dir ? w->dir : ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (w->fd < 0) {
       rc = quire__errno("file: O_TMPFILE in '%s'", w->dir);
       goto fail;
     }
   } else {
     tmp_name(fs, w->dir, w->tmp, sizeof w->tmp);
-    w->fd = openat(fs->rootfd, w->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    w->fd = openat(fs->rootfd, w->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (w->fd < 0) {
       rc = quire__errno("file: create '%s'", w->tmp);
       w->tmp[0] = 0;
@@ -431,7 +431,7 @@ static int mkdir_p(const char *path) {
     if (buf[i] != '/' && buf[i] != 0) continue;
     char saved = buf[i];
     buf[i] = 0;
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return quire__errno("file: mkdir '%s'", buf);
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) return quire__errno("file: mkdir '%s'", buf);
     buf[i] = saved;
   }
   return 0;
@@ -439,7 +439,7 @@ static int mkdir_p(const char *path) {
 
 /* Does O_TMPFILE + linkat(/proc/self/fd) work in the root directory? */
 static int tmpfile_works(struct file_store *fs) {
-  int fd = openat(fs->rootfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+  int fd = openat(fs->rootfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) return 0;
   char proc[64], name[128];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);

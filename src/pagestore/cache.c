@@ -338,7 +338,7 @@ int ps__cache_open(const ps_cache_options *opts, ps_cache **out) {
   pthread_cond_init(&c->changed, &ca);
   pthread_condattr_destroy(&ca);
   int rc;
-  if (mkdir(c->dir, 0755) != 0 && errno != EEXIST) {
+  if (mkdir(c->dir, 0700) != 0 && errno != EEXIST) {
     rc = quire__errno("cache: mkdir %s", c->dir);
     goto fail;
   }
@@ -393,7 +393,7 @@ static void deadline_in(struct timespec *ts, uint64_t ms) {
 }
 
 static int open_temp(ps_cache *c, struct entry *e, int *fd_out) {
-  int fd = openat(c->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+  int fd = openat(c->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd >= 0) {
     *fd_out = fd;
     return 0;

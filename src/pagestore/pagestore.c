@@ -66,7 +66,8 @@ int quire__pagestore_open(const struct quire_pagestore_opts *opts, quire_pagesto
                          .validate_ctx = ps};
   if ((rc = ps__cache_open(&co, &ps->cache)) != 0) goto fail;
   if ((rc = quire__catalog_open(opts->catalog_path, &ps->catalog)) != 0) goto fail;
-  if ((rc = quire__msclient_open(opts->metastore_url, NULL, &ps->ms)) != 0) goto fail;
+  struct quire_http_client_opts mo = {.token = opts->metastore_token, .ca_file = opts->metastore_ca_file};
+  if ((rc = quire__msclient_open(opts->metastore_url, &mo, &ps->ms)) != 0) goto fail;
   if ((rc = quire__limiter_create(64, &ps->catchup)) != 0) goto fail;
   if ((rc = quire__limiter_create(ps->o.download_concurrency, &ps->downloads)) != 0) goto fail;
   if ((rc = quire__pool_create(ps->o.download_concurrency, 1024, "ps-loader", &ps->loaders)) != 0) goto fail;

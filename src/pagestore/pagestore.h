@@ -29,6 +29,8 @@ struct quire_pagestore_opts {
   const char *store_url;      /* object store holding segments/ */
   quire_objstore *store;      /* or an open store (not owned); wins over store_url */
   const char *metastore_url;  /* where the catalog catches up from */
+  const char *metastore_token;   /* bearer token for it (read on every volume); NULL: none */
+  const char *metastore_ca_file; /* https:// metastore: CA bundle to verify it; NULL: system CAs */
   const char *catalog_path;   /* LSM file, or ":memory:" */
   const char *cache_dir;      /* segment disk cache */
   uint64_t cache_bytes;       /* its budget (default 1 GiB) */

@@ -451,8 +451,18 @@ void quire__ps_http_detach(quire_pagestore *ps) {
 }
 
 int quire__pagestore_routes(quire_pagestore *ps, quire_http_server *srv) {
-  int rc = quire__http_server_route(srv, "POST", "/pagestore/v1/write_pages", on_write_pages, ps);
-  if (rc == 0) rc = quire__http_server_route(srv, "POST", "/pagestore/v1/read_pages", on_read_pages, ps);
+  /* The permission table (docs/SECURITY.md); a new endpoint adds its row. */
+  static const struct {
+    const char *path;
+    quire_http_handler fn;
+    unsigned perm;
+    enum quire_route_scope scope;
+  } routes[] = {{"/pagestore/v1/write_pages", on_write_pages, QUIRE_PERM_WRITE, QUIRE_SCOPE_VOLUME},
+                {"/pagestore/v1/read_pages", on_read_pages, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME}};
+  int rc = 0;
+  for (size_t i = 0; i < QUIRE_ARRAY_LEN(routes) && rc == 0; i++)
+    rc = quire__http_server_route_auth(srv, "POST", routes[i].path, routes[i].perm, routes[i].scope,
+                                       routes[i].fn, ps);
   if (rc == 0 && ps->o.metrics) rc = quire__metrics_add_collector(ps->o.metrics, collect, ps);
   return rc;
 }

@@ -6,6 +6,7 @@ struct quire_ps_service {
   quire_metrics *metrics;
   quire_pagestore *ps;
   quire_http_server *srv;
+  quire_auth *auth;
 };
 
 static int ready(void *ctx) { return quire__pagestore_ready(ctx); }
@@ -22,6 +23,7 @@ int quire__ps_service_open(const struct quire_ps_settings *s, quire_ps_service *
     rc = quire__receipt_key_load(s->receipt_key_file, key);
     po.receipt_key = key;
   }
+  if (rc == 0) rc = quire__auth_open_settings(&s->auth, &svc->auth);
   if (rc == 0) rc = quire__pagestore_open(&po, &svc->ps);
   if (rc) goto fail;
   size_t max_body = s->max_body;
@@ -38,7 +40,10 @@ int quire__ps_service_open(const struct quire_ps_settings *s, quire_ps_service *
                                       .max_body = max_body,
                                       .deadline_ms = s->deadline_ms,
                                       .metrics = svc->metrics,
-                                      .name = "pagestore"};
+                                      .name = "pagestore",
+                                      .auth = svc->auth,
+                                      .tls_cert_file = s->tls_cert_file,
+                                      .tls_key_file = s->tls_key_file};
   rc = quire__http_server_create(&so, &svc->srv);
   if (rc == 0) {
     quire__http_server_set_ready(svc->srv, ready, svc->ps);
@@ -62,5 +67,6 @@ void quire__ps_service_close(quire_ps_service *svc, unsigned drain_ms) {
   quire__pagestore_close(svc->ps); /* flushes and uploads open segments first */
   quire__http_server_destroy(svc->srv);
   quire__metrics_destroy(svc->metrics);
+  quire__auth_close(svc->auth);
   quire__free(svc);
 }

@@ -6,6 +6,7 @@
 #ifndef QUIRE_PAGESTORE_SERVICE_H
 #define QUIRE_PAGESTORE_SERVICE_H
 
+#include "net/auth.h"
 #include "pagestore/pagestore.h"
 
 struct quire_ps_settings {
@@ -15,6 +16,8 @@ struct quire_ps_settings {
   unsigned max_receiving, max_per_address, header_timeout_ms, min_body_rate; /* 0: defaults */
   size_t max_body;              /* default: enough for max_write_pages pages */
   const char *receipt_key_file; /* write-receipt key shared with the metastore; NULL: none */
+  struct quire_auth_settings auth;           /* auth.key_file NULL: no auth (logged loudly) */
+  const char *tls_cert_file, *tls_key_file; /* TLS when both set */
 };
 
 typedef struct quire_ps_service quire_ps_service;

@@ -13,6 +13,7 @@ for _ in $(seq 1 100); do grep -q "pagestore listening" "$T/srv.out" && break; s
 ms=$(grep "metastore listening" "$T/srv.out" | grep -o 'http://[0-9.:]*')
 ps=$(grep "pagestore listening" "$T/srv.out" | grep -o 'http://[0-9.:]*')
 export QUIRE_METASTORE=$ms QUIRE_PAGESTORE=$ps
+QUIRE_TOKEN=$(cat "$T/srv/admin.token"); export QUIRE_TOKEN
 A="--data $T/a"; B="--data $T/b"
 
 head -c 300000 /dev/urandom >"$T/img"   # 73 pages and a bit: the last page is padded
@@ -53,5 +54,9 @@ expect 2 "unknown flag" -- "$Q" volume list --bogus
 expect 1 "unknown volume" -- "$Q" volume status nosuch --local $A
 "$Q" volume --help | grep -q "quire volume import" && ok || bad "--help"
 kill -TERM $pid; wait $pid
+# What the server and the clients made is private to their user (0600 / 0700).
+[ -n "$(find "$T/srv/objects" -type f | head -1)" ] && ok || bad "no object in the store to check"
+open=$(find "$T/srv" "$T/a" "$T/b" -perm /077 | head -5)
+[ -z "$open" ] && ok || bad "readable by others: $open"
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -16,6 +16,8 @@ expect 2 "metastore positional" -- "$Q" metastore extra
 expect 2 "metastore bad number" -- "$Q" metastore --store mem:// --threads lots
 expect 2 "metastore bad config key" -- bash -c "printf '[metastore]\nfrob = 1\n' > '$T/bad.ini'; '$Q' metastore --config '$T/bad.ini'"
 expect 2 "metastore missing config file" -- "$Q" metastore --config "$T/nope.ini"
+expect 2 "metastore without --auth-key or --no-auth" -- "$Q" metastore --store mem://
+export QUIRE_NO_AUTH=1   # the metastore runs below are about settings, not tokens
 expect 1 "metastore unusable address" -- "$Q" metastore --store mem:// --listen 203.0.113.1:1
 
 # Start with settings from each layer; the first output line says where.
@@ -44,11 +46,18 @@ grep -q "listening on http://127.0.0.1:" "$T/c" && ok || bad "flag overrides env
 grep -q "store mem://" "$T/c" && ok || bad "flag overrides INI store"
 kill -TERM "$PID"; wait "$PID"
 
+unset QUIRE_NO_AUTH
 start "$T/d" "$Q" server --data "$T/data" --metastore-listen 127.0.0.1:0 --pagestore-listen 127.0.0.1:0
 [ -d "$T/data/objects" ] && ok || bad "server made the data directory"
 grep -q "metastore listening on http://127.0.0.1:" "$T/d" && ok || bad "server prints the metastore address"
 kill -TERM "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "server SIGTERM exit status"
 [ -f "$T/data/metastore.catalog" ] && ok || bad "server catalog file"
+[ "$(stat -c %a "$T/data")" = 700 ] && ok || bad "data directory is not 0700"
+for f in auth.key admin.token receipt.key; do
+  [ "$(stat -c %a "$T/data/$f")" = 600 ] && ok || bad "$f is not 0600"
+done
+grep -q "admin token in $T/data/admin.token" "$T/d" && ok || bad "server says where the admin token is"
+"$Q" token inspect --data "$T/data" "$(cat "$T/data/admin.token")" | grep -q "perm=admin" && ok || bad "admin token inspects as admin"
 
 echo "metastore cli: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

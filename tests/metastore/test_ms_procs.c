@@ -36,7 +36,7 @@ static void spawn(struct child *c, const char *store, const char *catalog) {
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);
-    execl(bin, bin, "metastore", "--listen", "127.0.0.1:0", "--store", store, "--catalog", catalog,
+    execl(bin, bin, "metastore", "--no-auth", "--listen", "127.0.0.1:0", "--store", store, "--catalog", catalog,
           "--poll-interval-ms", "50", (char *)NULL);
     _exit(127);
   }

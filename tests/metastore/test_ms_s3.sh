@@ -15,7 +15,7 @@ unset AWS_ENDPOINT_URL AWS_SESSION_TOKEN
 url="s3://quire-test/ms-$$?endpoint=http://127.0.0.1:$port&region=us-east-1"
 
 set +e
-"$Q" metastore --store "$url" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err"
+"$Q" metastore --no-auth --store "$url" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err"
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || { echo "FAIL: want exit 1 without --single-instance, got $rc"; cat "$dir/err"; exit 1; }
@@ -23,7 +23,7 @@ grep -q "does not honour conditional create" "$dir/err" || { echo "FAIL: no reas
 grep -q -- "--single-instance" "$dir/err" || { echo "FAIL: the way out is not named"; cat "$dir/err"; exit 1; }
 echo "refused without --single-instance: $(cat "$dir/err")"
 
-"$Q" metastore --store "$url" --listen 127.0.0.1:0 --single-instance >"$dir/out" 2>"$dir/err" &
+"$Q" metastore --no-auth --store "$url" --listen 127.0.0.1:0 --single-instance >"$dir/out" 2>"$dir/err" &
 pid=$!
 for _ in $(seq 1 200); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.05; done
 grep -q "listening on" "$dir/out" || { echo "FAIL: did not start with --single-instance"; cat "$dir/err"; exit 1; }

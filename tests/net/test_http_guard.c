@@ -19,6 +19,9 @@
  *  - /ready answers 503 naming the saturation while every in-flight slot is
  *    taken;
  *  - every error answer carries a message.
+ *
+ * Authentication is on (docs/SECURITY.md): every whole request header
+ * carries an admin token, so the scenarios meet the server as deployed.
  */
 #include "test.h"
 #include "net/http_server.h"
@@ -65,12 +68,16 @@ static void h_slow(void *ctx, quire_http_req *r) {
   quire__http_respond(r, 200, QUIRE_CONTENT_PROTOBUF, "slow", 4);
 }
 
+static char auth_line[QUIRE_TOKEN_TEXT_MAX + 64];
+static quire_auth *auth;
+
 static quire_http_server *start(const struct quire_http_server_opts *o) {
   quire_http_server *s;
   struct quire_http_server_opts opts = *o;
   opts.listen = "127.0.0.1:0";
   opts.name = "guard-test";
   if (!opts.threads) opts.threads = 2;
+  opts.auth = auth;
   CHECK_OK(quire__http_server_create(&opts, &s));
   CHECK_OK(quire__http_server_route(s, "POST", "/t/echo", h_echo, NULL));
   CHECK_OK(quire__http_server_route(s, "POST", "/t/slow", h_slow, NULL));
@@ -94,7 +101,28 @@ static int dial(quire_http_server *s, const char *src) {
   return fd;
 }
 
+/* With auth on: the Authorization line inserted after "Host: x" in each
+ * request head sent whole. */
+static int send_raw(int fd, const void *p, size_t n);
+
 static int send_all(int fd, const void *p, size_t n) {
+  static const char host[] = "Host: x\r\n";
+  const char *h = auth_line[0] ? memmem(p, n, host, sizeof host - 1) : NULL;
+  if (!h) return send_raw(fd, p, n);
+  /* One send, as the caller meant: a server that answers and closes must
+   * not catch the request half sent. */
+  size_t before = (size_t)(h - (const char *)p) + sizeof host - 1, al = strlen(auth_line);
+  char *whole = malloc(n + al);
+  CHECK(whole != NULL);
+  memcpy(whole, p, before);
+  memcpy(whole + before, auth_line, al);
+  memcpy(whole + before + al, (const char *)p + before, n - before);
+  int rc = send_raw(fd, whole, n + al);
+  free(whole);
+  return rc;
+}
+
+static int send_raw(int fd, const void *p, size_t n) {
   const char *c = p;
   while (n) {
     ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
@@ -501,20 +529,56 @@ static void test_ready_and_messages(void) {
   quire__http_server_destroy(s);
 }
 
+/* The scenarios run with auth on: a request without the token is 401,
+ * with it the handler answers. */
+static void test_auth_on(void) {
+  struct quire_http_server_opts o = {0};
+  quire_http_server *s = start(&o);
+  static const char req[] = "POST /t/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                            "Content-Length: 2\r\n\r\nhi";
+  char reply[4096];
+  int fd = dial(s, NULL);
+  CHECK(send_raw(fd, req, sizeof req - 1) == 0);
+  read_reply(fd, reply, sizeof reply, 5000, 1);
+  close(fd);
+  CHECK(status_of(reply) == 401);
+  CHECK(request(s, req, reply, sizeof reply) == 200);
+  quire__http_server_destroy(s);
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   test_seed();
   static const struct {
     const char *name;
     void (*fn)(void);
-  } tests[] = {{"framing", test_framing},         {"not_http", test_not_http},
-               {"per_address", test_per_address}, {"ready", test_ready_and_messages},
-               {"slowloris", test_slowloris},     {"slow_bodies", test_slow_bodies}};
+  } tests[] = {{"auth_on", test_auth_on},          {"framing", test_framing},
+               {"not_http", test_not_http},        {"per_address", test_per_address},
+               {"ready", test_ready_and_messages}, {"slowloris", test_slowloris},
+               {"slow_bodies", test_slow_bodies}};
+  char *dir = test_tmpdir("guard");
+  char key[4200];
+  snprintf(key, sizeof key, "%s/auth.key", dir);
+  struct quire_keyset ks;
+  int created;
+  CHECK_OK(quire__keyset_ensure(key, &ks, &created));
+  struct quire_auth_opts ao = {.key_file = key};
+  CHECK_OK(quire__auth_open(&ao, &auth));
+  struct quire_token t = {.perm = QUIRE_PERM_ADMIN};
+  t.issued = quire__wall_ms() / 1000;
+  t.expires = t.issued + 3600;
+  char text[QUIRE_TOKEN_TEXT_MAX + 1];
+  CHECK_OK(quire__token_sign(&ks, &t, text, sizeof text));
+  snprintf(auth_line, sizeof auth_line, "Authorization: Bearer %s\r\n", text);
+  quire__keyset_wipe(&ks);
   /* With arguments, only the scenarios named. */
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
     int run = argc < 2;
     for (int a = 1; a < argc; a++) run |= strcmp(argv[a], tests[i].name) == 0;
     if (run) tests[i].fn();
   }
+  quire__auth_close(auth);
+  test_rmtree(dir);
+  free(dir);
   return test_done("net_http_guard");
 }

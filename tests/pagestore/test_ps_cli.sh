@@ -20,6 +20,10 @@ port=$(grep "pagestore listening" "$dir/out" | grep -o '[0-9]*$')
 curl -s "http://127.0.0.1:$port/metrics" | grep -q '^quire_ps_cache_budget_bytes 1073741824' && ok || bad "/metrics"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/x-protobuf' \
   --data-binary 'garbage' "http://127.0.0.1:$port/pagestore/v1/read_pages")
+[ "$code" = "401" ] && ok || bad "garbage read_pages without a token answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/x-protobuf' \
+  -H "Authorization: Bearer $(cat "$dir/data/admin.token")" \
+  --data-binary 'garbage' "http://127.0.0.1:$port/pagestore/v1/read_pages")
 [ "$code" = "400" ] && ok || bad "garbage read_pages answered $code"
 kill -TERM $pid; wait $pid; rc=$?
 [ $rc -eq 0 ] && ok || bad "server exit code $rc after SIGTERM"

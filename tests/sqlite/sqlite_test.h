@@ -362,6 +362,15 @@ static inline void qt_server_start(struct qt_server *s) {
     CHECKF(qt_now_ms() < deadline, "quire server did not listen within 20 s (see %s)", log);
     qt_sleep_ms(20);
   }
+  /* Authentication is on: the clients (and their child processes) use the
+   * admin token the server wrote before it listened. */
+  char tpath[4200], token[1024];
+  snprintf(tpath, sizeof tpath, "%s/admin.token", s->data);
+  FILE *tf = fopen(tpath, "r");
+  CHECKF(tf && fgets(token, sizeof token, tf), "no admin token at %s", tpath);
+  fclose(tf);
+  token[strcspn(token, "\r\n")] = '\0';
+  setenv("QUIRE_TOKEN", token, 1);
 }
 
 /* Stops the server with sig (SIGTERM: graceful; SIGKILL: a crash). */
