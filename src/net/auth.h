@@ -57,6 +57,9 @@ void quire__auth_close(quire_auth *a); /* accepts NULL */
  * with a genuine, unexpired token. 0 and the claims in *out, or
  * QUIRE_EUNAUTHORIZED with the reason in quire_errmsg(). */
 int quire__auth_check(quire_auth *a, const char *header, struct quire_token *out);
+/* Signature verifications done so far (checks answered from the cache of
+ * verified tokens are not counted). */
+uint64_t quire__auth_signature_checks(quire_auth *a);
 
 /* The request quota: 0, or QUIRE_EBUSY with *retry_after_s (>= 1) when the
  * token is over its request or byte rate. Takes one request. */

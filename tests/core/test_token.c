@@ -4,7 +4,8 @@
  * and a future issue time are refused; two keys verify at once (rotation)
  * and only the first signs; key files are 0600, reload the same, refuse
  * damage; the volume reader of the HTTP server (net/auth.h) finds field 1
- * and refuses a second one.
+ * and refuses a second one; the server's check verifies a signature once
+ * per token and still applies expiry to the cached claims.
  */
 #include "test.h"
 #include "core/token.h"
@@ -173,6 +174,38 @@ int main(void) {
   memcpy(body + n, vols[0].b, 16), n += 16;
   CHECK_RC(quire__auth_request_vid(body, n, &got), QUIRE_EINVAL);
   CHECK_RC(quire__auth_request_vid(body, 0, &got), QUIRE_EINVAL); /* missing */
+
+  /* The server's check (net/auth.h) verifies a signature once per token:
+   * the claims of a verified token are cached, its times checked at every
+   * request; a forged token is never cached. */
+  {
+    struct quire_auth_opts ao = {.key_file = path, .skew_s = 1};
+    quire_auth *a;
+    CHECK_OK(quire__auth_open(&ao, &a));
+    uint64_t wall = quire__wall_ms() / 1000;
+    char hdr[QUIRE_TOKEN_TEXT_MAX + 16];
+    sign(&ks, QUIRE_PERM_READ, 1, vols, wall - 5, wall + 2, text);
+    snprintf(hdr, sizeof hdr, "Bearer %s", text);
+    for (int i = 0; i < 100; i++) {
+      CHECK_OK(quire__auth_check(a, hdr, &t));
+      CHECK(t.perm == QUIRE_PERM_READ && t.nvol == 1 && memcmp(t.vols[0].b, vols[0].b, 16) == 0);
+    }
+    CHECK(quire__auth_signature_checks(a) == 1);
+    char forged_hdr[sizeof hdr];
+    snprintf(forged_hdr, sizeof forged_hdr, "%s", hdr);
+    size_t fl = strlen(forged_hdr);
+    forged_hdr[fl - 3] = forged_hdr[fl - 3] == 'A' ? 'B' : 'A'; /* in the signature */
+    for (int i = 0; i < 10; i++) CHECK_RC(quire__auth_check(a, forged_hdr, &t), QUIRE_EUNAUTHORIZED);
+    CHECK(quire__auth_signature_checks(a) == 11);
+    CHECK_OK(quire__auth_check(a, hdr, &t)); /* still cached */
+    CHECK(quire__auth_signature_checks(a) == 11);
+    /* Past expiry + skew the cached token is refused without a new check. */
+    while (quire__wall_ms() / 1000 < wall + 3) quire__sleep_ms(100);
+    CHECK_RC(quire__auth_check(a, hdr, &t), QUIRE_EUNAUTHORIZED);
+    CHECK(strstr(quire_errmsg(), "expired") != NULL);
+    CHECK(quire__auth_signature_checks(a) == 11);
+    quire__auth_close(a);
+  }
 
   quire__keyset_wipe(&ks);
   test_rmtree(dir);
