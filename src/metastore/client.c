@@ -54,6 +54,7 @@ static int read_snapshot(const Quire__Common__V1__Snapshot *pb, struct quire_sna
   s.checkpoint_lsn = pb->checkpoint_lsn;
   s.page_count = pb->page_count;
   s.timestamp_ms = pb->timestamp_ms;
+  s.flags = pb->has_flags ? pb->flags : 0;
   *out = s;
   return 0;
 }
@@ -232,6 +233,7 @@ int quire__msclient_pull_commits(quire_msclient *c, const quire_gid *vid, quire_
     qc->checkpoint_lsn = out->snaps[i].checkpoint_lsn;
     qc->page_count = out->snaps[i].page_count;
     qc->timestamp_ms = out->snaps[i].timestamp_ms;
+    qc->flags = out->snaps[i].flags;
     qc->nsegments = (uint32_t)pc->n_segments;
     qc->segments = quire__calloc(pc->n_segments ? pc->n_segments : 1, sizeof *qc->segments);
     if (!qc->segments) {

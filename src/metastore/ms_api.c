@@ -33,6 +33,8 @@ static void fill_snapshot(const struct quire_snapshot *s, PbSnapshot *pb) {
   pb->timestamp_ms = s->timestamp_ms;
   pb->client_id = quire__pb_gid_bytes(&s->client_id);
   pb->commit_id = quire__pb_gid_bytes(&s->commit_id);
+  pb->has_flags = s->flags != 0;
+  pb->flags = s->flags;
 }
 
 static int malformed(const char *what) { return quire__err(QUIRE_EINVAL, "malformed %s message", what); }
@@ -369,7 +371,9 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
     struct quire_commit c;
     rc = quire__ms_load(ms, &r->vid, l, &rec, &c, NULL);
     if (rc) break;
-    for (uint32_t i = 0; rc == 0 && i < c.nsegments; i++) {
+    /* A rewrite (a checkpoint) changes no page's content. */
+    uint32_t nseg = (c.flags & QUIRE_COMMIT_F_REWRITE) ? 0 : c.nsegments;
+    for (uint32_t i = 0; rc == 0 && i < nseg; i++) {
       splinter_view_t v;
       rc = splinter_view_open(c.segments[i].graft, c.segments[i].graft_len, &v);
       if (rc)

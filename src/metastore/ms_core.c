@@ -424,6 +424,7 @@ void quire__ms_snapshot_of(const struct quire_commit *rec, struct quire_snapshot
   snap->checkpoint_lsn = rec->checkpoint_lsn;
   snap->page_count = rec->page_count;
   snap->timestamp_ms = rec->timestamp_ms;
+  snap->flags = rec->flags;
 }
 
 int quire__ms_load(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, quire_buf *buf,
@@ -569,11 +570,12 @@ int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_s
     count_commit(ms, "refused");
     return rc;
   }
-  /* The base is in the catalog: inherit its checkpoint. */
+  /* The base is in the catalog: inherit its checkpoint, unless this is one. */
   quire_buf buf;
   quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
-  c->checkpoint_lsn = 0;
-  if (c->lsn > 1) {
+  int checkpoint = c->checkpoint_lsn == c->lsn;
+  if (!checkpoint) c->checkpoint_lsn = 0;
+  if (c->lsn > 1 && !checkpoint) {
     struct quire_snapshot base;
     rc = quire__ms_load(ms, &c->vid, c->lsn - 1, &buf, NULL, &base);
     if (rc) goto out;

@@ -70,7 +70,10 @@ void quire__ms_snapshot_of(const struct quire_commit *rec, struct quire_snapshot
 
 /* Commit with the rules of DESIGN.md §8.3; c->lsn is base + 1 and
  * c->segments already validated. *out is the resulting snapshot (the
- * earlier one on an idempotent retry). */
+ * earlier one on an idempotent retry). c->checkpoint_lsn == c->lsn on entry
+ * makes the commit a checkpoint (the caller vouches that its segments hold
+ * every page: only the in-process compaction and fork paths, gc/, do);
+ * otherwise it inherits the base's checkpoint. c->flags is kept. */
 int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_snapshot *out);
 
 /* Long poll: parks req until vid has a commit newer than from or wait_ms
