@@ -1,0 +1,79 @@
+/*
+ * gc/gc.h — bounded history and a bounded storage bill (DESIGN.md §8.4,
+ * docs/GC.md): checkpoints (compaction), fork, and segment garbage
+ * collection. Everything here runs in-process next to a quire_metastore on
+ * the same object store (under `quire server`, or alone as `quire gc`); it
+ * commits through the metastore's core like any client would (OCC on the
+ * base LSN), so any number of instances may run at once.
+ */
+#ifndef QUIRE_GC_H
+#define QUIRE_GC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/snapshot.h"
+#include "metastore/metastore.h"
+#include "quire/objstore.h"
+#include "quire/segment.h"
+#include "quire/splinter.h"
+
+/* ---- the walk: what the segment query would read ------------------------- */
+
+/* The walk of vid at lsn from lsn down to its latest checkpoint (the
+ * segment query of DESIGN.md §9.2, without the page bytes). */
+struct gc_walk {
+  quire_lsn lsn, checkpoint_lsn; /* checkpoint_lsn: where the walk stopped (1 = the whole log) */
+  quire_pagecount page_count;    /* at lsn */
+  uint32_t commits;              /* commits walked */
+  uint32_t segments;             /* segment references crossed (the read latency of a cold page) */
+  uint64_t pages_total;          /* pages held by those references */
+  uint64_t pages_live;           /* pages the volume has at lsn (what a checkpoint holds) */
+};
+
+/* Fills *w. QUIRE_ENOTFOUND for an LSN the volume does not have. */
+int quire__gc_walk(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, struct gc_walk *w);
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+struct gc_checkpoint_opts {
+  quire_objstore *store;              /* holds segments/ (and the log) */
+  const quire_segment_limits *limits; /* for the new segments; NULL = the defaults */
+  unsigned max_walk_segments;         /* policy: checkpoint past this walk length (default 64) */
+  unsigned min_live_percent;          /* policy: ... or under this live fraction (default 50) */
+  unsigned max_retries;               /* OCC retries on a racing commit (default 8) */
+  /* Test hook: called after the new segments are uploaded, before the
+   * commit (a racing commit can be made here). */
+  void (*before_commit)(void *ctx, const quire_gid *vid, quire_lsn base);
+  void *hook_ctx;
+};
+
+struct gc_checkpoint_result {
+  int written;                 /* 1 when a checkpoint was committed */
+  quire_lsn lsn;               /* its LSN (or the head when none was needed) */
+  uint32_t segments;           /* new segments */
+  uint64_t pages, bytes;       /* pages and bytes uploaded */
+  unsigned retries;            /* OCC conflicts retried */
+  struct gc_walk before;       /* the walk at the head before */
+};
+
+/* 1 when policy says vid needs a checkpoint at its head (w filled). */
+int quire__gc_checkpoint_due(const struct gc_checkpoint_opts *o, const struct gc_walk *w);
+
+/* Checkpoints vid at its head: reads every page through the walk, repacks
+ * them into dense new segments, commits a rewrite at head + 1. With force
+ * 0 only when quire__gc_checkpoint_due (and never when the head already is
+ * a checkpoint). A racing commit makes it start over from the new head, up
+ * to max_retries times (then QUIRE_ECONFLICT). Uploaded segments of an
+ * attempt that lost stay unreferenced and are collected by GC after the
+ * grace period. */
+int quire__gc_checkpoint(quire_metastore *ms, const struct gc_checkpoint_opts *o, const quire_gid *vid,
+                         int force, struct gc_checkpoint_result *out);
+
+/* fork: a new volume *dst (created here) whose first commit (lsn 1) is a
+ * checkpoint of src at lsn (0 = its head), its pages copied server-side
+ * into new segments. *snap is the new volume's snapshot. */
+int quire__gc_fork(quire_metastore *ms, const struct gc_checkpoint_opts *o, const quire_gid *src,
+                   quire_lsn lsn, quire_gid *dst, struct quire_snapshot *snap);
+
+#endif
