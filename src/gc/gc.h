@@ -76,4 +76,60 @@ int quire__gc_checkpoint(quire_metastore *ms, const struct gc_checkpoint_opts *o
 int quire__gc_fork(quire_metastore *ms, const struct gc_checkpoint_opts *o, const quire_gid *src,
                    quire_lsn lsn, quire_gid *dst, struct quire_snapshot *snap);
 
+/* ---- retention ------------------------------------------------------------ */
+
+struct gc_retention_opts {
+  uint64_t max_age_ms;  /* keep commits younger than this (default 7 days) */
+  unsigned min_commits; /* keep at least this many of the newest (default 100) */
+};
+
+struct gc_retain_result {
+  quire_lsn head, base_before, base; /* base: the first retained LSN afterwards */
+  uint64_t commits_deleted;
+};
+
+/* Applies retention to vid: the new base is the latest checkpoint at or
+ * below the oldest commit retention must keep (the newest min_commits,
+ * those younger than max_age, the head's checkpoint). It writes the marker
+ * volumes/{vid}/base/{B}, then deletes log/{old base .. B-1} oldest first
+ * (with dry_run: only says what it would do). */
+int quire__gc_retain(quire_metastore *ms, quire_objstore *store, const struct gc_retention_opts *o,
+                     const quire_gid *vid, int dry_run, struct gc_retain_result *out);
+
+/* ---- a whole pass --------------------------------------------------------- */
+
+struct gc_pass_opts {
+  quire_objstore *store;
+  struct gc_checkpoint_opts checkpoint; /* .store is set from store */
+  struct gc_retention_opts retention;
+  uint64_t grace_ms;    /* sweep only segments older than this (default 1 h) */
+  const char *work_dir; /* where the mark set's LSM file lives (default $TMPDIR or /tmp) */
+  int dry_run;          /* report, write and delete nothing */
+  int no_checkpoints;   /* skip the checkpoint policy */
+  /* Progress: called every 1000 objects listed and at the end of each
+   * phase (may be NULL). */
+  void (*progress)(void *ctx, const char *phase, uint64_t done);
+  void *progress_ctx;
+  quire_metrics *metrics; /* may be NULL */
+};
+
+struct gc_pass_result {
+  uint64_t volumes, checkpoints, commits_deleted;
+  uint64_t segments_marked;             /* references from retained commits (distinct segments) */
+  uint64_t objects_live, bytes_live;     /* segments kept: referenced or young */
+  uint64_t objects_young;                /* of those, kept only for the grace period */
+  uint64_t objects_deleted, bytes_deleted; /* (or that would be, with dry_run) */
+  uint64_t requests;                     /* object-store calls spent */
+  uint64_t duration_ms;
+  unsigned volume_errors;                /* volumes skipped this pass (logged) */
+};
+
+/* One pass: for every volume under volumes/, checkpoint by policy, apply
+ * retention, and mark every segment a retained commit references (in an
+ * LSM file, so memory stays bounded); then list segments/ page by page and
+ * delete what is unmarked and older than the grace period. A volume that
+ * fails is skipped, and nothing is swept when any did (its segments were
+ * not marked). */
+int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_pass_result *out);
+
 #endif

@@ -41,6 +41,11 @@ struct quire_metastore_opts {
    * with it every committed segment must carry a valid receipt. NULL:
    * commits are not checked against written segments. */
   const uint8_t *receipt_key;
+  /* Segment GC (docs/GC.md): commits of segments whose id is older than
+   * this are refused (QUIRE_EINVAL: re-upload the pages), so a segment the
+   * GC found unreferenced past its grace period can never be committed
+   * afterwards. Half the GC grace period; 0: no limit (no GC runs). */
+  uint64_t max_segment_age_ms;
 };
 
 int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore **out);

@@ -54,6 +54,8 @@ int quire__ms_handle_snapshot(quire_metastore *ms, const uint8_t *req, size_t le
     rc = quire__ms_refresh(ms, &vid, &lsn);
     if (rc) return rc;
     if (lsn == 0) return quire__err(QUIRE_ENOTFOUND, "volume has no commits");
+  } else if ((rc = quire__ms_check_gone(ms, &vid, lsn)) != 0) {
+    return rc;
   }
   quire_buf rec;
   quire__buf_init(&rec, QUIRE_COMMIT_MAX_SIZE);
@@ -228,6 +230,14 @@ int quire__ms_handle_pull_commits(quire_metastore *ms, const uint8_t *req, size_
   if (from > latest + 1)
     return quire__err(QUIRE_ENOTFOUND, "from_lsn %llu is past the latest lsn %llu + 1",
                       (unsigned long long)from, (unsigned long long)latest);
+  /* Below the base: the retained part of the range (it starts at a
+   * checkpoint, so the pages read from there on are complete). */
+  quire_lsn base;
+  if ((rc = quire__ms_base(ms, &vid, QUIRE_MS_BASE_TTL_MS, &base)) != 0) return rc;
+  if (from < base) {
+    if (to < base) return quire__ms_gone(&vid, to, base);
+    from = base;
+  }
   if (to > latest) to = latest;
   quire_lsn end = to >= from ? QUIRE_MIN(to, from + limit - 1) : from - 1;
   size_t n = (size_t)(end + 1 - from);
@@ -360,6 +370,13 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
   /* A bounded answer: the response's to_lsn says how far it got. */
   if (end - r->from > ms->o.max_graft_commits) end = r->from + ms->o.max_graft_commits;
   if (latest == 0) return quire__err(QUIRE_ENOTFOUND, "volume has no commits");
+  /* A client behind the base: the commits in between are gone, so the
+   * answer is a superset: every page of the checkpoint at the base (what
+   * the volume holds there) plus what changed after it. */
+  quire_lsn base, start = r->from + 1;
+  if ((rc = quire__ms_base(ms, &r->vid, QUIRE_MS_BASE_TTL_MS, &base)) != 0) return rc;
+  if (end < base) return quire__ms_gone(&r->vid, end, base);
+  if (start < base) start = base;
   splinter_t *acc = NULL;
   uint8_t *bytes = NULL;
   size_t nbytes = 0;
@@ -367,12 +384,14 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
   quire__buf_init(&rec, QUIRE_COMMIT_MAX_SIZE);
   struct quire_snapshot snap;
   rc = splinter_new(&acc);
-  for (quire_lsn l = r->from + 1; rc == 0 && l <= end; l++) {
+  for (quire_lsn l = start; rc == 0 && l <= end; l++) {
     struct quire_commit c;
     rc = quire__ms_load(ms, &r->vid, l, &rec, &c, NULL);
     if (rc) break;
-    /* A rewrite (a checkpoint) changes no page's content. */
-    uint32_t nseg = (c.flags & QUIRE_COMMIT_F_REWRITE) ? 0 : c.nsegments;
+    /* A rewrite (a checkpoint) changes no page's content, unless the
+     * client is behind it (then it stands for what was deleted). */
+    int stands_in = r->from + 1 < base && l == base;
+    uint32_t nseg = (c.flags & QUIRE_COMMIT_F_REWRITE) && !stands_in ? 0 : c.nsegments;
     for (uint32_t i = 0; rc == 0 && i < nseg; i++) {
       splinter_view_t v;
       rc = splinter_view_open(c.segments[i].graft, c.segments[i].graft_len, &v);
