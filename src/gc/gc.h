@@ -132,4 +132,15 @@ struct gc_pass_result {
  * not marked). */
 int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_pass_result *out);
 
+/* Passes every every_ms on a thread of their own (o is copied; the store
+ * and metrics it points at must outlive the runner). */
+struct gc_runner;
+int quire__gc_runner_start(quire_metastore *ms, const struct gc_pass_opts *o, uint64_t every_ms,
+                           struct gc_runner **out);
+/* Stops the thread, waiting for a pass in flight. Accepts NULL. */
+void quire__gc_runner_stop(struct gc_runner *r);
+
+/* "90s", "15m", "1h", "7d", "250ms" or a plain number of seconds, in ms. */
+int quire__gc_parse_duration(const char *text, uint64_t *ms);
+
 #endif

@@ -67,6 +67,7 @@ int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service *
               "(--receipt-key; docs/OPERATIONS.md)");
   }
   struct quire_metastore_opts mo = {.receipt_key = s->receipt_key_file ? key : NULL,
+                                    .max_segment_age_ms = s->max_segment_age_ms,
                                     .store = svc->store,
                                     .catalog = svc->catalog,
                                     .metrics = svc->metrics,
