@@ -90,6 +90,26 @@ int quire__msclient_snapshot(quire_msclient *c, const quire_gid *vid, quire_lsn 
   return rc;
 }
 
+int quire__msclient_fork(quire_msclient *c, const quire_gid *vid, quire_lsn lsn, const struct quire_call *call,
+                         struct quire_snapshot *out) {
+  Quire__Metastore__V1__ForkRequest m = QUIRE__METASTORE__V1__FORK_REQUEST__INIT;
+  m.has_vid = 1;
+  m.vid = quire__pb_gid_bytes(vid);
+  m.has_lsn = lsn != 0;
+  m.lsn = lsn;
+  quire_buf resp;
+  quire__buf_init(&resp, 1u << 20);
+  int rc = rpc(c, "/metastore/v1/fork", &m.base, call, &resp);
+  if (!rc) {
+    Quire__Metastore__V1__ForkResponse *r =
+        quire__metastore__v1__fork_response__unpack(&quire__pb_allocator, resp.len, resp.data);
+    rc = r ? read_snapshot(r->snapshot, out) : bad_response("ForkResponse");
+    if (r) quire__metastore__v1__fork_response__free_unpacked(r, &quire__pb_allocator);
+  }
+  quire__buf_free(&resp);
+  return rc;
+}
+
 int quire__msclient_commit(quire_msclient *c, const quire_gid *vid, const quire_gid *client_id,
                            const quire_gid *commit_id, quire_lsn base_lsn, quire_pagecount page_count,
                            const struct quire_commit_segment *segs, uint32_t nsegs,

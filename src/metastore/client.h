@@ -88,6 +88,10 @@ int quire__msclient_commit(quire_msclient *c, const quire_gid *vid, const quire_
  * cancel ends it at once.
  * QUIRE_ENOTFOUND: no commits (after the wait, for a long poll), or from/to
  * past the latest; QUIRE_EINVAL: to < from. */
+/* Server-side fork of vid at lsn (0: the latest): the new volume's
+ * snapshot (lsn 1, a checkpoint). 410 GONE below the base. */
+int quire__msclient_fork(quire_msclient *c, const quire_gid *vid, quire_lsn lsn, const struct quire_call *call,
+                         struct quire_snapshot *out);
 int quire__msclient_pull_graft(quire_msclient *c, const quire_gid *vid, quire_lsn from, quire_lsn to,
                                unsigned wait_ms, const struct quire_call *call, struct quire_snapshot *snap,
                                quire_lsn *to_out, quire_buf *graft);

@@ -73,6 +73,10 @@ int quire__ms_record(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, q
 int quire__ms_handle_snapshot(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
 int quire__ms_handle_commit(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
 int quire__ms_handle_pull_commits(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
+/* fork(vid, lsn): a new volume, first commit a checkpoint of vid at lsn
+ * (gc/gc.h, quire__gc_fork); pages copied into new segments in the
+ * metastore's store. */
+int quire__ms_handle_fork(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
 /* pull_graft without waiting (wait_ms is ignored). */
 int quire__ms_handle_pull_graft(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gc/gc.h"
 #include "metastore/ms_int.h"
 #include "proto/metastore.pb-c.h"
 #include "proto/pb.h"
@@ -66,6 +67,28 @@ int quire__ms_handle_snapshot(quire_metastore *ms, const uint8_t *req, size_t le
   PbSnapshot pbs;
   fill_snapshot(&snap, &pbs);
   Quire__Metastore__V1__SnapshotResponse resp = QUIRE__METASTORE__V1__SNAPSHOT_RESPONSE__INIT;
+  resp.snapshot = &pbs;
+  return quire__pb_pack(&resp.base, out);
+}
+
+/* --- fork (server side, docs/GC.md) ----------------------------------------- */
+
+int quire__ms_handle_fork(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out) {
+  Quire__Metastore__V1__ForkRequest *m = quire__metastore__v1__fork_request__unpack(&quire__pb_allocator, len, req);
+  if (!m) return malformed("ForkRequest");
+  quire_gid vid, dst;
+  quire_lsn lsn = m->has_lsn ? m->lsn : 0;
+  int rc = quire__pb_gid(m->has_vid, &m->vid, QUIRE_GID_VOLUME, "vid", &vid);
+  quire__metastore__v1__fork_request__free_unpacked(m, &quire__pb_allocator);
+  if (rc) return rc;
+  if (lsn && (rc = quire__ms_check_gone(ms, &vid, lsn)) != 0) return rc;
+  struct gc_checkpoint_opts o = {.store = ms->o.store};
+  struct quire_snapshot snap;
+  rc = quire__gc_fork(ms, &o, &vid, lsn, &dst, &snap);
+  if (rc) return rc;
+  PbSnapshot pbs;
+  fill_snapshot(&snap, &pbs);
+  Quire__Metastore__V1__ForkResponse resp = QUIRE__METASTORE__V1__FORK_RESPONSE__INIT;
   resp.snapshot = &pbs;
   return quire__pb_pack(&resp.base, out);
 }

@@ -122,6 +122,17 @@ static void test_fork(void) {
   CHECK_OK(gt_read(T.psc, &f, &f.vid, 1));
   CHECK_OK(gt_read(T.psc, &f, &f.vid, 2));
   for (quire_lsn l = 1; l <= v.head; l++) CHECK_OK(gt_read(T.psc, &v, &v.vid, l));
+  /* The same over HTTP (POST /metastore/v1/fork). */
+  struct gt_vol h;
+  gt_vol_new(&h);
+  CHECK_OK(quire__msclient_fork(T.msc, &v.vid, 5, NULL, &snap));
+  CHECK(snap.lsn == 1 && snap.checkpoint_lsn == 1 && quire_gid_type(&snap.vid) == QUIRE_GID_VOLUME);
+  h.vid = snap.vid;
+  memcpy(h.model[1], v.model[5], sizeof h.model[1]);
+  h.head = 1;
+  CHECK_OK(gt_read(T.psc, &h, &h.vid, 1));
+  CHECK_RC(quire__msclient_fork(T.msc, &v.vid, v.head + 1, NULL, &snap), QUIRE_ENOTFOUND);
+  gt_vol_free(&h);
   /* Past the head: not found. */
   quire_gid g;
   CHECK_RC(quire__gc_fork(gt_ms(&T), &o, &v.vid, v.head + 1, &g, &snap), QUIRE_ENOTFOUND);

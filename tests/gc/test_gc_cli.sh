@@ -25,5 +25,11 @@ has "dry run counts" "1 would be deleted (5000 bytes)"
 expect 0 "gc past the grace period" -- "$Q" gc --store "$S" --grace 100ms
 has "deleted" "1 deleted (5000 bytes)"
 [ -f "$T/objects/segments/$sid" ] && bad "the old unreferenced segment is still there" || ok
+# Server-side fork: argument checks; a metastore that is not there fails (1).
+vid=$("$Q" gid new --type volume)
+expect 2 "fork-at without an lsn" -- "$Q" volume fork-at "$vid"
+expect 2 "fork-at bad vid" -- "$Q" volume fork-at nonsense 3
+expect 2 "fork-at bad lsn" -- "$Q" volume fork-at "$vid" x3
+expect 1 "fork-at with no metastore" -- "$Q" volume fork-at "$vid" 3 --metastore http://127.0.0.1:1
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
