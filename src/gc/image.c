@@ -269,7 +269,7 @@ int quire__gc_image_build(quire_objstore *store, const quire_segment_limits *lim
     if (!rc) rc = quire_segment_builder_new(&sid, &lim, &b);
     splinter_clear(pages);
     for (size_t i = 0; i < k && rc == 0; i++) {
-      const quire_segment_view *v;
+      const quire_segment_view *v = NULL;
       rc = fetch(&bc, &jobs->sid[slots[i].job], &v);
       const uint8_t *page = NULL;
       if (rc == 0) {

@@ -193,4 +193,19 @@ static inline int gt_read(quire_psclient *c, const struct gt_vol *v, const quire
   return rc;
 }
 
+/* Objects under segments/ (listed page by page). */
+static inline size_t gt_count_segments(struct gt *t) {
+  quire_objstore_list list;
+  size_t n = 0;
+  char after[128] = "";
+  for (;;) {
+    CHECK_OK(quire_objstore_list_keys(t->store, "segments/", after, 1000, &list));
+    n += list.count;
+    int more = list.truncated && list.count;
+    if (more) snprintf(after, sizeof after, "%s", list.entries[list.count - 1].key);
+    quire_objstore_list_free(&list);
+    if (!more) return n;
+  }
+}
+
 #endif

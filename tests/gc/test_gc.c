@@ -41,20 +41,6 @@ static void check_retained_exist(quire_metastore *ms, size_t *nref) {
   quire__buf_free(&buf);
 }
 
-static size_t count_segments(void) {
-  quire_objstore_list list;
-  size_t n = 0;
-  char after[128] = "";
-  for (;;) {
-    CHECK_OK(quire_objstore_list_keys(T.store, "segments/", after, 1000, &list));
-    n += list.count;
-    int more = list.truncated && list.count;
-    if (more) snprintf(after, sizeof after, "%s", list.entries[list.count - 1].key);
-    quire_objstore_list_free(&list);
-    if (!more) return n;
-  }
-}
-
 static void read_all(int cold) {
   if (cold) gt_cold_ps(&T);
   for (int i = 0; i < VOLS; i++) {
@@ -118,12 +104,12 @@ int main(void) {
       CHECK_OK(quire__psclient_write_pages(T.psc, &V[0].vid, &idx, pages, 1, NULL, &segs, &nsegs));
       quire__psclient_written_free(segs, nsegs);
     }
-    size_t before = count_segments();
+    size_t before = gt_count_segments(&T);
     if (round % 4 == 3) {
       /* A dry run changes nothing. */
       o.dry_run = 1;
       CHECK_OK(quire__gc_pass(gt_ms(&T), &o, &r));
-      CHECK(count_segments() == before);
+      CHECK(gt_count_segments(&T) == before);
       o.dry_run = 0;
     }
     pass(&o, &r);
@@ -148,7 +134,7 @@ int main(void) {
   CHECKF(r.objects_young == 0 && r.objects_deleted > 0, "young %llu deleted %llu",
          (unsigned long long)r.objects_young, (unsigned long long)r.objects_deleted);
   /* No unreferenced segment is left: the store holds exactly the marked ones. */
-  CHECKF(count_segments() == r.segments_marked, "%zu segments, %llu marked", count_segments(),
+  CHECKF(gt_count_segments(&T) == r.segments_marked, "%zu segments, %llu marked", gt_count_segments(&T),
          (unsigned long long)r.segments_marked);
   printf("final pass: %llu segments live (%llu bytes), %llu deleted, %llu requests\n",
          (unsigned long long)r.objects_live, (unsigned long long)r.bytes_live,

@@ -142,16 +142,7 @@ int main(int argc, char **argv) {
       }
     }
     quire__buf_free(&buf);
-    quire_objstore_list list;
-    char after[128] = "";
-    for (;;) {
-      CHECK_OK(quire_objstore_list_keys(T.store, "segments/", after, 1000, &list));
-      stored += list.count;
-      int more = list.truncated && list.count;
-      if (more) snprintf(after, sizeof after, "%s", list.entries[list.count - 1].key);
-      quire_objstore_list_free(&list);
-      if (!more) break;
-    }
+    stored = gt_count_segments(&T);
   }
   printf("%d kills (%d runs finished before their kill); %zu segments stored, %zu referenced\n", kills, finished,
          stored, referenced);
