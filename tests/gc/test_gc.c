@@ -136,6 +136,33 @@ int main(void) {
   /* No unreferenced segment is left: the store holds exactly the marked ones. */
   CHECKF(gt_count_segments(&T) == r.segments_marked, "%zu segments, %llu marked", gt_count_segments(&T),
          (unsigned long long)r.segments_marked);
+  /* Space amplification: stored segment bytes over the bytes of the page
+   * versions retained history can read (the base checkpoint's pages and
+   * those of every later commit that is not a rewrite). */
+  {
+    quire_buf b;
+    quire__buf_init(&b, QUIRE_COMMIT_MAX_SIZE);
+    uint64_t pages = 0;
+    for (int i = 0; i < VOLS; i++) {
+      quire_lsn base;
+      CHECK_OK(quire__ms_base(gt_ms(&T), &V[i].vid, 0, &base));
+      for (quire_lsn l = base; l <= V[i].head; l++) {
+        struct quire_commit c;
+        CHECK_OK(quire__ms_load(gt_ms(&T), &V[i].vid, l, &b, &c, NULL));
+        if (l == base || !(c.flags & QUIRE_COMMIT_F_REWRITE))
+          for (uint32_t k = 0; k < c.nsegments; k++) {
+            splinter_view_t sv;
+            CHECK_OK(splinter_view_open(c.segments[k].graft, c.segments[k].graft_len, &sv));
+            pages += splinter_view_cardinality(&sv);
+          }
+        quire__commit_clear(&c);
+      }
+    }
+    quire__buf_free(&b);
+    printf("space amplification %.2f (%llu stored bytes / %llu bytes of retained page versions)\n",
+           (double)r.bytes_live / (double)(pages * QUIRE_PAGE_SIZE), (unsigned long long)r.bytes_live,
+           (unsigned long long)(pages * QUIRE_PAGE_SIZE));
+  }
   printf("final pass: %llu segments live (%llu bytes), %llu deleted, %llu requests\n",
          (unsigned long long)r.objects_live, (unsigned long long)r.bytes_live,
          (unsigned long long)r.objects_deleted, (unsigned long long)r.requests);
