@@ -144,7 +144,7 @@ int quire_cmd_server(int argc, char **argv) {
     goto out;
   }
   if (gc_every) {
-    struct gc_pass_opts go = {.grace_ms = gc_grace};
+    struct gc_pass_opts go = {.grace_ms = gc_grace, .metrics = quire__ms_service_metrics(ms)};
     rc = quire_objstore_open(store, &gc_store);
     if (!rc) {
       go.store = gc_store;

@@ -102,6 +102,7 @@ fail:
 uint16_t quire__ms_service_port(const quire_ms_service *svc) { return quire__http_server_port(svc->srv); }
 
 quire_metastore *quire__ms_service_metastore(quire_ms_service *svc) { return svc->ms; }
+quire_metrics *quire__ms_service_metrics(quire_ms_service *svc) { return svc->metrics; }
 
 int quire__ms_service_close(quire_ms_service *svc, unsigned drain_ms) {
   if (!svc) return 0;

@@ -36,6 +36,8 @@ typedef struct quire_ms_service quire_ms_service;
 int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service **out);
 uint16_t quire__ms_service_port(const quire_ms_service *svc);
 quire_metastore *quire__ms_service_metastore(quire_ms_service *svc);
+/* Its /metrics registry (lives as long as the service). */
+quire_metrics *quire__ms_service_metrics(quire_ms_service *svc);
 /* Graceful: stop accepting, answer long polls, finish in-flight requests
  * within drain_ms, close the catalog cleanly. Returns the catalog close
  * result. Accepts NULL. */
