@@ -45,7 +45,8 @@ enum {
   QUIRE_ERANGE = QUIRE_EBAND - 18,       /* a value outside its valid range (page 0, lsn 0) */
   QUIRE_EEND = QUIRE_EBAND - 19,         /* iteration is past its last item (not an error) */
   QUIRE_ECANCELED = QUIRE_EBAND - 20,    /* the caller cancelled the call (a cancel token fired) */
-  QUIRE_ELAST_ = QUIRE_EBAND - 21
+  QUIRE_EGONE = QUIRE_EBAND - 21,        /* below the retained history (an LSN under the volume's base) */
+  QUIRE_ELAST_ = QUIRE_EBAND - 22
 };
 
 /* Static string naming rc: a QUIRE_E* code, a -errno, or 0. Never NULL. */

@@ -25,6 +25,7 @@ const char quire_cmd_server_summary[] = "run every service on one machine (the e
 #include <fcntl.h>
 #include <sodium.h>
 #include <unistd.h>
+#include "gc/gc.h"
 #include "metastore/service.h"
 #include "util/log.h"
 
@@ -40,6 +41,11 @@ static struct quire_cfg_opt opts[] = {
     {"tls-ca", "QUIRE_TLS_CA", "server",
      "CA bundle the pagestore verifies the metastore with under --tls-cert (default: the certificate itself)",
      NULL, 0, NULL, NULL},
+    {"gc-every", "QUIRE_GC_EVERY", "gc",
+     "run a garbage-collection pass (checkpoints, retention, segment GC; docs/GC.md) every DURATION; 0: never",
+     "1h", 0, NULL, NULL},
+    {"gc-grace", "QUIRE_GC_GRACE", "gc", "GC deletes unreferenced segments only when older than this", "1h", 0,
+     NULL, NULL},
     CLI_PAGESTORE_TUNING_OPTS,
     CLI_SERVE_HTTP_OPTS,
 };
@@ -129,6 +135,21 @@ int quire_cmd_server(int argc, char **argv) {
   struct quire_ps_settings pss = {0};
   quire_ps_service *ps = NULL;
   unsigned long long drain = 0;
+  uint64_t gc_every = 0, gc_grace = 0;
+  quire_objstore *gc_store = NULL;
+  struct gc_runner *gc = NULL;
+  if (quire__gc_parse_duration(quire__cfg_get(opts, NOPTS, "gc-every"), &gc_every) != 0 ||
+      quire__gc_parse_duration(quire__cfg_get(opts, NOPTS, "gc-grace"), &gc_grace) != 0) {
+    status = cli_usage_error("server", "%s", quire_errmsg());
+    goto out;
+  }
+  if (gc_every && gc_grace < 2000) {
+    status = cli_usage_error("server", "--gc-grace must be at least 2s");
+    goto out;
+  }
+  /* With GC on, a segment may wait at most half the grace period for its
+   * commit (docs/GC.md). */
+  if (gc_every) s.max_segment_age_ms = gc_grace / 2;
   if ((status = cli_ms_settings("server", opts, NOPTS, &s))) goto out;
   if ((status = cli_ps_settings("server", opts, NOPTS, &pss))) goto out;
   if ((status = cli_serve_number("server", opts, NOPTS, "drain-ms", 3600000, &drain))) goto out;
@@ -207,6 +228,21 @@ int quire_cmd_server(int argc, char **argv) {
     quire__ms_service_close(ms, 0);
     goto out;
   }
+  if (gc_every) {
+    struct gc_pass_opts go = {.grace_ms = gc_grace, .metrics = quire__ms_service_metrics(ms)};
+    rc = quire_objstore_open(store, &gc_store);
+    if (!rc) {
+      go.store = gc_store;
+      rc = quire__gc_runner_start(quire__ms_service_metastore(ms), &go, gc_every, &gc);
+    }
+    if (rc) {
+      status = cli_fail("server", rc, "starting garbage collection");
+      quire__ps_service_close(ps, 0);
+      quire__ms_service_close(ms, 0);
+      quire_objstore_close(gc_store);
+      goto out;
+    }
+  }
   const char *pcolon = strrchr(pss.listen, ':');
   printf("quire server: data in %s\n", abs);
   printf("quire server: metastore listening on %s\n", ms_url);
@@ -220,6 +256,8 @@ int quire_cmd_server(int argc, char **argv) {
   fflush(stdout);
   int sig = quire__signals_wait();
   QLOG_INFO("server: signal %d: shutting down", sig);
+  quire__gc_runner_stop(gc);
+  quire_objstore_close(gc_store);
   quire__ps_service_close(ps, (unsigned)drain);
   rc = quire__ms_service_close(ms, (unsigned)drain);
   if (rc) status = cli_fail("server", rc, "closing the metastore catalog");

@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "quire/quire.h"
+#include "metastore/client.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@ static void help(void) {
          "       quire volume sync NAME|VID          push local commits, then pull\n"
          "       quire volume reset NAME|VID         drop unpushed commits, go to the remote head\n"
          "       quire volume fork NAME|VID          push the local head as a new volume\n"
+         "       quire volume fork-at VID LSN        server side: a new volume whose first commit is\n"
+         "                                           VID at LSN (0: its latest), copied by the server\n"
          "       quire volume import NAME|VID FILE   a file of 4 KiB pages becomes the volume's content\n"
          "       quire volume export NAME|VID FILE   the volume's pages into FILE (fetching absent ones)\n"
          "\n"
@@ -221,6 +224,29 @@ static int list(const struct vopts *vo) {
   return status;
 }
 
+/* fork-at VID LSN: the metastore forks server-side (POST /metastore/v1/fork). */
+static int fork_at(const struct vopts *vo) {
+  if (vo->npos != 2) return cli_usage_error("volume", "fork-at takes 2 arguments (VID LSN)");
+  quire_gid vid;
+  if (quire_gid_parse(vo->pos[0], strlen(vo->pos[0]), QUIRE_GID_VOLUME, &vid) != 0)
+    return cli_usage_error("volume", "fork-at: %s", quire_errmsg());
+  char *end;
+  unsigned long long lsn = strtoull(vo->pos[1], &end, 10);
+  if (*end || end == vo->pos[1]) return cli_usage_error("volume", "fork-at: LSN '%s' is not a number", vo->pos[1]);
+  struct quire_http_client_opts ho = {.token = vo->token};
+  quire_msclient *c;
+  int rc = quire__msclient_open(vo->ms, &ho, &c);
+  if (rc) return cli_fail("volume", rc, vo->ms);
+  struct quire_snapshot snap;
+  rc = quire__msclient_fork(c, &vid, lsn, NULL, &snap);
+  quire__msclient_close(c);
+  if (rc) return cli_fail("volume", rc, "fork-at");
+  char t[QUIRE_GID_TEXT_LEN + 1];
+  quire_gid_format(&snap.vid, t);
+  printf("forked into %s (%u pages)\n", t, snap.page_count);
+  return CLI_EXIT_OK;
+}
+
 int quire_cmd_volume(int argc, char **argv) {
   if (argc < 2 || cli_wants_help(argc, argv)) {
     help();
@@ -236,6 +262,7 @@ int quire_cmd_volume(int argc, char **argv) {
     unsigned flags;
   } subs[] = {{"create", 1, QUIRE_CREATE}, {"list", 0, 0},   {"status", 1, 0}, {"sync", 1, 0},
               {"reset", 1, 0},             {"fork", 1, 0},   {"import", 2, QUIRE_CREATE}, {"export", 2, 0}};
+  if (strcmp(sub, "fork-at") == 0) return fork_at(&vo);
   for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
     if (strcmp(sub, subs[i].name) != 0) continue;
     if (vo.npos != subs[i].args)

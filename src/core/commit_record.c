@@ -5,19 +5,24 @@
  *
  *   offset  size  field
  *   0       4     magic "QCMT"
- *   4       2     format version (1)
- *   6       2     flags (0; anything else is rejected)
+ *   4       2     format version (2; version 1 is still read)
+ *   6       2     flags: bit 0 = rewrite (version 2 only; version 1 has 0,
+ *                 and any unknown bit is rejected)
  *   8       16    volume id (GID type 0x80)
  *   24      16    client id (GID type 0xC0)
  *   40      16    commit id (GID type 0xE0), the idempotency key
  *   56      8     lsn (>= 1)
- *   64      8     checkpoint lsn (<= lsn)
+ *   64      8     checkpoint lsn (<= lsn; == lsn for a rewrite)
  *   72      8     timestamp, ms since the epoch (server clock)
  *   80      4     page count
  *   84      4     segment count n (<= 65536)
  *   88      ...   n entries: segment id (16, GID type 0xA0), graft length
  *                 (u32), graft bytes (a serialized splinter)
  *   end-8   8     XXH3-64 of every byte before it
+ *
+ * Versions 1 and 2 share the layout; version 1 predates checkpoints (its
+ * checkpoint lsn is 0 as written by every version-1 metastore, and is
+ * read as stored) and has no flags.
  *
  * The decoder checks the total size, then the checksum, then every field and
  * every length against what remains, and that the entries end exactly at the
@@ -41,6 +46,9 @@ static int check_ids(const struct quire_commit *c) {
   if (c->checkpoint_lsn > c->lsn)
     return quire__err(QUIRE_EINVAL, "checkpoint lsn %llu past lsn %llu",
                       (unsigned long long)c->checkpoint_lsn, (unsigned long long)c->lsn);
+  if (c->flags & ~QUIRE_COMMIT_F_KNOWN) return quire__err(QUIRE_EINVAL, "unknown flags 0x%x", c->flags);
+  if ((c->flags & QUIRE_COMMIT_F_REWRITE) && (c->lsn < 2 || c->checkpoint_lsn != c->lsn))
+    return quire__err(QUIRE_EINVAL, "a rewrite must be a checkpoint (checkpoint lsn == lsn) after lsn 1");
   return 0;
 }
 
@@ -65,7 +73,7 @@ int quire__commit_encode(const struct quire_commit *c, quire_buf *out) {
   if (rc) return rc;
   memcpy(p, QUIRE_COMMIT_MAGIC, 4);
   st_le16(p + 4, QUIRE_COMMIT_VERSION);
-  st_le16(p + 6, 0);
+  st_le16(p + 6, (uint16_t)c->flags);
   memcpy(p + 8, c->vid.b, 16);
   memcpy(p + 24, c->client_id.b, 16);
   memcpy(p + 40, c->commit_id.b, 16);
@@ -101,11 +109,15 @@ int quire__commit_decode(const uint8_t *p, size_t n, struct quire_commit *out) {
   if (memcmp(p, QUIRE_COMMIT_MAGIC, 4) != 0) return quire__err(QUIRE_ECORRUPT, "commit record: bad magic");
   if (ld_le64(p + n - 8) != quire__xxh3(p, n - 8))
     return quire__err(QUIRE_ECORRUPT, "commit record: checksum mismatch");
-  if (ld_le16(p + 4) != QUIRE_COMMIT_VERSION)
-    return quire__err(QUIRE_EVERSION, "commit record: version %u (this build reads %d)", ld_le16(p + 4),
-                      QUIRE_COMMIT_VERSION);
-  if (ld_le16(p + 6) != 0) return quire__err(QUIRE_ECORRUPT, "commit record: unknown flags");
+  unsigned version = ld_le16(p + 4);
+  if (version < QUIRE_COMMIT_VERSION_MIN || version > QUIRE_COMMIT_VERSION)
+    return quire__err(QUIRE_EVERSION, "commit record: version %u (this build reads %d to %d)", version,
+                      QUIRE_COMMIT_VERSION_MIN, QUIRE_COMMIT_VERSION);
+  unsigned flags = ld_le16(p + 6);
+  if (version == 1 ? flags != 0 : (flags & ~QUIRE_COMMIT_F_KNOWN) != 0)
+    return quire__err(QUIRE_ECORRUPT, "commit record: unknown flags 0x%x", flags);
   struct quire_commit c = {0};
+  c.flags = flags;
   memcpy(c.vid.b, p + 8, 16);
   memcpy(c.client_id.b, p + 24, 16);
   memcpy(c.commit_id.b, p + 40, 16);

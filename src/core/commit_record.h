@@ -17,7 +17,14 @@
 #include "util/buf.h"
 
 #define QUIRE_COMMIT_MAGIC "QCMT"
-#define QUIRE_COMMIT_VERSION 1
+#define QUIRE_COMMIT_VERSION 2 /* written; versions 1 and 2 are read */
+#define QUIRE_COMMIT_VERSION_MIN 1
+/* Flags (version 2). A rewrite commit's content equals the commit before
+ * it: it is a checkpoint (checkpoint_lsn == lsn, lsn >= 2) written by the
+ * compaction job, and pull_graft leaves it out of the union of changed
+ * pages. */
+#define QUIRE_COMMIT_F_REWRITE 0x1u
+#define QUIRE_COMMIT_F_KNOWN 0x1u
 #define QUIRE_COMMIT_HEADER_SIZE 88
 #define QUIRE_COMMIT_MIN_SIZE (QUIRE_COMMIT_HEADER_SIZE + 8)
 #define QUIRE_COMMIT_MAX_SEGMENTS 65536u
@@ -38,7 +45,12 @@ struct quire_commit_segment {
 
 struct quire_commit {
   quire_gid vid, client_id, commit_id;
+  /* checkpoint_lsn: the latest checkpoint at or below lsn (a commit whose
+   * segments hold every page of the volume); the segment query stops
+   * walking there. lsn itself for a checkpoint; 0 = none (every version-1
+   * record). */
   quire_lsn lsn, checkpoint_lsn;
+  uint32_t flags; /* QUIRE_COMMIT_F_* (0 in version-1 records) */
   uint64_t timestamp_ms;
   quire_pagecount page_count;
   uint32_t nsegments;
@@ -46,7 +58,8 @@ struct quire_commit {
 };
 
 /* Appends the encoded record to out. QUIRE_EINVAL for a record that would
- * not decode (bad id types, lsn 0, checkpoint > lsn), QUIRE_ETOOLARGE past
+ * not decode (bad id types, lsn 0, checkpoint > lsn, unknown flags, a
+ * rewrite that is not a checkpoint past lsn 1), QUIRE_ETOOLARGE past
  * the limits or out's cap. */
 int quire__commit_encode(const struct quire_commit *c, quire_buf *out);
 

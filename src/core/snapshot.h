@@ -17,9 +17,10 @@ struct quire_snapshot {
   quire_gid client_id;        /* the client that made the commit (0xC0) */
   quire_gid commit_id;        /* the commit id that client chose: the idempotency key (0xE0) */
   quire_lsn lsn;              /* the commit's LSN, >= 1 */
-  quire_lsn checkpoint_lsn;   /* oldest LSN whose history is kept (0 = all) */
+  quire_lsn checkpoint_lsn;   /* the latest checkpoint at or below lsn (0 = none) */
   quire_pagecount page_count; /* logical size of the volume in pages */
   uint64_t timestamp_ms;      /* metastore wall clock when the commit was written */
+  uint32_t flags;             /* the commit record's flags (QUIRE_COMMIT_F_REWRITE) */
 };
 
 #endif

@@ -4,8 +4,9 @@
  * in object storage are the truth; the catalog only remembers what was read
  * or written, so deleting it loses nothing (it is rebuilt by catching up).
  *
- * Per volume the catalog holds a gap-free prefix of the log: records for
- * LSNs 1..latest. Appends are idempotent: records at or below the current
+ * Per volume the catalog holds a gap-free run of the log: records for
+ * LSNs first..latest, where first is 1 or the volume's base when the
+ * catalog first learnt of it (docs/GC.md: older commits were deleted). Appends are idempotent: records at or below the current
  * latest are skipped, so two catch-ups racing to append the same commits do
  * no harm. Implementations: memory (catalog_mem.c, tests and caches) and an
  * LSM file (catalog_lsm.c, keys {vid}{lsn BE} → commit record).
@@ -29,7 +30,8 @@ struct ms_catalog_ops {
   /* The record at (vid, lsn) appended to out; QUIRE_ENOTFOUND if absent. */
   int (*get)(ms_catalog *c, const quire_gid *vid, quire_lsn lsn, quire_buf *out);
   /* Appends n records for LSNs first .. first+n-1. Those at or below the
-   * current latest are skipped; first > latest + 1 is QUIRE_EINVAL (a gap). */
+   * current latest are skipped; first > latest + 1 is QUIRE_EINVAL (a gap)
+   * unless the volume is empty (its first record may be at any LSN). */
   int (*append)(ms_catalog *c, const quire_gid *vid, quire_lsn first, size_t n, const uint8_t *const *recs,
                 const size_t *lens);
   /* Volumes and commits held. */

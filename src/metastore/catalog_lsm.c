@@ -94,7 +94,7 @@ static int lsm_cat_append(ms_catalog *base, const quire_gid *vid, quire_lsn firs
   int rc = 0;
   lsm_txn *t = NULL;
   size_t added = 0;
-  if (first > latest + 1) {
+  if (latest && first > latest + 1) { /* an empty volume starts anywhere (at its base) */
     rc = quire__err(QUIRE_EINVAL, "catalog append at lsn %llu leaves a gap after %llu",
                     (unsigned long long)first, (unsigned long long)latest);
     goto out;

@@ -20,8 +20,9 @@ struct rec {
 
 struct vol {
   struct ms_gid_node node; /* first: the table links and keys it */
-  struct rec *recs;
+  struct rec *recs; /* recs[i] is lsn first + i */
   size_t count, cap;
+  quire_lsn first; /* the volume's first LSN held (1 unless it started at a base) */
 };
 
 struct mem_catalog {
@@ -39,7 +40,7 @@ static int mem_latest(ms_catalog *c, const quire_gid *vid, quire_lsn *out) {
   struct mem_catalog *m = (struct mem_catalog *)c;
   pthread_rwlock_rdlock(&m->lock);
   struct vol *v = find(m, vid);
-  *out = v ? v->count : 0;
+  *out = v && v->count ? v->first + v->count - 1 : 0;
   pthread_rwlock_unlock(&m->lock);
   return 0;
 }
@@ -49,10 +50,10 @@ static int mem_get(ms_catalog *c, const quire_gid *vid, quire_lsn lsn, quire_buf
   int rc;
   pthread_rwlock_rdlock(&m->lock);
   struct vol *v = find(m, vid);
-  if (!v || lsn == 0 || lsn > v->count)
+  if (!v || v->count == 0 || lsn < v->first || lsn - v->first >= v->count)
     rc = QUIRE_ENOTFOUND;
   else
-    rc = quire__buf_append(out, v->recs[lsn - 1].p, v->recs[lsn - 1].n);
+    rc = quire__buf_append(out, v->recs[lsn - v->first].p, v->recs[lsn - v->first].n);
   pthread_rwlock_unlock(&m->lock);
   return rc;
 }
@@ -73,14 +74,16 @@ static int mem_append(ms_catalog *c, const quire_gid *vid, quire_lsn first, size
     v->node.vid = *vid;
     quire__gidmap_insert(&m->vols, &v->node);
   }
-  if (first > v->count + 1) {
-    rc = quire__err(QUIRE_EINVAL, "catalog append at lsn %llu leaves a gap after %zu",
-                    (unsigned long long)first, v->count);
+  if (v->count == 0) v->first = first; /* an empty volume starts anywhere (at its base) */
+  quire_lsn latest = v->first + v->count - 1;
+  if (first > latest + 1) {
+    rc = quire__err(QUIRE_EINVAL, "catalog append at lsn %llu leaves a gap after %llu",
+                    (unsigned long long)first, (unsigned long long)latest);
     goto out;
   }
   for (size_t i = 0; i < n; i++) {
     quire_lsn lsn = first + i;
-    if (lsn <= v->count) continue;
+    if (lsn <= v->first + v->count - 1) continue;
     if (v->count == v->cap) {
       size_t cap = v->cap ? v->cap * 2 : 16;
       struct rec *r = quire__realloc(v->recs, cap * sizeof *r);

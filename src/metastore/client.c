@@ -54,6 +54,7 @@ static int read_snapshot(const Quire__Common__V1__Snapshot *pb, struct quire_sna
   s.checkpoint_lsn = pb->checkpoint_lsn;
   s.page_count = pb->page_count;
   s.timestamp_ms = pb->timestamp_ms;
+  s.flags = pb->has_flags ? pb->flags : 0;
   *out = s;
   return 0;
 }
@@ -84,6 +85,26 @@ int quire__msclient_snapshot(quire_msclient *c, const quire_gid *vid, quire_lsn 
         quire__metastore__v1__snapshot_response__unpack(&quire__pb_allocator, resp.len, resp.data);
     rc = r ? read_snapshot(r->snapshot, out) : bad_response("SnapshotResponse");
     if (r) quire__metastore__v1__snapshot_response__free_unpacked(r, &quire__pb_allocator);
+  }
+  quire__buf_free(&resp);
+  return rc;
+}
+
+int quire__msclient_fork(quire_msclient *c, const quire_gid *vid, quire_lsn lsn, const struct quire_call *call,
+                         struct quire_snapshot *out) {
+  Quire__Metastore__V1__ForkRequest m = QUIRE__METASTORE__V1__FORK_REQUEST__INIT;
+  m.has_vid = 1;
+  m.vid = quire__pb_gid_bytes(vid);
+  m.has_lsn = lsn != 0;
+  m.lsn = lsn;
+  quire_buf resp;
+  quire__buf_init(&resp, 1u << 20);
+  int rc = rpc(c, "/metastore/v1/fork", &m.base, call, &resp);
+  if (!rc) {
+    Quire__Metastore__V1__ForkResponse *r =
+        quire__metastore__v1__fork_response__unpack(&quire__pb_allocator, resp.len, resp.data);
+    rc = r ? read_snapshot(r->snapshot, out) : bad_response("ForkResponse");
+    if (r) quire__metastore__v1__fork_response__free_unpacked(r, &quire__pb_allocator);
   }
   quire__buf_free(&resp);
   return rc;
@@ -233,6 +254,7 @@ int quire__msclient_pull_commits(quire_msclient *c, const quire_gid *vid, quire_
     qc->checkpoint_lsn = out->snaps[i].checkpoint_lsn;
     qc->page_count = out->snaps[i].page_count;
     qc->timestamp_ms = out->snaps[i].timestamp_ms;
+    qc->flags = out->snaps[i].flags;
     qc->nsegments = (uint32_t)pc->n_segments;
     qc->segments = quire__calloc(pc->n_segments ? pc->n_segments : 1, sizeof *qc->segments);
     if (!qc->segments) {

@@ -41,6 +41,11 @@ struct quire_metastore_opts {
    * with it every committed segment must carry a valid receipt. NULL:
    * commits are not checked against written segments. */
   const uint8_t *receipt_key;
+  /* Segment GC (docs/GC.md): commits of segments whose id is older than
+   * this are refused (QUIRE_EINVAL: re-upload the pages), so a segment the
+   * GC found unreferenced past its grace period can never be committed
+   * afterwards. Half the GC grace period; 0: no limit (no GC runs). */
+  uint64_t max_segment_age_ms;
 };
 
 int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore **out);
@@ -68,6 +73,10 @@ int quire__ms_record(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, q
 int quire__ms_handle_snapshot(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
 int quire__ms_handle_commit(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
 int quire__ms_handle_pull_commits(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
+/* fork(vid, lsn): a new volume, first commit a checkpoint of vid at lsn
+ * (gc/gc.h, quire__gc_fork); pages copied into new segments in the
+ * metastore's store. */
+int quire__ms_handle_fork(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
 /* pull_graft without waiting (wait_ms is ignored). */
 int quire__ms_handle_pull_graft(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out);
 

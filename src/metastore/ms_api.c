@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gc/gc.h"
 #include "metastore/ms_int.h"
 #include "proto/metastore.pb-c.h"
 #include "proto/pb.h"
@@ -33,6 +34,8 @@ static void fill_snapshot(const struct quire_snapshot *s, PbSnapshot *pb) {
   pb->timestamp_ms = s->timestamp_ms;
   pb->client_id = quire__pb_gid_bytes(&s->client_id);
   pb->commit_id = quire__pb_gid_bytes(&s->commit_id);
+  pb->has_flags = s->flags != 0;
+  pb->flags = s->flags;
 }
 
 static int malformed(const char *what) { return quire__err(QUIRE_EINVAL, "malformed %s message", what); }
@@ -52,6 +55,8 @@ int quire__ms_handle_snapshot(quire_metastore *ms, const uint8_t *req, size_t le
     rc = quire__ms_refresh(ms, &vid, &lsn);
     if (rc) return rc;
     if (lsn == 0) return quire__err(QUIRE_ENOTFOUND, "volume has no commits");
+  } else if ((rc = quire__ms_check_gone(ms, &vid, lsn)) != 0) {
+    return rc;
   }
   quire_buf rec;
   quire__buf_init(&rec, QUIRE_COMMIT_MAX_SIZE);
@@ -62,6 +67,28 @@ int quire__ms_handle_snapshot(quire_metastore *ms, const uint8_t *req, size_t le
   PbSnapshot pbs;
   fill_snapshot(&snap, &pbs);
   Quire__Metastore__V1__SnapshotResponse resp = QUIRE__METASTORE__V1__SNAPSHOT_RESPONSE__INIT;
+  resp.snapshot = &pbs;
+  return quire__pb_pack(&resp.base, out);
+}
+
+/* --- fork (server side, docs/GC.md) ----------------------------------------- */
+
+int quire__ms_handle_fork(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out) {
+  Quire__Metastore__V1__ForkRequest *m = quire__metastore__v1__fork_request__unpack(&quire__pb_allocator, len, req);
+  if (!m) return malformed("ForkRequest");
+  quire_gid vid, dst;
+  quire_lsn lsn = m->has_lsn ? m->lsn : 0;
+  int rc = quire__pb_gid(m->has_vid, &m->vid, QUIRE_GID_VOLUME, "vid", &vid);
+  quire__metastore__v1__fork_request__free_unpacked(m, &quire__pb_allocator);
+  if (rc) return rc;
+  if (lsn && (rc = quire__ms_check_gone(ms, &vid, lsn)) != 0) return rc;
+  struct gc_checkpoint_opts o = {.store = ms->o.store};
+  struct quire_snapshot snap;
+  rc = quire__gc_fork(ms, &o, &vid, lsn, &dst, &snap);
+  if (rc) return rc;
+  PbSnapshot pbs;
+  fill_snapshot(&snap, &pbs);
+  Quire__Metastore__V1__ForkResponse resp = QUIRE__METASTORE__V1__FORK_RESPONSE__INIT;
   resp.snapshot = &pbs;
   return quire__pb_pack(&resp.base, out);
 }
@@ -280,6 +307,14 @@ int quire__ms_handle_pull_commits(quire_metastore *ms, const uint8_t *req, size_
   if (from > latest + 1)
     return quire__err(QUIRE_ENOTFOUND, "from_lsn %llu is past the latest lsn %llu + 1",
                       (unsigned long long)from, (unsigned long long)latest);
+  /* Below the base: the retained part of the range (it starts at a
+   * checkpoint, so the pages read from there on are complete). */
+  quire_lsn base;
+  if ((rc = quire__ms_base(ms, &vid, QUIRE_MS_BASE_TTL_MS, &base)) != 0) return rc;
+  if (from < base) {
+    if (to < base) return quire__ms_gone(&vid, to, base);
+    from = base;
+  }
   if (to > latest) to = latest;
   quire_lsn end = to >= from ? QUIRE_MIN(to, from + limit - 1) : from - 1;
   size_t n = (size_t)(end + 1 - from);
@@ -412,6 +447,13 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
   /* A bounded answer: the response's to_lsn says how far it got. */
   if (end - r->from > ms->o.max_graft_commits) end = r->from + ms->o.max_graft_commits;
   if (latest == 0) return quire__err(QUIRE_ENOTFOUND, "volume has no commits");
+  /* A client behind the base: the commits in between are gone, so the
+   * answer is a superset: every page of the checkpoint at the base (what
+   * the volume holds there) plus what changed after it. */
+  quire_lsn base, start = r->from + 1;
+  if ((rc = quire__ms_base(ms, &r->vid, QUIRE_MS_BASE_TTL_MS, &base)) != 0) return rc;
+  if (end < base) return quire__ms_gone(&r->vid, end, base);
+  if (start < base) start = base;
   splinter_t *acc = NULL;
   uint8_t *bytes = NULL;
   size_t nbytes = 0;
@@ -420,12 +462,16 @@ static int answer_pull_graft(quire_metastore *ms, const struct pull_graft_req *r
   struct quire_snapshot snap;
   quire_pagecount min_count = UINT32_MAX;
   rc = splinter_new(&acc);
-  for (quire_lsn l = r->from + 1; rc == 0 && l <= end; l++) {
+  for (quire_lsn l = start; rc == 0 && l <= end; l++) {
     struct quire_commit c;
     rc = quire__ms_load(ms, &r->vid, l, &rec, &c, NULL);
     if (rc) break;
     if (c.page_count < min_count) min_count = c.page_count;
-    for (uint32_t i = 0; rc == 0 && i < c.nsegments; i++) {
+    /* A rewrite (a checkpoint) changes no page's content, unless the
+     * client is behind it (then it stands for what was deleted). */
+    int stands_in = r->from + 1 < base && l == base;
+    uint32_t nseg = (c.flags & QUIRE_COMMIT_F_REWRITE) && !stands_in ? 0 : c.nsegments;
+    for (uint32_t i = 0; rc == 0 && i < nseg; i++) {
       splinter_view_t v;
       rc = splinter_view_open(c.segments[i].graft, c.segments[i].graft_len, &v);
       if (rc)

@@ -277,6 +277,8 @@ static int catch_up(quire_metastore *ms, struct ms_volume *v, quire_lsn *latest_
   struct get_task *tasks = quire__calloc(inflight, sizeof *tasks);
   if (!tasks) return QUIRE_ENOMEM;
   char why[320] = "";
+  int tried_base = 0;
+again:
   for (;;) {
     fetch(ms, vid, latest + 1, k, tasks);
     const uint8_t *recs[64];
@@ -320,6 +322,18 @@ static int catch_up(quire_metastore *ms, struct ms_volume *v, quire_lsn *latest_
     }
     if (end || found < k) break;
     k = QUIRE_MIN(k * 2, inflight); /* 1, 2, 4, ...: a short catch-up wastes few GETs */
+  }
+  if (rc == 0 && latest == 0 && !tried_base) {
+    /* Nothing of vid in the catalog and no log/1: retention may have
+     * deleted the start of the log; go on at its base (docs/GC.md). */
+    tried_base = 1;
+    quire_lsn base;
+    rc = quire__ms_base(ms, vid, 0, &base);
+    if (rc == 0 && base > 1) {
+      latest = base - 1;
+      k = 1;
+      goto again;
+    }
   }
   quire__free(tasks);
   if (rc == QUIRE_ECORRUPT && why[0]) {
@@ -414,6 +428,98 @@ int quire__ms_broken(quire_metastore *ms, const quire_gid *vid) {
   return broken ? broken_err(v) : 0;
 }
 
+/* --- retention: the base ---------------------------------------------------- */
+
+void quire__ms_base_key(const quire_gid *vid, quire_lsn lsn, char out[80]) {
+  char v[QUIRE_GID_TEXT_LEN + 1], l[17];
+  quire_gid_format(vid, v);
+  quire_lsn_format(lsn, l);
+  snprintf(out, 80, "volumes/%s/base/%s", v, l);
+}
+
+/* The largest base marker of vid (1 when none): one LIST, paged. */
+static int read_base(quire_metastore *ms, const quire_gid *vid, quire_lsn *out) {
+  char key[80], prefix[80], after[80] = "";
+  quire__ms_base_key(vid, 0, key);
+  size_t plen = strlen(key) - 16;
+  memcpy(prefix, key, plen);
+  prefix[plen] = '\0';
+  quire_lsn best = 1;
+  for (;;) {
+    quire_objstore_list list;
+    uint64_t t0 = quire__mono_ns();
+    int rc = quire_objstore_list_keys(ms->o.store, prefix, after, 1000, &list);
+    store_metrics(ms, "list", rc, t0);
+    if (rc) {
+      quire_objstore_list_free(&list);
+      return quire__err(rc == QUIRE_ENOMEM ? rc : QUIRE_EUNAVAILABLE, "listing %s: %s", prefix, quire_errmsg());
+    }
+    for (size_t i = 0; i < list.count; i++) {
+      const char *name = list.entries[i].key + plen;
+      quire_lsn lsn;
+      if (strlen(name) == 16 && quire_lsn_parse(name, 16, &lsn) == 0 && lsn > best) best = lsn;
+    }
+    int more = list.truncated && list.count;
+    if (more) snprintf(after, sizeof after, "%s", list.entries[list.count - 1].key);
+    quire_objstore_list_free(&list);
+    if (!more) break;
+  }
+  *out = best;
+  return 0;
+}
+
+int quire__ms_base(quire_metastore *ms, const quire_gid *vid, uint64_t max_age_ms, quire_lsn *base) {
+  struct ms_volume *v = quire__ms_volume(ms, vid);
+  if (!v) return QUIRE_ENOMEM;
+  uint64_t now = quire__mono_ms();
+  pthread_mutex_lock(&v->mu);
+  int fresh = v->base_read_ms && max_age_ms && now < v->base_read_ms + max_age_ms;
+  *base = v->base ? v->base : 1;
+  pthread_mutex_unlock(&v->mu);
+  if (fresh) return 0;
+  quire_lsn b;
+  int rc = read_base(ms, vid, &b);
+  if (rc) return rc;
+  pthread_mutex_lock(&v->mu);
+  if (b > v->base) v->base = b;
+  v->base_read_ms = now ? now : 1;
+  *base = v->base;
+  pthread_mutex_unlock(&v->mu);
+  return 0;
+}
+
+void quire__ms_base_raise(quire_metastore *ms, const quire_gid *vid, quire_lsn base) {
+  struct ms_volume *v = quire__ms_volume(ms, vid);
+  if (!v) return;
+  pthread_mutex_lock(&v->mu);
+  if (base > v->base) v->base = base;
+  pthread_mutex_unlock(&v->mu);
+}
+
+int quire__ms_gone(const quire_gid *vid, quire_lsn lsn, quire_lsn base) {
+  char s[QUIRE_GID_TEXT_LEN + 1];
+  quire_gid_format(vid, s);
+  return quire__err(QUIRE_EGONE,
+                    "volume %s: lsn %llu is below the retained history (it starts at lsn %llu); older "
+                    "commits were deleted by retention",
+                    s, (unsigned long long)lsn, (unsigned long long)base);
+}
+
+int quire__ms_check_gone(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn) {
+  quire_lsn base;
+  int rc = quire__ms_base(ms, vid, QUIRE_MS_BASE_TTL_MS, &base);
+  if (rc) return rc;
+  return lsn < base ? quire__ms_gone(vid, lsn, base) : 0;
+}
+
+/* The cached base, without I/O. */
+static quire_lsn cached_base(struct ms_volume *v) {
+  pthread_mutex_lock(&v->mu);
+  quire_lsn b = v->base;
+  pthread_mutex_unlock(&v->mu);
+  return b;
+}
+
 /* --- reading records ------------------------------------------------------- */
 
 void quire__ms_snapshot_of(const struct quire_commit *rec, struct quire_snapshot *snap) {
@@ -424,11 +530,16 @@ void quire__ms_snapshot_of(const struct quire_commit *rec, struct quire_snapshot
   snap->checkpoint_lsn = rec->checkpoint_lsn;
   snap->page_count = rec->page_count;
   snap->timestamp_ms = rec->timestamp_ms;
+  snap->flags = rec->flags;
 }
 
 int quire__ms_load(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, quire_buf *buf,
                    struct quire_commit *rec, struct quire_snapshot *snap) {
   quire__buf_reset(buf);
+  struct ms_volume *v = quire__ms_volume(ms, vid);
+  if (!v) return QUIRE_ENOMEM;
+  quire_lsn base = cached_base(v);
+  if (lsn < base) return quire__ms_gone(vid, lsn, base);
   int rc = ms_catalog_get(ms->o.catalog, vid, lsn, buf);
   if (rc == QUIRE_ENOTFOUND) {
     quire_lsn latest;
@@ -436,11 +547,13 @@ int quire__ms_load(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn, qui
     /* A broken volume still serves the LSNs before the break. */
     if (rc && !(rc == QUIRE_ECORRUPT && lsn <= latest)) return rc;
     if (lsn > latest) {
-      char v[QUIRE_GID_TEXT_LEN + 1];
-      quire_gid_format(vid, v);
-      return quire__err(QUIRE_ENOTFOUND, "volume %s has no lsn %llu (latest %llu)", v,
+      char s[QUIRE_GID_TEXT_LEN + 1];
+      quire_gid_format(vid, s);
+      return quire__err(QUIRE_ENOTFOUND, "volume %s has no lsn %llu (latest %llu)", s,
                         (unsigned long long)lsn, (unsigned long long)latest);
     }
+    base = cached_base(v); /* a catch-up from empty starts at the base */
+    if (lsn < base) return quire__ms_gone(vid, lsn, base);
     rc = ms_catalog_get(ms->o.catalog, vid, lsn, buf);
   }
   if (rc) return rc;
@@ -569,11 +682,29 @@ int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_s
     count_commit(ms, "refused");
     return rc;
   }
-  /* The base is in the catalog: inherit its checkpoint. */
+  /* A new commit (retries of one that landed were answered above). */
+  if (ms->o.max_segment_age_ms) {
+    uint64_t now = quire__wall_ms();
+    for (uint32_t i = 0; i < c->nsegments; i++) {
+      uint64_t born = quire_gid_time_ms(&c->segments[i].sid);
+      if (born + ms->o.max_segment_age_ms < now) {
+        char s[QUIRE_GID_TEXT_LEN + 1];
+        quire_gid_format(&c->segments[i].sid, s);
+        count_commit(ms, "refused");
+        return quire__err(QUIRE_EINVAL,
+                          "segment %u (%s) was written %llu s ago, longer than the %llu s a segment may wait "
+                          "for its commit (garbage collection may have deleted it): write the pages again",
+                          i, s, (unsigned long long)(now - born) / 1000,
+                          (unsigned long long)ms->o.max_segment_age_ms / 1000);
+      }
+    }
+  }
+  /* The base is in the catalog: inherit its checkpoint, unless this is one. */
   quire_buf buf;
   quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
-  c->checkpoint_lsn = 0;
-  if (c->lsn > 1) {
+  int checkpoint = c->checkpoint_lsn == c->lsn;
+  if (!checkpoint) c->checkpoint_lsn = 0;
+  if (c->lsn > 1 && !checkpoint) {
     struct quire_snapshot base;
     rc = quire__ms_load(ms, &c->vid, c->lsn - 1, &buf, NULL, &base);
     if (rc) goto out;

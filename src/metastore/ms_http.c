@@ -1,6 +1,6 @@
 /*
  * metastore/ms_http.c — the metastore's HTTP endpoints (docs/PROTOCOL.md):
- * POST /metastore/v1/{snapshot,pull_graft,pull_commits,commit}, plus the
+ * POST /metastore/v1/{snapshot,pull_graft,pull_commits,commit,fork}, plus the
  * readiness check (the object store answers) and the drain hook (wake every
  * long poll) for graceful shutdown.
  */
@@ -37,6 +37,7 @@ static void run(quire_metastore *ms, quire_http_req *r, api_fn fn) {
 static void h_snapshot(void *ctx, quire_http_req *r) { run(ctx, r, quire__ms_handle_snapshot); }
 static void h_commit(void *ctx, quire_http_req *r) { run(ctx, r, quire__ms_handle_commit); }
 static void h_pull_commits(void *ctx, quire_http_req *r) { run(ctx, r, quire__ms_handle_pull_commits); }
+static void h_fork(void *ctx, quire_http_req *r) { run(ctx, r, quire__ms_handle_fork); }
 
 static void h_pull_graft(void *ctx, quire_http_req *r) {
   quire_metastore *ms = ctx;
@@ -104,7 +105,8 @@ int quire_metastore_serve(quire_metastore *ms, quire_http_server *srv) {
   } routes[] = {{"/metastore/v1/snapshot", h_snapshot, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
                 {"/metastore/v1/pull_graft", h_pull_graft, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
                 {"/metastore/v1/pull_commits", h_pull_commits, QUIRE_PERM_READ, QUIRE_SCOPE_VOLUME},
-                {"/metastore/v1/commit", h_commit, QUIRE_PERM_WRITE, QUIRE_SCOPE_VOLUME}};
+                {"/metastore/v1/commit", h_commit, QUIRE_PERM_WRITE, QUIRE_SCOPE_VOLUME},
+                {"/metastore/v1/fork", h_fork, QUIRE_PERM_ADMIN, QUIRE_SCOPE_VOLUME}};
   for (size_t i = 0; i < QUIRE_ARRAY_LEN(routes); i++) {
     int rc = quire__http_server_route_auth(srv, "POST", routes[i].path, routes[i].perm, routes[i].scope,
                                            routes[i].fn, ms);

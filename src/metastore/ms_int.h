@@ -40,6 +40,10 @@ struct ms_volume {
   quire_lsn broken;     /* first LSN the log cannot be read past (0: intact) */
   int broken_gap;       /* broken because that LSN is missing and a later one exists */
   char broken_why[320]; /* names the key and the reason */
+  /* Retention (docs/GC.md): the first retained LSN, as last read from the
+   * base markers (or set by this process's retention pass), and when. */
+  quire_lsn base;
+  uint64_t base_read_ms; /* 0: never read */
 };
 
 struct quire_metastore {
@@ -74,7 +78,10 @@ void quire__ms_snapshot_of(const struct quire_commit *rec, struct quire_snapshot
 
 /* Commit with the rules of DESIGN.md §8.3; c->lsn is base + 1 and
  * c->segments already validated. *out is the resulting snapshot (the
- * earlier one on an idempotent retry). */
+ * earlier one on an idempotent retry). c->checkpoint_lsn == c->lsn on entry
+ * makes the commit a checkpoint (the caller vouches that its segments hold
+ * every page: only the in-process compaction and fork paths, gc/, do);
+ * otherwise it inherits the base's checkpoint. c->flags is kept. */
 int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_snapshot *out);
 
 /* Long poll: parks req until vid has a commit newer than from or wait_ms
@@ -88,6 +95,27 @@ int quire__ms_wait(quire_metastore *ms, const quire_gid *vid, quire_lsn from, un
  * Reads below that LSN go on; anything needing the latest LSN, and every
  * commit, gets this error. 0 otherwise. */
 int quire__ms_broken(quire_metastore *ms, const quire_gid *vid);
+
+/* --- retention (docs/GC.md) ------------------------------------------------ */
+
+/* "volumes/{vid}/base/{lsn:016x}": a base marker; the volume's base is the
+ * largest marker (1 when none). Markers only ever grow. */
+void quire__ms_base_key(const quire_gid *vid, quire_lsn lsn, char out[80]);
+/* Reads vid's base from the markers when the cached value is older than
+ * max_age_ms (0: always), else the cached one. */
+int quire__ms_base(quire_metastore *ms, const quire_gid *vid, uint64_t max_age_ms, quire_lsn *base);
+/* Raises the cached base (a retention pass wrote its marker). */
+void quire__ms_base_raise(quire_metastore *ms, const quire_gid *vid, quire_lsn base);
+/* How long a base read from the markers is trusted: requests naming an
+ * old LSN LIST the markers at most this often per volume (a base that is
+ * stale only means answering from catalog records that retention deleted
+ * since, which are still the right records). */
+#define QUIRE_MS_BASE_TTL_MS 60000
+/* QUIRE_EGONE with a clear message when lsn is below vid's base (read at
+ * most every QUIRE_MS_BASE_TTL_MS); 0 otherwise. */
+int quire__ms_check_gone(quire_metastore *ms, const quire_gid *vid, quire_lsn lsn);
+/* The EGONE error for lsn below base. */
+int quire__ms_gone(const quire_gid *vid, quire_lsn lsn, quire_lsn base);
 
 /* 1 when vid's poll loop is running and polled the store within the last
  * poll interval: a long poll may then trust the catalog without a GET. */

@@ -69,6 +69,7 @@ int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service *
               "(--receipt-key; docs/OPERATIONS.md)");
   }
   struct quire_metastore_opts mo = {.receipt_key = s->receipt_key_file ? key : NULL,
+                                    .max_segment_age_ms = s->max_segment_age_ms,
                                     .store = svc->store,
                                     .catalog = svc->catalog,
                                     .metrics = svc->metrics,
@@ -106,6 +107,7 @@ fail:
 uint16_t quire__ms_service_port(const quire_ms_service *svc) { return quire__http_server_port(svc->srv); }
 
 quire_metastore *quire__ms_service_metastore(quire_ms_service *svc) { return svc->ms; }
+quire_metrics *quire__ms_service_metrics(quire_ms_service *svc) { return svc->metrics; }
 
 int quire__ms_service_close(quire_ms_service *svc, unsigned drain_ms) {
   if (!svc) return 0;

@@ -28,6 +28,7 @@ struct quire_ms_settings {
   unsigned poll_interval_ms, catchup_inflight;
   struct quire_auth_settings auth;           /* auth.key_file NULL: no auth (logged loudly) */
   const char *tls_cert_file, *tls_key_file; /* TLS when both set */
+  uint64_t max_segment_age_ms; /* quire_metastore_opts.max_segment_age_ms (0: none) */
 };
 
 typedef struct quire_ms_service quire_ms_service;
@@ -38,6 +39,8 @@ typedef struct quire_ms_service quire_ms_service;
 int quire__ms_service_open(const struct quire_ms_settings *s, quire_ms_service **out);
 uint16_t quire__ms_service_port(const quire_ms_service *svc);
 quire_metastore *quire__ms_service_metastore(quire_ms_service *svc);
+/* Its /metrics registry (lives as long as the service). */
+quire_metrics *quire__ms_service_metrics(quire_ms_service *svc);
 /* Graceful: stop accepting, answer long polls, finish in-flight requests
  * within drain_ms, close the catalog cleanly. Returns the catalog close
  * result. Accepts NULL. */

@@ -2,7 +2,7 @@
  * net/errmap.c — quire codes ↔ HTTP statuses ↔ Error{code, message}.
  *
  * Request problems (EINVAL, ERANGE, EVERSION) are 400; missing things 404;
- * lost races 409; size limits 413; a dependency down, overload, shutdown or a
+ * lost races 409; LSNs below a volume's retained history 410; size limits 413; a dependency down, overload, shutdown or a
  * passed deadline 503 (the client may retry); everything else is 500:
  * corruption of stored data (code CORRUPT, so a client can tell a damaged
  * object from a bug) and broken invariants (INTERNAL).
@@ -37,6 +37,7 @@ static const struct {
      * client never gets ECANCELED from the wire, only from its own token. */
     {QUIRE_ECANCELED, 503, QUIRE__COMMON__V1__ERROR_CODE__UNAVAILABLE},
     {QUIRE_ECORRUPT, 500, QUIRE__COMMON__V1__ERROR_CODE__CORRUPT},
+    {QUIRE_EGONE, 410, QUIRE__COMMON__V1__ERROR_CODE__GONE},
 };
 
 int quire__errmap_status(int rc) {
@@ -63,6 +64,7 @@ int quire__errmap_rc(int code, int http_status) {
   case QUIRE__COMMON__V1__ERROR_CODE__TIMED_OUT: return QUIRE_ETIMEDOUT;
   case QUIRE__COMMON__V1__ERROR_CODE__INTERNAL: return QUIRE_EINTERNAL;
   case QUIRE__COMMON__V1__ERROR_CODE__CORRUPT: return QUIRE_ECORRUPT;
+  case QUIRE__COMMON__V1__ERROR_CODE__GONE: return QUIRE_EGONE;
   default: break;
   }
   switch (http_status) {
@@ -73,6 +75,7 @@ int quire__errmap_rc(int code, int http_status) {
   case 403: return QUIRE_EFORBIDDEN;
   case 404: return QUIRE_ENOTFOUND;
   case 409: return QUIRE_ECONFLICT;
+  case 410: return QUIRE_EGONE;
   case 413: return QUIRE_ETOOLARGE;
   case 429:
   case 503: return QUIRE_EUNAVAILABLE;

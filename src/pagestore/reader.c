@@ -153,6 +153,13 @@ int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, spl
   for (quire_lsn l = lsn; rc == 0 && l >= checkpoint && l > 0 && !splinter_is_empty(p->wanted); l--) {
     quire__buf_reset(&rec);
     rc = ms_catalog_get(ps->catalog, vid, l, &rec);
+    if (rc == QUIRE_ENOTFOUND && l == lsn) {
+      /* The catalog is gap-free from its first record up: the volume's
+       * base when it caught up after retention deleted older commits. */
+      rc = quire__err(QUIRE_EGONE, "lsn %llu is below the volume's retained history (docs/GC.md)",
+                      (unsigned long long)l);
+      break;
+    }
     if (rc == QUIRE_ENOTFOUND) {
       rc = quire__err(QUIRE_ECORRUPT, "catalog has a gap at LSN %llu", (unsigned long long)l);
       break;

@@ -43,6 +43,7 @@ static const struct {
     {QUIRE_ERANGE, "QUIRE_ERANGE", "value out of range"},
     {QUIRE_EEND, "QUIRE_EEND", "end of iteration"},
     {QUIRE_ECANCELED, "QUIRE_ECANCELED", "cancelled"},
+    {QUIRE_EGONE, "QUIRE_EGONE", "gone (below the retained history)"},
 };
 
 const char *quire_strerror(int rc) {
