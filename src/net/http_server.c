@@ -55,6 +55,12 @@
 /* Past the cap a chunked body is read and dropped up to this many times the
  * cap (so the client gets its 413), then the connection is closed. */
 #define DISCARD_FACTOR 4
+/* A refused request (401/403/429) with a body up to this long is answered
+ * once its body was read and dropped: answering first makes the close
+ * reset the connection while the client still sends, and the client sees
+ * "failed sending data" instead of the status. Longer bodies are answered
+ * at once (and the connection closed). */
+#define REFUSE_DRAIN_MAX (8u << 20)
 
 struct route {
   char method[8];
@@ -89,7 +95,7 @@ struct quire_http_server {
   int collector; /* the gauges' collector is registered */
 };
 
-enum req_state { RS_BODY, RS_TOO_LARGE, RS_ANSWERED, RS_PARKED, RS_RESUMED };
+enum req_state { RS_BODY, RS_TOO_LARGE, RS_REFUSED, RS_ANSWERED, RS_PARKED, RS_RESUMED };
 
 struct quire_http_req {
   quire_http_server *srv;
@@ -111,6 +117,11 @@ struct quire_http_req {
   void (*user_free)(void *);
   int authed;             /* tok holds the caller's verified token */
   struct quire_token tok; /* (auth on) */
+  struct {                /* RS_REFUSED: the answer once the body is dropped */
+    int status, rc;
+    unsigned retry_after;
+    char message[320];
+  } refusal;
 };
 
 static const char *const builtin_paths[] = {"/health", "/ready", "/metrics"};
@@ -637,6 +648,25 @@ static const char *header(quire_http_req *r, const char *name) {
   return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/* Refuses r with status: at once when it has no body (or one too long to
+ * drop), else after its body was read and dropped (RS_REFUSED). */
+static int refuse(quire_http_req *r, int status, int rc, const char *message, unsigned retry_after) {
+  const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  char *end = NULL;
+  errno = 0;
+  unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+  if (cl && !errno && end && !*end && n > 0 && n <= REFUSE_DRAIN_MAX) {
+    r->state = RS_REFUSED;
+    r->refusal.status = status;
+    r->refusal.rc = rc;
+    r->refusal.retry_after = retry_after;
+    snprintf(r->refusal.message, sizeof r->refusal.message, "%s", message);
+    quire__buf_free(&r->body);
+    return 1;
+  }
+  return respond_error_retry(r, status, rc, message, 0, retry_after), 1;
+}
+
 /* The token checks that need no body (docs/SECURITY.md): genuine (401),
  * the route's permission (403), a service-wide route needs an all-volume
  * token (403), the quota (429). Returns 1 when it answered. */
@@ -644,22 +674,22 @@ static int authorize(quire_http_server *s, quire_http_req *r) {
   const struct route *rt = r->route;
   if (quire__auth_check(s->o.auth, header(r, MHD_HTTP_HEADER_AUTHORIZATION), &r->tok) != 0) {
     QLOG_DEBUG("%s: %s -> 401: %s", s->name, r->endpoint, quire_errmsg());
-    return respond_status_error(r, 401, QUIRE_EUNAUTHORIZED, quire_errmsg()), 1;
+    return refuse(r, 401, QUIRE_EUNAUTHORIZED, quire_errmsg(), 0);
   }
   char msg[320];
   if (r->tok.perm < rt->perm) {
     snprintf(msg, sizeof msg, "%s needs a %s token; this one (%s) is %s", rt->path,
              quire__perm_name(rt->perm), r->tok.subject, quire__perm_name(r->tok.perm));
-    return respond_status_error(r, 403, QUIRE_EFORBIDDEN, msg), 1;
+    return refuse(r, 403, QUIRE_EFORBIDDEN, msg, 0);
   }
   if (rt->scope == QUIRE_SCOPE_SERVICE && r->tok.nvol != 0) {
     snprintf(msg, sizeof msg, "%s needs a token for every volume; this one (%s) is for %u", rt->path,
              r->tok.subject, (unsigned)r->tok.nvol);
-    return respond_status_error(r, 403, QUIRE_EFORBIDDEN, msg), 1;
+    return refuse(r, 403, QUIRE_EFORBIDDEN, msg, 0);
   }
   unsigned retry_after = 0;
   if (quire__auth_admit(s->o.auth, &r->tok, &retry_after) != 0)
-    return respond_error_retry(r, 429, QUIRE_EBUSY, quire_errmsg(), 0, retry_after), 1;
+    return refuse(r, 429, QUIRE_EBUSY, quire_errmsg(), retry_after);
   r->authed = 1;
   return 0;
 }
@@ -823,7 +853,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     quire__buf_init(&r->body, s->o.max_body);
     *con_cls = r;
     quire__http_guard_headers_done(s->guard, r->conn_track);
-    if (admit(s, r, url, method)) quire__http_guard_body_done(s->guard, r->conn_track); /* answered */
+    if (admit(s, r, url, method) && r->state != RS_REFUSED)
+      quire__http_guard_body_done(s->guard, r->conn_track); /* answered */
     return MHD_YES;
   }
   if (*upload_size > 0) {
@@ -865,6 +896,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     quire__http_respond_error(r, QUIRE_ETOOLARGE, msg);
     return MHD_YES;
   }
+  case RS_REFUSED:
+    if (quire__http_guard_body_done(s->guard, r->conn_track) != 0) return MHD_NO;
+    respond_error_retry(r, r->refusal.status, r->refusal.rc, r->refusal.message, 0, r->refusal.retry_after);
+    return MHD_YES;
   case RS_PARKED:
     /* Back in flight: shutdown must wait for this answer to go out. */
     pthread_mutex_lock(&s->mu);

@@ -82,6 +82,53 @@ static void raw_post(unsigned port, const char *method, const char *path, const 
   a->head[hl] = '\0';
 }
 
+/* A refused request whose body is still on its way: the headers, a pause
+ * (the server decides on them alone), then 2 MiB of body. The whole body
+ * must go out and the status come back: answering before the body and
+ * closing made a sending client (libcurl) fail with "failed sending data"
+ * and never read the status. */
+static int refused_while_sending(unsigned port, const char *path, const char *auth, int *body_sent) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  size_t len = 2u << 20;
+  char head[2048];
+  int n = snprintf(head, sizeof head,
+                   "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: %s\r\n"
+                   "Content-Type: application/x-protobuf\r\nContent-Length: %zu\r\n\r\n",
+                   path, auth, len);
+  CHECK(n > 0 && (size_t)n < sizeof head);
+  CHECK(write(fd, head, (size_t)n) == n);
+  quire__sleep_ms(300);
+  char *body = calloc(1, len);
+  CHECK(body != NULL);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = send(fd, body + off, len - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break; /* the server hung up */
+    off += (size_t)w;
+  }
+  free(body);
+  *body_sent = off == len;
+  char resp[4096];
+  size_t got = 0;
+  for (;;) {
+    ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+    if (got == sizeof resp - 1) break;
+  }
+  close(fd);
+  resp[got] = '\0';
+  int status = 0;
+  if (sscanf(resp, "HTTP/1.1 %d", &status) != 1) status = 0;
+  return status;
+}
+
 static char *mint(const struct quire_keyset *ks, unsigned perm, const quire_gid *vol, uint64_t issued,
                   uint64_t expires, const char *subject) {
   struct quire_token t = {0};
@@ -236,6 +283,16 @@ int main(void) {
   quire_gid vol_a, vol_b;
   CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vol_a));
   CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vol_b));
+
+  /* A refusal decided on the headers still reaches a client that is busy
+   * sending its body. */
+  {
+    char *forged_hdr = bearer("qt1_garbage");
+    int sent = 0, st = refused_while_sending(ps_port, "/pagestore/v1/write_pages", forged_hdr, &sent);
+    CHECKF(st == 401, "a refused upload got status %d (0: the connection was reset)", st);
+    CHECKF(sent, "the server hung up while the refused request's body was being sent");
+    free(forged_hdr);
+  }
 
   /* The token cases. A NULL header sends none. */
   char *expired = mint(&ks, QUIRE_PERM_ADMIN, NULL, now - 7200, now - 3600, "expired");
