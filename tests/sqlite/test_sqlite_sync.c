@@ -126,6 +126,15 @@ static void read_vid(struct peer *from, char *vid) {
   vid[22] = '\0';
 }
 
+/* The table the writer scenarios share: 500 rows by 'base', pushed, and the
+ * volume id handed to the parent. */
+static void base_table(sqlite3 *db, struct peer *p) {
+  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, n INT)");
+  qt_exec(db, "INSERT INTO t(who, n) SELECT 'base', value FROM series(500)");
+  push(db);
+  share_vid(db, p);
+}
+
 /* ---- visibility ---------------------------------------------------------------- */
 
 static int vis_a(struct peer *p) {
@@ -188,10 +197,7 @@ static void visibility(void) {
 
 static int cw_a(struct peer *p) {
   sqlite3 *db = open_shared(p, "cw");
-  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, n INT)");
-  qt_exec(db, "INSERT INTO t(who, n) SELECT 'base', value FROM series(500)");
-  push(db);
-  share_vid(db, p);
+  base_table(db, p);
   wait_go(); /* B has the volume */
   qt_exec(db, "UPDATE t SET who = 'A' WHERE id <= 250");
   step();
@@ -386,10 +392,7 @@ static void offline(void) {
  * reload (it used to believe the cache checked and kept the dropped rows). */
 static int ro_a(struct peer *p) {
   sqlite3 *db = open_shared(p, "ro");
-  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, n INT)");
-  qt_exec(db, "INSERT INTO t(who, n) SELECT 'base', value FROM series(500)");
-  push(db);
-  share_vid(db, p);
+  base_table(db, p);
   wait_go(); /* B has the volume */
   qt_exec(db, "UPDATE t SET who = 'A' WHERE id <= 250");
   step();
@@ -461,10 +464,7 @@ static void reset_offline(void) {
  * transaction commits locally, and the reset drops it. */
 static int ex_a(struct peer *p) {
   sqlite3 *db = open_shared(p, "ex");
-  qt_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, n INT)");
-  qt_exec(db, "INSERT INTO t(who, n) SELECT 'base', value FROM series(500)");
-  push(db);
-  share_vid(db, p);
+  base_table(db, p);
   wait_go(); /* B committed locally */
   qt_exec(db, "UPDATE t SET who = 'A' WHERE id <= 250");
   push(db);
