@@ -20,6 +20,8 @@ struct ms_waiter;
 /* Comparisons the duplicate segment-id check of commit validation made, over
  * all commits (ms_api.c; tests bound it). */
 extern atomic_uint_fast64_t quire__ms_sid_check_steps;
+/* Cardinalities merged by commit validation's overlap check (tests count it). */
+extern atomic_uint_fast64_t quire__ms_overlap_check_steps;
 
 /* In-memory state of one volume. Created on first use, freed at close. */
 struct ms_volume {
