@@ -364,6 +364,78 @@ static void test_client_gives_up(void) {
   env_stop(&e, 0);
 }
 
+/* A commit request of n one-page segments (segment i holds page
+ * page_of(i)) with fresh segment ids, for the validation tests below; the
+ * caller may change segments before each pack. */
+struct big_commit {
+  uint32_t n;
+  quire_gid vid, client, cid, *sids;
+  Quire__Common__V1__SegmentInfo *infos, **segs;
+  uint8_t **grafts;
+  size_t *lens;
+  Quire__Metastore__V1__CommitRequest m;
+  quire_buf req, resp;
+};
+
+static void big_commit_init(struct big_commit *bc, uint32_t n, uint32_t (*page_of)(uint32_t),
+                            quire_pagecount page_count) {
+  memset(bc, 0, sizeof *bc);
+  bc->n = n;
+  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &bc->vid));
+  CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &bc->client));
+  bc->sids = calloc(n, sizeof *bc->sids);
+  bc->infos = calloc(n, sizeof *bc->infos);
+  bc->segs = calloc(n, sizeof *bc->segs);
+  bc->grafts = calloc(n, sizeof *bc->grafts);
+  bc->lens = calloc(n, sizeof *bc->lens);
+  CHECK(bc->sids && bc->infos && bc->segs && bc->grafts && bc->lens);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t page = page_of(i);
+    graft_of(&page, 1, &bc->grafts[i], &bc->lens[i]);
+    CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &bc->sids[i]));
+    quire__common__v1__segment_info__init(&bc->infos[i]);
+    bc->infos[i].has_sid = bc->infos[i].has_graft = 1;
+    bc->infos[i].sid = quire__pb_gid_bytes(&bc->sids[i]);
+    bc->infos[i].graft.data = bc->grafts[i];
+    bc->infos[i].graft.len = bc->lens[i];
+    bc->segs[i] = &bc->infos[i];
+  }
+  Quire__Metastore__V1__CommitRequest m = QUIRE__METASTORE__V1__COMMIT_REQUEST__INIT;
+  bc->m = m;
+  bc->m.has_vid = bc->m.has_client_id = bc->m.has_commit_id = bc->m.has_page_count = 1;
+  bc->m.vid = quire__pb_gid_bytes(&bc->vid);
+  bc->m.client_id = quire__pb_gid_bytes(&bc->client);
+  bc->m.page_count = page_count;
+  bc->m.segments = bc->segs;
+  bc->m.n_segments = n;
+  quire__buf_init(&bc->req, 64 << 20);
+  quire__buf_init(&bc->resp, 1 << 20);
+}
+
+/* Sends the request (with a fresh commit id) to the handler directly (it is
+ * larger than the test server's body cap). */
+static int big_commit_send(struct big_commit *bc, quire_metastore *ms) {
+  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &bc->cid));
+  bc->m.commit_id = quire__pb_gid_bytes(&bc->cid);
+  quire__buf_reset(&bc->req);
+  CHECK_OK(quire__pb_pack(&bc->m.base, &bc->req));
+  return quire__ms_handle_commit(ms, bc->req.data, bc->req.len, &bc->resp);
+}
+
+static void big_commit_free(struct big_commit *bc) {
+  quire__buf_free(&bc->req);
+  quire__buf_free(&bc->resp);
+  for (uint32_t i = 0; i < bc->n; i++) splinter_bytes_free(bc->grafts[i]);
+  free(bc->lens);
+  free(bc->grafts);
+  free(bc->segs);
+  free(bc->infos);
+  free(bc->sids);
+}
+
+static uint32_t page_in_own_block(uint32_t i) { return 256 * i + 1; }
+static uint32_t page_next(uint32_t i) { return i + 1; }
+
 /* 65,536 one-page segments, each page in a block of its own: checking that
  * no two segments share a page merged a growing set once per segment
  * (about 2.1 billion pages merged); the balanced merge does about 17 per
@@ -374,69 +446,24 @@ static void test_many_segments_overlap(void) {
   struct ms_env e;
   env_start(&e, "mem://", 50);
   const uint32_t n = QUIRE_COMMIT_MAX_SEGMENTS;
-  quire_gid vid, client, cid;
-  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
-  CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &client));
-  quire_gid *sids = calloc(n, sizeof *sids);
-  Quire__Common__V1__SegmentInfo *infos = calloc(n, sizeof *infos);
-  Quire__Common__V1__SegmentInfo **segs = calloc(n, sizeof *segs);
-  uint8_t **grafts = calloc(n + 1, sizeof *grafts);
-  size_t *lens = calloc(n + 1, sizeof *lens);
-  CHECK(sids && infos && segs && grafts && lens);
-  for (uint32_t i = 0; i <= n; i++) {
-    uint32_t page = i < n ? 256 * i + 1 : 1; /* grafts[n]: page 1 again */
-    graft_of(&page, 1, &grafts[i], &lens[i]);
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &sids[i]));
-    quire__common__v1__segment_info__init(&infos[i]);
-    infos[i].has_sid = infos[i].has_graft = 1;
-    infos[i].sid = quire__pb_gid_bytes(&sids[i]);
-    infos[i].graft.data = grafts[i];
-    infos[i].graft.len = lens[i];
-    segs[i] = &infos[i];
-  }
-  Quire__Metastore__V1__CommitRequest m = QUIRE__METASTORE__V1__COMMIT_REQUEST__INIT;
-  m.has_vid = m.has_client_id = m.has_commit_id = m.has_page_count = 1;
-  m.vid = quire__pb_gid_bytes(&vid);
-  m.client_id = quire__pb_gid_bytes(&client);
-  m.page_count = 256 * n;
-  m.segments = segs;
-  m.n_segments = n;
-  quire_buf req, resp;
-  quire__buf_init(&req, 64 << 20);
-  quire__buf_init(&resp, 1 << 20);
+  struct big_commit bc;
+  big_commit_init(&bc, n, page_in_own_block, 256 * n);
   /* The last segment shares page 1 with the first: refused, named. */
-  infos[n - 1].graft.data = grafts[n];
-  infos[n - 1].graft.len = lens[n];
-  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
-  m.commit_id = quire__pb_gid_bytes(&cid);
-  CHECK_OK(quire__pb_pack(&m.base, &req));
+  bc.infos[n - 1].graft = bc.infos[0].graft;
   uint64_t before = atomic_load(&quire__ms_overlap_check_steps);
-  CHECK_RC(quire__ms_handle_commit(e.ms, req.data, req.len, &resp), QUIRE_EINVAL);
+  CHECK_RC(big_commit_send(&bc, e.ms), QUIRE_EINVAL);
   uint64_t steps = atomic_load(&quire__ms_overlap_check_steps) - before;
   CHECKF(strstr(quire_errmsg(), "segment 65535: shares pages with an earlier segment") != NULL, "got '%s'",
          quire_errmsg());
   CHECKF(steps <= 17ull * 18 * n, "%llu pages merged for %u segments", (unsigned long long)steps, n);
   /* All disjoint: accepted, about 17 merges per segment. */
-  infos[n - 1].graft.data = grafts[n - 1];
-  infos[n - 1].graft.len = lens[n - 1];
-  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
-  m.commit_id = quire__pb_gid_bytes(&cid);
-  quire__buf_reset(&req);
-  CHECK_OK(quire__pb_pack(&m.base, &req));
+  bc.infos[n - 1].graft.data = bc.grafts[n - 1];
+  bc.infos[n - 1].graft.len = bc.lens[n - 1];
   before = atomic_load(&quire__ms_overlap_check_steps);
-  CHECK_OK(quire__ms_handle_commit(e.ms, req.data, req.len, &resp));
+  CHECK_OK(big_commit_send(&bc, e.ms));
   steps = atomic_load(&quire__ms_overlap_check_steps) - before;
   CHECKF(steps >= n && steps <= 18ull * n, "%llu pages merged for %u segments", (unsigned long long)steps, n);
-  quire__buf_free(&req);
-  quire__buf_free(&resp);
-  for (uint32_t i = 0; i <= n; i++) splinter_bytes_free(grafts[i]);
-  free(lens);
-  free(grafts);
-  free(segs);
-  free(infos);
-  free(sids);
+  big_commit_free(&bc);
   env_stop(&e, 0);
 }
 
@@ -444,69 +471,29 @@ static void test_many_segments_overlap(void) {
  * first one's id is refused naming both, and the duplicate-id check makes
  * O(n log n) comparisons: at most 17 per segment, where comparing every
  * pair made 32,768 per segment (2.1 billion in all). Operations are counted,
- * not timed. The request goes to the handler directly (it is larger than the
- * test server's body cap). */
+ * not timed. */
 static void test_many_segments_duplicate_id(void) {
   struct ms_env e;
   env_start(&e, "mem://", 50);
   const uint32_t n = QUIRE_COMMIT_MAX_SEGMENTS;
-  quire_gid vid, client, cid;
-  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
-  CHECK_OK(quire_gid_new(QUIRE_GID_CLIENT, &client));
-  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
-  quire_gid *sids = calloc(n, sizeof *sids);
-  Quire__Common__V1__SegmentInfo *infos = calloc(n, sizeof *infos);
-  Quire__Common__V1__SegmentInfo **segs = calloc(n, sizeof *segs);
-  uint8_t **grafts = calloc(n, sizeof *grafts);
-  CHECK(sids && infos && segs && grafts);
-  for (uint32_t i = 0; i < n; i++) {
-    CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &sids[i]));
-    uint32_t page = i + 1;
-    size_t len;
-    graft_of(&page, 1, &grafts[i], &len);
-    quire__common__v1__segment_info__init(&infos[i]);
-    infos[i].has_sid = infos[i].has_graft = 1;
-    infos[i].sid = quire__pb_gid_bytes(&sids[i]);
-    infos[i].graft.data = grafts[i];
-    infos[i].graft.len = len;
-    segs[i] = &infos[i];
-  }
-  sids[n - 1] = sids[0];
-  infos[n - 1].sid = quire__pb_gid_bytes(&sids[n - 1]);
-  Quire__Metastore__V1__CommitRequest m = QUIRE__METASTORE__V1__COMMIT_REQUEST__INIT;
-  m.has_vid = m.has_client_id = m.has_commit_id = m.has_page_count = 1;
-  m.vid = quire__pb_gid_bytes(&vid);
-  m.client_id = quire__pb_gid_bytes(&client);
-  m.commit_id = quire__pb_gid_bytes(&cid);
-  m.page_count = n;
-  m.segments = segs;
-  m.n_segments = n;
-  quire_buf req, resp;
-  quire__buf_init(&req, 64 << 20);
-  quire__buf_init(&resp, 1 << 20);
-  CHECK_OK(quire__pb_pack(&m.base, &req));
+  struct big_commit bc;
+  big_commit_init(&bc, n, page_next, n);
+  bc.sids[n - 1] = bc.sids[0];
+  bc.infos[n - 1].sid = quire__pb_gid_bytes(&bc.sids[n - 1]);
   uint64_t before = atomic_load(&quire__ms_sid_check_steps);
-  CHECK_RC(quire__ms_handle_commit(e.ms, req.data, req.len, &resp), QUIRE_EINVAL);
+  CHECK_RC(big_commit_send(&bc, e.ms), QUIRE_EINVAL);
   uint64_t steps = atomic_load(&quire__ms_sid_check_steps) - before;
   CHECKF(strstr(quire_errmsg(), "segment 65535: same segment id as segment 0") != NULL, "got '%s'",
          quire_errmsg());
   CHECKF(steps >= n - 1 && steps <= 17ull * n, "%llu comparisons for %u segments", (unsigned long long)steps, n);
   /* All distinct: accepted, and still bounded. */
-  CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &sids[n - 1]));
-  infos[n - 1].sid = quire__pb_gid_bytes(&sids[n - 1]);
-  quire__buf_reset(&req);
-  CHECK_OK(quire__pb_pack(&m.base, &req));
+  CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &bc.sids[n - 1]));
+  bc.infos[n - 1].sid = quire__pb_gid_bytes(&bc.sids[n - 1]);
   before = atomic_load(&quire__ms_sid_check_steps);
-  CHECK_OK(quire__ms_handle_commit(e.ms, req.data, req.len, &resp));
+  CHECK_OK(big_commit_send(&bc, e.ms));
   steps = atomic_load(&quire__ms_sid_check_steps) - before;
   CHECKF(steps <= 17ull * n, "%llu comparisons for %u segments", (unsigned long long)steps, n);
-  quire__buf_free(&req);
-  quire__buf_free(&resp);
-  for (uint32_t i = 0; i < n; i++) splinter_bytes_free(grafts[i]);
-  free(grafts);
-  free(segs);
-  free(infos);
-  free(sids);
+  big_commit_free(&bc);
   env_stop(&e, 0);
 }
 
