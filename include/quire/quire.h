@@ -233,6 +233,7 @@ typedef struct quire_stats {
   uint64_t commits, commit_pages, conflicts;
   uint64_t pushes, push_pages, push_round_trips, push_errors;
   uint64_t pulls, pull_commits, pull_errors;
+  uint64_t rebases;           /* pushes and pulls that moved past server checkpoints (no conflict) */
   uint64_t resets, forks;
   uint64_t sync_lag_ms_last;  /* last push: local commit until the remote commit was acknowledged */
   uint64_t remote_lag_ms_last;/* last pull: remote commit time until it was known locally */

@@ -53,7 +53,7 @@ void quire_stats_foreach(const quire_stats *s, void (*fn)(void *ctx, const char 
   C(prefetch_pages), C(prefetch_used), C(prefetch_wasted);
   C(commits), C(commit_pages), C(conflicts);
   C(pushes), C(push_pages), C(push_round_trips), C(push_errors);
-  C(pulls), C(pull_commits), C(pull_errors), C(resets), C(forks);
+  C(pulls), C(pull_commits), C(pull_errors), C(rebases), C(resets), C(forks);
   C(sync_lag_ms_last), C(remote_lag_ms_last);
 #undef C
 #define H(f)                                \

@@ -220,6 +220,37 @@ static int in_conflict(quire_volume *v) {
                                      "volume", t);
 }
 
+/* Whether the remote log past `from` changed nothing a client based on
+ * `from` holds: every commit in between is a rewrite (a checkpoint made by
+ * the server) or empty, and the page count stayed `count` throughout. Then
+ * local commits on top of `from` apply unchanged on top of the new head —
+ * no conflict. 1 with *to = the head it reached, 0 when something changed,
+ * else an error. Reads up to 64 bounded pull_graft answers. */
+static int remote_unchanged(quire_volume *v, quire_lsn from, quire_pagecount count, const struct cl_call *call,
+                            quire_lsn *to) {
+  quire_buf graft;
+  quire__buf_init(&graft, 256u << 20);
+  int rc = 0, same = 1;
+  *to = from;
+  for (int round = 0; same && round < 64; round++) {
+    struct quire_snapshot snap;
+    quire_lsn end = 0;
+    quire_pagecount min_count = UINT32_MAX;
+    rc = cl__ms_pull_graft(v->client->remote, &v->vid, *to, 0, call, &snap, &end, &graft, &min_count);
+    if (rc) break;
+    if (end <= *to) break; /* at the head */
+    splinter_view_t gv;
+    if ((rc = splinter_view_open(graft.data, graft.len, &gv)) != 0) {
+      rc = quire__err(QUIRE_ECORRUPT, "pull_graft: the metastore sent a damaged page set");
+      break;
+    }
+    same = splinter_view_is_empty(&gv) && snap.page_count == count && min_count >= count;
+    if (same) *to = end;
+  }
+  quire__buf_free(&graft);
+  return rc ? rc : same;
+}
+
 int cl__push(quire_volume *v, const struct cl_call *call) {
   quire_client *c = v->client;
   if (!c->remote) return local_only();
@@ -281,6 +312,23 @@ int cl__push(quire_volume *v, const struct cl_call *call) {
   struct quire_snapshot snap;
   rc = cl__ms_commit(c->remote, &v->vid, &c->client_id, &in.commit_id, in.base_remote, in.count, segs, in.nsegs,
                      call, &snap);
+  /* The head moved by checkpoints only: base the push on the new head (the
+   * intent says so before the next attempt, so a retry after a crash or a
+   * lost answer asks for the same lsn) and commit again, same commit id. */
+  for (int rebases = 0; rc == QUIRE_ECONFLICT && rebases < 16; rebases++) {
+    pthread_mutex_lock(&v->mu);
+    quire_pagecount base_count = v->rec.remote_count;
+    pthread_mutex_unlock(&v->mu);
+    quire_lsn to;
+    int same = remote_unchanged(v, in.base_remote, base_count, call, &to);
+    if (same < 0) rc = same;
+    if (same != 1 || to <= in.base_remote) break;
+    in.base_remote = to;
+    if ((rc = store_intent(v, &in)) != 0) break;
+    cl__count(&v->stats, &c->stats, CL_STAT(rebases), 1);
+    rc = cl__ms_commit(c->remote, &v->vid, &c->client_id, &in.commit_id, in.base_remote, in.count, segs, in.nsegs,
+                       call, &snap);
+  }
   quire__free(segs);
   if (rc == 0 && snap.lsn != in.base_remote + 1)
     rc = quire__err(QUIRE_ECORRUPT, "metastore committed at lsn %llu, expected %llu", (unsigned long long)snap.lsn,
@@ -397,6 +445,26 @@ static int apply_pull(quire_volume *v, const struct quire_snapshot *snap, quire_
   return 0;
 }
 
+/* The remote head moved to `to` without changing a page (checkpoints made
+ * by the server): the local commits stay unpushed on top of it (sync_mu and
+ * mu held). remote_local keeps naming the local commit that equals it. */
+static int pass_unchanged(quire_volume *v, quire_lsn to) {
+  struct cl_vrec rec = v->rec;
+  rec.remote_lsn = to;
+  lsm_txn *t;
+  int rc = lsm_txn_begin(v->client->db, 0, &t);
+  if (rc) return rc;
+  if ((rc = cl__vol_store_rec(v, t, &rec)) != 0) {
+    lsm_txn_abort(t);
+    return rc;
+  }
+  if ((rc = lsm_txn_commit(t)) != 0) return rc;
+  v->rec = rec;
+  cl__count(&v->stats, &v->client->stats, CL_STAT(rebases), 1);
+  cl__vol_wake(v);
+  return 0;
+}
+
 /* Persists the state "conflict" (mu held). */
 static int set_conflict(quire_volume *v) {
   struct cl_vrec rec = v->rec;
@@ -468,6 +536,9 @@ int cl__pull(quire_volume *v, unsigned wait_ms, const struct cl_call *call) {
     int moved = v->rec.remote_lsn != from || memcmp(v->vid.b, vid.b, QUIRE_GID_SIZE) != 0;
     if (moved) {
       rc = 0; /* a push or another pull got there first: look again */
+    } else if ((v->rec.head > v->rec.remote_local || v->has_intent) && splinter_is_empty(changed) &&
+               snap.page_count == v->rec.remote_count && min_count >= v->rec.remote_count) {
+      rc = pass_unchanged(v, to); /* only checkpoints came in: local commits stay on top */
     } else if (v->rec.head > v->rec.remote_local || v->has_intent) {
       rc = set_conflict(v);
     } else {

@@ -9,6 +9,7 @@
  */
 #include "client_test.h"
 #include "services.h"
+#include "gc/gc.h"
 #include "util/clock.h"
 
 static struct services svc;
@@ -302,6 +303,72 @@ static void truncate_regrow(void) {
   CHECK_OK(quire_client_close(b));
 }
 
+/* The server checkpoints a volume (a rewrite commit: no page changes) while
+ * a client holds unpushed commits: the push lands on top of the checkpoint,
+ * a pull moves past it, and no conflict is declared. A real commit by
+ * another client in between still conflicts. */
+static void checkpoint(quire_volume *v) {
+  quire_objstore *store;
+  CHECK_OK(quire_objstore_open(svc.store_url, &store));
+  struct gc_checkpoint_opts o = {.store = store};
+  struct gc_checkpoint_result r;
+  quire_gid vid;
+  quire_volume_vid(v, &vid);
+  CHECK_OK(quire__gc_checkpoint(quire__ms_service_metastore(svc.ms), &o, &vid, 1, &r));
+  CHECK(r.written);
+  quire_objstore_close(store);
+}
+
+static void over_checkpoints(void) {
+  quire_client *a = open_client("ck_a", 0), *b = open_client("ck_b", 0);
+  quire_volume *va, *vb;
+  CHECK_OK(quire_volume_open(a, "ck", QUIRE_CREATE, &va));
+  write_tagged(va, 1, 20, 100);
+  CHECK_OK(quire_volume_push(va, 0));
+  write_tagged(va, 3, 3, 100);
+  CHECK_OK(quire_volume_push(va, 0)); /* lsn 1 is a checkpoint of its own */
+  write_tagged(va, 5, 8, 200);
+  checkpoint(va); /* lsn 3 */
+  CHECK_OK(quire_volume_push(va, 0)); /* lsn 4 */
+  quire_volume_status st;
+  CHECK_OK(quire_volume_status_get(va, &st));
+  CHECKF(st.remote_lsn == 4 && st.state == QUIRE_STATE_OK && st.unpushed_commits == 0, "remote lsn %llu state %d",
+         (unsigned long long)st.remote_lsn, (int)st.state);
+  /* A pull past a checkpoint with unpushed commits on top. */
+  write_tagged(va, 10, 12, 300);
+  checkpoint(va); /* lsn 5 */
+  CHECK_OK(quire_volume_pull(va, 0));
+  CHECK_OK(quire_volume_status_get(va, &st));
+  CHECK(st.remote_lsn == 5 && st.state == QUIRE_STATE_OK && st.unpushed_commits == 1);
+  quire_stats stats;
+  quire_volume_stats(va, &stats);
+  CHECK(stats.rebases == 2 && stats.conflicts == 0);
+  CHECK_OK(quire_volume_push(va, 0)); /* lsn 6 */
+  char id[QUIRE_GID_TEXT_LEN + 1];
+  vid_text(va, id);
+  CHECK_OK(quire_volume_open(b, id, 0, &vb));
+  expect_pages(vb, 1, 4, 100);
+  expect_pages(vb, 5, 8, 200);
+  expect_pages(vb, 9, 9, 100);
+  expect_pages(vb, 10, 12, 300);
+  expect_pages(vb, 13, 20, 100);
+  /* A checkpoint, then a real commit by b: a's push is a conflict. */
+  write_tagged(va, 1, 1, 400);
+  checkpoint(va);
+  write_tagged(vb, 2, 2, 500);
+  CHECK_OK(quire_volume_push(vb, 0));
+  CHECK_RC(quire_volume_push(va, 0), QUIRE_ECONFLICT);
+  CHECK_OK(quire_volume_reset(va, 0));
+  expect_pages(va, 2, 2, 500);
+  quire_gid vid;
+  quire_volume_vid(va, &vid);
+  CHECK(check_remote_log(&svc, &vid) == 8); /* 4 pushes, 3 checkpoints, b's commit */
+  quire_volume_close(va);
+  quire_volume_close(vb);
+  CHECK_OK(quire_client_close(a));
+  CHECK_OK(quire_client_close(b));
+}
+
 int main(void) {
   test_seed();
   root = test_tmpdir("client_sync");
@@ -313,6 +380,7 @@ int main(void) {
   autosync();
   offline();
   truncate_regrow();
+  over_checkpoints();
   services_stop(&svc);
   test_rmtree(root);
   free(root);
