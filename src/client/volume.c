@@ -482,8 +482,10 @@ int quire_reader_open(quire_volume *v, quire_reader **out) {
   if (v->rec.adopted_unpulled) {
     char t[QUIRE_GID_TEXT_LEN + 1];
     quire_gid_format(&v->vid, t);
-    rc = quire__err(QUIRE_EUNAVAILABLE, "volume %s has never been pulled from the metastore: its content is "
-                                        "unknown until the services answer", t);
+    rc = quire__err(QUIRE_EUNAVAILABLE,
+                    "volume %s has never been pulled from the metastore: its content is unknown until the services "
+                    "answer%s%s",
+                    t, v->rec.last_error ? "; the last attempt: " : "", v->rec.last_error ? v->rec.last_error_msg : "");
   } else {
     rc = cl__vol_pin(v, v->rec.head);
   }
@@ -571,8 +573,10 @@ int quire_writer_open(quire_volume *v, quire_writer **out) {
   if (v->writer_open) {
     rc = quire__err(QUIRE_EBUSY, "the volume already has a writer in this process");
   } else if (v->rec.adopted_unpulled) {
-    rc = quire__err(QUIRE_EUNAVAILABLE, "the volume has never been pulled from the metastore: writing to it "
-                                        "now would conflict with its remote content");
+    rc = quire__err(QUIRE_EUNAVAILABLE,
+                    "the volume has never been pulled from the metastore: writing to it now would conflict with its "
+                    "remote content%s%s",
+                    v->rec.last_error ? "; the last attempt: " : "", v->rec.last_error ? v->rec.last_error_msg : "");
   } else {
     rc = cl__vol_pin(v, v->rec.head);
   }

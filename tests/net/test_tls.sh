@@ -38,8 +38,10 @@ expect 0 "export over TLS (pages fetched)" -- env QUIRE_CA="$T/cert.pem" QUIRE_T
 cmp -s <(head -c 20000 "$T/out.img") "$T/img" && ok || bad "exported bytes differ"
 expect 1 "a client without the CA is refused" -- env -u QUIRE_CA QUIRE_TOKEN="$TOKEN" \
   "$Q" volume export "$vid" "$T/out2.img" --data "$T/c" --timeout-ms 5000
+has "the refusal says why" "TLS: SSL peer certificate"
 expect 1 "a client with the CA but no token is refused" -- env -u QUIRE_TOKEN QUIRE_CA="$T/cert.pem" \
   "$Q" volume export "$vid" "$T/out3.img" --data "$T/d" --timeout-ms 5000
+has "the refusal says why" "no Authorization header"
 kill -TERM $pid; wait $pid; [ $? -eq 0 ] && ok || bad "server exit status"
 echo "tls: $passes passed, $fails failed"
 [ $fails -eq 0 ]
