@@ -34,6 +34,10 @@ struct ms_catalog_ops {
    * unless the volume is empty (its first record may be at any LSN). */
   int (*append)(ms_catalog *c, const quire_gid *vid, quire_lsn first, size_t n, const uint8_t *const *recs,
                 const size_t *lens);
+  /* Drops every record of vid: the store's log now starts above them
+   * (retention deleted the commits in between while this catalog held
+   * them). The next append may then start anywhere. */
+  int (*forget)(ms_catalog *c, const quire_gid *vid);
   /* Volumes and commits held. */
   void (*stats)(ms_catalog *c, uint64_t *volumes, uint64_t *commits);
   /* Flushes and frees. */
@@ -61,6 +65,7 @@ static inline int ms_catalog_append(ms_catalog *c, const quire_gid *vid, quire_l
                                     const uint8_t *const *recs, const size_t *lens) {
   return c->ops->append(c, vid, first, n, recs, lens);
 }
+static inline int ms_catalog_forget(ms_catalog *c, const quire_gid *vid) { return c->ops->forget(c, vid); }
 static inline int ms_catalog_close(ms_catalog *c) { return c ? c->ops->close(c) : 0; }
 
 #endif

@@ -122,6 +122,42 @@ out:
   return rc;
 }
 
+static int lsm_cat_forget(ms_catalog *base, const quire_gid *vid) {
+  struct lsm_catalog *c = (struct lsm_catalog *)base;
+  uint8_t lo[KEY_LEN], hi[KEY_LEN];
+  make_key(lo, vid, 0);
+  make_key(hi, vid, UINT64_MAX);
+  pthread_mutex_lock(&c->mu);
+  struct latest *e = find(c, vid);
+  int rc = 0;
+  if (e && e->lsn) {
+    /* Count what goes (the commits-held metric), then one range delete. */
+    uint64_t held = 0;
+    lsm_cursor *cur = NULL;
+    rc = lsm_cursor_open(c->db, &cur);
+    for (rc = rc ? rc : lsm_cursor_seek(cur, lo, KEY_LEN, LSM_SEEK_GE); rc == 0; rc = lsm_cursor_next(cur)) {
+      const void *k;
+      size_t kl;
+      if ((rc = lsm_cursor_key(cur, &k, &kl)) != 0) break;
+      if (kl != KEY_LEN || memcmp(k, vid->b, QUIRE_GID_SIZE) != 0) break;
+      held++;
+    }
+    if (rc == QUIRE_EEND || rc == QUIRE_ENOTFOUND) rc = 0;
+    if (cur) lsm_cursor_close(cur);
+    lsm_txn *t = NULL;
+    if (!rc) rc = lsm_txn_begin(c->db, 0, &t);
+    if (!rc) rc = lsm_txn_delete_range(t, lo, KEY_LEN, hi, KEY_LEN);
+    if (!rc) rc = lsm_txn_commit(t);
+    else if (t) lsm_txn_abort(t);
+    if (!rc) {
+      e->lsn = 0;
+      c->ncommits -= held < c->ncommits ? held : c->ncommits;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
 static void lsm_cat_stats(ms_catalog *base, uint64_t *volumes, uint64_t *commits) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
   pthread_mutex_lock(&c->mu);
@@ -143,8 +179,8 @@ static int lsm_cat_close(ms_catalog *base) {
   return rc;
 }
 
-static const struct ms_catalog_ops lsm_ops = {lsm_latest_of, lsm_cat_get, lsm_cat_append, lsm_cat_stats,
-                                              lsm_cat_close};
+static const struct ms_catalog_ops lsm_ops = {lsm_latest_of, lsm_cat_get,   lsm_cat_append,
+                                              lsm_cat_forget, lsm_cat_stats, lsm_cat_close};
 
 /* One pass over every key: each volume's latest LSN and the counts. Keys
  * that are not {vid}{lsn} are corruption. */

@@ -277,7 +277,7 @@ static int catch_up(quire_metastore *ms, struct ms_volume *v, quire_lsn *latest_
   struct get_task *tasks = quire__calloc(inflight, sizeof *tasks);
   if (!tasks) return QUIRE_ENOMEM;
   char why[320] = "";
-  int tried_base = 0;
+  int tried_base = 0, appended = 0;
 again:
   for (;;) {
     fetch(ms, vid, latest + 1, k, tasks);
@@ -306,6 +306,7 @@ again:
       }
     }
     int arc = found ? ms_catalog_append(ms->o.catalog, vid, latest + 1, found, recs, lens) : 0;
+    appended |= found != 0;
     if (found) {
       /* What was appended counts even if a later GET failed. */
       quire_lsn now;
@@ -323,16 +324,31 @@ again:
     if (end || found < k) break;
     k = QUIRE_MIN(k * 2, inflight); /* 1, 2, 4, ...: a short catch-up wastes few GETs */
   }
-  if (rc == 0 && latest == 0 && !tried_base) {
-    /* Nothing of vid in the catalog and no log/1: retention may have
-     * deleted the start of the log; go on at its base (docs/GC.md). */
+  if (rc == 0 && !appended && !tried_base) {
+    /* Nothing past latest: retention may have deleted the log from there
+     * on (docs/GC.md) — with nothing of vid in the catalog and no log/1,
+     * or while this metastore held the log up to latest and another
+     * process moved the base past it. Go on at the base (read afresh for
+     * an unknown volume, else at most once a minute: a quiet volume's
+     * long polls must not LIST its base markers every round; a commit on
+     * a newer base asks again, see quire__ms_commit). */
     tried_base = 1;
     quire_lsn base;
-    rc = quire__ms_base(ms, vid, 0, &base);
-    if (rc == 0 && base > 1) {
-      latest = base - 1;
-      k = 1;
-      goto again;
+    rc = quire__ms_base(ms, vid, latest ? QUIRE_MS_BASE_TTL_MS : 0, &base);
+    if (rc == 0 && base > latest + 1) {
+      if (latest) {
+        char t[QUIRE_GID_TEXT_LEN + 1];
+        quire_gid_format(vid, t);
+        QLOG_INFO("metastore: volume %s: its log up to lsn %llu was deleted by retention since this metastore "
+                  "read it; going on at the base, lsn %llu", t, (unsigned long long)latest + 1,
+                  (unsigned long long)base);
+        rc = ms_catalog_forget(ms->o.catalog, vid);
+      }
+      if (rc == 0) {
+        latest = base - 1;
+        k = 1;
+        goto again;
+      }
     }
   }
   quire__free(tasks);
@@ -673,6 +689,14 @@ int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_s
       return rc;
     }
     if (c->lsn <= latest) return resolve_taken(ms, c, out);
+    quire_lsn base;
+    if (c->lsn - 1 > latest && quire__ms_base(ms, &c->vid, 0, &base) == 0 && base > latest + 1) {
+      /* The client knows a head past a base moved since this metastore
+       * last looked: catch up from there. */
+      rc = quire__ms_refresh(ms, &c->vid, &latest);
+      if (rc) return rc;
+      if (c->lsn <= latest) return resolve_taken(ms, c, out);
+    }
     if (c->lsn - 1 > latest) {
       count_commit(ms, "conflict");
       return quire__err(QUIRE_ENOTFOUND, "base lsn %llu does not exist (latest is %llu)",

@@ -1,6 +1,6 @@
 /*
  * Catalogs (memory and LSM file) against a model: random appends with
- * overlaps (skipped), gaps (refused) and many volumes; gets and latest
+ * overlaps (skipped), gaps (refused), forgotten volumes and many volumes; gets and latest
  * compared after every step; the LSM catalog reopened and compared again; a
  * corrupt catalog file is moved aside and rebuilt empty.
  */
@@ -63,6 +63,13 @@ static void run(ms_catalog **c, const char *reopen_path) {
   for (int v = 0; v < VOLS; v++) CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &m.vids[v]));
   for (int step = 0; step < 400; step++) {
     int v = (int)test_rand_below(VOLS);
+    if (test_rand_below(40) == 0) {
+      /* Retention moved the base past what is held: all of it goes. */
+      CHECK_OK(ms_catalog_forget(*c, &m.vids[v]));
+      m.latest[v] = m.first[v] = 0;
+      check_against(*c, &m, 0);
+      continue;
+    }
     /* first in [latest - 3, latest + 2]: overlaps, exact appends and gaps;
      * an empty volume starts at 1 or, as at a base, further on. */
     quire_lsn first = m.latest[v] + 2 > 4 ? m.latest[v] - 3 + test_rand_below(6) : 1 + test_rand_below(3);
