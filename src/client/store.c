@@ -104,6 +104,8 @@ int cl__vrec_decode(const void *vp, size_t n, struct cl_vrec *v) {
   size_t nl = p[3], ml = p[40];
   if (n != 45 + nl + ml || p[1] > QUIRE_STATE_CONFLICT || ml >= sizeof v->last_error_msg)
     return quire__err(QUIRE_ECORRUPT, "volume record: bad lengths or state");
+  if (memchr(p + 45, 0, nl + ml))
+    return quire__err(QUIRE_ECORRUPT, "volume record: a NUL byte inside the name or the error message");
   v->state = p[1];
   v->adopted_unpulled = p[2] & 1;
   v->count = ld_le32(p + 4);
