@@ -126,6 +126,22 @@ static double raw_put_mibs(const char *url, const uint8_t *data, int round) {
   return mibs;
 }
 
+/* Where the write time went between two snapshots: per request (decode,
+ * copy) and per segment (the rest), in microseconds of wall time. */
+static void print_timing(const char *what, const struct ps_write_timing *a, const struct ps_write_timing *b) {
+  double rq = (double)(b->requests - a->requests), sg = (double)(b->segments - a->segments);
+  if (rq == 0 || sg == 0) return;
+  printf("  where the time goes, %s: %.0f requests, %.0f segments of %.1f MiB avg (%.0f gathered)\n", what, rq,
+         sg, (double)(b->bytes - a->bytes) / sg / (1 << 20), (double)(b->gathered - a->gathered));
+  printf("    per request: decode %.0f us, place+copy+checksum %.0f us\n",
+         (double)(b->decode_ns - a->decode_ns) / rq / 1e3, (double)(b->copy_ns - a->copy_ns) / rq / 1e3);
+  printf("    per segment: filling %.0f us, sealed->built %.0f us, build %.0f us, upload %.0f us, cache write "
+         "%.0f us (beside the upload)\n",
+         (double)(b->fill_ns - a->fill_ns) / sg / 1e3, (double)(b->queue_ns - a->queue_ns) / sg / 1e3,
+         (double)(b->build_ns - a->build_ns) / sg / 1e3, (double)(b->upload_ns - a->upload_ns) / sg / 1e3,
+         (double)(b->cache_ns - a->cache_ns) / sg / 1e3);
+}
+
 /* ---- reads ------------------------------------------------------------------ */
 
 /* One volume with nseg segments of SEG_PAGES pages each, committed as one
@@ -256,8 +272,13 @@ static void bench_store(const char *name, const char *tag, const char *store, co
   quire_ps_service *svc = start_ps(store, cache);
   quire_psclient *c = client(svc);
   size_t nb = quick ? 2 : 6;
+  quire_pagestore *ps = quire__ps_service_pagestore(svc);
+  struct ps_write_timing t0, t1, t2;
+  quire__ps_write_timing(ps, &t0);
   double w1 = write_mibs(c, 256, nb * 2, 8, data);
+  quire__ps_write_timing(ps, &t1);
   double w16 = write_mibs(c, 4080, nb, 1, data);
+  quire__ps_write_timing(ps, &t2);
   double raw1 = raw_put_mibs(store, data, 1), raw = (raw0 + raw1) / 2;
   printf("%-44s %10s %10s\n", "write_pages (durable on answer)", "MiB/s", "vs raw put");
   printf("%-44s %10.1f %10s\n", "  raw store put, 16 MiB objects (reference)", raw, "1.00");
@@ -265,6 +286,8 @@ static void bench_store(const char *name, const char *tag, const char *store, co
   printf("%-44s %10.1f %10.2f\n", "    (after the writes)", raw1, raw1 / raw);
   printf("%-44s %10.1f %10.2f\n", "  1 MiB batches, 8 writers", w1, w1 / raw);
   printf("%-44s %10.1f %10.2f\n", "  ~16 MiB batches (4080 pages), 1 writer", w16, w16 / raw);
+  print_timing("1 MiB batches, 8 writers", &t0, &t1);
+  print_timing("~16 MiB batches, 1 writer", &t1, &t2);
 
   if (writes_only) {
     quire__psclient_close(c);

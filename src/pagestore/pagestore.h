@@ -66,8 +66,9 @@ int quire__pagestore_ready(quire_pagestore *ps);
 
 /* ---- write_pages ---------------------------------------------------------- */
 
-/* One write_pages request in flight. The page bytes are borrowed and must
- * stay valid until done runs. */
+/* One write_pages request in flight. The page bytes are copied into their
+ * segments before quire__ps_write_submit returns: the caller may free them
+ * then. */
 typedef struct ps_write ps_write;
 typedef void (*ps_write_done_fn)(void *ctx, ps_write *w);
 
