@@ -55,18 +55,24 @@ uint64_t quire_segment_size(uint64_t volumes, uint64_t pages) {
          QUIRE_SEGMENT_FOOTER_SIZE;
 }
 
+/* The segment id must be one; limits NULL means the defaults. */
+static int check_start(const quire_gid *sid, const quire_segment_limits *limits, const char *who,
+                       quire_segment_limits *lim) {
+  if (!sid || quire_gid_type(sid) != QUIRE_GID_SEGMENT)
+    return quire__err(QUIRE_EINVAL, "%s: the id is not a segment id", who);
+  if (limits) {
+    *lim = *limits;
+  } else {
+    quire_segment_limits_default(lim);
+  }
+  return quire_segment_limits_check(lim);
+}
+
 int quire_segment_builder_new(const quire_gid *sid, const quire_segment_limits *limits,
                               quire_segment_builder **out) {
   *out = NULL;
-  if (!sid || quire_gid_type(sid) != QUIRE_GID_SEGMENT)
-    return quire__err(QUIRE_EINVAL, "segment builder: the id is not a segment id");
   quire_segment_limits lim;
-  if (limits) {
-    lim = *limits;
-  } else {
-    quire_segment_limits_default(&lim);
-  }
-  int rc = quire_segment_limits_check(&lim);
+  int rc = check_start(sid, limits, "segment builder", &lim);
   if (rc) return rc;
   quire_segment_builder *b = quire__calloc(1, sizeof *b);
   if (!b) return QUIRE_ENOMEM;
@@ -218,15 +224,8 @@ int quire_segment_tail_build(const quire_gid *sid, const quire_segment_limits *l
                              const quire_segment_page *pages, uint32_t npages, uint8_t *out, size_t cap,
                              size_t *len) {
   *len = 0;
-  if (!sid || quire_gid_type(sid) != QUIRE_GID_SEGMENT)
-    return quire__err(QUIRE_EINVAL, "segment tail: the id is not a segment id");
   quire_segment_limits lim;
-  if (limits) {
-    lim = *limits;
-  } else {
-    quire_segment_limits_default(&lim);
-  }
-  int rc = quire_segment_limits_check(&lim);
+  int rc = check_start(sid, limits, "segment tail", &lim);
   if (rc) return rc;
   if (npages == 0) return quire__err(QUIRE_EINVAL, "segment tail: no pages");
   /* Validate the order (as builder_add does) and count the volumes. */
