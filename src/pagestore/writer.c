@@ -423,6 +423,7 @@ static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
     finish_segment(s, rc, why);
     pthread_mutex_lock(&ps->wmu);
     ps->w_inflight--;
+    pthread_cond_broadcast(&ps->wcond);
     pthread_mutex_unlock(&ps->wmu);
     seg_free(s);
     return;
@@ -431,6 +432,7 @@ static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
   atomic_fetch_add(&ps->wt.build_ns, t1 - t0);
   atomic_fetch_add(&ps->segments_flushed, 1);
   atomic_fetch_add(&ps->wt.bytes, s->len);
+  atomic_fetch_add(&ps->wt.segments, 1);
   char key[64], sid[QUIRE_GID_TEXT_LEN + 1];
   quire_gid_format(&s->sid, sid);
   snprintf(key, sizeof key, "segments/%s", sid);
@@ -463,7 +465,6 @@ static void flush_segment(quire_pagestore *ps, struct open_seg *s) {
   }
   if (crc && crc != QUIRE_EEXIST) QLOG_DEBUG("pagestore: segment not cached: %s", quire_strerror(crc));
   atomic_fetch_add(&ps->wt.cache_ns, quire__mono_ns() - t1);
-  atomic_fetch_add(&ps->wt.segments, 1);
   seg_release(s);
 }
 
