@@ -37,6 +37,7 @@ struct wreq {
   quire_http_req *r;       /* NULL once the request is gone */
   struct ps_write_req req; /* pages point into the body (copied by submit) */
   ps_write *w;
+  uint64_t start_ns; /* the handler first ran (the body was in) */
 };
 
 static void wreq_unref(struct wreq *u) {
@@ -70,6 +71,7 @@ static void written(void *ctx, ps_write *w) {
 static void answer_write(quire_pagestore *ps, quire_http_req *r, struct wreq *u) {
   pthread_mutex_lock(&u->mu); /* pairs with written(): it has let go of u->mu */
   pthread_mutex_unlock(&u->mu);
+  atomic_fetch_add(&ps->wt.serve_ns, quire__mono_ns() - u->start_ns);
   int rc = quire__ps_write_result(u->w);
   if (rc) {
     char msg[400];
@@ -287,6 +289,7 @@ static void on_write_pages(void *ctx, quire_http_req *r) {
   const uint8_t *body = quire__http_req_body(r, &len);
   struct wreq *u = quire__calloc(1, sizeof *u);
   uint64_t t0 = quire__mono_ns();
+  if (u) u->start_ns = t0;
   int rc = u ? quire__ps_parse_write(body, len, ps->o.max_write_pages, &u->req) : QUIRE_ENOMEM;
   atomic_fetch_add(&ps->wt.decode_ns, quire__mono_ns() - t0);
   if (rc) {

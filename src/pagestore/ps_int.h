@@ -30,6 +30,7 @@ struct ps_write_timing {
   uint64_t build_ns;  /* sort, gather if out of order, index + footer */
   uint64_t upload_ns; /* queued to durable in the store */
   uint64_t cache_ns;  /* writing the cache slot (overlaps the upload) */
+  uint64_t serve_ns;  /* ps_http: body in to answer queued, per request */
 };
 #define PS_WBUF_KEEP 6 /* segment buffers kept for reuse */
 
@@ -63,7 +64,7 @@ struct quire_pagestore {
   unsigned nwbufs;
   struct {
     atomic_uint_fast64_t requests, segments, gathered, bytes;
-    atomic_uint_fast64_t decode_ns, copy_ns, fill_ns, queue_ns, build_ns, upload_ns, cache_ns;
+    atomic_uint_fast64_t decode_ns, copy_ns, fill_ns, queue_ns, build_ns, upload_ns, cache_ns, serve_ns;
   } wt;
 
   atomic_uint_fast64_t segments_flushed, segments_uploaded, upload_failures;

@@ -579,6 +579,7 @@ void quire__ps_write_timing(quire_pagestore *ps, struct ps_write_timing *out) {
   out->build_ns = atomic_load(&ps->wt.build_ns);
   out->upload_ns = atomic_load(&ps->wt.upload_ns);
   out->cache_ns = atomic_load(&ps->wt.cache_ns);
+  out->serve_ns = atomic_load(&ps->wt.serve_ns);
 }
 
 int quire__ps_write_result(const ps_write *w) { return w->rc; }
