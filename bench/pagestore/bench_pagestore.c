@@ -12,8 +12,11 @@
  *                the cached segment files (pread, page cache warm).
  *
  * Stores: file:// (fsync on) and s3:// against s3rver (scripts/s3rver.sh;
- * skipped, loudly, when it cannot start). Environment: QUIRE_BENCH_DIR,
- * QUIRE_BENCH_QUICK=1 (fewer iterations).
+ * skipped, loudly, when it cannot start). One untimed round of each write
+ * workload warms the pagestore up first. The raw put is measured before
+ * and after the write tests and averaged (a shared disk drifts), and both
+ * are printed. Environment: QUIRE_BENCH_DIR, QUIRE_BENCH_QUICK=1 (fewer
+ * iterations), QUIRE_BENCH_WRITES_ONLY=1 (skip the read tests).
  */
 #include "metastore/client.h"
 #include "metastore/service.h"
@@ -36,7 +39,7 @@
 #endif
 
 #define SEG_PAGES 256 /* pages per segment written for the read tests */
-static int quick, iters;
+static int quick, iters, writes_only;
 static char ms_url[64];
 static quire_msclient *msc;
 
@@ -72,7 +75,10 @@ struct wr {
   quire_gid vid;
   size_t pages, batches;
   const uint8_t *data;
+  uint64_t req_ns; /* summed latency of its requests, as the client saw it */
 };
+
+static _Atomic uint64_t client_req_ns; /* over all writers of the last write_mibs */
 
 static void *writer(void *arg) {
   struct wr *w = arg;
@@ -85,7 +91,9 @@ static void *writer(void *arg) {
     }
     struct quire_ps_written *segs;
     size_t nsegs;
+    uint64_t t0 = quire__mono_ns();
     int rc = quire__psclient_write_pages(w->c, &w->vid, idx, pages, w->pages, NULL, &segs, &nsegs);
+    w->req_ns += quire__mono_ns() - t0;
     if (rc) die("write_pages", rc);
     quire__psclient_written_free(segs, nsegs);
   }
@@ -99,16 +107,20 @@ static double write_mibs(quire_psclient *c, size_t pages, size_t batches, int wr
   pthread_t t[16];
   double t0 = now_s();
   for (int i = 0; i < writers; i++) {
-    w[i] = (struct wr){c, {{0}}, pages, batches, data};
+    w[i] = (struct wr){c, {{0}}, pages, batches, data, 0};
     quire_gid_new(QUIRE_GID_VOLUME, &w[i].vid);
     pthread_create(&t[i], NULL, writer, &w[i]);
   }
-  for (int i = 0; i < writers; i++) pthread_join(t[i], NULL);
+  client_req_ns = 0;
+  for (int i = 0; i < writers; i++) {
+    pthread_join(t[i], NULL);
+    client_req_ns += w[i].req_ns;
+  }
   double secs = now_s() - t0;
   return (double)pages * batches * writers * QUIRE_PAGE_SIZE / (1 << 20) / secs;
 }
 
-static double raw_put_mibs(const char *url, const uint8_t *data) {
+static double raw_put_mibs(const char *url, const uint8_t *data, int round) {
   quire_objstore *s;
   int rc = quire_objstore_open(url, &s);
   if (rc) die("open store", rc);
@@ -116,12 +128,33 @@ static double raw_put_mibs(const char *url, const uint8_t *data) {
   double t0 = now_s();
   for (int i = 0; i < n; i++) {
     char key[64];
-    snprintf(key, sizeof key, "raw/obj-%d", i);
+    snprintf(key, sizeof key, "raw/obj-%d-%d", round, i);
     if ((rc = quire_objstore_put(s, key, data, 16u << 20)) != 0) die("raw put", rc);
   }
   double mibs = 16.0 * n / (now_s() - t0);
   quire_objstore_close(s);
   return mibs;
+}
+
+/* Where the write time went between two snapshots: per request (decode,
+ * copy) and per segment (the rest), in microseconds of wall time. */
+static void print_timing(const char *what, const struct ps_write_timing *a, const struct ps_write_timing *b,
+                         uint64_t client_ns) {
+  double rq = (double)(b->requests - a->requests), sg = (double)(b->segments - a->segments);
+  if (rq == 0 || sg == 0) return;
+  printf("  where the time goes, %s: %.0f requests, %.0f segments of %.1f MiB avg (%.0f gathered)\n", what, rq,
+         sg, (double)(b->bytes - a->bytes) / sg / (1 << 20), (double)(b->gathered - a->gathered));
+  double serve = (double)(b->serve_ns - a->serve_ns) / rq / 1e3, total = (double)client_ns / rq / 1e3;
+  printf("    per request: %.0f us end to end: %.0f us in the pagestore (body in -> answer), %.0f us outside it "
+         "(client encode, loopback, HTTP receive, answer out)\n",
+         total, serve, total - serve);
+  printf("    in the pagestore, per request: decode %.0f us, place+copy+checksum %.0f us\n",
+         (double)(b->decode_ns - a->decode_ns) / rq / 1e3, (double)(b->copy_ns - a->copy_ns) / rq / 1e3);
+  printf("    in the pagestore, per segment: filling %.0f us, sealed->built %.0f us, build %.0f us, upload %.0f us, cache write "
+         "%.0f us (beside the upload)\n",
+         (double)(b->fill_ns - a->fill_ns) / sg / 1e3, (double)(b->queue_ns - a->queue_ns) / sg / 1e3,
+         (double)(b->build_ns - a->build_ns) / sg / 1e3, (double)(b->upload_ns - a->upload_ns) / sg / 1e3,
+         (double)(b->cache_ns - a->cache_ns) / sg / 1e3);
 }
 
 /* ---- reads ------------------------------------------------------------------ */
@@ -250,17 +283,38 @@ static void bench_store(const char *name, const char *tag, const char *store, co
   snprintf(cache, sizeof cache, "%s/cache-%s", dir, tag);
   snprintf(cache2, sizeof cache2, "%s/cold-%s", dir, tag);
   printf("\n== %s\n", name);
-  double raw = raw_put_mibs(store, data);
+  double raw0 = raw_put_mibs(store, data, 0);
   quire_ps_service *svc = start_ps(store, cache);
   quire_psclient *c = client(svc);
   size_t nb = quick ? 2 : 6;
+  quire_pagestore *ps = quire__ps_service_pagestore(svc);
+  /* Warm-up, not timed: one round of each, so the measured rounds see a
+   * pagestore in its steady state (buffers, cache directory, connections). */
+  write_mibs(c, 256, 1, 8, data);
+  write_mibs(c, 4080, 1, 1, data);
+  struct ps_write_timing t0, t1, t2;
+  quire__ps_write_timing(ps, &t0);
   double w1 = write_mibs(c, 256, nb * 2, 8, data);
+  quire__ps_write_timing(ps, &t1);
+  uint64_t c1 = client_req_ns;
   double w16 = write_mibs(c, 4080, nb, 1, data);
+  quire__ps_write_timing(ps, &t2);
+  uint64_t c2 = client_req_ns;
+  double raw1 = raw_put_mibs(store, data, 1), raw = (raw0 + raw1) / 2;
   printf("%-44s %10s %10s\n", "write_pages (durable on answer)", "MiB/s", "vs raw put");
   printf("%-44s %10.1f %10s\n", "  raw store put, 16 MiB objects (reference)", raw, "1.00");
+  printf("%-44s %10.1f %10.2f\n", "    (before the writes)", raw0, raw0 / raw);
+  printf("%-44s %10.1f %10.2f\n", "    (after the writes)", raw1, raw1 / raw);
   printf("%-44s %10.1f %10.2f\n", "  1 MiB batches, 8 writers", w1, w1 / raw);
   printf("%-44s %10.1f %10.2f\n", "  ~16 MiB batches (4080 pages), 1 writer", w16, w16 / raw);
+  print_timing("1 MiB batches, 8 writers", &t0, &t1, c1);
+  print_timing("~16 MiB batches, 1 writer", &t1, &t2, c2);
 
+  if (writes_only) {
+    quire__psclient_close(c);
+    quire__ps_service_close(svc, 1000);
+    return;
+  }
   /* Reads. */
   int nseg = quick ? 24 : 64;
   quire_gid vid;
@@ -305,6 +359,7 @@ int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   quick = getenv("QUIRE_BENCH_QUICK") && atoi(getenv("QUIRE_BENCH_QUICK"));
   iters = quick ? 50 : 300;
+  writes_only = getenv("QUIRE_BENCH_WRITES_ONLY") && atoi(getenv("QUIRE_BENCH_WRITES_ONLY"));
   const char *base = getenv("QUIRE_BENCH_DIR");
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/bench-pagestore.%d", base ? base : QUIRE_BINARY_DIR "/bench-tmp",

@@ -20,6 +20,8 @@
 
 #include "pagestore/client.h"
 #include "pagestore/ps_int.h"
+#include "proto/pagestore.pb-c.h"
+#include "proto/pb.h"
 
 /* What a parse delivered: the pages in order and a hash of their bytes. */
 struct seen {
@@ -85,15 +87,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = size - 1;
   switch (data[0] % 4) {
   case 0: {
+    /* The in-place reader against protobuf-c: a request protobuf-c decodes
+     * to a valid one is accepted, with the same vid, indexes and bytes. */
+    Quire__Pagestore__V1__WritePagesRequest *m =
+        quire__pagestore__v1__write_pages_request__unpack(&quire__pb_allocator, len, body);
+    int pb_valid = m && m->has_vid && m->vid.len == QUIRE_GID_SIZE && m->n_pages >= 1 && m->n_pages <= 64;
+    if (pb_valid) {
+      quire_gid g;
+      memcpy(g.b, m->vid.data, QUIRE_GID_SIZE);
+      pb_valid = quire_gid_type(&g) == QUIRE_GID_VOLUME;
+    }
+    for (size_t i = 0; pb_valid && i < m->n_pages; i++)
+      pb_valid = m->pages[i]->has_pageidx && m->pages[i]->pageidx != 0 && m->pages[i]->has_data &&
+                 m->pages[i]->data.len == QUIRE_PAGE_SIZE;
     struct ps_write_req w;
-    if (quire__ps_parse_write(body, len, 64, &w) == 0) {
+    int rc = quire__ps_parse_write(body, len, 64, &w);
+    if (rc == 0) {
       if (w.n == 0 || w.n > 64 || quire_gid_type(&w.vid) != QUIRE_GID_VOLUME) abort();
       for (size_t i = 0; i < w.n; i++)
         if (w.idx[i] == 0) abort();
+      if (pb_valid) {
+        if (w.n != m->n_pages || memcmp(w.vid.b, m->vid.data, QUIRE_GID_SIZE) != 0) abort();
+        for (size_t i = 0; i < w.n; i++)
+          if (w.idx[i] != m->pages[i]->pageidx || memcmp(w.pages[i], m->pages[i]->data.data, QUIRE_PAGE_SIZE))
+            abort();
+      }
       quire__ps_write_req_clear(&w);
     } else if (!*quire_errmsg()) {
       abort();
+    } else if (pb_valid && rc != QUIRE_ENOMEM) {
+      abort(); /* protobuf-c decodes a valid request the reader refused */
     }
+    if (m) quire__pagestore__v1__write_pages_request__free_unpacked(m, &quire__pb_allocator);
     break;
   }
   case 1: {

@@ -107,6 +107,28 @@ QUIRE_API int quire_segment_builder_to_fd(const quire_segment_builder *b, int fd
  * or QUIRE_OBJSTORE_IF_ABSENT); the pages are not copied again. */
 QUIRE_API int quire_segment_builder_to_store(const quire_segment_builder *b, quire_objstore *store,
                                              const char *key, int flags);
+
+/* Assembling a segment whose pages the caller has already laid out (in
+ * order, at the start of a buffer, or streamed): the tail (index + footer)
+ * for them. The bytes are exactly those a builder given the same pages
+ * writes. */
+typedef struct quire_segment_page {
+  quire_gid vid;
+  quire_pageidx idx;
+  uint64_t checksum; /* quire_segment_page_checksum of the page bytes */
+} quire_segment_page;
+/* The checksum a segment index holds for a page (XXH3-64 of its 4096 bytes). */
+QUIRE_API uint64_t quire_segment_page_checksum(const void *page);
+/* Bytes of the tail of a segment with the given counts: 24·V + 12·N + 64. */
+QUIRE_API uint64_t quire_segment_tail_size(uint64_t volumes, uint64_t pages);
+/* Writes the tail of segment sid for pages[0..npages) — in segment order
+ * (volumes ascending, indexes ascending within a volume, one version) —
+ * into out (cap bytes), setting *len. QUIRE_EINVAL for a bad id or order,
+ * QUIRE_ETOOLARGE when the pages exceed limits (NULL = defaults) or the
+ * tail exceeds cap. */
+QUIRE_API int quire_segment_tail_build(const quire_gid *sid, const quire_segment_limits *limits,
+                                       const quire_segment_page *pages, uint32_t npages, uint8_t *out,
+                                       size_t cap, size_t *len);
 /* Releases buffers returned by this API. Accepts NULL. */
 QUIRE_API void quire_segment_free(void *p);
 

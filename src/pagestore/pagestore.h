@@ -37,7 +37,8 @@ struct quire_pagestore_opts {
   unsigned cache_mappings;    /* open mappings at most (default 256) */
   unsigned flush_interval_ms; /* write latency bound (default 100) */
   /* An open segment is also flushed once no page has been added for this
-   * long (default 2): a lull means nobody is about to fill it. */
+   * long (default 2) while no other segment is on its way to the store: a
+   * lull means nobody is about to fill it. */
   unsigned flush_idle_ms;
   uint64_t segment_bytes;        /* segment size target (default 16 MiB) */
   unsigned upload_concurrency;   /* concurrent segment uploads (default 4) */
@@ -66,8 +67,9 @@ int quire__pagestore_ready(quire_pagestore *ps);
 
 /* ---- write_pages ---------------------------------------------------------- */
 
-/* One write_pages request in flight. The page bytes are borrowed and must
- * stay valid until done runs. */
+/* One write_pages request in flight. The page bytes are copied into their
+ * segments before quire__ps_write_submit returns: the caller may free them
+ * then. */
 typedef struct ps_write ps_write;
 typedef void (*ps_write_done_fn)(void *ctx, ps_write *w);
 

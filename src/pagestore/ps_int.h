@@ -19,6 +19,21 @@
 
 struct open_seg;
 
+/* Where write_pages spends its time (writer.c, ps_http.c): sums over all
+ * requests / segments, in nanoseconds of wall time. */
+struct ps_write_timing {
+  uint64_t requests, segments, gathered, bytes;
+  uint64_t decode_ns; /* ps_http: parsing the request body, per request */
+  uint64_t copy_ns;   /* placing and copying + checksumming pages, per request */
+  uint64_t fill_ns;   /* first page to sealed, per segment */
+  uint64_t queue_ns;  /* sealed to built (waiting for copies, the flusher) */
+  uint64_t build_ns;  /* sort, gather if out of order, index + footer */
+  uint64_t upload_ns; /* queued to durable in the store */
+  uint64_t cache_ns;  /* writing the cache slot (overlaps the upload) */
+  uint64_t serve_ns;  /* ps_http: body in to answer queued, per request */
+};
+#define PS_WBUF_KEEP 6 /* segment buffers kept for reuse */
+
 struct quire_pagestore {
   struct quire_pagestore_opts o; /* o.receipt_key points at receipt_key below, or is NULL */
   uint8_t receipt_key[QUIRE_RECEIPT_KEY_SIZE];
@@ -43,6 +58,14 @@ struct quire_pagestore {
   int stopping;
   pthread_t flusher;
   int flusher_started;
+  unsigned w_inflight;         /* segments sealed, not yet uploaded (wmu) */
+  size_t wbuf_size;            /* bytes of a segment buffer */
+  uint8_t *wbufs[PS_WBUF_KEEP]; /* free segment buffers (wmu) */
+  unsigned nwbufs;
+  struct {
+    atomic_uint_fast64_t requests, segments, gathered, bytes;
+    atomic_uint_fast64_t decode_ns, copy_ns, fill_ns, queue_ns, build_ns, upload_ns, cache_ns, serve_ns;
+  } wt;
 
   atomic_uint_fast64_t segments_flushed, segments_uploaded, upload_failures;
   atomic_uint_fast64_t pages_written, pages_served;
@@ -55,8 +78,7 @@ struct ps_write_req {
   quire_gid vid;
   size_t n;
   quire_pageidx *idx;
-  const uint8_t **pages; /* point into msg */
-  struct Quire__Pagestore__V1__WritePagesRequest *msg;
+  const uint8_t **pages; /* point into the body parsed (no copy) */
 };
 int quire__ps_parse_write(const uint8_t *body, size_t len, unsigned max_pages, struct ps_write_req *out);
 void quire__ps_write_req_clear(struct ps_write_req *w);
@@ -76,6 +98,7 @@ void quire__ps_http_detach(quire_pagestore *ps);
 int quire__ps_writer_start(quire_pagestore *ps);
 /* Seals what is open, uploads everything, joins the flusher. */
 void quire__ps_writer_stop(quire_pagestore *ps);
+void quire__ps_write_timing(quire_pagestore *ps, struct ps_write_timing *out);
 
 /* The segment query, split so that HTTP can answer errors with a status
  * before it starts streaming pages. */

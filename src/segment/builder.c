@@ -55,18 +55,24 @@ uint64_t quire_segment_size(uint64_t volumes, uint64_t pages) {
          QUIRE_SEGMENT_FOOTER_SIZE;
 }
 
+/* The segment id must be one; limits NULL means the defaults. */
+static int check_start(const quire_gid *sid, const quire_segment_limits *limits, const char *who,
+                       quire_segment_limits *lim) {
+  if (!sid || quire_gid_type(sid) != QUIRE_GID_SEGMENT)
+    return quire__err(QUIRE_EINVAL, "%s: the id is not a segment id", who);
+  if (limits) {
+    *lim = *limits;
+  } else {
+    quire_segment_limits_default(lim);
+  }
+  return quire_segment_limits_check(lim);
+}
+
 int quire_segment_builder_new(const quire_gid *sid, const quire_segment_limits *limits,
                               quire_segment_builder **out) {
   *out = NULL;
-  if (!sid || quire_gid_type(sid) != QUIRE_GID_SEGMENT)
-    return quire__err(QUIRE_EINVAL, "segment builder: the id is not a segment id");
   quire_segment_limits lim;
-  if (limits) {
-    lim = *limits;
-  } else {
-    quire_segment_limits_default(&lim);
-  }
-  int rc = quire_segment_limits_check(&lim);
+  int rc = check_start(sid, limits, "segment builder", &lim);
   if (rc) return rc;
   quire_segment_builder *b = quire__calloc(1, sizeof *b);
   if (!b) return QUIRE_ENOMEM;
@@ -163,40 +169,98 @@ int quire_segment_builder_add(quire_segment_builder *b, const quire_gid *vid, qu
   return 0;
 }
 
-int quire_segment_builder_write(const quire_segment_builder *b, quire_segment_sink sink, void *ctx) {
-  uint64_t index_len = (uint64_t)QUIRE_SEGMENT_VOLUME_ENTRY_SIZE * b->nvols + 12ull * b->npages;
-  uint8_t *index = quire__malloc((size_t)index_len);
-  if (!index) return QUIRE_ENOMEM;
-  uint8_t *p = index;
-  for (uint32_t i = 0; i < b->nvols; i++, p += QUIRE_SEGMENT_VOLUME_ENTRY_SIZE) {
-    memcpy(p, b->vols[i].vid.b, QUIRE_GID_SIZE);
-    st_le32(p + 16, b->vols[i].first);
-    st_le32(p + 20, b->vols[i].count);
+/* Writes index and footer for the given volume table and per-page arrays
+ * into out (exactly 24·V + 12·N + 64 bytes). Shared by the builder and
+ * quire_segment_tail_build, so both give the same bytes. */
+static void write_tail(const quire_gid *sid, const struct vol *vols, uint32_t nvols, const uint32_t *pageidx,
+                       const uint64_t *sums, const quire_segment_page *pg, uint32_t npages, uint8_t *out) {
+  uint64_t index_len = (uint64_t)QUIRE_SEGMENT_VOLUME_ENTRY_SIZE * nvols + 12ull * npages;
+  uint8_t *p = out;
+  for (uint32_t i = 0; i < nvols; i++, p += QUIRE_SEGMENT_VOLUME_ENTRY_SIZE) {
+    memcpy(p, vols[i].vid.b, QUIRE_GID_SIZE);
+    st_le32(p + 16, vols[i].first);
+    st_le32(p + 20, vols[i].count);
   }
-  for (uint32_t i = 0; i < b->npages; i++, p += 4) st_le32(p, b->pageidx[i]);
-  for (uint32_t i = 0; i < b->npages; i++, p += 8) st_le64(p, b->sums[i]);
+  for (uint32_t i = 0; i < npages; i++, p += 4) st_le32(p, pg ? pg[i].idx : pageidx[i]);
+  for (uint32_t i = 0; i < npages; i++, p += 8) st_le64(p, pg ? pg[i].checksum : sums[i]);
 
-  uint8_t footer[QUIRE_SEGMENT_FOOTER_SIZE] = {0};
+  uint8_t *footer = out + index_len;
+  memset(footer, 0, QUIRE_SEGMENT_FOOTER_SIZE);
   memcpy(footer + SEG_OFF_MAGIC, SEG_MAGIC, 8);
   st_le16(footer + SEG_OFF_VERSION, QUIRE_SEGMENT_VERSION);
   st_le16(footer + SEG_OFF_FLAGS, 0);
   st_le32(footer + SEG_OFF_PAGE_SIZE, QUIRE_PAGE_SIZE);
-  memcpy(footer + SEG_OFF_SID, b->sid.b, QUIRE_GID_SIZE);
-  st_le32(footer + SEG_OFF_VOLUMES, b->nvols);
-  st_le32(footer + SEG_OFF_PAGES, b->npages);
+  memcpy(footer + SEG_OFF_SID, sid->b, QUIRE_GID_SIZE);
+  st_le32(footer + SEG_OFF_VOLUMES, nvols);
+  st_le32(footer + SEG_OFF_PAGES, npages);
   st_le64(footer + SEG_OFF_INDEX_LEN, index_len);
-  st_le64(footer + SEG_OFF_INDEX_SUM, quire__xxh3(index, (size_t)index_len));
+  st_le64(footer + SEG_OFF_INDEX_SUM, quire__xxh3(out, (size_t)index_len));
   st_le64(footer + SEG_OFF_FOOTER_SUM, quire__xxh3(footer, SEG_OFF_FOOTER_SUM));
+}
 
+int quire_segment_builder_write(const quire_segment_builder *b, quire_segment_sink sink, void *ctx) {
+  uint64_t tail_len =
+      (uint64_t)QUIRE_SEGMENT_VOLUME_ENTRY_SIZE * b->nvols + 12ull * b->npages + QUIRE_SEGMENT_FOOTER_SIZE;
+  uint8_t *tail = quire__malloc((size_t)tail_len);
+  if (!tail) return QUIRE_ENOMEM;
+  write_tail(&b->sid, b->vols, b->nvols, b->pageidx, b->sums, NULL, b->npages, tail);
   int rc = 0;
   /* Pages in 1 MiB pieces so sinks see bounded writes. */
   size_t total = (size_t)b->npages * QUIRE_PAGE_SIZE;
   for (size_t off = 0; !rc && off < total; off += 1u << 20)
     rc = sink(ctx, b->pages + off, QUIRE_MIN(total - off, 1u << 20));
-  if (!rc && index_len) rc = sink(ctx, index, (size_t)index_len);
-  if (!rc) rc = sink(ctx, footer, sizeof footer);
-  quire__free(index);
+  if (!rc) rc = sink(ctx, tail, (size_t)tail_len);
+  quire__free(tail);
   return rc;
+}
+
+uint64_t quire_segment_page_checksum(const void *page) { return quire__xxh3(page, QUIRE_PAGE_SIZE); }
+
+uint64_t quire_segment_tail_size(uint64_t volumes, uint64_t pages) {
+  return quire_segment_size(volumes, pages) - (uint64_t)QUIRE_PAGE_SIZE * pages;
+}
+
+int quire_segment_tail_build(const quire_gid *sid, const quire_segment_limits *limits,
+                             const quire_segment_page *pages, uint32_t npages, uint8_t *out, size_t cap,
+                             size_t *len) {
+  *len = 0;
+  quire_segment_limits lim;
+  int rc = check_start(sid, limits, "segment tail", &lim);
+  if (rc) return rc;
+  if (npages == 0) return quire__err(QUIRE_EINVAL, "segment tail: no pages");
+  /* Validate the order (as builder_add does) and count the volumes. */
+  uint32_t nvols = 1;
+  for (uint32_t i = 0; i < npages; i++) {
+    if (quire_gid_type(&pages[i].vid) != QUIRE_GID_VOLUME)
+      return quire__err(QUIRE_EINVAL, "segment tail: page %u: not a volume id", i);
+    if (pages[i].idx == 0) return quire__err(QUIRE_EINVAL, "segment tail: page %u: page index 0", i);
+    if (i == 0) continue;
+    int cmp = quire_gid_cmp(&pages[i].vid, &pages[i - 1].vid);
+    if (cmp < 0)
+      return quire__err(QUIRE_EINVAL, "segment tail: volumes must be in ascending id order (page %u)", i);
+    if (cmp == 0 && pages[i].idx <= pages[i - 1].idx)
+      return quire__err(QUIRE_EINVAL, "segment tail: page %u after %u in one volume (ascending, one version)",
+                        pages[i].idx, pages[i - 1].idx);
+    if (cmp > 0) nvols++;
+  }
+  if (nvols > lim.max_volumes || npages > lim.max_pages || quire_segment_size(nvols, npages) > lim.target_bytes)
+    return quire__err(QUIRE_ETOOLARGE, "segment tail: %u volumes and %u pages exceed the limits", nvols, npages);
+  uint64_t need = quire_segment_tail_size(nvols, npages);
+  if (cap < need)
+    return quire__err(QUIRE_ETOOLARGE, "segment tail: %llu bytes needed, room for %zu", (unsigned long long)need,
+                      cap);
+  struct vol *vols = quire__malloc(nvols * sizeof *vols);
+  if (!vols) return QUIRE_ENOMEM;
+  uint32_t v = 0;
+  for (uint32_t i = 0; i < npages; i++) {
+    if (i == 0 || quire_gid_cmp(&pages[i].vid, &pages[i - 1].vid) != 0)
+      vols[v++] = (struct vol){pages[i].vid, i, 0};
+    vols[v - 1].count++;
+  }
+  write_tail(sid, vols, nvols, NULL, NULL, pages, npages, out);
+  quire__free(vols);
+  *len = (size_t)need;
+  return 0;
 }
 
 struct buf_sink {

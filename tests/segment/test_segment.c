@@ -588,8 +588,68 @@ static void test_plan(void) {
   model_free(&m);
 }
 
+/* quire_segment_tail_build (the pagestore lays the pages out itself) gives
+ * the same tail as the builder, and checks order and limits like it. */
+static void test_tail_build(void) {
+  for (int r = 0; r < 10; r++) {
+    struct model m;
+    model_make(&m, 1 + (uint32_t)test_rand_below(20), 1 + (uint32_t)test_rand_below(40), 100000);
+    quire_segment_builder *b = model_build(&m, NULL);
+    uint8_t *buf;
+    size_t len;
+    CHECK_OK(quire_segment_builder_to_buf(b, &buf, &len));
+    quire_segment_view v;
+    CHECK_OK(quire_segment_open(buf, len, NULL, &v));
+    quire_segment_page *pg = malloc(m.pages * sizeof *pg);
+    uint8_t page[QUIRE_PAGE_SIZE];
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < m.nvols; k++)
+      for (uint32_t i = 0; i < m.count[k]; i++) {
+        page_fill(page, &m.vids[k], m.idx[k][i]);
+        pg[n++] = (quire_segment_page){m.vids[k], m.idx[k][i], quire_segment_page_checksum(page)};
+      }
+    uint64_t tsize = quire_segment_tail_size(m.nvols, m.pages);
+    CHECK(tsize == len - (size_t)QUIRE_PAGE_SIZE * m.pages);
+    uint8_t *tail = malloc((size_t)tsize);
+    size_t tlen;
+    CHECK_OK(quire_segment_tail_build(&v.sid, NULL, pg, n, tail, (size_t)tsize, &tlen));
+    CHECK(tlen == tsize && memcmp(tail, buf + (size_t)QUIRE_PAGE_SIZE * m.pages, tlen) == 0);
+    /* too little room */
+    CHECK_RC(quire_segment_tail_build(&v.sid, NULL, pg, n, tail, (size_t)tsize - 1, &tlen), QUIRE_ETOOLARGE);
+    /* limits */
+    quire_segment_limits lim;
+    quire_segment_limits_default(&lim);
+    lim.max_pages = n;
+    CHECK_OK(quire_segment_tail_build(&v.sid, &lim, pg, n, tail, (size_t)tsize, &tlen));
+    if (m.nvols > 1) {
+      lim.max_volumes = m.nvols - 1;
+      CHECK_RC(quire_segment_tail_build(&v.sid, &lim, pg, n, tail, (size_t)tsize, &tlen), QUIRE_ETOOLARGE);
+    }
+    /* order: two pages swapped, a repeated page, a page index 0, not a segment id */
+    if (n > 1) {
+      quire_segment_page t = pg[0];
+      pg[0] = pg[1];
+      pg[1] = t;
+      CHECK_RC(quire_segment_tail_build(&v.sid, NULL, pg, n, tail, (size_t)tsize, &tlen), QUIRE_EINVAL);
+      pg[1] = pg[0];
+      CHECK_RC(quire_segment_tail_build(&v.sid, NULL, pg, n, tail, (size_t)tsize, &tlen), QUIRE_EINVAL);
+      pg[1] = t;
+    }
+    pg[0].idx = 0;
+    CHECK_RC(quire_segment_tail_build(&v.sid, NULL, pg, n, tail, (size_t)tsize, &tlen), QUIRE_EINVAL);
+    CHECK_RC(quire_segment_tail_build(&m.vids[0], NULL, pg, n, tail, (size_t)tsize, &tlen), QUIRE_EINVAL);
+    CHECK_RC(quire_segment_tail_build(&v.sid, NULL, pg, 0, tail, (size_t)tsize, &tlen), QUIRE_EINVAL);
+    free(tail);
+    free(pg);
+    quire_segment_free(buf);
+    quire_segment_builder_free(b);
+    model_free(&m);
+  }
+}
+
 int main(void) {
   test_seed();
+  test_tail_build();
   test_round_trips();
   test_outputs();
   test_builder_rules();
