@@ -12,6 +12,10 @@
  */
 #include "splinter/splinter_int.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Sets bits a..b (a <= b < 256) of a block: per word, the bits from a on and
  * the bits up to b (no branches). */
 static inline void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
@@ -57,27 +61,87 @@ static inline void put_bits(sp_blk *out, size_t *n, uint32_t key, const uint64_t
 
 /* ---- decoding leaves ------------------------------------------------------------------------ */
 
-/* Prefix XOR of the bits of x: bit i of the result is the parity of bits 0..i. */
-static inline uint64_t prefix_xor(uint64_t x) {
-  x ^= x << 1;
-  x ^= x << 2;
-  x ^= x << 4;
-  x ^= x << 8;
-  x ^= x << 16;
-  return x ^ (x << 32);
+/* Word masks of one block, as constant tables (8 KiB each, built by the
+ * preprocessor): ONEHOT[v] holds only value v; FROM[v] holds v..255 (FROM[256]
+ * nothing), so a run [s, e] is FROM[s] & ~FROM[e + 1]. Decoding a block's
+ * array or runs is then two 16-byte loads and ORs per value or run, with no
+ * chain through memory (setting bits in an array of words one value at a
+ * time makes every store wait for the load of the one before). */
+typedef struct blockmask {
+  _Alignas(16) uint64_t w[4];
+} blockmask;
+#define SP_WSHIFT(v, k) ((unsigned)((v) - 64 * (k)) & 63u)
+#define SP_OH_W(v, k) ((unsigned)(v) >> 6 == (k) ? 1ull << SP_WSHIFT(v, k) : 0)
+#define SP_FROM_W(v, k) ((v) <= 64 * (k) ? ~0ull : (v) >= 64 * (k) + 64 ? 0 : ~0ull << SP_WSHIFT(v, k))
+#define SP_OH(v) {{SP_OH_W(v, 0), SP_OH_W(v, 1), SP_OH_W(v, 2), SP_OH_W(v, 3)}}
+#define SP_FR(v) {{SP_FROM_W(v, 0), SP_FROM_W(v, 1), SP_FROM_W(v, 2), SP_FROM_W(v, 3)}}
+#define SP_X4(M, v) M((v)), M((v) + 1), M((v) + 2), M((v) + 3)
+#define SP_X16(M, v) SP_X4(M, v), SP_X4(M, (v) + 4), SP_X4(M, (v) + 8), SP_X4(M, (v) + 12)
+#define SP_X64(M, v) SP_X16(M, v), SP_X16(M, (v) + 16), SP_X16(M, (v) + 32), SP_X16(M, (v) + 48)
+#define SP_X256(M) SP_X64(M, 0), SP_X64(M, 64), SP_X64(M, 128), SP_X64(M, 192)
+static const blockmask ONEHOT[256] = {SP_X256(SP_OH)};
+static const blockmask FROM[257] = {SP_X256(SP_FR), {{0, 0, 0, 0}}};
+#undef SP_X256
+#undef SP_X64
+#undef SP_X16
+#undef SP_X4
+#undef SP_FR
+#undef SP_OH
+#undef SP_FROM_W
+#undef SP_OH_W
+#undef SP_WSHIFT
+
+/* The OR of ONEHOT[p[i]] (or, with runs, of FROM[s] & ~FROM[e+1]) into w. */
+static inline __attribute__((always_inline)) void array_words(const uint8_t *p, size_t n, uint64_t w[4]) {
+#ifdef __SSE2__
+  __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+  for (size_t i = 0; i < n; i++) {
+    const blockmask *m = &ONEHOT[p[i]];
+    lo = _mm_or_si128(lo, _mm_load_si128((const __m128i *)m->w));
+    hi = _mm_or_si128(hi, _mm_load_si128((const __m128i *)(m->w + 2)));
+  }
+  _mm_storeu_si128((__m128i *)w, lo);
+  _mm_storeu_si128((__m128i *)(w + 2), hi);
+#else
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  for (size_t i = 0; i < n; i++) {
+    const blockmask *m = &ONEHOT[p[i]];
+    a |= m->w[0], b |= m->w[1], c |= m->w[2], d |= m->w[3];
+  }
+  w[0] = a, w[1] = b, w[2] = c, w[3] = d;
+#endif
+}
+
+/* Runs of one-byte (start, length-1) pairs p[0..2r). */
+static inline __attribute__((always_inline)) void runs_words(const uint8_t *p, size_t r, uint64_t w[4]) {
+#ifdef __SSE2__
+  __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+  for (size_t i = 0; i < r; i++) {
+    unsigned s = p[2 * i], e1 = s + p[2 * i + 1] + 1u;
+    const blockmask *a = &FROM[s], *b = &FROM[e1];
+    lo = _mm_or_si128(lo, _mm_andnot_si128(_mm_load_si128((const __m128i *)b->w),
+                                           _mm_load_si128((const __m128i *)a->w)));
+    hi = _mm_or_si128(hi, _mm_andnot_si128(_mm_load_si128((const __m128i *)(b->w + 2)),
+                                           _mm_load_si128((const __m128i *)(a->w + 2))));
+  }
+  _mm_storeu_si128((__m128i *)w, lo);
+  _mm_storeu_si128((__m128i *)(w + 2), hi);
+#else
+  uint64_t x[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < r; i++) {
+    unsigned s = p[2 * i], e1 = s + p[2 * i + 1] + 1u;
+    for (int k = 0; k < 4; k++) x[k] |= FROM[s].w[k] & ~FROM[e1].w[k];
+  }
+  memcpy(w, x, sizeof x);
+#endif
 }
 
 /* The block a level-3 node p[0..len) holds, as words. A level-3 node is never
  * empty and its values and run fields are one byte wide (validation). */
-static inline void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
+static inline __attribute__((always_inline)) void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
   uint8_t kb = p[len - 1];
   switch (SP_KIND(kb)) {
-  case SP_ARRAY: { /* one pass, no branch per value: the four words live in memory */
-    uint64_t x[4] = {0, 0, 0, 0};
-    for (size_t i = 0; i + 1 < len; i++) x[p[i] >> 6] |= 1ull << (p[i] & 63);
-    memcpy(w, x, sizeof x);
-    return;
-  }
+  case SP_ARRAY: array_words(p, len - 1, w); return;
   case SP_BITMAP: {
     unsigned sw = sp_bstart_width(SP_FA(kb));
     size_t m = len - 1 - sw;
@@ -90,20 +154,7 @@ static inline void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
     w[0] = ld_le64(buf), w[1] = ld_le64(buf + 8), w[2] = ld_le64(buf + 16), w[3] = ld_le64(buf + 24);
     return;
   }
-  case SP_RUNS: { /* mark where each run starts and where it stops, then a prefix XOR fills them in */
-    uint64_t t[5] = {0, 0, 0, 0, 0}; /* t[4]: the stop of a run ending at 255 */
-    for (size_t i = 0; i + 2 < len; i += 2) {
-      unsigned s = p[i], stop = s + p[i + 1] + 1u;
-      t[s >> 6] |= 1ull << (s & 63);
-      t[stop >> 6] |= 1ull << (stop & 63);
-    }
-    uint64_t carry = 0;
-    for (int k = 0; k < 4; k++) {
-      w[k] = prefix_xor(t[k]) ^ carry;
-      carry = 0 - (w[k] >> 63);
-    }
-    return;
-  }
+  case SP_RUNS: runs_words(p, (len - 1) / 2, w); return;
   default: /* FULL */ memset(w, 0xff, 4 * sizeof *w); return;
   }
 }
