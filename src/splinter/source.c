@@ -16,17 +16,6 @@
 #include <emmintrin.h>
 #endif
 
-/* Sets bits a..b (a <= b < 256) of a block: per word, the bits from a on and
- * the bits up to b (no branches). */
-static inline void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
-  for (unsigned i = 0; i < 4; i++) {
-    unsigned lo = 64 * i, hi = lo + 63;
-    uint64_t from = a <= lo ? ~0ull : a > hi ? 0 : ~0ull << (a - lo);
-    uint64_t upto = b >= hi ? ~0ull : b < lo ? 0 : ~0ull >> (63 - (b - lo));
-    w[i] |= from & upto;
-  }
-}
-
 /* ---- appending decoded blocks ----------------------------------------------------------
  * A window is canonical like an owned set: no empty or full bitmap blocks,
  * adjacent full spans merged (an encoding may hold two full leaves side by
@@ -90,6 +79,12 @@ static const blockmask FROM[257] = {SP_X256(SP_FR), {{0, 0, 0, 0}}};
 #undef SP_FROM_W
 #undef SP_OH_W
 #undef SP_WSHIFT
+
+/* Sets bits a..b (a <= b < 256) of a block. */
+static inline void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
+  const blockmask *x = &FROM[a], *y = &FROM[b + 1];
+  for (int k = 0; k < 4; k++) w[k] |= x->w[k] & ~y->w[k];
+}
 
 /* The OR of ONEHOT[p[i]] (or, with runs, of FROM[s] & ~FROM[e+1]) into w. */
 static inline __attribute__((always_inline)) void array_words(const uint8_t *p, size_t n, uint64_t w[4]) {
