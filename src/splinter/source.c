@@ -637,6 +637,60 @@ void sp__cur_seek_far(sp_cur *c, uint32_t key) {
   if (x->nfull && x->key + c->skip < key) c->skip = key - x->key;
 }
 
+int sp__cur_drain(sp_build *o, sp_cur *c, uint32_t hi) {
+  sp__cur_plain(c);
+  for (;;) {
+    int rc;
+    while (c->i < c->n) { /* the window's blocks */
+      const sp_blk *x = &c->b[c->i];
+      uint32_t lo = sp_cur_lo(c);
+      if (lo > hi) return 0;
+      if ((rc = sp_build_room(o, 1))) return rc;
+      if (sp_blk_last(x) > hi) {
+        sp_build_full_r(o, lo, hi);
+        c->skip = hi + 1 - x->key;
+        return 0;
+      }
+      sp_build_copy_r(o, x, lo);
+      sp_cur_next(c);
+    }
+    if (!c->view || walk_done(&c->walk)) return 0;
+    /* Decode straight into o; the blocks past hi go to the window. */
+    if ((rc = sp_build_room(o, c->bufcap))) return rc;
+    sp_blk *d = o->b + o->n;
+    size_t n = walk_fill(&c->walk, d, c->bufcap, 0), k = n;
+    if (n == 0) return 0;
+    while (k > 0 && d[k - 1].key > hi) k--; /* d[0..k) start at or below hi */
+    c->b = c->buf;
+    c->i = 0;
+    c->skip = 0;
+    c->n = n - k;
+    if (k > 0 && sp_blk_last(&d[k - 1]) > hi) { /* a full span across hi: split it */
+      sp_blk *x = &d[k - 1];
+      c->buf[0] = *x;
+      c->skip = hi + 1 - x->key;
+      c->n++;
+      x->nfull = hi + 1 - x->key;
+      memcpy(c->buf + 1, d + k, (n - k) * sizeof *d);
+    } else {
+      memcpy(c->buf, d + k, (n - k) * sizeof *d);
+    }
+    if (k > 0) {
+      uint64_t card = 0;
+      for (size_t j = 0; j < k; j++) card += sp_blk_card(&d[j]);
+      o->card += card;
+      sp_blk *p = o->n ? &o->b[o->n - 1] : NULL;
+      if (p && p->nfull && d[0].nfull && (uint64_t)p->key + p->nfull == d[0].key) { /* a span goes on */
+        p->nfull += d[0].nfull;
+        memmove(d, d + 1, (k - 1) * sizeof *d);
+        k--;
+      }
+      o->n += k;
+    }
+    if (c->n) return 0;
+  }
+}
+
 size_t sp__cur_estimate(const sp_cur *c) {
   if (!c->view) return c->n - c->i;
   /* from ~3 bytes a block (sparse arrays) to ~33 (bitmaps): take the low end
