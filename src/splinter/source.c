@@ -320,18 +320,28 @@ static inline uint32_t next_key(const sp_node *t, uint32_t idx, int prev) {
   return 255;
 }
 
-static void push_frame(sp_walk *w, const sp_node *t, uint32_t idx, int prev) {
-  w->fr[w->depth] = *t;
-  w->fidx[w->depth] = idx;
-  w->fkey[w->depth] = prev;
-  w->depth++;
-}
-
-static void start_leaf(sp_walk *w, const sp_node *nd) {
-  w->leaf = *nd;
+/* Opens child idx (key key) of the frame on top (w->fr[w->depth - 1]) in
+ * place: as the next frame if it is a tree, else as the leaf. Nodes are
+ * filled where they will live (copying a node just filled field by field
+ * stalls on store forwarding). Returns 1 if the child is a tree. */
+static inline int open_child(sp_walk *w, uint32_t idx, uint32_t key) {
+  const sp_node *t = &w->fr[w->depth - 1];
+  size_t start = sp_tree_start(t, idx), len = sp_tree_end(t, idx) - start;
+  const uint8_t *p = t->p + start;
+  uint32_t base = t->base | (key << (8 * (3 - t->level)));
+  int level = t->level + 1;
+  if (SP_KIND(p[len - 1]) == SP_TREE) {
+    sp_node_fill(p, len, level, base, &w->fr[w->depth]);
+    w->fidx[w->depth] = 0;
+    w->fkey[w->depth] = -1;
+    w->depth++;
+    return 1;
+  }
+  sp_node_fill(p, len, level, base, &w->leaf);
   w->leaf_active = 1;
   w->pos = 0;
   w->c = 0;
+  return 0;
 }
 
 /* The children of a level-2 tree are single blocks: decode them in one loop,
@@ -385,12 +395,18 @@ static void walk_init(sp_walk *w, const splinter_view_t *v) {
   w->view = v;
   w->depth = 0;
   w->leaf_active = 0;
-  sp_node root;
-  sp__view_root(v, &root);
-  if (root.kind == SP_TREE)
-    push_frame(w, &root, 0, -1);
-  else if (root.kind != SP_EMPTY)
-    start_leaf(w, &root);
+  uint8_t kind = SP_KIND(v->bytes[v->root_len - 1]);
+  if (kind == SP_TREE) {
+    sp__view_root(v, &w->fr[0]);
+    w->fidx[0] = 0;
+    w->fkey[0] = -1;
+    w->depth = 1;
+  } else if (kind != SP_EMPTY) {
+    sp__view_root(v, &w->leaf);
+    w->leaf_active = 1;
+    w->pos = 0;
+    w->c = 0;
+  }
 }
 
 /* Decodes up to cap (>= 1) next blocks into out; 0 only at the end, or when
@@ -417,12 +433,7 @@ static size_t walk_fill(sp_walk *w, sp_blk *out, size_t cap, int raw_ok) {
     }
     uint32_t key = next_key(t, w->fidx[f], w->fkey[f]);
     w->fkey[f] = (int)key;
-    sp_node child;
-    sp_tree_child_k(t, w->fidx[f]++, key, &child);
-    if (child.kind == SP_TREE)
-      push_frame(w, &child, 0, -1);
-    else
-      start_leaf(w, &child);
+    open_child(w, w->fidx[f]++, key);
   }
   return n;
 }
@@ -484,30 +495,41 @@ static void walk_seek(sp_walk *w, uint32_t key) {
   w->leaf_active = 0;
   int d = w->depth;
   while (d > 0 && !node_holds(&w->fr[d - 1], target)) d--;
-  sp_node nd;
-  if (d > 0) {
-    nd = w->fr[d - 1];
-    w->depth = d - 1;
+  if (d > 0) { /* that frame is searched again, in place */
+    w->depth = d;
   } else {
-    sp__view_root(w->view, &nd);
+    uint8_t kind = SP_KIND(w->view->bytes[w->view->root_len - 1]);
     w->depth = 0;
-  }
-  while (nd.kind == SP_TREE) {
-    uint32_t byte = (key >> (8 * (2 - nd.level))) & 255, idx;
-    /* Not found: resume at the first child above byte. Found in a level-2
-     * tree: resume at that child (a single block the frame's loop decodes). */
-    if (!sp__tree_find(&nd, byte, &idx) || nd.level == 2) {
-      push_frame(w, &nd, idx, (int)byte - 1);
+    if (kind == SP_EMPTY) return;
+    if (kind != SP_TREE) {
+      sp__view_root(w->view, &w->leaf);
+      w->leaf_active = 1;
+      w->pos = 0;
+      w->c = 0;
+      leaf_seek(w, key);
       return;
     }
-    push_frame(w, &nd, idx + 1, (int)byte);
-    sp_node child;
-    sp_tree_child_k(&nd, idx, byte, &child);
-    nd = child;
+    sp__view_root(w->view, &w->fr[0]);
+    w->depth = 1;
   }
-  if (nd.kind == SP_EMPTY) return;
-  start_leaf(w, &nd);
-  leaf_seek(w, key);
+  for (;;) {
+    int f = w->depth - 1;
+    const sp_node *t = &w->fr[f];
+    uint32_t byte = (key >> (8 * (2 - t->level))) & 255, idx;
+    /* Not found: resume at the first child above byte. Found in a level-2
+     * tree: resume at that child (a single block the frame's loop decodes). */
+    if (!sp__tree_find(t, byte, &idx) || t->level == 2) {
+      w->fidx[f] = idx;
+      w->fkey[f] = (int)byte - 1;
+      return;
+    }
+    w->fidx[f] = idx + 1;
+    w->fkey[f] = (int)byte;
+    if (!open_child(w, idx, byte)) {
+      leaf_seek(w, key);
+      return;
+    }
+  }
 }
 
 /* ---- cursors --------------------------------------------------------------------------------- */
