@@ -80,12 +80,6 @@ static const blockmask FROM[257] = {SP_X256(SP_FR), {{0, 0, 0, 0}}};
 #undef SP_OH_W
 #undef SP_WSHIFT
 
-/* Sets bits a..b (a <= b < 256) of a block. */
-static inline void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
-  const blockmask *x = &FROM[a], *y = &FROM[b + 1];
-  for (int k = 0; k < 4; k++) w[k] |= x->w[k] & ~y->w[k];
-}
-
 /* The OR of ONEHOT[p[i]] (or, with runs, of FROM[s] & ~FROM[e+1]) into w. */
 static inline __attribute__((always_inline)) void array_words(const uint8_t *p, size_t n, uint64_t w[4]) {
 #ifdef __SSE2__
@@ -225,8 +219,11 @@ static void runs_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
       continue;
     }
     uint64_t bend = key * 256 + 255, upto = e < bend ? e : bend;
-    uint64_t bw[4] = {0, 0, 0, 0};
-    bits_set_range(bw, (unsigned)(c & 255), (unsigned)(upto & 255));
+    /* the block's words in scalars: through an array, the vector stores of
+     * the masks and the word loads of put_bits stall on store forwarding */
+    const blockmask *f = &FROM[c & 255], *t = &FROM[(upto & 255) + 1];
+    uint64_t b0 = f->w[0] & ~t->w[0], b1 = f->w[1] & ~t->w[1], b2 = f->w[2] & ~t->w[2],
+             b3 = f->w[3] & ~t->w[3];
     w->c = upto + 1;
     if (w->c > e) { /* later runs that start in this block join it */
       w->pos++;
@@ -235,13 +232,21 @@ static void runs_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
         if (s > bend) break;
         e = run_e(nd, w->pos);
         upto = e < bend ? e : bend;
-        bits_set_range(bw, (unsigned)(s & 255), (unsigned)(upto & 255));
+        f = &FROM[s & 255], t = &FROM[(upto & 255) + 1];
+        b0 |= f->w[0] & ~t->w[0], b1 |= f->w[1] & ~t->w[1], b2 |= f->w[2] & ~t->w[2], b3 |= f->w[3] & ~t->w[3];
         w->c = upto + 1;
         if (e > bend) break;
         w->pos++;
       }
     }
-    put_bits(out, n, (uint32_t)key, bw);
+    if ((b0 & b1 & b2 & b3) == ~0ull) {
+      put_full(out, n, (uint32_t)key, (uint32_t)key);
+    } else {
+      sp_blk *b = &out[(*n)++];
+      b->key = (uint32_t)key;
+      b->nfull = 0;
+      b->w[0] = b0, b->w[1] = b1, b->w[2] = b2, b->w[3] = b3;
+    }
   }
   if (w->pos >= nd->n) w->leaf_active = 0;
 }
