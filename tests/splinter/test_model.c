@@ -230,6 +230,17 @@ static void run(int steps) {
   model_free(&mb);
 }
 
+/* Algebra on two sets and their views, both ways round; then frees them. */
+static void check_pair_and_free(model m[2], splinter_t *s[2], splinter_view_t v[2], uint8_t *bytes[2]) {
+  check_algebra(&m[0], s[0], &v[0], &m[1], s[1], &v[1]);
+  check_algebra(&m[1], s[1], &v[1], &m[0], s[0], &v[0]);
+  for (int k = 0; k < 2; k++) {
+    splinter_bytes_free(bytes[k]);
+    splinter_free(s[k]);
+    model_free(&m[k]);
+  }
+}
+
 /* SQLite-like page sets in small volumes (one transaction's pages, unions of
  * a few or many): views of a root array, or of one-child trees above a
  * level-2 tree of short block arrays, the shape whose contains and open
@@ -268,13 +279,7 @@ static void page_sets(void) {
         CHECKF(splinter_view_contains(&v[k], x) == (model_has(&m[k], x) != 0), "page set contains(%u)", x);
       }
     }
-    check_algebra(&m[0], s[0], &v[0], &m[1], s[1], &v[1]);
-    check_algebra(&m[1], s[1], &v[1], &m[0], s[0], &v[0]);
-    for (int k = 0; k < 2; k++) {
-      splinter_bytes_free(bytes[k]);
-      splinter_free(s[k]);
-      model_free(&m[k]);
-    }
+    check_pair_and_free(m, s, v, bytes);
   }
 }
 
@@ -341,13 +346,7 @@ static void block_shapes(void) {
       }
       check_roundtrip(&m[k], s[k], &bytes[k], &len[k], &v[k]);
     }
-    check_algebra(&m[0], s[0], &v[0], &m[1], s[1], &v[1]);
-    check_algebra(&m[1], s[1], &v[1], &m[0], s[0], &v[0]);
-    for (int k = 0; k < 2; k++) {
-      splinter_bytes_free(bytes[k]);
-      splinter_free(s[k]);
-      model_free(&m[k]);
-    }
+    check_pair_and_free(m, s, v, bytes);
   }
 }
 
