@@ -174,6 +174,17 @@ static void seek_past(sp_cur *c, uint32_t hi) {
     sp_cur_seek(c, hi + 1);
 }
 
+/* The merge loop's drain of a kept view c whose window is used up: its blocks
+ * below key go to out, unless recent drains showed the sides interleave
+ * (then the window is refilled as usual, drain_wait times). */
+static int drain_below(sp_build *out, sp_cur *c, uint32_t key) {
+  if (c->drain_wait) {
+    c->drain_wait--;
+    return 0;
+  }
+  return sp__cur_drain(out, c, key - 1);
+}
+
 /* Makes both cursors have a current block; false when either set is done. A
  * side whose blocks the operation drops (unless they meet the other side's)
  * is not read on but sought to the other side's key: after a match, the next
@@ -207,10 +218,10 @@ SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build 
      * current one go to the output as they are decoded (no copy through the
      * window). */
     if (keep_b && b->view && b->i == b->n && a->i < a->n && sp_cur_lo(a) > 0 &&
-        (rc = sp__cur_drain(out, b, sp_cur_lo(a) - 1)))
+        (rc = drain_below(out, b, sp_cur_lo(a))))
       return rc;
     if (keep_a && a->view && a->i == a->n && b->i < b->n && sp_cur_lo(b) > 0 &&
-        (rc = sp__cur_drain(out, a, sp_cur_lo(b) - 1)))
+        (rc = drain_below(out, a, sp_cur_lo(b))))
       return rc;
     if (!next_pair(a, b, keep_a, keep_b)) break;
     int general = merge_bitmaps(a, b, op, cut, out, both);

@@ -48,6 +48,19 @@ static inline void put_bits(sp_blk *out, size_t *n, uint32_t key, const uint64_t
   memcpy(b->w, w, sizeof b->w);
 }
 
+/* put_bits with the words in scalars (w is not empty). */
+static inline void put_words(sp_blk *out, size_t *n, uint32_t key, uint64_t w0, uint64_t w1, uint64_t w2,
+                             uint64_t w3) {
+  if ((w0 & w1 & w2 & w3) == ~0ull) {
+    put_full(out, n, key, key);
+    return;
+  }
+  sp_blk *b = &out[(*n)++];
+  b->key = key;
+  b->nfull = 0;
+  b->w[0] = w0, b->w[1] = w1, b->w[2] = w2, b->w[3] = w3;
+}
+
 /* ---- decoding leaves ------------------------------------------------------------------------ */
 
 /* Word masks of one block, as constant tables (8 KiB each, built by the
@@ -179,16 +192,17 @@ static void array_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
   uint32_t pos = w->pos, cnt = nd->n, kbase = nd->base >> 8;
   switch (nd->wa) {
 #define SP_ARRAY_FILL(W, LD)                                                                                 \
-  while (pos < cnt && *n < cap) {                                                                            \
+  while (pos < cnt && *n < cap) { /* the block's words in scalars, one table row per value */              \
     uint32_t x = LD(q + (size_t)pos * W), key = x >> 8;                                                      \
-    uint64_t bw[4] = {0, 0, 0, 0};                                                                           \
-    for (;;) {                                                                                               \
-      bw[(x >> 6) & 3] |= 1ull << (x & 63);                                                                  \
-      if (++pos == cnt) break;                                                                               \
+    const blockmask *m = &ONEHOT[x & 255];                                                                   \
+    uint64_t b0 = m->w[0], b1 = m->w[1], b2 = m->w[2], b3 = m->w[3];                                         \
+    while (++pos < cnt) {                                                                                    \
       x = LD(q + (size_t)pos * W);                                                                           \
       if (x >> 8 != key) break;                                                                              \
+      m = &ONEHOT[x & 255];                                                                                  \
+      b0 |= m->w[0], b1 |= m->w[1], b2 |= m->w[2], b3 |= m->w[3];                                            \
     }                                                                                                        \
-    put_bits(out, n, kbase + key, bw);                                                                       \
+    put_words(out, n, kbase + key, b0, b1, b2, b3);                                                          \
   }                                                                                                          \
   break;
 #define SP_LD1(a) ((uint32_t) * (a))
@@ -239,14 +253,7 @@ static void runs_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
         w->pos++;
       }
     }
-    if ((b0 & b1 & b2 & b3) == ~0ull) {
-      put_full(out, n, (uint32_t)key, (uint32_t)key);
-    } else {
-      sp_blk *b = &out[(*n)++];
-      b->key = (uint32_t)key;
-      b->nfull = 0;
-      b->w[0] = b0, b->w[1] = b1, b->w[2] = b2, b->w[3] = b3;
-    }
+    put_words(out, n, (uint32_t)key, b0, b1, b2, b3);
   }
   if (w->pos >= nd->n) w->leaf_active = 0;
 }
@@ -552,6 +559,7 @@ void sp__cur_blocks(sp_cur *c, const sp_blk *b, size_t n) {
   c->raw_key = 0;
   c->raw_ok = 0;
   c->raw_hold = 0;
+  c->drain_wait = 0;
 }
 
 void sp__cur_view(sp_cur *c, const splinter_view_t *v, sp_blk *buf, size_t cap) {
@@ -688,6 +696,7 @@ int sp__cur_drain(sp_build *o, sp_cur *c, uint32_t hi) {
     size_t n = walk_fill(&c->walk, d, c->bufcap, 0), k = n;
     if (n == 0) return 0;
     while (k > 0 && d[k - 1].key > hi) k--; /* d[0..k) start at or below hi */
+    if (2 * k < n) c->drain_wait = 8;
     c->b = c->buf;
     c->i = 0;
     c->skip = 0;

@@ -293,6 +293,10 @@ typedef struct sp_cur {
   const uint8_t *raw;
   uint32_t raw_key;
   int raw_ok, raw_hold;
+  /* Window refills to go before the merge loop drains this view into the
+   * output again: set when a drain kept less than half of what it decoded
+   * (the sides interleave, and decoding into the output only adds a copy). */
+  uint32_t drain_wait;
   sp_walk walk;
 } sp_cur;
 
