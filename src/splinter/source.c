@@ -161,6 +161,21 @@ static inline __attribute__((always_inline)) void block_words(const uint8_t *p, 
   }
 }
 
+/* Appends the level-3 node p[0..len) as block key, decoded straight into the
+ * next slot of out (no copy of its words). */
+static inline __attribute__((always_inline)) void put_block(sp_blk *out, size_t *n, uint32_t key,
+                                                            const uint8_t *p, size_t len) {
+  sp_blk *b = &out[*n];
+  block_words(p, len, b->w);
+  if ((b->w[0] & b->w[1] & b->w[2] & b->w[3]) == ~0ull) {
+    put_full(out, n, key, key); /* into this slot, or merged into the span before it */
+    return;
+  }
+  b->key = key;
+  b->nfull = 0;
+  (*n)++;
+}
+
 /* Block c (node-local) of a BITMAP node, as words. */
 static inline void bitmap_chunk(const sp_node *nd, uint32_t c, uint64_t w[4]) {
   uint64_t lo = (uint64_t)c * 32, bs = nd->bstart, be = bs + nd->n;
@@ -268,9 +283,7 @@ static void leaf_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap, int raw_ok
   const sp_node *nd = &w->leaf;
   uint32_t kbase = nd->base >> 8;
   if (nd->level == 3) {
-    uint64_t bw[4];
-    block_words(nd->p, nd->len, bw);
-    put_bits(out, n, kbase, bw);
+    put_block(out, n, kbase, nd->p, nd->len);
     w->leaf_active = 0;
     return;
   }
@@ -384,9 +397,7 @@ static inline __attribute__((always_inline)) void tree2_loop(sp_walk *w, int f, 
       key = b + (uint32_t)__builtin_ctzll(x);
     }
     size_t end = i + 1 < k ? sp_rd(ends + (size_t)i * ow, ow) : region;
-    uint64_t bw[4];
-    block_words(p + start, end - start, bw);
-    put_bits(out, &n, kbase + key, bw);
+    put_block(out, &n, kbase + key, p + start, end - start);
     prev = (int)key;
     start = end;
   }
