@@ -6,9 +6,11 @@
  * splinter_int.h). An owned set's window is its own block array. A view is
  * decoded by a walker, many blocks per call, into a small buffer the caller
  * provides: each leaf node is turned into blocks with one loop per node kind
- * (bitmap bytes are loaded as words; an array of one block's values is set
- * into four words in one pass), and a level-2 tree, whose children are all
- * single blocks, has a loop of its own. Nothing here allocates.
+ * (bitmap bytes are loaded as words; a block's array values and runs are
+ * ORed together from constant word-mask tables), and a level-2 tree, whose
+ * children are all single blocks, has a loop of its own. Blocks that go to a
+ * result unchanged are decoded straight into it (sp__cur_drain). Nothing
+ * here allocates.
  */
 #include "splinter/splinter_int.h"
 
