@@ -463,8 +463,7 @@ static void diff_pages(vec *x, const uint8_t *a, size_t alen, const uint8_t *b, 
   size_t n = (alen > blen ? alen : blen) / SQL_PAGE;
   for (size_t p = 0; p < n; p++) {
     size_t off = p * SQL_PAGE;
-    if (off + SQL_PAGE > alen || off + SQL_PAGE > blen || memcmp(a + off, b + off, SQL_PAGE))
-      vpush(x, p + 1);
+    if (off + SQL_PAGE > alen || off + SQL_PAGE > blen || memcmp(a + off, b + off, SQL_PAGE)) vpush(x, p + 1);
   }
 }
 
@@ -537,12 +536,13 @@ static void make_sqlite_sets(bset *sets) {
   for (size_t p = 1; p <= plen / SQL_PAGE; p++) vpush(&full, p);
   static char names[NSQLITE][32];
   vec *v[NSQLITE] = {&txns[SQL_TXNS - 1], &txns[SQL_TXNS - 2], &u10, &u200, &idx, &tab, &full};
-  const char *what[NSQLITE] = {"sql: txn 200", "sql: txn 199", "sql: 10 txns", "sql: 200 txns", "sql: index",
-                               "sql: table", "sql: whole file"};
+  const char *what[NSQLITE] = {"sql: txn 200", "sql: txn 199", "sql: 10 txns",   "sql: 200 txns",
+                               "sql: index",   "sql: table",   "sql: whole file"};
   for (int i = 0; i < NSQLITE; i++) {
     snprintf(names[i], sizeof names[i], "%s", what[i]);
     from_values(&sets[i], names[i], v[i]->v, v[i]->n);
-    if (getenv("BENCH_SPLINTER_DUMP")) splinter_dump(sets[i].sbytes, sets[i].slen, stdout, atoi(getenv("BENCH_SPLINTER_DUMP")) > 1);
+    if (getenv("BENCH_SPLINTER_DUMP"))
+      splinter_dump(sets[i].sbytes, sets[i].slen, stdout, atoi(getenv("BENCH_SPLINTER_DUMP")) > 1);
   }
   sql_desc_pages = plen / SQL_PAGE;
   for (int t = 0; t < SQL_TXNS; t++) free(txns[t].v);
@@ -615,10 +615,12 @@ int main(int argc, char **argv) {
            dns / ons);
   }
 
-  printf("(sql: a %zu-page SQLite file made by the sqlite3 shell: %d rows, an index on a text key, then %d\n"
-         " transactions of 20 updates that change the key, 10 inserts and 2 deletes; a txn's pages are those that\n"
-         " differ before and after it; 10/200 txns: their union; index, table: the b-tree's pages (dbstat))\n",
-         sql_desc_pages, SQL_ROWS, SQL_TXNS);
+  printf(
+      "(sql: a %zu-page SQLite file made by the sqlite3 shell: %d rows, an index on a text key, then %d\n"
+      " transactions of 20 updates that change the key, 10 inserts and 2 deletes; a txn's pages are those "
+      "that\n"
+      " differ before and after it; 10/200 txns: their union; index, table: the b-tree's pages (dbstat))\n",
+      sql_desc_pages, SQL_ROWS, SQL_TXNS);
 
   rng_state = rng_saved;
   if (!sets_only) algebra_tables(-1);

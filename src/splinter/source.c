@@ -74,11 +74,17 @@ static inline void put_words(sp_blk *out, size_t *n, uint32_t key, uint64_t w0, 
 typedef struct blockmask {
   _Alignas(16) uint64_t w[4];
 } blockmask;
-#define SP_WSHIFT(v, k) ((unsigned)((v) - 64 * (k)) & 63u)
+#define SP_WSHIFT(v, k) ((unsigned)((v)-64 * (k)) & 63u)
 #define SP_OH_W(v, k) ((unsigned)(v) >> 6 == (k) ? 1ull << SP_WSHIFT(v, k) : 0)
 #define SP_FROM_W(v, k) ((v) <= 64 * (k) ? ~0ull : (v) >= 64 * (k) + 64 ? 0 : ~0ull << SP_WSHIFT(v, k))
-#define SP_OH(v) {{SP_OH_W(v, 0), SP_OH_W(v, 1), SP_OH_W(v, 2), SP_OH_W(v, 3)}}
-#define SP_FR(v) {{SP_FROM_W(v, 0), SP_FROM_W(v, 1), SP_FROM_W(v, 2), SP_FROM_W(v, 3)}}
+#define SP_OH(v)                                                                                             \
+  {                                                                                                          \
+    { SP_OH_W(v, 0), SP_OH_W(v, 1), SP_OH_W(v, 2), SP_OH_W(v, 3) }                                           \
+  }
+#define SP_FR(v)                                                                                             \
+  {                                                                                                          \
+    { SP_FROM_W(v, 0), SP_FROM_W(v, 1), SP_FROM_W(v, 2), SP_FROM_W(v, 3) }                                   \
+  }
 #define SP_X4(M, v) M((v)), M((v) + 1), M((v) + 2), M((v) + 3)
 #define SP_X16(M, v) SP_X4(M, v), SP_X4(M, (v) + 4), SP_X4(M, (v) + 8), SP_X4(M, (v) + 12)
 #define SP_X64(M, v) SP_X16(M, v), SP_X16(M, (v) + 16), SP_X16(M, (v) + 32), SP_X16(M, (v) + 48)
@@ -123,8 +129,8 @@ static inline __attribute__((always_inline)) void runs_words(const uint8_t *p, s
   for (size_t i = 0; i < r; i++) {
     unsigned s = p[2 * i], e1 = s + p[2 * i + 1] + 1u;
     const blockmask *a = &FROM[s], *b = &FROM[e1];
-    lo = _mm_or_si128(lo, _mm_andnot_si128(_mm_load_si128((const __m128i *)b->w),
-                                           _mm_load_si128((const __m128i *)a->w)));
+    lo = _mm_or_si128(
+        lo, _mm_andnot_si128(_mm_load_si128((const __m128i *)b->w), _mm_load_si128((const __m128i *)a->w)));
     hi = _mm_or_si128(hi, _mm_andnot_si128(_mm_load_si128((const __m128i *)(b->w + 2)),
                                            _mm_load_si128((const __m128i *)(a->w + 2))));
   }
@@ -209,7 +215,7 @@ static void array_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
   uint32_t pos = w->pos, cnt = nd->n, kbase = nd->base >> 8;
   switch (nd->wa) {
 #define SP_ARRAY_FILL(W, LD)                                                                                 \
-  while (pos < cnt && *n < cap) { /* the block's words in scalars, one table row per value */              \
+  while (pos < cnt && *n < cap) { /* the block's words in scalars, one table row per value */                \
     uint32_t x = LD(q + (size_t)pos * W), key = x >> 8;                                                      \
     const blockmask *m = &ONEHOT[x & 255];                                                                   \
     uint64_t b0 = m->w[0], b1 = m->w[1], b2 = m->w[2], b3 = m->w[3];                                         \
@@ -264,7 +270,8 @@ static void runs_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
         e = run_e(nd, w->pos);
         upto = e < bend ? e : bend;
         f = &FROM[s & 255], t = &FROM[(upto & 255) + 1];
-        b0 |= f->w[0] & ~t->w[0], b1 |= f->w[1] & ~t->w[1], b2 |= f->w[2] & ~t->w[2], b3 |= f->w[3] & ~t->w[3];
+        b0 |= f->w[0] & ~t->w[0], b1 |= f->w[1] & ~t->w[1], b2 |= f->w[2] & ~t->w[2],
+            b3 |= f->w[3] & ~t->w[3];
         w->c = upto + 1;
         if (e > bend) break;
         w->pos++;
