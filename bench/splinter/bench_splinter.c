@@ -365,7 +365,8 @@ static void ctx_pair(alg_ctx *c, operands *o, int pair) {
   c->b = pair & 1 ? splinter_ref_view(&o->bv) : splinter_ref_owned(o->sb);
 }
 
-static void algebra_tables(void) {
+/* only: a shape's index to print that row group alone, or -1 for all. */
+static void algebra_tables(int only) {
   static const char *pair_names[4] = {"owned o owned", "owned o view", "view o owned", "view o view"};
   printf(
       "\nalgebra (us of thread CPU time per op, best of 7; s/r = splinter time / Roaring time;\n"
@@ -375,7 +376,11 @@ static void algebra_tables(void) {
   printf("\n");
   for (size_t sh = 0; sh < NSHAPES; sh++) {
     operands o;
-    operands_make(&o, sh);
+    operands_make(&o, sh); /* every shape is made, so each draws the same values */
+    if (only >= 0 && sh != (size_t)only) {
+      operands_free(&o);
+      continue;
+    }
     alg_ctx c = {.ra = o.ra, .rb = o.rb};
     splinter_new(&c.out), splinter_new(&c.work), splinter_new(&c.removed);
     for (int p = 0; p < 4; p++) {
@@ -458,8 +463,7 @@ static void diff_pages(vec *x, const uint8_t *a, size_t alen, const uint8_t *b, 
   size_t n = (alen > blen ? alen : blen) / SQL_PAGE;
   for (size_t p = 0; p < n; p++) {
     size_t off = p * SQL_PAGE;
-    if (off + SQL_PAGE > alen || off + SQL_PAGE > blen || memcmp(a + off, b + off, SQL_PAGE))
-      vpush(x, p + 1);
+    if (off + SQL_PAGE > alen || off + SQL_PAGE > blen || memcmp(a + off, b + off, SQL_PAGE)) vpush(x, p + 1);
   }
 }
 
@@ -532,12 +536,13 @@ static void make_sqlite_sets(bset *sets) {
   for (size_t p = 1; p <= plen / SQL_PAGE; p++) vpush(&full, p);
   static char names[NSQLITE][32];
   vec *v[NSQLITE] = {&txns[SQL_TXNS - 1], &txns[SQL_TXNS - 2], &u10, &u200, &idx, &tab, &full};
-  const char *what[NSQLITE] = {"sql: txn 200", "sql: txn 199", "sql: 10 txns", "sql: 200 txns", "sql: index",
-                               "sql: table", "sql: whole file"};
+  const char *what[NSQLITE] = {"sql: txn 200", "sql: txn 199", "sql: 10 txns",   "sql: 200 txns",
+                               "sql: index",   "sql: table",   "sql: whole file"};
   for (int i = 0; i < NSQLITE; i++) {
     snprintf(names[i], sizeof names[i], "%s", what[i]);
     from_values(&sets[i], names[i], v[i]->v, v[i]->n);
-    if (getenv("BENCH_SPLINTER_DUMP")) splinter_dump(sets[i].sbytes, sets[i].slen, stdout, atoi(getenv("BENCH_SPLINTER_DUMP")) > 1);
+    if (getenv("BENCH_SPLINTER_DUMP"))
+      splinter_dump(sets[i].sbytes, sets[i].slen, stdout, atoi(getenv("BENCH_SPLINTER_DUMP")) > 1);
   }
   sql_desc_pages = plen / SQL_PAGE;
   for (int t = 0; t < SQL_TXNS; t++) free(txns[t].v);
@@ -548,6 +553,12 @@ static void make_sqlite_sets(bset *sets) {
 
 int main(int argc, char **argv) {
   if (argc == 5) return profile_one(argv);
+  /* bench_splinter algebra SHAPE: one row group of the algebra table (its operands are drawn from the
+   * generator's first state, so their values, not their shapes, differ from the full run's) */
+  if (argc == 3 && strcmp(argv[1], "algebra") == 0) {
+    algebra_tables(atoi(argv[2]));
+    return 0;
+  }
   int sets_only = argc == 2 && strcmp(argv[1], "sets") == 0; /* bench_splinter sets: the first table only */
   bset sets[NSETS];
   memset(sets, 0, sizeof sets);
@@ -604,13 +615,15 @@ int main(int argc, char **argv) {
            dns / ons);
   }
 
-  printf("(sql: a %zu-page SQLite file made by the sqlite3 shell: %d rows, an index on a text key, then %d\n"
-         " transactions of 20 updates that change the key, 10 inserts and 2 deletes; a txn's pages are those that\n"
-         " differ before and after it; 10/200 txns: their union; index, table: the b-tree's pages (dbstat))\n",
-         sql_desc_pages, SQL_ROWS, SQL_TXNS);
+  printf(
+      "(sql: a %zu-page SQLite file made by the sqlite3 shell: %d rows, an index on a text key, then %d\n"
+      " transactions of 20 updates that change the key, 10 inserts and 2 deletes; a txn's pages are those "
+      "that\n"
+      " differ before and after it; 10/200 txns: their union; index, table: the b-tree's pages (dbstat))\n",
+      sql_desc_pages, SQL_ROWS, SQL_TXNS);
 
   rng_state = rng_saved;
-  if (!sets_only) algebra_tables();
+  if (!sets_only) algebra_tables(-1);
   printf("\ntargets: size r/s >= 1 (tiny sets: splinter at most 16 B more), >= 2 on sparse/clustered sets;\n"
          "         view contains s/r <= 2; open+1 contains r/s >= 10 on the 10k set;\n"
          "         algebra s/r <= 2 in every pairing, <= 1.2 where both operands are dense.\n");

@@ -166,34 +166,23 @@ SP_INLINE int merge_bitmaps(sp_cur *a, sp_cur *b, const int op, const int cut, s
   return b->raw ? merge_run(a, b, op, cut, out, both, 0, 1) : merge_run(a, b, op, cut, out, both, 0, 0);
 }
 
-/* Appends c's blocks from its current one up to block key hi, clipping a
- * full span that runs past hi (the rest stays in c). */
-static int copy_upto(sp_build *o, sp_cur *c, uint32_t hi) {
-  int raw_ok = c->raw_ok, rc = 0; /* blocks here */
-  c->raw_ok = 0;
-  while (sp_cur_ok(c)) {
-    const sp_blk *x = &c->b[c->i];
-    uint32_t lo = sp_cur_lo(c);
-    if (lo > hi) break;
-    if ((rc = sp_build_room(o, 1))) break;
-    if (sp_blk_last(x) > hi) {
-      sp_build_full_r(o, lo, hi);
-      c->skip = hi + 1 - x->key;
-      break;
-    }
-    sp_build_copy_r(o, x, lo);
-    sp_cur_next(c);
-  }
-  c->raw_ok = raw_ok;
-  return rc;
-}
-
 /* Moves c (which has a current block) past block key hi. */
 static void seek_past(sp_cur *c, uint32_t hi) {
   if (hi >= SP_LAST_KEY)
     sp__cur_finish(c);
   else
     sp_cur_seek(c, hi + 1);
+}
+
+/* The merge loop's drain of a kept view c whose window is used up: its blocks
+ * below key go to out, unless recent drains showed the sides interleave
+ * (then the window is refilled as usual, drain_wait times). */
+static int drain_below(sp_build *out, sp_cur *c, uint32_t key) {
+  if (c->drain_wait) {
+    c->drain_wait--;
+    return 0;
+  }
+  return sp__cur_drain(out, c, key - 1);
 }
 
 /* Makes both cursors have a current block; false when either set is done. A
@@ -224,7 +213,17 @@ SP_INLINE bool next_pair(sp_cur *a, sp_cur *b, const bool keep_a, const bool kee
 SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build *out, sp_build *both) {
   const bool keep_a = op != OP_AND, keep_b = op == OP_OR || op == OP_XOR;
   int rc;
-  while (next_pair(a, b, keep_a, keep_b)) {
+  for (;;) {
+    /* A kept view whose window is used up: its blocks below the other side's
+     * current one go to the output as they are decoded (no copy through the
+     * window). */
+    if (keep_b && b->view && b->i == b->n && a->i < a->n && sp_cur_lo(a) > 0 &&
+        (rc = drain_below(out, b, sp_cur_lo(a))))
+      return rc;
+    if (keep_a && a->view && a->i == a->n && b->i < b->n && sp_cur_lo(b) > 0 &&
+        (rc = drain_below(out, a, sp_cur_lo(b))))
+      return rc;
+    if (!next_pair(a, b, keep_a, keep_b)) break;
     int general = merge_bitmaps(a, b, op, cut, out, both);
     if ((rc = sp_build_room(out, 2)) || (cut && (rc = sp_build_room(both, 1)))) return rc;
     if (!general) continue; /* the end of a window, or room made */
@@ -310,17 +309,17 @@ SP_INLINE int merge(sp_cur *a, sp_cur *b, const int op, const int cut, sp_build 
     }
     if (op == OP_AND) { /* the other side's blocks under the span, as they are */
       if (A->nfull) {
-        if ((rc = copy_upto(out, b, ahi))) return rc;
+        if ((rc = sp__cur_drain(out, b, ahi))) return rc;
         sp_cur_next(a);
       } else {
-        if ((rc = copy_upto(out, a, bhi))) return rc;
+        if ((rc = sp__cur_drain(out, a, bhi))) return rc;
         sp_cur_next(b);
       }
       continue;
     }
     if (op == OP_ANDNOT && B->nfull) { /* a's blocks under b's span go (into both, for cut) */
       if (cut) {
-        if ((rc = copy_upto(both, a, bhi))) return rc;
+        if ((rc = sp__cur_drain(both, a, bhi))) return rc;
       } else {
         seek_past(a, bhi);
       }

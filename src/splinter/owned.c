@@ -40,6 +40,7 @@ int sp__build_bits(sp_build *o, uint32_t key, const uint64_t w[4]) {
 }
 
 int sp__build_rest(sp_build *o, sp_cur *c) {
+  if (c->view) return sp__cur_drain(o, c, SP_LAST_KEY);
   while (sp_cur_ok(c)) {
     size_t cnt = c->n - c->i;
     int rc = sp_build_room(o, cnt);

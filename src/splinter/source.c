@@ -6,22 +6,17 @@
  * splinter_int.h). An owned set's window is its own block array. A view is
  * decoded by a walker, many blocks per call, into a small buffer the caller
  * provides: each leaf node is turned into blocks with one loop per node kind
- * (bitmap bytes are loaded as words; an array of one block's values is set
- * into four words in one pass), and a level-2 tree, whose children are all
- * single blocks, has a loop of its own. Nothing here allocates.
+ * (bitmap bytes are loaded as words; a block's array values and runs are
+ * ORed together from constant word-mask tables), and a level-2 tree, whose
+ * children are all single blocks, has a loop of its own. Blocks that go to a
+ * result unchanged are decoded straight into it (sp__cur_drain). Nothing
+ * here allocates.
  */
 #include "splinter/splinter_int.h"
 
-/* Sets bits a..b (a <= b < 256) of a block: per word, the bits from a on and
- * the bits up to b (no branches). */
-static inline void bits_set_range(uint64_t w[4], unsigned a, unsigned b) {
-  for (unsigned i = 0; i < 4; i++) {
-    unsigned lo = 64 * i, hi = lo + 63;
-    uint64_t from = a <= lo ? ~0ull : a > hi ? 0 : ~0ull << (a - lo);
-    uint64_t upto = b >= hi ? ~0ull : b < lo ? 0 : ~0ull >> (63 - (b - lo));
-    w[i] |= from & upto;
-  }
-}
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ---- appending decoded blocks ----------------------------------------------------------
  * A window is canonical like an owned set: no empty or full bitmap blocks,
@@ -55,29 +50,108 @@ static inline void put_bits(sp_blk *out, size_t *n, uint32_t key, const uint64_t
   memcpy(b->w, w, sizeof b->w);
 }
 
+/* put_bits with the words in scalars (w is not empty). */
+static inline void put_words(sp_blk *out, size_t *n, uint32_t key, uint64_t w0, uint64_t w1, uint64_t w2,
+                             uint64_t w3) {
+  if ((w0 & w1 & w2 & w3) == ~0ull) {
+    put_full(out, n, key, key);
+    return;
+  }
+  sp_blk *b = &out[(*n)++];
+  b->key = key;
+  b->nfull = 0;
+  b->w[0] = w0, b->w[1] = w1, b->w[2] = w2, b->w[3] = w3;
+}
+
 /* ---- decoding leaves ------------------------------------------------------------------------ */
 
-/* Prefix XOR of the bits of x: bit i of the result is the parity of bits 0..i. */
-static inline uint64_t prefix_xor(uint64_t x) {
-  x ^= x << 1;
-  x ^= x << 2;
-  x ^= x << 4;
-  x ^= x << 8;
-  x ^= x << 16;
-  return x ^ (x << 32);
+/* Word masks of one block, as constant tables (8 KiB each, built by the
+ * preprocessor): ONEHOT[v] holds only value v; FROM[v] holds v..255 (FROM[256]
+ * nothing), so a run [s, e] is FROM[s] & ~FROM[e + 1]. Decoding a block's
+ * array or runs is then two 16-byte loads and ORs per value or run, with no
+ * chain through memory (setting bits in an array of words one value at a
+ * time makes every store wait for the load of the one before). */
+typedef struct blockmask {
+  _Alignas(16) uint64_t w[4];
+} blockmask;
+#define SP_WSHIFT(v, k) ((unsigned)((v)-64 * (k)) & 63u)
+#define SP_OH_W(v, k) ((unsigned)(v) >> 6 == (k) ? 1ull << SP_WSHIFT(v, k) : 0)
+#define SP_FROM_W(v, k) ((v) <= 64 * (k) ? ~0ull : (v) >= 64 * (k) + 64 ? 0 : ~0ull << SP_WSHIFT(v, k))
+#define SP_OH(v)                                                                                             \
+  {                                                                                                          \
+    { SP_OH_W(v, 0), SP_OH_W(v, 1), SP_OH_W(v, 2), SP_OH_W(v, 3) }                                           \
+  }
+#define SP_FR(v)                                                                                             \
+  {                                                                                                          \
+    { SP_FROM_W(v, 0), SP_FROM_W(v, 1), SP_FROM_W(v, 2), SP_FROM_W(v, 3) }                                   \
+  }
+#define SP_X4(M, v) M((v)), M((v) + 1), M((v) + 2), M((v) + 3)
+#define SP_X16(M, v) SP_X4(M, v), SP_X4(M, (v) + 4), SP_X4(M, (v) + 8), SP_X4(M, (v) + 12)
+#define SP_X64(M, v) SP_X16(M, v), SP_X16(M, (v) + 16), SP_X16(M, (v) + 32), SP_X16(M, (v) + 48)
+#define SP_X256(M) SP_X64(M, 0), SP_X64(M, 64), SP_X64(M, 128), SP_X64(M, 192)
+static const blockmask ONEHOT[256] = {SP_X256(SP_OH)};
+static const blockmask FROM[257] = {SP_X256(SP_FR), {{0, 0, 0, 0}}};
+#undef SP_X256
+#undef SP_X64
+#undef SP_X16
+#undef SP_X4
+#undef SP_FR
+#undef SP_OH
+#undef SP_FROM_W
+#undef SP_OH_W
+#undef SP_WSHIFT
+
+/* The OR of ONEHOT[p[i]] (or, with runs, of FROM[s] & ~FROM[e+1]) into w. */
+static inline __attribute__((always_inline)) void array_words(const uint8_t *p, size_t n, uint64_t w[4]) {
+#ifdef __SSE2__
+  __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+  for (size_t i = 0; i < n; i++) {
+    const blockmask *m = &ONEHOT[p[i]];
+    lo = _mm_or_si128(lo, _mm_load_si128((const __m128i *)m->w));
+    hi = _mm_or_si128(hi, _mm_load_si128((const __m128i *)(m->w + 2)));
+  }
+  _mm_storeu_si128((__m128i *)w, lo);
+  _mm_storeu_si128((__m128i *)(w + 2), hi);
+#else
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  for (size_t i = 0; i < n; i++) {
+    const blockmask *m = &ONEHOT[p[i]];
+    a |= m->w[0], b |= m->w[1], c |= m->w[2], d |= m->w[3];
+  }
+  w[0] = a, w[1] = b, w[2] = c, w[3] = d;
+#endif
+}
+
+/* Runs of one-byte (start, length-1) pairs p[0..2r). */
+static inline __attribute__((always_inline)) void runs_words(const uint8_t *p, size_t r, uint64_t w[4]) {
+#ifdef __SSE2__
+  __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+  for (size_t i = 0; i < r; i++) {
+    unsigned s = p[2 * i], e1 = s + p[2 * i + 1] + 1u;
+    const blockmask *a = &FROM[s], *b = &FROM[e1];
+    lo = _mm_or_si128(
+        lo, _mm_andnot_si128(_mm_load_si128((const __m128i *)b->w), _mm_load_si128((const __m128i *)a->w)));
+    hi = _mm_or_si128(hi, _mm_andnot_si128(_mm_load_si128((const __m128i *)(b->w + 2)),
+                                           _mm_load_si128((const __m128i *)(a->w + 2))));
+  }
+  _mm_storeu_si128((__m128i *)w, lo);
+  _mm_storeu_si128((__m128i *)(w + 2), hi);
+#else
+  uint64_t x[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < r; i++) {
+    unsigned s = p[2 * i], e1 = s + p[2 * i + 1] + 1u;
+    for (int k = 0; k < 4; k++) x[k] |= FROM[s].w[k] & ~FROM[e1].w[k];
+  }
+  memcpy(w, x, sizeof x);
+#endif
 }
 
 /* The block a level-3 node p[0..len) holds, as words. A level-3 node is never
  * empty and its values and run fields are one byte wide (validation). */
-static inline void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
+static inline __attribute__((always_inline)) void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
   uint8_t kb = p[len - 1];
   switch (SP_KIND(kb)) {
-  case SP_ARRAY: { /* one pass, no branch per value: the four words live in memory */
-    uint64_t x[4] = {0, 0, 0, 0};
-    for (size_t i = 0; i + 1 < len; i++) x[p[i] >> 6] |= 1ull << (p[i] & 63);
-    memcpy(w, x, sizeof x);
-    return;
-  }
+  case SP_ARRAY: array_words(p, len - 1, w); return;
   case SP_BITMAP: {
     unsigned sw = sp_bstart_width(SP_FA(kb));
     size_t m = len - 1 - sw;
@@ -90,22 +164,24 @@ static inline void block_words(const uint8_t *p, size_t len, uint64_t w[4]) {
     w[0] = ld_le64(buf), w[1] = ld_le64(buf + 8), w[2] = ld_le64(buf + 16), w[3] = ld_le64(buf + 24);
     return;
   }
-  case SP_RUNS: { /* mark where each run starts and where it stops, then a prefix XOR fills them in */
-    uint64_t t[5] = {0, 0, 0, 0, 0}; /* t[4]: the stop of a run ending at 255 */
-    for (size_t i = 0; i + 2 < len; i += 2) {
-      unsigned s = p[i], stop = s + p[i + 1] + 1u;
-      t[s >> 6] |= 1ull << (s & 63);
-      t[stop >> 6] |= 1ull << (stop & 63);
-    }
-    uint64_t carry = 0;
-    for (int k = 0; k < 4; k++) {
-      w[k] = prefix_xor(t[k]) ^ carry;
-      carry = 0 - (w[k] >> 63);
-    }
-    return;
-  }
+  case SP_RUNS: runs_words(p, (len - 1) / 2, w); return;
   default: /* FULL */ memset(w, 0xff, 4 * sizeof *w); return;
   }
+}
+
+/* Appends the level-3 node p[0..len) as block key, decoded straight into the
+ * next slot of out (no copy of its words). */
+static inline __attribute__((always_inline)) void put_block(sp_blk *out, size_t *n, uint32_t key,
+                                                            const uint8_t *p, size_t len) {
+  sp_blk *b = &out[*n];
+  block_words(p, len, b->w);
+  if ((b->w[0] & b->w[1] & b->w[2] & b->w[3]) == ~0ull) {
+    put_full(out, n, key, key); /* into this slot, or merged into the span before it */
+    return;
+  }
+  b->key = key;
+  b->nfull = 0;
+  (*n)++;
 }
 
 /* Block c (node-local) of a BITMAP node, as words. */
@@ -139,16 +215,17 @@ static void array_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
   uint32_t pos = w->pos, cnt = nd->n, kbase = nd->base >> 8;
   switch (nd->wa) {
 #define SP_ARRAY_FILL(W, LD)                                                                                 \
-  while (pos < cnt && *n < cap) {                                                                            \
+  while (pos < cnt && *n < cap) { /* the block's words in scalars, one table row per value */                \
     uint32_t x = LD(q + (size_t)pos * W), key = x >> 8;                                                      \
-    uint64_t bw[4] = {0, 0, 0, 0};                                                                           \
-    for (;;) {                                                                                               \
-      bw[(x >> 6) & 3] |= 1ull << (x & 63);                                                                  \
-      if (++pos == cnt) break;                                                                               \
+    const blockmask *m = &ONEHOT[x & 255];                                                                   \
+    uint64_t b0 = m->w[0], b1 = m->w[1], b2 = m->w[2], b3 = m->w[3];                                         \
+    while (++pos < cnt) {                                                                                    \
       x = LD(q + (size_t)pos * W);                                                                           \
       if (x >> 8 != key) break;                                                                              \
+      m = &ONEHOT[x & 255];                                                                                  \
+      b0 |= m->w[0], b1 |= m->w[1], b2 |= m->w[2], b3 |= m->w[3];                                            \
     }                                                                                                        \
-    put_bits(out, n, kbase + key, bw);                                                                       \
+    put_words(out, n, kbase + key, b0, b1, b2, b3);                                                          \
   }                                                                                                          \
   break;
 #define SP_LD1(a) ((uint32_t) * (a))
@@ -179,8 +256,11 @@ static void runs_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
       continue;
     }
     uint64_t bend = key * 256 + 255, upto = e < bend ? e : bend;
-    uint64_t bw[4] = {0, 0, 0, 0};
-    bits_set_range(bw, (unsigned)(c & 255), (unsigned)(upto & 255));
+    /* the block's words in scalars: through an array, the vector stores of
+     * the masks and the word loads of put_bits stall on store forwarding */
+    const blockmask *f = &FROM[c & 255], *t = &FROM[(upto & 255) + 1];
+    uint64_t b0 = f->w[0] & ~t->w[0], b1 = f->w[1] & ~t->w[1], b2 = f->w[2] & ~t->w[2],
+             b3 = f->w[3] & ~t->w[3];
     w->c = upto + 1;
     if (w->c > e) { /* later runs that start in this block join it */
       w->pos++;
@@ -189,13 +269,15 @@ static void runs_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap) {
         if (s > bend) break;
         e = run_e(nd, w->pos);
         upto = e < bend ? e : bend;
-        bits_set_range(bw, (unsigned)(s & 255), (unsigned)(upto & 255));
+        f = &FROM[s & 255], t = &FROM[(upto & 255) + 1];
+        b0 |= f->w[0] & ~t->w[0], b1 |= f->w[1] & ~t->w[1], b2 |= f->w[2] & ~t->w[2],
+            b3 |= f->w[3] & ~t->w[3];
         w->c = upto + 1;
         if (e > bend) break;
         w->pos++;
       }
     }
-    put_bits(out, n, (uint32_t)key, bw);
+    put_words(out, n, (uint32_t)key, b0, b1, b2, b3);
   }
   if (w->pos >= nd->n) w->leaf_active = 0;
 }
@@ -210,9 +292,7 @@ static void leaf_fill(sp_walk *w, sp_blk *out, size_t *n, size_t cap, int raw_ok
   const sp_node *nd = &w->leaf;
   uint32_t kbase = nd->base >> 8;
   if (nd->level == 3) {
-    uint64_t bw[4];
-    block_words(nd->p, nd->len, bw);
-    put_bits(out, n, kbase, bw);
+    put_block(out, n, kbase, nd->p, nd->len);
     w->leaf_active = 0;
     return;
   }
@@ -274,18 +354,28 @@ static inline uint32_t next_key(const sp_node *t, uint32_t idx, int prev) {
   return 255;
 }
 
-static void push_frame(sp_walk *w, const sp_node *t, uint32_t idx, int prev) {
-  w->fr[w->depth] = *t;
-  w->fidx[w->depth] = idx;
-  w->fkey[w->depth] = prev;
-  w->depth++;
-}
-
-static void start_leaf(sp_walk *w, const sp_node *nd) {
-  w->leaf = *nd;
+/* Opens child idx (key key) of the frame on top (w->fr[w->depth - 1]) in
+ * place: as the next frame if it is a tree, else as the leaf. Nodes are
+ * filled where they will live (copying a node just filled field by field
+ * stalls on store forwarding). Returns 1 if the child is a tree. */
+static inline int open_child(sp_walk *w, uint32_t idx, uint32_t key) {
+  const sp_node *t = &w->fr[w->depth - 1];
+  size_t start = sp_tree_start(t, idx), len = sp_tree_end(t, idx) - start;
+  const uint8_t *p = t->p + start;
+  uint32_t base = t->base | (key << (8 * (3 - t->level)));
+  int level = t->level + 1;
+  if (SP_KIND(p[len - 1]) == SP_TREE) {
+    sp_node_fill(p, len, level, base, &w->fr[w->depth]);
+    w->fidx[w->depth] = 0;
+    w->fkey[w->depth] = -1;
+    w->depth++;
+    return 1;
+  }
+  sp_node_fill(p, len, level, base, &w->leaf);
   w->leaf_active = 1;
   w->pos = 0;
   w->c = 0;
+  return 0;
 }
 
 /* The children of a level-2 tree are single blocks: decode them in one loop,
@@ -316,9 +406,7 @@ static inline __attribute__((always_inline)) void tree2_loop(sp_walk *w, int f, 
       key = b + (uint32_t)__builtin_ctzll(x);
     }
     size_t end = i + 1 < k ? sp_rd(ends + (size_t)i * ow, ow) : region;
-    uint64_t bw[4];
-    block_words(p + start, end - start, bw);
-    put_bits(out, &n, kbase + key, bw);
+    put_block(out, &n, kbase + key, p + start, end - start);
     prev = (int)key;
     start = end;
   }
@@ -339,12 +427,18 @@ static void walk_init(sp_walk *w, const splinter_view_t *v) {
   w->view = v;
   w->depth = 0;
   w->leaf_active = 0;
-  sp_node root;
-  sp__view_root(v, &root);
-  if (root.kind == SP_TREE)
-    push_frame(w, &root, 0, -1);
-  else if (root.kind != SP_EMPTY)
-    start_leaf(w, &root);
+  uint8_t kind = SP_KIND(v->bytes[v->root_len - 1]);
+  if (kind == SP_TREE) {
+    sp__view_root(v, &w->fr[0]);
+    w->fidx[0] = 0;
+    w->fkey[0] = -1;
+    w->depth = 1;
+  } else if (kind != SP_EMPTY) {
+    sp__view_root(v, &w->leaf);
+    w->leaf_active = 1;
+    w->pos = 0;
+    w->c = 0;
+  }
 }
 
 /* Decodes up to cap (>= 1) next blocks into out; 0 only at the end, or when
@@ -371,12 +465,7 @@ static size_t walk_fill(sp_walk *w, sp_blk *out, size_t cap, int raw_ok) {
     }
     uint32_t key = next_key(t, w->fidx[f], w->fkey[f]);
     w->fkey[f] = (int)key;
-    sp_node child;
-    sp_tree_child_k(t, w->fidx[f]++, key, &child);
-    if (child.kind == SP_TREE)
-      push_frame(w, &child, 0, -1);
-    else
-      start_leaf(w, &child);
+    open_child(w, w->fidx[f]++, key);
   }
   return n;
 }
@@ -438,30 +527,41 @@ static void walk_seek(sp_walk *w, uint32_t key) {
   w->leaf_active = 0;
   int d = w->depth;
   while (d > 0 && !node_holds(&w->fr[d - 1], target)) d--;
-  sp_node nd;
-  if (d > 0) {
-    nd = w->fr[d - 1];
-    w->depth = d - 1;
+  if (d > 0) { /* that frame is searched again, in place */
+    w->depth = d;
   } else {
-    sp__view_root(w->view, &nd);
+    uint8_t kind = SP_KIND(w->view->bytes[w->view->root_len - 1]);
     w->depth = 0;
-  }
-  while (nd.kind == SP_TREE) {
-    uint32_t byte = (key >> (8 * (2 - nd.level))) & 255, idx;
-    /* Not found: resume at the first child above byte. Found in a level-2
-     * tree: resume at that child (a single block the frame's loop decodes). */
-    if (!sp__tree_find(&nd, byte, &idx) || nd.level == 2) {
-      push_frame(w, &nd, idx, (int)byte - 1);
+    if (kind == SP_EMPTY) return;
+    if (kind != SP_TREE) {
+      sp__view_root(w->view, &w->leaf);
+      w->leaf_active = 1;
+      w->pos = 0;
+      w->c = 0;
+      leaf_seek(w, key);
       return;
     }
-    push_frame(w, &nd, idx + 1, (int)byte);
-    sp_node child;
-    sp_tree_child_k(&nd, idx, byte, &child);
-    nd = child;
+    sp__view_root(w->view, &w->fr[0]);
+    w->depth = 1;
   }
-  if (nd.kind == SP_EMPTY) return;
-  start_leaf(w, &nd);
-  leaf_seek(w, key);
+  for (;;) {
+    int f = w->depth - 1;
+    const sp_node *t = &w->fr[f];
+    uint32_t byte = (key >> (8 * (2 - t->level))) & 255, idx;
+    /* Not found: resume at the first child above byte. Found in a level-2
+     * tree: resume at that child (a single block the frame's loop decodes). */
+    if (!sp__tree_find(t, byte, &idx) || t->level == 2) {
+      w->fidx[f] = idx;
+      w->fkey[f] = (int)byte - 1;
+      return;
+    }
+    w->fidx[f] = idx + 1;
+    w->fkey[f] = (int)byte;
+    if (!open_child(w, idx, byte)) {
+      leaf_seek(w, key);
+      return;
+    }
+  }
 }
 
 /* ---- cursors --------------------------------------------------------------------------------- */
@@ -479,6 +579,7 @@ void sp__cur_blocks(sp_cur *c, const sp_blk *b, size_t n) {
   c->raw_key = 0;
   c->raw_ok = 0;
   c->raw_hold = 0;
+  c->drain_wait = 0;
 }
 
 void sp__cur_view(sp_cur *c, const splinter_view_t *v, sp_blk *buf, size_t cap) {
@@ -589,6 +690,61 @@ void sp__cur_seek_far(sp_cur *c, uint32_t key) {
   }
   const sp_blk *x = &c->b[c->i];
   if (x->nfull && x->key + c->skip < key) c->skip = key - x->key;
+}
+
+int sp__cur_drain(sp_build *o, sp_cur *c, uint32_t hi) {
+  sp__cur_plain(c);
+  for (;;) {
+    int rc;
+    while (c->i < c->n) { /* the window's blocks */
+      const sp_blk *x = &c->b[c->i];
+      uint32_t lo = sp_cur_lo(c);
+      if (lo > hi) return 0;
+      if ((rc = sp_build_room(o, 1))) return rc;
+      if (sp_blk_last(x) > hi) {
+        sp_build_full_r(o, lo, hi);
+        c->skip = hi + 1 - x->key;
+        return 0;
+      }
+      sp_build_copy_r(o, x, lo);
+      sp_cur_next(c);
+    }
+    if (!c->view || walk_done(&c->walk)) return 0;
+    /* Decode straight into o; the blocks past hi go to the window. */
+    if ((rc = sp_build_room(o, c->bufcap))) return rc;
+    sp_blk *d = o->b + o->n;
+    size_t n = walk_fill(&c->walk, d, c->bufcap, 0), k = n;
+    if (n == 0) return 0;
+    while (k > 0 && d[k - 1].key > hi) k--; /* d[0..k) start at or below hi */
+    if (2 * k < n) c->drain_wait = 8;
+    c->b = c->buf;
+    c->i = 0;
+    c->skip = 0;
+    c->n = n - k;
+    if (k > 0 && sp_blk_last(&d[k - 1]) > hi) { /* a full span across hi: split it */
+      sp_blk *x = &d[k - 1];
+      c->buf[0] = *x;
+      c->skip = hi + 1 - x->key;
+      c->n++;
+      x->nfull = hi + 1 - x->key;
+      memcpy(c->buf + 1, d + k, (n - k) * sizeof *d);
+    } else {
+      memcpy(c->buf, d + k, (n - k) * sizeof *d);
+    }
+    if (k > 0) {
+      uint64_t card = 0;
+      for (size_t j = 0; j < k; j++) card += sp_blk_card(&d[j]);
+      o->card += card;
+      sp_blk *p = o->n ? &o->b[o->n - 1] : NULL;
+      if (p && p->nfull && d[0].nfull && (uint64_t)p->key + p->nfull == d[0].key) { /* a span goes on */
+        p->nfull += d[0].nfull;
+        memmove(d, d + 1, (k - 1) * sizeof *d);
+        k--;
+      }
+      o->n += k;
+    }
+    if (c->n) return 0;
+  }
 }
 
 size_t sp__cur_estimate(const sp_cur *c) {

@@ -293,6 +293,10 @@ typedef struct sp_cur {
   const uint8_t *raw;
   uint32_t raw_key;
   int raw_ok, raw_hold;
+  /* Window refills to go before the merge loop drains this view into the
+   * output again: set when a drain kept less than half of what it decoded
+   * (the sides interleave, and decoding into the output only adds a copy). */
+  uint32_t drain_wait;
   sp_walk walk;
 } sp_cur;
 
@@ -349,6 +353,11 @@ size_t sp__cur_estimate(const sp_cur *c);
 
 /* Appends everything left in c to o. */
 int sp__build_rest(sp_build *o, sp_cur *c);
+/* Appends c's blocks up to block key hi to o, clipping a full span that runs
+ * past hi (the rest stays in c). A view's blocks are decoded straight into
+ * o, not copied through the window (the blocks a decode yields past hi are
+ * moved to the window). */
+int sp__cur_drain(sp_build *o, sp_cur *c, uint32_t hi);
 
 /* ---- shared helpers ------------------------------------------------------------ */
 int sp__op_range(splinter_t *s, uint32_t lo, uint32_t hi, int remove);

@@ -230,6 +230,17 @@ static void run(int steps) {
   model_free(&mb);
 }
 
+/* Algebra on two sets and their views, both ways round; then frees them. */
+static void check_pair_and_free(model m[2], splinter_t *s[2], splinter_view_t v[2], uint8_t *bytes[2]) {
+  check_algebra(&m[0], s[0], &v[0], &m[1], s[1], &v[1]);
+  check_algebra(&m[1], s[1], &v[1], &m[0], s[0], &v[0]);
+  for (int k = 0; k < 2; k++) {
+    splinter_bytes_free(bytes[k]);
+    splinter_free(s[k]);
+    model_free(&m[k]);
+  }
+}
+
 /* SQLite-like page sets in small volumes (one transaction's pages, unions of
  * a few or many): views of a root array, or of one-child trees above a
  * level-2 tree of short block arrays, the shape whose contains and open
@@ -268,19 +279,81 @@ static void page_sets(void) {
         CHECKF(splinter_view_contains(&v[k], x) == (model_has(&m[k], x) != 0), "page set contains(%u)", x);
       }
     }
-    check_algebra(&m[0], s[0], &v[0], &m[1], s[1], &v[1]);
-    check_algebra(&m[1], s[1], &v[1], &m[0], s[0], &v[0]);
+    check_pair_and_free(m, s, v, bytes);
+  }
+}
+
+/* A value of one block whose bits sit on the edges of the block's four
+ * 64-bit words (0, 63, 64, 127, 128, 191, 192, 255) more often than not. */
+static unsigned block_edge_value(void) {
+  static const unsigned edges[] = {0, 1, 62, 63, 64, 65, 126, 127, 128, 129, 190, 191, 192, 193, 254, 255};
+  return test_rand_below(3) ? edges[test_rand_below(QUIRE_ARRAY_LEN(edges))] : (unsigned)test_rand_below(256);
+}
+
+/* Blocks of every kind a view decodes word by word: a level-2 tree (and
+ * neighbouring ones) whose single-block children are arrays (a few values,
+ * one-hot per value), runs (a few ranges whose ends fall on the word edges,
+ * from 0 and up to 255) or bitmaps, next to full blocks; views of these
+ * are checked against the model, copied, and combined in every pairing. */
+static void block_shapes(void) {
+  for (int round = 0; round < 40; round++) {
+    model m[2] = {{0}, {0}};
+    splinter_t *s[2];
+    splinter_view_t v[2];
+    uint8_t *bytes[2];
+    size_t len[2];
+    uint32_t top = round % 4 == 3 ? (uint32_t)test_rand() & ~0xFFFFu : 0;
     for (int k = 0; k < 2; k++) {
-      splinter_bytes_free(bytes[k]);
-      splinter_free(s[k]);
-      model_free(&m[k]);
+      CHECK_OK(splinter_new(&s[k]));
+      uint32_t nblocks = 1 + (uint32_t)test_rand_below(round < 20 ? 40 : 600);
+      for (uint32_t i = 0; i < nblocks; i++) {
+        uint32_t key = (uint32_t)test_rand_below(round & 1 ? 256 : 1024), base = top + key * 256;
+        if (base < top) continue; /* past 2^32 */
+        switch (test_rand_below(4)) {
+        case 0: /* array: up to 24 values */
+        case 1: {
+          uint32_t n = 1 + (uint32_t)test_rand_below(test_rand_below(2) ? 4 : 24);
+          for (uint32_t j = 0; j < n; j++) {
+            uint32_t x = base + block_edge_value();
+            CHECK(splinter_insert(s[k], x) >= 0);
+            model_insert_range(&m[k], x, x);
+          }
+          break;
+        }
+        case 2: { /* runs: a few ranges between edges */
+          uint32_t r = 1 + (uint32_t)test_rand_below(6);
+          for (uint32_t j = 0; j < r; j++) {
+            unsigned a = block_edge_value(), b = block_edge_value();
+            if (a > b) a ^= b, b ^= a, a ^= b;
+            CHECK_OK(splinter_insert_range(s[k], base + a, base + b));
+            model_insert_range(&m[k], base + a, base + b);
+          }
+          break;
+        }
+        default: /* dense: a bitmap, or now and then the whole block */
+          if (test_rand_below(4) == 0) {
+            CHECK_OK(splinter_insert_range(s[k], base, base + 255));
+            model_insert_range(&m[k], base, base + 255);
+            break;
+          }
+          for (unsigned x = 0; x < 256; x++)
+            if (test_rand_below(2)) {
+              CHECK(splinter_insert(s[k], base + x) >= 0);
+              model_insert_range(&m[k], base + x, base + x);
+            }
+          break;
+        }
+      }
+      check_roundtrip(&m[k], s[k], &bytes[k], &len[k], &v[k]);
     }
+    check_pair_and_free(m, s, v, bytes);
   }
 }
 
 int main(void) {
   test_seed();
   page_sets();
+  block_shapes();
   int rounds = test_long_mode() ? 40 : 2;
   for (int r = 0; r < rounds; r++) run(400);
   CHECK(quire__never_count() == 0); /* e.g. the encoder's fast node statistics matched the reference */
