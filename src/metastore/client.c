@@ -90,8 +90,8 @@ int quire__msclient_snapshot(quire_msclient *c, const quire_gid *vid, quire_lsn 
   return rc;
 }
 
-int quire__msclient_fork(quire_msclient *c, const quire_gid *vid, quire_lsn lsn,
-                         const struct quire_call *call, struct quire_snapshot *out) {
+int quire__msclient_fork(quire_msclient *c, const quire_gid *vid, quire_lsn lsn, const struct quire_call *call,
+                         struct quire_snapshot *out) {
   Quire__Metastore__V1__ForkRequest m = QUIRE__METASTORE__V1__FORK_REQUEST__INIT;
   m.has_vid = 1;
   m.vid = quire__pb_gid_bytes(vid);

@@ -97,8 +97,8 @@ int quire__msclient_pull_graft(quire_msclient *c, const quire_gid *vid, quire_ls
 
 /* Server-side fork of vid at lsn (0: the latest): the new volume's
  * snapshot (lsn 1, a checkpoint). 410 GONE below the base. */
-int quire__msclient_fork(quire_msclient *c, const quire_gid *vid, quire_lsn lsn,
-                         const struct quire_call *call, struct quire_snapshot *out);
+int quire__msclient_fork(quire_msclient *c, const quire_gid *vid, quire_lsn lsn, const struct quire_call *call,
+                         struct quire_snapshot *out);
 
 /* One page of the commits of vid with LSN in [from, to] (from 0 = 1, to 0 =
  * the latest), in LSN order, at most limit (0 = the server default, 100;

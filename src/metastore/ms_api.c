@@ -74,8 +74,7 @@ int quire__ms_handle_snapshot(quire_metastore *ms, const uint8_t *req, size_t le
 /* --- fork (server side, docs/GC.md) ----------------------------------------- */
 
 int quire__ms_handle_fork(quire_metastore *ms, const uint8_t *req, size_t len, quire_buf *out) {
-  Quire__Metastore__V1__ForkRequest *m =
-      quire__metastore__v1__fork_request__unpack(&quire__pb_allocator, len, req);
+  Quire__Metastore__V1__ForkRequest *m = quire__metastore__v1__fork_request__unpack(&quire__pb_allocator, len, req);
   if (!m) return malformed("ForkRequest");
   quire_gid vid, dst;
   quire_lsn lsn = m->has_lsn ? m->lsn : 0;
@@ -238,10 +237,8 @@ static int first_overlap(const splinter_view_t *v, uint32_t n, uint32_t *first) 
     while (!rc && hi - lo > 1) {
       uint32_t mid = lo + (hi - lo) / 2;
       rc = prefix_disjoint(v, card, mid, &disjoint, &steps);
-      if (disjoint)
-        lo = mid;
-      else
-        hi = mid;
+      if (disjoint) lo = mid;
+      else hi = mid;
     }
     *first = hi - 1;
   }

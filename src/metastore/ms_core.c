@@ -451,8 +451,7 @@ static int read_base(quire_metastore *ms, const quire_gid *vid, quire_lsn *out) 
     store_metrics(ms, "list", rc, t0);
     if (rc) {
       quire_objstore_list_free(&list);
-      return quire__err(rc == QUIRE_ENOMEM ? rc : QUIRE_EUNAVAILABLE, "listing %s: %s", prefix,
-                        quire_errmsg());
+      return quire__err(rc == QUIRE_ENOMEM ? rc : QUIRE_EUNAVAILABLE, "listing %s: %s", prefix, quire_errmsg());
     }
     for (size_t i = 0; i < list.count; i++) {
       const char *name = list.entries[i].key + plen;

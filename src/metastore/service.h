@@ -26,9 +26,9 @@ struct quire_ms_settings {
   unsigned max_receiving, max_per_address, header_timeout_ms, min_body_rate; /* 0: defaults */
   size_t max_body;
   unsigned poll_interval_ms, catchup_inflight;
-  struct quire_auth_settings auth;          /* auth.key_file NULL: no auth (logged loudly) */
+  struct quire_auth_settings auth;           /* auth.key_file NULL: no auth (logged loudly) */
   const char *tls_cert_file, *tls_key_file; /* TLS when both set */
-  uint64_t max_segment_age_ms;              /* quire_metastore_opts.max_segment_age_ms (0: none) */
+  uint64_t max_segment_age_ms; /* quire_metastore_opts.max_segment_age_ms (0: none) */
 };
 
 typedef struct quire_ms_service quire_ms_service;

@@ -26,16 +26,16 @@
 typedef struct quire_pagestore quire_pagestore;
 
 struct quire_pagestore_opts {
-  const char *store_url;         /* object store holding segments/ */
-  quire_objstore *store;         /* or an open store (not owned); wins over store_url */
-  const char *metastore_url;     /* where the catalog catches up from */
+  const char *store_url;      /* object store holding segments/ */
+  quire_objstore *store;      /* or an open store (not owned); wins over store_url */
+  const char *metastore_url;  /* where the catalog catches up from */
   const char *metastore_token;   /* bearer token for it (read on every volume); NULL: none */
   const char *metastore_ca_file; /* https:// metastore: CA bundle to verify it; NULL: system CAs */
-  const char *catalog_path;      /* LSM file, or ":memory:" */
-  const char *cache_dir;         /* segment disk cache */
-  uint64_t cache_bytes;          /* its budget (default 1 GiB) */
-  unsigned cache_mappings;       /* open mappings at most (default 256) */
-  unsigned flush_interval_ms;    /* write latency bound (default 100) */
+  const char *catalog_path;   /* LSM file, or ":memory:" */
+  const char *cache_dir;      /* segment disk cache */
+  uint64_t cache_bytes;       /* its budget (default 1 GiB) */
+  unsigned cache_mappings;    /* open mappings at most (default 256) */
+  unsigned flush_interval_ms; /* write latency bound (default 100) */
   /* An open segment is also flushed once no page has been added for this
    * long (default 2): a lull means nobody is about to fill it. */
   unsigned flush_idle_ms;

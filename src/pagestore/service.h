@@ -14,9 +14,9 @@ struct quire_ps_settings {
   struct quire_pagestore_opts ps; /* metrics is filled in by the service */
   unsigned threads, workers, max_connections, max_inflight, deadline_ms;
   unsigned max_receiving, max_per_address, header_timeout_ms, min_body_rate; /* 0: defaults */
-  size_t max_body;                          /* default: enough for max_write_pages pages */
-  const char *receipt_key_file;             /* write-receipt key shared with the metastore; NULL: none */
-  struct quire_auth_settings auth;          /* auth.key_file NULL: no auth (logged loudly) */
+  size_t max_body;              /* default: enough for max_write_pages pages */
+  const char *receipt_key_file; /* write-receipt key shared with the metastore; NULL: none */
+  struct quire_auth_settings auth;           /* auth.key_file NULL: no auth (logged loudly) */
   const char *tls_cert_file, *tls_key_file; /* TLS when both set */
 };
 
