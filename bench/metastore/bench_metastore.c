@@ -15,8 +15,9 @@
  *
  * Prints: commits/s and p50/p99 commit latency for one volume and for 64
  * volumes in parallel; long-poll notification latency (commit sent → waiter
- * answered); catch-up time of a 10k-commit volume into an empty catalog
- * (memory and LSM file).
+ * answered, and the wake itself: waiter answered minus committer
+ * acknowledged, negative when the waiter had its answer first); catch-up time of a 10k-commit volume into an
+ * empty catalog (memory and LSM file).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -183,15 +184,24 @@ static void *poll_worker(void *arg) {
   return NULL;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 /* A waiter parks; a commit goes in; how long from sending the commit until
- * the waiter has its answer (and, for scale, until the committer has its). */
-static void longpoll_bench(struct env *e, size_t n, struct stats *woke, struct stats *acked) {
+ * the waiter has its answer (and, for scale, until the committer has its),
+ * and the wake delay: waiter answered minus committer acknowledged (the
+ * commit's own fsync is in both, so this is what the wake adds). */
+static void longpoll_bench(struct env *e, size_t n, struct stats *woke, struct stats *acked,
+                           double *wake_p50_us, double *wake_p99_us) {
   quire_msclient *c;
   OK(quire__msclient_open(e->url, NULL, &c));
   quire_gid vid, client;
   OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
   OK(quire_gid_new(QUIRE_GID_CLIENT, &client));
   uint64_t *lat = calloc(n, sizeof *lat), *ack = calloc(n, sizeof *ack);
+  int64_t *wake = calloc(n, sizeof *wake);
   uint64_t t0 = quire__mono_ns();
   for (size_t i = 0; i < n; i++) {
     struct poller p = {.url = e->url, .vid = vid, .from = i};
@@ -206,17 +216,23 @@ static void longpoll_bench(struct env *e, size_t n, struct stats *woke, struct s
     struct quire_snapshot s;
     uint64_t sent = quire__mono_ns();
     OK(commit(c, &vid, &client, i, &s));
-    ack[i] = quire__mono_ns() - sent;
+    uint64_t acked_at = quire__mono_ns();
+    ack[i] = acked_at - sent;
     pthread_join(t, NULL);
     lat[i] = p.woke_ns > sent ? p.woke_ns - sent : 0;
+    wake[i] = (int64_t)p.woke_ns - (int64_t)acked_at;
     pthread_mutex_destroy(&p.mu);
     pthread_cond_destroy(&p.cv);
   }
   uint64_t wall = quire__mono_ns() - t0;
   *woke = summarize(lat, n, wall);
   *acked = summarize(ack, n, wall);
+  qsort(wake, n, sizeof *wake, cmp_i64);
+  *wake_p50_us = wake[n / 2] / 1e3;
+  *wake_p99_us = wake[n * 99 / 100] / 1e3;
   free(lat);
   free(ack);
+  free(wake);
   quire__msclient_close(c);
 }
 
@@ -294,9 +310,10 @@ int main(int argc, char **argv) {
   if (getenv("QUIRE_BENCH_CATALOG")) snprintf(catalog, sizeof catalog, "%s", getenv("QUIRE_BENCH_CATALOG"));
   env_open(&e, url, catalog);
   struct stats fl, c1, fl64, c64, lp, lpc;
+  double wake50, wake99;
   commit_bench(e.url, e.store, 1, one, &c1, &fl);
   commit_bench(e.url, e.store, 64, per_vol, &c64, &fl64);
-  longpoll_bench(&e, polls, &lp, &lpc);
+  longpoll_bench(&e, polls, &lp, &lpc, &wake50, &wake99);
   env_close(&e);
   quire_lsn got_mem = 0, got_lsm = 0;
   char cat2[4200];
@@ -319,6 +336,7 @@ int main(int argc, char **argv) {
   printf("%-46s %11s %11.0f %11.0f\n", "long poll: commit sent -> waiter answered", "", lp.p50_us, lp.p99_us);
   printf("%-46s %11s %11.0f %11.0f\n", "  the same commits: sent -> acknowledged", "", lpc.p50_us,
          lpc.p99_us);
+  printf("%-46s %11s %11.0f %11.0f\n", "  wake: waiter answered - commit acknowledged", "", wake50, wake99);
   printf("metastore overhead per commit (p50 minus floor p50): 1 volume %.0f us = %.2fx the floor, "
          "64 volumes %.0f us = %.2fx (goal <= 1.00x)\n",
          c1.p50_us - fl.p50_us, (c1.p50_us - fl.p50_us) / fl.p50_us, c64.p50_us - fl64.p50_us,

@@ -9,7 +9,11 @@
  *   read_pages:  p50/p99 latency and MiB/s for 1, 16 and 256 pages from a
  *                warm cache and from cold segments (not cached: ranged or
  *                whole GETs), against reading the same bytes straight from
- *                the cached segment files (pread, page cache warm).
+ *                the cached segment files (pread, page cache warm), and
+ *                against the HTTP floor on the same server: a request the
+ *                server thread answers itself (GET /health) and one a
+ *                handler answers at once (read_pages with a body that does
+ *                not decode: 400 from the handler worker).
  *
  * Stores: file:// (fsync on) and s3:// against s3rver (scripts/s3rver.sh;
  * skipped, loudly, when it cannot start). One untimed round of each write
@@ -19,6 +23,7 @@
  * iterations), QUIRE_BENCH_WRITES_ONLY=1 (skip the read tests).
  */
 #include "metastore/client.h"
+#include "net/http_client.h"
 #include "metastore/service.h"
 #include "pagestore/client.h"
 #include "pagestore/ps_int.h"
@@ -227,6 +232,33 @@ static struct lat read_lat(quire_psclient *c, const quire_gid *vid, quire_lsn ls
   return l;
 }
 
+/* The HTTP floor: p50/p99 of one request with no work behind it. */
+static struct lat http_floor(quire_ps_service *svc, const char *method, const char *path, int iterations) {
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%u", quire__ps_service_port(svc));
+  quire_http_client *h;
+  int rc = quire__http_client_open(url, NULL, 1 << 20, &h);
+  if (rc) die("http client", rc);
+  quire_buf resp;
+  quire__buf_init(&resp, 1 << 20);
+  double *t = malloc(sizeof(double) * (size_t)iterations);
+  static const uint8_t junk[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  int post = strcmp(method, "POST") == 0;
+  for (int i = 0; i < iterations; i++) {
+    int status = 0;
+    double t0 = now_s();
+    rc = quire__http_request(h, method, path, post ? "application/x-protobuf" : NULL, post ? junk : NULL,
+                             post ? sizeof junk : 0, NULL, &status, &resp);
+    t[i] = now_s() - t0;
+    if (rc) die("http floor request", rc);
+  }
+  struct lat l = {pct(t, iterations, 0.5) * 1e6, pct(t, iterations, 0.99) * 1e6, 0};
+  free(t);
+  quire__buf_free(&resp);
+  quire__http_client_destroy(h);
+  return l;
+}
+
 /* The physical reference: pread n pages from the cached segment files. */
 static struct lat disk_lat(const char *cache_dir, int n, int iterations) {
   DIR *d = opendir(cache_dir);
@@ -336,6 +368,8 @@ static void bench_store(const char *name, const char *tag, const char *store, co
   for (int k = 0; k < 3; k++) wl[k] = read_lat(c, &vid, (quire_lsn)nseg, sizes[k], iters, 0, 0);
   struct lat dl[3];
   for (int k = 0; k < 3; k++) dl[k] = disk_lat(cache2, sizes[k], iters);
+  struct lat floor_srv = http_floor(cold, "GET", "/health", iters);
+  struct lat floor_handler = http_floor(cold, "POST", "/pagestore/v1/read_pages", iters);
   struct ps_stats st;
   quire__ps_stats(quire__ps_service_pagestore(cold), &st);
   printf("%-24s %10s %10s %10s %12s\n", "read_pages", "p50 us", "p99 us", "MiB/s", "vs disk MiB/s");
@@ -349,6 +383,10 @@ static void bench_store(const char *name, const char *tag, const char *store, co
   for (int k = 0; k < 3; k++)
     printf("  disk %3d pages (pread) %10.0f %10.0f %10.1f %12s\n", sizes[k], dl[k].p50_us, dl[k].p99_us,
            dl[k].mibs, "1.00");
+  printf("  HTTP floor: GET /health    %6.0f %10.0f   (answered on the server thread)\n", floor_srv.p50_us,
+         floor_srv.p99_us);
+  printf("  HTTP floor: 400 from handler %4.0f %10.0f   (server thread -> handler worker -> server thread)\n",
+         floor_handler.p50_us, floor_handler.p99_us);
   printf("  cold fetches: %llu whole segments, %llu partial (ranged GETs)\n",
          (unsigned long long)st.downloads_whole, (unsigned long long)st.downloads_partial);
   quire__psclient_close(c);

@@ -6,12 +6,18 @@
  *
  * Per volume the catalog holds a gap-free run of the log: records for
  * LSNs first..latest, where first is 1 or the volume's base when the
- * catalog first learnt of it (docs/GC.md: older commits were deleted). Appends are idempotent: records at or below the current
- * latest are skipped, so two catch-ups racing to append the same commits do
- * no harm. Implementations: memory (catalog_mem.c, tests and caches) and an
- * LSM file (catalog_lsm.c, keys {vid}{lsn BE} → commit record).
+ * catalog first learnt of it (docs/GC.md: older commits were deleted). Appends are idempotent: records at or
+ * below the current latest are skipped, so two catch-ups racing to append the same commits do no harm.
+ * Implementations: memory (catalog_mem.c, tests and caches) and an LSM file (catalog_lsm.c, keys {vid}{lsn
+ * BE} → commit record).
  *
- * Thread-safe: any number of readers and appenders at once.
+ * Thread-safe: any number of readers and appenders at once. Readers take
+ * no lock that an append holds: latest is one atomic load per volume
+ * (published after the records are in), get goes to the records (the LSM
+ * file, or the volume's own array), and appends to one volume are
+ * serialised by that volume's lock, so a long append (a catch-up of many
+ * commits, an LSM commit stalled by back-pressure) delays neither readers
+ * nor other volumes.
  */
 #ifndef QUIRE_METASTORE_CATALOG_H
 #define QUIRE_METASTORE_CATALOG_H
@@ -54,6 +60,11 @@ int quire__catalog_mem_open(ms_catalog **out);
 int quire__catalog_lsm_open(const char *path, ms_catalog **out);
 /* Opens by path: ":memory:" or NULL for memory, anything else an LSM file. */
 int quire__catalog_open(const char *path, ms_catalog **out);
+
+/* Test hook: when set, called by every append after it holds the
+ * volume's append lock and before it writes (so a test can hold a
+ * catch-up inside the catalog and check who else is blocked). */
+extern void (*quire__catalog_append_hook)(const quire_gid *vid, quire_lsn first);
 
 static inline int ms_catalog_latest(ms_catalog *c, const quire_gid *vid, quire_lsn *out) {
   return c->ops->latest(c, vid, out);

@@ -8,10 +8,14 @@
  * loss may lose the newest entries, which the next catch-up fetches again),
  * and a file that fails validation at open is moved aside and rebuilt.
  *
- * At open one scan learns every volume's latest LSN (kept in memory: a hash
- * of vid → latest) and the counts for the metrics. Locking: c->mu guards the
- * latest table and serialises appends (check-then-write must be atomic);
- * reads go straight to the LSM, which is thread-safe.
+ * At open one scan learns every volume's latest LSN (kept in memory: a
+ * lock-free table of vid → latest, gidmap.h) and the counts for the
+ * metrics. Locking: a volume's entry has its own mutex, which serialises
+ * that volume's appends (check-then-write must be atomic) and is held
+ * across lsm_txn_commit; the new latest is published with one atomic store
+ * after the commit, so latest() is a lock-free lookup and an atomic load.
+ * c->tab's mutex is taken only to add a volume. Reads go straight to the
+ * LSM, which is thread-safe and never blocks readers behind commits.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,16 +33,16 @@
 #define KEY_LEN (QUIRE_GID_SIZE + 8)
 
 struct latest {
-  struct ms_gid_node node; /* first: the table links and keys it */
-  quire_lsn lsn;
+  struct ms_gid_node node; /* first: the table keys it */
+  pthread_mutex_t mu;      /* serialises this volume's appends */
+  _Atomic quire_lsn lsn;   /* written under mu, after the records are committed */
 };
 
 struct lsm_catalog {
   ms_catalog base;
   lsm_db *db;
-  pthread_mutex_t mu;
-  struct ms_gidmap latest; /* vid -> struct latest */
-  uint64_t ncommits;
+  struct ms_gidtab latest;                 /* vid -> struct latest */
+  atomic_uint_fast64_t ncommits, nvolumes; /* nvolumes: entries with lsn > 0 */
 };
 
 static void make_key(uint8_t key[KEY_LEN], const quire_gid *vid, quire_lsn lsn) {
@@ -46,29 +50,30 @@ static void make_key(uint8_t key[KEY_LEN], const quire_gid *vid, quire_lsn lsn) 
   st_be64(key + QUIRE_GID_SIZE, lsn);
 }
 
-static struct latest *find(struct lsm_catalog *c, const quire_gid *vid) {
-  return (struct latest *)quire__gidmap_find(&c->latest, vid);
+static struct ms_gid_node *make_latest(const quire_gid *vid, void *ctx) {
+  (void)ctx;
+  struct latest *e = quire__calloc(1, sizeof *e);
+  if (!e) return NULL;
+  e->node.vid = *vid;
+  pthread_mutex_init(&e->mu, NULL);
+  return &e->node;
 }
 
-/* Sets vid's latest. Call with c->mu. */
-static int set_latest(struct lsm_catalog *c, const quire_gid *vid, quire_lsn lsn) {
-  struct latest *e = find(c, vid);
-  if (!e) {
-    e = quire__calloc(1, sizeof *e);
-    if (!e) return QUIRE_ENOMEM;
-    e->node.vid = *vid;
-    quire__gidmap_insert(&c->latest, &e->node);
-  }
-  e->lsn = lsn;
-  return 0;
+/* vid's entry, created if new; NULL only on allocation failure. */
+static struct latest *entry(struct lsm_catalog *c, const quire_gid *vid) {
+  return (struct latest *)quire__gidtab_get(&c->latest, vid, make_latest, NULL);
+}
+
+/* Publishes vid's latest (call with e->mu held, or before any reader). */
+static void set_latest(struct lsm_catalog *c, struct latest *e, quire_lsn lsn) {
+  if (atomic_load_explicit(&e->lsn, memory_order_relaxed) == 0 && lsn) atomic_fetch_add(&c->nvolumes, 1);
+  atomic_store_explicit(&e->lsn, lsn, memory_order_release);
 }
 
 static int lsm_latest_of(ms_catalog *base, const quire_gid *vid, quire_lsn *out) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
-  pthread_mutex_lock(&c->mu);
-  struct latest *e = find(c, vid);
-  *out = e ? e->lsn : 0;
-  pthread_mutex_unlock(&c->mu);
+  struct latest *e = (struct latest *)quire__gidtab_find(&c->latest, vid);
+  *out = e ? atomic_load_explicit(&e->lsn, memory_order_acquire) : 0;
   return 0;
 }
 
@@ -88,9 +93,11 @@ static int lsm_cat_append(ms_catalog *base, const quire_gid *vid, quire_lsn firs
                           const uint8_t *const *recs, const size_t *lens) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
   if (first == 0) return quire__err(QUIRE_EINVAL, "catalog append at lsn 0");
-  pthread_mutex_lock(&c->mu);
-  struct latest *e = find(c, vid);
-  quire_lsn latest = e ? e->lsn : 0;
+  struct latest *e = entry(c, vid);
+  if (!e) return QUIRE_ENOMEM;
+  pthread_mutex_lock(&e->mu);
+  if (quire__catalog_append_hook) quire__catalog_append_hook(vid, first);
+  quire_lsn latest = atomic_load_explicit(&e->lsn, memory_order_relaxed);
   int rc = 0;
   lsm_txn *t = NULL;
   size_t added = 0;
@@ -115,10 +122,10 @@ static int lsm_cat_append(ms_catalog *base, const quire_gid *vid, quire_lsn firs
   }
   rc = lsm_txn_commit(t);
   if (rc) goto out;
-  rc = set_latest(c, vid, first + n - 1);
-  c->ncommits += added;
+  set_latest(c, e, first + n - 1);
+  atomic_fetch_add(&c->ncommits, added);
 out:
-  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_unlock(&e->mu);
   return rc;
 }
 
@@ -160,21 +167,22 @@ static int lsm_cat_forget(ms_catalog *base, const quire_gid *vid) {
 
 static void lsm_cat_stats(ms_catalog *base, uint64_t *volumes, uint64_t *commits) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
-  pthread_mutex_lock(&c->mu);
-  *volumes = c->latest.count;
-  *commits = c->ncommits;
-  pthread_mutex_unlock(&c->mu);
+  *volumes = atomic_load(&c->nvolumes);
+  *commits = atomic_load(&c->ncommits);
 }
 
-static void free_latest(struct ms_gid_node *n) { quire__free(n); }
+static void free_latest(struct ms_gid_node *n) {
+  struct latest *e = (struct latest *)n;
+  pthread_mutex_destroy(&e->mu);
+  quire__free(e);
+}
 
-static void free_table(struct lsm_catalog *c) { quire__gidmap_free(&c->latest, free_latest); }
+static void free_table(struct lsm_catalog *c) { quire__gidtab_free(&c->latest, free_latest); }
 
 static int lsm_cat_close(ms_catalog *base) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
   int rc = lsm_close(c->db);
   free_table(c);
-  pthread_mutex_destroy(&c->mu);
   quire__free(c);
   return rc;
 }
@@ -199,9 +207,13 @@ static int scan(struct lsm_catalog *c) {
     }
     quire_gid vid;
     memcpy(vid.b, k, QUIRE_GID_SIZE);
-    rc = set_latest(c, &vid, ld_be64((const uint8_t *)k + QUIRE_GID_SIZE));
-    if (rc) break;
-    c->ncommits++;
+    struct latest *e = entry(c, &vid);
+    if (!e) {
+      rc = QUIRE_ENOMEM;
+      break;
+    }
+    set_latest(c, e, ld_be64((const uint8_t *)k + QUIRE_GID_SIZE));
+    atomic_fetch_add(&c->ncommits, 1);
   }
   lsm_cursor_close(cur);
   return rc == QUIRE_EEND ? 0 : rc;
@@ -219,11 +231,11 @@ int quire__catalog_lsm_open(const char *path, ms_catalog **out) {
   *out = NULL;
   struct lsm_catalog *c = quire__calloc(1, sizeof *c);
   if (!c) return QUIRE_ENOMEM;
-  if (quire__gidmap_init(&c->latest) != 0) {
+  if (quire__gidtab_init(&c->latest) != 0) {
+    free_table(c);
     quire__free(c);
     return QUIRE_ENOMEM;
   }
-  pthread_mutex_init(&c->mu, NULL);
   int rc = open_db(path, &c->db);
   if (rc == 0) {
     rc = scan(c);
@@ -242,14 +254,14 @@ int quire__catalog_lsm_open(const char *path, ms_catalog **out) {
       rc = quire__errno("moving %s aside", path);
     } else {
       free_table(c);
-      c->ncommits = 0;
-      rc = quire__gidmap_init(&c->latest);
+      atomic_store(&c->ncommits, 0);
+      atomic_store(&c->nvolumes, 0);
+      rc = quire__gidtab_init(&c->latest);
       if (rc == 0) rc = open_db(path, &c->db);
     }
   }
   if (rc) {
     free_table(c);
-    pthread_mutex_destroy(&c->mu);
     quire__free(c);
     return rc;
   }

@@ -1,9 +1,15 @@
 /*
- * metastore/catalog_mem.c — the in-memory catalog (see catalog.h): a hash
- * table of volumes, each an array of records indexed by lsn - 1.
+ * metastore/catalog_mem.c — the in-memory catalog (see catalog.h): a
+ * lock-free table of volumes (gidmap.h), each an array of records indexed
+ * by lsn - first.
  *
- * Locking: one rwlock over the table and every volume's array; readers copy
- * the record out under the read lock.
+ * Locking, per volume: append_mu serialises the volume's appends (the
+ * check-then-write of catalog.h; the copies are made under it, outside any
+ * lock readers take); recs_lock guards the array and is write-held only to
+ * push the copied records (and grow the array). latest is published with an
+ * atomic store after the records are in, so latest() takes no lock and
+ * get() only the volume's read lock. No lock is global; the table's own
+ * mutex is taken only to add a volume.
  */
 #include <pthread.h>
 #include <string.h>
@@ -19,93 +25,115 @@ struct rec {
 };
 
 struct vol {
-  struct ms_gid_node node; /* first: the table links and keys it */
-  struct rec *recs; /* recs[i] is lsn first + i */
+  struct ms_gid_node node;    /* first: the table keys it */
+  pthread_mutex_t append_mu;  /* serialises appends; before recs_lock */
+  pthread_rwlock_t recs_lock; /* guards recs, count, cap, first */
+  struct rec *recs;           /* recs[i] is lsn first + i */
   size_t count, cap;
-  quire_lsn first; /* the volume's first LSN held (1 unless it started at a base) */
+  quire_lsn first;          /* the volume's first LSN held (1 unless it started at a base) */
+  _Atomic quire_lsn latest; /* first + count - 1, or 0; stored after the records */
 };
 
 struct mem_catalog {
   ms_catalog base;
-  pthread_rwlock_t lock;
-  struct ms_gidmap vols;
-  uint64_t ncommits;
+  struct ms_gidtab vols;
+  atomic_uint_fast64_t ncommits, nvolumes; /* nvolumes: volumes holding a record */
 };
 
 static struct vol *find(struct mem_catalog *m, const quire_gid *vid) {
-  return (struct vol *)quire__gidmap_find(&m->vols, vid);
+  return (struct vol *)quire__gidtab_find(&m->vols, vid);
+}
+
+static struct ms_gid_node *make_vol(const quire_gid *vid, void *ctx) {
+  (void)ctx;
+  struct vol *v = quire__calloc(1, sizeof *v);
+  if (!v) return NULL;
+  v->node.vid = *vid;
+  pthread_mutex_init(&v->append_mu, NULL);
+  pthread_rwlock_init(&v->recs_lock, NULL);
+  return &v->node;
 }
 
 static int mem_latest(ms_catalog *c, const quire_gid *vid, quire_lsn *out) {
-  struct mem_catalog *m = (struct mem_catalog *)c;
-  pthread_rwlock_rdlock(&m->lock);
-  struct vol *v = find(m, vid);
-  *out = v && v->count ? v->first + v->count - 1 : 0;
-  pthread_rwlock_unlock(&m->lock);
+  struct vol *v = find((struct mem_catalog *)c, vid);
+  *out = v ? atomic_load_explicit(&v->latest, memory_order_acquire) : 0;
   return 0;
 }
 
 static int mem_get(ms_catalog *c, const quire_gid *vid, quire_lsn lsn, quire_buf *out) {
-  struct mem_catalog *m = (struct mem_catalog *)c;
+  struct vol *v = find((struct mem_catalog *)c, vid);
+  if (!v) return QUIRE_ENOTFOUND;
   int rc;
-  pthread_rwlock_rdlock(&m->lock);
-  struct vol *v = find(m, vid);
-  if (!v || v->count == 0 || lsn < v->first || lsn - v->first >= v->count)
+  pthread_rwlock_rdlock(&v->recs_lock);
+  if (v->count == 0 || lsn < v->first || lsn - v->first >= v->count)
     rc = QUIRE_ENOTFOUND;
   else
     rc = quire__buf_append(out, v->recs[lsn - v->first].p, v->recs[lsn - v->first].n);
-  pthread_rwlock_unlock(&m->lock);
+  pthread_rwlock_unlock(&v->recs_lock);
   return rc;
 }
 
 static int mem_append(ms_catalog *c, const quire_gid *vid, quire_lsn first, size_t n,
                       const uint8_t *const *recs, const size_t *lens) {
   struct mem_catalog *m = (struct mem_catalog *)c;
-  int rc = 0;
   if (first == 0) return quire__err(QUIRE_EINVAL, "catalog append at lsn 0");
-  pthread_rwlock_wrlock(&m->lock);
-  struct vol *v = find(m, vid);
-  if (!v) {
-    v = quire__calloc(1, sizeof *v);
-    if (!v) {
-      rc = QUIRE_ENOMEM;
-      goto out;
-    }
-    v->node.vid = *vid;
-    quire__gidmap_insert(&m->vols, &v->node);
-  }
-  if (v->count == 0) v->first = first; /* an empty volume starts anywhere (at its base) */
-  quire_lsn latest = v->first + v->count - 1;
-  if (first > latest + 1) {
+  struct vol *v = (struct vol *)quire__gidtab_get(&m->vols, vid, make_vol, NULL);
+  if (!v) return QUIRE_ENOMEM;
+  int rc = 0;
+  struct rec *copies = NULL;
+  size_t ncopies = 0;
+  pthread_mutex_lock(&v->append_mu);
+  if (quire__catalog_append_hook) quire__catalog_append_hook(vid, first);
+  quire_lsn latest = atomic_load_explicit(&v->latest, memory_order_relaxed);
+  if (latest && first > latest + 1) { /* an empty volume starts anywhere (at its base) */
     rc = quire__err(QUIRE_EINVAL, "catalog append at lsn %llu leaves a gap after %llu",
                     (unsigned long long)first, (unsigned long long)latest);
     goto out;
   }
-  for (size_t i = 0; i < n; i++) {
-    quire_lsn lsn = first + i;
-    if (lsn <= v->first + v->count - 1) continue;
-    if (v->count == v->cap) {
-      size_t cap = v->cap ? v->cap * 2 : 16;
-      struct rec *r = quire__realloc(v->recs, cap * sizeof *r);
-      if (!r) {
-        rc = QUIRE_ENOMEM;
-        goto out;
-      }
-      v->recs = r;
-      v->cap = cap;
-    }
-    uint8_t *copy = quire__memdup(recs[i], lens[i] ? lens[i] : 1);
-    if (!copy) {
+  size_t skip = latest >= first ? (size_t)(latest - first + 1) : 0;
+  if (skip >= n) goto out; /* all there already */
+  copies = quire__malloc((n - skip) * sizeof *copies);
+  if (!copies) {
+    rc = QUIRE_ENOMEM;
+    goto out;
+  }
+  for (size_t i = skip; i < n; i++) {
+    copies[ncopies].p = quire__memdup(recs[i], lens[i] ? lens[i] : 1);
+    copies[ncopies].n = lens[i];
+    if (!copies[ncopies].p) {
       rc = QUIRE_ENOMEM;
       goto out;
     }
-    v->recs[v->count].p = copy;
-    v->recs[v->count].n = lens[i];
-    v->count++;
-    m->ncommits++;
+    ncopies++;
+  }
+  pthread_rwlock_wrlock(&v->recs_lock);
+  if (v->count + ncopies > v->cap) {
+    size_t cap = v->cap ? v->cap : 16;
+    while (cap < v->count + ncopies) cap *= 2;
+    struct rec *r = quire__realloc(v->recs, cap * sizeof *r);
+    if (r) {
+      v->recs = r;
+      v->cap = cap;
+    } else {
+      rc = QUIRE_ENOMEM;
+    }
+  }
+  if (rc == 0) {
+    if (v->count == 0) v->first = first + skip;
+    memcpy(v->recs + v->count, copies, ncopies * sizeof *copies);
+    v->count += ncopies;
+  }
+  pthread_rwlock_unlock(&v->recs_lock);
+  if (rc == 0) {
+    if (latest == 0) atomic_fetch_add(&m->nvolumes, 1);
+    atomic_fetch_add(&m->ncommits, ncopies);
+    atomic_store_explicit(&v->latest, first + n - 1, memory_order_release);
+    ncopies = 0; /* the array owns them now */
   }
 out:
-  pthread_rwlock_unlock(&m->lock);
+  pthread_mutex_unlock(&v->append_mu);
+  for (size_t i = 0; i < ncopies; i++) quire__free(copies[i].p);
+  quire__free(copies);
   return rc;
 }
 
@@ -125,23 +153,22 @@ static int mem_forget(ms_catalog *c, const quire_gid *vid) {
 
 static void mem_stats(ms_catalog *c, uint64_t *volumes, uint64_t *commits) {
   struct mem_catalog *m = (struct mem_catalog *)c;
-  pthread_rwlock_rdlock(&m->lock);
-  *volumes = m->vols.count;
-  *commits = m->ncommits;
-  pthread_rwlock_unlock(&m->lock);
+  *volumes = atomic_load(&m->nvolumes);
+  *commits = atomic_load(&m->ncommits);
 }
 
 static void free_vol(struct ms_gid_node *n) {
   struct vol *v = (struct vol *)n;
   for (size_t k = 0; k < v->count; k++) quire__free(v->recs[k].p);
   quire__free(v->recs);
+  pthread_mutex_destroy(&v->append_mu);
+  pthread_rwlock_destroy(&v->recs_lock);
   quire__free(v);
 }
 
 static int mem_close(ms_catalog *c) {
   struct mem_catalog *m = (struct mem_catalog *)c;
-  quire__gidmap_free(&m->vols, free_vol);
-  pthread_rwlock_destroy(&m->lock);
+  quire__gidtab_free(&m->vols, free_vol);
   quire__free(m);
   return 0;
 }
@@ -152,11 +179,11 @@ int quire__catalog_mem_open(ms_catalog **out) {
   *out = NULL;
   struct mem_catalog *m = quire__calloc(1, sizeof *m);
   if (!m) return QUIRE_ENOMEM;
-  if (quire__gidmap_init(&m->vols) != 0) {
+  if (quire__gidtab_init(&m->vols) != 0) {
+    quire__gidtab_free(&m->vols, NULL);
     quire__free(m);
     return QUIRE_ENOMEM;
   }
-  pthread_rwlock_init(&m->lock, NULL);
   m->base.ops = &mem_ops;
   *out = &m->base;
   return 0;

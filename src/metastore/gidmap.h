@@ -1,36 +1,52 @@
 /*
- * metastore/gidmap.h — the chained hash table from volume ids to entries
- * that the metastore's in-memory tables share (volumes, catalog entries).
- * An entry embeds struct ms_gid_node as its first member and is converted
- * back with a cast of the node pointer. The table grows when chains get
- * long; a growth that cannot allocate only leaves the chains longer. Not
- * thread-safe: the owner locks.
+ * metastore/gidmap.h — the hash table from volume ids to entries that the
+ * metastore's and the catalogs' in-memory tables share (volumes, catalog
+ * entries). An entry embeds struct ms_gid_node as its first member and is
+ * converted back with a cast of the node pointer.
  */
 #ifndef QUIRE_METASTORE_GIDMAP_H
 #define QUIRE_METASTORE_GIDMAP_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "quire/ids.h"
 
 struct ms_gid_node {
-  struct ms_gid_node *next;
   quire_gid vid;
 };
 
-struct ms_gidmap {
-  struct ms_gid_node **buckets;
-  size_t nbuckets, count;
+/* The tables are read on hot paths (the catalogs' latest LSNs, the
+ * metastore's volumes): entries are only ever added, never removed until
+ * the table is freed, and a lookup takes no lock — it loads
+ * the current slot array and probes it (open addressing, linear probing).
+ * Adding takes the table's mutex; a growth publishes a new array with every
+ * entry and keeps the old ones alive (a lookup may still be probing them)
+ * until the table is freed, so memory is below twice the final array. A
+ * lookup that races an insertion of the same id may miss it, which is what
+ * a lookup just before the insertion would have seen. */
+struct ms_gidtab_arr;
+struct ms_gidtab {
+  _Atomic(struct ms_gidtab_arr *) arr;
+  pthread_mutex_t mu; /* serialises additions; guards count */
+  size_t count;
 };
 
-/* An empty table. QUIRE_ENOMEM. */
-int quire__gidmap_init(struct ms_gidmap *m);
-struct ms_gid_node *quire__gidmap_find(const struct ms_gidmap *m, const quire_gid *vid);
-/* Adds n (whose vid must not be in the table yet). */
-void quire__gidmap_insert(struct ms_gidmap *m, struct ms_gid_node *n);
-/* Calls free_node on every entry (may be NULL), then frees the table. */
-void quire__gidmap_free(struct ms_gidmap *m, void (*free_node)(struct ms_gid_node *n));
-/* Calls fn on every entry. */
-void quire__gidmap_each(const struct ms_gidmap *m, void (*fn)(struct ms_gid_node *n, void *ctx), void *ctx);
+int quire__gidtab_init(struct ms_gidtab *t);
+/* Lock-free; NULL when vid has no entry. */
+struct ms_gid_node *quire__gidtab_find(struct ms_gidtab *t, const quire_gid *vid);
+/* The entry for vid, created with make(ctx) when there is none (make
+ * returns a node with node->vid set, or NULL: then NULL is returned, which
+ * callers report as QUIRE_ENOMEM). The growth that cannot allocate leaves
+ * the table fuller: a table never overfills, so a failed growth is NULL. */
+struct ms_gid_node *quire__gidtab_get(struct ms_gidtab *t, const quire_gid *vid,
+                                      struct ms_gid_node *(*make)(const quire_gid *vid, void *ctx),
+                                      void *ctx);
+/* Calls fn on every entry, under the table's mutex (fn must not add). */
+void quire__gidtab_each(struct ms_gidtab *t, void (*fn)(struct ms_gid_node *n, void *ctx), void *ctx);
+/* Calls free_node on every entry (may be NULL), then frees the table. No
+ * other call may run meanwhile. */
+void quire__gidtab_free(struct ms_gidtab *t, void (*free_node)(struct ms_gid_node *n));
 
 #endif

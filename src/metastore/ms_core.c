@@ -24,7 +24,9 @@
  * instance wakes them at once, and the scheduler expires waiters at their
  * deadline.
  *
- * Lock order: ms->vols_mu, then vol->mu. No lock is held across object-store
+ * The volume table is looked up without a lock (gidmap.h, the concurrent
+ * table); its mutex is taken only to add a volume and to drain. Lock order:
+ * the table's mutex, then vol->mu. No lock is held across object-store
  * or catalog I/O. Waiters are parked and woken under vol->mu, so a wake can
  * never precede its park.
  */
@@ -77,20 +79,17 @@ int quire__ms_store_put_if_absent(quire_metastore *ms, const char *key, const vo
 
 /* --- volumes --------------------------------------------------------------- */
 
+static struct ms_gid_node *make_volume(const quire_gid *vid, void *ctx) {
+  struct ms_volume *v = quire__calloc(1, sizeof *v);
+  if (!v) return NULL;
+  v->node.vid = *vid;
+  v->ms = ctx;
+  pthread_mutex_init(&v->mu, NULL);
+  return &v->node;
+}
+
 struct ms_volume *quire__ms_volume(quire_metastore *ms, const quire_gid *vid) {
-  pthread_mutex_lock(&ms->vols_mu);
-  struct ms_volume *v = (struct ms_volume *)quire__gidmap_find(&ms->vols, vid);
-  if (!v) {
-    v = quire__calloc(1, sizeof *v);
-    if (v) {
-      v->node.vid = *vid;
-      v->ms = ms;
-      pthread_mutex_init(&v->mu, NULL);
-      quire__gidmap_insert(&ms->vols, &v->node);
-    }
-  }
-  pthread_mutex_unlock(&ms->vols_mu);
-  return v;
+  return (struct ms_volume *)quire__gidtab_get(&ms->vols, vid, make_volume, ms);
 }
 
 /* Wakes every waiter newer commits satisfy (all of them with everything).
@@ -945,10 +944,9 @@ int quire_metastore_open(const struct quire_metastore_opts *o, quire_metastore *
   if (!ms->o.max_pull_commits) ms->o.max_pull_commits = 1000;
   if (!ms->o.max_pull_bytes) ms->o.max_pull_bytes = 4u << 20;
   if (!ms->o.max_graft_commits) ms->o.max_graft_commits = 10000;
-  pthread_mutex_init(&ms->vols_mu, NULL);
   pthread_mutex_init(&ms->sched_mu, NULL);
   pthread_cond_init(&ms->sched_cond, NULL);
-  int rc = quire__gidmap_init(&ms->vols);
+  int rc = quire__gidtab_init(&ms->vols);
   if (!rc) rc = quire__limiter_create(ms->o.max_catchups, &ms->catchups);
   if (!rc) rc = quire__pool_create(ms->o.catchup_threads, 1024, "ms-get", &ms->getters);
   if (!rc) rc = quire__pool_create(ms->o.catchup_threads, 4096, "ms-poll", &ms->pollers);
@@ -979,9 +977,7 @@ static void drain_volume(struct ms_gid_node *n, void *ctx) {
 
 void quire_metastore_drain(quire_metastore *ms) {
   atomic_store(&ms->closing, 1);
-  pthread_mutex_lock(&ms->vols_mu);
-  quire__gidmap_each(&ms->vols, drain_volume, ms);
-  pthread_mutex_unlock(&ms->vols_mu);
+  quire__gidtab_each(&ms->vols, drain_volume, ms);
 }
 
 static void free_volume(struct ms_gid_node *n) {
@@ -992,7 +988,7 @@ static void free_volume(struct ms_gid_node *n) {
 
 void quire_metastore_close(quire_metastore *ms) {
   if (!ms) return;
-  if (ms->vols.buckets) quire_metastore_drain(ms);
+  if (atomic_load(&ms->vols.arr)) quire_metastore_drain(ms);
   if (ms->sched_started) {
     pthread_mutex_lock(&ms->sched_mu);
     ms->sched_stop = 1;
@@ -1004,8 +1000,7 @@ void quire_metastore_close(quire_metastore *ms) {
   quire__pool_destroy(ms->pollers); /* finishes polls in flight */
   quire__pool_destroy(ms->getters);
   quire__limiter_destroy(ms->catchups);
-  quire__gidmap_free(&ms->vols, free_volume);
-  pthread_mutex_destroy(&ms->vols_mu);
+  quire__gidtab_free(&ms->vols, free_volume);
   pthread_mutex_destroy(&ms->sched_mu);
   pthread_cond_destroy(&ms->sched_cond);
   quire__free(ms);

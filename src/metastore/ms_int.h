@@ -25,7 +25,7 @@ extern atomic_uint_fast64_t quire__ms_overlap_check_steps;
 
 /* In-memory state of one volume. Created on first use, freed at close. */
 struct ms_volume {
-  struct ms_gid_node node; /* first: links (under ms->vols_mu) and the vid */
+  struct ms_gid_node node; /* first: the volume table keys it */
   quire_metastore *ms;
   pthread_mutex_t mu; /* guards everything below except active_next */
   quire_lsn latest;   /* highest LSN known to be in the catalog */
@@ -54,8 +54,7 @@ struct quire_metastore {
   quire_limiter *catchups; /* single flight per volume id */
   quire_pool *getters;     /* parallel GETs of catch-ups */
   quire_pool *pollers;     /* store polls for long-poll waiters */
-  pthread_mutex_t vols_mu; /* guards the volume table; taken before any vol->mu */
-  struct ms_gidmap vols;   /* vid -> struct ms_volume */
+  struct ms_gidtab vols;   /* vid -> struct ms_volume; lock-free lookups, its mutex before any vol->mu */
   atomic_int closing;
   atomic_uint nwaiters;
   /* The long-poll scheduler. sched_mu guards the active list, nactive,

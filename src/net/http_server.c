@@ -10,7 +10,9 @@
  * stalls the other connections of its server thread. The handler's answer
  * is stored in the request and the connection resumed; MHD then calls back
  * once more and the stored response is queued. A parked request (long poll)
- * stays suspended until its wake, then goes to a worker again. The completion
+ * stays suspended until its wake, then goes to a worker again, or is taken
+ * back by the thread that has its answer (unpark) and answered from there
+ * like a handler would. The completion
  * callback records metrics and frees the request.
  *
  * Every suspend is matched by exactly one resume: by the answer (which is
@@ -356,6 +358,9 @@ struct quire_http_stream {
   struct MHD_Connection *conn; /* NULL once MHD released the response */
   quire_buf buf;               /* unsent bytes are buf.data[off .. len) */
   size_t off, max_buffer;
+  /* suspended: the connection waits for a kick (a resume) to send more;
+   * set at the start when the answer came from a worker or an unparked
+   * request, whose connection is suspended until the first kick. */
   int refs, done, failed, cancelled, suspended;
   quire_auth *auth; /* charge the bytes to token id (NULL: no auth) */
   uint8_t id[16];
@@ -412,6 +417,10 @@ static void stream_kick(quire_http_stream *st) {
   }
 }
 
+/* Corking: below this many unsent bytes a write does not wake the
+ * connection (MHD reads the stream in blocks of this size). */
+#define STREAM_CORK (64u * 1024)
+
 int quire__http_respond_stream(quire_http_req *r, int status, const char *content_type, size_t max_buffer,
                                quire_http_stream **out) {
   *out = NULL;
@@ -437,8 +446,19 @@ int quire__http_respond_stream(quire_http_req *r, int status, const char *conten
   }
   if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   /* The connection holds the response; stream_release runs when it is done.
-   * From a worker the response is queued after the resume; if that fails the
-   * release cancels the stream and the producer's writes get QUIRE_ECLOSED. */
+   * From a worker (or an unparked request) the connection stays suspended
+   * until the first kick — the first bytes worth sending, a flush or the
+   * end — and then queues the response; if that fails the release cancels
+   * the stream and the producer's writes get QUIRE_ECLOSED. */
+  if (r->deferred) {
+    r->state = RS_ANSWERED;
+    r->status = status;
+    r->pending = resp;
+    answered_here = 1;
+    st->suspended = 1; /* the first kick resumes the connection */
+    *out = st;
+    return 0;
+  }
   if (hand_over(r, status, resp) != 0) {
     stream_unref(st); /* release already dropped the response's reference */
     return QUIRE_EIO;
@@ -451,8 +471,10 @@ int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(vo
                                 void *ctx) {
   int rc = 0;
   pthread_mutex_lock(&st->mu);
-  while (!st->cancelled && st->buf.len - st->off > 0 && st->buf.len - st->off + n > st->max_buffer)
+  while (!st->cancelled && st->buf.len - st->off > 0 && st->buf.len - st->off + n > st->max_buffer) {
+    stream_kick(st); /* corked bytes must go out before there is room */
     pthread_cond_wait(&st->room, &st->mu);
+  }
   if (st->cancelled) {
     rc = quire__err(QUIRE_ECLOSED, "the client went away");
   } else {
@@ -466,7 +488,7 @@ int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(vo
       fill(ctx, st->buf.data + st->buf.len);
       st->buf.len += n;
     }
-    stream_kick(st);
+    if (st->buf.len - st->off >= STREAM_CORK) stream_kick(st);
   }
   pthread_mutex_unlock(&st->mu);
   if (rc == 0 && st->auth) quire__auth_charge(st->auth, st->id, n);
@@ -485,6 +507,12 @@ static void copy_bytes(void *ctx, uint8_t *dst) {
 int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n) {
   struct bytes_ref b = {p, n};
   return quire__http_stream_write_fn(st, n, copy_bytes, &b);
+}
+
+void quire__http_stream_flush(quire_http_stream *st) {
+  pthread_mutex_lock(&st->mu);
+  if (st->buf.len > st->off) stream_kick(st);
+  pthread_mutex_unlock(&st->mu);
 }
 
 void quire__http_stream_end(quire_http_stream *st, int failed) {
@@ -539,6 +567,19 @@ void quire__http_req_park(quire_http_req *r) {
 }
 
 void quire__http_req_wake(quire_http_req *r) { MHD_resume_connection(r->conn); }
+
+void quire__http_req_unpark(quire_http_req *r) {
+  quire_http_server *s = r->srv;
+  /* As on_request does for a woken request, but on this thread; the
+   * connection stays suspended (r->deferred) until the answer resumes it. */
+  pthread_mutex_lock(&s->mu);
+  s->parked--;
+  s->inflight++;
+  r->counted = 1;
+  pthread_mutex_unlock(&s->mu);
+  r->state = RS_RESUMED;
+  r->resumed = 1;
+}
 
 /* --- built-in endpoints ---------------------------------------------------- */
 

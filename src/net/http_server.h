@@ -144,11 +144,16 @@ int quire__http_respond(quire_http_req *r, int status, const char *content_type,
  * or the code's text. 503 answers carry Retry-After. */
 int quire__http_respond_error(quire_http_req *r, int rc, const char *message);
 
-/* Streaming answers (the pagestore's read_pages). The handler answers with
- * a stream and hands it to a producer (another thread), which appends bytes
- * with quire__http_stream_write and finishes with quire__http_stream_end.
- * While the stream has nothing to send the connection is suspended, so a
- * slow producer holds no server thread. At most max_buffer bytes wait in the
+/* Streaming answers (the pagestore's read_pages). The handler (or the
+ * thread that took a parked request, quire__http_req_unpark) answers with a
+ * stream and produces it, or hands it to a producer on another thread, which
+ * appends bytes with quire__http_stream_write and finishes with
+ * quire__http_stream_end. While the stream has nothing to send the
+ * connection is suspended, so a slow producer holds no server thread.
+ * Writes are corked: the connection is woken to send once 64 KiB wait, on
+ * quire__http_stream_flush, or at the end — a small answer written in a few
+ * pieces costs one wake-up, not one per piece; a producer about to wait for
+ * something slow flushes first. At most max_buffer bytes wait in the
  * stream: write blocks while it is full (back-pressure), except that one
  * write into an empty buffer may be larger. The stream is shared by the
  * server and the producer; the producer must call _end exactly once and not
@@ -163,6 +168,8 @@ int quire__http_stream_write(quire_http_stream *st, const void *p, size_t n);
  * a copy for large frames. Same blocking and errors as _write. */
 int quire__http_stream_write_fn(quire_http_stream *st, size_t n, void (*fill)(void *ctx, uint8_t *dst),
                                 void *ctx);
+/* Wakes the connection to send what waits (see corking above). */
+void quire__http_stream_flush(quire_http_stream *st);
 /* failed != 0 cuts the response off (the client sees a truncated body). */
 void quire__http_stream_end(quire_http_stream *st, int failed);
 int quire__http_stream_cancelled(quire_http_stream *st);
@@ -177,6 +184,12 @@ void *quire__http_req_user(const quire_http_req *r);
 void quire__http_req_park(quire_http_req *r);
 /* Resumes a parked request exactly once; any thread. */
 void quire__http_req_wake(quire_http_req *r);
+/* Instead of a wake: takes a parked request back in flight on the calling
+ * thread (any thread), which must then answer it with quire__http_respond*
+ * itself — the handler does not run again, and no other thread is woken
+ * until the answer is there. Call under the lock that also guarded the park,
+ * so the request is known to be parked and still there. */
+void quire__http_req_unpark(quire_http_req *r);
 /* 1 when the handler runs again after a wake. */
 int quire__http_req_resumed(const quire_http_req *r);
 

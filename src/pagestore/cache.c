@@ -648,6 +648,14 @@ int ps__cache_pin(ps_cache *c, const quire_gid *sid, ps_cache_pin *out) {
   return rc;
 }
 
+int ps__cache_has(ps_cache *c, const quire_gid *sid) {
+  pthread_mutex_lock(&c->mu);
+  struct entry *e = find(c, sid);
+  int has = e && e->state == E_READY;
+  pthread_mutex_unlock(&c->mu);
+  return has;
+}
+
 void ps__cache_unpin(ps_cache_pin *pin) {
   if (!pin || !pin->entry) return;
   ps_cache *c = pin->cache;

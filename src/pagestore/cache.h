@@ -84,6 +84,8 @@ void ps__cache_close(ps_cache *c);
  * QUIRE_EUNAVAILABLE if no mapping could be had within wait_ms, -errno if
  * the file cannot be mapped (the entry is then dropped). */
 int ps__cache_pin(ps_cache *c, const quire_gid *sid, ps_cache_pin *out);
+/* 1 when sid is cached and readable now (it may be evicted right after). */
+int ps__cache_has(ps_cache *c, const quire_gid *sid);
 /* Releases a pin; a no-op on an unpinned handle. */
 void ps__cache_unpin(ps_cache_pin *pin);
 

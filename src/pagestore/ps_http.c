@@ -5,14 +5,18 @@
  * write_pages parks its request (no server thread held) until the writer
  * reports every segment durable, then answers WritePagesResponse.
  *
- * read_pages parks while a reader thread plans the query (catalog catch-up
- * and the cut), so that an unknown LSN or an unreachable metastore is still
- * answered with a proper status (404, 503). Once the plan stands, the
- * handler answers 200 with a stream and the reader thread fetches segments
- * and writes length-prefixed frames as each arrives:
+ * read_pages parks and hands the request to a reader thread, which plans
+ * the query (catalog catch-up and the cut) and then answers the parked
+ * request itself (quire__http_req_unpark): an error status when the plan
+ * fails (an unknown LSN is 404, an unreachable metastore 503), else 200
+ * with a stream, into which the same thread writes length-prefixed frames
+ * as segments arrive:
  *   [u32 LE length][ReadPagesFrame] ...
  * The last frame carries `missing` (the splinter of pages no segment holds)
- * or, if the read failed midway, `error`.
+ * or, if the read failed midway, `error`. A warm read thus costs the
+ * server thread → handler worker → reader thread → server thread hops and
+ * one wake-up of the connection (the stream is corked until the end, or
+ * until 64 KiB wait; a read of several segments flushes after each).
  *
  * Lifetime: each request's state (wreq/rreq) is shared by the HTTP request
  * and a worker, reference counted; the HTTP side lets go when the request
@@ -314,16 +318,13 @@ static void on_write_pages(void *ctx, quire_http_req *r) {
 /* ---- read_pages ------------------------------------------------------------- */
 
 struct rreq {
-  pthread_mutex_t mu; /* guards r, refs, go, stream, plan_rc, errmsg */
-  pthread_cond_t cv;
+  pthread_mutex_t mu; /* guards r and refs */
   int refs;
-  quire_http_req *r;
+  quire_http_req *r; /* NULL once the request is gone */
   quire_pagestore *ps;
   struct ps_read_req req; /* wanted points into req.msg */
   ps_plan *plan;
-  int plan_rc;
-  char errmsg[256];
-  int go; /* 0 waiting for the handler, 1 stream ready, -1 stop */
+  int flush_each; /* the plan has several segments: send each as it is emitted */
   quire_http_stream *stream;
   quire_buf frame;
 };
@@ -337,7 +338,6 @@ static void rreq_unref(struct rreq *u) {
   quire__ps_read_req_clear(&u->req);
   quire__buf_free(&u->frame);
   pthread_mutex_destroy(&u->mu);
-  pthread_cond_destroy(&u->cv);
   quire__free(u);
 }
 
@@ -345,8 +345,6 @@ static void rreq_gone(void *p) {
   struct rreq *u = p;
   pthread_mutex_lock(&u->mu);
   u->r = NULL;
-  if (u->go == 0) u->go = -1;
-  pthread_cond_broadcast(&u->cv);
   pthread_mutex_unlock(&u->mu);
   rreq_unref(u);
 }
@@ -418,56 +416,61 @@ static int emit_frames(void *ctx, const quire_pageidx *idx, const uint8_t *const
     int rc = quire__http_stream_write_fn(u->stream, 4 + body, fill_frame, &f);
     if (rc) return rc;
   }
+  if (u->flush_each) quire__http_stream_flush(u->stream); /* the next segment may take a while */
   return 0;
 }
 
-static void read_job(void *arg) {
-  struct rreq *u = arg;
-  quire_pagestore *ps = u->ps;
-  int rc = quire__ps_plan(ps, &u->req.vid, u->req.lsn, splinter_ref_view(&u->req.wanted), &u->plan);
-  pthread_mutex_lock(&u->mu);
-  u->plan_rc = rc;
-  if (rc) snprintf(u->errmsg, sizeof u->errmsg, "%s", quire_errmsg());
-  if (u->r) quire__http_req_wake(u->r);
-  while (u->go == 0) pthread_cond_wait(&u->cv, &u->mu);
-  int go = u->go;
-  pthread_mutex_unlock(&u->mu);
-  if (go == 1) {
-    rc = quire__ps_plan_run(ps, u->plan, emit_frames, u);
-    Quire__Pagestore__V1__ReadPagesFrame last = QUIRE__PAGESTORE__V1__READ_PAGES_FRAME__INIT;
-    Quire__Common__V1__Error err = QUIRE__COMMON__V1__ERROR__INIT;
-    uint8_t *missing = NULL;
-    size_t mlen = 0;
-    if (rc == 0) rc = splinter_serialize_alloc(quire__ps_plan_missing(u->plan), &missing, &mlen);
-    if (rc == 0) {
-      last.has_missing = 1;
-      last.missing.data = missing;
-      last.missing.len = mlen;
-    } else if (rc != QUIRE_ECLOSED) {
-      err.has_code = 1;
-      err.code = quire__errmap_code(rc);
-      err.message = (char *)quire_errmsg();
-      last.error = &err;
-    }
-    int wrc = rc == QUIRE_ECLOSED ? rc : write_frame(u, &last);
-    splinter_bytes_free(missing);
-    quire__http_stream_end(u->stream, wrc != 0);
+/* Answers r for the plan outcome rc: the error status, or 200 with a
+ * stream (1 returned: the caller streams the plan with stream_plan). */
+static int answer(quire_http_req *r, struct rreq *u, int rc) {
+  if (rc) {
+    quire__http_respond_error(r, rc, NULL);
+    return 0;
   }
-  rreq_unref(u);
+  return quire__http_respond_stream(r, 200, "application/x-quire-frames", 4u << 20, &u->stream) == 0;
 }
 
-static void answer_read(quire_http_req *r, struct rreq *u) {
-  pthread_mutex_lock(&u->mu);
-  if (u->plan_rc) {
-    quire__http_respond_error(r, u->plan_rc, u->errmsg);
-    u->go = -1;
-  } else if (quire__http_respond_stream(r, 200, "application/x-quire-frames", 4u << 20, &u->stream) == 0) {
-    u->go = 1;
-  } else {
-    u->go = -1;
+/* Fetches the planned segments into the answered stream, then the closing
+ * frame, and ends the stream. */
+static void stream_plan(struct rreq *u) {
+  u->flush_each = quire__ps_plan_jobs(u->plan) > 1;
+  int rc = quire__ps_plan_run(u->ps, u->plan, emit_frames, u);
+  Quire__Pagestore__V1__ReadPagesFrame last = QUIRE__PAGESTORE__V1__READ_PAGES_FRAME__INIT;
+  Quire__Common__V1__Error err = QUIRE__COMMON__V1__ERROR__INIT;
+  uint8_t *missing = NULL;
+  size_t mlen = 0;
+  if (rc == 0) rc = splinter_serialize_alloc(quire__ps_plan_missing(u->plan), &missing, &mlen);
+  if (rc == 0) {
+    last.has_missing = 1;
+    last.missing.data = missing;
+    last.missing.len = mlen;
+  } else if (rc != QUIRE_ECLOSED) {
+    err.has_code = 1;
+    err.code = quire__errmap_code(rc);
+    err.message = (char *)quire_errmsg();
+    last.error = &err;
   }
-  pthread_cond_broadcast(&u->cv);
+  int wrc = rc == QUIRE_ECLOSED ? rc : write_frame(u, &last);
+  splinter_bytes_free(missing);
+  quire__http_stream_end(u->stream, wrc != 0);
+}
+
+/* On a reader thread: plans the read (unless the handler did), answers the
+ * parked request from here, and streams the pages. */
+static void read_job(void *arg) {
+  struct rreq *u = arg;
+  int rc = u->plan
+               ? 0
+               : quire__ps_plan(u->ps, &u->req.vid, u->req.lsn, splinter_ref_view(&u->req.wanted), &u->plan);
+  pthread_mutex_lock(&u->mu); /* the request cannot go away while we answer it */
+  int answered = 0;
+  if (u->r) {
+    quire__http_req_unpark(u->r);
+    answered = answer(u->r, u, rc);
+  }
   pthread_mutex_unlock(&u->mu);
+  if (answered) stream_plan(u);
+  rreq_unref(u);
 }
 
 void quire__ps_read_req_clear(struct ps_read_req *q) {
@@ -501,8 +504,8 @@ int quire__ps_parse_read(const uint8_t *body, size_t len, unsigned max_pages, st
 
 static void on_read_pages(void *ctx, quire_http_req *r) {
   quire_pagestore *ps = ctx;
-  if (quire__http_req_resumed(r)) {
-    answer_read(r, quire__http_req_user(r));
+  if (QUIRE_NEVER(quire__http_req_resumed(r))) { /* the reader answers; nothing wakes a read */
+    quire__http_respond_error(r, QUIRE_EINTERNAL, "read_pages woken");
     return;
   }
   size_t len;
@@ -516,11 +519,23 @@ static void on_read_pages(void *ctx, quire_http_req *r) {
   }
   u->ps = ps;
   u->r = r;
-  u->refs = 2;
+  u->refs = 2; /* the request and the thread that answers it */
   quire__buf_init(&u->frame, 8u << 20);
   pthread_mutex_init(&u->mu, NULL);
-  pthread_cond_init(&u->cv, NULL);
   quire__http_req_set_user(r, u, rreq_gone);
+  /* The warm path, on this handler thread: the catalog holds the LSN (no
+   * catch-up) and every segment of the plan is in the disk cache, so the
+   * read does no network I/O and is answered from here. Otherwise the
+   * request parks and a reader thread does the rest. */
+  quire_lsn have = 0;
+  if (ms_catalog_latest(ps->catalog, &u->req.vid, &have) == 0 && have >= u->req.lsn) {
+    rc = quire__ps_plan(ps, &u->req.vid, u->req.lsn, splinter_ref_view(&u->req.wanted), &u->plan);
+    if (rc || quire__ps_plan_cached(ps, u->plan)) {
+      if (answer(r, u, rc)) stream_plan(u);
+      rreq_unref(u);
+      return;
+    }
+  }
   pthread_mutex_lock(&u->mu);
   rc = quire__pool_try_submit(ps->readers, read_job, u);
   if (rc == 0)

@@ -110,6 +110,11 @@ int quire__ps_plan(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn, spl
 /* Fetches the planned segments concurrently, calling emit (serialized) per
  * segment as each arrives. */
 int quire__ps_plan_run(quire_pagestore *ps, ps_plan *plan, ps_read_pages_fn emit, void *ctx);
+/* The number of segments the plan reads. */
+size_t quire__ps_plan_jobs(const ps_plan *plan);
+/* 1 when every segment the plan reads is in the disk cache (a hint: one
+ * may be evicted before it is read, and is then fetched). */
+int quire__ps_plan_cached(quire_pagestore *ps, const ps_plan *plan);
 /* The wanted pages no segment holds. Borrowed from the plan. */
 const splinter_t *quire__ps_plan_missing(const ps_plan *plan);
 void quire__ps_plan_free(ps_plan *plan);

@@ -102,6 +102,13 @@ void quire__ps_plan_free(ps_plan *p) {
 }
 
 const splinter_t *quire__ps_plan_missing(const ps_plan *p) { return p->wanted; }
+size_t quire__ps_plan_jobs(const ps_plan *p) { return p->njobs; }
+
+int quire__ps_plan_cached(quire_pagestore *ps, const ps_plan *p) {
+  for (size_t i = 0; i < p->njobs; i++)
+    if (!ps__cache_has(ps->cache, &p->jobs[i].sid)) return 0;
+  return 1;
+}
 
 static int add_job(ps_plan *p, const quire_gid *sid, splinter_t *cut) {
   if (p->njobs == p->cap) {

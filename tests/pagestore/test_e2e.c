@@ -8,10 +8,12 @@
  * concurrent reads, one download, one catalog catch-up), restart with the
  * cache and catalog resumed, partial (ranged) reads, and a store that fails.
  * Both services share a write-receipt key: every commit passes on the
- * receipts write_pages gave.
+ * receipts write_pages gave. A read of a caught-up volume completes while
+ * another volume's catalog catch-up is held inside the catalog.
  */
 #include "test.h"
 #include "core/receipt.h"
+#include "metastore/catalog.h"
 #include "metastore/client.h"
 #include "metastore/service.h"
 #include "net/http_client.h"
@@ -311,6 +313,60 @@ static void test_single_flight(void) {
   quire_objstore_close(store);
 }
 
+/* --- reads while a catch-up holds the catalog ------------------------------- */
+
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static int held, released;
+
+/* Catalog append hook: the pagestore's catch-up of vids[1] stops inside the
+ * catalog until released. */
+static void hold_catchup(const quire_gid *vid, quire_lsn first) {
+  (void)first;
+  if (quire_gid_cmp(vid, &vids[1]) != 0) return;
+  pthread_mutex_lock(&hold_mu);
+  held = 1;
+  pthread_cond_broadcast(&hold_cv);
+  while (!released) pthread_cond_wait(&hold_cv, &hold_mu);
+  pthread_mutex_unlock(&hold_mu);
+}
+
+static void *read_vol1(void *arg) {
+  check_read(arg, 1, latest[1]);
+  return NULL;
+}
+
+/* While the catch-up of volume 1 holds the catalog (a hook inside its
+ * append), a read of volume 0, already caught up, completes. With one
+ * catalog lock held across the append it waited for the catch-up, and the
+ * alarm (a deadlock detector, not a timing assertion) killed the test. */
+static void test_read_during_catchup(void) {
+  char cache[4096], catalog[4096];
+  snprintf(cache, sizeof cache, "%s/cache-held", root);
+  snprintf(catalog, sizeof catalog, "%s/held.catalog", root);
+  quire_ps_service *svc = open_ps(cache, catalog, store_url, 0);
+  quire_psclient *c = client_for(svc);
+  check_read(c, 0, latest[0]); /* volume 0 caught up (and its segments cached) */
+  quire__catalog_append_hook = hold_catchup;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, read_vol1, c) == 0);
+  pthread_mutex_lock(&hold_mu);
+  while (!held) pthread_cond_wait(&hold_cv, &hold_mu);
+  pthread_mutex_unlock(&hold_mu);
+  alarm(60);
+  check_read(c, 0, latest[0]);
+  check_read(c, 0, 1);
+  alarm(0);
+  pthread_mutex_lock(&hold_mu);
+  released = 1;
+  pthread_cond_broadcast(&hold_cv);
+  pthread_mutex_unlock(&hold_mu);
+  pthread_join(t, NULL); /* the held read completes once released */
+  quire__catalog_append_hook = NULL;
+  quire__psclient_close(c);
+  quire__ps_service_close(svc, 1000);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   test_seed();
@@ -368,6 +424,7 @@ int main(void) {
   quire__ps_service_close(svc, 1000);
 
   test_single_flight();
+  test_read_during_catchup();
 
   quire__msclient_close(msc);
   quire__ms_service_close(ms, 1000);
