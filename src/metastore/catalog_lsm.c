@@ -131,13 +131,14 @@ out:
 
 static int lsm_cat_forget(ms_catalog *base, const quire_gid *vid) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
+  struct latest *e = (struct latest *)quire__gidtab_find(&c->latest, vid);
+  if (!e) return 0;
   uint8_t lo[KEY_LEN], hi[KEY_LEN];
   make_key(lo, vid, 0);
   make_key(hi, vid, UINT64_MAX);
-  pthread_mutex_lock(&c->mu);
-  struct latest *e = find(c, vid);
+  pthread_mutex_lock(&e->mu);
   int rc = 0;
-  if (e && e->lsn) {
+  if (atomic_load_explicit(&e->lsn, memory_order_relaxed)) {
     /* Count what goes (the commits-held metric), then one range delete. */
     uint64_t held = 0;
     lsm_cursor *cur = NULL;
@@ -157,11 +158,12 @@ static int lsm_cat_forget(ms_catalog *base, const quire_gid *vid) {
     if (!rc) rc = lsm_txn_commit(t);
     else if (t) lsm_txn_abort(t);
     if (!rc) {
-      e->lsn = 0;
-      c->ncommits -= held < c->ncommits ? held : c->ncommits;
+      atomic_store_explicit(&e->lsn, 0, memory_order_release);
+      atomic_fetch_sub(&c->nvolumes, 1);
+      atomic_fetch_sub(&c->ncommits, held);
     }
   }
-  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_unlock(&e->mu);
   return rc;
 }
 

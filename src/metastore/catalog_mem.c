@@ -139,15 +139,21 @@ out:
 
 static int mem_forget(ms_catalog *c, const quire_gid *vid) {
   struct mem_catalog *m = (struct mem_catalog *)c;
-  pthread_rwlock_wrlock(&m->lock);
   struct vol *v = find(m, vid);
-  if (v) {
-    for (size_t k = 0; k < v->count; k++) quire__free(v->recs[k].p);
-    m->ncommits -= v->count;
-    v->count = 0;
-    v->first = 0;
+  if (!v) return 0;
+  pthread_mutex_lock(&v->append_mu);
+  pthread_rwlock_wrlock(&v->recs_lock);
+  size_t n = v->count;
+  for (size_t k = 0; k < n; k++) quire__free(v->recs[k].p);
+  v->count = 0;
+  v->first = 0;
+  pthread_rwlock_unlock(&v->recs_lock);
+  if (n) {
+    atomic_fetch_sub(&m->nvolumes, 1);
+    atomic_fetch_sub(&m->ncommits, n);
   }
-  pthread_rwlock_unlock(&m->lock);
+  atomic_store_explicit(&v->latest, 0, memory_order_release);
+  pthread_mutex_unlock(&v->append_mu);
   return 0;
 }
 
