@@ -6,10 +6,10 @@
  *
  * Per volume the catalog holds a gap-free run of the log: records for
  * LSNs first..latest, where first is 1 or the volume's base when the
- * catalog first learnt of it (docs/GC.md: older commits were deleted). Appends are idempotent: records at or below the current
- * latest are skipped, so two catch-ups racing to append the same commits do
- * no harm. Implementations: memory (catalog_mem.c, tests and caches) and an
- * LSM file (catalog_lsm.c, keys {vid}{lsn BE} → commit record).
+ * catalog first learnt of it (docs/GC.md: older commits were deleted). Appends are idempotent: records at or
+ * below the current latest are skipped, so two catch-ups racing to append the same commits do no harm.
+ * Implementations: memory (catalog_mem.c, tests and caches) and an LSM file (catalog_lsm.c, keys {vid}{lsn
+ * BE} → commit record).
  *
  * Thread-safe: any number of readers and appenders at once.
  */
@@ -34,6 +34,10 @@ struct ms_catalog_ops {
    * unless the volume is empty (its first record may be at any LSN). */
   int (*append)(ms_catalog *c, const quire_gid *vid, quire_lsn first, size_t n, const uint8_t *const *recs,
                 const size_t *lens);
+  /* Drops every record of vid (the volume becomes empty: its next append
+   * may start at any LSN). For a log whose start retention deleted past
+   * what the catalog holds (docs/GC.md): the catalog restarts at the base. */
+  int (*forget)(ms_catalog *c, const quire_gid *vid);
   /* Volumes and commits held. */
   void (*stats)(ms_catalog *c, uint64_t *volumes, uint64_t *commits);
   /* Flushes and frees. */
@@ -61,6 +65,7 @@ static inline int ms_catalog_append(ms_catalog *c, const quire_gid *vid, quire_l
                                     const uint8_t *const *recs, const size_t *lens) {
   return c->ops->append(c, vid, first, n, recs, lens);
 }
+static inline int ms_catalog_forget(ms_catalog *c, const quire_gid *vid) { return c->ops->forget(c, vid); }
 static inline int ms_catalog_close(ms_catalog *c) { return c ? c->ops->close(c) : 0; }
 
 #endif

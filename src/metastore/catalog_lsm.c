@@ -122,6 +122,51 @@ out:
   return rc;
 }
 
+static int lsm_cat_forget(ms_catalog *base, const quire_gid *vid) {
+  struct lsm_catalog *c = (struct lsm_catalog *)base;
+  pthread_mutex_lock(&c->mu);
+  struct latest *e = find(c, vid);
+  int rc = 0;
+  if (e && e->lsn) {
+    /* Count what goes (for the stats), then one range tombstone. */
+    uint8_t lo[KEY_LEN], hi[KEY_LEN];
+    make_key(lo, vid, 0);
+    make_key(hi, vid, UINT64_MAX);
+    uint64_t n = 0;
+    lsm_cursor *cur;
+    rc = lsm_cursor_open(c->db, &cur);
+    if (!rc) {
+      for (rc = lsm_cursor_seek(cur, lo, KEY_LEN, LSM_SEEK_GE); rc == 0; rc = lsm_cursor_next(cur)) {
+        const void *k;
+        size_t kl;
+        if ((rc = lsm_cursor_key(cur, &k, &kl)) != 0 || kl != KEY_LEN ||
+            memcmp(k, vid->b, QUIRE_GID_SIZE) != 0)
+          break;
+        n++;
+      }
+      lsm_cursor_close(cur);
+      if (rc == QUIRE_EEND || rc == QUIRE_ENOTFOUND) rc = 0;
+    }
+    lsm_txn *t = NULL;
+    if (!rc) rc = lsm_txn_begin(c->db, 0, &t);
+    if (!rc && (rc = lsm_txn_delete_range(t, lo, KEY_LEN, hi, KEY_LEN)) == 0) {
+      uint8_t last[KEY_LEN];
+      make_key(last, vid, UINT64_MAX);
+      rc = lsm_txn_delete(t, last, KEY_LEN);
+    }
+    if (t && rc)
+      lsm_txn_abort(t);
+    else if (t)
+      rc = lsm_txn_commit(t);
+    if (!rc) {
+      e->lsn = 0;
+      c->ncommits -= n;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
 static void lsm_cat_stats(ms_catalog *base, uint64_t *volumes, uint64_t *commits) {
   struct lsm_catalog *c = (struct lsm_catalog *)base;
   pthread_mutex_lock(&c->mu);
@@ -143,8 +188,8 @@ static int lsm_cat_close(ms_catalog *base) {
   return rc;
 }
 
-static const struct ms_catalog_ops lsm_ops = {lsm_latest_of, lsm_cat_get, lsm_cat_append, lsm_cat_stats,
-                                              lsm_cat_close};
+static const struct ms_catalog_ops lsm_ops = {lsm_latest_of,  lsm_cat_get,   lsm_cat_append,
+                                              lsm_cat_forget, lsm_cat_stats, lsm_cat_close};
 
 /* One pass over every key: each volume's latest LSN and the counts. Keys
  * that are not {vid}{lsn} are corruption. */

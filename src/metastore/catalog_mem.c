@@ -20,7 +20,7 @@ struct rec {
 
 struct vol {
   struct ms_gid_node node; /* first: the table links and keys it */
-  struct rec *recs; /* recs[i] is lsn first + i */
+  struct rec *recs;        /* recs[i] is lsn first + i */
   size_t count, cap;
   quire_lsn first; /* the volume's first LSN held (1 unless it started at a base) */
 };
@@ -109,6 +109,19 @@ out:
   return rc;
 }
 
+static int mem_forget(ms_catalog *c, const quire_gid *vid) {
+  struct mem_catalog *m = (struct mem_catalog *)c;
+  pthread_rwlock_wrlock(&m->lock);
+  struct vol *v = find(m, vid);
+  if (v) {
+    for (size_t k = 0; k < v->count; k++) quire__free(v->recs[k].p);
+    m->ncommits -= v->count;
+    v->count = 0;
+  }
+  pthread_rwlock_unlock(&m->lock);
+  return 0;
+}
+
 static void mem_stats(ms_catalog *c, uint64_t *volumes, uint64_t *commits) {
   struct mem_catalog *m = (struct mem_catalog *)c;
   pthread_rwlock_rdlock(&m->lock);
@@ -132,7 +145,8 @@ static int mem_close(ms_catalog *c) {
   return 0;
 }
 
-static const struct ms_catalog_ops mem_ops = {mem_latest, mem_get, mem_append, mem_stats, mem_close};
+static const struct ms_catalog_ops mem_ops = {mem_latest, mem_get,   mem_append,
+                                              mem_forget, mem_stats, mem_close};
 
 int quire__catalog_mem_open(ms_catalog **out) {
   *out = NULL;

@@ -5,11 +5,16 @@
  * references exists, reads at retained LSNs (the base, the head, random
  * ones; warm and cold pagestores) return the model's bytes, and below the
  * base is 410 GONE. At the end a pass that is left to finish leaves no
- * unreferenced segment. 50 kills (200 with QUIRE_TEST_LONG=1).
+ * unreferenced segment, and the mark files of killed passes are gone (a
+ * locked one, a pass still running, stays). 50 kills (200 with
+ * QUIRE_TEST_LONG=1).
  */
 #include "gc_test.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 
 #include "util/clock.h"
 #include <sys/wait.h>
@@ -34,6 +39,17 @@ static pid_t spawn_gc(int quiet_out) {
     _exit(127);
   }
   return pid;
+}
+
+/* Mark files (quire-gc-marks-*) in the work directory. */
+static size_t count_marks(void) {
+  DIR *d = opendir(T.root);
+  CHECK(d != NULL);
+  size_t n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) n += strncmp(e->d_name, "quire-gc-marks-", 15) == 0;
+  closedir(d);
+  return n;
 }
 
 static void sync_model(void) {
@@ -105,7 +121,8 @@ int main(int argc, char **argv) {
   uint64_t run_us = (quire__mono_ns() - t0) / 1000;
   printf("one gc run takes %llu ms here\n", (unsigned long long)run_us / 1000);
   for (int round = 0; round < kills; round++) {
-    for (int k = 0; k < 3; k++) CHECK_OK(gt_commit(&T, &V[test_rand_below(VOLS)], 1 + test_rand_below(4), GT_PAGES));
+    for (int k = 0; k < 3; k++)
+      CHECK_OK(gt_commit(&T, &V[test_rand_below(VOLS)], 1 + test_rand_below(4), GT_PAGES));
     usleep(2000); /* let every segment pass the 1 ms grace period */
     pid_t pid = spawn_gc(1);
     usleep((useconds_t)test_rand_below(run_us + run_us / 4));
@@ -116,6 +133,19 @@ int main(int argc, char **argv) {
     sync_model();
     check_invariant(round % 10 == 9);
   }
+  /* Mark files: kills during the mark phase leave theirs behind; one more
+   * stale one is planted, and one that a live pass holds (locked) must
+   * stay. The next pass removes the stale ones. */
+  size_t left = count_marks();
+  char path[4400];
+  snprintf(path, sizeof path, "%s/quire-gc-marks-planted-stale", T.root);
+  int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  CHECK(fd >= 0);
+  close(fd);
+  snprintf(path, sizeof path, "%s/quire-gc-marks-planted-live", T.root);
+  int live = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  CHECK(live >= 0 && flock(live, LOCK_EX | LOCK_NB) == 0);
+  CHECK(count_marks() == left + 2);
   /* A pass left to finish (twice: the first may checkpoint, leaving the old
    * segments to the next) leaves only referenced segments. */
   for (int k = 0; k < 2; k++) {
@@ -125,6 +155,12 @@ int main(int argc, char **argv) {
     sync_model();
   }
   check_invariant(1);
+  CHECKF(count_marks() == 1, "%zu mark files left (only the locked one should be)", count_marks());
+  CHECK(access(path, F_OK) == 0);
+  close(live);
+  printf("%zu mark files left by killed passes (+1 planted) were removed by the next pass; a locked one "
+         "stayed\n",
+         left);
   size_t referenced = 0, stored = 0;
   {
     /* Referenced = distinct segments of retained commits. */
@@ -144,8 +180,8 @@ int main(int argc, char **argv) {
     quire__buf_free(&buf);
     stored = gt_count_segments(&T);
   }
-  printf("%d kills (%d runs finished before their kill); %zu segments stored, %zu referenced\n", kills, finished,
-         stored, referenced);
+  printf("%d kills (%d runs finished before their kill); %zu segments stored, %zu referenced\n", kills,
+         finished, stored, referenced);
   CHECKF(stored <= referenced, "%zu segments stored but only %zu referenced", stored, referenced);
   for (int i = 0; i < VOLS; i++) gt_vol_free(&V[i]);
   gt_close(&T);
