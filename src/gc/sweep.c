@@ -291,7 +291,17 @@ static int do_volume(quire_metastore *ms, const struct gc_pass_opts *o, struct m
     struct gc_checkpoint_result cr;
     rc = quire__gc_checkpoint(ms, &co, vid, 0, &cr);
     if (rc == 0 && cr.written) r->checkpoints++;
-    if (rc == QUIRE_ECONFLICT) rc = 0; /* busy volume: next pass */
+    if (rc && rc != QUIRE_ENOMEM) {
+      /* Busy volume (ECONFLICT) or a store fault: no checkpoint this pass,
+       * but retention and the mark go on (the mark re-reads the head, so a
+       * checkpoint that landed with its acknowledgement lost is marked). */
+      if (rc != QUIRE_ECONFLICT) {
+        char s[QUIRE_GID_TEXT_LEN + 1];
+        quire_gid_format(vid, s);
+        QLOG_WARN("gc: volume %s: checkpoint failed: %s: %s", s, quire_strerror(rc), quire_errmsg());
+      }
+      rc = 0;
+    }
   }
   struct gc_retain_result rr;
   if (!rc) rc = quire__gc_retain(ms, o->store, &o->retention, vid, o->dry_run, &rr);
