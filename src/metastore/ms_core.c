@@ -711,6 +711,12 @@ int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_s
     for (uint32_t i = 0; i < c->nsegments; i++) {
       uint64_t born = quire_gid_time_ms(&c->segments[i].sid);
       if (born + ms->o.max_segment_age_ms < now) {
+        /* Maybe a retry of this very commit whose first attempt landed
+         * unseen here (its acknowledgement was lost, or another instance
+         * took it): that is answered as a retry, whatever the age. */
+        quire_lsn now_latest;
+        int frc = quire__ms_refresh(ms, &c->vid, &now_latest);
+        if ((frc == 0 || frc == QUIRE_ECORRUPT) && c->lsn <= now_latest) return resolve_taken(ms, c, out);
         char s[QUIRE_GID_TEXT_LEN + 1];
         quire_gid_format(&c->segments[i].sid, s);
         count_commit(ms, "refused");

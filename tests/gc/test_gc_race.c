@@ -14,6 +14,10 @@
  * another pass's retention deleted restarts the volume at the base (it is
  * not a gap in the log).
  *
+ * old_retry: a retried commit whose segments passed the metastore's age
+ * limit but whose first attempt already landed (unseen) is answered as a
+ * retry; a new commit of such segments is still refused.
+ *
  * two_passes: two passes on two metastore cores (two store handles: what
  * two `quire gc` processes are) run at once over the same store, both
  * sweeping at the same moment, while a client keeps committing and their
@@ -420,6 +424,73 @@ static void catalog_behind(void) {
          (unsigned long long)head);
 }
 
+/* ---- old_retry ---------------------------------------------------------------- */
+
+/* One commit of page 1 at lsn in segment sid. */
+static int commit_old(quire_metastore *ms, const quire_gid *vid, const quire_gid *commit_id, quire_lsn lsn,
+                      const quire_gid *sid, struct quire_snapshot *snap) {
+  splinter_t *g;
+  CHECK_OK(splinter_new(&g));
+  CHECK(splinter_insert(g, 1) >= 0);
+  uint8_t *gb;
+  size_t gl;
+  CHECK_OK(splinter_serialize_alloc(g, &gb, &gl));
+  splinter_free(g);
+  struct quire_commit_segment seg = {*sid, gb, (uint32_t)gl};
+  struct quire_commit c = {.vid = *vid,
+                           .client_id = T.client,
+                           .commit_id = *commit_id,
+                           .lsn = lsn,
+                           .page_count = 1,
+                           .nsegments = 1,
+                           .segments = &seg};
+  int rc = quire__ms_commit(ms, &c, snap);
+  free(gb);
+  return rc;
+}
+
+/* A resumed push whose segments are older than half the grace period (the
+ * metastore of a server running GC refuses to commit those) but whose first
+ * attempt already landed — unseen by the metastore that gets the retry —
+ * is answered as the idempotent retry it is. A new commit of old segments
+ * is still refused, and another commit id at that LSN is a conflict. */
+static void old_retry(void) {
+  quire_objstore *store;
+  ms_catalog *cat;
+  quire_metastore *strict;
+  CHECK_OK(quire_objstore_open(T.store_url, &store));
+  CHECK_OK(quire__catalog_mem_open(&cat));
+  struct quire_metastore_opts mo = {.store = store, .catalog = cat, .max_segment_age_ms = 30 * 60 * 1000};
+  CHECK_OK(quire_metastore_open(&mo, &strict));
+  quire_gid vid, sid_new, sid_old, id1, id2, id3;
+  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
+  CHECK_OK(quire_gid_new(QUIRE_GID_SEGMENT, &sid_new));
+  CHECK_OK(quire_gid_new_at(QUIRE_GID_SEGMENT, quire__wall_ms() - 3600 * 1000, &sid_old));
+  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &id1));
+  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &id2));
+  CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &id3));
+  struct quire_snapshot s1, s2, again;
+  /* lsn 1 through the strict metastore: it knows the volume up to 1. */
+  CHECK_OK(commit_old(strict, &vid, &id1, 1, &sid_new, &s1));
+  /* The first attempt of lsn 2 lands through the service's core (no age
+   * limit there), unseen by the strict one. */
+  CHECK_OK(commit_old(gt_ms(&T), &vid, &id2, 2, &sid_old, &s2));
+  /* The retry of that same commit through the strict metastore. */
+  int rc = commit_old(strict, &vid, &id2, 2, &sid_old, &again);
+  CHECKF(rc == 0, "retry refused: %s: %s", quire_strerror(rc), quire_errmsg());
+  CHECK(again.lsn == 2 && quire_gid_cmp(&again.commit_id, &id2) == 0 &&
+        again.timestamp_ms == s2.timestamp_ms);
+  /* Another commit id at lsn 2 is a conflict; a new commit of the old
+   * segment at lsn 3 is refused as before. */
+  CHECK_RC(commit_old(strict, &vid, &id3, 2, &sid_old, &again), QUIRE_ECONFLICT);
+  CHECK_RC(commit_old(strict, &vid, &id3, 3, &sid_old, &again), QUIRE_EINVAL);
+  CHECKF(strstr(quire_errmsg(), "write the pages again") != NULL, "%s", quire_errmsg());
+  quire_metastore_close(strict);
+  ms_catalog_close(cat);
+  quire_objstore_close(store);
+  printf("old_retry: a retry of a landed commit with hour-old segments is answered; a new one is refused\n");
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   test_seed();
@@ -428,6 +499,7 @@ int main(void) {
   in_flight();
   lost_race();
   catalog_behind();
+  old_retry();
   two_passes(test_long_mode() ? 10 : 2);
   for (int i = 0; i < VOLS; i++) gt_vol_free(&V[i]);
   gt_close(&T);
