@@ -106,8 +106,9 @@ struct gc_pass_opts {
   const char *work_dir; /* where the mark set's LSM file lives (default $TMPDIR or /tmp) */
   int dry_run;          /* report, write and delete nothing */
   int no_checkpoints;   /* skip the checkpoint policy */
-  /* Progress: called every 1000 objects listed and at the end of each
-   * phase (may be NULL). */
+  /* Progress: called every 1000 objects listed, at the end of each phase,
+   * and with phase "marked" (done = segments marked) once every volume is
+   * marked, right before the sweep lists segments/ (may be NULL). */
   void (*progress)(void *ctx, const char *phase, uint64_t done);
   void *progress_ctx;
   quire_metrics *metrics; /* may be NULL */

@@ -355,6 +355,7 @@ int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_
   }
   if (!rc) rc = marks_flush(&m);
   if (!rc) out->segments_marked = marks_count(&m);
+  if (!rc) progress(o, "marked", out->segments_marked); /* every volume marked; the sweep is next */
   /* Phase 2: sweep, only when every volume was marked. */
   if (!rc && out->volume_errors) {
     QLOG_WARN("gc: %u volumes could not be marked; no segment is deleted this pass", out->volume_errors);

@@ -171,12 +171,12 @@ static void commit_upload(struct upload *u) {
 static struct upload U[UPLOADS];
 static size_t nuploads;
 
-/* The pass's progress hook: once the volumes are marked (the last
- * "volumes" call comes right before the sweep lists segments/), upload
- * more. */
+/* The pass's progress hook: once the volumes are marked (right before the
+ * sweep lists segments/), upload more. */
 static void upload_midpass(void *ctx, const char *phase, uint64_t done) {
   (void)ctx;
-  if (strcmp(phase, "volumes") != 0 || done != VOLS || nuploads >= UPLOADS) return;
+  (void)done;
+  if (strcmp(phase, "marked") != 0 || nuploads >= UPLOADS) return;
   while (nuploads < UPLOADS) {
     upload(&U[nuploads], &V[nuploads % VOLS]);
     nuploads++;
@@ -267,7 +267,8 @@ static _Atomic int passes_done;
 /* Both passes start their sweeps at the same moment. */
 static void meet_before_sweep(void *ctx, const char *phase, uint64_t done) {
   struct racer *x = ctx;
-  if (strcmp(phase, "volumes") != 0 || done != VOLS || x->at_barrier) return;
+  (void)done;
+  if (strcmp(phase, "marked") != 0 || x->at_barrier) return;
   x->at_barrier = 1;
   pthread_barrier_wait(&sweep_barrier);
 }
