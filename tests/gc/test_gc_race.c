@@ -12,7 +12,8 @@
  *
  * catalog_behind: a metastore whose catalog holds the start of a log that
  * another pass's retention deleted restarts the volume at the base (it is
- * not a gap in the log).
+ * not a gap in the log); so does a pagestore's catalog when pull_commits
+ * answers from the base.
  *
  * old_retry: a retried commit whose segments passed the metastore's age
  * limit but whose first attempt already landed (unseen) is answered as a
@@ -369,6 +370,9 @@ static void catalog_behind(void) {
   struct gt_vol v;
   gt_vol_new(&v);
   for (int k = 0; k < 6; k++) CHECK_OK(gt_commit(&T, &v, 2, GT_PAGES));
+  /* The pagestore's catalog learns the log up to 5 (a read there). */
+  gt_cold_ps(&T);
+  CHECK_OK(gt_read(T.psc, &v, &v.vid, 5));
   ms_catalog *cat;
   CHECK_OK(quire__catalog_mem_open(&cat));
   {
@@ -395,6 +399,9 @@ static void catalog_behind(void) {
   CHECKF(rr.base == 7 && rr.commits_deleted == 6, "base %llu, %llu deleted", (unsigned long long)rr.base,
          (unsigned long long)rr.commits_deleted);
   for (int k = 0; k < 3; k++) CHECK_OK(gt_commit(&T, &v, 2, GT_PAGES));
+  /* The same pagestore reads past the cut: pull_commits answers from the
+   * base 7, past what its catalog holds (5), and it restarts there. */
+  for (quire_lsn l = 7; l <= v.head; l++) CHECK_OK(gt_read(T.psc, &v, &v.vid, l));
   quire_objstore *store;
   CHECK_OK(quire_objstore_open(T.store_url, &store));
   struct quire_metastore_opts mo = {.store = store, .catalog = cat};
