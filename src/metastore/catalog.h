@@ -6,7 +6,8 @@
  *
  * Per volume the catalog holds a gap-free run of the log: records for
  * LSNs first..latest, where first is 1 or the volume's base when the
- * catalog first learnt of it (docs/GC.md: older commits were deleted). Appends are idempotent: records at or
+ * catalog first learnt of it, or when it forgot the volume because
+ * retention cut the log past what it held (docs/GC.md). Appends are idempotent: records at or
  * below the current latest are skipped, so two catch-ups racing to append the same commits do no harm.
  * Implementations: memory (catalog_mem.c, tests and caches) and an LSM file (catalog_lsm.c, keys {vid}{lsn
  * BE} → commit record).
