@@ -53,42 +53,16 @@ static size_t count_marks(void) {
 }
 
 static void sync_model(void) {
-  for (int i = 0; i < VOLS; i++) {
-    quire_lsn head;
-    CHECK_OK(quire__ms_refresh(gt_ms(&T), &V[i].vid, &head));
-    quire_buf b;
-    quire__buf_init(&b, QUIRE_COMMIT_MAX_SIZE);
-    while (V[i].head < head) {
-      struct quire_snapshot s;
-      CHECK_OK(quire__ms_load(gt_ms(&T), &V[i].vid, V[i].head + 1, &b, NULL, &s));
-      CHECK(s.flags == QUIRE_COMMIT_F_REWRITE); /* only gc commits while it runs */
-      gt_rewrite(&V[i], V[i].head + 1);
-    }
-    quire__buf_free(&b);
-  }
+  for (int i = 0; i < VOLS; i++) gt_sync_rewrites(&T, &V[i]); /* only gc commits while it runs */
 }
 
 static void check_invariant(int cold) {
-  quire_buf buf;
-  quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
   if (cold) gt_cold_ps(&T);
+  (void)gt_check_retained(&T, gt_ms(&T), V, VOLS);
   for (int i = 0; i < VOLS; i++) {
     if (V[i].head == 0) continue;
     quire_lsn base;
     CHECK_OK(quire__ms_base(gt_ms(&T), &V[i].vid, 0, &base));
-    for (quire_lsn l = base; l <= V[i].head; l++) {
-      struct quire_commit c;
-      CHECK_OK(quire__ms_load(gt_ms(&T), &V[i].vid, l, &buf, &c, NULL));
-      for (uint32_t k = 0; k < c.nsegments; k++) {
-        char key[64], s[QUIRE_GID_TEXT_LEN + 1];
-        quire_gid_format(&c.segments[k].sid, s);
-        snprintf(key, sizeof key, "segments/%s", s);
-        quire_objstore_info info;
-        CHECKF(quire_objstore_head(T.store, key, &info) == 0, "retained %s (lsn %llu) was deleted", key,
-               (unsigned long long)l);
-      }
-      quire__commit_clear(&c);
-    }
     CHECK_OK(gt_read(T.psc, &V[i], &V[i].vid, V[i].head));
     CHECK_OK(gt_read(T.psc, &V[i], &V[i].vid, base));
     CHECK_OK(gt_read(T.psc, &V[i], &V[i].vid, base + test_rand_below(V[i].head - base + 1)));
@@ -97,7 +71,6 @@ static void check_invariant(int cold) {
       CHECK_RC(quire__msclient_snapshot(T.msc, &V[i].vid, base - 1, NULL, &snap), QUIRE_EGONE);
     }
   }
-  quire__buf_free(&buf);
 }
 
 int main(int argc, char **argv) {

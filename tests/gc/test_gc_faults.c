@@ -22,44 +22,15 @@
 static struct gt T;
 static struct gt_vol V[VOLS];
 
-static void sync_rewrites(struct gt_vol *v) {
-  quire_lsn head;
-  CHECK_OK(quire__ms_refresh(gt_ms(&T), &v->vid, &head));
-  quire_buf b;
-  quire__buf_init(&b, QUIRE_COMMIT_MAX_SIZE);
-  while (v->head < head) {
-    struct quire_snapshot s;
-    CHECK_OK(quire__ms_load(gt_ms(&T), &v->vid, v->head + 1, &b, NULL, &s));
-    CHECKF(s.flags & QUIRE_COMMIT_F_REWRITE, "lsn %llu is not a rewrite", (unsigned long long)v->head + 1);
-    gt_rewrite(v, v->head + 1);
-  }
-  quire__buf_free(&b);
-}
-
 static void check_invariant(int cold) {
   if (cold) gt_cold_ps(&T);
-  quire_buf buf;
-  quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
+  for (int i = 0; i < VOLS; i++) gt_sync_rewrites(&T, &V[i]);
+  (void)gt_check_retained(&T, gt_ms(&T), V, VOLS);
   for (int i = 0; i < VOLS; i++) {
-    sync_rewrites(&V[i]);
     quire_lsn base;
     CHECK_OK(quire__ms_base(gt_ms(&T), &V[i].vid, 0, &base));
-    for (quire_lsn l = base; l <= V[i].head; l++) {
-      struct quire_commit c;
-      CHECK_OK(quire__ms_load(gt_ms(&T), &V[i].vid, l, &buf, &c, NULL));
-      for (uint32_t k = 0; k < c.nsegments; k++) {
-        char key[64], s[QUIRE_GID_TEXT_LEN + 1];
-        quire_gid_format(&c.segments[k].sid, s);
-        snprintf(key, sizeof key, "segments/%s", s);
-        quire_objstore_info info;
-        CHECKF(quire_objstore_head(T.store, key, &info) == 0, "retained %s (lsn %llu) was deleted", key,
-               (unsigned long long)l);
-      }
-      quire__commit_clear(&c);
-      CHECK_OK(gt_read(T.psc, &V[i], &V[i].vid, l));
-    }
+    for (quire_lsn l = base; l <= V[i].head; l++) CHECK_OK(gt_read(T.psc, &V[i], &V[i].vid, l));
   }
-  quire__buf_free(&buf);
 }
 
 /* Old unreferenced segments (ids two hours old): work for the sweep. */
@@ -72,21 +43,6 @@ static void plant_old(size_t n) {
     quire_gid_format(&sid, s);
     snprintf(key, sizeof key, "segments/%s", s);
     CHECK_OK(quire_objstore_put(T.store, key, "junk", 4));
-  }
-}
-
-/* Keys under prefix. */
-static size_t count_keys(const char *prefix) {
-  quire_objstore_list list;
-  size_t n = 0;
-  char after[160] = "";
-  for (;;) {
-    CHECK_OK(quire_objstore_list_keys(T.store, prefix, after, 1000, &list));
-    n += list.count;
-    int more = list.truncated && list.count;
-    if (more) snprintf(after, sizeof after, "%s", list.entries[list.count - 1].key);
-    quire_objstore_list_free(&list);
-    if (!more) return n;
   }
 }
 
@@ -118,7 +74,7 @@ int main(void) {
   for (int p = 0; p < passes; p++) {
     for (int k = 0; k < 6; k++) {
       struct gt_vol *v = &V[test_rand_below(VOLS)];
-      sync_rewrites(v);
+      gt_sync_rewrites(&T, v);
       CHECK_OK(gt_commit(&T, v, 1 + test_rand_below(4), GT_PAGES));
     }
     size_t n = 20 + test_rand_below(40);
@@ -167,11 +123,11 @@ int main(void) {
     char vs[QUIRE_GID_TEXT_LEN + 1], prefix[96];
     quire_gid_format(&V[i].vid, vs);
     snprintf(prefix, sizeof prefix, "volumes/%s/log/", vs);
-    size_t logs = count_keys(prefix);
+    size_t logs = gt_count_keys(&T, prefix);
     CHECKF(logs == V[i].head - base + 1, "volume %d: %zu commit objects for [%llu, %llu]", i, logs,
            (unsigned long long)base, (unsigned long long)V[i].head);
     snprintf(prefix, sizeof prefix, "volumes/%s/base/", vs);
-    size_t markers = count_keys(prefix);
+    size_t markers = gt_count_keys(&T, prefix);
     CHECKF(markers == (base > 1), "volume %d: %zu base markers (base %llu)", i, markers,
            (unsigned long long)base);
   }

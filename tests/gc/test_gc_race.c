@@ -40,46 +40,6 @@
 static struct gt T;
 static struct gt_vol V[VOLS];
 
-/* The model gains every commit after v->head, which must be rewrites
- * (checkpoints written by a pass). */
-static void sync_rewrites(quire_metastore *ms, struct gt_vol *v) {
-  quire_lsn head;
-  CHECK_OK(quire__ms_refresh(ms, &v->vid, &head));
-  quire_buf b;
-  quire__buf_init(&b, QUIRE_COMMIT_MAX_SIZE);
-  while (v->head < head) {
-    struct quire_snapshot s;
-    CHECK_OK(quire__ms_load(ms, &v->vid, v->head + 1, &b, NULL, &s));
-    CHECKF(s.flags & QUIRE_COMMIT_F_REWRITE, "lsn %llu is not a rewrite", (unsigned long long)v->head + 1);
-    gt_rewrite(v, v->head + 1);
-  }
-  quire__buf_free(&b);
-}
-
-/* Every segment a retained commit references exists. */
-static void check_retained_exist(quire_metastore *ms) {
-  quire_buf buf;
-  quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
-  for (int i = 0; i < VOLS; i++) {
-    quire_lsn base;
-    CHECK_OK(quire__ms_base(ms, &V[i].vid, 0, &base));
-    for (quire_lsn l = base; l <= V[i].head; l++) {
-      struct quire_commit c;
-      CHECK_OK(quire__ms_load(ms, &V[i].vid, l, &buf, &c, NULL));
-      for (uint32_t k = 0; k < c.nsegments; k++) {
-        char key[64], s[QUIRE_GID_TEXT_LEN + 1];
-        quire_gid_format(&c.segments[k].sid, s);
-        snprintf(key, sizeof key, "segments/%s", s);
-        quire_objstore_info info;
-        CHECKF(quire_objstore_head(T.store, key, &info) == 0, "retained %s (lsn %llu) was deleted", key,
-               (unsigned long long)l);
-      }
-      quire__commit_clear(&c);
-    }
-  }
-  quire__buf_free(&buf);
-}
-
 static void read_retained(int cold) {
   if (cold) gt_cold_ps(&T);
   for (int i = 0; i < VOLS; i++) {
@@ -147,7 +107,7 @@ static void upload(struct upload *u, struct gt_vol *v) {
  * wrote) and records it in the model. */
 static void commit_upload(struct upload *u) {
   struct gt_vol *v = u->v;
-  sync_rewrites(gt_ms(&T), v);
+  gt_sync_rewrites(&T, v);
   quire_lsn lsn = v->head + 1;
   CHECK(lsn <= GT_MAX_LSN);
   memcpy(v->model[lsn], v->model[lsn - 1], sizeof v->model[0]);
@@ -217,7 +177,7 @@ static void in_flight(void) {
   CHECKF(r.objects_young >= UPLOADS, "young %llu", (unsigned long long)r.objects_young);
   /* They can be committed now, and read. */
   for (size_t i = 0; i < UPLOADS; i++) commit_upload(&U[i]);
-  check_retained_exist(gt_ms(&T));
+  (void)gt_check_retained(&T, gt_ms(&T), V, VOLS);
   read_retained(0);
   read_retained(1);
   printf("in_flight: %d uploads in flight survived a pass that deleted %llu old segments and wrote %llu "
@@ -318,7 +278,7 @@ static void two_passes(int rounds) {
         continue;
       }
       struct gt_vol *v = &V[test_rand_below(VOLS)];
-      sync_rewrites(gt_ms(&T), v);
+      gt_sync_rewrites(&T, v);
       int rc = gt_commit(&T, v, 1 + test_rand_below(4), GT_PAGES);
       CHECKF(rc == 0 || rc == QUIRE_ECONFLICT, "commit: %s", quire_strerror(rc));
       n += rc == 0;
@@ -330,7 +290,7 @@ static void two_passes(int rounds) {
              quire_strerror(x[k].rc), x[k].r.volume_errors);
     }
     pthread_barrier_destroy(&sweep_barrier);
-    for (int i = 0; i < VOLS; i++) sync_rewrites(gt_ms(&T), &V[i]);
+    for (int i = 0; i < VOLS; i++) gt_sync_rewrites(&T, &V[i]);
     uint64_t deleted = x[0].r.objects_deleted + x[1].r.objects_deleted;
     uint64_t gone = x[0].r.objects_gone + x[1].r.objects_gone;
     /* Only the planted segments were old: each was deleted by exactly one
@@ -343,7 +303,7 @@ static void two_passes(int rounds) {
     total_deleted += deleted;
     total_gone += gone;
     checkpoints += x[0].r.checkpoints + x[1].r.checkpoints;
-    check_retained_exist(gt_ms(&T));
+    (void)gt_check_retained(&T, gt_ms(&T), V, VOLS);
     read_retained(round == rounds - 1);
     for (int k = 0; k < 2; k++) {
       quire_metastore_close(x[k].ms);
