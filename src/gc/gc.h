@@ -91,8 +91,10 @@ struct gc_retain_result {
 /* Applies retention to vid: the new base is the latest checkpoint at or
  * below the oldest commit retention must keep (the newest min_commits,
  * those younger than max_age, the head's checkpoint). It writes the marker
- * volumes/{vid}/base/{B}, then deletes log/{old base .. B-1} oldest first
- * (with dry_run: only says what it would do). */
+ * volumes/{vid}/base/{B} when B rises, then deletes every marker and
+ * commit object below the base (listed, so also what an earlier pass left)
+ * in key order, the log oldest first; commits_deleted counts the commit
+ * objects this call removed (with dry_run: only says what it would do). */
 int quire__gc_retain(quire_metastore *ms, quire_objstore *store, const struct gc_retention_opts *o,
                      const quire_gid *vid, int dry_run, struct gc_retain_result *out);
 

@@ -9,8 +9,11 @@
  * checkpoint_lsn of the oldest commit retention must keep (so it is a
  * checkpoint at or below it). Order: the marker base/{B} first (put if
  * absent; markers only grow, so two passes racing cannot lower it), then
- * log/{old base .. B-1} deleted oldest first (a crash leaves a suffix of the
- * log, never a hole), then the old marker.
+ * every marker and commit object below B, found by listing volumes/{vid}/,
+ * deleted in key order (the log oldest first: a crash leaves a suffix of
+ * the log, never a hole). The listing runs every pass, so whatever a failed
+ * or killed pass left below the base is finished by the next. Segment
+ * deletes that find the key gone (a racing pass) count as already gone.
  *
  * A pass. Volumes are found by listing volumes/ page by page, skipping to
  * the next volume once one is seen. For each: the checkpoint policy, then
