@@ -108,6 +108,13 @@ QUIRE_API int quire_objstore_head(quire_objstore *s, const char *key, quire_objs
 
 /* Removes key. Succeeds if key is already absent. */
 QUIRE_API int quire_objstore_delete(quire_objstore *s, const char *key);
+/* quire_objstore_delete that also says, on success, whether this call
+ * removed the object: *found is 1 when it did, 0 when the key was already
+ * absent (another deleter got there first), -1 when the backend cannot tell
+ * (s3: DeleteObject answers 204 either way). file:// and mem:// always
+ * tell, exactly: of racing deleters of one key, one gets 1. A retried
+ * attempt after a lost acknowledgement sees 0 for its own deletion. */
+QUIRE_API int quire_objstore_delete_found(quire_objstore *s, const char *key, int *found);
 
 typedef struct quire_objstore_entry {
   char *key; /* NUL-terminated, owned by the list */

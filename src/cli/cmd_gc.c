@@ -23,24 +23,26 @@ const char quire_cmd_gc_summary[] = "checkpoints, retention and segment garbage 
 #include "util/log.h"
 
 static struct quire_cfg_opt opts[] = {
-    {"store", "QUIRE_STORE", "gc", "object store URL (file:///dir, s3://..., fault+URL)", NULL, 0, NULL, NULL},
-    {"dry-run", "QUIRE_GC_DRY_RUN", "gc", "report what would be checkpointed and deleted; change nothing", NULL,
-     1, NULL, NULL},
-    {"every", "QUIRE_GC_EVERY", "gc", "run a pass every DURATION (90s, 15m, 1h, 7d) until SIGINT/SIGTERM", NULL,
-     0, NULL, NULL},
+    {"store", "QUIRE_STORE", "gc", "object store URL (file:///dir, s3://..., fault+URL)", NULL, 0, NULL,
+     NULL},
+    {"dry-run", "QUIRE_GC_DRY_RUN", "gc", "report what would be checkpointed and deleted; change nothing",
+     NULL, 1, NULL, NULL},
+    {"every", "QUIRE_GC_EVERY", "gc", "run a pass every DURATION (90s, 15m, 1h, 7d) until SIGINT/SIGTERM",
+     NULL, 0, NULL, NULL},
     {"grace", "QUIRE_GC_GRACE", "gc",
      "delete unreferenced segments only when older than this (uploads not yet committed are younger)", "1h",
      0, NULL, NULL},
     {"keep-age", "QUIRE_GC_KEEP_AGE", "gc", "retention: keep commits younger than this", "7d", 0, NULL, NULL},
-    {"keep-commits", "QUIRE_GC_KEEP_COMMITS", "gc", "retention: keep at least this many of each volume's newest commits",
-     "100", 0, NULL, NULL},
-    {"no-checkpoints", "QUIRE_GC_NO_CHECKPOINTS", "gc", "do not write checkpoints by policy", NULL, 1, NULL, NULL},
+    {"keep-commits", "QUIRE_GC_KEEP_COMMITS", "gc",
+     "retention: keep at least this many of each volume's newest commits", "100", 0, NULL, NULL},
+    {"no-checkpoints", "QUIRE_GC_NO_CHECKPOINTS", "gc", "do not write checkpoints by policy", NULL, 1, NULL,
+     NULL},
     {"checkpoint-walk", "QUIRE_GC_CHECKPOINT_WALK", "gc",
      "checkpoint a volume when a read at its head crosses more than this many segments", "64", 0, NULL, NULL},
     {"checkpoint-live", "QUIRE_GC_CHECKPOINT_LIVE", "gc",
      "... or when under this percentage of the pages its walk crosses are live", "50", 0, NULL, NULL},
-    {"work-dir", "QUIRE_GC_WORK_DIR", "gc", "directory for the mark set's temporary LSM file (default $TMPDIR)",
-     NULL, 0, NULL, NULL},
+    {"work-dir", "QUIRE_GC_WORK_DIR", "gc",
+     "directory for the mark set's temporary LSM file (default $TMPDIR)", NULL, 0, NULL, NULL},
     {"quiet", "QUIRE_GC_QUIET", "gc", "no progress lines", NULL, 1, NULL, NULL},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -93,14 +95,19 @@ static int duration(const char *name, uint64_t *ms) {
 
 static void report(const struct gc_pass_result *r, int dry) {
   printf("quire gc: %s%llu volumes, %llu checkpoints written, %llu commits %s\n", dry ? "(dry run) " : "",
-         (unsigned long long)r->volumes, (unsigned long long)r->checkpoints, (unsigned long long)r->commits_deleted,
-         dry ? "would be deleted" : "deleted");
+         (unsigned long long)r->volumes, (unsigned long long)r->checkpoints,
+         (unsigned long long)r->commits_deleted, dry ? "would be deleted" : "deleted");
   printf("quire gc: segments: %llu live (%llu bytes, %llu of them only young), %llu %s (%llu bytes)\n",
          (unsigned long long)r->objects_live, (unsigned long long)r->bytes_live,
          (unsigned long long)r->objects_young, (unsigned long long)r->objects_deleted,
          dry ? "would be deleted" : "deleted", (unsigned long long)r->bytes_deleted);
+  if (r->objects_gone || r->stale_marks_removed)
+    printf(
+        "quire gc: %llu segments already deleted by another pass; %llu mark files of killed passes removed\n",
+        (unsigned long long)r->objects_gone, (unsigned long long)r->stale_marks_removed);
   printf("quire gc: %llu store requests, %llu ms%s\n", (unsigned long long)r->requests,
-         (unsigned long long)r->duration_ms, r->volume_errors ? " (some volumes were skipped: nothing swept)" : "");
+         (unsigned long long)r->duration_ms,
+         r->volume_errors ? " (some volumes were skipped: nothing swept)" : "");
   fflush(stdout);
 }
 

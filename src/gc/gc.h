@@ -49,12 +49,12 @@ struct gc_checkpoint_opts {
 };
 
 struct gc_checkpoint_result {
-  int written;                 /* 1 when a checkpoint was committed */
-  quire_lsn lsn;               /* its LSN (or the head when none was needed) */
-  uint32_t segments;           /* new segments */
-  uint64_t pages, bytes;       /* pages and bytes uploaded */
-  unsigned retries;            /* OCC conflicts retried */
-  struct gc_walk before;       /* the walk at the head before */
+  int written;           /* 1 when a checkpoint was committed */
+  quire_lsn lsn;         /* its LSN (or the head when none was needed) */
+  uint32_t segments;     /* new segments */
+  uint64_t pages, bytes; /* pages and bytes uploaded */
+  unsigned retries;      /* OCC conflicts retried */
+  struct gc_walk before; /* the walk at the head before */
 };
 
 /* 1 when policy says vid needs a checkpoint at its head (w filled). */
@@ -91,8 +91,10 @@ struct gc_retain_result {
 /* Applies retention to vid: the new base is the latest checkpoint at or
  * below the oldest commit retention must keep (the newest min_commits,
  * those younger than max_age, the head's checkpoint). It writes the marker
- * volumes/{vid}/base/{B}, then deletes log/{old base .. B-1} oldest first
- * (with dry_run: only says what it would do). */
+ * volumes/{vid}/base/{B} when B rises, then deletes every marker and
+ * commit object below the base (listed, so also what an earlier pass left)
+ * in key order, the log oldest first; commits_deleted counts the commit
+ * objects this call removed (with dry_run: only says what it would do). */
 int quire__gc_retain(quire_metastore *ms, quire_objstore *store, const struct gc_retention_opts *o,
                      const quire_gid *vid, int dry_run, struct gc_retain_result *out);
 
@@ -106,22 +108,30 @@ struct gc_pass_opts {
   const char *work_dir; /* where the mark set's LSM file lives (default $TMPDIR or /tmp) */
   int dry_run;          /* report, write and delete nothing */
   int no_checkpoints;   /* skip the checkpoint policy */
-  /* Progress: called every 1000 objects listed and at the end of each
-   * phase (may be NULL). */
+  /* Progress: called every 1000 objects listed, at the end of each phase,
+   * and with phase "marked" (done = segments marked) once every volume is
+   * marked, right before the sweep lists segments/ (may be NULL). */
   void (*progress)(void *ctx, const char *phase, uint64_t done);
   void *progress_ctx;
   quire_metrics *metrics; /* may be NULL */
+  /* Test hook: called before each segment delete of the sweep (a racing
+   * pass can delete it first here). */
+  void (*before_delete)(void *ctx, const char *key);
+  void *hook_ctx;
 };
 
 struct gc_pass_result {
   uint64_t volumes, checkpoints, commits_deleted;
-  uint64_t segments_marked;             /* references from retained commits (distinct segments) */
-  uint64_t objects_live, bytes_live;     /* segments kept: referenced or young */
-  uint64_t objects_young;                /* of those, kept only for the grace period */
+  uint64_t segments_marked;                /* references from retained commits (distinct segments) */
+  uint64_t objects_live, bytes_live;       /* segments kept: referenced or young */
+  uint64_t objects_young;                  /* of those, kept only for the grace period */
   uint64_t objects_deleted, bytes_deleted; /* (or that would be, with dry_run) */
-  uint64_t requests;                     /* object-store calls spent */
+  uint64_t objects_gone;                   /* deletes that found the key already gone (a racing
+                                            * pass): no-ops, not counted as deleted */
+  uint64_t stale_marks_removed;            /* mark files of killed passes removed from work_dir */
+  uint64_t requests;                       /* object-store calls spent */
   uint64_t duration_ms;
-  unsigned volume_errors;                /* volumes skipped this pass (logged) */
+  unsigned volume_errors; /* volumes skipped this pass (logged) */
 };
 
 /* One pass: for every volume under volumes/, checkpoint by policy, apply

@@ -9,8 +9,11 @@
  * checkpoint_lsn of the oldest commit retention must keep (so it is a
  * checkpoint at or below it). Order: the marker base/{B} first (put if
  * absent; markers only grow, so two passes racing cannot lower it), then
- * log/{old base .. B-1} deleted oldest first (a crash leaves a suffix of the
- * log, never a hole), then the old marker.
+ * every marker and commit object below B, found by listing volumes/{vid}/,
+ * deleted in key order (the log oldest first: a crash leaves a suffix of
+ * the log, never a hole). The listing runs every pass, so whatever a failed
+ * or killed pass left below the base is finished by the next. Segment
+ * deletes that find the key gone (a racing pass) count as already gone.
  *
  * A pass. Volumes are found by listing volumes/ page by page, skipping to
  * the next volume once one is seen. For each: the checkpoint policy, then
@@ -24,9 +27,12 @@
  * period (max_segment_age_ms), so an unmarked segment past the grace
  * period can never be committed later.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "gc/gc_int.h"
@@ -37,6 +43,8 @@
 #include "util/log.h"
 
 /* ---- retention -------------------------------------------------------------- */
+
+static int tidy_below(quire_objstore *store, const quire_gid *vid, quire_lsn base, uint64_t *deleted);
 
 int quire__gc_retain(quire_metastore *ms, quire_objstore *store, const struct gc_retention_opts *o,
                      const quire_gid *vid, int dry_run, struct gc_retain_result *out) {
@@ -72,25 +80,67 @@ int quire__gc_retain(quire_metastore *ms, quire_objstore *store, const struct gc
   }
   quire__buf_free(&buf);
   if (rc) return rc;
-  if (nb <= base) return 0;
-  out->base = nb;
-  out->commits_deleted = nb - base;
+  if (nb > base) {
+    out->base = nb;
+    if (dry_run) {
+      out->commits_deleted = nb - base;
+      return 0;
+    }
+    char key[80];
+    quire__ms_base_key(vid, nb, key);
+    rc = quire_objstore_put_if_absent(store, key, "", 0);
+    if (rc && rc != QUIRE_EEXIST) return quire__err(rc, "writing %s: %s", key, quire_errmsg());
+    quire__ms_base_raise(ms, vid, nb);
+  }
   if (dry_run) return 0;
-  char key[80];
-  quire__ms_base_key(vid, nb, key);
-  rc = quire_objstore_put_if_absent(store, key, "", 0);
-  if (rc && rc != QUIRE_EEXIST) return quire__err(rc, "writing %s: %s", key, quire_errmsg());
-  quire__ms_base_raise(ms, vid, nb);
-  for (quire_lsn l = base; l < nb; l++) {
-    char lk[64];
-    quire__commit_key(vid, l, lk);
-    if ((rc = quire_objstore_delete(store, lk)) != 0) return quire__err(rc, "deleting %s: %s", lk, quire_errmsg());
+  return tidy_below(store, vid, out->base, &out->commits_deleted);
+}
+
+/* Deletes every commit object and base marker of vid below base, oldest
+ * first, whatever pass wrote the marker: it lists volumes/{vid}/ (markers
+ * sort before the log) and stops at the first commit at or above base. So
+ * work a failed or killed pass left (log objects below its marker, old
+ * markers) is finished by the next pass; when there is none it costs one
+ * list request. *deleted counts the commit objects this call removed. */
+static int tidy_below(quire_objstore *store, const quire_gid *vid, quire_lsn base, uint64_t *deleted) {
+  char vs[QUIRE_GID_TEXT_LEN + 1], prefix[96], after[160] = "";
+  quire_gid_format(vid, vs);
+  size_t plen = (size_t)snprintf(prefix, sizeof prefix, "volumes/%s/", vs);
+  size_t limit = 16; /* usually nothing is left: one small page */
+  int rc = 0, done = 0;
+  while (!rc && !done) {
+    quire_objstore_list list;
+    rc = quire_objstore_list_keys(store, prefix, after, limit, &list);
+    if (rc) {
+      quire_objstore_list_free(&list);
+      return quire__err(rc, "listing %s: %s", prefix, quire_errmsg());
+    }
+    int last = !list.truncated || list.count == 0;
+    for (size_t i = 0; i < list.count && !rc && !done; i++) {
+      const char *key = list.entries[i].key, *rest = key + plen;
+      int is_log = strncmp(rest, "log/", 4) == 0, is_marker = strncmp(rest, "base/", 5) == 0;
+      if (!is_log && !is_marker) continue;
+      const char *hex = rest + (is_log ? 4 : 5);
+      char *end;
+      unsigned long long l = strtoull(hex, &end, 16);
+      if (end - hex != 16 || *end) continue; /* not ours */
+      if (l >= base) {
+        if (is_log) done = 1; /* the log from here on is retained */
+        continue;             /* the current marker (or a larger one) */
+      }
+      int found;
+      rc = quire_objstore_delete_found(store, key, &found);
+      if (rc)
+        rc = quire__err(rc, "deleting %s: %s", key, quire_errmsg());
+      else if (is_log && found != 0)
+        (*deleted)++;
+    }
+    if (list.count) snprintf(after, sizeof after, "%s", list.entries[list.count - 1].key);
+    quire_objstore_list_free(&list);
+    done |= last;
+    limit = 1000;
   }
-  if (base > 1) {
-    quire__ms_base_key(vid, base, key);
-    if ((rc = quire_objstore_delete(store, key)) != 0) return quire__err(rc, "deleting %s: %s", key, quire_errmsg());
-  }
-  return 0;
+  return rc;
 }
 
 /* ---- the mark set ------------------------------------------------------------ */
@@ -103,16 +153,44 @@ struct marks {
   uint64_t count;
 };
 
-static int marks_open(struct marks *m, const char *dir) {
+#define MARKS_PREFIX "quire-gc-marks-"
+
+/* Removes the mark files of passes that were killed (a crash leaves its
+ * file behind: docs/GC.md, crash step 6). A live pass holds an exclusive
+ * flock on its file (the LSM's lock) for as long as it runs, so a file whose
+ * lock can be taken belongs to nobody. Should a pass that has created its
+ * file but not locked it yet lose it here, it keeps working on the unlinked
+ * file through its descriptor. Returns how many were removed. */
+static uint64_t remove_stale_marks(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  uint64_t n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, MARKS_PREFIX, sizeof MARKS_PREFIX - 1) != 0) continue;
+    int fd = openat(dirfd(d), e->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd(d), e->d_name, 0) == 0) {
+      QLOG_INFO("gc: removed %s/%s, left by a pass that did not finish", dir, e->d_name);
+      n++;
+    }
+    close(fd);
+  }
+  closedir(d);
+  return n;
+}
+
+static int marks_open(struct marks *m, const char *dir, uint64_t *stale) {
   memset(m, 0, sizeof *m);
   if (!dir) dir = getenv("TMPDIR");
   if (!dir || !*dir) dir = "/tmp";
+  *stale = remove_stale_marks(dir);
   quire_gid g;
   int rc = quire_gid_new(QUIRE_GID_COMMIT, &g);
   if (rc) return rc;
   char t[QUIRE_GID_TEXT_LEN + 1];
   quire_gid_format(&g, t);
-  snprintf(m->path, sizeof m->path, "%s/quire-gc-marks-%s", dir, t);
+  snprintf(m->path, sizeof m->path, "%s/" MARKS_PREFIX "%s", dir, t);
   lsm_options lo;
   lsm_options_init(&lo);
   lo.create = 1;
@@ -216,7 +294,17 @@ static int do_volume(quire_metastore *ms, const struct gc_pass_opts *o, struct m
     struct gc_checkpoint_result cr;
     rc = quire__gc_checkpoint(ms, &co, vid, 0, &cr);
     if (rc == 0 && cr.written) r->checkpoints++;
-    if (rc == QUIRE_ECONFLICT) rc = 0; /* busy volume: next pass */
+    if (rc && rc != QUIRE_ENOMEM) {
+      /* Busy volume (ECONFLICT) or a store fault: no checkpoint this pass,
+       * but retention and the mark go on (the mark re-reads the head, so a
+       * checkpoint that landed with its acknowledgement lost is marked). */
+      if (rc != QUIRE_ECONFLICT) {
+        char s[QUIRE_GID_TEXT_LEN + 1];
+        quire_gid_format(vid, s);
+        QLOG_WARN("gc: volume %s: checkpoint failed: %s: %s", s, quire_strerror(rc), quire_errmsg());
+      }
+      rc = 0;
+    }
   }
   struct gc_retain_result rr;
   if (!rc) rc = quire__gc_retain(ms, o->store, &o->retention, vid, o->dry_run, &rr);
@@ -230,7 +318,7 @@ int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_
   uint64_t t0 = quire__mono_ms(), c0 = calls(o->store);
   uint64_t grace = o->grace_ms ? o->grace_ms : 3600ull * 1000;
   struct marks m;
-  int rc = marks_open(&m, o->work_dir);
+  int rc = marks_open(&m, o->work_dir, &out->stale_marks_removed);
   if (rc) return rc;
   /* Phase 1: volumes. */
   char after[128] = "";
@@ -270,6 +358,7 @@ int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_
   }
   if (!rc) rc = marks_flush(&m);
   if (!rc) out->segments_marked = marks_count(&m);
+  if (!rc) progress(o, "marked", out->segments_marked); /* every volume marked; the sweep is next */
   /* Phase 2: sweep, only when every volume was marked. */
   if (!rc && out->volume_errors) {
     QLOG_WARN("gc: %u volumes could not be marked; no segment is deleted this pass", out->volume_errors);
@@ -288,7 +377,8 @@ int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_
         const char *key = list.entries[i].key, *name = key + 9;
         quire_gid sid;
         listed++;
-        if (strlen(name) != QUIRE_GID_TEXT_LEN || quire_gid_parse(name, QUIRE_GID_TEXT_LEN, QUIRE_GID_SEGMENT, &sid) != 0)
+        if (strlen(name) != QUIRE_GID_TEXT_LEN ||
+            quire_gid_parse(name, QUIRE_GID_TEXT_LEN, QUIRE_GID_SEGMENT, &sid) != 0)
           continue; /* not ours: never touched */
         int marked;
         rc = marks_has(&m, &sid, &marked);
@@ -301,10 +391,16 @@ int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_
           continue;
         }
         if (!o->dry_run) {
-          int drc = quire_objstore_delete(o->store, key);
+          int found;
+          if (o->before_delete) o->before_delete(o->hook_ctx, key);
+          int drc = quire_objstore_delete_found(o->store, key, &found);
           if (drc) {
             QLOG_WARN("gc: deleting %s: %s: %s", key, quire_strerror(drc), quire_errmsg());
             continue; /* the next pass tries again */
+          }
+          if (found == 0) {
+            out->objects_gone++; /* a racing pass deleted it first: not ours to count */
+            continue;
           }
         }
         out->objects_deleted++;
@@ -322,10 +418,12 @@ int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_
   out->duration_ms = quire__mono_ms() - t0;
   quire_metrics *mt = o->metrics;
   if (mt && !o->dry_run) {
-    quire__metrics_count(mt, "quire_gc_passes_total", "GC passes", rc ? "result=\"error\"" : "result=\"ok\"", 1);
+    quire__metrics_count(mt, "quire_gc_passes_total", "GC passes", rc ? "result=\"error\"" : "result=\"ok\"",
+                         1);
     quire__metrics_count(mt, "quire_gc_checkpoints_total", "checkpoints written by GC passes", "",
                          out->checkpoints);
-    quire__metrics_count(mt, "quire_gc_deleted_objects_total", "segments deleted by GC", "", out->objects_deleted);
+    quire__metrics_count(mt, "quire_gc_deleted_objects_total", "segments deleted by GC", "",
+                         out->objects_deleted);
     quire__metrics_count(mt, "quire_gc_deleted_bytes_total", "bytes of segments deleted by GC", "",
                          out->bytes_deleted);
     quire__metrics_count(mt, "quire_gc_deleted_commits_total", "commit objects deleted by retention", "",
@@ -334,7 +432,8 @@ int quire__gc_pass(quire_metastore *ms, const struct gc_pass_opts *o, struct gc_
                          (int64_t)out->objects_live);
     quire__metrics_gauge(mt, "quire_gc_live_bytes", "bytes of segments kept by the last GC pass", "",
                          (int64_t)out->bytes_live);
-    quire__metrics_observe(mt, "quire_gc_pass_seconds", "GC pass duration", "", (double)out->duration_ms / 1e3);
+    quire__metrics_observe(mt, "quire_gc_pass_seconds", "GC pass duration", "",
+                           (double)out->duration_ms / 1e3);
   }
   return rc;
 }

@@ -276,7 +276,7 @@ static int catch_up(quire_metastore *ms, struct ms_volume *v, quire_lsn *latest_
   struct get_task *tasks = quire__calloc(inflight, sizeof *tasks);
   if (!tasks) return QUIRE_ENOMEM;
   char why[320] = "";
-  int tried_base = 0, appended = 0;
+  int tried_base = 0, appended = 0, rebased = 0;
 again:
   for (;;) {
     fetch(ms, vid, latest + 1, k, tasks);
@@ -350,7 +350,6 @@ again:
       }
     }
   }
-  quire__free(tasks);
   if (rc == QUIRE_ECORRUPT && why[0]) {
     set_broken(v, latest + 1, 0, why);
   } else if (rc == 0) {
@@ -368,6 +367,28 @@ again:
         pthread_mutex_unlock(&v->mu);
       }
     }
+    if (rc == 0 && (later[0] || known_gap) && rebased < 4) {
+      /* Retention (another process's GC pass) may have deleted the log
+       * past what the catalog holds: then the log goes on at the base,
+       * and the catalog restarts there (docs/GC.md). */
+      quire_lsn base; /* a gap already known re-reads the markers at most once a minute */
+      rc = quire__ms_base(ms, vid, later[0] ? 0 : QUIRE_MS_BASE_TTL_MS, &base);
+      if (rc == 0 && base > latest + 1) {
+        char vs[QUIRE_GID_TEXT_LEN + 1];
+        quire_gid_format(vid, vs);
+        QLOG_INFO(
+            "metastore: volume %s: the log now starts at lsn %llu (retention); the catalog held up to %llu",
+            vs, (unsigned long long)base, (unsigned long long)latest);
+        rebased++;
+        rc = ms_catalog_forget(ms->o.catalog, vid);
+        if (rc == 0) {
+          set_broken(v, 0, 0, "");
+          latest = base - 1;
+          k = 1;
+          goto again;
+        }
+      }
+    }
     if (rc == 0 && later[0]) {
       char key[64];
       quire__commit_key(vid, latest + 1, key);
@@ -380,6 +401,7 @@ again:
       set_broken(v, 0, 0, "");
     }
   }
+  quire__free(tasks);
   *latest_out = latest;
   return rc;
 }
@@ -467,7 +489,8 @@ static int read_base(quire_metastore *ms, const quire_gid *vid, quire_lsn *out) 
     store_metrics(ms, "list", rc, t0);
     if (rc) {
       quire_objstore_list_free(&list);
-      return quire__err(rc == QUIRE_ENOMEM ? rc : QUIRE_EUNAVAILABLE, "listing %s: %s", prefix, quire_errmsg());
+      return quire__err(rc == QUIRE_ENOMEM ? rc : QUIRE_EUNAVAILABLE, "listing %s: %s", prefix,
+                        quire_errmsg());
     }
     for (size_t i = 0; i < list.count; i++) {
       const char *name = list.entries[i].key + plen;
@@ -711,6 +734,12 @@ int quire__ms_commit(quire_metastore *ms, struct quire_commit *c, struct quire_s
     for (uint32_t i = 0; i < c->nsegments; i++) {
       uint64_t born = quire_gid_time_ms(&c->segments[i].sid);
       if (born + ms->o.max_segment_age_ms < now) {
+        /* Maybe a retry of this very commit whose first attempt landed
+         * unseen here (its acknowledgement was lost, or another instance
+         * took it): that is answered as a retry, whatever the age. */
+        quire_lsn now_latest;
+        int frc = quire__ms_refresh(ms, &c->vid, &now_latest);
+        if ((frc == 0 || frc == QUIRE_ECORRUPT) && c->lsn <= now_latest) return resolve_taken(ms, c, out);
         char s[QUIRE_GID_TEXT_LEN + 1];
         quire_gid_format(&c->segments[i].sid, s);
         count_commit(ms, "refused");

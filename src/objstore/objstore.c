@@ -657,17 +657,32 @@ int quire_objstore_head(quire_objstore *s, const char *key, quire_objstore_info 
   return objstore__with_retries(s, QUIRE_OBJSTORE_OP_HEAD, head_attempt, &c);
 }
 
+struct del_ctx {
+  quire_objstore *s;
+  const char *key;
+  int found;
+};
+
 static int del_attempt(void *arg) {
-  struct head_ctx *c = arg;
-  return c->s->ops->del(c->s, c->key);
+  struct del_ctx *c = arg;
+  c->found = -1;
+  return c->s->ops->del(c->s, c->key, &c->found);
+}
+
+int quire_objstore_delete_found(quire_objstore *s, const char *key, int *found) {
+  count(&s->calls[QUIRE_OBJSTORE_OP_DELETE]);
+  *found = -1;
+  int rc = quire_objstore_key_check(key);
+  if (rc) return rc;
+  struct del_ctx c = {s, key, -1};
+  rc = objstore__with_retries(s, QUIRE_OBJSTORE_OP_DELETE, del_attempt, &c);
+  if (!rc) *found = c.found;
+  return rc;
 }
 
 int quire_objstore_delete(quire_objstore *s, const char *key) {
-  count(&s->calls[QUIRE_OBJSTORE_OP_DELETE]);
-  int rc = quire_objstore_key_check(key);
-  if (rc) return rc;
-  struct head_ctx c = {s, key, NULL};
-  return objstore__with_retries(s, QUIRE_OBJSTORE_OP_DELETE, del_attempt, &c);
+  int found;
+  return quire_objstore_delete_found(s, key, &found);
 }
 
 /* ---- list ----------------------------------------------------------------- */

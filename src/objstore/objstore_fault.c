@@ -121,12 +121,12 @@ static int fault_list(quire_objstore *s, const char *prefix, const char *start_a
   return quire_objstore_list_keys(f->inner, prefix, start_after, limit, out);
 }
 
-static int fault_del(quire_objstore *s, const char *key) {
+static int fault_del(quire_objstore *s, const char *key, int *found) {
   struct fault_store *f = s->impl;
   int fate, rc = decide(s, 1, &fate);
   if (rc) return rc;
   if (fate == F_ERR) return injected("delete");
-  rc = quire_objstore_delete(f->inner, key);
+  rc = quire_objstore_delete_found(f->inner, key, found);
   if (rc == 0 && fate == F_LOST) return injected("delete acknowledgement lost");
   return rc;
 }

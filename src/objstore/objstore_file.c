@@ -315,12 +315,16 @@ static int file_head(quire_objstore *s, const char *key, quire_objstore_info *in
   return 0;
 }
 
-static int file_del(quire_objstore *s, const char *key) {
+static int file_del(quire_objstore *s, const char *key, int *found) {
   struct file_store *fs = s->impl;
   if (unlinkat(fs->rootfd, key, 0) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) return 0;
+    if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) {
+      *found = 0;
+      return 0;
+    }
     return quire__errno("file: unlink '%s'", key);
   }
+  *found = 1;
   char dir[QUIRE_OBJSTORE_KEY_MAX + 1];
   key_dir(key, dir, sizeof dir);
   return fsync_dir(fs, dir);

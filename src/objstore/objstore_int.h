@@ -55,7 +55,9 @@ struct objstore_ops {
   /* Fills out (zeroed by the caller); limit is already normalised. */
   int (*list)(quire_objstore *s, const char *prefix, const char *start_after, size_t limit,
               quire_objstore_list *out);
-  int (*del)(quire_objstore *s, const char *key);
+  /* *found (set to -1 by the caller): 1 when the attempt removed the key, 0
+   * when it was absent; left at -1 when the backend cannot tell. */
+  int (*del)(quire_objstore *s, const char *key, int *found);
   /* Optional: NULL means "buffer in memory, then put". */
   int (*writer_open)(quire_objstore *s, const char *key, int flags, struct objstore_wimpl **out,
                      const struct objstore_writer_ops **ops);

@@ -164,11 +164,12 @@ static int mem_list(quire_objstore *s, const char *prefix, const char *start_aft
   return rc;
 }
 
-static int mem_del(quire_objstore *s, const char *key) {
+static int mem_del(quire_objstore *s, const char *key, int *found) {
   struct mem_store *m = s->impl;
   pthread_mutex_lock(&m->mu);
   size_t i = lower_bound(m, key);
-  if (i < m->count && strcmp(m->objs[i].key, key) == 0) {
+  *found = i < m->count && strcmp(m->objs[i].key, key) == 0;
+  if (*found) {
     quire__free(m->objs[i].key);
     quire__free(m->objs[i].data);
     memmove(&m->objs[i], &m->objs[i + 1], (m->count - i - 1) * sizeof *m->objs);

@@ -468,9 +468,10 @@ out:
   return rc;
 }
 
-static int s3_del(quire_objstore *s, const char *key) {
+static int s3_del(quire_objstore *s, const char *key, int *found) {
   struct req r = {.method = "DELETE", .key = key};
   int rc = perform(s->impl, &r);
+  if (!rc && r.status == 404) *found = 0; /* S3 itself answers 204 either way: found stays -1 */
   if (!rc && r.status != 404) rc = map_status(&r);
   req_done(&r);
   return rc;

@@ -55,6 +55,12 @@ static int catch_up(quire_pagestore *ps, const quire_gid *vid, quire_lsn lsn) {
       break;
     }
     if (rc) break;
+    if (page.count && page.commits[0].lsn > from && page.commits[0].lsn > latest + 1) {
+      /* Answered from the base: retention deleted the log between what
+       * the catalog holds and the base (docs/GC.md). No read at or above
+       * the base needs those commits; the catalog restarts at the base. */
+      rc = ms_catalog_forget(ps->catalog, vid);
+    }
     for (size_t i = 0; i < page.count && rc == 0; i++) {
       quire__buf_reset(&rec);
       rc = quire__commit_encode(&page.commits[i], &rec);

@@ -62,7 +62,8 @@ static inline void gt_open(struct gt *t, const char *name) {
   t->root = test_tmpdir(name);
   snprintf(t->store_url, sizeof t->store_url, "file://%s/objects?fsync=0", t->root);
   snprintf(t->cache, sizeof t->cache, "%s/cache", t->root);
-  struct quire_ms_settings mss = {.listen = "127.0.0.1:0", .store_url = t->store_url, .catalog_path = ":memory:"};
+  struct quire_ms_settings mss = {
+      .listen = "127.0.0.1:0", .store_url = t->store_url, .catalog_path = ":memory:"};
   CHECK_OK(quire__ms_service_open(&mss, &t->ms));
   snprintf(t->ms_url, sizeof t->ms_url, "http://127.0.0.1:%u", quire__ms_service_port(t->ms));
   CHECK_OK(quire__msclient_open(t->ms_url, NULL, &t->msc));
@@ -193,13 +194,57 @@ static inline int gt_read(quire_psclient *c, const struct gt_vol *v, const quire
   return rc;
 }
 
-/* Objects under segments/ (listed page by page). */
-static inline size_t gt_count_segments(struct gt *t) {
+/* The model gains every commit after v->head, which must all be rewrites
+ * (checkpoints a pass wrote). */
+static inline void gt_sync_rewrites(struct gt *t, struct gt_vol *v) {
+  quire_lsn head;
+  CHECK_OK(quire__ms_refresh(gt_ms(t), &v->vid, &head));
+  quire_buf b;
+  quire__buf_init(&b, QUIRE_COMMIT_MAX_SIZE);
+  while (v->head < head) {
+    struct quire_snapshot s;
+    CHECK_OK(quire__ms_load(gt_ms(t), &v->vid, v->head + 1, &b, NULL, &s));
+    CHECKF(s.flags & QUIRE_COMMIT_F_REWRITE, "lsn %llu is not a rewrite", (unsigned long long)v->head + 1);
+    gt_rewrite(v, v->head + 1);
+  }
+  quire__buf_free(&b);
+}
+
+/* Every segment a retained commit ([base, head] as ms sees them) of the n
+ * volumes references exists in the store. Returns the references. */
+static inline size_t gt_check_retained(struct gt *t, quire_metastore *ms, const struct gt_vol *vols, int n) {
+  quire_buf buf;
+  quire__buf_init(&buf, QUIRE_COMMIT_MAX_SIZE);
+  size_t nref = 0;
+  for (int i = 0; i < n; i++) {
+    quire_lsn base;
+    CHECK_OK(quire__ms_base(ms, &vols[i].vid, 0, &base));
+    for (quire_lsn l = base; l <= vols[i].head; l++) {
+      struct quire_commit c;
+      CHECK_OK(quire__ms_load(ms, &vols[i].vid, l, &buf, &c, NULL));
+      for (uint32_t k = 0; k < c.nsegments; k++) {
+        char key[64], s[QUIRE_GID_TEXT_LEN + 1];
+        quire_gid_format(&c.segments[k].sid, s);
+        snprintf(key, sizeof key, "segments/%s", s);
+        quire_objstore_info info;
+        CHECKF(quire_objstore_head(t->store, key, &info) == 0, "retained %s (lsn %llu) was deleted", key,
+               (unsigned long long)l);
+        nref++;
+      }
+      quire__commit_clear(&c);
+    }
+  }
+  quire__buf_free(&buf);
+  return nref;
+}
+
+/* Objects under prefix (listed page by page). */
+static inline size_t gt_count_keys(struct gt *t, const char *prefix) {
   quire_objstore_list list;
   size_t n = 0;
-  char after[128] = "";
+  char after[160] = "";
   for (;;) {
-    CHECK_OK(quire_objstore_list_keys(t->store, "segments/", after, 1000, &list));
+    CHECK_OK(quire_objstore_list_keys(t->store, prefix, after, 1000, &list));
     n += list.count;
     int more = list.truncated && list.count;
     if (more) snprintf(after, sizeof after, "%s", list.entries[list.count - 1].key);
@@ -207,5 +252,7 @@ static inline size_t gt_count_segments(struct gt *t) {
     if (!more) return n;
   }
 }
+
+static inline size_t gt_count_segments(struct gt *t) { return gt_count_keys(t, "segments/"); }
 
 #endif

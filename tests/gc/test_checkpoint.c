@@ -42,13 +42,13 @@ static void test_checkpoint(void) {
   struct gt_vol v;
   gt_vol_new(&v);
   for (int i = 0; i < 30; i++) CHECK_OK(gt_commit(&T, &v, 1 + test_rand_below(3), GT_PAGES));
-  CHECK_OK(gt_commit(&T, &v, 0, 40)); /* shrink: pages 41..48 are gone */
+  CHECK_OK(gt_commit(&T, &v, 0, 40));       /* shrink: pages 41..48 are gone */
   CHECK_OK(gt_commit(&T, &v, 2, GT_PAGES)); /* and grow again: they read as never written */
   quire_segment_limits lim = {.target_bytes = quire_segment_size(1, 16), .max_volumes = 4, .max_pages = 16};
   int left = 1;
   race_vol = &v;
-  struct gc_checkpoint_opts o = {.store = T.store, .limits = &lim, .max_walk_segments = 16,
-                                 .before_commit = race, .hook_ctx = &left};
+  struct gc_checkpoint_opts o = {
+      .store = T.store, .limits = &lim, .max_walk_segments = 16, .before_commit = race, .hook_ctx = &left};
   struct gc_walk w;
   CHECK_OK(quire__gc_walk(gt_ms(&T), &v.vid, v.head, &w));
   CHECK(w.segments >= 31 && w.checkpoint_lsn == 1 && w.page_count == GT_PAGES);
@@ -112,7 +112,8 @@ static void test_fork(void) {
   struct gc_checkpoint_opts o = {.store = T.store};
   struct quire_snapshot snap;
   CHECK_OK(quire__gc_fork(gt_ms(&T), &o, &v.vid, at, &f.vid, &snap));
-  CHECK(snap.lsn == 1 && snap.checkpoint_lsn == 1 && snap.flags == 0 && quire_gid_cmp(&snap.vid, &f.vid) == 0);
+  CHECK(snap.lsn == 1 && snap.checkpoint_lsn == 1 && snap.flags == 0 &&
+        quire_gid_cmp(&snap.vid, &f.vid) == 0);
   memcpy(f.model[1], v.model[at], sizeof f.model[1]);
   f.head = 1;
   CHECK_OK(gt_read(T.psc, &f, &f.vid, 1));

@@ -93,6 +93,16 @@ static void test_basic(void) {
   CHECK_OK(quire_objstore_delete(store, "basic/one"));
   CHECK_RC(quire_objstore_get(store, "basic/one", &data, &len), QUIRE_ENOTFOUND);
   CHECK_OK(quire_objstore_delete(store, "basic/one"));
+  /* delete_found says whether the key was there (file://, mem://; s3 may
+   * not know: -1) */
+  {
+    int found = 7;
+    CHECK_OK(quire_objstore_put(store, "basic/found", "x", 1));
+    CHECK_OK(quire_objstore_delete_found(store, "basic/found", &found));
+    CHECK(found == 1 || (found == -1 && strncmp(quire_objstore_url(store), "s3", 2) == 0));
+    CHECK_OK(quire_objstore_delete_found(store, "basic/found", &found));
+    CHECK(found == 0 || (found == -1 && strncmp(quire_objstore_url(store), "s3", 2) == 0));
+  }
   /* deleted keys can be created again */
   CHECK_OK(quire_objstore_put_if_absent(store, "basic/one", "again", 5));
   check_get("basic/one", "again", 5);
