@@ -51,8 +51,10 @@ typedef struct mctx {
   uint8_t *slo, *shi;
   uint32_t slol, shil;
   int has_slo, has_shi;
-  lsm_src *m; /* M: S's cursor, valid while mvalid */
+  lsm_src *m; /* M's current entry: the winning cursor of ms[], valid while mvalid */
   int mvalid;
+  lsm_src *ms[LSM_MAX_BATCH]; /* cursors of the promoted sources, newest first (S last) */
+  uint32_t nm;
   const lsm_range *sr; /* S's ranges applied to D's entries */
   size_t nsr;
 } mctx;
@@ -93,12 +95,40 @@ static int put(lsm_builder *b, const uint8_t *k, size_t kl, int kind, const uint
   return lsm__build_add(b, k, kl, kind, v, (size_t)vl);
 }
 
-/* Moves M past its current entry; M ends after the window. */
+/* A cursor of M still inside the window? */
+static int m_live(const mctx *c, const lsm_src *s) {
+  return s->valid && (!c->has_shi || lsm__keycmp(s->key, s->klen, c->shi, c->shil) <= 0);
+}
+
+/* M's current entry: the smallest key of the sources' cursors inside the
+ * window, the newest source winning a tie. */
+static void m_pick(mctx *c) {
+  c->m = NULL;
+  for (uint32_t i = 0; i < c->nm; i++) {
+    lsm_src *s = c->ms[i];
+    if (!m_live(c, s)) continue;
+    if (!c->m || lsm__keycmp(s->key, s->klen, c->m->key, c->m->klen) < 0) c->m = s;
+  }
+  c->mvalid = c->m != NULL;
+}
+
+/* Moves M past its current entry; M ends after the window. Older sources'
+ * versions of the same key disappear (shadowed): their overflow runs are
+ * freed and their tombstones counted as dropped. */
 static int m_next(mctx *c) {
   lsm_src *m = c->m;
-  int rc = m->ops->next(m);
+  int rc = 0;
+  for (uint32_t i = 0; i < c->nm && !rc; i++) {
+    lsm_src *s = c->ms[i];
+    if (s == m || !m_live(c, s) || lsm__keycmp(s->key, s->klen, m->key, m->klen) != 0) continue;
+    if (s->kind == LSM_V_TOMB) c->out->tombs_dropped++;
+    if (lsm__is_ovf(s->kind))
+      rc = free_run(c, s->ovf, lsm__blob_pages(c->db, lsm__run_bytes(c->db, s->kind, s->vlen)));
+    if (!rc) rc = s->ops->next(s);
+  }
+  if (!rc) rc = m->ops->next(m);
   if (rc) return rc;
-  c->mvalid = m->valid && (!c->has_shi || lsm__keycmp(m->key, m->klen, c->shi, c->shil) <= 0);
+  m_pick(c);
   return 0;
 }
 
@@ -482,10 +512,11 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
   lsm_seg *S = in->src, *D = in->dst;
   mctx c;
   lsm_builder *b = NULL;
-  lsm_extv wd = {0}, ws = {0}; /* pages written for D' and S' */
+  lsm_extv wd = {0}, ws[LSM_MAX_BATCH]; /* pages written for D', and for each source's S' */
   lsm_range *r = NULL;
   int rc = 0;
   memset(out, 0, sizeof *out);
+  memset(ws, 0, sizeof ws);
   memset(&c, 0, sizeof c);
   c.db = db, c.in = in, c.out = out;
   if (!S) return quire__err(QUIRE_EINVAL, "lsm: merge without a source");
@@ -507,15 +538,27 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
     }
   }
   out->promoted_leaves = count;
-  /* M: S's entries in the window */
-  if (S->d.root) {
-    if ((rc = lsm__segcur_open(db, S, &c.m))) goto fail;
-    rc = c.has_slo ? c.m->ops->seek(c.m, c.slo, c.slol, 1) : c.m->ops->first(c.m);
-    if (!rc && c.has_slo && c.m->valid && lsm__keycmp(c.m->key, c.m->klen, c.slo, c.slol) == 0)
-      rc = c.m->ops->next(c.m);
+  /* M: the entries in the window of the newer sources and of S (last) */
+  if (in->nnewer > LSM_MAX_BATCH - 1) {
+    rc = quire__err(QUIRE_EINVAL, "lsm: too many sources for one merge");
+    goto fail;
+  }
+  for (uint32_t i = 0; i <= in->nnewer; i++) {
+    lsm_seg *src = i < in->nnewer ? in->newer[i] : S;
+    if (!src->d.root) continue;
+    if (src != S && src->nranges) {
+      rc = quire__err(QUIRE_EINVAL, "lsm: a newer source of a merge has range tombstones");
+      goto fail;
+    }
+    lsm_src *cur = NULL;
+    if ((rc = lsm__segcur_open(db, src, &cur))) goto fail;
+    c.ms[c.nm++] = cur;
+    rc = c.has_slo ? cur->ops->seek(cur, c.slo, c.slol, 1) : cur->ops->first(cur);
+    if (!rc && c.has_slo && cur->valid && lsm__keycmp(cur->key, cur->klen, c.slo, c.slol) == 0)
+      rc = cur->ops->next(cur);
     if (rc) goto fail;
-    c.mvalid = c.m->valid && (!c.has_shi || lsm__keycmp(c.m->key, c.m->klen, c.shi, c.shil) <= 0);
-    if (c.mvalid) {
+    if (src == S && m_live(&c, cur)) {
+      /* the compaction pointer: the end of S's window */
       if (c.has_shi)
         rc = dup_key(c.shi, c.shil, &out->next, &out->nextlen);
       else
@@ -523,6 +566,7 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
       if (rc) goto fail;
     }
   }
+  m_pick(&c);
   c.sr = S->ranges, c.nsr = S->nranges; /* S is promoted whole if it has any */
 
   /* D' */
@@ -557,29 +601,34 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
   if (rc) goto fail;
   if (keep_dblob) out->dst_new.rt_page = D->d.rt_page, out->dst_new.rt_len = D->d.rt_len;
 
-  /* S' */
-  if ((rc = free_blob(&c, &S->d))) goto fail;
-  if (S->d.root) {
+  /* S' and each newer source without the window (S last) */
+  for (uint32_t i = 0; i <= in->nnewer; i++) {
+    lsm_seg *src = i < in->nnewer ? in->newer[i] : S;
+    lsm_segdesc *nd = i < in->nnewer ? &out->newer_new[i] : &out->src_new;
+    if ((rc = free_blob(&c, &src->d))) goto fail;
+    if (!src->d.root) continue;
     if (whole) {
-      rc = drop_subtree(&c, S->d.root, S->depth);
+      rc = drop_subtree(&c, src->d.root, src->depth);
     } else {
       side ss = {&c, NULL, 0};
       if ((rc = lsm__build_new(db, &b))) goto fail;
       ss.b = b;
-      bound lb = {S->minkey, S->minlen, 1, 1};
-      if ((rc = walk(&ss, S->d.root, -1, &lb, 1))) goto fail;
-      rc = finish(b, &out->src_new, &ws);
+      bound lb = {src->minkey, src->minlen, 1, 1};
+      if ((rc = walk(&ss, src->d.root, -1, &lb, 1))) goto fail;
+      rc = finish(b, nd, &ws[i]);
       b = NULL;
     }
     if (rc) goto fail;
   }
   for (size_t i = 0; i < wd.n && !rc; i++) rc = lsm__extv_insert(&out->written, wd.v[i].start, wd.v[i].count);
-  for (size_t i = 0; i < ws.n && !rc; i++) rc = lsm__extv_insert(&out->written, ws.v[i].start, ws.v[i].count);
+  for (uint32_t k = 0; k < LSM_MAX_BATCH; k++)
+    for (size_t i = 0; i < ws[k].n && !rc; i++)
+      rc = lsm__extv_insert(&out->written, ws[k].v[i].start, ws[k].v[i].count);
   if (rc) goto fail;
   lsm__extv_free(&wd);
-  lsm__extv_free(&ws);
+  for (uint32_t k = 0; k < LSM_MAX_BATCH; k++) lsm__extv_free(&ws[k]);
   out->written_pages = lsm__extv_pages(&out->written);
-  if (c.m) c.m->ops->close(c.m);
+  for (uint32_t i = 0; i < c.nm; i++) c.ms[i]->ops->close(c.ms[i]);
   quire__free(c.slo);
   quire__free(c.shi);
   quire__free(r);
@@ -587,10 +636,10 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
 fail:
   lsm__build_abort(b);
   free_pages(db, &wd);
-  free_pages(db, &ws);
+  for (uint32_t k = 0; k < LSM_MAX_BATCH; k++) free_pages(db, &ws[k]);
   lsm__merge_out_free(out);
   memset(out, 0, sizeof *out);
-  if (c.m) c.m->ops->close(c.m);
+  for (uint32_t i = 0; i < c.nm; i++) c.ms[i]->ops->close(c.ms[i]);
   quire__free(c.slo);
   quire__free(c.shi);
   quire__free(r);
