@@ -9,7 +9,10 @@
  *
  *   Incoming -> Waiting   the oldest run of Incoming: large segments move as
  *                         they are, a run of small ones is folded into one
- *   Waiting -> Regular 0  the oldest Waiting segment, by partial merges
+ *   Waiting -> Regular 0  in passes: the oldest Waiting segments (a batch of
+ *                         up to LSM_MAX_BATCH, once LSM_WAIT_TRIGGER wait) by
+ *                         partial merges, windows of the oldest one, the
+ *                         others' entries in the same key span going along
  *   Regular n -> n+1      when Regular n is over its nominal size (or rich in
  *                         tombstones), by partial merges
  *
@@ -104,7 +107,7 @@ typedef struct edit {
   uint32_t n_front;
   uint32_t wait_n; /* the oldest wait_n Waiting segments are replaced... */
   lsm_seg *wait_old[LSM_MAX_BATCH], *wait_new[LSM_MAX_BATCH]; /* ...in Waiting's order (new NULL: removed) */
-  int ra, rb;                   /* Regular levels replaced (-1: none) */
+  int ra, rb;                                                 /* Regular levels replaced (-1: none) */
   lsm_seg *ra_old, *ra_new, *rb_old, *rb_new;
 } edit;
 
@@ -127,7 +130,8 @@ static int apply_edit(lsm_db *db, const lsm_version *c, const edit *e, lsm_versi
     lsm_seg *s = c->segs[c->n_in + i];
     uint32_t first = c->n_wait - e->wait_n;
     if (i >= first) {
-      if (s != e->wait_old[i - first]) return quire__err(QUIRE_EINTERNAL, "lsm: merge source moved in Waiting");
+      if (s != e->wait_old[i - first])
+        return quire__err(QUIRE_EINTERNAL, "lsm: merge source moved in Waiting");
       if (e->wait_new[i - first]) wait[nwait++] = e->wait_new[i - first];
       continue;
     }

@@ -48,7 +48,7 @@
 #define LSM_MAX_INCOMING 32
 #define LSM_MAX_WAITING 32
 #define LSM_MAX_REGULAR 16
-#define LSM_MAX_BATCH 8 /* Waiting segments merged into Regular 0 together (one pass of partial merges) */
+#define LSM_MAX_BATCH 8    /* Waiting segments merged into Regular 0 together (one pass of partial merges) */
 #define LSM_WAIT_TRIGGER 4 /* a pass starts once this many wait (or max_incoming, if lower) */
 #define LSM_SEQ_OWN UINT64_MAX
 
@@ -323,8 +323,8 @@ struct lsm_db {
   unsigned level_factor;
   uint64_t level0_bytes;
   uint32_t promote_leaves;
-  uint32_t wait_batch;   /* merge_mu (the Waiting job): the oldest Waiting segments of the pass under way (0: none) */
-  uint32_t wait_trigger; /* a pass into Regular 0 starts when this many segments wait */
+  uint32_t wait_batch;        /* the Waiting job's: segments left in the pass under way (0: none) */
+  uint32_t wait_trigger;      /* a pass into Regular 0 starts when this many segments wait */
   atomic_int merges_building; /* merges with written, uncommitted pages */
 
   void (*log_fn)(void *ctx, int level, const char *msg); /* lsm_options.log_fn (may be NULL) */
@@ -504,12 +504,12 @@ typedef struct lsm_merge_in {
 } lsm_merge_in;
 
 typedef struct lsm_merge_out {
-  lsm_segdesc src_new; /* S' (root 0 and rt_page 0: nothing of S is left) */
-  lsm_segdesc dst_new; /* D' */
+  lsm_segdesc src_new;                  /* S' (root 0 and rt_page 0: nothing of S is left) */
+  lsm_segdesc dst_new;                  /* D' */
   lsm_segdesc newer_new[LSM_MAX_BATCH]; /* each newer source without the window (root 0: nothing left) */
-  lsm_extv freed;      /* pages of S and D that neither S' nor D' reaches */
-  lsm_extv written;    /* pages written for S' and D' (freed by the caller if it cannot commit) */
-  uint8_t *next;       /* new compaction pointer: the last key promoted (caller frees) */
+  lsm_extv freed;                       /* pages of S and D that neither S' nor D' reaches */
+  lsm_extv written; /* pages written for S' and D' (freed by the caller if it cannot commit) */
+  uint8_t *next;    /* new compaction pointer: the last key promoted (caller frees) */
   uint32_t nextlen;
   uint64_t promoted_leaves; /* leaves of S promoted */
   uint64_t written_pages;   /* pages written (leaves, parents, blobs) */

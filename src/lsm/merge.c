@@ -10,8 +10,10 @@
  *      promoted when the window covers it, when S has range tombstones, or
  *      when S has no tree. The window is the key span (slo, hi]: slo is the
  *      last key of the leaf before the window (none: from the start), hi the
- *      last key of the window's last leaf. M = S's entries in that span, read
- *      with a segment cursor.
+ *      last key of the window's last leaf. M = the entries in that span of S
+ *      and of the newer sources in->newer (a Waiting pass's batch), read with
+ *      one segment cursor each and merged, the newest winning (an older
+ *      version disappears: its overflow run is freed).
  *   2. D' = D's tree walked from the root, M merged in. A child subtree
  *      (parent items give its page, last key and counts; its keys are above
  *      the previous sibling's last key) that holds no entry of M and meets no
@@ -23,9 +25,10 @@
  *      lsm__build_split starts a new page early when the pending one and the
  *      rest of the page would not fit together but each fills half a page,
  *      so that recycling resumes right after the rewritten region.
- *   3. S' = the same walk over S removing the window: subtrees inside the
- *      window are freed page by page (leaves unread: their entries moved), the
- *      rest recycled or streamed by the same rules.
+ *   3. S' = the same walk over S removing the window (and likewise each
+ *      newer source): subtrees inside the window are freed page by page
+ *      (leaves unread: their entries moved), the rest recycled or streamed
+ *      by the same rules.
  *
  * Entries: M wins over D on equal keys (the shadowed entry's overflow run is
  * freed); D entries under S's range tombstones are dropped; a point tombstone
