@@ -455,6 +455,18 @@ static size_t log_size(uint64_t maxn) {
   return (size_t)(n > maxn ? maxn : n);
 }
 
+/* n random key spans of [0, uni) as older segments' spans (keys in ok) */
+static void random_spans(lsm_keyspan *older, uint8_t (*ok)[2][64], size_t n, uint64_t uni) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t a = test_rand_below(uni), b = test_rand_below(uni);
+    size_t al = make_key(a, ok[i][0]), bl = make_key(b, ok[i][1]);
+    if (kcmp(ok[i][0], al, ok[i][1], bl) > 0)
+      older[i] = (lsm_keyspan){ok[i][1], ok[i][0], (uint32_t)bl, (uint32_t)al};
+    else
+      older[i] = (lsm_keyspan){ok[i][0], ok[i][1], (uint32_t)al, (uint32_t)bl};
+  }
+}
+
 /* ---- the random model test -------------------------------------------------- */
 static void test_random(int rounds) {
   static uint8_t k1[128];
@@ -504,14 +516,7 @@ static void test_random(int rounds) {
     lsm_keyspan older[3];
     uint8_t ok[3][2][64];
     size_t nolder = test_rand_below(3) == 0 ? 0 : test_rand_below(4);
-    for (size_t i = 0; i < nolder; i++) {
-      uint64_t a = test_rand_below(universe), b = test_rand_below(universe);
-      size_t al = make_key(a, ok[i][0]), bl = make_key(b, ok[i][1]);
-      if (kcmp(ok[i][0], al, ok[i][1], bl) > 0)
-        older[i] = (lsm_keyspan){ok[i][1], ok[i][0], (uint32_t)bl, (uint32_t)al};
-      else
-        older[i] = (lsm_keyspan){ok[i][0], ok[i][1], (uint32_t)al, (uint32_t)bl};
-    }
+    random_spans(older, ok, nolder, universe);
     static const uint32_t wins[] = {0, 1, 2, 3, 5, 17, 64, 300};
     lsm_merge_in in = {.src = S, .dst = D, .older = older, .nolder = nolder};
     in.older_ranges = nolder > 0 || test_rand_below(4) == 0;
@@ -624,14 +629,7 @@ static void test_batch(int rounds) {
     lsm_keyspan older[2];
     uint8_t ok[2][2][64];
     size_t nolder = test_rand_below(2) ? 0 : 1 + test_rand_below(2);
-    for (size_t i = 0; i < nolder; i++) {
-      uint64_t a = test_rand_below(uni), b = test_rand_below(uni);
-      size_t al = make_key(a, ok[i][0]), bl = make_key(b, ok[i][1]);
-      if (kcmp(ok[i][0], al, ok[i][1], bl) > 0)
-        older[i] = (lsm_keyspan){ok[i][1], ok[i][0], (uint32_t)bl, (uint32_t)al};
-      else
-        older[i] = (lsm_keyspan){ok[i][0], ok[i][1], (uint32_t)al, (uint32_t)bl};
-    }
+    random_spans(older, ok, nolder, uni);
     static const uint32_t wins[] = {0, 1, 2, 3, 7, 40, 300};
     lsm_seg *S = in_s[nnewer], *D = in_s[di];
     lsm_merge_in in = {.src = S, .newer = in_s, .nnewer = nnewer, .dst = D, .older = older, .nolder = nolder};
