@@ -339,6 +339,7 @@ static int job_down(lsm_db *db, lsm_version *v, int from_wait, uint32_t n) {
     db->wait_batch = left;
   }
   atomic_fetch_add(&db->st_partial, 1);
+  if (nnewer) atomic_fetch_add(&db->st_batched, 1);
   atomic_fetch_add(&db->st_mwritten, out.written_pages);
   atomic_fetch_add(&db->st_recycled, out.recycled);
   atomic_fetch_add(&db->st_tdropped, out.tombs_dropped);

@@ -333,7 +333,7 @@ struct lsm_db {
   lsm_cache cache;
   uint8_t *scratch; /* one page, commit_lock */
   atomic_ullong st_commits, st_flushes, st_merges, st_syncs, st_hdr, st_conflicts;
-  atomic_ullong st_moved, st_full, st_partial, st_mwritten, st_recycled, st_tdropped, st_merrors;
+  atomic_ullong st_moved, st_full, st_partial, st_mwritten, st_recycled, st_tdropped, st_merrors, st_batched;
   atomic_ullong st_stalls, st_stall_us, st_bytes;
 };
 

@@ -404,8 +404,10 @@ static void test_write_amp(const char *dir) {
   lsm_stats st;
   CHECK_OK(lsm_stats_get(db, &st));
   printf("  write amplification (%u random keys, memtable 256 KiB, Regular 0 512 KiB): fill %.2f, overwrite "
-         "%.2f, delete %.2f; %llu partial merges, %llu moved\n",
-         n, fill, over, del, (unsigned long long)st.merges_partial, (unsigned long long)st.merges_moved);
+         "%.2f, delete %.2f; %llu partial merges (%llu batched), %llu moved\n",
+         n, fill, over, del, (unsigned long long)st.merges_partial, (unsigned long long)st.merges_batched,
+         (unsigned long long)st.merges_moved);
+  CHECK(st.merges_batched > 0);
   CHECK(over < 10.5 && del < 45.0);
   accounting(db, "write amplification");
   CHECK_OK(lsm_close(db));

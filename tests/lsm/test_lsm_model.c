@@ -246,11 +246,11 @@ static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode, int me
   CHECK_OK(lsm_stats_get(db, &st));
   printf(
       "  page %u sync %d merges %s: %d steps, %zu keys, %llu commits, %llu flushes, %llu merges (%llu moved, "
-      "%llu full, %llu partial), %u levels, %llu pages\n",
+      "%llu full, %llu partial, %llu batched), %u levels, %llu pages\n",
       pgsz, sync_mode, merge ? "inline" : "threads", steps, m.n, (unsigned long long)st.commits,
       (unsigned long long)st.flushes, (unsigned long long)st.merges, (unsigned long long)st.merges_moved,
-      (unsigned long long)st.merges_full, (unsigned long long)st.merges_partial, st.nlevels,
-      (unsigned long long)st.pages_total);
+      (unsigned long long)st.merges_full, (unsigned long long)st.merges_partial,
+      (unsigned long long)st.merges_batched, st.nlevels, (unsigned long long)st.pages_total);
   CHECK_OK(lsm_close(db));
   /* reopen once more: everything committed is there */
   CHECK_OK(lsm_open(path, &o, &db));
@@ -341,13 +341,16 @@ static void run_churn(const char *dir, int txns, int merge) {
   check_file(db);
   lsm_stats st;
   CHECK_OK(lsm_stats_get(db, &st));
-  printf(
-      "  churn, merges %s: %d transactions, %zu keys, %llu flushes, %llu merges (%llu partial), %u levels, "
-      "%llu pages (%llu free), up to %zu free runs, %llu merge errors\n",
-      merge ? "inline" : "threads", txns, m.n, (unsigned long long)st.flushes, (unsigned long long)st.merges,
-      (unsigned long long)st.merges_partial, st.nlevels, (unsigned long long)st.pages_total,
-      (unsigned long long)st.pages_free, max_runs, (unsigned long long)st.merge_errors);
+  printf("  churn, merges %s: %d transactions, %zu keys, %llu flushes, %llu merges (%llu partial, %llu "
+         "batched), %u "
+         "levels, "
+         "%llu pages (%llu free), up to %zu free runs, %llu merge errors\n",
+         merge ? "inline" : "threads", txns, m.n, (unsigned long long)st.flushes,
+         (unsigned long long)st.merges, (unsigned long long)st.merges_partial,
+         (unsigned long long)st.merges_batched, st.nlevels, (unsigned long long)st.pages_total,
+         (unsigned long long)st.pages_free, max_runs, (unsigned long long)st.merge_errors);
   CHECK(st.merge_errors == 0);
+  CHECK(st.merges_batched > 0); /* Waiting passes of several segments ran */
   CHECK_OK(lsm_close(db));
   CHECK_OK(lsm_open(path, &o, &db));
   churn_compare(db, &m);
