@@ -261,11 +261,13 @@ static int job_down(lsm_db *db, lsm_version *v, int from_wait, uint32_t n) {
   memset(&e, 0, sizeof e);
   e.ra = e.rb = -1;
   if (from_wait) {
-    /* the batch: the oldest Waiting segments, S last, up to the first one
-     * with range tombstones (none if S has them) */
+    /* the batch: the oldest Waiting segments, S last, up to the first newer
+     * one with range tombstones (ranges make a promotion whole: S with
+     * ranges goes down whole with its batch, but windows are kept for
+     * batches without them, where untouched subtrees are recycled) */
     uint32_t want = db->wait_batch ? db->wait_batch : LSM_MAX_BATCH;
     if (want > v->n_wait) want = v->n_wait;
-    while (!S->nranges && nnewer + 1 < want && !v->segs[v->n_in + v->n_wait - 2 - nnewer]->nranges) nnewer++;
+    while (nnewer + 1 < want && !v->segs[v->n_in + v->n_wait - 2 - nnewer]->nranges) nnewer++;
     newer = &v->segs[v->n_in + v->n_wait - 1 - nnewer];
     e.wait_n = nnewer + 1;
     for (uint32_t i = 0; i <= nnewer; i++) e.wait_old[i] = v->segs[v->n_in + v->n_wait - 1 - nnewer + i];

@@ -488,11 +488,11 @@ typedef struct lsm_keyspan {
 /* A partial merge of source S (the oldest Waiting segment, or Regular n) into
  * destination D (Regular n+1), design in docs/LSM.md "Merging". The window
  * is chosen in S; the entries of the newer sources (the Waiting segments of
- * the same batch, no range tombstones) inside its key span are promoted with
- * it, newest winning. */
+ * the same batch) inside its key span are promoted with it, newest winning.
+ * A range tombstone in any source makes the promotion whole. */
 typedef struct lsm_merge_in {
   lsm_seg *src;             /* S (never NULL, has a tree or ranges) */
-  lsm_seg *const *newer;    /* newer sources, newest first (none of them has ranges) */
+  lsm_seg *const *newer;    /* newer sources, newest first (any range tombstone: all promoted whole) */
   uint32_t nnewer;          /* at most LSM_MAX_BATCH - 1 */
   lsm_seg *dst;             /* D, or NULL when Regular n+1 is empty */
   const lsm_keyspan *older; /* key spans of every segment older than D that has a tree */

@@ -56,8 +56,11 @@ typedef struct mctx {
   int has_slo, has_shi;
   lsm_src *m; /* M's current entry: the winning cursor of ms[], valid while mvalid */
   int mvalid;
-  lsm_src *ms[LSM_MAX_BATCH]; /* cursors of the promoted sources, newest first (S last) */
+  lsm_src *ms[LSM_MAX_BATCH];   /* cursors of the promoted sources, newest first (S last) */
+  uint32_t mord[LSM_MAX_BATCH]; /* each cursor's source: index into bsrc */
   uint32_t nm;
+  lsm_seg *bsrc[LSM_MAX_BATCH]; /* the promoted sources, newest first (S last) */
+  uint32_t nb;
   const lsm_range *sr; /* S's ranges applied to D's entries */
   size_t nsr;
 } mctx;
@@ -103,23 +106,10 @@ static int m_live(const mctx *c, const lsm_src *s) {
   return s->valid && (!c->has_shi || lsm__keycmp(s->key, s->klen, c->shi, c->shil) <= 0);
 }
 
-/* M's current entry: the smallest key of the sources' cursors inside the
- * window, the newest source winning a tie. */
-static void m_pick(mctx *c) {
-  c->m = NULL;
-  for (uint32_t i = 0; i < c->nm; i++) {
-    lsm_src *s = c->ms[i];
-    if (!m_live(c, s)) continue;
-    if (!c->m || lsm__keycmp(s->key, s->klen, c->m->key, c->m->klen) < 0) c->m = s;
-  }
-  c->mvalid = c->m != NULL;
-}
-
-/* Moves M past its current entry; M ends after the window. Older sources'
- * versions of the same key disappear (shadowed): their overflow runs are
- * freed and their tombstones counted as dropped. */
-static int m_next(mctx *c) {
-  lsm_src *m = c->m;
+/* Drops the entries at m's key of m and of every older cursor (deleted by a
+ * newer source's range, or shadowed by m): their overflow runs are freed,
+ * their tombstones counted as dropped. keep_m: m itself stays. */
+static int m_skip_key(mctx *c, lsm_src *m, int keep_m) {
   int rc = 0;
   for (uint32_t i = 0; i < c->nm && !rc; i++) {
     lsm_src *s = c->ms[i];
@@ -129,10 +119,44 @@ static int m_next(mctx *c) {
       rc = free_run(c, s->ovf, lsm__blob_pages(c->db, lsm__run_bytes(c->db, s->kind, s->vlen)));
     if (!rc) rc = s->ops->next(s);
   }
+  if (rc || keep_m) return rc;
+  if (m->kind == LSM_V_TOMB) c->out->tombs_dropped++;
+  if (lsm__is_ovf(m->kind))
+    rc = free_run(c, m->ovf, lsm__blob_pages(c->db, lsm__run_bytes(c->db, m->kind, m->vlen)));
+  return rc ? rc : m->ops->next(m);
+}
+
+/* M's current entry: the smallest key of the sources' cursors inside the
+ * window, the newest source winning a tie; a key a range of a source newer
+ * than the winner's covers is deleted, every version of it dropped. */
+static int m_pick(mctx *c) {
+  for (;;) {
+    c->m = NULL;
+    uint32_t wi = 0;
+    for (uint32_t i = 0; i < c->nm; i++) {
+      lsm_src *s = c->ms[i];
+      if (!m_live(c, s)) continue;
+      if (!c->m || lsm__keycmp(s->key, s->klen, c->m->key, c->m->klen) < 0) c->m = s, wi = i;
+    }
+    c->mvalid = c->m != NULL;
+    if (!c->m) return 0;
+    int covered = 0;
+    for (uint32_t j = 0; j < c->mord[wi] && !covered; j++)
+      covered = c->bsrc[j]->nranges &&
+                lsm__ranges_cover(c->bsrc[j]->ranges, c->bsrc[j]->nranges, c->m->key, c->m->klen);
+    if (!covered) return 0;
+    int rc = m_skip_key(c, c->m, 0);
+    if (rc) return rc;
+  }
+}
+
+/* Moves M past its current entry; M ends after the window. Older sources'
+ * versions of the same key disappear (shadowed). */
+static int m_next(mctx *c) {
+  lsm_src *m = c->m;
+  int rc = m_skip_key(c, m, 1);
   if (!rc) rc = m->ops->next(m);
-  if (rc) return rc;
-  m_pick(c);
-  return 0;
+  return rc ? rc : m_pick(c);
 }
 
 /* Writes M's current entry to D' (or drops it if it is an unneeded tombstone). */
@@ -523,7 +547,14 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
   memset(&c, 0, sizeof c);
   c.db = db, c.in = in, c.out = out;
   if (!S) return quire__err(QUIRE_EINVAL, "lsm: merge without a source");
-  int whole = in->window == 0 || in->window >= S->leaves || S->nranges || !S->d.root;
+  if (in->nnewer > LSM_MAX_BATCH - 1) return quire__err(QUIRE_EINVAL, "lsm: too many sources for one merge");
+  /* the sources, newest first; any range tombstone makes the promotion whole */
+  size_t nsr_all = 0;
+  for (uint32_t i = 0; i <= in->nnewer; i++) {
+    c.bsrc[c.nb++] = i < in->nnewer ? in->newer[i] : S;
+    nsr_all += c.bsrc[c.nb - 1]->nranges;
+  }
+  int whole = in->window == 0 || in->window >= S->leaves || nsr_all || !S->d.root;
   uint64_t start = 0, count = S->leaves;
   if (!whole) {
     if ((rc = window_start(db, in, &start))) goto fail;
@@ -542,19 +573,12 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
   }
   out->promoted_leaves = count;
   /* M: the entries in the window of the newer sources and of S (last) */
-  if (in->nnewer > LSM_MAX_BATCH - 1) {
-    rc = quire__err(QUIRE_EINVAL, "lsm: too many sources for one merge");
-    goto fail;
-  }
-  for (uint32_t i = 0; i <= in->nnewer; i++) {
-    lsm_seg *src = i < in->nnewer ? in->newer[i] : S;
+  for (uint32_t i = 0; i < c.nb; i++) {
+    lsm_seg *src = c.bsrc[i];
     if (!src->d.root) continue;
-    if (src != S && src->nranges) {
-      rc = quire__err(QUIRE_EINVAL, "lsm: a newer source of a merge has range tombstones");
-      goto fail;
-    }
     lsm_src *cur = NULL;
     if ((rc = lsm__segcur_open(db, src, &cur))) goto fail;
+    c.mord[c.nm] = i;
     c.ms[c.nm++] = cur;
     rc = c.has_slo ? cur->ops->seek(cur, c.slo, c.slol, 1) : cur->ops->first(cur);
     if (!rc && c.has_slo && cur->valid && lsm__keycmp(cur->key, cur->klen, c.slo, c.slol) == 0)
@@ -569,8 +593,21 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
       if (rc) goto fail;
     }
   }
-  m_pick(&c);
-  c.sr = S->ranges, c.nsr = S->nranges; /* S is promoted whole if it has any */
+  /* the sources' ranges, applied to D's entries (the promotion is whole if
+   * there are any) */
+  if (nsr_all) {
+    size_t total = nsr_all + (D ? D->nranges : 0), k = 0;
+    r = quire__calloc(total, sizeof *r);
+    if (!r) {
+      rc = QUIRE_ENOMEM;
+      goto fail;
+    }
+    for (uint32_t i = 0; i < c.nb; i++)
+      for (size_t j = 0; j < c.bsrc[i]->nranges; j++) r[k++] = c.bsrc[i]->ranges[j];
+    c.sr = r;
+    c.nsr = lsm__ranges_coalesce(r, k);
+  }
+  if ((rc = m_pick(&c))) goto fail;
 
   /* D' */
   int drop_ranges = in->nolder == 0 && !in->older_ranges;
@@ -584,16 +621,12 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
   if ((rc = m_flush(&sd))) goto fail;
   size_t nr = 0;
   int keep_dblob = 0;
-  if (!drop_ranges && S->nranges) {
-    size_t total = S->nranges + (D ? D->nranges : 0), k = 0;
-    r = quire__calloc(total, sizeof *r);
-    if (!r) {
-      rc = QUIRE_ENOMEM;
-      goto fail;
-    }
-    for (size_t i = 0; i < S->nranges; i++) r[k++] = S->ranges[i];
+  if (!drop_ranges && nsr_all) {
+    /* D' keeps the sources' ranges and D's: r has room for D's after them */
+    size_t k = c.nsr;
     for (size_t i = 0; D && i < D->nranges; i++) r[k++] = D->ranges[i];
     nr = lsm__ranges_coalesce(r, k);
+    c.nsr = 0;
     if ((rc = lsm__build_ranges(b, r, nr))) goto fail;
   } else if (!drop_ranges && D && D->d.rt_page) {
     keep_dblob = 1; /* D's ranges stay as they are, by reference */

@@ -616,10 +616,22 @@ static void test_batch(int rounds) {
     /* in_e[0..nnewer-1] newer (newest first), [nnewer] S, [nnewer+1] D;
      * small universes so the sources overlap a lot */
     uint64_t uni = test_rand_below(2) ? 3000 : universe;
+    int with_ranges = test_rand_below(3) == 0;
     for (uint32_t i = 0; i <= nnewer; i++) {
       gen(&in_e[i], log_size(big ? 1500 : 6000), 0, uni, (int)test_rand_below(30), big, 10 + i);
       if (!in_e[i].n) gen(&in_e[i], 1, 0, uni, 0, big, 10 + i);
-      in_s[i] = build(&in_e[i], NULL, 0);
+      /* sometimes a range tombstone (the whole batch is then promoted at once) */
+      lsm_range rr[1];
+      uint8_t rk[2][64];
+      size_t nr = 0;
+      if (with_ranges && test_rand_below(3) == 0) {
+        uint64_t a = test_rand_below(uni), b = a + 1 + test_rand_below(uni / 10 + 1);
+        size_t al = make_key(a, rk[0]), bl = make_key(b, rk[1]);
+        int x = kcmp(rk[0], al, rk[1], bl);
+        if (x < 0) rr[nr++] = (lsm_range){rk[0], rk[1], (uint32_t)al, (uint32_t)bl};
+        if (x > 0) rr[nr++] = (lsm_range){rk[1], rk[0], (uint32_t)bl, (uint32_t)al};
+      }
+      in_s[i] = build(&in_e[i], rr, nr);
     }
     uint32_t di = nnewer + 1;
     if (test_rand_below(5)) {
@@ -633,7 +645,7 @@ static void test_batch(int rounds) {
     static const uint32_t wins[] = {0, 1, 2, 3, 7, 40, 300};
     lsm_seg *S = in_s[nnewer], *D = in_s[di];
     lsm_merge_in in = {.src = S, .newer = in_s, .nnewer = nnewer, .dst = D, .older = older, .nolder = nolder};
-    in.older_ranges = nolder > 0;
+    in.older_ranges = nolder > 0 || test_rand_below(3) == 0;
     in.window = wins[test_rand_below(7)];
     if (test_rand_below(2)) {
       in.afterlen = (uint32_t)make_key(test_rand_below(uni), k1);
