@@ -134,7 +134,10 @@ static void test_accounting(const char *dir) {
          (unsigned long long)tot.merges_full, (unsigned long long)tot.merge_pages_written,
          (unsigned long long)tot.merge_recycled, st.nlevels, (unsigned long long)st.pages_total,
          (unsigned long long)st.pages_free);
-  CHECK(tot.merges_partial > 10 && tot.merge_recycled > 0 && st.nlevels >= 3); /* levels really exercised */
+  /* levels really exercised (recycling is counted, not required: with Waiting
+   * batches promoted together over this small key space it is rare here and
+   * sometimes absent; the write amplification test (deterministic) and test_lsm_merge require it) */
+  CHECK(tot.merges_partial > 10 && st.nlevels >= 3);
   CHECK_OK(lsm_compact(db));
   accounting(db, "after compact");
   CHECK_OK(lsm_stats_get(db, &st));
@@ -404,10 +407,10 @@ static void test_write_amp(const char *dir) {
   lsm_stats st;
   CHECK_OK(lsm_stats_get(db, &st));
   printf("  write amplification (%u random keys, memtable 256 KiB, Regular 0 512 KiB): fill %.2f, overwrite "
-         "%.2f, delete %.2f; %llu partial merges (%llu batched), %llu moved\n",
+         "%.2f, delete %.2f; %llu partial merges (%llu batched), %llu moved, %llu subtrees recycled\n",
          n, fill, over, del, (unsigned long long)st.merges_partial, (unsigned long long)st.merges_batched,
-         (unsigned long long)st.merges_moved);
-  CHECK(st.merges_batched > 0);
+         (unsigned long long)st.merges_moved, (unsigned long long)st.merge_recycled);
+  CHECK(st.merges_batched > 0 && st.merge_recycled > 0);
   CHECK(over < 10.5 && del < 45.0);
   accounting(db, "write amplification");
   CHECK_OK(lsm_close(db));
