@@ -273,6 +273,7 @@ typedef struct lsm_stats {
   int checksums_verified;       /* 0 if the file was created with no_checksums */
   uint32_t wal_start;           /* first page of the log region */
   uint64_t wal_epoch;           /* log epoch of the latest header */
+  uint64_t merges_batched; /* partial merges from Waiting that took newer segments along (a pass's batch) */
 } lsm_stats;
 
 /* Fills *out (caller-owned) with counters of the open database. */

@@ -315,6 +315,7 @@ int lsm_stats_get(lsm_db *db, lsm_stats *o) {
   o->merge_pages_written = atomic_load(&db->st_mwritten);
   o->merge_recycled = atomic_load(&db->st_recycled);
   o->tombstones_dropped = atomic_load(&db->st_tdropped);
+  o->merges_batched = atomic_load(&db->st_batched);
   o->merge_errors = atomic_load(&db->st_merrors);
   o->stalls = atomic_load(&db->st_stalls);
   o->stall_us = atomic_load(&db->st_stall_us);

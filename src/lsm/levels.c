@@ -9,7 +9,10 @@
  *
  *   Incoming -> Waiting   the oldest run of Incoming: large segments move as
  *                         they are, a run of small ones is folded into one
- *   Waiting -> Regular 0  the oldest Waiting segment, by partial merges
+ *   Waiting -> Regular 0  in passes: the oldest Waiting segments (a batch of
+ *                         up to LSM_MAX_BATCH, once LSM_WAIT_TRIGGER wait) by
+ *                         partial merges, windows of the oldest one, the
+ *                         others' entries in the same key span going along
  *   Regular n -> n+1      when Regular n is over its nominal size (or rich in
  *                         tombstones), by partial merges
  *
@@ -63,7 +66,12 @@ static int pick(lsm_db *db, job *j) {
     *j = (job){JOB_IN, 0, 1e9};
     found = 1;
   }
-  if (!found && v->n_wait && !db->busy[1] && !db->busy[2]) {
+  /* Waiting -> Regular 0 in passes: one starts when wait_trigger segments
+   * wait (or Regular 0 is empty, and the oldest just moves down), and takes
+   * them all as one batch, so Regular 0 is rewritten once per batch, not
+   * once per flushed segment */
+  if (!found && v->n_wait && !db->busy[1] && !db->busy[2] &&
+      (db->wait_batch || v->n_wait >= db->wait_trigger || !reg(v, 0))) {
     *j = (job){JOB_WAIT, 0, (double)v->n_wait};
     found = 1;
   }
@@ -97,8 +105,9 @@ typedef struct edit {
   lsm_seg *in_old[LSM_MAX_INCOMING];         /* ...which must be these (oldest last) */
   lsm_seg *wait_front[LSM_MAX_INCOMING + 1]; /* added at the front of Waiting, newest first */
   uint32_t n_front;
-  lsm_seg *wait_old, *wait_new; /* the oldest Waiting segment replaced (new NULL: removed) */
-  int ra, rb;                   /* Regular levels replaced (-1: none) */
+  uint32_t wait_n; /* the oldest wait_n Waiting segments are replaced... */
+  lsm_seg *wait_old[LSM_MAX_BATCH], *wait_new[LSM_MAX_BATCH]; /* ...in Waiting's order (new NULL: removed) */
+  int ra, rb;                                                 /* Regular levels replaced (-1: none) */
   lsm_seg *ra_old, *ra_new, *rb_old, *rb_new;
 } edit;
 
@@ -116,11 +125,14 @@ static int apply_edit(lsm_db *db, const lsm_version *c, const edit *e, lsm_versi
     if (c->segs[c->n_in - e->in_drop + i] != e->in_old[i])
       return quire__err(QUIRE_EINTERNAL, "lsm: merge input left Incoming");
   for (uint32_t i = 0; i < e->n_front; i++) wait[nwait++] = e->wait_front[i];
+  if (e->wait_n > c->n_wait) return quire__err(QUIRE_EINTERNAL, "lsm: merge source left Waiting");
   for (uint32_t i = 0; i < c->n_wait; i++) {
     lsm_seg *s = c->segs[c->n_in + i];
-    if (e->wait_old && s == e->wait_old) {
-      if (i != c->n_wait - 1) return quire__err(QUIRE_EINTERNAL, "lsm: merge source moved in Waiting");
-      if (e->wait_new) wait[nwait++] = e->wait_new;
+    uint32_t first = c->n_wait - e->wait_n;
+    if (i >= first) {
+      if (s != e->wait_old[i - first])
+        return quire__err(QUIRE_EINTERNAL, "lsm: merge source moved in Waiting");
+      if (e->wait_new[i - first]) wait[nwait++] = e->wait_new[i - first];
       continue;
     }
     wait[nwait++] = s;
@@ -235,19 +247,33 @@ static int job_incoming(lsm_db *db, lsm_version *v) {
   return rc;
 }
 
-/* Source S (the oldest Waiting segment, or Regular n) into Regular dn. */
+/* Source S (the oldest Waiting segment, or Regular n) into Regular dn. From
+ * Waiting, the newer segments of the pass's batch go with S (the window is
+ * chosen in S; their entries in its key span are promoted too). */
 static int job_down(lsm_db *db, lsm_version *v, int from_wait, uint32_t n) {
   uint32_t dn = from_wait ? 0 : n + 1;
   uint32_t sl = from_wait ? 1 : 2 + n; /* compaction pointer slot */
   lsm_seg *S = from_wait ? v->segs[v->n_in + v->n_wait - 1] : reg(v, n);
   lsm_seg *D = reg(v, dn);
+  lsm_seg *const *newer = NULL;
+  uint32_t nnewer = 0;
   edit e;
   memset(&e, 0, sizeof e);
   e.ra = e.rb = -1;
-  if (from_wait)
-    e.wait_old = S;
-  else
+  if (from_wait) {
+    /* the batch: the oldest Waiting segments, S last, up to the first newer
+     * one with range tombstones (ranges make a promotion whole: S with
+     * ranges goes down whole with its batch, but windows are kept for
+     * batches without them, where untouched subtrees are recycled) */
+    uint32_t want = db->wait_batch ? db->wait_batch : LSM_MAX_BATCH;
+    if (want > v->n_wait) want = v->n_wait;
+    while (nnewer + 1 < want && !v->segs[v->n_in + v->n_wait - 2 - nnewer]->nranges) nnewer++;
+    newer = &v->segs[v->n_in + v->n_wait - 1 - nnewer];
+    e.wait_n = nnewer + 1;
+    for (uint32_t i = 0; i <= nnewer; i++) e.wait_old[i] = v->segs[v->n_in + v->n_wait - 1 - nnewer + i];
+  } else {
     e.ra = (int)n, e.ra_old = S;
+  }
   e.rb = (int)dn, e.rb_old = D;
   /* what older than the destination still holds keys */
   lsm_keyspan older[LSM_MAX_REGULAR];
@@ -262,14 +288,21 @@ static int job_down(lsm_db *db, lsm_version *v, int from_wait, uint32_t n) {
   lsm_extv freed = {0};
   int rc;
   if (!D && (older_any || (!S->tombs && !S->nranges))) {
-    /* nothing to merge with: the whole segment moves down */
+    /* nothing to merge with: the whole segment moves down (S alone) */
+    if (from_wait) {
+      e.wait_n = 1;
+      e.wait_old[0] = S;
+    }
     e.rb_new = S;
     atomic_fetch_add(&db->merges_building, 1);
     rc = merge_commit(db, &e, &freed);
     if (!rc) atomic_fetch_add(&db->st_moved, 1);
+    if (!rc && from_wait) db->wait_batch = 0;
     return rc;
   }
   lsm_merge_in in = {.src = S,
+                     .newer = newer,
+                     .nnewer = nnewer,
                      .dst = D,
                      .older = older,
                      .nolder = nolder,
@@ -281,25 +314,34 @@ static int job_down(lsm_db *db, lsm_version *v, int from_wait, uint32_t n) {
   memset(&out, 0, sizeof out);
   atomic_fetch_add(&db->merges_building, 1);
   rc = lsm__merge_partial(db, &in, &out);
-  lsm_seg *ns = NULL, *nd = NULL;
+  lsm_seg *ns = NULL, *nd = NULL, *nn[LSM_MAX_BATCH] = {NULL};
   if (!rc) rc = load_opt(db, &out.src_new, &ns);
   if (!rc) rc = load_opt(db, &out.dst_new, &nd);
+  for (uint32_t i = 0; i < nnewer && !rc; i++) rc = load_opt(db, &out.newer_new[i], &nn[i]);
   if (rc) {
     atomic_fetch_sub(&db->merges_building, 1);
     free_written(db, &out.written);
     goto out;
   }
-  if (from_wait)
-    e.wait_new = ns;
-  else
+  if (from_wait) {
+    for (uint32_t i = 0; i < nnewer; i++) e.wait_new[i] = nn[i];
+    e.wait_new[nnewer] = ns;
+  } else {
     e.ra_new = ns;
+  }
   e.rb_new = nd;
   rc = merge_commit(db, &e, &out.freed);
   if (rc) {
     free_written(db, &out.written);
     goto out;
   }
+  if (from_wait) { /* the pass goes on with what is left of its batch; it ends with S */
+    uint32_t left = ns ? 1 : 0;
+    for (uint32_t i = 0; i < nnewer && ns; i++) left += nn[i] != NULL;
+    db->wait_batch = left;
+  }
   atomic_fetch_add(&db->st_partial, 1);
+  if (nnewer) atomic_fetch_add(&db->st_batched, 1);
   atomic_fetch_add(&db->st_mwritten, out.written_pages);
   atomic_fetch_add(&db->st_recycled, out.recycled);
   atomic_fetch_add(&db->st_tdropped, out.tombs_dropped);
@@ -316,6 +358,7 @@ static int job_down(lsm_db *db, lsm_version *v, int from_wait, uint32_t n) {
 out:
   lsm__seg_unref(db, ns);
   lsm__seg_unref(db, nd);
+  for (uint32_t i = 0; i < nnewer; i++) lsm__seg_unref(db, nn[i]);
   lsm__merge_out_free(&out);
   lsm__extv_free(&freed);
   return rc;
@@ -398,6 +441,8 @@ int lsm__merge_start(lsm_db *db, const lsm_options *o) {
   db->level0_bytes = o->level0_bytes ? o->level0_bytes : (uint64_t)64 << 20;
   if (db->level0_bytes < 4u * db->pgsz) db->level0_bytes = 4u * db->pgsz;
   db->promote_leaves = o->promote_leaves ? o->promote_leaves : 512;
+  db->wait_trigger = db->max_incoming < LSM_WAIT_TRIGGER ? db->max_incoming : LSM_WAIT_TRIGGER;
+  if (db->wait_trigger < 1) db->wait_trigger = 1;
   db->merge_mode = o->merge_off ? 2 : o->merge_inline ? 1 : 0;
   if (db->read_only) db->merge_mode = 2;
   if (db->merge_mode != 0) return 0;
@@ -560,6 +605,9 @@ int lsm_compact(lsm_db *db) {
   if (db->read_only) return quire__err(QUIRE_EINVAL, "lsm: database opened read-only");
   /* stop new merges and wait for the running ones (they need the commit lock) */
   lsm__merge_pause(db, 1);
+  pthread_mutex_lock(&db->merge_mu);
+  db->wait_batch = 0; /* Waiting is merged away here */
+  pthread_mutex_unlock(&db->merge_mu);
   pthread_mutex_lock(&db->commit_lock);
   int rc = lsm__flush_locked(db);
   lsm_version *c = db->cur;

@@ -48,6 +48,8 @@
 #define LSM_MAX_INCOMING 32
 #define LSM_MAX_WAITING 32
 #define LSM_MAX_REGULAR 16
+#define LSM_MAX_BATCH 8    /* Waiting segments merged into Regular 0 together (one pass of partial merges) */
+#define LSM_WAIT_TRIGGER 4 /* a pass starts once this many wait (or max_incoming, if lower) */
 #define LSM_SEQ_OWN UINT64_MAX
 
 #define LSM_HDR_NOCHECKSUM 1u
@@ -321,6 +323,8 @@ struct lsm_db {
   unsigned level_factor;
   uint64_t level0_bytes;
   uint32_t promote_leaves;
+  uint32_t wait_batch;        /* the Waiting job's: segments left in the pass under way (0: none) */
+  uint32_t wait_trigger;      /* a pass into Regular 0 starts when this many segments wait */
   atomic_int merges_building; /* merges with written, uncommitted pages */
 
   void (*log_fn)(void *ctx, int level, const char *msg); /* lsm_options.log_fn (may be NULL) */
@@ -329,7 +333,7 @@ struct lsm_db {
   lsm_cache cache;
   uint8_t *scratch; /* one page, commit_lock */
   atomic_ullong st_commits, st_flushes, st_merges, st_syncs, st_hdr, st_conflicts;
-  atomic_ullong st_moved, st_full, st_partial, st_mwritten, st_recycled, st_tdropped, st_merrors;
+  atomic_ullong st_moved, st_full, st_partial, st_mwritten, st_recycled, st_tdropped, st_merrors, st_batched;
   atomic_ullong st_stalls, st_stall_us, st_bytes;
 };
 
@@ -482,9 +486,14 @@ typedef struct lsm_keyspan {
 } lsm_keyspan;
 
 /* A partial merge of source S (the oldest Waiting segment, or Regular n) into
- * destination D (Regular n+1), design in docs/LSM.md "Merging". */
+ * destination D (Regular n+1), design in docs/LSM.md "Merging". The window
+ * is chosen in S; the entries of the newer sources (the Waiting segments of
+ * the same batch) inside its key span are promoted with it, newest winning.
+ * A range tombstone in any source makes the promotion whole. */
 typedef struct lsm_merge_in {
   lsm_seg *src;             /* S (never NULL, has a tree or ranges) */
+  lsm_seg *const *newer;    /* newer sources, newest first (any range tombstone: all promoted whole) */
+  uint32_t nnewer;          /* at most LSM_MAX_BATCH - 1 */
   lsm_seg *dst;             /* D, or NULL when Regular n+1 is empty */
   const lsm_keyspan *older; /* key spans of every segment older than D that has a tree */
   size_t nolder;            /* 0: nothing older than D holds points */
@@ -495,11 +504,12 @@ typedef struct lsm_merge_in {
 } lsm_merge_in;
 
 typedef struct lsm_merge_out {
-  lsm_segdesc src_new; /* S' (root 0 and rt_page 0: nothing of S is left) */
-  lsm_segdesc dst_new; /* D' */
-  lsm_extv freed;      /* pages of S and D that neither S' nor D' reaches */
-  lsm_extv written;    /* pages written for S' and D' (freed by the caller if it cannot commit) */
-  uint8_t *next;       /* new compaction pointer: the last key promoted (caller frees) */
+  lsm_segdesc src_new;                  /* S' (root 0 and rt_page 0: nothing of S is left) */
+  lsm_segdesc dst_new;                  /* D' */
+  lsm_segdesc newer_new[LSM_MAX_BATCH]; /* each newer source without the window (root 0: nothing left) */
+  lsm_extv freed;                       /* pages of S and D that neither S' nor D' reaches */
+  lsm_extv written; /* pages written for S' and D' (freed by the caller if it cannot commit) */
+  uint8_t *next;    /* new compaction pointer: the last key promoted (caller frees) */
   uint32_t nextlen;
   uint64_t promoted_leaves; /* leaves of S promoted */
   uint64_t written_pages;   /* pages written (leaves, parents, blobs) */

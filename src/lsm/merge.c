@@ -10,8 +10,10 @@
  *      promoted when the window covers it, when S has range tombstones, or
  *      when S has no tree. The window is the key span (slo, hi]: slo is the
  *      last key of the leaf before the window (none: from the start), hi the
- *      last key of the window's last leaf. M = S's entries in that span, read
- *      with a segment cursor.
+ *      last key of the window's last leaf. M = the entries in that span of S
+ *      and of the newer sources in->newer (a Waiting pass's batch), read with
+ *      one segment cursor each and merged, the newest winning (an older
+ *      version disappears: its overflow run is freed).
  *   2. D' = D's tree walked from the root, M merged in. A child subtree
  *      (parent items give its page, last key and counts; its keys are above
  *      the previous sibling's last key) that holds no entry of M and meets no
@@ -23,9 +25,10 @@
  *      lsm__build_split starts a new page early when the pending one and the
  *      rest of the page would not fit together but each fills half a page,
  *      so that recycling resumes right after the rewritten region.
- *   3. S' = the same walk over S removing the window: subtrees inside the
- *      window are freed page by page (leaves unread: their entries moved), the
- *      rest recycled or streamed by the same rules.
+ *   3. S' = the same walk over S removing the window (and likewise each
+ *      newer source): subtrees inside the window are freed page by page
+ *      (leaves unread: their entries moved), the rest recycled or streamed
+ *      by the same rules.
  *
  * Entries: M wins over D on equal keys (the shadowed entry's overflow run is
  * freed); D entries under S's range tombstones are dropped; a point tombstone
@@ -51,8 +54,13 @@ typedef struct mctx {
   uint8_t *slo, *shi;
   uint32_t slol, shil;
   int has_slo, has_shi;
-  lsm_src *m; /* M: S's cursor, valid while mvalid */
+  lsm_src *m; /* M's current entry: the winning cursor of ms[], valid while mvalid */
   int mvalid;
+  lsm_src *ms[LSM_MAX_BATCH];   /* cursors of the promoted sources, newest first (S last) */
+  uint32_t mord[LSM_MAX_BATCH]; /* each cursor's source: index into bsrc */
+  uint32_t nm;
+  lsm_seg *bsrc[LSM_MAX_BATCH]; /* the promoted sources, newest first (S last) */
+  uint32_t nb;
   const lsm_range *sr; /* S's ranges applied to D's entries */
   size_t nsr;
 } mctx;
@@ -93,13 +101,62 @@ static int put(lsm_builder *b, const uint8_t *k, size_t kl, int kind, const uint
   return lsm__build_add(b, k, kl, kind, v, (size_t)vl);
 }
 
-/* Moves M past its current entry; M ends after the window. */
+/* A cursor of M still inside the window? */
+static int m_live(const mctx *c, const lsm_src *s) {
+  return s->valid && (!c->has_shi || lsm__keycmp(s->key, s->klen, c->shi, c->shil) <= 0);
+}
+
+/* Drops the entries at m's key of m and of every older cursor (deleted by a
+ * newer source's range, or shadowed by m): their overflow runs are freed,
+ * their tombstones counted as dropped. keep_m: m itself stays. */
+static int m_skip_key(mctx *c, lsm_src *m, int keep_m) {
+  int rc = 0;
+  for (uint32_t i = 0; i < c->nm && !rc; i++) {
+    lsm_src *s = c->ms[i];
+    if (s == m || !m_live(c, s) || lsm__keycmp(s->key, s->klen, m->key, m->klen) != 0) continue;
+    if (s->kind == LSM_V_TOMB) c->out->tombs_dropped++;
+    if (lsm__is_ovf(s->kind))
+      rc = free_run(c, s->ovf, lsm__blob_pages(c->db, lsm__run_bytes(c->db, s->kind, s->vlen)));
+    if (!rc) rc = s->ops->next(s);
+  }
+  if (rc || keep_m) return rc;
+  if (m->kind == LSM_V_TOMB) c->out->tombs_dropped++;
+  if (lsm__is_ovf(m->kind))
+    rc = free_run(c, m->ovf, lsm__blob_pages(c->db, lsm__run_bytes(c->db, m->kind, m->vlen)));
+  return rc ? rc : m->ops->next(m);
+}
+
+/* M's current entry: the smallest key of the sources' cursors inside the
+ * window, the newest source winning a tie; a key a range of a source newer
+ * than the winner's covers is deleted, every version of it dropped. */
+static int m_pick(mctx *c) {
+  for (;;) {
+    c->m = NULL;
+    uint32_t wi = 0;
+    for (uint32_t i = 0; i < c->nm; i++) {
+      lsm_src *s = c->ms[i];
+      if (!m_live(c, s)) continue;
+      if (!c->m || lsm__keycmp(s->key, s->klen, c->m->key, c->m->klen) < 0) c->m = s, wi = i;
+    }
+    c->mvalid = c->m != NULL;
+    if (!c->m) return 0;
+    int covered = 0;
+    for (uint32_t j = 0; j < c->mord[wi] && !covered; j++)
+      covered = c->bsrc[j]->nranges &&
+                lsm__ranges_cover(c->bsrc[j]->ranges, c->bsrc[j]->nranges, c->m->key, c->m->klen);
+    if (!covered) return 0;
+    int rc = m_skip_key(c, c->m, 0);
+    if (rc) return rc;
+  }
+}
+
+/* Moves M past its current entry; M ends after the window. Older sources'
+ * versions of the same key disappear (shadowed). */
 static int m_next(mctx *c) {
   lsm_src *m = c->m;
-  int rc = m->ops->next(m);
-  if (rc) return rc;
-  c->mvalid = m->valid && (!c->has_shi || lsm__keycmp(m->key, m->klen, c->shi, c->shil) <= 0);
-  return 0;
+  int rc = m_skip_key(c, m, 1);
+  if (!rc) rc = m->ops->next(m);
+  return rc ? rc : m_pick(c);
 }
 
 /* Writes M's current entry to D' (or drops it if it is an unneeded tombstone). */
@@ -482,14 +539,22 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
   lsm_seg *S = in->src, *D = in->dst;
   mctx c;
   lsm_builder *b = NULL;
-  lsm_extv wd = {0}, ws = {0}; /* pages written for D' and S' */
+  lsm_extv wd = {0}, ws[LSM_MAX_BATCH]; /* pages written for D', and for each source's S' */
   lsm_range *r = NULL;
   int rc = 0;
   memset(out, 0, sizeof *out);
+  memset(ws, 0, sizeof ws);
   memset(&c, 0, sizeof c);
   c.db = db, c.in = in, c.out = out;
   if (!S) return quire__err(QUIRE_EINVAL, "lsm: merge without a source");
-  int whole = in->window == 0 || in->window >= S->leaves || S->nranges || !S->d.root;
+  if (in->nnewer > LSM_MAX_BATCH - 1) return quire__err(QUIRE_EINVAL, "lsm: too many sources for one merge");
+  /* the sources, newest first; any range tombstone makes the promotion whole */
+  size_t nsr_all = 0;
+  for (uint32_t i = 0; i <= in->nnewer; i++) {
+    c.bsrc[c.nb++] = i < in->nnewer ? in->newer[i] : S;
+    nsr_all += c.bsrc[c.nb - 1]->nranges;
+  }
+  int whole = in->window == 0 || in->window >= S->leaves || nsr_all || !S->d.root;
   uint64_t start = 0, count = S->leaves;
   if (!whole) {
     if ((rc = window_start(db, in, &start))) goto fail;
@@ -507,15 +572,20 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
     }
   }
   out->promoted_leaves = count;
-  /* M: S's entries in the window */
-  if (S->d.root) {
-    if ((rc = lsm__segcur_open(db, S, &c.m))) goto fail;
-    rc = c.has_slo ? c.m->ops->seek(c.m, c.slo, c.slol, 1) : c.m->ops->first(c.m);
-    if (!rc && c.has_slo && c.m->valid && lsm__keycmp(c.m->key, c.m->klen, c.slo, c.slol) == 0)
-      rc = c.m->ops->next(c.m);
+  /* M: the entries in the window of the newer sources and of S (last) */
+  for (uint32_t i = 0; i < c.nb; i++) {
+    lsm_seg *src = c.bsrc[i];
+    if (!src->d.root) continue;
+    lsm_src *cur = NULL;
+    if ((rc = lsm__segcur_open(db, src, &cur))) goto fail;
+    c.mord[c.nm] = i;
+    c.ms[c.nm++] = cur;
+    rc = c.has_slo ? cur->ops->seek(cur, c.slo, c.slol, 1) : cur->ops->first(cur);
+    if (!rc && c.has_slo && cur->valid && lsm__keycmp(cur->key, cur->klen, c.slo, c.slol) == 0)
+      rc = cur->ops->next(cur);
     if (rc) goto fail;
-    c.mvalid = c.m->valid && (!c.has_shi || lsm__keycmp(c.m->key, c.m->klen, c.shi, c.shil) <= 0);
-    if (c.mvalid) {
+    if (src == S && m_live(&c, cur)) {
+      /* the compaction pointer: the end of S's window */
       if (c.has_shi)
         rc = dup_key(c.shi, c.shil, &out->next, &out->nextlen);
       else
@@ -523,7 +593,21 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
       if (rc) goto fail;
     }
   }
-  c.sr = S->ranges, c.nsr = S->nranges; /* S is promoted whole if it has any */
+  /* the sources' ranges, applied to D's entries (the promotion is whole if
+   * there are any) */
+  if (nsr_all) {
+    size_t total = nsr_all + (D ? D->nranges : 0), k = 0;
+    r = quire__calloc(total, sizeof *r);
+    if (!r) {
+      rc = QUIRE_ENOMEM;
+      goto fail;
+    }
+    for (uint32_t i = 0; i < c.nb; i++)
+      for (size_t j = 0; j < c.bsrc[i]->nranges; j++) r[k++] = c.bsrc[i]->ranges[j];
+    c.sr = r;
+    c.nsr = lsm__ranges_coalesce(r, k);
+  }
+  if ((rc = m_pick(&c))) goto fail;
 
   /* D' */
   int drop_ranges = in->nolder == 0 && !in->older_ranges;
@@ -537,16 +621,12 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
   if ((rc = m_flush(&sd))) goto fail;
   size_t nr = 0;
   int keep_dblob = 0;
-  if (!drop_ranges && S->nranges) {
-    size_t total = S->nranges + (D ? D->nranges : 0), k = 0;
-    r = quire__calloc(total, sizeof *r);
-    if (!r) {
-      rc = QUIRE_ENOMEM;
-      goto fail;
-    }
-    for (size_t i = 0; i < S->nranges; i++) r[k++] = S->ranges[i];
+  if (!drop_ranges && nsr_all) {
+    /* D' keeps the sources' ranges and D's: r has room for D's after them */
+    size_t k = c.nsr;
     for (size_t i = 0; D && i < D->nranges; i++) r[k++] = D->ranges[i];
     nr = lsm__ranges_coalesce(r, k);
+    c.nsr = 0;
     if ((rc = lsm__build_ranges(b, r, nr))) goto fail;
   } else if (!drop_ranges && D && D->d.rt_page) {
     keep_dblob = 1; /* D's ranges stay as they are, by reference */
@@ -557,29 +637,34 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
   if (rc) goto fail;
   if (keep_dblob) out->dst_new.rt_page = D->d.rt_page, out->dst_new.rt_len = D->d.rt_len;
 
-  /* S' */
-  if ((rc = free_blob(&c, &S->d))) goto fail;
-  if (S->d.root) {
+  /* S' and each newer source without the window (S last) */
+  for (uint32_t i = 0; i <= in->nnewer; i++) {
+    lsm_seg *src = i < in->nnewer ? in->newer[i] : S;
+    lsm_segdesc *nd = i < in->nnewer ? &out->newer_new[i] : &out->src_new;
+    if ((rc = free_blob(&c, &src->d))) goto fail;
+    if (!src->d.root) continue;
     if (whole) {
-      rc = drop_subtree(&c, S->d.root, S->depth);
+      rc = drop_subtree(&c, src->d.root, src->depth);
     } else {
       side ss = {&c, NULL, 0};
       if ((rc = lsm__build_new(db, &b))) goto fail;
       ss.b = b;
-      bound lb = {S->minkey, S->minlen, 1, 1};
-      if ((rc = walk(&ss, S->d.root, -1, &lb, 1))) goto fail;
-      rc = finish(b, &out->src_new, &ws);
+      bound lb = {src->minkey, src->minlen, 1, 1};
+      if ((rc = walk(&ss, src->d.root, -1, &lb, 1))) goto fail;
+      rc = finish(b, nd, &ws[i]);
       b = NULL;
     }
     if (rc) goto fail;
   }
   for (size_t i = 0; i < wd.n && !rc; i++) rc = lsm__extv_insert(&out->written, wd.v[i].start, wd.v[i].count);
-  for (size_t i = 0; i < ws.n && !rc; i++) rc = lsm__extv_insert(&out->written, ws.v[i].start, ws.v[i].count);
+  for (uint32_t k = 0; k < LSM_MAX_BATCH; k++)
+    for (size_t i = 0; i < ws[k].n && !rc; i++)
+      rc = lsm__extv_insert(&out->written, ws[k].v[i].start, ws[k].v[i].count);
   if (rc) goto fail;
   lsm__extv_free(&wd);
-  lsm__extv_free(&ws);
+  for (uint32_t k = 0; k < LSM_MAX_BATCH; k++) lsm__extv_free(&ws[k]);
   out->written_pages = lsm__extv_pages(&out->written);
-  if (c.m) c.m->ops->close(c.m);
+  for (uint32_t i = 0; i < c.nm; i++) c.ms[i]->ops->close(c.ms[i]);
   quire__free(c.slo);
   quire__free(c.shi);
   quire__free(r);
@@ -587,10 +672,10 @@ int lsm__merge_partial(lsm_db *db, const lsm_merge_in *in, lsm_merge_out *out) {
 fail:
   lsm__build_abort(b);
   free_pages(db, &wd);
-  free_pages(db, &ws);
+  for (uint32_t k = 0; k < LSM_MAX_BATCH; k++) free_pages(db, &ws[k]);
   lsm__merge_out_free(out);
   memset(out, 0, sizeof *out);
-  if (c.m) c.m->ops->close(c.m);
+  for (uint32_t i = 0; i < c.nm; i++) c.ms[i]->ops->close(c.ms[i]);
   quire__free(c.slo);
   quire__free(c.shi);
   quire__free(r);

@@ -134,7 +134,10 @@ static void test_accounting(const char *dir) {
          (unsigned long long)tot.merges_full, (unsigned long long)tot.merge_pages_written,
          (unsigned long long)tot.merge_recycled, st.nlevels, (unsigned long long)st.pages_total,
          (unsigned long long)st.pages_free);
-  CHECK(tot.merges_partial > 10 && tot.merge_recycled > 0 && st.nlevels >= 3); /* levels really exercised */
+  /* levels really exercised (recycling is counted, not required: with Waiting
+   * batches promoted together over this small key space it is rare here and
+   * sometimes absent; the write amplification test (deterministic) and test_lsm_merge require it) */
+  CHECK(tot.merges_partial > 10 && st.nlevels >= 3);
   CHECK_OK(lsm_compact(db));
   accounting(db, "after compact");
   CHECK_OK(lsm_stats_get(db, &st));
@@ -351,6 +354,68 @@ static void test_backpressure(const char *dir) {
   CHECK_OK(lsm_close(db));
 }
 
+/* ---- write amplification of random writes ------------------------------ */
+/* The bench's overwrite and deleterandom rows in miniature, merges inline
+ * (deterministic): Regular 0 twice the memtable, random keys, so every
+ * flushed segment spans the whole key space. Merging each one into Regular
+ * 0 on its own rewrote all of Regular 0 per flush (overwrite 5.8, deletes
+ * 12.6 at 1M entries in the bench; here fill 9.3, overwrite 12.4, delete
+ * 72); Waiting passes of several segments rewrite it once per pass (here
+ * 6.0, 8.3 and 28.7). Deterministic: fixed keys, merges inline. */
+static double wa_phase(lsm_db *db, unsigned n, int del, uint64_t seed) {
+  lsm_stats a, b;
+  CHECK_OK(lsm_stats_get(db, &a));
+  uint8_t k[32], v[100];
+  uint64_t user = 0, x = seed;
+  for (unsigned i = 0; i < n; i++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    unsigned key = (unsigned)((x >> 33) % n);
+    size_t kl = key_of(key, k);
+    lsm_txn *t;
+    CHECK_OK(lsm_txn_begin(db, 0, &t));
+    if (del) {
+      CHECK_OK(lsm_txn_delete(t, k, kl));
+      user += kl;
+    } else {
+      memset(v, (int)(x >> 20), sizeof v);
+      CHECK_OK(lsm_txn_put(t, k, kl, v, sizeof v));
+      user += kl + sizeof v;
+    }
+    CHECK_OK(lsm_txn_commit(t));
+  }
+  CHECK_OK(lsm_stats_get(db, &b));
+  return (double)(b.bytes_written - a.bytes_written) / (double)user;
+}
+
+static void test_write_amp(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/wa.db", dir);
+  lsm_options o;
+  lsm_options_init(&o);
+  o.create = 1;
+  o.sync_mode = LSM_SYNC_NORMAL;
+  o.merge_inline = 1;
+  o.wal_pages = 128;
+  o.memtable_bytes = 256 * 1024;
+  o.level0_bytes = 512 * 1024;
+  o.promote_leaves = 8;
+  o.block_pages = 16;
+  lsm_db *db;
+  CHECK_OK(lsm_open(path, &o, &db));
+  unsigned n = 40000;
+  double fill = wa_phase(db, n, 0, 1), over = wa_phase(db, n, 0, 2), del = wa_phase(db, n, 1, 3);
+  lsm_stats st;
+  CHECK_OK(lsm_stats_get(db, &st));
+  printf("  write amplification (%u random keys, memtable 256 KiB, Regular 0 512 KiB): fill %.2f, overwrite "
+         "%.2f, delete %.2f; %llu partial merges (%llu batched), %llu moved, %llu subtrees recycled\n",
+         n, fill, over, del, (unsigned long long)st.merges_partial, (unsigned long long)st.merges_batched,
+         (unsigned long long)st.merges_moved, (unsigned long long)st.merge_recycled);
+  CHECK(st.merges_batched > 0 && st.merge_recycled > 0);
+  CHECK(over < 10.5 && del < 45.0);
+  accounting(db, "write amplification");
+  CHECK_OK(lsm_close(db));
+}
+
 int main(void) {
   test_seed();
   char *dir = test_tmpdir("lsm_levels");
@@ -358,6 +423,7 @@ int main(void) {
   test_snapshot(dir);
   test_deletes(dir);
   test_backpressure(dir);
+  test_write_amp(dir);
   CHECK(quire__never_count() == 0);
   test_rmtree(dir);
   free(dir);

@@ -455,6 +455,18 @@ static size_t log_size(uint64_t maxn) {
   return (size_t)(n > maxn ? maxn : n);
 }
 
+/* n random key spans of [0, uni) as older segments' spans (keys in ok) */
+static void random_spans(lsm_keyspan *older, uint8_t (*ok)[2][64], size_t n, uint64_t uni) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t a = test_rand_below(uni), b = test_rand_below(uni);
+    size_t al = make_key(a, ok[i][0]), bl = make_key(b, ok[i][1]);
+    if (kcmp(ok[i][0], al, ok[i][1], bl) > 0)
+      older[i] = (lsm_keyspan){ok[i][1], ok[i][0], (uint32_t)bl, (uint32_t)al};
+    else
+      older[i] = (lsm_keyspan){ok[i][0], ok[i][1], (uint32_t)al, (uint32_t)bl};
+  }
+}
+
 /* ---- the random model test -------------------------------------------------- */
 static void test_random(int rounds) {
   static uint8_t k1[128];
@@ -504,14 +516,7 @@ static void test_random(int rounds) {
     lsm_keyspan older[3];
     uint8_t ok[3][2][64];
     size_t nolder = test_rand_below(3) == 0 ? 0 : test_rand_below(4);
-    for (size_t i = 0; i < nolder; i++) {
-      uint64_t a = test_rand_below(universe), b = test_rand_below(universe);
-      size_t al = make_key(a, ok[i][0]), bl = make_key(b, ok[i][1]);
-      if (kcmp(ok[i][0], al, ok[i][1], bl) > 0)
-        older[i] = (lsm_keyspan){ok[i][1], ok[i][0], (uint32_t)bl, (uint32_t)al};
-      else
-        older[i] = (lsm_keyspan){ok[i][0], ok[i][1], (uint32_t)al, (uint32_t)bl};
-    }
+    random_spans(older, ok, nolder, universe);
     static const uint32_t wins[] = {0, 1, 2, 3, 5, 17, 64, 300};
     lsm_merge_in in = {.src = S, .dst = D, .older = older, .nolder = nolder};
     in.older_ranges = nolder > 0 || test_rand_below(4) == 0;
@@ -578,6 +583,151 @@ static void test_random(int rounds) {
          (unsigned long long)merges, (unsigned long long)written, (unsigned long long)recycled,
          (unsigned long long)thin_prefix,
          wpages ? 100.0 * (double)wbytes / ((double)wpages * db->usable) : 0.0);
+}
+
+/* ---- batched sources: S plus newer segments promoted together ------------ */
+/* The answer for k from lists newest first (their segments' ranges too). */
+static int view_n(const ents *const *l, lsm_seg *const *sg, size_t n, const uint8_t *k, size_t kl,
+                  const ent **val) {
+  for (size_t i = 0; i < n; i++) {
+    const ent *e = l[i] ? ents_find(l[i], k, kl) : NULL;
+    if (e) return *val = e, e->kind == LSM_V_TOMB ? R_DELETED : R_VALUE;
+    if (sg[i] && sg[i]->nranges && lsm__ranges_cover(sg[i]->ranges, sg[i]->nranges, k, kl)) return R_DELETED;
+  }
+  return R_ABSENT;
+}
+
+/* A window of S and the same key span of up to LSM_MAX_BATCH - 1 newer,
+ * overlapping sources go into D in one merge (levels.c's Waiting passes):
+ * the newest version wins, shadowed versions' overflow runs are freed
+ * (page accounting exact), what each source keeps is itself minus the
+ * span, and the view newest-first is unchanged. */
+static void test_batch(int rounds) {
+  static uint8_t k1[128];
+  uint64_t merges = 0, shadowed_runs = 0;
+  for (int round = 0; round < rounds; round++) {
+    keymode = (int)test_rand_below(2);
+    int big = test_rand_below(2) == 0;
+    uint32_t nnewer = 1 + (uint32_t)test_rand_below(LSM_MAX_BATCH - 1);
+    ents in_e[LSM_MAX_BATCH + 1], out_e[LSM_MAX_BATCH + 1];
+    lsm_seg *in_s[LSM_MAX_BATCH + 1], *out_s[LSM_MAX_BATCH + 1];
+    memset(in_e, 0, sizeof in_e), memset(out_e, 0, sizeof out_e);
+    memset(in_s, 0, sizeof in_s), memset(out_s, 0, sizeof out_s);
+    /* in_e[0..nnewer-1] newer (newest first), [nnewer] S, [nnewer+1] D;
+     * small universes so the sources overlap a lot */
+    uint64_t uni = test_rand_below(2) ? 3000 : universe;
+    int with_ranges = test_rand_below(3) == 0;
+    for (uint32_t i = 0; i <= nnewer; i++) {
+      gen(&in_e[i], log_size(big ? 1500 : 6000), 0, uni, (int)test_rand_below(30), big, 10 + i);
+      if (!in_e[i].n) gen(&in_e[i], 1, 0, uni, 0, big, 10 + i);
+      /* sometimes a range tombstone (the whole batch is then promoted at once) */
+      lsm_range rr[1];
+      uint8_t rk[2][64];
+      size_t nr = 0;
+      if (with_ranges && test_rand_below(3) == 0) {
+        uint64_t a = test_rand_below(uni), b = a + 1 + test_rand_below(uni / 10 + 1);
+        size_t al = make_key(a, rk[0]), bl = make_key(b, rk[1]);
+        int x = kcmp(rk[0], al, rk[1], bl);
+        if (x < 0) rr[nr++] = (lsm_range){rk[0], rk[1], (uint32_t)al, (uint32_t)bl};
+        if (x > 0) rr[nr++] = (lsm_range){rk[1], rk[0], (uint32_t)bl, (uint32_t)al};
+      }
+      in_s[i] = build(&in_e[i], rr, nr);
+    }
+    uint32_t di = nnewer + 1;
+    if (test_rand_below(5)) {
+      gen(&in_e[di], log_size(20000), 0, uni, (int)test_rand_below(20), big, 99);
+      if (in_e[di].n) in_s[di] = build(&in_e[di], NULL, 0);
+    }
+    lsm_keyspan older[2];
+    uint8_t ok[2][2][64];
+    size_t nolder = test_rand_below(2) ? 0 : 1 + test_rand_below(2);
+    random_spans(older, ok, nolder, uni);
+    static const uint32_t wins[] = {0, 1, 2, 3, 7, 40, 300};
+    lsm_seg *S = in_s[nnewer], *D = in_s[di];
+    lsm_merge_in in = {.src = S, .newer = in_s, .nnewer = nnewer, .dst = D, .older = older, .nolder = nolder};
+    in.older_ranges = nolder > 0 || test_rand_below(3) == 0;
+    in.window = wins[test_rand_below(7)];
+    if (test_rand_below(2)) {
+      in.afterlen = (uint32_t)make_key(test_rand_below(uni), k1);
+      in.after = k1;
+    }
+    lsm_merge_out out;
+    CHECK_OK(lsm__merge_partial(db, &in, &out));
+    for (uint32_t i = 0; i < nnewer; i++) out_s[i] = load_opt(&out.newer_new[i]);
+    out_s[nnewer] = load_opt(&out.src_new);
+    out_s[di] = load_opt(&out.dst_new);
+    for (uint32_t i = 0; i <= di; i++) {
+      strict_check(out_s[i], NULL);
+      read_seg(out_s[i], &out_e[i]);
+    }
+    /* pages: freed = old minus new, written = new minus old */
+    bits old, nw, fr, wr;
+    bits_init(&old), bits_init(&nw), bits_init(&fr), bits_init(&wr);
+    for (uint32_t i = 0; i <= di; i++) bits_seg(&old, in_s[i]), bits_seg(&nw, out_s[i]);
+    bits_ext(&fr, &out.freed);
+    bits_ext(&wr, &out.written);
+    CHECK(out.written_pages == lsm__extv_pages(&out.written));
+    for (uint32_t p = 0; p < old.n; p++) {
+      int o = bit(&old, p), n = bit(&nw, p), f = bit(&fr, p), w = bit(&wr, p);
+      CHECKF(f == (o && !n), "batch: page %u: old %d new %d freed %d", p, o, n, f);
+      CHECKF(w == (n && !o), "batch: page %u: old %d new %d written %d", p, o, n, w);
+    }
+    free(old.b), free(nw.b), free(fr.b), free(wr.b);
+    /* the view, newest first, is unchanged */
+    const ents *il[LSM_MAX_BATCH + 1], *ol[LSM_MAX_BATCH + 1];
+    for (uint32_t i = 0; i <= di; i++) il[i] = &in_e[i], ol[i] = &out_e[i];
+    uint64_t tin = 0, tout = 0;
+    for (uint32_t i = 0; i <= di; i++) tin += seg_tombs(in_s[i]), tout += seg_tombs(out_s[i]);
+    CHECK(tin == tout + out.tombs_dropped);
+    for (uint32_t l = 0; l <= di; l++) {
+      const ents *set;
+      for (int side = 0; side < 2; side++) {
+        set = side ? ol[l] : il[l];
+        for (size_t i = 0; i < set->n; i++) {
+          const uint8_t *k = set->e[i].k;
+          size_t kl = set->e[i].kl;
+          const ent *want = NULL, *got = NULL;
+          int w = view_n(il, in_s, di + 1, k, kl, &want), g = view_n(ol, out_s, di + 1, k, kl, &got);
+          if (w == R_VALUE || g == R_VALUE) {
+            CHECKF(w == g, "batch: key %.*s: want %d got %d", (int)kl, k, w, g);
+            CHECK(want->vl == got->vl && memcmp(want->v, got->v, want->vl) == 0);
+          } else if (in_older(&in, k, kl)) {
+            CHECKF(w == g, "batch: key %.*s (older span): want %d got %d", (int)kl, k, w, g);
+          }
+        }
+      }
+    }
+    /* each source keeps a part of itself, and none of the promoted span of S */
+    const ent *first = NULL, *last = NULL;
+    for (size_t i = 0; i < in_e[nnewer].n; i++) {
+      if (ents_find(&out_e[nnewer], in_e[nnewer].e[i].k, in_e[nnewer].e[i].kl)) continue;
+      if (!first) first = &in_e[nnewer].e[i];
+      last = &in_e[nnewer].e[i];
+    }
+    CHECK(first != NULL); /* something of S moved */
+    for (uint32_t s = 0; s <= nnewer; s++) {
+      if (!out_s[nnewer]) CHECK(!out_s[s]); /* S gone whole: the span was everything */
+      for (size_t i = 0; i < out_e[s].n; i++) {
+        const ent *e = ents_find(&in_e[s], out_e[s].e[i].k, out_e[s].e[i].kl);
+        CHECK(e && e->kind == out_e[s].e[i].kind && e->vl == out_e[s].e[i].vl);
+        CHECK(kcmp(e->k, e->kl, first->k, first->kl) < 0 || kcmp(e->k, e->kl, last->k, last->kl) > 0);
+      }
+    }
+    /* a shadowed overflow value: its run was freed (counted for the printout) */
+    for (size_t i = 0; i < out.freed.n; i++) shadowed_runs += out.freed.v[i].count > 1;
+    merges++;
+    for (size_t i = 0; i < out.freed.n; i++) lsm__free_now(db, out.freed.v[i].start, out.freed.v[i].count);
+    lsm__extv_free(&out.freed);
+    for (uint32_t i = 0; i <= di; i++) {
+      seg_release(out_s[i]);
+      lsm__seg_unref(db, in_s[i]);
+      ents_free(&in_e[i]);
+      ents_free(&out_e[i]);
+    }
+    lsm__merge_out_free(&out);
+  }
+  printf("batch: %llu merges of 2..%d sources, %llu freed multi-page runs\n", (unsigned long long)merges,
+         LSM_MAX_BATCH, (unsigned long long)shadowed_runs);
 }
 
 /* The builder's recycling: trees made only of recycled children, mixed with
@@ -978,6 +1128,7 @@ int main(void) {
   test_long_prefix();
   test_corrupt();
   test_random(lng ? 400 : 60);
+  test_batch(lng ? 400 : 60);
   test_depth(1000);
   test_cost(lng ? 100000 : 10000);
   CHECK_OK(lsm_close(db));

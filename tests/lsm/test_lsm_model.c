@@ -246,11 +246,11 @@ static void run(const char *dir, uint32_t pgsz, int steps, int sync_mode, int me
   CHECK_OK(lsm_stats_get(db, &st));
   printf(
       "  page %u sync %d merges %s: %d steps, %zu keys, %llu commits, %llu flushes, %llu merges (%llu moved, "
-      "%llu full, %llu partial), %u levels, %llu pages\n",
+      "%llu full, %llu partial, %llu batched), %u levels, %llu pages\n",
       pgsz, sync_mode, merge ? "inline" : "threads", steps, m.n, (unsigned long long)st.commits,
       (unsigned long long)st.flushes, (unsigned long long)st.merges, (unsigned long long)st.merges_moved,
-      (unsigned long long)st.merges_full, (unsigned long long)st.merges_partial, st.nlevels,
-      (unsigned long long)st.pages_total);
+      (unsigned long long)st.merges_full, (unsigned long long)st.merges_partial,
+      (unsigned long long)st.merges_batched, st.nlevels, (unsigned long long)st.pages_total);
   CHECK_OK(lsm_close(db));
   /* reopen once more: everything committed is there */
   CHECK_OK(lsm_open(path, &o, &db));
@@ -284,9 +284,11 @@ static void churn_compare(lsm_db *db, const model *m) {
   lsm_cursor_close(c);
 }
 
-static void run_churn(const char *dir, int txns, int merge) {
+/* ranges 0: no range deletes, so Waiting passes take whole batches (a
+ * segment with ranges ends a batch) */
+static void run_churn(const char *dir, int txns, int merge, int ranges) {
   char path[512];
-  snprintf(path, sizeof path, "%s/churn-%d.db", dir, merge);
+  snprintf(path, sizeof path, "%s/churn-%d-%d.db", dir, merge, ranges);
   lsm_options o;
   lsm_options_init(&o);
   o.create = 1;
@@ -319,7 +321,7 @@ static void run_churn(const char *dir, int txns, int merge) {
         v[0] = (uint8_t)i;
         CHECK_OK(lsm_txn_put(t, k, kl, v, vl));
         model_put(&m, k, kl, v, vl);
-      } else if (r < 99) {
+      } else if (r < 99 || !ranges) {
         CHECK_OK(lsm_txn_delete(t, k, kl));
         model_del(&m, k, kl);
       } else {
@@ -341,13 +343,15 @@ static void run_churn(const char *dir, int txns, int merge) {
   check_file(db);
   lsm_stats st;
   CHECK_OK(lsm_stats_get(db, &st));
-  printf(
-      "  churn, merges %s: %d transactions, %zu keys, %llu flushes, %llu merges (%llu partial), %u levels, "
-      "%llu pages (%llu free), up to %zu free runs, %llu merge errors\n",
-      merge ? "inline" : "threads", txns, m.n, (unsigned long long)st.flushes, (unsigned long long)st.merges,
-      (unsigned long long)st.merges_partial, st.nlevels, (unsigned long long)st.pages_total,
-      (unsigned long long)st.pages_free, max_runs, (unsigned long long)st.merge_errors);
+  printf("  churn, merges %s%s: %d transactions, %zu keys, %llu flushes, %llu merges (%llu partial, %llu "
+         "batched), %u levels, %llu pages (%llu free), up to %zu free runs, %llu merge errors\n",
+         merge ? "inline" : "threads", ranges ? "" : ", no range deletes", txns, m.n,
+         (unsigned long long)st.flushes, (unsigned long long)st.merges, (unsigned long long)st.merges_partial,
+         (unsigned long long)st.merges_batched, st.nlevels, (unsigned long long)st.pages_total,
+         (unsigned long long)st.pages_free, max_runs, (unsigned long long)st.merge_errors);
   CHECK(st.merge_errors == 0);
+  if (merge && !ranges)
+    CHECK(st.merges_batched > (uint64_t)txns / 100); /* Waiting passes of several segments ran */
   CHECK_OK(lsm_close(db));
   CHECK_OK(lsm_open(path, &o, &db));
   churn_compare(db, &m);
@@ -364,8 +368,9 @@ int main(void) {
   run(dir, 8192, steps / 2, LSM_SYNC_OFF, 0);
   run(dir, 4096, steps / 3, LSM_SYNC_FULL, 0);
   int churn = test_long_mode() ? 20000 : 4000;
-  run_churn(dir, churn, 1);
-  run_churn(dir, churn, 0);
+  run_churn(dir, churn, 1, 1);
+  run_churn(dir, churn, 0, 1);
+  run_churn(dir, churn, 1, 0);
   CHECK(quire__never_count() == 0);
   test_rmtree(dir);
   free(dir);
