@@ -102,7 +102,7 @@ struct quire_http_server {
   pthread_cond_t idle;
   unsigned inflight, receiving, parked;
   int closing, stopped;
-  int collector; /* the gauges' collector is registered */
+  int collector;           /* the gauges' collector is registered */
   pthread_mutex_t pool_mu; /* guards the body pool */
   struct body_slot {
     uint8_t *data;
