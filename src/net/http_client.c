@@ -272,9 +272,9 @@ static int attempt_once(quire_http_client *c, struct attempt *a, uint64_t deadli
       curl_easy_setopt(h, CURLOPT_READDATA, a);
       curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
       curl_easy_setopt(h, CURLOPT_SEEKDATA, a);
-      /* Fewer, larger sends than curl's 64 KiB; the buffer stays with the
-       * pooled handle. */
-      curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+      /* curl's upload buffer stays at its 64 KiB: setting a size makes
+       * curl free and allocate it on every call, and a fresh 512 KiB is
+       * 128 page faults. */
     } else {
       curl_easy_setopt(h, CURLOPT_POSTFIELDS, a->body ? a->body : "");
     }

@@ -148,7 +148,7 @@ static const char *const builtin_paths[] = {"/health", "/ready", "/metrics"};
 static void release_receiving(quire_http_server *s, quire_http_req *r);
 
 /* Gives r's body a buffer of at least n bytes, sized once: the smallest
- * kept buffer that holds n, else a fresh one of exactly n. QUIRE_ENOMEM. */
+ * kept buffer that holds n, else a fresh one. QUIRE_ENOMEM. */
 static int body_take(quire_http_server *s, quire_http_req *r, size_t n) {
   if (n == 0 || r->body.cap >= n) return 0;
   int reused = 0;
@@ -173,11 +173,16 @@ static int body_take(quire_http_server *s, quire_http_req *r, size_t n) {
                            "request bodies received into a kept buffer", "", 1);
     return 0;
   }
-  uint8_t *p = quire__malloc(n);
+  /* Large ones are rounded up to BODY_POOL_MIN, so that the next body of
+   * about the same size (a few bytes more: other page indexes) fits. */
+  size_t cap = n >= BODY_POOL_MIN && n <= SIZE_MAX - BODY_POOL_MIN
+                   ? (n + BODY_POOL_MIN - 1) / BODY_POOL_MIN * BODY_POOL_MIN
+                   : n;
+  uint8_t *p = quire__malloc(cap);
   if (!p) return quire__err(QUIRE_ENOMEM, "request body of %zu bytes", n);
   quire__buf_free(&r->body);
   r->body.data = p;
-  r->body.cap = n;
+  r->body.cap = cap;
   return 0;
 }
 
