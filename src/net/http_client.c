@@ -375,19 +375,24 @@ int quire__http_request(quire_http_client *c, const char *method, const char *pa
   return rc;
 }
 
-int quire__http_call(quire_http_client *c, const char *path, const void *body, size_t len,
-                     const struct quire_call *call, int idempotent, quire_buf *resp) {
+/* An RPC whose answer goes to resp (capped at max_response): the attempt
+ * a (method, path, body set) run with retries. */
+static int call_buffered(quire_http_client *c, struct attempt *a, const struct quire_call *call,
+                         int idempotent, quire_buf *resp) {
   size_t saved_limit = resp->limit;
   if (resp->limit > c->o.max_response) resp->limit = c->o.max_response;
-  struct attempt a = {.method = "POST",
-                      .path = path,
-                      .content_type = "application/x-protobuf",
-                      .body = body,
-                      .len = len,
-                      .resp = resp};
-  int rc = run_call(c, &a, call, idempotent);
+  a->method = "POST";
+  a->content_type = "application/x-protobuf";
+  a->resp = resp;
+  int rc = run_call(c, a, call, idempotent);
   resp->limit = saved_limit;
   return rc;
+}
+
+int quire__http_call(quire_http_client *c, const char *path, const void *body, size_t len,
+                     const struct quire_call *call, int idempotent, quire_buf *resp) {
+  struct attempt a = {.path = path, .body = body, .len = len};
+  return call_buffered(c, &a, call, idempotent, resp);
 }
 
 int quire__http_call_iov(quire_http_client *c, const char *path, const struct iovec *iov, size_t niov,
@@ -397,18 +402,8 @@ int quire__http_call_iov(quire_http_client *c, const char *path, const struct io
     if (iov[i].iov_len > SIZE_MAX - total) return quire__err(QUIRE_EINVAL, "%s: body too long", path);
     total += iov[i].iov_len;
   }
-  size_t saved_limit = resp->limit;
-  if (resp->limit > c->o.max_response) resp->limit = c->o.max_response;
-  struct attempt a = {.method = "POST",
-                      .path = path,
-                      .content_type = "application/x-protobuf",
-                      .len = total,
-                      .iov = iov,
-                      .niov = niov,
-                      .resp = resp};
-  int rc = run_call(c, &a, call, idempotent);
-  resp->limit = saved_limit;
-  return rc;
+  struct attempt a = {.path = path, .len = total, .iov = iov, .niov = niov};
+  return call_buffered(c, &a, call, idempotent, resp);
 }
 
 int quire__http_call_stream(quire_http_client *c, const char *path, const void *body, size_t len,
