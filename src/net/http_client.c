@@ -103,6 +103,10 @@ struct attempt {
   const char *method, *path, *content_type;
   const void *body;
   size_t len;
+  /* or the body in pieces (len is their total), read by on_read from
+   * (iov_at, iov_off) */
+  const struct iovec *iov;
+  size_t niov, iov_at, iov_off;
   /* where the body goes: a 2xx body to sink when set; otherwise (and any
    * non-2xx body) to resp */
   quire_http_sink_fn sink;
@@ -155,6 +159,39 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/* curl asks for the next body bytes: copied from the pieces, in order. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ud) {
+  struct attempt *a = ud;
+  size_t room = size * nitems, n = 0;
+  while (room > 0 && a->iov_at < a->niov) {
+    const struct iovec *v = &a->iov[a->iov_at];
+    size_t take = v->iov_len - a->iov_off;
+    if (take > room) take = room;
+    if (take) memcpy(buf + n, (const uint8_t *)v->iov_base + a->iov_off, take);
+    n += take;
+    room -= take;
+    a->iov_off += take;
+    if (a->iov_off == v->iov_len) {
+      a->iov_at++;
+      a->iov_off = 0;
+    }
+  }
+  return n;
+}
+
+/* curl rewinds the body (a redirect or a resend on a reused connection
+ * that turned out dead): find the piece holding offset. */
+static int on_seek(void *ud, curl_off_t offset, int origin) {
+  struct attempt *a = ud;
+  if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > a->len) return CURL_SEEKFUNC_FAIL;
+  size_t left = (size_t)offset;
+  a->iov_at = 0;
+  a->iov_off = 0;
+  while (a->iov_at < a->niov && left >= a->iov[a->iov_at].iov_len) left -= a->iov[a->iov_at++].iov_len;
+  a->iov_off = left;
+  return CURL_SEEKFUNC_OK;
+}
+
 /* The Authorization header line into out ("" for none). */
 static int auth_header(quire_http_client *c, char *out, size_t cap) {
   out[0] = '\0';
@@ -182,6 +219,7 @@ static int attempt_once(quire_http_client *c, struct attempt *a, uint64_t deadli
   a->retry_after_ms = 0;
   a->sink_rc = 0;
   a->too_large = 0;
+  a->iov_at = a->iov_off = 0; /* every attempt sends the body from its start */
   quire__buf_reset(a->resp);
   char url[1024];
   if ((size_t)snprintf(url, sizeof url, "%s%s", c->base, a->path) >= sizeof url)
@@ -229,7 +267,17 @@ static int attempt_once(quire_http_client *c, struct attempt *a, uint64_t deadli
   curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
   if (strcmp(a->method, "POST") == 0) {
     curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, a->body ? a->body : "");
+    if (a->iov) {
+      curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+      curl_easy_setopt(h, CURLOPT_READDATA, a);
+      curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+      curl_easy_setopt(h, CURLOPT_SEEKDATA, a);
+      /* curl's upload buffer stays at its 64 KiB: setting a size makes
+       * curl free and allocate it on every call, and a fresh 512 KiB is
+       * 128 page faults. */
+    } else {
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, a->body ? a->body : "");
+    }
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)a->len);
   } else if (strcmp(a->method, "GET") != 0) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, a->method);
@@ -327,19 +375,35 @@ int quire__http_request(quire_http_client *c, const char *method, const char *pa
   return rc;
 }
 
-int quire__http_call(quire_http_client *c, const char *path, const void *body, size_t len,
-                     const struct quire_call *call, int idempotent, quire_buf *resp) {
+/* An RPC whose answer goes to resp (capped at max_response): the attempt
+ * a (method, path, body set) run with retries. */
+static int call_buffered(quire_http_client *c, struct attempt *a, const struct quire_call *call,
+                         int idempotent, quire_buf *resp) {
   size_t saved_limit = resp->limit;
   if (resp->limit > c->o.max_response) resp->limit = c->o.max_response;
-  struct attempt a = {.method = "POST",
-                      .path = path,
-                      .content_type = "application/x-protobuf",
-                      .body = body,
-                      .len = len,
-                      .resp = resp};
-  int rc = run_call(c, &a, call, idempotent);
+  a->method = "POST";
+  a->content_type = "application/x-protobuf";
+  a->resp = resp;
+  int rc = run_call(c, a, call, idempotent);
   resp->limit = saved_limit;
   return rc;
+}
+
+int quire__http_call(quire_http_client *c, const char *path, const void *body, size_t len,
+                     const struct quire_call *call, int idempotent, quire_buf *resp) {
+  struct attempt a = {.path = path, .body = body, .len = len};
+  return call_buffered(c, &a, call, idempotent, resp);
+}
+
+int quire__http_call_iov(quire_http_client *c, const char *path, const struct iovec *iov, size_t niov,
+                         const struct quire_call *call, int idempotent, quire_buf *resp) {
+  size_t total = 0;
+  for (size_t i = 0; i < niov; i++) {
+    if (iov[i].iov_len > SIZE_MAX - total) return quire__err(QUIRE_EINVAL, "%s: body too long", path);
+    total += iov[i].iov_len;
+  }
+  struct attempt a = {.path = path, .len = total, .iov = iov, .niov = niov};
+  return call_buffered(c, &a, call, idempotent, resp);
 }
 
 int quire__http_call_stream(quire_http_client *c, const char *path, const void *body, size_t len,

@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "util/buf.h"
 #include "util/cancel.h"
@@ -89,6 +90,14 @@ int quire__http_request(quire_http_client *c, const char *method, const char *pa
  * mapped QUIRE_E* otherwise (see the file comment for retries). */
 int quire__http_call(quire_http_client *c, const char *path, const void *body, size_t len,
                      const struct quire_call *call, int idempotent, quire_buf *resp);
+
+/* RPC with a body in pieces: like quire__http_call with the body
+ * iov[0] ‖ iov[1] ‖ … ‖ iov[niov-1], sent as it is (curl reads it through a
+ * callback into its own upload buffer) without ever being joined into one
+ * buffer. The pieces are read during the call only, from the start again on
+ * every retry; empty pieces are fine. */
+int quire__http_call_iov(quire_http_client *c, const char *path, const struct iovec *iov, size_t niov,
+                         const struct quire_call *call, int idempotent, quire_buf *resp);
 
 /* Streaming RPC: like quire__http_call, but a 2xx body is handed to sink as
  * it arrives, piece by piece, never buffered whole. sink returns 0 to go on;

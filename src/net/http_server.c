@@ -63,6 +63,16 @@
  * "failed sending data" instead of the status. Longer bodies are answered
  * at once (and the connection closed). */
 #define REFUSE_DRAIN_MAX (8u << 20)
+/* Request bodies: one announced by Content-Length is received into one
+ * buffer of that size, allocated once (no regrowth, no copies). Buffers of
+ * at least BODY_POOL_MIN bytes are kept for the next bodies when their
+ * request ends, up to BODY_POOL_MAX buffers and BODY_POOL_FACTOR × max_body
+ * bytes, so a steady stream of large bodies (pagestore writes) lands in
+ * memory already faulted in: on a VM a page fault costs more than the copy
+ * into it. */
+#define BODY_POOL_MIN (64u << 10)
+#define BODY_POOL_MAX 16
+#define BODY_POOL_FACTOR 2
 
 struct route {
   char method[8];
@@ -94,7 +104,14 @@ struct quire_http_server {
   pthread_cond_t idle;
   unsigned inflight, receiving, parked;
   int closing, stopped;
-  int collector; /* the gauges' collector is registered */
+  int collector;           /* the gauges' collector is registered */
+  pthread_mutex_t pool_mu; /* guards the body pool */
+  struct body_slot {
+    uint8_t *data;
+    size_t cap;
+  } pool[BODY_POOL_MAX]; /* request-body buffers kept for reuse */
+  unsigned npool;
+  size_t pool_bytes; /* their caps' sum */
 };
 
 enum req_state { RS_BODY, RS_TOO_LARGE, RS_REFUSED, RS_ANSWERED, RS_PARKED, RS_RESUMED };
@@ -127,6 +144,78 @@ struct quire_http_req {
 };
 
 static const char *const builtin_paths[] = {"/health", "/ready", "/metrics"};
+
+/* ---- request-body buffers (see BODY_POOL_MIN) ------------------------------ */
+
+static void release_receiving(quire_http_server *s, quire_http_req *r);
+
+/* Gives r's body a buffer of at least n bytes, sized once: the smallest
+ * kept buffer that holds n, else a fresh one. QUIRE_ENOMEM. */
+static int body_take(quire_http_server *s, quire_http_req *r, size_t n) {
+  if (n == 0 || r->body.cap >= n) return 0;
+  int reused = 0;
+  if (n >= BODY_POOL_MIN) {
+    pthread_mutex_lock(&s->pool_mu);
+    unsigned best = s->npool;
+    for (unsigned i = 0; i < s->npool; i++)
+      if (s->pool[i].cap >= n && (best == s->npool || s->pool[i].cap < s->pool[best].cap)) best = i;
+    if (best < s->npool) {
+      quire__buf_free(&r->body);
+      r->body.data = s->pool[best].data;
+      r->body.cap = s->pool[best].cap;
+      s->pool_bytes -= s->pool[best].cap;
+      s->pool[best] = s->pool[--s->npool];
+      reused = 1;
+    }
+    pthread_mutex_unlock(&s->pool_mu);
+  }
+  if (reused) {
+    if (s->o.metrics)
+      quire__metrics_count(s->o.metrics, "quire_http_body_buffers_reused_total",
+                           "request bodies received into a kept buffer", "", 1);
+    return 0;
+  }
+  /* Large ones are rounded up to BODY_POOL_MIN, so that the next body of
+   * about the same size (a few bytes more: other page indexes) fits. */
+  size_t cap = n >= BODY_POOL_MIN && n <= SIZE_MAX - BODY_POOL_MIN
+                   ? (n + BODY_POOL_MIN - 1) / BODY_POOL_MIN * BODY_POOL_MIN
+                   : n;
+  uint8_t *p = quire__malloc(cap);
+  if (!p) return quire__err(QUIRE_ENOMEM, "request body of %zu bytes", n);
+  quire__buf_free(&r->body);
+  r->body.data = p;
+  r->body.cap = cap;
+  return 0;
+}
+
+/* Ends r's body: its buffer is kept for the next bodies when it is large
+ * enough and the pool has room (the smallest kept ones make way for a
+ * larger one), else freed. */
+static void body_release(quire_http_server *s, quire_http_req *r) {
+  uint8_t *data = r->body.data;
+  size_t cap = r->body.cap, limit = BODY_POOL_FACTOR * s->o.max_body;
+  quire__buf_init(&r->body, s->o.max_body);
+  if (!data) return;
+  if (cap >= BODY_POOL_MIN && cap <= limit) {
+    pthread_mutex_lock(&s->pool_mu);
+    while (s->npool > 0 && (s->npool == BODY_POOL_MAX || s->pool_bytes + cap > limit)) {
+      unsigned small = 0;
+      for (unsigned i = 1; i < s->npool; i++)
+        if (s->pool[i].cap < s->pool[small].cap) small = i;
+      if (s->pool[small].cap >= cap) break; /* every kept one is at least as useful */
+      quire__free(s->pool[small].data);
+      s->pool_bytes -= s->pool[small].cap;
+      s->pool[small] = s->pool[--s->npool];
+    }
+    if (s->npool < BODY_POOL_MAX && s->pool_bytes + cap <= limit) {
+      s->pool[s->npool++] = (struct body_slot){data, cap};
+      s->pool_bytes += cap;
+      data = NULL;
+    }
+    pthread_mutex_unlock(&s->pool_mu);
+  }
+  quire__free(data);
+}
 
 /* Reads a PEM file (at most 1 MiB) into a NUL-terminated string. */
 static int read_pem(const char *path, char **out) {
@@ -181,6 +270,7 @@ int quire__http_server_create(const struct quire_http_server_opts *opts, quire_h
   s->listen_fd = -1;
   s->o.tls_cert_file = s->o.tls_key_file = NULL;
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->pool_mu, NULL);
   pthread_cond_init(&s->idle, NULL);
   *out = s;
   int rc = 0;
@@ -702,7 +792,7 @@ static int refuse(quire_http_req *r, int status, int rc, const char *message, un
     r->refusal.rc = rc;
     r->refusal.retry_after = retry_after;
     snprintf(r->refusal.message, sizeof r->refusal.message, "%s", message);
-    quire__buf_free(&r->body);
+    body_release(r->srv, r);
     return 1;
   }
   return respond_error_retry(r, status, rc, message, 0, retry_after), 1;
@@ -795,6 +885,7 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
   if (s->o.auth && authorize(s, r)) return 1;
   const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   int too_large = 0;
+  unsigned long long announced = 0;
   if (cl) {
     char *end;
     errno = 0;
@@ -806,6 +897,7 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
       return 1;
     }
     too_large = n > s->o.max_body;
+    announced = n;
   }
   if (strcmp(method, "POST") == 0 && !content_type_ok(r->conn)) {
     respond_status_error(r, 415, QUIRE_EINVAL, "Content-Type must be " QUIRE_CONTENT_PROTOBUF);
@@ -840,7 +932,11 @@ static int admit(quire_http_server *s, quire_http_req *r, const char *url, const
      * is read makes the close reset the connection, and the client may
      * never see the status. */
     r->state = RS_TOO_LARGE;
-    quire__buf_free(&r->body);
+    body_release(s, r);
+  } else if (announced && body_take(s, r, (size_t)announced) != 0) {
+    /* No memory for the body: refuse it before it arrives. */
+    release_receiving(s, r);
+    return quire__http_respond_error(r, QUIRE_EBUSY, "server out of memory for the request body; retry"), 1;
   }
   return 0;
 }
@@ -907,7 +1003,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       if (rc == QUIRE_ETOOLARGE) {
         r->state = RS_TOO_LARGE;
         r->discarded = r->body.len + n;
-        quire__buf_free(&r->body);
+        body_release(s, r);
       } else if (rc) {
         return MHD_NO;
       }
@@ -1018,7 +1114,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   }
   if (r->pending) MHD_destroy_response(r->pending);
   if (r->user_free) r->user_free(r->user);
-  quire__buf_free(&r->body);
+  body_release(s, r);
   quire__free(r);
 }
 
@@ -1193,6 +1289,8 @@ void quire__http_server_destroy(quire_http_server *s) {
   if (!s) return;
   if (s->mhd) quire__http_server_stop(s, 1000);
   quire__pool_destroy(s->workers);
+  for (unsigned i = 0; i < s->npool; i++) quire__free(s->pool[i].data);
+  pthread_mutex_destroy(&s->pool_mu);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->idle);
   quire__free((void *)s->o.listen);

@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 struct quire_psclient {
   quire_http_client *http;
@@ -41,33 +42,71 @@ void quire__psclient_written_free(struct quire_ps_written *segs, size_t n) {
   quire__free(segs);
 }
 
+/* Appends the varint v at p; returns its length (at most 10). */
+static size_t put_varint(uint8_t *p, uint64_t v) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  return n;
+}
+
+/* The size of the varint v. */
+static size_t varint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+/* Longest framing before one page: the PageAtIdx tag and length, the
+ * pageidx field, the data tag and length. */
+#define PAGE_HEAD_MAX (1 + 10 + 1 + 10 + 1 + 10)
+
 int quire__psclient_write_pages(quire_psclient *c, const quire_gid *vid, const quire_pageidx *idx,
                                 const uint8_t *const *pages, size_t n, const struct quire_call *call,
                                 struct quire_ps_written **segs, size_t *nsegs) {
   *segs = NULL;
   *nsegs = 0;
-  Quire__Pagestore__V1__PageAtIdx *items = quire__calloc(n ? n : 1, sizeof *items);
-  Quire__Pagestore__V1__PageAtIdx **ptrs = quire__calloc(n ? n : 1, sizeof *ptrs);
-  quire_buf req, resp;
-  quire__buf_init(&req, 256u << 20);
+  /* The WritePagesRequest goes out as its protobuf framing interleaved with
+   * the caller's pages, never joined into one buffer: byte for byte what
+   * protobuf-c packs (field order, has_ fields always present; checked by
+   * test_pagestore_stream), with vid = 1 and each page a PageAtIdx in
+   * field 2 holding pageidx = 1 and data = 2. */
+  ProtobufCBinaryData vb = quire__pb_gid_bytes(vid);
+  uint8_t *heads = n <= SIZE_MAX / PAGE_HEAD_MAX - 32 ? quire__malloc(32 + vb.len + n * PAGE_HEAD_MAX) : NULL;
+  struct iovec *iov = n <= SIZE_MAX / sizeof *iov / 2 - 1 ? quire__malloc((2 * n + 1) * sizeof *iov) : NULL;
+  quire_buf resp;
   quire__buf_init(&resp, 64u << 20);
-  int rc = items && ptrs ? 0 : QUIRE_ENOMEM;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    quire__pagestore__v1__page_at_idx__init(&items[i]);
-    items[i].has_pageidx = 1;
-    items[i].pageidx = idx[i];
-    items[i].has_data = 1;
-    items[i].data.data = (uint8_t *)pages[i];
-    items[i].data.len = QUIRE_PAGE_SIZE;
-    ptrs[i] = &items[i];
+  int rc = heads && iov ? 0 : QUIRE_ENOMEM;
+  size_t niov = 0;
+  if (rc == 0) {
+    uint8_t *h = heads;
+    h[0] = 0x0a; /* vid: field 1, length-delimited */
+    size_t hl = 1 + put_varint(h + 1, vb.len);
+    if (vb.len) memcpy(h + hl, vb.data, vb.len);
+    hl += vb.len;
+    iov[niov++] = (struct iovec){h, hl};
+    h += hl;
+    for (size_t i = 0; i < n; i++) {
+      size_t inner = 1 + varint_len(idx[i]) + 1 + varint_len(QUIRE_PAGE_SIZE) + QUIRE_PAGE_SIZE;
+      size_t k = 0;
+      h[k++] = 0x12; /* pages: field 2, length-delimited */
+      k += put_varint(h + k, inner);
+      h[k++] = 0x08; /* pageidx: field 1, varint */
+      k += put_varint(h + k, idx[i]);
+      h[k++] = 0x12; /* data: field 2, length-delimited */
+      k += put_varint(h + k, QUIRE_PAGE_SIZE);
+      iov[niov++] = (struct iovec){h, k};
+      iov[niov++] = (struct iovec){(void *)pages[i], QUIRE_PAGE_SIZE};
+      h += k;
+    }
   }
-  Quire__Pagestore__V1__WritePagesRequest m = QUIRE__PAGESTORE__V1__WRITE_PAGES_REQUEST__INIT;
-  m.has_vid = 1;
-  m.vid = quire__pb_gid_bytes(vid);
-  m.n_pages = n;
-  m.pages = ptrs;
-  if (rc == 0) rc = quire__pb_pack(&m.base, &req);
-  if (rc == 0) rc = quire__http_call(c->http, "/pagestore/v1/write_pages", req.data, req.len, call, 1, &resp);
+  if (rc == 0) rc = quire__http_call_iov(c->http, "/pagestore/v1/write_pages", iov, niov, call, 1, &resp);
   Quire__Pagestore__V1__WritePagesResponse *r = NULL;
   if (rc == 0) {
     r = quire__pagestore__v1__write_pages_response__unpack(&quire__pb_allocator, resp.len, resp.data);
@@ -105,10 +144,9 @@ int quire__psclient_write_pages(quire_psclient *c, const quire_gid *vid, const q
   } else {
     *segs = out;
   }
-  quire__buf_free(&req);
   quire__buf_free(&resp);
-  quire__free(items);
-  quire__free(ptrs);
+  quire__free(heads);
+  quire__free(iov);
   return rc;
 }
 

@@ -31,6 +31,9 @@ static struct {
   int rest_sent;            /* the stub sent what follows the first frame */
   int busy;                 /* the stub is answering (reading first and rest) */
   quire_buf first, rest;    /* the answer body, split after the first frame */
+  int write_busy;           /* write_pages: answer the next one 503 */
+  unsigned writes;          /* write_pages requests read */
+  quire_buf wbody;          /* the last write_pages body answered 200 */
 } st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static struct stub *stub_self;
@@ -195,6 +198,20 @@ static int cut_answer(struct stub_conn *c, const struct stub_request *r, int mod
 
 /* Answers one request; 1 when the connection must be closed. */
 static int answer(struct stub_conn *c, const struct stub_request *r) {
+  if (strncmp(r->head, "POST /pagestore/v1/write_pages ", 31) == 0) {
+    /* write_pages: keep the body, answer with no segments (or 503 once). */
+    pthread_mutex_lock(&st.mu);
+    st.writes++;
+    int busy = st.write_busy;
+    st.write_busy = 0;
+    if (!busy) {
+      quire__buf_reset(&st.wbody);
+      CHECK_OK(quire__buf_append(&st.wbody, r->body, r->body_len));
+    }
+    pthread_mutex_unlock(&st.mu);
+    if (busy) return stub_respond(c, 503, "Retry-After: 0\r\n", "", 0) != 0;
+    return stub_respond(c, 200, "Content-Type: application/x-protobuf\r\n", "", 0) != 0;
+  }
   int mode = atomic_load(&st.mode);
   if (mode == RESUME || mode == CUT_EACH)
     return cut_answer(c, r, mode, stub_requests(stub_self) - st.requests_before);
@@ -304,8 +321,77 @@ static int run(quire_psclient *c, int mode, int action, uint32_t nwanted, struct
   return rc;
 }
 
+/* write_pages streams its request from the caller's pages: the bytes on
+ * the wire are exactly what protobuf-c packs (page indexes of every varint
+ * length), a retry after a 503 sends the whole body again from its start,
+ * and the caller's buffers are free to reuse once the call returns. */
+static void test_write_request(quire_psclient *c) {
+  static const quire_pageidx idxs[] = {1,         127,        128,  16383, 16384, 2097151, 2097152, 268435455,
+                                       268435456, UINT32_MAX, 5,    6,     7,     8,       9,       10,
+                                       11,        12,         4096, 4097,  65535, 65536,   3000000, 3000001};
+  enum { N = sizeof idxs / sizeof idxs[0] };
+  uint8_t *bufs[N];
+  const uint8_t *pages[N];
+  for (size_t i = 0; i < N; i++) {
+    bufs[i] = quire__malloc(QUIRE_PAGE_SIZE);
+    CHECK(bufs[i] != NULL);
+    fill_page(bufs[i], idxs[i]);
+    pages[i] = bufs[i];
+  }
+  quire_gid vid;
+  CHECK_OK(quire_gid_new(QUIRE_GID_VOLUME, &vid));
+  /* The expected bytes, packed by protobuf-c. */
+  Quire__Pagestore__V1__PageAtIdx items[N], *ptrs[N];
+  for (size_t i = 0; i < N; i++) {
+    quire__pagestore__v1__page_at_idx__init(&items[i]);
+    items[i].has_pageidx = 1;
+    items[i].pageidx = idxs[i];
+    items[i].has_data = 1;
+    items[i].data.data = bufs[i];
+    items[i].data.len = QUIRE_PAGE_SIZE;
+    ptrs[i] = &items[i];
+  }
+  Quire__Pagestore__V1__WritePagesRequest m = QUIRE__PAGESTORE__V1__WRITE_PAGES_REQUEST__INIT;
+  m.has_vid = 1;
+  m.vid = quire__pb_gid_bytes(&vid);
+  m.n_pages = N;
+  m.pages = ptrs;
+  quire_buf want;
+  quire__buf_init(&want, 1u << 20);
+  CHECK_OK(quire__pb_pack(&m.base, &want));
+
+  for (int busy = 0; busy < 2; busy++) {
+    pthread_mutex_lock(&st.mu);
+    st.write_busy = busy;
+    unsigned before = st.writes;
+    quire__buf_reset(&st.wbody);
+    pthread_mutex_unlock(&st.mu);
+    struct quire_ps_written *segs;
+    size_t nsegs;
+    CHECK_OK(quire__psclient_write_pages(c, &vid, idxs, pages, N, NULL, &segs, &nsegs));
+    quire__psclient_written_free(segs, nsegs);
+    pthread_mutex_lock(&st.mu);
+    CHECK(st.writes == before + 1u + (unsigned)busy);
+    CHECKF(st.wbody.len == want.len && memcmp(st.wbody.data, want.data, want.len) == 0,
+           "busy %d: sent %zu bytes, protobuf-c packs %zu", busy, st.wbody.len, want.len);
+    pthread_mutex_unlock(&st.mu);
+  }
+  /* The call returned: the caller scribbles over (and frees) its buffers;
+   * what was sent is what the pages held during the call. */
+  for (size_t i = 0; i < N; i++) memset(bufs[i], 0xee, QUIRE_PAGE_SIZE);
+  uint8_t expect[QUIRE_PAGE_SIZE];
+  fill_page(expect, idxs[N - 1]);
+  pthread_mutex_lock(&st.mu);
+  CHECK(st.wbody.len >= QUIRE_PAGE_SIZE &&
+        memcmp(st.wbody.data + st.wbody.len - QUIRE_PAGE_SIZE, expect, QUIRE_PAGE_SIZE) == 0);
+  pthread_mutex_unlock(&st.mu);
+  for (size_t i = 0; i < N; i++) quire__free(bufs[i]);
+  quire__buf_free(&want);
+}
+
 int main(void) {
   test_seed();
+  quire__buf_init(&st.wbody, 64u << 20);
   quire__buf_init(&st.first, 64u << 20);
   quire__buf_init(&st.rest, 64u << 20);
   stub_self = stub_start(handler, NULL);
@@ -378,8 +464,11 @@ int main(void) {
     splinter_free(missing);
   }
 
+  test_write_request(c);
+
   quire__psclient_close(c);
   stub_stop(stub_self);
+  quire__buf_free(&st.wbody);
   quire__buf_free(&st.first);
   quire__buf_free(&st.rest);
   return test_done("pagestore_stream");
