@@ -658,10 +658,9 @@ void quire__http_req_park(quire_http_req *r) {
 
 void quire__http_req_wake(quire_http_req *r) { MHD_resume_connection(r->conn); }
 
-void quire__http_req_unpark(quire_http_req *r) {
+/* A parked request is back in flight: shutdown must wait for its answer. */
+static void back_in_flight(quire_http_req *r) {
   quire_http_server *s = r->srv;
-  /* As on_request does for a woken request, but on this thread; the
-   * connection stays suspended (r->deferred) until the answer resumes it. */
   pthread_mutex_lock(&s->mu);
   s->parked--;
   s->inflight++;
@@ -669,6 +668,12 @@ void quire__http_req_unpark(quire_http_req *r) {
   pthread_mutex_unlock(&s->mu);
   r->state = RS_RESUMED;
   r->resumed = 1;
+}
+
+void quire__http_req_unpark(quire_http_req *r) {
+  /* As on_request does for a woken request, but on this thread; the
+   * connection stays suspended (r->deferred) until the answer resumes it. */
+  back_in_flight(r);
 }
 
 /* --- built-in endpoints ---------------------------------------------------- */
@@ -1038,14 +1043,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     respond_error_retry(r, r->refusal.status, r->refusal.rc, r->refusal.message, 0, r->refusal.retry_after);
     return MHD_YES;
   case RS_PARKED:
-    /* Back in flight: shutdown must wait for this answer to go out. */
-    pthread_mutex_lock(&s->mu);
-    s->parked--;
-    s->inflight++;
-    r->counted = 1;
-    pthread_mutex_unlock(&s->mu);
-    r->state = RS_RESUMED;
-    r->resumed = 1;
+    back_in_flight(r);
     break;
   default: {
     /* The body is complete: trade the receiving slot for an in-flight one. */
