@@ -144,7 +144,7 @@ static void frame(quire_buf *b, quire_pageidx idx) {
 
 static void hostile(void *ctx, struct stub_conn *c) {
   (void)ctx;
-  struct stub_request req;
+  struct stub_request req = {0}; /* stub_read_request frees the previous body first */
   while (stub_read_request(c, &req)) {
     quire_buf b;
     quire__buf_init(&b, 1u << 20);

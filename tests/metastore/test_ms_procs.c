@@ -11,6 +11,7 @@
 #include "ms_test.h"
 #include "util/util.h"
 
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -155,13 +156,13 @@ struct writer {
   int pending_vol;
   quire_lsn pending_base;
   uint32_t pending_pages[2]; /* a retry repeats the request exactly */
-  volatile int stop;
+  atomic_int stop;
   unsigned commits;
 };
 
 static void *write_loop(void *arg) {
   struct writer *w = arg;
-  for (unsigned i = 0; !w->stop; i++) {
+  for (unsigned i = 0; !atomic_load(&w->stop); i++) {
     int v = (int)(i % VOLS);
     quire_gid cid;
     CHECK_OK(quire_gid_new(QUIRE_GID_COMMIT, &cid));
@@ -229,7 +230,7 @@ static void test_kill_restart(const char *dir) {
     quire__sleep_ms(150 + test_rand_below(150));
     int st = stop(&c, SIGKILL);
     CHECK(WIFSIGNALED(st));
-    w.stop = 1;
+    atomic_store(&w.stop, 1);
     pthread_join(t, NULL);
     quire__msclient_close(w.cli);
 
