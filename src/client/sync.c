@@ -220,6 +220,14 @@ static int in_conflict(quire_volume *v) {
                                      "volume", t);
 }
 
+/* A pulled range changed nothing a client holding `count` pages relies
+ * on: no page changed (rewrites — server checkpoints — are left out of
+ * pull_graft's union) and the page count stayed `count` throughout. */
+static int range_unchanged(int no_pages, quire_pagecount head_count, quire_pagecount min_count,
+                           quire_pagecount count) {
+  return no_pages && head_count == count && min_count >= count;
+}
+
 /* Whether the remote log past `from` changed nothing a client based on
  * `from` holds: every commit in between is a rewrite (a checkpoint made by
  * the server) or empty, and the page count stayed `count` throughout. Then
@@ -244,7 +252,7 @@ static int remote_unchanged(quire_volume *v, quire_lsn from, quire_pagecount cou
       rc = quire__err(QUIRE_ECORRUPT, "pull_graft: the metastore sent a damaged page set");
       break;
     }
-    same = splinter_view_is_empty(&gv) && snap.page_count == count && min_count >= count;
+    same = range_unchanged(splinter_view_is_empty(&gv), snap.page_count, min_count, count);
     if (same) *to = end;
   }
   quire__buf_free(&graft);
@@ -536,8 +544,8 @@ int cl__pull(quire_volume *v, unsigned wait_ms, const struct cl_call *call) {
     int moved = v->rec.remote_lsn != from || memcmp(v->vid.b, vid.b, QUIRE_GID_SIZE) != 0;
     if (moved) {
       rc = 0; /* a push or another pull got there first: look again */
-    } else if ((v->rec.head > v->rec.remote_local || v->has_intent) && splinter_is_empty(changed) &&
-               snap.page_count == v->rec.remote_count && min_count >= v->rec.remote_count) {
+    } else if ((v->rec.head > v->rec.remote_local || v->has_intent) &&
+               range_unchanged(splinter_is_empty(changed), snap.page_count, min_count, v->rec.remote_count)) {
       rc = pass_unchanged(v, to); /* only checkpoints came in: local commits stay on top */
     } else if (v->rec.head > v->rec.remote_local || v->has_intent) {
       rc = set_conflict(v);

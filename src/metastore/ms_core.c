@@ -262,6 +262,27 @@ static int probe_past(quire_metastore *ms, const quire_gid *vid, quire_lsn missi
   return 0;
 }
 
+/* When the base (read no older than max_age_ms) lies past *latest + 1,
+ * retention deleted the log in between (docs/GC.md): the catalog forgets
+ * what it held of vid (all below the base, which nothing may read) and
+ * *latest becomes base - 1, where the catch-up goes on. 1 when it moved,
+ * 0 when not, else an error. */
+static int restart_at_base(quire_metastore *ms, const quire_gid *vid, uint64_t max_age_ms, quire_lsn *latest) {
+  quire_lsn base;
+  int rc = quire__ms_base(ms, vid, max_age_ms, &base);
+  if (rc) return rc;
+  if (base <= *latest + 1) return 0;
+  if (*latest) {
+    char t[QUIRE_GID_TEXT_LEN + 1];
+    quire_gid_format(vid, t);
+    QLOG_INFO("metastore: volume %s: the log now starts at lsn %llu (retention); the catalog held up to %llu",
+              t, (unsigned long long)base, (unsigned long long)*latest);
+    if ((rc = ms_catalog_forget(ms->o.catalog, vid)) != 0) return rc;
+  }
+  *latest = base - 1;
+  return 1;
+}
+
 /* Appends log/{latest+1}, ... to the catalog until a key is missing or
  * unreadable, then decides whether the log really ends there (see
  * "Gaps and corrupt commit objects" above). 0 with *latest_out the last
@@ -327,27 +348,18 @@ again:
     /* Nothing past latest: retention may have deleted the log from there
      * on (docs/GC.md) — with nothing of vid in the catalog and no log/1,
      * or while this metastore held the log up to latest and another
-     * process moved the base past it. Go on at the base (read afresh for
-     * an unknown volume, else at most once a minute: a quiet volume's
-     * long polls must not LIST its base markers every round; a commit on
-     * a newer base asks again, see quire__ms_commit). */
+     * process moved the base past it. The base is read afresh for an
+     * unknown volume, else at most once a minute: a quiet volume's long
+     * polls must not LIST its base markers every round (a commit on a
+     * newer base asks again, see quire__ms_commit; a gap found below asks
+     * afresh too). */
     tried_base = 1;
-    quire_lsn base;
-    rc = quire__ms_base(ms, vid, latest ? QUIRE_MS_BASE_TTL_MS : 0, &base);
-    if (rc == 0 && base > latest + 1) {
-      if (latest) {
-        char t[QUIRE_GID_TEXT_LEN + 1];
-        quire_gid_format(vid, t);
-        QLOG_INFO("metastore: volume %s: its log up to lsn %llu was deleted by retention since this metastore "
-                  "read it; going on at the base, lsn %llu", t, (unsigned long long)latest + 1,
-                  (unsigned long long)base);
-        rc = ms_catalog_forget(ms->o.catalog, vid);
-      }
-      if (rc == 0) {
-        latest = base - 1;
-        k = 1;
-        goto again;
-      }
+    int moved = restart_at_base(ms, vid, latest ? QUIRE_MS_BASE_TTL_MS : 0, &latest);
+    if (moved < 0) {
+      rc = moved;
+    } else if (moved) {
+      k = 1;
+      goto again;
     }
   }
   if (rc == QUIRE_ECORRUPT && why[0]) {
@@ -368,25 +380,17 @@ again:
       }
     }
     if (rc == 0 && (later[0] || known_gap) && rebased < 4) {
-      /* Retention (another process's GC pass) may have deleted the log
-       * past what the catalog holds: then the log goes on at the base,
-       * and the catalog restarts there (docs/GC.md). */
-      quire_lsn base; /* a gap already known re-reads the markers at most once a minute */
-      rc = quire__ms_base(ms, vid, later[0] ? 0 : QUIRE_MS_BASE_TTL_MS, &base);
-      if (rc == 0 && base > latest + 1) {
-        char vs[QUIRE_GID_TEXT_LEN + 1];
-        quire_gid_format(vid, vs);
-        QLOG_INFO(
-            "metastore: volume %s: the log now starts at lsn %llu (retention); the catalog held up to %llu",
-            vs, (unsigned long long)base, (unsigned long long)latest);
+      /* A gap may be retention's work too (the log deleted past what the
+       * catalog holds): a gap just found reads the base afresh, one
+       * already known at most once a minute. */
+      int moved = restart_at_base(ms, vid, later[0] ? 0 : QUIRE_MS_BASE_TTL_MS, &latest);
+      if (moved < 0) {
+        rc = moved;
+      } else if (moved) {
         rebased++;
-        rc = ms_catalog_forget(ms->o.catalog, vid);
-        if (rc == 0) {
-          set_broken(v, 0, 0, "");
-          latest = base - 1;
-          k = 1;
-          goto again;
-        }
+        set_broken(v, 0, 0, "");
+        k = 1;
+        goto again;
       }
     }
     if (rc == 0 && later[0]) {

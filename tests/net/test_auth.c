@@ -45,6 +45,22 @@ struct answer {
   char head[4096]; /* the response head, lowercased */
 };
 
+/* Reads the answer until the server closes (or cap - 1 bytes), closes fd,
+ * NUL-terminates; returns the bytes read. */
+static size_t read_close(int fd, char *resp, size_t cap) {
+  size_t got = 0;
+  for (;;) {
+    ssize_t r = read(fd, resp + got, cap - 1 - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+    if (got == cap - 1) break;
+  }
+  close(fd);
+  resp[got] = '\0';
+  return got;
+}
+
 /* One request on a fresh connection; auth NULL sends no Authorization. */
 static void raw_post(unsigned port, const char *method, const char *path, const char *auth, const void *body,
                      size_t len, struct answer *a) {
@@ -62,16 +78,7 @@ static void raw_post(unsigned port, const char *method, const char *path, const 
   CHECK(write(fd, head, (size_t)n) == n);
   if (len) CHECK(write(fd, body, len) == (ssize_t)len);
   static char resp[1 << 16];
-  size_t got = 0;
-  for (;;) {
-    ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-    if (got == sizeof resp - 1) break;
-  }
-  close(fd);
-  resp[got] = '\0';
+  size_t got = read_close(fd, resp, sizeof resp);
   a->status = 0;
   CHECKF(sscanf(resp, "HTTP/1.1 %d", &a->status) == 1, "no status line in '%.80s'", resp);
   char *end = strstr(resp, "\r\n\r\n");
@@ -114,16 +121,7 @@ static int refused_while_sending(unsigned port, const char *path, const char *au
   free(body);
   *body_sent = off == len;
   char resp[4096];
-  size_t got = 0;
-  for (;;) {
-    ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-    if (got == sizeof resp - 1) break;
-  }
-  close(fd);
-  resp[got] = '\0';
+  (void)read_close(fd, resp, sizeof resp);
   int status = 0;
   if (sscanf(resp, "HTTP/1.1 %d", &status) != 1) status = 0;
   return status;
